@@ -11,6 +11,7 @@ pub mod identity;
 pub mod incident;
 pub mod problem;
 pub mod process;
+pub mod release;
 pub mod sla;
 pub mod validate;
 
