@@ -51,9 +51,10 @@ impl Role {
 }
 
 /// The kind of account: staff of the provider, or a contact of a customer organisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
+    #[default]
     Staff,
     Contact,
 }

@@ -1,0 +1,73 @@
+//! The single write path of every process: one transaction holding the record changes, their
+//! audit entries and their outbox messages, committed together or not at all.
+
+use crate::{AppError, Principal, Result};
+use keel_domain::audit::{AuditAction, diff};
+use keel_store::{Db, Tx, audit as audit_store, kernel};
+
+pub struct Writer {
+    pub tx: Tx,
+    pub actor: Principal,
+    pub now: i64,
+}
+
+impl Writer {
+    pub(crate) async fn begin(db: &Db, actor: &Principal, now: i64) -> Result<Writer> {
+        Ok(Writer { tx: db.begin().await?, actor: actor.clone(), now })
+    }
+
+    /// The connection inside the transaction, for store calls.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Records a create / change / delete of one record: the audit entry (field, old → new)
+    /// and an outbox message for search and notifications. An update that changed nothing
+    /// writes nothing.
+    pub async fn record(
+        &mut self,
+        entity_type: &str,
+        entity_id: &str,
+        action: AuditAction,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let changes = diff(before, after, &[]);
+        if changes.is_empty() && action == AuditAction::Update {
+            return Ok(());
+        }
+        let changes_json = serde_json::to_string(&changes).map_err(|e| AppError::Internal(e.to_string()))?;
+        audit_store::append(
+            &mut self.tx,
+            &audit_store::NewEntry {
+                entity_type,
+                entity_id,
+                action: action.as_str(),
+                actor_id: &self.actor.user_id,
+                actor_label: &self.actor.display_name,
+                at_ms: self.now,
+                changes_json: &changes_json,
+            },
+        )
+        .await?;
+        let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before) }).to_string();
+        kernel::push_outbox(&mut self.tx, &kernel::OutboxMessage { topic: "record_changed", entity_type, entity_id, payload: &payload }, self.now).await?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(keel_store::StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// Serialises a record for the audit trail.
+pub fn snapshot<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(v).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("created_at");
+        o.remove("updated_at");
+        o.remove("version");
+    }
+    v
+}

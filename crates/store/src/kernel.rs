@@ -1,0 +1,76 @@
+//! Shared bookkeeping for every process: human-number counters, the outbox that feeds search
+//! and notifications, and instance settings.
+
+use crate::rows::RowExt;
+use crate::{AnyConnection, Result};
+
+/// Next value of a named counter (e.g. `INC`), incremented inside the caller's transaction so
+/// numbers are gap-free per committed record and unique across instances.
+pub async fn next_counter(conn: &mut AnyConnection, name: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.int("value")?)
+}
+
+/// An outbox row, written in the same transaction as the record it announces.
+pub struct OutboxMessage<'a> {
+    pub topic: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: &'a str,
+    pub payload: &'a str,
+}
+
+pub async fn push_outbox(conn: &mut AnyConnection, m: &OutboxMessage<'_>, at_ms: i64) -> Result<()> {
+    sqlx::query("INSERT INTO outbox (id, topic, entity_type, entity_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(crate::new_id())
+        .bind(m.topic)
+        .bind(m.entity_type)
+        .bind(m.entity_id)
+        .bind(m.payload)
+        .bind(at_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn outbox_len(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&mut *conn).await?.int("n")?)
+}
+
+pub async fn get_setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&mut *conn).await?;
+    Ok(row.map(|r| r.text("value")).transpose()?)
+}
+
+pub async fn set_setting(conn: &mut AnyConnection, name: &str, value: &str, at_ms: i64) -> Result<()> {
+    sqlx::query("INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+        .bind(name)
+        .bind(value)
+        .bind(at_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// SQLite's own integrity and foreign-key checks; empty when all is well (and on PostgreSQL,
+/// which enforces both on every write).
+pub async fn database_integrity(conn: &mut AnyConnection, backend: crate::Backend) -> Result<Vec<String>> {
+    let mut messages = Vec::new();
+    if backend == crate::Backend::Sqlite {
+        for r in sqlx::query("PRAGMA integrity_check").fetch_all(&mut *conn).await? {
+            let m: String = sqlx::Row::try_get(&r, 0usize)?;
+            if m != "ok" {
+                messages.push(m);
+            }
+        }
+        let n = sqlx::query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check").fetch_one(&mut *conn).await?.int("n")?;
+        if n > 0 {
+            messages.push(format!("{n} foreign key violations"));
+        }
+    }
+    Ok(messages)
+}

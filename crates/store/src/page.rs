@@ -1,0 +1,138 @@
+//! Keyset pagination, sorting and filtering for list views and `/api/v1` lists of every process.
+
+use crate::Result;
+use crate::rows::RowExt;
+use base64::Engine;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, QueryBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKind {
+    Text,
+    Int,
+}
+
+/// A sortable column, named as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub name: &'static str,
+    pub column: &'static str,
+    pub kind: SortKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CursorValue {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub sort: SortKey,
+    pub desc: bool,
+    pub after: Option<(CursorValue, String)>,
+    pub limit: i64,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CursorWire {
+    s: String,
+    v: serde_json::Value,
+    id: String,
+}
+
+pub fn encode_cursor(sort: &SortKey, v: &CursorValue, id: &str) -> String {
+    let v = match v {
+        CursorValue::Text(t) => serde_json::json!(t),
+        CursorValue::Int(i) => serde_json::json!(i),
+    };
+    let w = CursorWire { s: sort.name.to_string(), v, id: id.to_string() };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&w).unwrap_or_default())
+}
+
+/// Decodes a cursor made for `sort`; `None` when it is malformed or for another sort order.
+pub fn decode_cursor(sort: &SortKey, s: &str) -> Option<(CursorValue, String)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
+    let w: CursorWire = serde_json::from_slice(&bytes).ok()?;
+    if w.s != sort.name {
+        return None;
+    }
+    let v = match sort.kind {
+        SortKind::Text => CursorValue::Text(match w.v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s),
+            _ => return None,
+        }),
+        SortKind::Int => CursorValue::Int(match w.v {
+            serde_json::Value::Null => None,
+            serde_json::Value::Number(n) => Some(n.as_i64()?),
+            _ => return None,
+        }),
+    };
+    Some((v, w.id))
+}
+
+/// Runs `select` (which must end in a WHERE clause the caller extended with `AND …`), adding
+/// the keyset condition, the order and the limit; `id_col` breaks ties. NULLs sort as '' / 0.
+pub async fn fetch_page<T>(
+    conn: &mut AnyConnection,
+    mut q: QueryBuilder<Any>,
+    id_col: &'static str,
+    p: &PageRequest,
+    map: impl Fn(&AnyRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let col = match p.sort.kind {
+        SortKind::Text => format!("COALESCE({}, '')", p.sort.column),
+        SortKind::Int => format!("COALESCE({}, 0)", p.sort.column),
+    };
+    let (cmp, dir) = if p.desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some((v, id)) = &p.after {
+        q.push(format!(" AND ({col} {cmp} "));
+        push_value(&mut q, v);
+        q.push(format!(" OR ({col} = "));
+        push_value(&mut q, v);
+        q.push(format!(" AND {id_col} {cmp} ")).push_bind(id.clone()).push("))");
+    }
+    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT ")).push_bind(p.limit + 1);
+    let rows = q.build().fetch_all(&mut *conn).await?;
+    let more = rows.len() as i64 > p.limit;
+    let rows = &rows[..rows.len().min(p.limit as usize)];
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => {
+            let v = match p.sort.kind {
+                SortKind::Text => CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default())),
+                SortKind::Int => CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default())),
+            };
+            Some(encode_cursor(&p.sort, &v, &last.text("id")?))
+        }
+        _ => None,
+    };
+    let items = rows.iter().map(map).collect::<Result<Vec<_>>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+fn push_value(q: &mut QueryBuilder<Any>, v: &CursorValue) {
+    match v {
+        CursorValue::Text(t) => q.push_bind(t.clone().unwrap_or_default()),
+        CursorValue::Int(i) => q.push_bind(i.unwrap_or_default()),
+    };
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern used with `ESCAPE '\'`.
+pub fn like_pattern(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
