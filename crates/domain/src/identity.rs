@@ -129,7 +129,10 @@ impl Principal {
     /// Staff who see every project: administrators, auditors (read-only), service department
     /// managers and management representatives (who run reviews across projects).
     pub fn sees_all_projects(&self) -> bool {
-        self.has(Role::Administrator) || self.has(Role::Auditor) || self.has(Role::ServiceManager) || self.has(Role::ManagementRepresentative)
+        self.has(Role::Administrator)
+            || self.has(Role::Auditor)
+            || self.has(Role::ServiceManager)
+            || self.has(Role::ManagementRepresentative)
     }
     /// Auditors read everything and change nothing, whatever other roles they hold.
     pub fn is_read_only(&self) -> bool {
@@ -139,16 +142,29 @@ impl Principal {
     /// Whether this principal may see records of `project_id` owned by `organization_id`.
     pub fn can_see_project(&self, project_id: &str, organization_id: Option<&str>) -> bool {
         match self.kind {
-            AccountKind::Contact => organization_id.is_some() && self.organization_id.as_deref() == organization_id,
-            AccountKind::Staff => self.sees_all_projects() || self.project_ids.iter().any(|p| p == project_id),
+            AccountKind::Contact => {
+                organization_id.is_some() && self.organization_id.as_deref() == organization_id
+            }
+            AccountKind::Staff => {
+                self.sees_all_projects() || self.project_ids.iter().any(|p| p == project_id)
+            }
         }
     }
 
     /// Whether this principal may see records of a customer organisation.
-    pub fn can_see_organization(&self, organization_id: &str, organization_project_ids: &[String]) -> bool {
+    pub fn can_see_organization(
+        &self,
+        organization_id: &str,
+        organization_project_ids: &[String],
+    ) -> bool {
         match self.kind {
             AccountKind::Contact => self.organization_id.as_deref() == Some(organization_id),
-            AccountKind::Staff => self.sees_all_projects() || organization_project_ids.iter().any(|p| self.project_ids.contains(p)),
+            AccountKind::Staff => {
+                self.sees_all_projects()
+                    || organization_project_ids
+                        .iter()
+                        .any(|p| self.project_ids.contains(p))
+            }
         }
     }
 
@@ -169,7 +185,9 @@ impl Principal {
         match (area, action) {
             (AdminArea::AuditTrail, _) => self.has(Role::ManagementRepresentative),
             (AdminArea::ProjectTailoring, Action::Write) => self.has(Role::ServiceManager),
-            (AdminArea::Projects | AdminArea::Organizations, Action::Write) => self.has(Role::ServiceManager) || self.has(Role::Sales),
+            (AdminArea::Projects | AdminArea::Organizations, Action::Write) => {
+                self.has(Role::ServiceManager) || self.has(Role::Sales)
+            }
             (AdminArea::Teams | AdminArea::Users, Action::Write) => self.has(Role::ServiceManager),
             (_, Action::Read) => true,
         }
@@ -193,7 +211,12 @@ mod tests {
 
     #[test]
     fn contacts_see_only_their_organisation() {
-        let c = Principal { kind: AccountKind::Contact, organization_id: Some("org-a".into()), roles: vec![Role::Administrator], ..staff(&[], &[]) };
+        let c = Principal {
+            kind: AccountKind::Contact,
+            organization_id: Some("org-a".into()),
+            roles: vec![Role::Administrator],
+            ..staff(&[], &[])
+        };
         assert!(c.can_see_project("p1", Some("org-a")));
         assert!(!c.can_see_project("p1", Some("org-b")));
         assert!(!c.can_see_project("p1", None));
@@ -214,6 +237,9 @@ mod tests {
         assert!(auditor.is_read_only());
         let sm = staff(&[Role::ServiceManager], &[]);
         assert!(sm.may_admin(AdminArea::ProjectTailoring, Action::Write));
-        assert!(!staff(&[Role::ProjectManager], &["p1"]).may_admin(AdminArea::ProjectTailoring, Action::Write));
+        assert!(
+            !staff(&[Role::ProjectManager], &["p1"])
+                .may_admin(AdminArea::ProjectTailoring, Action::Write)
+        );
     }
 }

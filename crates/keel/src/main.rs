@@ -1,1 +1,337 @@
-fn main(){}
+//! The `keel` binary: serves every process (web, API and background jobs in one process) and
+//! carries the operator's commands: migrate, user, backup, restore, check.
+
+mod config;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use config::Config;
+use keel_app::App;
+use keel_store::{Backend, ConnectOptions, Db};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "keel", version, about = "Keel: ISO/IEC 20000 IT service management", long_about = None)]
+struct Cli {
+    /// Configuration file (default: ./keel.toml when present).
+    #[arg(long, global = true, env = "KEEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, global = true, env = "KEEL_BIND")]
+    bind: Option<String>,
+    /// Directory for the SQLite database and attachments.
+    #[arg(long, global = true, env = "KEEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`; default: SQLite in the data directory.
+    #[arg(long, global = true, env = "KEEL_DATABASE_URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the web interface, the API and the background jobs (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts from the shell.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Write a consistent snapshot of the running SQLite database to FILE.
+    Backup { file: PathBuf },
+    /// Replace the SQLite database with a backup (the server must be stopped).
+    Restore { file: PathBuf },
+    /// Check the schema, the audit trail's hash chains and the database's integrity.
+    Check,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a staff account; the password is read from KEEL_PASSWORD or standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Give the account the administrator role.
+        #[arg(long)]
+        admin: bool,
+        /// Further roles (service_manager, project_manager, service_desk_agent, technician, cab_member, finance, sales, management_representative, auditor).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, default_value = "Asia/Shanghai")]
+        time_zone: String,
+        #[arg(long, default_value = "en")]
+        locale: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let cfg = Config::load(
+        cli.config.as_deref(),
+        cli.bind.clone(),
+        cli.data_dir.clone(),
+        cli.database_url.clone(),
+    )?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cfg).await,
+        Command::Migrate => {
+            let db = open(&cfg).await?;
+            let applied = keel_store::migrate::run(&db).await?;
+            println!(
+                "{} migration(s) applied; schema at version {}",
+                applied.len(),
+                keel_store::migrate::latest_version()
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            name,
+            admin,
+            roles,
+            time_zone,
+            locale,
+        }) => {
+            let db = open(&cfg).await?;
+            keel_store::migrate::run(&db).await?;
+            let app = App::new(db, cfg.security());
+            let password = match std::env::var("KEEL_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("Password (at least 10 characters), then Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let mut parsed = Vec::new();
+            for r in &roles {
+                parsed.push(
+                    keel_domain::identity::Role::parse(r)
+                        .with_context(|| format!("unknown role {r}"))?,
+                );
+            }
+            if admin {
+                parsed.push(keel_domain::identity::Role::Administrator);
+            }
+            let input = keel_app::users::NewUser {
+                email: email.clone(),
+                display_name: name
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or("admin").to_string()),
+                password: Some(password),
+                locale: Some(locale),
+                time_zone: Some(time_zone),
+                roles: parsed,
+                ..Default::default()
+            };
+            match app
+                .create_user(&keel_domain::identity::Principal::system(), input)
+                .await
+            {
+                Ok(u) => {
+                    println!("created {} ({})", u.email, u.id);
+                    Ok(())
+                }
+                Err(keel_app::AppError::Validation(errors)) => {
+                    for e in errors {
+                        eprintln!("{}: {}", e.field, e.message);
+                    }
+                    bail!("the account was not created")
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Backup { file } => backup(&cfg, &file).await,
+        Command::Restore { file } => restore(&cfg, &file).await,
+        Command::Check => {
+            let db = open(&cfg).await?;
+            let app = App::new(db, cfg.security());
+            let report = app.integrity_check().await?;
+            println!(
+                "schema version {} (expected {})",
+                report.schema_version, report.expected_schema_version
+            );
+            println!("audit entries checked: {}", report.audit_entries);
+            for f in &report.audit_faults {
+                println!("AUDIT FAULT: {}", serde_json::to_string(f)?);
+            }
+            for m in &report.database_messages {
+                println!("DATABASE: {m}");
+            }
+            if report.ok() {
+                println!("ok");
+                Ok(())
+            } else {
+                bail!("check failed")
+            }
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&keel_web::openapi())?);
+            Ok(())
+        }
+    }
+}
+
+async fn open(cfg: &Config) -> anyhow::Result<Db> {
+    let url = cfg.database_url()?;
+    Db::connect(&url, &ConnectOptions::default())
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let _lock = if cfg.database_url.is_none() {
+        Some(cfg.lock_data_dir()?)
+    } else {
+        None
+    };
+    let db = open(&cfg).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db.clone(), cfg.security());
+    app.seed_jobs().await?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let state = keel_web::AppState {
+        app: app.clone(),
+        cfg: Arc::new(cfg.web()),
+        metrics,
+    };
+    let router = keel_web::router(state);
+    let listener = tokio::net::TcpListener::bind(&cfg.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = db.backend().as_str(), "Keel is serving");
+    println!(
+        "Keel is serving on http://{addr} ({} database)",
+        db.backend().as_str()
+    );
+    if let Some(token) = app.issue_setup_token_if_needed().await? {
+        println!(
+            "\nNo administrator exists yet. Open this one-time link to create one:\n\n    http://{addr}/setup?token={token}\n\nor run: keel user create --admin --email you@example.com\n"
+        );
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let jobs = {
+        let app = app.clone();
+        tokio::spawn(async move { app.job_loop(stop_rx).await })
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    let _ = stop_tx.send(true);
+    let _ = jobs.await;
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn backup(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
+    if db.backend() != Backend::Sqlite {
+        bail!("keel backup snapshots the SQLite database; for PostgreSQL use pg_dump (see README)");
+    }
+    if file.exists() {
+        bail!("{} already exists; choose a new file", file.display());
+    }
+    let path = std::path::absolute(file)?;
+    keel_store::kernel::sqlite_snapshot(&db, &path.to_string_lossy()).await?;
+    println!("backup written to {}", path.display());
+    Ok(())
+}
+
+async fn restore(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    if cfg
+        .database_url
+        .as_deref()
+        .is_some_and(|u| !u.starts_with("sqlite:"))
+    {
+        bail!(
+            "keel restore replaces the SQLite database; for PostgreSQL use pg_restore (see README)"
+        );
+    }
+    let _lock = cfg
+        .lock_data_dir()
+        .context("stop keel serve before restoring")?;
+    let check_url = format!("sqlite://{}?mode=ro", std::path::absolute(file)?.display());
+    let probe = Db::connect(&check_url, &ConnectOptions::default())
+        .await
+        .with_context(|| format!("{} is not a readable SQLite database", file.display()))?;
+    let versions = keel_store::migrate::applied(&probe).await?;
+    probe.close().await;
+    if versions.is_empty() {
+        bail!(
+            "{} is not a Keel backup (no schema_migrations)",
+            file.display()
+        );
+    }
+    let target = cfg.data_dir.join("keel.db");
+    if target.exists() {
+        let aside = cfg.data_dir.join(format!(
+            "keel.db.before-restore-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(&target, &aside)?;
+        println!("previous database kept as {}", aside.display());
+    }
+    for ext in ["keel.db-wal", "keel.db-shm"] {
+        let _ = std::fs::remove_file(cfg.data_dir.join(ext));
+    }
+    std::fs::copy(file, &target)?;
+    let db = open(cfg).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db, cfg.security());
+    let report = app.integrity_check().await?;
+    if !report.ok() {
+        bail!(
+            "restored, but keel check reports problems: {}",
+            serde_json::to_string(&report)?
+        );
+    }
+    println!(
+        "restored {} (schema version {})",
+        file.display(),
+        report.schema_version
+    );
+    Ok(())
+}

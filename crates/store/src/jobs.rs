@@ -90,14 +90,26 @@ pub async fn claim(db: &Db, owner: &str, now: i64, lease_ms: i64, limit: i64) ->
         }
     };
     let mut tx = db.begin().await?;
-    let rows = sqlx::query(sql).bind(owner).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    let rows = sqlx::query(sql)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     rows.iter().map(job).collect()
 }
 
 /// Marks a leased job done; a recurring job is put back for its next run instead.
 /// Returns false when the lease was lost (another worker took the job over).
-pub async fn complete(conn: &mut AnyConnection, id: &str, owner: &str, next_run: Option<i64>, now: i64) -> Result<bool> {
+pub async fn complete(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    next_run: Option<i64>,
+    now: i64,
+) -> Result<bool> {
     let r = match next_run {
         Some(at) => {
             sqlx::query("UPDATE jobs SET status = 'pending', run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4")
@@ -122,7 +134,13 @@ pub async fn complete(conn: &mut AnyConnection, id: &str, owner: &str, next_run:
 
 /// Records a failure: retried with exponential backoff, or moved to `failed` (the dead-letter
 /// list administrators see) after its last attempt.
-pub async fn fail(conn: &mut AnyConnection, j: &Job, owner: &str, error: &str, now: i64) -> Result<()> {
+pub async fn fail(
+    conn: &mut AnyConnection,
+    j: &Job,
+    owner: &str,
+    error: &str,
+    now: i64,
+) -> Result<()> {
     let dead = j.attempts >= j.max_attempts && j.schedule.is_none();
     let backoff = 1000i64 * 2i64.pow(j.attempts.clamp(0, 12) as u32);
     sqlx::query("UPDATE jobs SET status = $1, run_at = $2, lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4 WHERE id = $5 AND lease_owner = $6")
@@ -142,7 +160,8 @@ pub async fn list(conn: &mut AnyConnection, status: Option<&str>, limit: i64) ->
     if let Some(s) = status {
         q.push(" WHERE status = ").push_bind(s.to_string());
     }
-    q.push(" ORDER BY updated_at DESC, id DESC LIMIT ").push_bind(limit);
+    q.push(" ORDER BY updated_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
     let rows = q.build().fetch_all(&mut *conn).await?;
     rows.iter().map(job).collect()
 }

@@ -73,7 +73,9 @@ impl From<sqlx::Error> for StoreError {
         if let sqlx::Error::Database(d) = &e {
             match d.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    return StoreError::Unique { field: unique_field(d.constraint(), d.message()) };
+                    return StoreError::Unique {
+                        field: unique_field(d.constraint(), d.message()),
+                    };
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::ForeignKey,
                 _ => {}
@@ -89,7 +91,11 @@ impl From<sqlx::Error> for StoreError {
 /// Index names follow `<table>_<column>`; SQLite reports `table.column` in its message.
 fn unique_field(constraint: Option<&str>, message: &str) -> String {
     if let Some(c) = constraint {
-        return c.split_once('_').map(|(_, col)| col).unwrap_or(c).to_string();
+        return c
+            .split_once('_')
+            .map(|(_, col)| col)
+            .unwrap_or(c)
+            .to_string();
     }
     message
         .rsplit(": ")
@@ -118,7 +124,10 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { max_connections: 16, acquire_timeout: Duration::from_secs(15) }
+        ConnectOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(15),
+        }
     }
 }
 
@@ -134,11 +143,17 @@ async fn sqlite_pragmas(conn: &mut AnyConnection, writer: bool) -> Result<(), sq
     Ok(())
 }
 
-fn writer_pragmas(conn: &mut AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectHook<'_> {
+fn writer_pragmas(
+    conn: &mut AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> ConnectHook<'_> {
     Box::pin(sqlite_pragmas(conn, true))
 }
 
-fn reader_pragmas(conn: &mut AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectHook<'_> {
+fn reader_pragmas(
+    conn: &mut AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> ConnectHook<'_> {
     Box::pin(sqlite_pragmas(conn, false))
 }
 
@@ -166,7 +181,11 @@ impl Db {
                     .after_connect(reader_pragmas)
                     .connect(url)
                     .await?;
-                Ok(Db { backend, read, write })
+                Ok(Db {
+                    backend,
+                    read,
+                    write,
+                })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -174,7 +193,11 @@ impl Db {
                     .acquire_timeout(opts.acquire_timeout)
                     .connect(url)
                     .await?;
-                Ok(Db { backend, read: pool.clone(), write: pool })
+                Ok(Db {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                })
             }
         }
     }

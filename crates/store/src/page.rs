@@ -51,13 +51,20 @@ pub fn encode_cursor(sort: &SortKey, v: &CursorValue, id: &str) -> String {
         CursorValue::Text(t) => serde_json::json!(t),
         CursorValue::Int(i) => serde_json::json!(i),
     };
-    let w = CursorWire { s: sort.name.to_string(), v, id: id.to_string() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&w).unwrap_or_default())
+    let w = CursorWire {
+        s: sort.name.to_string(),
+        v,
+        id: id.to_string(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&w).unwrap_or_default())
 }
 
 /// Decodes a cursor made for `sort`; `None` when it is malformed or for another sort order.
 pub fn decode_cursor(sort: &SortKey, s: &str) -> Option<(CursorValue, String)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
     let w: CursorWire = serde_json::from_slice(&bytes).ok()?;
     if w.s != sort.name {
         return None;
@@ -96,17 +103,24 @@ pub async fn fetch_page<T>(
         push_value(&mut q, v);
         q.push(format!(" OR ({col} = "));
         push_value(&mut q, v);
-        q.push(format!(" AND {id_col} {cmp} ")).push_bind(id.clone()).push("))");
+        q.push(format!(" AND {id_col} {cmp} "))
+            .push_bind(id.clone())
+            .push("))");
     }
-    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT ")).push_bind(p.limit + 1);
+    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT "))
+        .push_bind(p.limit + 1);
     let rows = q.build().fetch_all(&mut *conn).await?;
     let more = rows.len() as i64 > p.limit;
     let rows = &rows[..rows.len().min(p.limit as usize)];
     let next_cursor = match (more, rows.last()) {
         (true, Some(last)) => {
             let v = match p.sort.kind {
-                SortKind::Text => CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default())),
-                SortKind::Int => CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default())),
+                SortKind::Text => {
+                    CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default()))
+                }
+                SortKind::Int => {
+                    CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default()))
+                }
             };
             Some(encode_cursor(&p.sort, &v, &last.text("id")?))
         }

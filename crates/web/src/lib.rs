@@ -1,1 +1,270 @@
-pub fn x(){}
+//! Keel's HTTP face for every process: the JSON API with its OpenAPI document, the bilingual
+//! server-rendered pages, static assets embedded in the binary, and health and metrics.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod i18n;
+pub mod ui;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keel_app::App;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (when Keel is served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    pub max_body_bytes: usize,
+    pub default_time_zone: chrono_tz::Tz,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            secure_cookies: false,
+            max_body_bytes: 2 * 1024 * 1024,
+            default_time_zone: chrono_tz::Asia::Shanghai,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub cfg: Arc<WebConfig>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[derive(rust_embed::Embed)]
+#[folder = "$CARGO_MANIFEST_DIR/static"]
+struct Static;
+
+async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
+    match Static::get(&path) {
+        Some(f) => {
+            let mime = match path.rsplit('.').next() {
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                _ => "application/octet-stream",
+            };
+            let etag = format!("\"{}\"", hex::encode(&f.metadata.sha256_hash()[..8]));
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "public, max-age=3600"),
+                    (header::ETAG, etag.as_str()),
+                ],
+                f.data,
+            )
+                .into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let applied = keel_store::migrate::applied(&s.app.db)
+        .await
+        .ok()
+        .and_then(|v| v.last().copied())
+        .unwrap_or(0);
+    match s.app.db.ping().await {
+        Ok(()) if applied == keel_store::migrate::latest_version() => {
+            (StatusCode::OK, "ready").into_response()
+        }
+        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    match &s.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
+
+/// Counts requests and their latency by route for `/metrics`.
+async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("keel_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("keel_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// The OpenAPI document and the API router, built together from the annotated handlers.
+pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
+        .merge(api::accounts::router())
+        .merge(api::directory::router())
+        .merge(api::trail::router())
+        .split_for_parts()
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().1
+}
+
+fn ui_router() -> Router<AppState> {
+    use ui::{account, admin, session, trail};
+    Router::new()
+        .route("/", get(session::home))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/setup", get(session::setup_form).post(session::setup))
+        .route("/lang/{code}", get(session::switch_language))
+        .route(
+            "/organizations",
+            get(admin::organizations).post(admin::organization_create),
+        )
+        .route("/organizations/new", get(admin::organization_new))
+        .route(
+            "/organizations/{id}",
+            get(admin::organization_show).post(admin::organization_update),
+        )
+        .route(
+            "/contacts",
+            get(admin::contacts).post(admin::contact_create),
+        )
+        .route("/contacts/new", get(admin::contact_new))
+        .route(
+            "/contacts/{id}",
+            get(admin::user_show).post(admin::user_update),
+        )
+        .route("/users", get(admin::users).post(admin::user_create))
+        .route("/users/new", get(admin::user_new))
+        .route(
+            "/users/{id}",
+            get(admin::user_show).post(admin::user_update),
+        )
+        .route(
+            "/users/{id}/password",
+            get(admin::user_reset_form).post(admin::user_reset),
+        )
+        .route("/teams", get(admin::teams).post(admin::team_create))
+        .route("/teams/new", get(admin::team_new))
+        .route(
+            "/teams/{id}",
+            get(admin::team_show).post(admin::team_update),
+        )
+        .route(
+            "/projects",
+            get(admin::projects).post(admin::project_create),
+        )
+        .route("/projects/new", get(admin::project_new))
+        .route(
+            "/projects/{id}",
+            get(admin::project_show).post(admin::project_update),
+        )
+        .route("/projects/{id}/tailoring", post(admin::project_tailor))
+        .route(
+            "/profile",
+            get(account::profile).post(account::profile_update),
+        )
+        .route(
+            "/profile/password",
+            get(account::password_form).post(account::password_change),
+        )
+        .route(
+            "/profile/sessions",
+            get(account::sessions_form).post(account::logout_everywhere),
+        )
+        .route("/tokens", get(account::tokens).post(account::token_create))
+        .route(
+            "/tokens/{id}/revoke",
+            get(account::token_revoke_form).post(account::token_revoke),
+        )
+        .route("/audit", get(trail::audit))
+        .route("/audit/verify", get(trail::verify))
+        .route("/admin/jobs", get(trail::jobs))
+        .route(
+            "/admin/jobs/{id}/retry",
+            get(trail::job_retry_form).post(trail::job_retry),
+        )
+}
+
+async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::not_found().await.into_response()
+    } else {
+        ui::error_page(&tr, StatusCode::NOT_FOUND, "err-not-found")
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_router();
+    let docs: Router<AppState> = Router::from(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi),
+    );
+    let max_body = state.cfg.max_body_bytes;
+    let pages = ui_router()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+        ));
+    Router::new()
+        .merge(api)
+        .merge(docs)
+        .merge(pages)
+        .route("/static/{*path}", get(static_file))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
+        .layer(axum::middleware::from_fn(track))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .with_state(state)
+}

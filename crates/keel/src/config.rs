@@ -1,0 +1,141 @@
+//! Instance configuration: defaults, then `keel.toml`, then `KEEL_*` variables, then flags.
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    /// Mark cookies Secure (set when Keel is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// Time zone for people who have not chosen one.
+    pub default_time_zone: String,
+    pub max_body_bytes: usize,
+    pub session_idle_minutes: i64,
+    pub session_max_days: i64,
+    pub max_failed_logins: i64,
+    pub lockout_minutes: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("keel-data"),
+            database_url: None,
+            secure_cookies: false,
+            default_time_zone: "Asia/Shanghai".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+            session_idle_minutes: 8 * 60,
+            session_max_days: 30,
+            max_failed_logins: 5,
+            lockout_minutes: 15,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(
+        file: Option<&Path>,
+        bind: Option<String>,
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    anyhow::bail!("configuration file {} does not exist", f.display());
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file("keel.toml")),
+        }
+        let ignored = [
+            "CONFIG",
+            "BIND",
+            "DATA_DIR",
+            "DATABASE_URL",
+            "PASSWORD",
+            "LOG",
+            "TEST_DATABASE_URL",
+        ];
+        fig = fig.merge(
+            Env::prefixed("KEEL_")
+                .filter(move |k| !ignored.iter().any(|i| k.as_str().eq_ignore_ascii_case(i))),
+        );
+        let mut cfg: Config = fig.extract().context("invalid configuration")?;
+        if let Some(b) = bind {
+            cfg.bind = b;
+        }
+        if let Some(d) = data_dir {
+            cfg.data_dir = d;
+        }
+        if let Some(u) = database_url.filter(|u| !u.is_empty()) {
+            cfg.database_url = Some(u);
+        }
+        cfg.default_time_zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "default_time_zone {} is not a known time zone",
+                    cfg.default_time_zone
+                )
+            })?;
+        Ok(cfg)
+    }
+
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(u) => Ok(u.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+                Ok(keel_store::sqlite_url_for_dir(&std::path::absolute(
+                    &self.data_dir,
+                )?))
+            }
+        }
+    }
+
+    /// Holds an exclusive lock on the data directory while a server or a restore runs.
+    pub fn lock_data_dir(&self) -> anyhow::Result<std::fs::File> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.data_dir.join("keel.lock"))?;
+        f.try_lock().map_err(|_| {
+            anyhow::anyhow!("another keel process is using {}", self.data_dir.display())
+        })?;
+        Ok(f)
+    }
+
+    pub fn security(&self) -> keel_app::SecurityConfig {
+        keel_app::SecurityConfig {
+            session_idle_ms: self.session_idle_minutes * 60_000,
+            session_max_ms: self.session_max_days * 86_400_000,
+            max_failed_logins: self.max_failed_logins,
+            lockout_ms: self.lockout_minutes * 60_000,
+            ..Default::default()
+        }
+    }
+
+    pub fn web(&self) -> keel_web::WebConfig {
+        keel_web::WebConfig {
+            secure_cookies: self.secure_cookies,
+            max_body_bytes: self.max_body_bytes,
+            default_time_zone: self
+                .default_time_zone
+                .parse()
+                .unwrap_or(chrono_tz::Asia::Shanghai),
+        }
+    }
+}

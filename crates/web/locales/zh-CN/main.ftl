@@ -1,0 +1,230 @@
+app-tagline = ISO/IEC 20000 IT服务管理
+
+## navigation
+nav-group-workspace = 工作台
+nav-group-relationship = 业务关系管理
+nav-group-delivery = 服务交付
+nav-group-management-system = 服务管理体系
+nav-group-account = 我的账户
+nav-home = 首页
+nav-organizations = 客户单位
+nav-contacts = 客户联系人
+nav-projects = 服务项目
+nav-teams = 职能小组
+nav-users = 员工
+nav-audit = 审计日志
+nav-jobs = 后台任务
+nav-profile = 个人资料
+nav-tokens = API 令牌
+
+## actions
+action-back = 返回
+action-home = 首页
+action-save = 保存
+action-search = 搜索
+action-login = 登录
+action-logout = 退出登录
+action-logout-everywhere = 退出其他所有会话
+action-change-password = 修改密码
+action-reset-password = 设置新密码
+action-create-token = 创建令牌
+action-revoke-token = 吊销令牌
+action-new-organization = 新建客户单位
+action-new-contact = 新建联系人
+action-new-user = 新建员工
+action-new-team = 新建职能小组
+action-new-project = 新建服务项目
+action-verify-audit = 校验完整性
+action-retry-job = 重试任务
+
+## fields
+field-name = 名称
+field-code = 编码
+field-description = 描述
+field-active = 启用
+field-display-name = 姓名
+field-email = 电子邮件
+field-phone = 电话
+field-organization-id = 客户单位
+field-password = 密码
+field-current-password = 当前密码
+field-new-password = 新密码
+field-locale = 语言
+field-time-zone = 时区
+field-roles = 角色
+field-lead-user-id = 组长
+field-member-ids = 成员
+field-member-count = 成员数
+field-manager-user-id = 项目经理
+field-starts-on = 合同开始日期
+field-ends-on = 合同结束日期
+field-status = 状态
+field-expires-in-days = 有效期（天）
+field-created-at = 创建时间
+field-last-used-at = 最近使用
+field-expires-at = 到期时间
+field-prefix = 令牌开头
+value-yes = 是
+value-no = 否
+
+help-code = 字母、数字、“-”和“_”，保存为大写。
+help-password = 至少 10 个字符。
+help-contact-password = 如该联系人暂不使用自助门户，可留空。
+help-time-zone = IANA 时区，如 Asia/Shanghai 或 Europe/London。
+help-expires-in-days = 留空表示永不过期。
+
+## roles (REQUIREMENTS §0)
+role-administrator = 管理员
+role-service-manager = 服务部经理
+role-project-manager = 项目经理
+role-service-desk-agent = 服务台
+role-technician = 职能小组成员
+role-cab-member = 变更顾问委员会成员
+role-finance = 财务部
+role-sales = 销售部门
+role-management-representative = 管理者代表
+role-auditor = 审核员
+
+## processes
+process-service-desk = 服务台
+process-incident = 事件管理
+process-business-relationship = 业务关系管理
+process-information-security = 信息安全管理
+process-supplier = 供应商管理
+process-finance = IT服务的预算及财务管理
+process-problem = 问题管理
+process-release = 发布管理
+process-configuration = 配置管理
+process-change = 变更管理
+process-availability = 可用性及IT服务持续性管理
+process-capacity = 容量管理
+process-service-level = 服务级别管理
+process-service-reporting = 服务报告
+
+project-status-active = 进行中
+project-status-closed = 已关闭
+
+## tailoring
+tailoring-title = 流程裁剪
+tailoring-help = 每个服务项目都必须执行六个必选流程；其余八个可裁剪流程可按合同裁剪。每次裁剪都记录操作人、时间和原因。
+tailoring-process = 流程
+tailoring-kind = 类型
+tailoring-state = 状态
+tailoring-decision = 最近决定
+tailoring-mandatory = 必选流程
+tailoring-tailorable = 可裁剪流程
+tailoring-on = 启用
+tailoring-off = 已裁剪
+tailoring-reason = 原因
+tailoring-switch-off = 裁剪
+tailoring-switch-on = 启用
+
+## lists, forms, history
+list-empty = 暂无记录。
+list-next = 下一页
+form-has-errors = 请修正下方标出的字段。
+history-title = 变更历史
+history-empty = 暂无变更记录。
+history-when = 时间
+history-who = 操作人
+history-action = 操作
+history-changes = 变更内容
+audit-action-create = 创建
+audit-action-update = 修改
+audit-action-delete = 删除
+audit-record = 记录
+audit-field-count = { $count } 个字段
+audit-verified-entries = 已校验 { $count } 条审计记录。
+audit-verify-ok = 审计日志完整
+audit-verify-failed = 审计日志存在问题
+
+## pages
+login-title = 登录 Keel
+setup-title = 创建首位管理员
+setup-intro = Keel 尚无管理员。请通过此一次性链接创建。
+setup-submit = 创建管理员
+home-title = 首页
+home-greeting = 欢迎，{ $name }。
+home-projects = 您参与的服务项目
+home-no-projects = 您尚未加入任何服务项目。
+password-title = 密码
+reset-password-title = 新密码
+sessions-title = 会话
+sessions-help = 结束您在所有设备上除当前会话外的全部会话。
+tokens-existing = 您的令牌
+token-created = 令牌已创建
+token-shown-once = 请立即复制令牌。Keel 只保存其摘要，无法再次显示。
+token-active = 有效
+token-revoked = 已吊销
+token-revoke-help = 此后使用该令牌的程序将被拒绝。
+job-kind = 任务
+job-run-at = 计划时间
+job-attempts = 尝试次数
+job-schedule = 周期
+job-last-error = 最近错误
+job-status-pending = 等待中
+job-status-running = 运行中
+job-status-done = 已完成
+job-status-failed = 失败
+
+## messages after an action
+flash-saved = 已保存。
+flash-created = 已创建。
+flash-password-changed = 密码已修改，您的其他会话已结束。
+flash-signed-out-elsewhere = 您的其他会话已结束。
+flash-token-revoked = 令牌已吊销。
+flash-tailored = 裁剪决定已记录。
+flash-setup-done = 管理员已创建，请登录。
+flash-signed-out = 您已退出登录。
+flash-job-retried = 任务已重新排队。
+
+## errors
+status-400 = 请求有误
+status-401 = 需要登录
+status-403 = 无权操作
+status-404 = 未找到
+status-409 = 冲突
+status-412 = 已被他人修改
+status-413 = 内容过大
+status-422 = 输入无效
+status-428 = 缺少版本
+status-429 = 尝试次数过多
+status-500 = 出错了
+error-csrf = 表单已过期或并非来自 Keel。请返回，刷新页面后重试。
+error-malformed-form = 无法读取表单。
+err-validation-failed = 部分字段无效。
+err-unauthenticated = 请先登录。
+err-forbidden = 您无权执行此操作。
+err-not-found = 该页面或记录不存在，或您无权查看。
+err-conflict = 与记录的当前状态冲突。
+err-stale-version = 在您打开后，他人已修改此记录。您填写的内容保留在下方；刷新可查看对方的修改。
+err-precondition-required = 缺少所编辑的版本。
+err-rate-limited = 尝试次数过多，请稍后再试。
+err-rate-limited-minutes = 尝试次数过多，请 { $minutes } 分钟后再试。
+err-bad-credentials = 电子邮件或密码不正确。
+err-process-disabled = 该服务项目已裁剪此流程。
+err-invalid-transition = 记录当前状态下不允许此步骤。
+err-internal = 系统出错，已记录日志。
+err-setup-token-invalid = 此设置链接无效、已使用或已过期。
+err-required = 必填。
+err-too-long = 过长。
+err-invalid-characters = 包含不允许的字符。
+err-invalid-email = 电子邮件地址无效。
+err-password-too-short = 至少使用 10 个字符。
+err-invalid-code = 只能使用字母、数字、“-”和“_”。
+err-invalid-time-zone = 未知时区。
+err-invalid-locale = 请选择 English 或 简体中文。
+err-already-taken = 已被使用。
+err-unknown-reference = 不存在。
+err-not-allowed = 此处不允许。
+err-invalid-date = 请使用 YYYY-MM-DD 格式。
+err-ends-before-start = 结束日期必须晚于开始日期。
+err-invalid-status = 未知状态。
+err-mandatory-process = 必选流程不能被裁剪。
+err-unknown-process = 未知流程。
+err-wrong-password = 当前密码不正确。
+err-out-of-range = 超出允许范围。
+err-not-a-number = 请输入整数。
+err-cannot-remove-own-admin = 不能移除您自己的管理员角色。
+err-cannot-deactivate-self = 不能停用您自己的账户。
+err-unknown-role = 未知角色。

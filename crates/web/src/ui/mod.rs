@@ -1,0 +1,478 @@
+//! Server-rendered pages for every process: one layout with navigation by process, generic
+//! forms and lists, and the history panel every record page shows.
+
+pub mod account;
+pub mod admin;
+pub mod session;
+pub mod trail;
+
+use crate::auth::{Identity, urlencode};
+use crate::i18n::Tr;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use keel_app::AppError;
+use keel_domain::identity::{Action, AdminArea};
+use keel_store::audit::HistoryEntry;
+
+pub struct NavItem {
+    pub href: String,
+    pub label: String,
+    pub active: bool,
+}
+
+pub struct NavGroup {
+    pub title: String,
+    pub items: Vec<NavItem>,
+}
+
+/// What the layout needs on every page.
+pub struct Ctx {
+    pub tr: Tr,
+    pub csrf: String,
+    pub user_name: Option<String>,
+    pub nav: Vec<NavGroup>,
+    pub path_encoded: String,
+    pub flash: Option<String>,
+}
+
+/// Flash messages travel as a whitelisted key in the query string after a redirect.
+const FLASHES: &[&str] = &[
+    "saved",
+    "created",
+    "password-changed",
+    "signed-out-elsewhere",
+    "token-revoked",
+    "tailored",
+    "setup-done",
+    "job-retried",
+];
+
+impl Ctx {
+    pub fn new(tr: &Tr, who: Option<&Identity>, path: &str, flash: Option<&str>) -> Ctx {
+        let nav = who.map(|i| nav_for(tr, i, path)).unwrap_or_default();
+        Ctx {
+            tr: tr.clone(),
+            csrf: who.map(|i| i.csrf().to_string()).unwrap_or_default(),
+            user_name: who.map(|i| i.user.display_name.clone()),
+            nav,
+            path_encoded: urlencode(path),
+            flash: flash
+                .filter(|f| FLASHES.contains(f))
+                .map(|f| tr.t(&format!("flash-{f}"))),
+        }
+    }
+    pub fn anonymous(tr: &Tr, csrf: String, path: &str) -> Ctx {
+        Ctx {
+            tr: tr.clone(),
+            csrf,
+            user_name: None,
+            nav: vec![],
+            path_encoded: urlencode(path),
+            flash: None,
+        }
+    }
+}
+
+fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
+    let p = &who.principal;
+    let item = |href: &str, key: &str| NavItem {
+        href: href.to_string(),
+        label: tr.t(key),
+        active: path == href || (href != "/" && path.starts_with(&format!("{href}/"))),
+    };
+    let mut groups = vec![NavGroup {
+        title: tr.t("nav-group-workspace"),
+        items: vec![item("/", "nav-home")],
+    }];
+    if p.is_staff() {
+        groups.push(NavGroup {
+            title: tr.t("nav-group-relationship"),
+            items: vec![
+                item("/organizations", "nav-organizations"),
+                item("/contacts", "nav-contacts"),
+            ],
+        });
+        groups.push(NavGroup {
+            title: tr.t("nav-group-delivery"),
+            items: vec![
+                item("/projects", "nav-projects"),
+                item("/teams", "nav-teams"),
+            ],
+        });
+        let mut system = Vec::new();
+        if p.may_admin(AdminArea::Users, Action::Read) {
+            system.push(item("/users", "nav-users"));
+        }
+        if p.may_admin(AdminArea::AuditTrail, Action::Read) {
+            system.push(item("/audit", "nav-audit"));
+        }
+        if p.is_admin() || p.has(keel_domain::identity::Role::Auditor) {
+            system.push(item("/admin/jobs", "nav-jobs"));
+        }
+        if !system.is_empty() {
+            groups.push(NavGroup {
+                title: tr.t("nav-group-management-system"),
+                items: system,
+            });
+        }
+    }
+    groups.push(NavGroup {
+        title: tr.t("nav-group-account"),
+        items: vec![
+            item("/profile", "nav-profile"),
+            item("/tokens", "nav-tokens"),
+        ],
+    });
+    groups
+}
+
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// One input of a generic form.
+pub struct Field {
+    pub name: &'static str,
+    pub label: String,
+    pub kind: &'static str,
+    pub value: String,
+    pub options: Vec<Opt>,
+    pub required: bool,
+    pub help: String,
+    pub autocomplete: &'static str,
+    pub error: Option<String>,
+}
+
+impl Field {
+    pub fn new(tr: &Tr, name: &'static str, kind: &'static str, value: impl Into<String>) -> Field {
+        Field {
+            name,
+            label: tr.t(&format!("field-{}", name.replace('_', "-"))),
+            kind,
+            value: value.into(),
+            options: vec![],
+            required: false,
+            help: String::new(),
+            autocomplete: "",
+            error: None,
+        }
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn help(mut self, text: String) -> Self {
+        self.help = text;
+        self
+    }
+    pub fn autocomplete(mut self, a: &'static str) -> Self {
+        self.autocomplete = a;
+        self
+    }
+    pub fn options(
+        mut self,
+        opts: impl IntoIterator<Item = (String, String)>,
+        selected: &[String],
+    ) -> Self {
+        self.options = opts
+            .into_iter()
+            .map(|(value, label)| Opt {
+                selected: selected.contains(&value),
+                value,
+                label,
+            })
+            .collect();
+        self
+    }
+}
+
+/// Puts validation messages next to their fields; returns messages no field claimed.
+pub fn attach_errors(tr: &Tr, fields: &mut [Field], err: &AppError) -> Vec<String> {
+    let mut loose = Vec::new();
+    match err {
+        AppError::Validation(list) => {
+            for fe in list {
+                let msg = translate_field_error(tr, fe.code, &fe.message);
+                match fields.iter_mut().find(|f| f.name == fe.field) {
+                    Some(f) if f.error.is_none() => f.error = Some(msg),
+                    Some(_) => {}
+                    None => loose.push(msg),
+                }
+            }
+        }
+        other => loose.push(error_message(tr, other)),
+    }
+    loose
+}
+
+/// A field error in the reader's language, by its stable code.
+pub fn translate_field_error(tr: &Tr, code: &str, fallback: &str) -> String {
+    let key = format!("err-{}", code.replace('_', "-"));
+    if tr.has(&key) {
+        tr.t(&key)
+    } else {
+        fallback.to_string()
+    }
+}
+
+pub fn error_message(tr: &Tr, e: &AppError) -> String {
+    let key = format!("err-{}", e.code().replace('_', "-"));
+    if tr.has(&key) {
+        tr.t(&key)
+    } else {
+        tr.t("err-internal")
+    }
+}
+
+pub struct Row {
+    pub href: String,
+    pub cells: Vec<String>,
+}
+
+/// A table shown under a record's form (e.g. an organisation's contacts).
+pub struct Panel {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+    pub action: Option<(String, String)>,
+}
+
+pub struct ChangeView {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+pub struct HistoryView {
+    pub when: String,
+    pub who: String,
+    pub action: String,
+    pub changes: Vec<ChangeView>,
+}
+
+fn show_value(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
+    entries
+        .iter()
+        .rev()
+        .map(|h| {
+            let changes: Vec<keel_domain::audit::FieldChange> =
+                serde_json::from_value(h.changes.clone()).unwrap_or_default();
+            HistoryView {
+                when: tr.datetime(&h.at),
+                who: h.actor_label.clone(),
+                action: tr.t(&format!("audit-action-{}", h.action)),
+                changes: changes
+                    .iter()
+                    .map(|c| ChangeView {
+                        field: c.field.clone(),
+                        old: show_value(&c.old),
+                        new: show_value(&c.new),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+pub struct ListPage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub base_href: String,
+    pub q: String,
+    pub new_href: Option<String>,
+    pub new_label: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+    pub next_href: Option<String>,
+}
+
+pub struct TailoringRow {
+    pub process: String,
+    pub label: String,
+    pub mandatory: bool,
+    pub enabled: bool,
+    pub decision: String,
+}
+
+#[derive(Template)]
+#[template(path = "form.html")]
+pub struct FormPage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub action: String,
+    pub version: Option<i64>,
+    pub fields: Vec<Field>,
+    pub errors: Vec<String>,
+    pub submit: String,
+    pub editable: bool,
+    pub back_href: String,
+    pub panels: Vec<Panel>,
+    pub tailoring: Option<Vec<TailoringRow>>,
+    pub editable_tailoring: bool,
+    pub show_history: bool,
+    pub history: Vec<HistoryView>,
+}
+
+impl FormPage {
+    pub fn new(
+        ctx: Ctx,
+        title: String,
+        action: String,
+        fields: Vec<Field>,
+        back_href: &str,
+    ) -> FormPage {
+        let submit = ctx.tr.t("action-save");
+        FormPage {
+            ctx,
+            title,
+            action,
+            version: None,
+            fields,
+            errors: vec![],
+            submit,
+            editable: true,
+            back_href: back_href.to_string(),
+            panels: vec![],
+            tailoring: None,
+            editable_tailoring: false,
+            show_history: false,
+            history: vec![],
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub kind: &'static str,
+    pub message: String,
+    pub secret: Option<String>,
+    pub back_href: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    tr: &'a Tr,
+    title: String,
+    message: String,
+}
+
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(s) => Html(s).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
+        }
+    }
+}
+
+pub fn render_status(status: StatusCode, t: &impl Template) -> Response {
+    let mut r = render(t);
+    if r.status() == StatusCode::OK {
+        *r.status_mut() = status;
+    }
+    r
+}
+
+pub fn error_page(tr: &Tr, status: StatusCode, key: &str) -> Response {
+    let title = tr.t(&format!("status-{}", status.as_u16()));
+    render_status(
+        status,
+        &ErrorPage {
+            tr,
+            title,
+            message: tr.t(key),
+        },
+    )
+}
+
+/// An error from a use case shown as a page (404 for records the reader may not see).
+pub fn app_error_page(tr: &Tr, e: &AppError) -> Response {
+    let status = crate::error::status_of(e);
+    let title = tr.t(&format!("status-{}", status.as_u16()));
+    if matches!(e, AppError::Internal(d) if { tracing::error!(error = %d, "internal error"); true })
+    {
+        return render_status(
+            status,
+            &ErrorPage {
+                tr,
+                title,
+                message: tr.t("err-internal"),
+            },
+        );
+    }
+    render_status(
+        status,
+        &ErrorPage {
+            tr,
+            title,
+            message: error_message(tr, e),
+        },
+    )
+}
+
+/// Pages answer errors as pages.
+pub struct UiError(pub Tr, pub AppError);
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        app_error_page(&self.0, &self.1)
+    }
+}
+
+pub type UiResult = Result<Response, UiError>;
+
+pub trait OrPage<T> {
+    fn or_page(self, tr: &Tr) -> Result<T, UiError>;
+}
+
+impl<T> OrPage<T> for Result<T, AppError> {
+    fn or_page(self, tr: &Tr) -> Result<T, UiError> {
+        self.map_err(|e| UiError(tr.clone(), e))
+    }
+}
+
+/// Redirect after a successful post, carrying a flash key.
+pub fn see_other(href: &str, flash: &str) -> Response {
+    let sep = if href.contains('?') { '&' } else { '?' };
+    axum::response::Redirect::to(&format!("{href}{sep}flash={flash}")).into_response()
+}
+
+/// Common query parameters of list pages.
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: String,
+    pub cursor: Option<String>,
+    pub flash: Option<String>,
+}
+
+pub fn next_href(base: &str, q: &str, cursor: Option<String>) -> Option<String> {
+    cursor.map(|c| format!("{base}?q={}&cursor={}", urlencode(q), urlencode(&c)))
+}
