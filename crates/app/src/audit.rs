@@ -18,9 +18,7 @@ pub struct IntegrityReport {
 
 impl IntegrityReport {
     pub fn ok(&self) -> bool {
-        self.schema_version == self.expected_schema_version
-            && self.audit_faults.is_empty()
-            && self.database_ok
+        self.schema_version == self.expected_schema_version && self.audit_faults.is_empty() && self.database_ok
     }
 }
 
@@ -32,11 +30,7 @@ impl App {
     }
 
     /// The trail across records: auditors, administrators and the management representative.
-    pub async fn audit_trail(
-        &self,
-        actor: &Principal,
-        f: &TrailFilter,
-    ) -> Result<Vec<HistoryEntry>> {
+    pub async fn audit_trail(&self, actor: &Principal, f: &TrailFilter) -> Result<Vec<HistoryEntry>> {
         if !actor.may_admin(AdminArea::AuditTrail, Action::Read) {
             return Err(AppError::Forbidden);
         }

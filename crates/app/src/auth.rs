@@ -24,14 +24,10 @@ pub fn digest(secret: &str) -> String {
 }
 
 pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(|e| AppError::Internal(e.to_string()))
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 async fn verify_password(password: String, hash: Option<String>) -> bool {
@@ -41,21 +37,12 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
     let hash = match hash {
         Some(h) => h,
         None => DUMMY
-            .get_or_init(|| {
-                Argon2::default()
-                    .hash_password(random_secret().as_bytes())
-                    .map(|h| h.to_string())
-                    .unwrap_or_default()
-            })
+            .get_or_init(|| Argon2::default().hash_password(random_secret().as_bytes()).map(|h| h.to_string()).unwrap_or_default())
             .clone(),
     };
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok())
+        .await
+        .unwrap_or(false)
         && known
 }
 
@@ -63,20 +50,12 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
 /// service projects that scope what staff see.
 pub async fn principal_of(conn: &mut sqlx::AnyConnection, u: &UserRecord) -> Result<Principal> {
     let kind = AccountKind::parse(&u.kind).unwrap_or(AccountKind::Contact);
-    let project_ids = if kind == AccountKind::Staff {
-        directory::projects_of_user(conn, &u.id).await?
-    } else {
-        vec![]
-    };
+    let project_ids = if kind == AccountKind::Staff { directory::projects_of_user(conn, &u.id).await? } else { vec![] };
     Ok(Principal {
         user_id: u.id.clone(),
         display_name: u.display_name.clone(),
         kind,
-        roles: if kind == AccountKind::Staff {
-            u.roles.iter().filter_map(|r| Role::parse(r)).collect()
-        } else {
-            vec![]
-        },
+        roles: if kind == AccountKind::Staff { u.roles.iter().filter_map(|r| Role::parse(r)).collect() } else { vec![] },
         organization_id: u.organization_id.clone(),
         project_ids,
     })
@@ -91,13 +70,7 @@ pub struct NewSession {
 }
 
 impl App {
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        client: &str,
-        user_agent: Option<&str>,
-    ) -> Result<NewSession> {
+    pub async fn login(&self, email: &str, password: &str, client: &str, user_agent: Option<&str>) -> Result<NewSession> {
         let now = self.now();
         let s = &self.security;
         let throttle_key = format!("ip:{client}");
@@ -105,9 +78,7 @@ impl App {
             let mut c = self.read().await?;
             let n = accounts::throttle_count(&mut c, &throttle_key, now, s.ip_window_ms).await?;
             if n >= s.ip_max_failures {
-                return Err(AppError::RateLimited {
-                    retry_after_secs: s.ip_window_ms / 1000,
-                });
+                return Err(AppError::RateLimited { retry_after_secs: s.ip_window_ms / 1000 });
             }
         }
         let email = email.trim().to_lowercase();
@@ -115,33 +86,18 @@ impl App {
             let mut c = self.read().await?;
             accounts::get_user_by_email(&mut c, &email).await?
         };
-        let usable = user
-            .as_ref()
-            .filter(|u| u.active && u.password_hash.is_some());
+        let usable = user.as_ref().filter(|u| u.active && u.password_hash.is_some());
         if let Some(u) = usable {
             if let Some(until) = u.locked_until.filter(|t| *t > now) {
-                return Err(AppError::RateLimited {
-                    retry_after_secs: ((until - now) / 1000).max(1),
-                });
+                return Err(AppError::RateLimited { retry_after_secs: ((until - now) / 1000).max(1) });
             }
         }
-        let ok = verify_password(
-            password.to_string(),
-            usable.and_then(|u| u.password_hash.clone()),
-        )
-        .await;
+        let ok = verify_password(password.to_string(), usable.and_then(|u| u.password_hash.clone())).await;
         let mut tx = self.db.begin().await?;
         if !ok {
             accounts::throttle_hit(&mut tx, &throttle_key, now, s.ip_window_ms).await?;
             if let Some(u) = usable {
-                accounts::record_login_failure(
-                    &mut tx,
-                    &u.id,
-                    now,
-                    s.max_failed_logins,
-                    s.lockout_ms,
-                )
-                .await?;
+                accounts::record_login_failure(&mut tx, &u.id, now, s.max_failed_logins, s.lockout_ms).await?;
             }
             tx.commit().await.map_err(keel_store::StoreError::from)?;
             tracing::info!(client, "failed login");
@@ -167,19 +123,11 @@ impl App {
         .await?;
         let principal = principal_of(&mut tx, &user).await?;
         tx.commit().await.map_err(keel_store::StoreError::from)?;
-        Ok(NewSession {
-            token,
-            csrf_token,
-            principal,
-            user,
-        })
+        Ok(NewSession { token, csrf_token, principal, user })
     }
 
     /// Resolves a session cookie; sliding expiry within the absolute maximum.
-    pub async fn session(
-        &self,
-        token: &str,
-    ) -> Result<Option<(Principal, UserRecord, SessionRecord)>> {
+    pub async fn session(&self, token: &str) -> Result<Option<(Principal, UserRecord, SessionRecord)>> {
         let now = self.now();
         let hash = digest(token);
         let mut c = self.read().await?;
@@ -195,8 +143,7 @@ impl App {
         let principal = principal_of(&mut c, &user).await?;
         drop(c);
         if now - sess.last_seen_at > 60_000 {
-            let expires = (now + self.security.session_idle_ms)
-                .min(sess.created_at + self.security.session_max_ms);
+            let expires = (now + self.security.session_idle_ms).min(sess.created_at + self.security.session_max_ms);
             let mut tx = self.db.begin().await?;
             accounts::touch_session(&mut tx, &hash, now, expires).await?;
             tx.commit().await.map_err(keel_store::StoreError::from)?;
@@ -212,11 +159,7 @@ impl App {
     }
 
     /// Ends every session of the principal, optionally keeping the current one.
-    pub async fn logout_everywhere(
-        &self,
-        actor: &Principal,
-        keep_token: Option<&str>,
-    ) -> Result<u64> {
+    pub async fn logout_everywhere(&self, actor: &Principal, keep_token: Option<&str>) -> Result<u64> {
         let keep = keep_token.map(digest);
         let mut tx = self.db.begin().await?;
         let n = accounts::delete_user_sessions(&mut tx, &actor.user_id, keep.as_deref()).await?;
@@ -224,94 +167,49 @@ impl App {
         Ok(n)
     }
 
-    pub async fn change_password(
-        &self,
-        actor: &Principal,
-        current: &str,
-        new: &str,
-        keep_token: Option<&str>,
-    ) -> Result<()> {
+    pub async fn change_password(&self, actor: &Principal, current: &str, new: &str, keep_token: Option<&str>) -> Result<()> {
         validate::password("new_password", new).map_err(|e| AppError::Validation(vec![e]))?;
         let user = {
             let mut c = self.read().await?;
-            accounts::get_user(&mut c, &actor.user_id)
-                .await?
-                .ok_or(AppError::NotFound)?
+            accounts::get_user(&mut c, &actor.user_id).await?.ok_or(AppError::NotFound)?
         };
         if !verify_password(current.to_string(), user.password_hash.clone()).await {
-            return Err(AppError::field(
-                "current_password",
-                "wrong_password",
-                "the current password is not correct",
-            ));
+            return Err(AppError::field("current_password", "wrong_password", "the current password is not correct"));
         }
         let hash = hash_password(new.to_string()).await?;
         let mut w = Writer::begin(&self.db, actor, self.now()).await?;
         accounts::set_password_hash(&mut w.tx, &user.id, &hash, w.now).await?;
         let keep = keep_token.map(digest);
         accounts::delete_user_sessions(&mut w.tx, &user.id, keep.as_deref()).await?;
-        let after = accounts::get_user(&mut w.tx, &user.id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        w.record(
-            "user",
-            &user.id,
-            keel_domain::audit::AuditAction::Update,
-            Some(&user.audit_json()),
-            Some(&after.audit_json()),
-        )
-        .await?;
+        let after = accounts::get_user(&mut w.tx, &user.id).await?.ok_or(AppError::NotFound)?;
+        w.record("user", &user.id, keel_domain::audit::AuditAction::Update, Some(&user.audit_json()), Some(&after.audit_json())).await?;
         w.commit().await
     }
 
     /// An administrator sets a new password for someone; all their sessions end.
     pub async fn reset_password(&self, actor: &Principal, user_id: &str, new: &str) -> Result<()> {
-        if !actor.may_admin(
-            keel_domain::identity::AdminArea::Users,
-            keel_domain::identity::Action::Write,
-        ) {
+        if !actor.may_admin(keel_domain::identity::AdminArea::Users, keel_domain::identity::Action::Write) {
             return Err(AppError::Forbidden);
         }
         validate::password("password", new).map_err(|e| AppError::Validation(vec![e]))?;
         let hash = hash_password(new.to_string()).await?;
         let mut w = self.write(actor).await?;
-        let before = accounts::get_user(&mut w.tx, user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let before = accounts::get_user(&mut w.tx, user_id).await?.ok_or(AppError::NotFound)?;
         accounts::set_password_hash(&mut w.tx, user_id, &hash, w.now).await?;
         accounts::delete_user_sessions(&mut w.tx, user_id, None).await?;
-        let after = accounts::get_user(&mut w.tx, user_id)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        w.record(
-            "user",
-            user_id,
-            keel_domain::audit::AuditAction::Update,
-            Some(&before.audit_json()),
-            Some(&after.audit_json()),
-        )
-        .await?;
+        let after = accounts::get_user(&mut w.tx, user_id).await?.ok_or(AppError::NotFound)?;
+        w.record("user", user_id, keel_domain::audit::AuditAction::Update, Some(&before.audit_json()), Some(&after.audit_json())).await?;
         w.commit().await
     }
 
     // ---- API tokens ----
 
     /// Creates an API token for the actor; the secret is returned once and only its digest kept.
-    pub async fn create_api_token(
-        &self,
-        actor: &Principal,
-        name: &str,
-        expires_in_days: Option<i64>,
-    ) -> Result<(String, TokenRecord)> {
-        let name = validate::required_text("name", name, 100)
-            .map_err(|e| AppError::Validation(vec![e]))?;
+    pub async fn create_api_token(&self, actor: &Principal, name: &str, expires_in_days: Option<i64>) -> Result<(String, TokenRecord)> {
+        let name = validate::required_text("name", name, 100).map_err(|e| AppError::Validation(vec![e]))?;
         if let Some(d) = expires_in_days {
             if !(1..=3650).contains(&d) {
-                return Err(AppError::field(
-                    "expires_in_days",
-                    "out_of_range",
-                    "between 1 and 3650 days",
-                ));
+                return Err(AppError::field("expires_in_days", "out_of_range", "between 1 and 3650 days"));
             }
         }
         let secret = format!("keel_{}", random_secret());
@@ -328,14 +226,7 @@ impl App {
             revoked_at: None,
         };
         accounts::insert_token(&mut w.tx, &rec).await?;
-        w.record(
-            "api_token",
-            &rec.id,
-            keel_domain::audit::AuditAction::Create,
-            None,
-            Some(&crate::writer::snapshot(&rec)),
-        )
-        .await?;
+        w.record("api_token", &rec.id, keel_domain::audit::AuditAction::Create, None, Some(&crate::writer::snapshot(&rec))).await?;
         w.commit().await?;
         Ok((secret, rec))
     }
@@ -369,35 +260,19 @@ impl App {
 
     pub async fn list_api_tokens(&self, actor: &Principal, all: bool) -> Result<Vec<TokenRecord>> {
         let mut c = self.read().await?;
-        let everyone = all
-            && actor.may_admin(
-                keel_domain::identity::AdminArea::Users,
-                keel_domain::identity::Action::Read,
-            );
-        Ok(accounts::list_tokens(
-            &mut c,
-            if everyone {
-                None
-            } else {
-                Some(actor.user_id.as_str())
-            },
-        )
-        .await?)
+        let everyone = all && actor.may_admin(keel_domain::identity::AdminArea::Users, keel_domain::identity::Action::Read);
+        Ok(accounts::list_tokens(&mut c, if everyone { None } else { Some(actor.user_id.as_str()) }).await?)
     }
 
     /// Revokes a token: its owner, or an administrator.
     pub async fn revoke_api_token(&self, actor: &Principal, id: &str) -> Result<()> {
         let mut w = self.write(actor).await?;
-        let t = accounts::get_token(&mut w.tx, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let t = accounts::get_token(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         if t.user_id != actor.user_id && !actor.is_admin() {
             return Err(AppError::NotFound);
         }
         if accounts::revoke_token(&mut w.tx, id, w.now).await? {
-            let after = accounts::get_token(&mut w.tx, id)
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let after = accounts::get_token(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
             w.record(
                 "api_token",
                 id,
@@ -420,34 +295,21 @@ impl App {
         }
         let token = random_secret();
         let now = self.now();
-        accounts::insert_setup_token(
-            &mut tx,
-            &digest(&token),
-            now,
-            now + self.security.setup_token_ttl_ms,
-        )
-        .await?;
+        accounts::insert_setup_token(&mut tx, &digest(&token), now, now + self.security.setup_token_ttl_ms).await?;
         tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(Some(token))
     }
 
     pub async fn setup_token_valid(&self, token: &str) -> Result<bool> {
         let mut c = self.read().await?;
-        Ok(accounts::count_staff(&mut c).await? == 0
-            && accounts::setup_token_valid(&mut c, &digest(token), self.now()).await?)
+        Ok(accounts::count_staff(&mut c).await? == 0 && accounts::setup_token_valid(&mut c, &digest(token), self.now()).await?)
     }
 
     /// Creates the first administrator with a setup token; the token works once.
-    pub async fn complete_setup(
-        &self,
-        token: &str,
-        input: crate::users::NewUser,
-    ) -> Result<UserRecord> {
+    pub async fn complete_setup(&self, token: &str, input: crate::users::NewUser) -> Result<UserRecord> {
         let system = Principal::system();
         let mut w = self.write(&system).await?;
-        if accounts::count_staff(&mut w.tx).await? > 0
-            || !accounts::use_setup_token(&mut w.tx, &digest(token), w.now).await?
-        {
+        if accounts::count_staff(&mut w.tx).await? > 0 || !accounts::use_setup_token(&mut w.tx, &digest(token), w.now).await? {
             return Err(AppError::Conflict {
                 code: "setup_token_invalid",
                 field: Some("token".into()),
@@ -456,12 +318,7 @@ impl App {
         }
         let user = crate::users::insert_user_in(
             &mut w,
-            crate::users::NewUser {
-                kind: AccountKind::Staff,
-                roles: vec![Role::Administrator],
-                organization_id: None,
-                ..input
-            },
+            crate::users::NewUser { kind: AccountKind::Staff, roles: vec![Role::Administrator], organization_id: None, ..input },
         )
         .await?;
         w.commit().await?;

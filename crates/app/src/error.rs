@@ -14,11 +14,7 @@ pub enum AppError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        field: Option<String>,
-        message: String,
-    },
+    Conflict { code: &'static str, field: Option<String>, message: String },
     #[error("the record was changed by someone else; reload and try again")]
     Stale,
     #[error("If-Match is required for this update")]
@@ -67,11 +63,7 @@ impl From<DomainError> for AppError {
             DomainError::Invalid(f) => AppError::Validation(f),
             DomainError::InvalidTransition { .. } => AppError::InvalidTransition(e.to_string()),
             DomainError::ProcessDisabled(p) => AppError::ProcessDisabled(p),
-            DomainError::Conflict(m) => AppError::Conflict {
-                code: "conflict",
-                field: None,
-                message: m,
-            },
+            DomainError::Conflict(m) => AppError::Conflict { code: "conflict", field: None, message: m },
         }
     }
 }
@@ -79,16 +71,12 @@ impl From<DomainError> for AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unique { field } => AppError::Validation(vec![FieldError::new(
-                field.clone(),
-                "already_taken",
-                format!("this {field} is already in use"),
-            )]),
-            StoreError::ForeignKey => AppError::Validation(vec![FieldError::new(
-                "reference",
-                "unknown_reference",
-                "a referenced record does not exist",
-            )]),
+            StoreError::Unique { field } => {
+                AppError::Validation(vec![FieldError::new(field.clone(), "already_taken", format!("this {field} is already in use"))])
+            }
+            StoreError::ForeignKey => {
+                AppError::Validation(vec![FieldError::new("reference", "unknown_reference", "a referenced record does not exist")])
+            }
             StoreError::NotFound => AppError::NotFound,
             StoreError::Stale => AppError::Stale,
             other => AppError::Internal(other.to_string()),

@@ -6,17 +6,12 @@ use keel_store::jobs::{self, Job, NewJob};
 use std::time::Duration;
 
 /// Recurring platform jobs, seeded on start (one row each, whatever the number of instances).
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("audit_checkpoint", "* * * * *"),
-    ("session_sweep", "17 * * * *"),
-];
+pub const BUILTIN: &[(&str, &str)] = &[("audit_checkpoint", "* * * * *"), ("session_sweep", "17 * * * *")];
 
 fn next_run(schedule: &str, after_ms: i64) -> Option<i64> {
     let cron: croner::Cron = schedule.parse().ok()?;
     let after = chrono::DateTime::from_timestamp_millis(after_ms)?;
-    cron.find_next_occurrence(&after, false)
-        .ok()
-        .map(|t| t.timestamp_millis())
+    cron.find_next_occurrence(&after, false).ok().map(|t| t.timestamp_millis())
 }
 
 impl App {
@@ -28,14 +23,7 @@ impl App {
             let at = next_run(schedule, now).unwrap_or(now);
             jobs::enqueue(
                 &mut tx,
-                &NewJob {
-                    kind,
-                    unique_key: Some(kind),
-                    payload: "{}",
-                    schedule: Some(schedule),
-                    run_at: at,
-                    max_attempts: 3,
-                },
+                &NewJob { kind, unique_key: Some(kind), payload: "{}", schedule: Some(schedule), run_at: at, max_attempts: 3 },
                 now,
             )
             .await?;
@@ -100,11 +88,7 @@ impl App {
         }
     }
 
-    pub async fn list_jobs(
-        &self,
-        actor: &crate::Principal,
-        status: Option<&str>,
-    ) -> Result<Vec<Job>> {
+    pub async fn list_jobs(&self, actor: &crate::Principal, status: Option<&str>) -> Result<Vec<Job>> {
         if !actor.is_admin() && !actor.has(keel_domain::identity::Role::Auditor) {
             return Err(AppError::Forbidden);
         }

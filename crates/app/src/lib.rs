@@ -68,12 +68,7 @@ pub struct App {
 
 impl App {
     pub fn new(db: Db, security: SecurityConfig) -> Self {
-        App {
-            db,
-            clock: Arc::new(SystemClock),
-            security,
-            instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
-        }
+        App { db, clock: Arc::new(SystemClock), security, instance_id: format!("keel-{}", uuid::Uuid::new_v4()) }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -87,12 +82,7 @@ impl App {
 
     /// A connection for reads outside a write transaction.
     pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
-        Ok(self
-            .db
-            .reader()
-            .acquire()
-            .await
-            .map_err(keel_store::StoreError::from)?)
+        Ok(self.db.reader().acquire().await.map_err(keel_store::StoreError::from)?)
     }
 
     /// Starts the one path through which every write goes.

@@ -43,14 +43,7 @@ struct Checked {
     time_zone: String,
 }
 
-fn check(
-    email: &str,
-    name: &str,
-    phone: Option<&str>,
-    locale: Option<&str>,
-    tz: Option<&str>,
-    errs: &mut Errors,
-) -> Option<Checked> {
+fn check(email: &str, name: &str, phone: Option<&str>, locale: Option<&str>, tz: Option<&str>, errs: &mut Errors) -> Option<Checked> {
     let email = errs.check(Email::parse("email", email));
     let display_name = errs.check(validate::required_text("display_name", name, 200));
     let phone = errs.check(validate::optional_text("phone", phone, 50));
@@ -78,43 +71,23 @@ fn role_strings(kind: AccountKind, roles: &[Role]) -> Vec<String> {
 /// Inserts an account inside an open write (used by setup and by `create_user`).
 pub(crate) async fn insert_user_in(w: &mut Writer, input: NewUser) -> Result<UserRecord> {
     let mut errs = Errors::new();
-    let checked = check(
-        &input.email,
-        &input.display_name,
-        input.phone.as_deref(),
-        input.locale.as_deref(),
-        input.time_zone.as_deref(),
-        &mut errs,
-    );
+    let checked =
+        check(&input.email, &input.display_name, input.phone.as_deref(), input.locale.as_deref(), input.time_zone.as_deref(), &mut errs);
     if let Some(p) = &input.password {
         errs.check(validate::password("password", p));
     }
     if input.kind == AccountKind::Contact && input.organization_id.is_none() {
-        errs.push(keel_domain::FieldError::new(
-            "organization_id",
-            "required",
-            "a contact belongs to an organisation",
-        ));
+        errs.push(keel_domain::FieldError::new("organization_id", "required", "a contact belongs to an organisation"));
     }
     if input.kind == AccountKind::Staff && input.organization_id.is_some() {
-        errs.push(keel_domain::FieldError::new(
-            "organization_id",
-            "not_allowed",
-            "staff do not belong to a customer organisation",
-        ));
+        errs.push(keel_domain::FieldError::new("organization_id", "not_allowed", "staff do not belong to a customer organisation"));
     }
     errs.finish()?;
     let c = checked.ok_or(AppError::Internal("validation".into()))?;
     if let Some(org) = &input.organization_id {
         directory::get_organization(&mut w.tx, org)
             .await?
-            .ok_or_else(|| {
-                AppError::field(
-                    "organization_id",
-                    "unknown_reference",
-                    "no such organisation",
-                )
-            })?;
+            .ok_or_else(|| AppError::field("organization_id", "unknown_reference", "no such organisation"))?;
     }
     let password_hash = match input.password {
         Some(p) => Some(crate::auth::hash_password(p).await?),
@@ -139,14 +112,7 @@ pub(crate) async fn insert_user_in(w: &mut Writer, input: NewUser) -> Result<Use
         version: 1,
     };
     accounts::insert_user(&mut w.tx, &rec).await?;
-    w.record(
-        "user",
-        &rec.id,
-        AuditAction::Create,
-        None,
-        Some(&rec.audit_json()),
-    )
-    .await?;
+    w.record("user", &rec.id, AuditAction::Create, None, Some(&rec.audit_json())).await?;
     Ok(rec)
 }
 
@@ -177,15 +143,7 @@ impl App {
 
     pub async fn create_user(&self, actor: &Principal, input: NewUser) -> Result<UserRecord> {
         let mut w = self.write(actor).await?;
-        if !self
-            .may_manage_account(
-                &mut w.tx,
-                actor,
-                input.kind,
-                input.organization_id.as_deref(),
-            )
-            .await?
-        {
+        if !self.may_manage_account(&mut w.tx, actor, input.kind, input.organization_id.as_deref()).await? {
             return Err(AppError::Forbidden);
         }
         if input.roles.contains(&Role::Administrator) && !actor.is_admin() {
@@ -199,21 +157,14 @@ impl App {
     /// Reads an account the actor may see; otherwise `NotFound`, so existence does not leak.
     pub async fn get_user(&self, actor: &Principal, id: &str) -> Result<UserRecord> {
         let mut c = self.read().await?;
-        let u = accounts::get_user(&mut c, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let u = accounts::get_user(&mut c, id).await?.ok_or(AppError::NotFound)?;
         if !self.may_see_user(&mut c, actor, &u).await? {
             return Err(AppError::NotFound);
         }
         Ok(u)
     }
 
-    async fn may_see_user(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        actor: &Principal,
-        u: &UserRecord,
-    ) -> Result<bool> {
+    async fn may_see_user(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, u: &UserRecord) -> Result<bool> {
         if actor.user_id == u.id {
             return Ok(true);
         }
@@ -229,72 +180,39 @@ impl App {
         }
     }
 
-    pub async fn list_users(
-        &self,
-        actor: &Principal,
-        mut f: UserFilter,
-        page: &PageRequest,
-    ) -> Result<Page<UserRecord>> {
+    pub async fn list_users(&self, actor: &Principal, mut f: UserFilter, page: &PageRequest) -> Result<Page<UserRecord>> {
         match actor.kind {
             AccountKind::Contact => return Err(AppError::Forbidden),
-            AccountKind::Staff if !actor.sees_all_projects() => {
-                f.visible_org_projects = Some(actor.project_ids.clone())
-            }
+            AccountKind::Staff if !actor.sees_all_projects() => f.visible_org_projects = Some(actor.project_ids.clone()),
             _ => {}
         }
         let mut c = self.read().await?;
         Ok(accounts::list_users(&mut c, &f, page).await?)
     }
 
-    pub async fn update_user(
-        &self,
-        actor: &Principal,
-        id: &str,
-        patch: UserPatch,
-        expected_version: Option<i64>,
-    ) -> Result<UserRecord> {
+    pub async fn update_user(&self, actor: &Principal, id: &str, patch: UserPatch, expected_version: Option<i64>) -> Result<UserRecord> {
         let mut w = self.write(actor).await?;
-        let before = accounts::get_user(&mut w.tx, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let before = accounts::get_user(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         let kind = AccountKind::parse(&before.kind).unwrap_or(AccountKind::Contact);
         let is_self = actor.user_id == id;
-        let manager = self
-            .may_manage_account(&mut w.tx, actor, kind, before.organization_id.as_deref())
-            .await?;
+        let manager = self.may_manage_account(&mut w.tx, actor, kind, before.organization_id.as_deref()).await?;
         if !manager && !is_self {
-            return Err(if self.may_see_user(&mut w.tx, actor, &before).await? {
-                AppError::Forbidden
-            } else {
-                AppError::NotFound
-            });
+            return Err(if self.may_see_user(&mut w.tx, actor, &before).await? { AppError::Forbidden } else { AppError::NotFound });
         }
         if !manager && (patch.active.is_some() || patch.roles.is_some() || patch.email.is_some()) {
             return Err(AppError::Forbidden);
         }
         if let Some(roles) = &patch.roles {
-            let grants_admin = roles.contains(&Role::Administrator)
-                != before
-                    .roles
-                    .iter()
-                    .any(|r| r == Role::Administrator.as_str());
+            let grants_admin = roles.contains(&Role::Administrator) != before.roles.iter().any(|r| r == Role::Administrator.as_str());
             if grants_admin && !actor.is_admin() {
                 return Err(AppError::Forbidden);
             }
             if is_self && !roles.contains(&Role::Administrator) && actor.is_admin() {
-                return Err(AppError::field(
-                    "roles",
-                    "cannot_remove_own_admin",
-                    "you cannot remove your own administrator role",
-                ));
+                return Err(AppError::field("roles", "cannot_remove_own_admin", "you cannot remove your own administrator role"));
             }
         }
         if is_self && patch.active == Some(false) {
-            return Err(AppError::field(
-                "active",
-                "cannot_deactivate_self",
-                "you cannot deactivate your own account",
-            ));
+            return Err(AppError::field("active", "cannot_deactivate_self", "you cannot deactivate your own account"));
         }
         if let Some(v) = expected_version {
             if v != before.version {
@@ -305,10 +223,7 @@ impl App {
         let phone = patch.phone.clone().unwrap_or(before.phone.clone());
         let c = check(
             patch.email.as_deref().unwrap_or(&before.email),
-            patch
-                .display_name
-                .as_deref()
-                .unwrap_or(&before.display_name),
+            patch.display_name.as_deref().unwrap_or(&before.display_name),
             phone.as_deref(),
             Some(patch.locale.as_deref().unwrap_or(&before.locale)),
             Some(patch.time_zone.as_deref().unwrap_or(&before.time_zone)),
@@ -323,11 +238,7 @@ impl App {
             locale: c.locale,
             time_zone: c.time_zone,
             active: patch.active.unwrap_or(before.active),
-            roles: patch
-                .roles
-                .as_ref()
-                .map(|r| role_strings(kind, r))
-                .unwrap_or(before.roles.clone()),
+            roles: patch.roles.as_ref().map(|r| role_strings(kind, r)).unwrap_or(before.roles.clone()),
             updated_at: w.now,
             ..before.clone()
         };
@@ -335,17 +246,8 @@ impl App {
         if !after.active {
             accounts::delete_user_sessions(&mut w.tx, id, None).await?;
         }
-        w.record(
-            "user",
-            id,
-            AuditAction::Update,
-            Some(&before.audit_json()),
-            Some(&after.audit_json()),
-        )
-        .await?;
-        let fresh = accounts::get_user(&mut w.tx, id)
-            .await?
-            .ok_or(AppError::NotFound)?;
+        w.record("user", id, AuditAction::Update, Some(&before.audit_json()), Some(&after.audit_json())).await?;
+        let fresh = accounts::get_user(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
     }

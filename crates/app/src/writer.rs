@@ -13,11 +13,7 @@ pub struct Writer {
 
 impl Writer {
     pub(crate) async fn begin(db: &Db, actor: &Principal, now: i64) -> Result<Writer> {
-        Ok(Writer {
-            tx: db.begin().await?,
-            actor: actor.clone(),
-            now,
-        })
+        Ok(Writer { tx: db.begin().await?, actor: actor.clone(), now })
     }
 
     /// The connection inside the transaction, for store calls.
@@ -40,8 +36,7 @@ impl Writer {
         if changes.is_empty() && action == AuditAction::Update {
             return Ok(());
         }
-        let changes_json =
-            serde_json::to_string(&changes).map_err(|e| AppError::Internal(e.to_string()))?;
+        let changes_json = serde_json::to_string(&changes).map_err(|e| AppError::Internal(e.to_string()))?;
         audit_store::append(
             &mut self.tx,
             &audit_store::NewEntry {
@@ -55,16 +50,10 @@ impl Writer {
             },
         )
         .await?;
-        let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before) })
-            .to_string();
+        let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before) }).to_string();
         kernel::push_outbox(
             &mut self.tx,
-            &kernel::OutboxMessage {
-                topic: "record_changed",
-                entity_type,
-                entity_id,
-                payload: &payload,
-            },
+            &kernel::OutboxMessage { topic: "record_changed", entity_type, entity_id, payload: &payload },
             self.now,
         )
         .await?;
@@ -72,10 +61,7 @@ impl Writer {
     }
 
     pub async fn commit(self) -> Result<()> {
-        self.tx
-            .commit()
-            .await
-            .map_err(keel_store::StoreError::from)?;
+        self.tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(())
     }
 }

@@ -49,11 +49,7 @@ pub struct FieldChange {
 
 /// Field-by-field difference of two JSON objects (a record before and after a write).
 /// Fields named in `redact` (secrets such as password hashes) are reported as changed without values.
-pub fn diff(
-    old: Option<&serde_json::Value>,
-    new: Option<&serde_json::Value>,
-    redact: &[&str],
-) -> Vec<FieldChange> {
+pub fn diff(old: Option<&serde_json::Value>, new: Option<&serde_json::Value>, redact: &[&str]) -> Vec<FieldChange> {
     use serde_json::Value;
     let empty = serde_json::Map::new();
     let o = old.and_then(Value::as_object).unwrap_or(&empty);
@@ -63,26 +59,15 @@ pub fn diff(
     keys.dedup();
     let mut out = Vec::new();
     for k in keys {
-        let (a, b) = (
-            o.get(k).filter(|v| !v.is_null()),
-            n.get(k).filter(|v| !v.is_null()),
-        );
+        let (a, b) = (o.get(k).filter(|v| !v.is_null()), n.get(k).filter(|v| !v.is_null()));
         if a == b {
             continue;
         }
         if redact.contains(&k.as_str()) {
             let mark = |v: Option<&Value>| v.map(|_| Value::String("[redacted]".into()));
-            out.push(FieldChange {
-                field: k.clone(),
-                old: mark(a),
-                new: mark(b),
-            });
+            out.push(FieldChange { field: k.clone(), old: mark(a), new: mark(b) });
         } else {
-            out.push(FieldChange {
-                field: k.clone(),
-                old: a.cloned(),
-                new: b.cloned(),
-            });
+            out.push(FieldChange { field: k.clone(), old: a.cloned(), new: b.cloned() });
         }
     }
     out
@@ -105,17 +90,7 @@ pub struct SealedFields<'a> {
 
 pub fn entry_hash(f: &SealedFields<'_>) -> String {
     let mut h = Sha256::new();
-    for part in [
-        f.prev_hash,
-        f.id,
-        f.entity_type,
-        f.entity_id,
-        &f.seq.to_string(),
-        f.action,
-        f.actor_id,
-        &f.at_ms.to_string(),
-        f.changes,
-    ] {
+    for part in [f.prev_hash, f.id, f.entity_type, f.entity_id, &f.seq.to_string(), f.action, f.actor_id, &f.at_ms.to_string(), f.changes] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -158,31 +133,13 @@ impl StoredEntry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditFault {
     /// The entry's content no longer matches its hash: it was edited.
-    Edited {
-        entry_id: String,
-        entity_type: String,
-        entity_id: String,
-        seq: i64,
-    },
+    Edited { entry_id: String, entity_type: String, entity_id: String, seq: i64 },
     /// The entry does not link to its predecessor: entries were reordered or one replaced.
-    BrokenLink {
-        entry_id: String,
-        entity_type: String,
-        entity_id: String,
-        seq: i64,
-    },
+    BrokenLink { entry_id: String, entity_type: String, entity_id: String, seq: i64 },
     /// A sequence number is missing from a record's chain: an entry was deleted.
-    Missing {
-        entity_type: String,
-        entity_id: String,
-        seq: i64,
-    },
+    Missing { entity_type: String, entity_id: String, seq: i64 },
     /// A checkpoint's digest or count no longer matches the entries it sealed.
-    CheckpointMismatch {
-        checkpoint_id: String,
-        expected_count: i64,
-        found_count: i64,
-    },
+    CheckpointMismatch { checkpoint_id: String, expected_count: i64, found_count: i64 },
     /// A checkpoint does not link to the previous one.
     CheckpointBrokenLink { checkpoint_id: String },
 }
@@ -194,11 +151,7 @@ pub fn verify_chain(entries: &[StoredEntry]) -> Vec<AuditFault> {
     let mut prev: Option<&StoredEntry> = None;
     for e in entries {
         while e.seq > expected_seq {
-            faults.push(AuditFault::Missing {
-                entity_type: e.entity_type.clone(),
-                entity_id: e.entity_id.clone(),
-                seq: expected_seq,
-            });
+            faults.push(AuditFault::Missing { entity_type: e.entity_type.clone(), entity_id: e.entity_id.clone(), seq: expected_seq });
             expected_seq += 1;
         }
         if entry_hash(&e.sealed()) != e.hash {
@@ -231,10 +184,7 @@ pub fn verify_chain(entries: &[StoredEntry]) -> Vec<AuditFault> {
 
 /// The digest sealing a checkpoint: the previous checkpoint's digest, the number of entries
 /// covered and their hashes in (entity_type, entity_id, seq) order.
-pub fn checkpoint_digest<'a>(
-    prev_digest: &str,
-    entry_hashes: impl IntoIterator<Item = &'a str>,
-) -> (String, i64) {
+pub fn checkpoint_digest<'a>(prev_digest: &str, entry_hashes: impl IntoIterator<Item = &'a str>) -> (String, i64) {
     let mut h = Sha256::new();
     h.update(prev_digest.as_bytes());
     let mut n = 0i64;
@@ -254,10 +204,7 @@ mod tests {
     fn chain(n: i64) -> Vec<StoredEntry> {
         let mut out: Vec<StoredEntry> = Vec::new();
         for seq in 1..=n {
-            let prev = out
-                .last()
-                .map(|e| e.hash.clone())
-                .unwrap_or_else(|| GENESIS.to_string());
+            let prev = out.last().map(|e| e.hash.clone()).unwrap_or_else(|| GENESIS.to_string());
             let mut e = StoredEntry {
                 id: format!("e{seq}"),
                 entity_type: "organization".into(),
@@ -287,12 +234,7 @@ mod tests {
         c[2].changes = c[2].changes.replace("v3", "v9");
         assert_eq!(
             verify_chain(&c),
-            vec![AuditFault::Edited {
-                entry_id: "e3".into(),
-                entity_type: "organization".into(),
-                entity_id: "o1".into(),
-                seq: 3
-            }]
+            vec![AuditFault::Edited { entry_id: "e3".into(), entity_type: "organization".into(), entity_id: "o1".into(), seq: 3 }]
         );
     }
 
@@ -301,14 +243,7 @@ mod tests {
         let mut c = chain(4);
         c.remove(1);
         let f = verify_chain(&c);
-        assert!(
-            f.contains(&AuditFault::Missing {
-                entity_type: "organization".into(),
-                entity_id: "o1".into(),
-                seq: 2
-            }),
-            "{f:?}"
-        );
+        assert!(f.contains(&AuditFault::Missing { entity_type: "organization".into(), entity_id: "o1".into(), seq: 2 }), "{f:?}");
     }
 
     #[test]

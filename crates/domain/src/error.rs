@@ -12,11 +12,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Self { field: field.into(), code, message: message.into() }
     }
 }
 
@@ -59,10 +55,6 @@ impl Errors {
         }
     }
     pub fn finish(self) -> Result<(), DomainError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(DomainError::Invalid(self.0)) }
     }
 }

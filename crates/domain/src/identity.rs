@@ -142,29 +142,16 @@ impl Principal {
     /// Whether this principal may see records of `project_id` owned by `organization_id`.
     pub fn can_see_project(&self, project_id: &str, organization_id: Option<&str>) -> bool {
         match self.kind {
-            AccountKind::Contact => {
-                organization_id.is_some() && self.organization_id.as_deref() == organization_id
-            }
-            AccountKind::Staff => {
-                self.sees_all_projects() || self.project_ids.iter().any(|p| p == project_id)
-            }
+            AccountKind::Contact => organization_id.is_some() && self.organization_id.as_deref() == organization_id,
+            AccountKind::Staff => self.sees_all_projects() || self.project_ids.iter().any(|p| p == project_id),
         }
     }
 
     /// Whether this principal may see records of a customer organisation.
-    pub fn can_see_organization(
-        &self,
-        organization_id: &str,
-        organization_project_ids: &[String],
-    ) -> bool {
+    pub fn can_see_organization(&self, organization_id: &str, organization_project_ids: &[String]) -> bool {
         match self.kind {
             AccountKind::Contact => self.organization_id.as_deref() == Some(organization_id),
-            AccountKind::Staff => {
-                self.sees_all_projects()
-                    || organization_project_ids
-                        .iter()
-                        .any(|p| self.project_ids.contains(p))
-            }
+            AccountKind::Staff => self.sees_all_projects() || organization_project_ids.iter().any(|p| self.project_ids.contains(p)),
         }
     }
 
@@ -185,9 +172,7 @@ impl Principal {
         match (area, action) {
             (AdminArea::AuditTrail, _) => self.has(Role::ManagementRepresentative),
             (AdminArea::ProjectTailoring, Action::Write) => self.has(Role::ServiceManager),
-            (AdminArea::Projects | AdminArea::Organizations, Action::Write) => {
-                self.has(Role::ServiceManager) || self.has(Role::Sales)
-            }
+            (AdminArea::Projects | AdminArea::Organizations, Action::Write) => self.has(Role::ServiceManager) || self.has(Role::Sales),
             (AdminArea::Teams | AdminArea::Users, Action::Write) => self.has(Role::ServiceManager),
             (_, Action::Read) => true,
         }
@@ -237,9 +222,6 @@ mod tests {
         assert!(auditor.is_read_only());
         let sm = staff(&[Role::ServiceManager], &[]);
         assert!(sm.may_admin(AdminArea::ProjectTailoring, Action::Write));
-        assert!(
-            !staff(&[Role::ProjectManager], &["p1"])
-                .may_admin(AdminArea::ProjectTailoring, Action::Write)
-        );
+        assert!(!staff(&[Role::ProjectManager], &["p1"]).may_admin(AdminArea::ProjectTailoring, Action::Write));
     }
 }

@@ -102,25 +102,12 @@ impl Tailoring {
     }
     /// Validates a request to switch `process` on or off; mandatory processes cannot be switched off,
     /// and a tailoring decision must give its reason (it is an ISO/IEC 20000 record).
-    pub fn set(
-        &mut self,
-        process: Process,
-        enabled: bool,
-        reason: &str,
-    ) -> Result<bool, crate::DomainError> {
+    pub fn set(&mut self, process: Process, enabled: bool, reason: &str) -> Result<bool, crate::DomainError> {
         if process.is_mandatory() && !enabled {
-            return Err(crate::DomainError::field(
-                "process",
-                "mandatory_process",
-                "mandatory processes cannot be tailored out",
-            ));
+            return Err(crate::DomainError::field("process", "mandatory_process", "mandatory processes cannot be tailored out"));
         }
         if reason.trim().is_empty() {
-            return Err(crate::DomainError::field(
-                "reason",
-                "required",
-                "a reason is required for tailoring",
-            ));
+            return Err(crate::DomainError::field("reason", "required", "a reason is required for tailoring"));
         }
         let was = self.is_enabled(process);
         if enabled {
@@ -151,10 +138,7 @@ mod tests {
         let mut t = Tailoring::default();
         assert!(t.set(Process::Incident, false, "x").is_err());
         assert!(t.set(Process::Problem, false, " ").is_err());
-        assert!(
-            t.set(Process::Problem, false, "customer runs its own")
-                .unwrap()
-        );
+        assert!(t.set(Process::Problem, false, "customer runs its own").unwrap());
         assert!(!t.is_enabled(Process::Problem));
         assert!(!t.set(Process::Problem, false, "again").unwrap());
         assert!(t.set(Process::Problem, true, "back").unwrap());

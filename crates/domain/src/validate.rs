@@ -7,37 +7,19 @@ use serde::{Deserialize, Serialize};
 pub fn required_text(field: &str, value: &str, max_chars: usize) -> Result<String, FieldError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(FieldError::new(
-            field,
-            "required",
-            format!("{field} is required"),
-        ));
+        return Err(FieldError::new(field, "required", format!("{field} is required")));
     }
     if v.chars().count() > max_chars {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} must be at most {max_chars} characters"),
-        ));
+        return Err(FieldError::new(field, "too_long", format!("{field} must be at most {max_chars} characters")));
     }
-    if v.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(FieldError::new(
-            field,
-            "invalid_characters",
-            format!("{field} contains control characters"),
-        ));
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err(FieldError::new(field, "invalid_characters", format!("{field} contains control characters")));
     }
     Ok(v.to_string())
 }
 
 /// Optional text: empty becomes `None`.
-pub fn optional_text(
-    field: &str,
-    value: Option<&str>,
-    max_chars: usize,
-) -> Result<Option<String>, FieldError> {
+pub fn optional_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<Option<String>, FieldError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) => required_text(field, v, max_chars).map(Some),
@@ -54,16 +36,9 @@ impl Email {
         let v = value.trim().to_lowercase();
         let bad = || FieldError::new(field, "invalid_email", "not a valid e-mail address");
         if v.is_empty() {
-            return Err(FieldError::new(
-                field,
-                "required",
-                format!("{field} is required"),
-            ));
+            return Err(FieldError::new(field, "required", format!("{field} is required")));
         }
-        if v.len() > 254
-            || v.chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"')
-        {
+        if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"') {
             return Err(bad());
         }
         let (local, domain) = v.split_once('@').ok_or_else(bad)?;
@@ -99,18 +74,10 @@ impl From<Email> for String {
 pub fn password(field: &str, value: &str) -> Result<(), FieldError> {
     let n = value.chars().count();
     if n < 10 {
-        return Err(FieldError::new(
-            field,
-            "password_too_short",
-            "password must have at least 10 characters",
-        ));
+        return Err(FieldError::new(field, "password_too_short", "password must have at least 10 characters"));
     }
     if n > 256 {
-        return Err(FieldError::new(
-            field,
-            "too_long",
-            "password must be at most 256 characters",
-        ));
+        return Err(FieldError::new(field, "too_long", "password must be at most 256 characters"));
     }
     Ok(())
 }
@@ -118,25 +85,15 @@ pub fn password(field: &str, value: &str) -> Result<(), FieldError> {
 /// A short code such as a project code: letters, digits, `-` and `_`.
 pub fn code(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let v = required_text(field, value, max)?.to_uppercase();
-    if !v
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(FieldError::new(
-            field,
-            "invalid_code",
-            "use letters, digits, '-' and '_' only",
-        ));
+    if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(FieldError::new(field, "invalid_code", "use letters, digits, '-' and '_' only"));
     }
     Ok(v)
 }
 
 /// IANA time zone name.
 pub fn time_zone(field: &str, value: &str) -> Result<chrono_tz::Tz, FieldError> {
-    value
-        .trim()
-        .parse::<chrono_tz::Tz>()
-        .map_err(|_| FieldError::new(field, "invalid_time_zone", "unknown time zone"))
+    value.trim().parse::<chrono_tz::Tz>().map_err(|_| FieldError::new(field, "invalid_time_zone", "unknown time zone"))
 }
 
 /// UI locale: the two Keel ships.
@@ -154,11 +111,7 @@ impl Locale {
         match value.trim() {
             "en" | "en-US" | "en-GB" => Ok(Locale::En),
             "zh-CN" | "zh" | "zh-Hans" => Ok(Locale::ZhCn),
-            _ => Err(FieldError::new(
-                field,
-                "invalid_locale",
-                "locale must be en or zh-CN",
-            )),
+            _ => Err(FieldError::new(field, "invalid_locale", "locale must be en or zh-CN")),
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -175,13 +128,8 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("email", " Ann@Example.COM ").unwrap().as_str(),
-            "ann@example.com"
-        );
-        for bad in [
-            "", "a", "a@", "@b", "a@@b", "a b@c.d", "a@.b", "a@b.", "<a@b.c>",
-        ] {
+        assert_eq!(Email::parse("email", " Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        for bad in ["", "a", "a@", "@b", "a@@b", "a b@c.d", "a@.b", "a@b.", "<a@b.c>"] {
             assert!(Email::parse("email", bad).is_err(), "{bad} accepted");
         }
     }
@@ -190,14 +138,8 @@ mod tests {
     fn text_rules() {
         assert_eq!(required_text("name", "  x ", 5).unwrap(), "x");
         assert_eq!(required_text("name", "", 5).unwrap_err().code, "required");
-        assert_eq!(
-            required_text("name", "打印机打印机", 5).unwrap_err().code,
-            "too_long"
-        );
-        assert_eq!(
-            required_text("name", "a\u{0}b", 5).unwrap_err().code,
-            "invalid_characters"
-        );
+        assert_eq!(required_text("name", "打印机打印机", 5).unwrap_err().code, "too_long");
+        assert_eq!(required_text("name", "a\u{0}b", 5).unwrap_err().code, "invalid_characters");
         assert_eq!(optional_text("n", Some("  "), 5).unwrap(), None);
     }
 

@@ -57,19 +57,17 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("keel.toml")),
         }
-        let ignored = [
-            "CONFIG",
-            "BIND",
-            "DATA_DIR",
-            "DATABASE_URL",
-            "PASSWORD",
-            "LOG",
-            "TEST_DATABASE_URL",
-        ];
-        fig = fig.merge(
-            Env::prefixed("KEEL_")
-                .filter(move |k| !ignored.iter().any(|i| k.as_str().eq_ignore_ascii_case(i))),
-        );
+        // Only settings are read from KEEL_*; other KEEL_ variables (KEEL_LOG, KEEL_PASSWORD,
+        // KEEL_TEST_DATABASE_URL, a test's KEEL_BIN, …) belong to other tools.
+        fig = fig.merge(Env::prefixed("KEEL_").only(&[
+            "secure_cookies",
+            "default_time_zone",
+            "max_body_bytes",
+            "session_idle_minutes",
+            "session_max_days",
+            "max_failed_logins",
+            "lockout_minutes",
+        ]));
         let mut cfg: Config = fig.extract().context("invalid configuration")?;
         if let Some(b) = bind {
             cfg.bind = b;
@@ -82,12 +80,7 @@ impl Config {
         }
         cfg.default_time_zone
             .parse::<chrono_tz::Tz>()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "default_time_zone {} is not a known time zone",
-                    cfg.default_time_zone
-                )
-            })?;
+            .map_err(|_| anyhow::anyhow!("default_time_zone {} is not a known time zone", cfg.default_time_zone))?;
         Ok(cfg)
     }
 
@@ -95,11 +88,8 @@ impl Config {
         match &self.database_url {
             Some(u) => Ok(u.clone()),
             None => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-                Ok(keel_store::sqlite_url_for_dir(&std::path::absolute(
-                    &self.data_dir,
-                )?))
+                std::fs::create_dir_all(&self.data_dir).with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+                Ok(keel_store::sqlite_url_for_dir(&std::path::absolute(&self.data_dir)?))
             }
         }
     }
@@ -107,14 +97,8 @@ impl Config {
     /// Holds an exclusive lock on the data directory while a server or a restore runs.
     pub fn lock_data_dir(&self) -> anyhow::Result<std::fs::File> {
         std::fs::create_dir_all(&self.data_dir)?;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.data_dir.join("keel.lock"))?;
-        f.try_lock().map_err(|_| {
-            anyhow::anyhow!("another keel process is using {}", self.data_dir.display())
-        })?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.data_dir.join("keel.lock"))?;
+        f.try_lock().map_err(|_| anyhow::anyhow!("another keel process is using {}", self.data_dir.display()))?;
         Ok(f)
     }
 
@@ -132,10 +116,7 @@ impl Config {
         keel_web::WebConfig {
             secure_cookies: self.secure_cookies,
             max_body_bytes: self.max_body_bytes,
-            default_time_zone: self
-                .default_time_zone
-                .parse()
-                .unwrap_or(chrono_tz::Asia::Shanghai),
+            default_time_zone: self.default_time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai),
         }
     }
 }

@@ -74,38 +74,21 @@ enum UserCommand {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG").unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
         )
         .with_target(false)
         .init();
     let cli = Cli::parse();
-    let cfg = Config::load(
-        cli.config.as_deref(),
-        cli.bind.clone(),
-        cli.data_dir.clone(),
-        cli.database_url.clone(),
-    )?;
+    let cfg = Config::load(cli.config.as_deref(), cli.bind.clone(), cli.data_dir.clone(), cli.database_url.clone())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cfg).await,
         Command::Migrate => {
             let db = open(&cfg).await?;
             let applied = keel_store::migrate::run(&db).await?;
-            println!(
-                "{} migration(s) applied; schema at version {}",
-                applied.len(),
-                keel_store::migrate::latest_version()
-            );
+            println!("{} migration(s) applied; schema at version {}", applied.len(), keel_store::migrate::latest_version());
             Ok(())
         }
-        Command::User(UserCommand::Create {
-            email,
-            name,
-            admin,
-            roles,
-            time_zone,
-            locale,
-        }) => {
+        Command::User(UserCommand::Create { email, name, admin, roles, time_zone, locale }) => {
             let db = open(&cfg).await?;
             keel_store::migrate::run(&db).await?;
             let app = App::new(db, cfg.security());
@@ -120,28 +103,21 @@ async fn main() -> anyhow::Result<()> {
             };
             let mut parsed = Vec::new();
             for r in &roles {
-                parsed.push(
-                    keel_domain::identity::Role::parse(r)
-                        .with_context(|| format!("unknown role {r}"))?,
-                );
+                parsed.push(keel_domain::identity::Role::parse(r).with_context(|| format!("unknown role {r}"))?);
             }
             if admin {
                 parsed.push(keel_domain::identity::Role::Administrator);
             }
             let input = keel_app::users::NewUser {
                 email: email.clone(),
-                display_name: name
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or("admin").to_string()),
+                display_name: name.unwrap_or_else(|| email.split('@').next().unwrap_or("admin").to_string()),
                 password: Some(password),
                 locale: Some(locale),
                 time_zone: Some(time_zone),
                 roles: parsed,
                 ..Default::default()
             };
-            match app
-                .create_user(&keel_domain::identity::Principal::system(), input)
-                .await
-            {
+            match app.create_user(&keel_domain::identity::Principal::system(), input).await {
                 Ok(u) => {
                     println!("created {} ({})", u.email, u.id);
                     Ok(())
@@ -161,10 +137,7 @@ async fn main() -> anyhow::Result<()> {
             let db = open(&cfg).await?;
             let app = App::new(db, cfg.security());
             let report = app.integrity_check().await?;
-            println!(
-                "schema version {} (expected {})",
-                report.schema_version, report.expected_schema_version
-            );
+            println!("schema version {} (expected {})", report.schema_version, report.expected_schema_version);
             println!("audit entries checked: {}", report.audit_entries);
             for f in &report.audit_faults {
                 println!("AUDIT FAULT: {}", serde_json::to_string(f)?);
@@ -188,9 +161,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn open(cfg: &Config) -> anyhow::Result<Db> {
     let url = cfg.database_url()?;
-    Db::connect(&url, &ConnectOptions::default())
-        .await
-        .with_context(|| format!("cannot open the database {}", redact(&url)))
+    Db::connect(&url, &ConnectOptions::default()).await.with_context(|| format!("cannot open the database {}", redact(&url)))
 }
 
 fn redact(url: &str) -> String {
@@ -201,33 +172,18 @@ fn redact(url: &str) -> String {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let _lock = if cfg.database_url.is_none() {
-        Some(cfg.lock_data_dir()?)
-    } else {
-        None
-    };
+    let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir()?) } else { None };
     let db = open(&cfg).await?;
     keel_store::migrate::run(&db).await?;
     let app = App::new(db.clone(), cfg.security());
     app.seed_jobs().await?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
-    let state = keel_web::AppState {
-        app: app.clone(),
-        cfg: Arc::new(cfg.web()),
-        metrics,
-    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let state = keel_web::AppState { app: app.clone(), cfg: Arc::new(cfg.web()), metrics };
     let router = keel_web::router(state);
-    let listener = tokio::net::TcpListener::bind(&cfg.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.bind))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = db.backend().as_str(), "Keel is serving");
-    println!(
-        "Keel is serving on http://{addr} ({} database)",
-        db.backend().as_str()
-    );
+    println!("Keel is serving on http://{addr} ({} database)", db.backend().as_str());
     if let Some(token) = app.issue_setup_token_if_needed().await? {
         println!(
             "\nNo administrator exists yet. Open this one-time link to create one:\n\n    http://{addr}/setup?token={token}\n\nor run: keel user create --admin --email you@example.com\n"
@@ -238,12 +194,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let app = app.clone();
         tokio::spawn(async move { app.job_loop(stop_rx).await })
     };
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     let _ = stop_tx.send(true);
     let _ = jobs.await;
     db.close().await;
@@ -256,8 +209,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };
@@ -281,18 +233,10 @@ async fn backup(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn restore(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
-    if cfg
-        .database_url
-        .as_deref()
-        .is_some_and(|u| !u.starts_with("sqlite:"))
-    {
-        bail!(
-            "keel restore replaces the SQLite database; for PostgreSQL use pg_restore (see README)"
-        );
+    if cfg.database_url.as_deref().is_some_and(|u| !u.starts_with("sqlite:")) {
+        bail!("keel restore replaces the SQLite database; for PostgreSQL use pg_restore (see README)");
     }
-    let _lock = cfg
-        .lock_data_dir()
-        .context("stop keel serve before restoring")?;
+    let _lock = cfg.lock_data_dir().context("stop keel serve before restoring")?;
     let check_url = format!("sqlite://{}?mode=ro", std::path::absolute(file)?.display());
     let probe = Db::connect(&check_url, &ConnectOptions::default())
         .await
@@ -300,17 +244,11 @@ async fn restore(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     let versions = keel_store::migrate::applied(&probe).await?;
     probe.close().await;
     if versions.is_empty() {
-        bail!(
-            "{} is not a Keel backup (no schema_migrations)",
-            file.display()
-        );
+        bail!("{} is not a Keel backup (no schema_migrations)", file.display());
     }
     let target = cfg.data_dir.join("keel.db");
     if target.exists() {
-        let aside = cfg.data_dir.join(format!(
-            "keel.db.before-restore-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S")
-        ));
+        let aside = cfg.data_dir.join(format!("keel.db.before-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
         std::fs::rename(&target, &aside)?;
         println!("previous database kept as {}", aside.display());
     }
@@ -323,15 +261,8 @@ async fn restore(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     let app = App::new(db, cfg.security());
     let report = app.integrity_check().await?;
     if !report.ok() {
-        bail!(
-            "restored, but keel check reports problems: {}",
-            serde_json::to_string(&report)?
-        );
+        bail!("restored, but keel check reports problems: {}", serde_json::to_string(&report)?);
     }
-    println!(
-        "restored {} (schema version {})",
-        file.display(),
-        report.schema_version
-    );
+    println!("restored {} (schema version {})", file.display(), report.schema_version);
     Ok(())
 }

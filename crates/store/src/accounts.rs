@@ -38,10 +38,7 @@ impl UserRecord {
             o.remove("created_at");
             o.remove("updated_at");
             o.remove("version");
-            o.insert(
-                "password_hash".into(),
-                serde_json::json!(self.password_hash.as_ref().map(|h| crate::short_digest(h))),
-            );
+            o.insert("password_hash".into(), serde_json::json!(self.password_hash.as_ref().map(|h| crate::short_digest(h))));
         }
         v
     }
@@ -71,14 +68,8 @@ fn user(r: &AnyRow) -> Result<UserRecord> {
 }
 
 async fn with_roles(conn: &mut AnyConnection, mut u: UserRecord) -> Result<UserRecord> {
-    let rows = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-        .bind(&u.id)
-        .fetch_all(&mut *conn)
-        .await?;
-    u.roles = rows
-        .iter()
-        .map(|r| r.text("role"))
-        .collect::<Result<_, _>>()?;
+    let rows = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role").bind(&u.id).fetch_all(&mut *conn).await?;
+    u.roles = rows.iter().map(|r| r.text("role")).collect::<Result<_, _>>()?;
     Ok(u)
 }
 
@@ -104,26 +95,15 @@ pub async fn insert_user(conn: &mut AnyConnection, u: &UserRecord) -> Result<()>
 }
 
 pub async fn set_roles(conn: &mut AnyConnection, user_id: &str, roles: &[String]) -> Result<()> {
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
     for r in roles {
-        sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(r)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)").bind(user_id).bind(r).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// Writes the editable fields when `expected_version` still matches; bumps the version.
-pub async fn update_user(
-    conn: &mut AnyConnection,
-    u: &UserRecord,
-    expected_version: i64,
-) -> Result<()> {
+pub async fn update_user(conn: &mut AnyConnection, u: &UserRecord, expected_version: i64) -> Result<()> {
     let r = sqlx::query(
         "UPDATE users SET email = $1, display_name = $2, phone = $3, organization_id = $4, locale = $5, time_zone = $6, active = $7, updated_at = $8, version = version + 1 \
          WHERE id = $9 AND version = $10",
@@ -146,12 +126,7 @@ pub async fn update_user(
     set_roles(conn, &u.id, &u.roles).await
 }
 
-pub async fn set_password_hash(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    hash: &str,
-    now: i64,
-) -> Result<()> {
+pub async fn set_password_hash(conn: &mut AnyConnection, user_id: &str, hash: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2, failed_logins = 0, locked_until = NULL, updated_at = $2, version = version + 1 WHERE id = $3")
         .bind(hash)
         .bind(now)
@@ -163,38 +138,22 @@ pub async fn set_password_hash(
 
 pub async fn get_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRecord>> {
     let q = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
+    match sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await? {
         Some(r) => Ok(Some(with_roles(conn, user(&r)?).await?)),
         None => Ok(None),
     }
 }
 
-pub async fn get_user_by_email(
-    conn: &mut AnyConnection,
-    email: &str,
-) -> Result<Option<UserRecord>> {
+pub async fn get_user_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<UserRecord>> {
     let q = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
+    match sqlx::query(sqlx::AssertSqlSafe(q)).bind(email).fetch_optional(&mut *conn).await? {
         Some(r) => Ok(Some(with_roles(conn, user(&r)?).await?)),
         None => Ok(None),
     }
 }
 
 pub async fn count_staff(conn: &mut AnyConnection) -> Result<i64> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) AS n FROM users WHERE kind = 'staff'")
-            .fetch_one(&mut *conn)
-            .await?
-            .int("n")?,
-    )
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM users WHERE kind = 'staff'").fetch_one(&mut *conn).await?.int("n")?)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -208,13 +167,8 @@ pub struct UserFilter {
     pub visible_org_projects: Option<Vec<String>>,
 }
 
-pub async fn list_users(
-    conn: &mut AnyConnection,
-    f: &UserFilter,
-    p: &PageRequest,
-) -> Result<Page<UserRecord>> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {USER_COLS} FROM users WHERE 1 = 1"));
+pub async fn list_users(conn: &mut AnyConnection, f: &UserFilter, p: &PageRequest) -> Result<Page<UserRecord>> {
+    let mut q = crate::sql::Sql::new(format!("SELECT {USER_COLS} FROM users WHERE 1 = 1"));
     if let Some(k) = &f.kind {
         q.push(" AND kind = ").push_bind(k.clone());
     }
@@ -222,9 +176,7 @@ pub async fn list_users(
         q.push(" AND organization_id = ").push_bind(o.clone());
     }
     if let Some(r) = &f.role {
-        q.push(" AND id IN (SELECT user_id FROM user_roles WHERE role = ")
-            .push_bind(r.clone())
-            .push(")");
+        q.push(" AND id IN (SELECT user_id FROM user_roles WHERE role = ").push_bind(r.clone()).push(")");
     }
     if let Some(a) = f.active {
         q.push(" AND active = ").push_bind(a as i64);
@@ -238,39 +190,23 @@ pub async fn list_users(
             .push(" ESCAPE '\\')");
     }
     if let Some(projects) = &f.visible_org_projects {
-        q.push(" AND (kind = 'staff' OR organization_id IN (SELECT organization_id FROM projects WHERE id IN (");
-        let mut sep = q.separated(", ");
-        sep.push_bind("".to_string());
-        for p in projects {
-            sep.push_bind(p.clone());
-        }
-        q.push(")))");
+        q.push(" AND (kind = 'staff' OR organization_id IN (SELECT organization_id FROM projects WHERE id IN ");
+        q.push_list(projects).push("))");
     }
     let page = fetch_page(conn, q, "id", p, user).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for u in page.items {
         items.push(with_roles(conn, u).await?);
     }
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(Page { items, next_cursor: page.next_cursor })
 }
 
 /// Records a failed login; locks the account for `lock_ms` once `max_failures` is reached.
-pub async fn record_login_failure(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    now: i64,
-    max_failures: i64,
-    lock_ms: i64,
-) -> Result<bool> {
-    let row = sqlx::query(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?;
+pub async fn record_login_failure(conn: &mut AnyConnection, user_id: &str, now: i64, max_failures: i64, lock_ms: i64) -> Result<bool> {
+    let row = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
     let n = row.int("failed_logins")?;
     if n >= max_failures {
         sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2")
@@ -284,21 +220,13 @@ pub async fn record_login_failure(
 }
 
 pub async fn record_login_success(conn: &mut AnyConnection, user_id: &str) -> Result<()> {
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1").bind(user_id).execute(&mut *conn).await?;
     Ok(())
 }
 
 /// Counts a failure against a throttle key (e.g. a client address) within a sliding window and
 /// returns the failures in the current window.
-pub async fn throttle_hit(
-    conn: &mut AnyConnection,
-    key: &str,
-    now: i64,
-    window_ms: i64,
-) -> Result<i64> {
+pub async fn throttle_hit(conn: &mut AnyConnection, key: &str, now: i64, window_ms: i64) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO login_throttle (throttle_key, window_start, failures) VALUES ($1, $2, 1) \
          ON CONFLICT (throttle_key) DO UPDATE SET \
@@ -314,19 +242,12 @@ pub async fn throttle_hit(
     Ok(row.int("failures")?)
 }
 
-pub async fn throttle_count(
-    conn: &mut AnyConnection,
-    key: &str,
-    now: i64,
-    window_ms: i64,
-) -> Result<i64> {
-    let row = sqlx::query(
-        "SELECT failures FROM login_throttle WHERE throttle_key = $1 AND window_start >= $2",
-    )
-    .bind(key)
-    .bind(now - window_ms)
-    .fetch_optional(&mut *conn)
-    .await?;
+pub async fn throttle_count(conn: &mut AnyConnection, key: &str, now: i64, window_ms: i64) -> Result<i64> {
+    let row = sqlx::query("SELECT failures FROM login_throttle WHERE throttle_key = $1 AND window_start >= $2")
+        .bind(key)
+        .bind(now - window_ms)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(row.map(|r| r.int("failures")).transpose()?.unwrap_or(0))
 }
 
@@ -342,12 +263,7 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-pub async fn insert_session(
-    conn: &mut AnyConnection,
-    s: &SessionRecord,
-    ip: Option<&str>,
-    user_agent: Option<&str>,
-) -> Result<()> {
+pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRecord, ip: Option<&str>, user_agent: Option<&str>) -> Result<()> {
     sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&s.id_hash)
         .bind(&s.user_id)
@@ -362,16 +278,14 @@ pub async fn insert_session(
     Ok(())
 }
 
-pub async fn get_session(
-    conn: &mut AnyConnection,
-    id_hash: &str,
-    now: i64,
-) -> Result<Option<SessionRecord>> {
-    let row = sqlx::query("SELECT id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn get_session(conn: &mut AnyConnection, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
+    let row = sqlx::query(
+        "SELECT id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.map(|r| {
         Ok(SessionRecord {
             id_hash: r.text("id_hash")?,
@@ -385,12 +299,7 @@ pub async fn get_session(
     .transpose()
 }
 
-pub async fn touch_session(
-    conn: &mut AnyConnection,
-    id_hash: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<()> {
+pub async fn touch_session(conn: &mut AnyConnection, id_hash: &str, now: i64, expires_at: i64) -> Result<()> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3")
         .bind(now)
         .bind(expires_at)
@@ -401,19 +310,12 @@ pub async fn touch_session(
 }
 
 pub async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-        .bind(id_hash)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&mut *conn).await?;
     Ok(())
 }
 
 /// Ends every session of a user ("log out everywhere", password change or reset).
-pub async fn delete_user_sessions(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    except: Option<&str>,
-) -> Result<u64> {
+pub async fn delete_user_sessions(conn: &mut AnyConnection, user_id: &str, except: Option<&str>) -> Result<u64> {
     let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
         .bind(user_id)
         .bind(except.unwrap_or(""))
@@ -423,11 +325,7 @@ pub async fn delete_user_sessions(
 }
 
 pub async fn sweep_sessions(conn: &mut AnyConnection, now: i64) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&mut *conn).await?.rows_affected())
 }
 
 // ---- API tokens ----
@@ -446,8 +344,7 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
 }
 
-const TOKEN_COLS: &str =
-    "id, user_id, name, token_hash, prefix, created_at, expires_at, last_used_at, revoked_at";
+const TOKEN_COLS: &str = "id, user_id, name, token_hash, prefix, created_at, expires_at, last_used_at, revoked_at";
 
 fn token(r: &AnyRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
@@ -464,104 +361,88 @@ fn token(r: &AnyRow) -> Result<TokenRecord> {
 }
 
 pub async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<()> {
-    sqlx::query("INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&t.id)
-        .bind(&t.user_id)
-        .bind(&t.name)
-        .bind(&t.token_hash)
-        .bind(&t.prefix)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn get_token_by_hash(
-    conn: &mut AnyConnection,
-    hash: &str,
-) -> Result<Option<TokenRecord>> {
-    let q = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1");
-    sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(hash)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| token(&r))
-        .transpose()
-}
-
-pub async fn get_token(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRecord>> {
-    let q = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| token(&r))
-        .transpose()
-}
-
-pub async fn list_tokens(
-    conn: &mut AnyConnection,
-    user_id: Option<&str>,
-) -> Result<Vec<TokenRecord>> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {TOKEN_COLS} FROM api_tokens"));
-    if let Some(u) = user_id {
-        q.push(" WHERE user_id = ").push_bind(u.to_string());
-    }
-    q.push(" ORDER BY created_at DESC, id DESC");
-    q.build()
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(token)
-        .collect()
-}
-
-/// Records use at most once a minute per token, so the hot path stays read-mostly.
-pub async fn touch_token(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)").bind(now).bind(id).bind(now - 60_000).execute(&mut *conn).await?;
-    Ok(())
-}
-
-pub async fn revoke_token(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
-    Ok(
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            == 1,
-    )
-}
-
-// ---- first-run setup ----
-
-pub async fn insert_setup_token(
-    conn: &mut AnyConnection,
-    hash: &str,
-    now: i64,
-    expires_at: i64,
-) -> Result<()> {
     sqlx::query(
-        "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(hash)
-    .bind(now)
-    .bind(expires_at)
+    .bind(&t.id)
+    .bind(&t.user_id)
+    .bind(&t.name)
+    .bind(&t.token_hash)
+    .bind(&t.prefix)
+    .bind(t.created_at)
+    .bind(t.expires_at)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
+pub async fn get_token_by_hash(conn: &mut AnyConnection, hash: &str) -> Result<Option<TokenRecord>> {
+    let q = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q)).bind(hash).fetch_optional(&mut *conn).await?.map(|r| token(&r)).transpose()
+}
+
+pub async fn get_token(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRecord>> {
+    let q = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await?.map(|r| token(&r)).transpose()
+}
+
+pub async fn list_tokens(conn: &mut AnyConnection, user_id: Option<&str>) -> Result<Vec<TokenRecord>> {
+    let mut q = crate::sql::Sql::new(format!("SELECT {TOKEN_COLS} FROM api_tokens"));
+    if let Some(u) = user_id {
+        q.push(" WHERE user_id = ").push_bind(u.to_string());
+    }
+    q.push(" ORDER BY created_at DESC, id DESC");
+    q.fetch_all(&mut *conn).await?.iter().map(token).collect()
+}
+
+/// Records use at most once a minute per token, so the hot path stays read-mostly.
+pub async fn touch_token(conn: &mut AnyConnection, id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+        .bind(now)
+        .bind(id)
+        .bind(now - 60_000)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_token(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
+    Ok(sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+// ---- first-run setup ----
+
+pub async fn insert_setup_token(conn: &mut AnyConnection, hash: &str, now: i64, expires_at: i64) -> Result<()> {
+    sqlx::query("INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
+        .bind(hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Consumes a setup token; true when it existed, was unused and unexpired.
 pub async fn use_setup_token(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<bool> {
-    let r = sqlx::query("UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1").bind(now).bind(hash).execute(&mut *conn).await?;
+    let r = sqlx::query("UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1")
+        .bind(now)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
 pub async fn setup_token_valid(conn: &mut AnyConnection, hash: &str, now: i64) -> Result<bool> {
-    let r = sqlx::query("SELECT 1 AS ok FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2").bind(hash).bind(now).fetch_optional(&mut *conn).await?;
+    let r = sqlx::query("SELECT 1 AS ok FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(r.is_some())
 }

@@ -88,11 +88,7 @@ fn history_row(r: &AnyRow) -> Result<HistoryEntry> {
     })
 }
 
-pub async fn history(
-    conn: &mut AnyConnection,
-    entity_type: &str,
-    entity_id: &str,
-) -> Result<Vec<HistoryEntry>> {
+pub async fn history(conn: &mut AnyConnection, entity_type: &str, entity_id: &str) -> Result<Vec<HistoryEntry>> {
     let rows = sqlx::query(
         "SELECT id, entity_type, entity_id, seq, action, actor_id, actor_label, at, changes FROM audit_log WHERE entity_type = $1 AND entity_id = $2 ORDER BY seq",
     )
@@ -117,7 +113,7 @@ pub struct TrailFilter {
 }
 
 pub async fn trail(conn: &mut AnyConnection, f: &TrailFilter) -> Result<Vec<HistoryEntry>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
+    let mut q = crate::sql::Sql::new(
         "SELECT id, entity_type, entity_id, seq, action, actor_id, actor_label, at, changes FROM audit_log WHERE 1 = 1",
     );
     if let Some(v) = &f.entity_type {
@@ -136,17 +132,10 @@ pub async fn trail(conn: &mut AnyConnection, f: &TrailFilter) -> Result<Vec<Hist
         q.push(" AND at < ").push_bind(v);
     }
     if let Some((at, id)) = &f.before {
-        q.push(" AND (at < ")
-            .push_bind(*at)
-            .push(" OR (at = ")
-            .push_bind(*at)
-            .push(" AND id < ")
-            .push_bind(id.clone())
-            .push("))");
+        q.push(" AND (at < ").push_bind(*at).push(" OR (at = ").push_bind(*at).push(" AND id < ").push_bind(id.clone()).push("))");
     }
-    q.push(" ORDER BY at DESC, id DESC LIMIT ")
-        .push_bind(f.limit);
-    let rows = q.build().fetch_all(&mut *conn).await?;
+    q.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(f.limit);
+    let rows = q.fetch_all(&mut *conn).await?;
     rows.iter().map(history_row).collect()
 }
 
@@ -165,33 +154,25 @@ fn stored(r: &AnyRow) -> Result<StoredEntry> {
     })
 }
 
-const STORED_COLS: &str = "SELECT id, entity_type, entity_id, seq, action, actor_id, at, changes, prev_hash, hash, checkpoint_id FROM audit_log";
+const STORED_COLS: &str =
+    "SELECT id, entity_type, entity_id, seq, action, actor_id, at, changes, prev_hash, hash, checkpoint_id FROM audit_log";
 
 /// Seals every entry not yet covered by a checkpoint. Only one checkpoint is written at a
 /// time (the `seq` unique index makes a concurrent second attempt fail and retry later).
-pub async fn write_checkpoint(
-    conn: &mut AnyConnection,
-    at_ms: i64,
-) -> Result<Option<(String, i64)>> {
-    let last = sqlx::query("SELECT seq, digest FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn write_checkpoint(conn: &mut AnyConnection, at_ms: i64) -> Result<Option<(String, i64)>> {
+    let last = sqlx::query("SELECT seq, digest FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (seq, prev_digest) = match last {
         Some(r) => (r.int("seq")? + 1, r.text("digest")?),
         None => (1, GENESIS.to_string()),
     };
-    let rows = sqlx::query("SELECT id, hash FROM audit_log WHERE checkpoint_id IS NULL ORDER BY entity_type, entity_id, seq").fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT id, hash FROM audit_log WHERE checkpoint_id IS NULL ORDER BY entity_type, entity_id, seq")
+        .fetch_all(&mut *conn)
+        .await?;
     if rows.is_empty() {
         return Ok(None);
     }
-    let ids: Vec<String> = rows
-        .iter()
-        .map(|r| r.text("id"))
-        .collect::<Result<_, _>>()?;
-    let hashes: Vec<String> = rows
-        .iter()
-        .map(|r| r.text("hash"))
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = rows.iter().map(|r| r.text("id")).collect::<Result<_, _>>()?;
+    let hashes: Vec<String> = rows.iter().map(|r| r.text("hash")).collect::<Result<_, _>>()?;
     let (digest, count) = audit::checkpoint_digest(&prev_digest, hashes.iter().map(String::as_str));
     let id = crate::new_id();
     sqlx::query("INSERT INTO audit_checkpoints (id, seq, at, entry_count, prev_digest, digest) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -204,14 +185,9 @@ pub async fn write_checkpoint(
         .execute(&mut *conn)
         .await?;
     for chunk in ids.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("UPDATE audit_log SET checkpoint_id = ");
-        q.push_bind(id.clone()).push(" WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for i in chunk {
-            sep.push_bind(i.clone());
-        }
-        q.push(")");
-        q.build().execute(&mut *conn).await?;
+        let mut q = crate::sql::Sql::new("UPDATE audit_log SET checkpoint_id = ");
+        q.push_bind(id.clone()).push(" WHERE id IN ").push_list(chunk);
+        q.execute(&mut *conn).await?;
     }
     Ok(Some((id, count)))
 }
@@ -219,54 +195,37 @@ pub async fn write_checkpoint(
 /// Verifies every chain and every checkpoint; returns the faults found and the entry count.
 pub async fn verify(conn: &mut AnyConnection) -> Result<(Vec<AuditFault>, i64)> {
     let mut faults = Vec::new();
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{STORED_COLS} ORDER BY entity_type, entity_id, seq"
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(format!("{STORED_COLS} ORDER BY entity_type, entity_id, seq"))).fetch_all(&mut *conn).await?;
     let mut total = 0i64;
     let mut chain: Vec<StoredEntry> = Vec::new();
-    let mut by_checkpoint: std::collections::HashMap<String, Vec<String>> =
-        std::collections::HashMap::new();
+    let mut by_checkpoint: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     for r in &rows {
         let e = stored(r)?;
         total += 1;
         if let Some(cp) = r.opt_text("checkpoint_id")? {
             by_checkpoint.entry(cp).or_default().push(e.hash.clone());
         }
-        if chain
-            .last()
-            .is_some_and(|l| l.entity_type != e.entity_type || l.entity_id != e.entity_id)
-        {
+        if chain.last().is_some_and(|l| l.entity_type != e.entity_type || l.entity_id != e.entity_id) {
             faults.extend(audit::verify_chain(&chain));
             chain.clear();
         }
         chain.push(e);
     }
     faults.extend(audit::verify_chain(&chain));
-    let cps = sqlx::query(
-        "SELECT id, seq, entry_count, prev_digest, digest FROM audit_checkpoints ORDER BY seq",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let cps =
+        sqlx::query("SELECT id, seq, entry_count, prev_digest, digest FROM audit_checkpoints ORDER BY seq").fetch_all(&mut *conn).await?;
     let mut prev = GENESIS.to_string();
     for c in cps {
         let id = c.text("id")?;
         let expected = c.int("entry_count")?;
         if c.text("prev_digest")? != prev {
-            faults.push(AuditFault::CheckpointBrokenLink {
-                checkpoint_id: id.clone(),
-            });
+            faults.push(AuditFault::CheckpointBrokenLink { checkpoint_id: id.clone() });
         }
         let hashes = by_checkpoint.remove(&id).unwrap_or_default();
-        let (digest, found) =
-            audit::checkpoint_digest(&c.text("prev_digest")?, hashes.iter().map(String::as_str));
+        let (digest, found) = audit::checkpoint_digest(&c.text("prev_digest")?, hashes.iter().map(String::as_str));
         if digest != c.text("digest")? {
-            faults.push(AuditFault::CheckpointMismatch {
-                checkpoint_id: id,
-                expected_count: expected,
-                found_count: found,
-            });
+            faults.push(AuditFault::CheckpointMismatch { checkpoint_id: id, expected_count: expected, found_count: found });
         }
         prev = c.text("digest")?;
     }

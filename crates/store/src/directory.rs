@@ -49,11 +49,7 @@ pub async fn insert_organization(conn: &mut AnyConnection, o: &OrganizationRecor
     Ok(())
 }
 
-pub async fn update_organization(
-    conn: &mut AnyConnection,
-    o: &OrganizationRecord,
-    expected_version: i64,
-) -> Result<()> {
+pub async fn update_organization(conn: &mut AnyConnection, o: &OrganizationRecord, expected_version: i64) -> Result<()> {
     let r = sqlx::query("UPDATE organizations SET name = $1, code = $2, description = $3, active = $4, updated_at = $5, version = version + 1 WHERE id = $6 AND version = $7")
         .bind(&o.name)
         .bind(&o.code)
@@ -64,24 +60,12 @@ pub async fn update_organization(
         .bind(expected_version)
         .execute(&mut *conn)
         .await?;
-    if r.rows_affected() == 0 {
-        Err(StoreError::Stale)
-    } else {
-        Ok(())
-    }
+    if r.rows_affected() == 0 { Err(StoreError::Stale) } else { Ok(()) }
 }
 
-pub async fn get_organization(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<OrganizationRecord>> {
+pub async fn get_organization(conn: &mut AnyConnection, id: &str) -> Result<Option<OrganizationRecord>> {
     let q = format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| org(&r))
-        .transpose()
+    sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await?.map(|r| org(&r)).transpose()
 }
 
 /// Scope for lists: `None` sees everything; staff see organisations of their projects; a
@@ -98,12 +82,8 @@ pub struct OrgFilter {
     pub active: Option<bool>,
 }
 
-fn push_in(q: &mut sqlx::QueryBuilder<sqlx::Any>, values: &[String]) {
-    let mut sep = q.separated(", ");
-    sep.push_bind(String::new());
-    for v in values {
-        sep.push_bind(v.clone());
-    }
+fn push_in(q: &mut crate::sql::Sql, values: &[String]) {
+    q.push_list(values);
 }
 
 pub async fn list_organizations(
@@ -112,16 +92,14 @@ pub async fn list_organizations(
     f: &OrgFilter,
     p: &PageRequest,
 ) -> Result<Page<OrganizationRecord>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(format!(
-        "SELECT {ORG_COLS} FROM organizations WHERE 1 = 1"
-    ));
+    let mut q = crate::sql::Sql::new(format!("SELECT {ORG_COLS} FROM organizations WHERE 1 = 1"));
     if let Some(o) = &scope.organization_id {
         q.push(" AND id = ").push_bind(o.clone());
     }
     if let Some(projects) = &scope.project_ids {
-        q.push(" AND id IN (SELECT organization_id FROM projects WHERE id IN (");
+        q.push(" AND id IN (SELECT organization_id FROM projects WHERE id IN ");
         push_in(&mut q, projects);
-        q.push("))");
+        q.push(")");
     }
     if let Some(a) = f.active {
         q.push(" AND active = ").push_bind(a as i64);
@@ -137,17 +115,9 @@ pub async fn list_organizations(
     fetch_page(conn, q, "id", p, org).await
 }
 
-pub async fn organization_project_ids(
-    conn: &mut AnyConnection,
-    org_id: &str,
-) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT id FROM projects WHERE organization_id = $1")
-        .bind(org_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| r.text("id").map_err(Into::into))
-        .collect()
+pub async fn organization_project_ids(conn: &mut AnyConnection, org_id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM projects WHERE organization_id = $1").bind(org_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| r.text("id").map_err(Into::into)).collect()
 }
 
 // ---- teams ----
@@ -166,8 +136,7 @@ pub struct TeamRecord {
     pub version: i64,
 }
 
-const TEAM_COLS: &str =
-    "id, name, description, email, lead_user_id, active, created_at, updated_at, version";
+const TEAM_COLS: &str = "id, name, description, email, lead_user_id, active, created_at, updated_at, version";
 
 fn team(r: &AnyRow) -> Result<TeamRecord> {
     Ok(TeamRecord {
@@ -185,32 +154,16 @@ fn team(r: &AnyRow) -> Result<TeamRecord> {
 }
 
 async fn team_members(conn: &mut AnyConnection, mut t: TeamRecord) -> Result<TeamRecord> {
-    let rows = sqlx::query("SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id")
-        .bind(&t.id)
-        .fetch_all(&mut *conn)
-        .await?;
-    t.member_ids = rows
-        .iter()
-        .map(|r| r.text("user_id"))
-        .collect::<Result<_, _>>()?;
+    let rows =
+        sqlx::query("SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id").bind(&t.id).fetch_all(&mut *conn).await?;
+    t.member_ids = rows.iter().map(|r| r.text("user_id")).collect::<Result<_, _>>()?;
     Ok(t)
 }
 
-async fn set_team_members(
-    conn: &mut AnyConnection,
-    team_id: &str,
-    members: &[String],
-) -> Result<()> {
-    sqlx::query("DELETE FROM team_members WHERE team_id = $1")
-        .bind(team_id)
-        .execute(&mut *conn)
-        .await?;
+async fn set_team_members(conn: &mut AnyConnection, team_id: &str, members: &[String]) -> Result<()> {
+    sqlx::query("DELETE FROM team_members WHERE team_id = $1").bind(team_id).execute(&mut *conn).await?;
     for m in members {
-        sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
-            .bind(team_id)
-            .bind(m)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)").bind(team_id).bind(m).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -229,11 +182,7 @@ pub async fn insert_team(conn: &mut AnyConnection, t: &TeamRecord) -> Result<()>
     set_team_members(conn, &t.id, &t.member_ids).await
 }
 
-pub async fn update_team(
-    conn: &mut AnyConnection,
-    t: &TeamRecord,
-    expected_version: i64,
-) -> Result<()> {
+pub async fn update_team(conn: &mut AnyConnection, t: &TeamRecord, expected_version: i64) -> Result<()> {
     let r = sqlx::query("UPDATE teams SET name = $1, description = $2, email = $3, lead_user_id = $4, active = $5, updated_at = $6, version = version + 1 WHERE id = $7 AND version = $8")
         .bind(&t.name)
         .bind(&t.description)
@@ -253,37 +202,23 @@ pub async fn update_team(
 
 pub async fn get_team(conn: &mut AnyConnection, id: &str) -> Result<Option<TeamRecord>> {
     let q = format!("SELECT {TEAM_COLS} FROM teams WHERE id = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
+    match sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await? {
         Some(r) => Ok(Some(team_members(conn, team(&r)?).await?)),
         None => Ok(None),
     }
 }
 
-pub async fn list_teams(
-    conn: &mut AnyConnection,
-    text: Option<&str>,
-    p: &PageRequest,
-) -> Result<Page<TeamRecord>> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {TEAM_COLS} FROM teams WHERE 1 = 1"));
+pub async fn list_teams(conn: &mut AnyConnection, text: Option<&str>, p: &PageRequest) -> Result<Page<TeamRecord>> {
+    let mut q = crate::sql::Sql::new(format!("SELECT {TEAM_COLS} FROM teams WHERE 1 = 1"));
     if let Some(text) = text.filter(|s| !s.trim().is_empty()) {
-        q.push(" AND LOWER(name) LIKE ")
-            .push_bind(like_pattern(text.trim()))
-            .push(" ESCAPE '\\'");
+        q.push(" AND LOWER(name) LIKE ").push_bind(like_pattern(text.trim())).push(" ESCAPE '\\'");
     }
     let page = fetch_page(conn, q, "id", p, team).await?;
     let mut items = Vec::new();
     for t in page.items {
         items.push(team_members(conn, t).await?);
     }
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(Page { items, next_cursor: page.next_cursor })
 }
 
 // ---- service projects ----
@@ -307,7 +242,8 @@ pub struct ProjectRecord {
     pub version: i64,
 }
 
-const PROJECT_COLS: &str = "id, code, name, organization_id, manager_user_id, description, starts_on, ends_on, status, created_at, updated_at, version";
+const PROJECT_COLS: &str =
+    "id, code, name, organization_id, manager_user_id, description, starts_on, ends_on, status, created_at, updated_at, version";
 
 fn project(r: &AnyRow) -> Result<ProjectRecord> {
     Ok(ProjectRecord {
@@ -330,31 +266,18 @@ fn project(r: &AnyRow) -> Result<ProjectRecord> {
 
 async fn project_details(conn: &mut AnyConnection, mut p: ProjectRecord) -> Result<ProjectRecord> {
     let rows =
-        sqlx::query("SELECT user_id FROM project_members WHERE project_id = $1 ORDER BY user_id")
-            .bind(&p.id)
-            .fetch_all(&mut *conn)
-            .await?;
-    p.member_ids = rows
-        .iter()
-        .map(|r| r.text("user_id"))
-        .collect::<Result<_, _>>()?;
-    let rows = sqlx::query("SELECT process FROM project_processes WHERE project_id = $1 AND enabled = 0 ORDER BY process").bind(&p.id).fetch_all(&mut *conn).await?;
-    p.disabled_processes = rows
-        .iter()
-        .map(|r| r.text("process"))
-        .collect::<Result<_, _>>()?;
+        sqlx::query("SELECT user_id FROM project_members WHERE project_id = $1 ORDER BY user_id").bind(&p.id).fetch_all(&mut *conn).await?;
+    p.member_ids = rows.iter().map(|r| r.text("user_id")).collect::<Result<_, _>>()?;
+    let rows = sqlx::query("SELECT process FROM project_processes WHERE project_id = $1 AND enabled = 0 ORDER BY process")
+        .bind(&p.id)
+        .fetch_all(&mut *conn)
+        .await?;
+    p.disabled_processes = rows.iter().map(|r| r.text("process")).collect::<Result<_, _>>()?;
     Ok(p)
 }
 
-async fn set_project_members(
-    conn: &mut AnyConnection,
-    project_id: &str,
-    members: &[String],
-) -> Result<()> {
-    sqlx::query("DELETE FROM project_members WHERE project_id = $1")
-        .bind(project_id)
-        .execute(&mut *conn)
-        .await?;
+async fn set_project_members(conn: &mut AnyConnection, project_id: &str, members: &[String]) -> Result<()> {
+    sqlx::query("DELETE FROM project_members WHERE project_id = $1").bind(project_id).execute(&mut *conn).await?;
     for m in members {
         sqlx::query("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)")
             .bind(project_id)
@@ -385,11 +308,7 @@ pub async fn insert_project(conn: &mut AnyConnection, p: &ProjectRecord) -> Resu
     set_project_members(conn, &p.id, &p.member_ids).await
 }
 
-pub async fn update_project(
-    conn: &mut AnyConnection,
-    p: &ProjectRecord,
-    expected_version: i64,
-) -> Result<()> {
+pub async fn update_project(conn: &mut AnyConnection, p: &ProjectRecord, expected_version: i64) -> Result<()> {
     let r = sqlx::query(
         "UPDATE projects SET code = $1, name = $2, organization_id = $3, manager_user_id = $4, description = $5, starts_on = $6, ends_on = $7, status = $8, updated_at = $9, version = version + 1 \
          WHERE id = $10 AND version = $11",
@@ -447,11 +366,13 @@ pub struct TailoringDecision {
     pub changed_at: i64,
 }
 
-pub async fn tailoring(
-    conn: &mut AnyConnection,
-    project_id: &str,
-) -> Result<Vec<TailoringDecision>> {
-    let rows = sqlx::query("SELECT process, enabled, reason, changed_by, changed_at FROM project_processes WHERE project_id = $1 ORDER BY process").bind(project_id).fetch_all(&mut *conn).await?;
+pub async fn tailoring(conn: &mut AnyConnection, project_id: &str) -> Result<Vec<TailoringDecision>> {
+    let rows = sqlx::query(
+        "SELECT process, enabled, reason, changed_by, changed_at FROM project_processes WHERE project_id = $1 ORDER BY process",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(TailoringDecision {
@@ -467,11 +388,7 @@ pub async fn tailoring(
 
 pub async fn get_project(conn: &mut AnyConnection, id: &str) -> Result<Option<ProjectRecord>> {
     let q = format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1");
-    match sqlx::query(sqlx::AssertSqlSafe(q))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
+    match sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await? {
         Some(r) => Ok(Some(project_details(conn, project(&r)?).await?)),
         None => Ok(None),
     }
@@ -484,22 +401,14 @@ pub struct ProjectFilter {
     pub status: Option<String>,
 }
 
-pub async fn list_projects(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    f: &ProjectFilter,
-    p: &PageRequest,
-) -> Result<Page<ProjectRecord>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(format!(
-        "SELECT {PROJECT_COLS} FROM projects WHERE 1 = 1"
-    ));
+pub async fn list_projects(conn: &mut AnyConnection, scope: &Scope, f: &ProjectFilter, p: &PageRequest) -> Result<Page<ProjectRecord>> {
+    let mut q = crate::sql::Sql::new(format!("SELECT {PROJECT_COLS} FROM projects WHERE 1 = 1"));
     if let Some(o) = &scope.organization_id {
         q.push(" AND organization_id = ").push_bind(o.clone());
     }
     if let Some(projects) = &scope.project_ids {
-        q.push(" AND id IN (");
+        q.push(" AND id IN ");
         push_in(&mut q, projects);
-        q.push(")");
     }
     if let Some(o) = &f.organization_id {
         q.push(" AND organization_id = ").push_bind(o.clone());
@@ -520,19 +429,16 @@ pub async fn list_projects(
     for it in page.items {
         items.push(project_details(conn, it).await?);
     }
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(Page { items, next_cursor: page.next_cursor })
 }
 
 /// The projects a staff member belongs to, as manager or member: their scope.
 pub async fn projects_of_user(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT project_id AS id FROM project_members WHERE user_id = $1 UNION SELECT id FROM projects WHERE manager_user_id = $1")
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| r.text("id").map_err(Into::into))
-        .collect()
+    let rows = sqlx::query(
+        "SELECT project_id AS id FROM project_members WHERE user_id = $1 UNION SELECT id FROM projects WHERE manager_user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| r.text("id").map_err(Into::into)).collect()
 }

@@ -23,7 +23,8 @@ pub struct Job {
     pub updated_at: i64,
 }
 
-const COLS: &str = "id, kind, unique_key, payload, schedule, status, run_at, attempts, max_attempts, lease_owner, lease_until, last_error, updated_at";
+const COLS: &str =
+    "id, kind, unique_key, payload, schedule, status, run_at, attempts, max_attempts, lease_owner, lease_until, last_error, updated_at";
 
 fn job(r: &AnyRow) -> Result<Job> {
     Ok(Job {
@@ -90,26 +91,14 @@ pub async fn claim(db: &Db, owner: &str, now: i64, lease_ms: i64, limit: i64) ->
         }
     };
     let mut tx = db.begin().await?;
-    let rows = sqlx::query(sql)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sqlx::query(sql).bind(owner).bind(now + lease_ms).bind(now).bind(limit).fetch_all(&mut *tx).await?;
     tx.commit().await?;
     rows.iter().map(job).collect()
 }
 
 /// Marks a leased job done; a recurring job is put back for its next run instead.
 /// Returns false when the lease was lost (another worker took the job over).
-pub async fn complete(
-    conn: &mut AnyConnection,
-    id: &str,
-    owner: &str,
-    next_run: Option<i64>,
-    now: i64,
-) -> Result<bool> {
+pub async fn complete(conn: &mut AnyConnection, id: &str, owner: &str, next_run: Option<i64>, now: i64) -> Result<bool> {
     let r = match next_run {
         Some(at) => {
             sqlx::query("UPDATE jobs SET status = 'pending', run_at = $1, attempts = 0, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $3 AND lease_owner = $4")
@@ -134,13 +123,7 @@ pub async fn complete(
 
 /// Records a failure: retried with exponential backoff, or moved to `failed` (the dead-letter
 /// list administrators see) after its last attempt.
-pub async fn fail(
-    conn: &mut AnyConnection,
-    j: &Job,
-    owner: &str,
-    error: &str,
-    now: i64,
-) -> Result<()> {
+pub async fn fail(conn: &mut AnyConnection, j: &Job, owner: &str, error: &str, now: i64) -> Result<()> {
     let dead = j.attempts >= j.max_attempts && j.schedule.is_none();
     let backoff = 1000i64 * 2i64.pow(j.attempts.clamp(0, 12) as u32);
     sqlx::query("UPDATE jobs SET status = $1, run_at = $2, lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4 WHERE id = $5 AND lease_owner = $6")
@@ -156,22 +139,22 @@ pub async fn fail(
 }
 
 pub async fn list(conn: &mut AnyConnection, status: Option<&str>, limit: i64) -> Result<Vec<Job>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {COLS} FROM jobs"));
+    let mut q = crate::sql::Sql::new(format!("SELECT {COLS} FROM jobs"));
     if let Some(s) = status {
         q.push(" WHERE status = ").push_bind(s.to_string());
     }
-    q.push(" ORDER BY updated_at DESC, id DESC LIMIT ")
-        .push_bind(limit);
-    let rows = q.build().fetch_all(&mut *conn).await?;
+    q.push(" ORDER BY updated_at DESC, id DESC LIMIT ").push_bind(limit);
+    let rows = q.fetch_all(&mut *conn).await?;
     rows.iter().map(job).collect()
 }
 
 /// Puts a failed job back in the queue (an administrator's retry).
 pub async fn retry(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool> {
-    let r = sqlx::query("UPDATE jobs SET status = 'pending', run_at = $1, attempts = 0, updated_at = $1 WHERE id = $2 AND status = 'failed'")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let r =
+        sqlx::query("UPDATE jobs SET status = 'pending', run_at = $1, attempts = 0, updated_at = $1 WHERE id = $2 AND status = 'failed'")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     Ok(r.rows_affected() == 1)
 }

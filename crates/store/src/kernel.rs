@@ -24,11 +24,7 @@ pub struct OutboxMessage<'a> {
     pub payload: &'a str,
 }
 
-pub async fn push_outbox(
-    conn: &mut AnyConnection,
-    m: &OutboxMessage<'_>,
-    at_ms: i64,
-) -> Result<()> {
+pub async fn push_outbox(conn: &mut AnyConnection, m: &OutboxMessage<'_>, at_ms: i64) -> Result<()> {
     sqlx::query("INSERT INTO outbox (id, topic, entity_type, entity_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(crate::new_id())
         .bind(m.topic)
@@ -42,26 +38,15 @@ pub async fn push_outbox(
 }
 
 pub async fn outbox_len(conn: &mut AnyConnection) -> Result<i64> {
-    Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox")
-        .fetch_one(&mut *conn)
-        .await?
-        .int("n")?)
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&mut *conn).await?.int("n")?)
 }
 
 pub async fn get_setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&mut *conn).await?;
     Ok(row.map(|r| r.text("value")).transpose()?)
 }
 
-pub async fn set_setting(
-    conn: &mut AnyConnection,
-    name: &str,
-    value: &str,
-    at_ms: i64,
-) -> Result<()> {
+pub async fn set_setting(conn: &mut AnyConnection, name: &str, value: &str, at_ms: i64) -> Result<()> {
     sqlx::query("INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
         .bind(name)
         .bind(value)
@@ -73,25 +58,16 @@ pub async fn set_setting(
 
 /// SQLite's own integrity and foreign-key checks; empty when all is well (and on PostgreSQL,
 /// which enforces both on every write).
-pub async fn database_integrity(
-    conn: &mut AnyConnection,
-    backend: crate::Backend,
-) -> Result<Vec<String>> {
+pub async fn database_integrity(conn: &mut AnyConnection, backend: crate::Backend) -> Result<Vec<String>> {
     let mut messages = Vec::new();
     if backend == crate::Backend::Sqlite {
-        for r in sqlx::query("PRAGMA integrity_check")
-            .fetch_all(&mut *conn)
-            .await?
-        {
+        for r in sqlx::query("PRAGMA integrity_check").fetch_all(&mut *conn).await? {
             let m: String = sqlx::Row::try_get(&r, 0usize)?;
             if m != "ok" {
                 messages.push(m);
             }
         }
-        let n = sqlx::query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check")
-            .fetch_one(&mut *conn)
-            .await?
-            .int("n")?;
+        let n = sqlx::query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check").fetch_one(&mut *conn).await?.int("n")?;
         if n > 0 {
             messages.push(format!("{n} foreign key violations"));
         }
@@ -103,8 +79,6 @@ pub async fn database_integrity(
 pub async fn sqlite_snapshot(db: &crate::Db, path: &str) -> Result<()> {
     let sql = format!("VACUUM INTO '{}'", path.replace('\'', "''"));
     let mut conn = db.reader().acquire().await?;
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await?;
     Ok(())
 }

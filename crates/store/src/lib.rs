@@ -14,6 +14,8 @@ pub mod kernel;
 pub mod migrate;
 pub mod page;
 pub mod rows;
+pub mod sql;
+pub mod testing;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -73,9 +75,7 @@ impl From<sqlx::Error> for StoreError {
         if let sqlx::Error::Database(d) = &e {
             match d.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    return StoreError::Unique {
-                        field: unique_field(d.constraint(), d.message()),
-                    };
+                    return StoreError::Unique { field: unique_field(d.constraint(), d.message()) };
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::ForeignKey,
                 _ => {}
@@ -91,11 +91,7 @@ impl From<sqlx::Error> for StoreError {
 /// Index names follow `<table>_<column>`; SQLite reports `table.column` in its message.
 fn unique_field(constraint: Option<&str>, message: &str) -> String {
     if let Some(c) = constraint {
-        return c
-            .split_once('_')
-            .map(|(_, col)| col)
-            .unwrap_or(c)
-            .to_string();
+        return c.split_once('_').map(|(_, col)| col).unwrap_or(c).to_string();
     }
     message
         .rsplit(": ")
@@ -124,10 +120,7 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(15),
-        }
+        ConnectOptions { max_connections: 16, acquire_timeout: Duration::from_secs(15) }
     }
 }
 
@@ -143,17 +136,11 @@ async fn sqlite_pragmas(conn: &mut AnyConnection, writer: bool) -> Result<(), sq
     Ok(())
 }
 
-fn writer_pragmas(
-    conn: &mut AnyConnection,
-    _: sqlx::pool::PoolConnectionMetadata,
-) -> ConnectHook<'_> {
+fn writer_pragmas(conn: &mut AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectHook<'_> {
     Box::pin(sqlite_pragmas(conn, true))
 }
 
-fn reader_pragmas(
-    conn: &mut AnyConnection,
-    _: sqlx::pool::PoolConnectionMetadata,
-) -> ConnectHook<'_> {
+fn reader_pragmas(conn: &mut AnyConnection, _: sqlx::pool::PoolConnectionMetadata) -> ConnectHook<'_> {
     Box::pin(sqlite_pragmas(conn, false))
 }
 
@@ -181,23 +168,12 @@ impl Db {
                     .after_connect(reader_pragmas)
                     .connect(url)
                     .await?;
-                Ok(Db {
-                    backend,
-                    read,
-                    write,
-                })
+                Ok(Db { backend, read, write })
             }
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
-                    .max_connections(opts.max_connections)
-                    .acquire_timeout(opts.acquire_timeout)
-                    .connect(url)
-                    .await?;
-                Ok(Db {
-                    backend,
-                    read: pool.clone(),
-                    write: pool,
-                })
+                let pool =
+                    AnyPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout).connect(url).await?;
+                Ok(Db { backend, read: pool.clone(), write: pool })
             }
         }
     }

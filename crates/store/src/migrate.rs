@@ -13,11 +13,7 @@ pub struct Migration {
 }
 
 /// All migrations, oldest first. Add new ones at the end; never edit an applied one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "platform",
-    sql: include_str!("../migrations/0001_platform.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") }];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
 
@@ -29,17 +25,11 @@ fn checksum(sql: &str) -> String {
 pub async fn run(db: &Db) -> Result<Vec<i64>> {
     let mut conn = db.write.acquire().await?;
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(PG_LOCK_KEY)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
     let result = apply_pending(&mut conn).await;
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(PG_LOCK_KEY)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
     result
 }
@@ -49,9 +39,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .await?;
-    let applied = sqlx::query("SELECT version, checksum FROM schema_migrations ORDER BY version")
-        .fetch_all(&mut *conn)
-        .await?;
+    let applied = sqlx::query("SELECT version, checksum FROM schema_migrations ORDER BY version").fetch_all(&mut *conn).await?;
     let mut done = std::collections::HashMap::new();
     for r in &applied {
         done.insert(r.int("version")?, r.text("checksum")?);
@@ -60,10 +48,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
     for m in MIGRATIONS {
         if let Some(sum) = done.get(&m.version) {
             if *sum != checksum(m.sql) {
-                return Err(StoreError::MigrationChanged(format!(
-                    "{:04}_{}",
-                    m.version, m.name
-                )));
+                return Err(StoreError::MigrationChanged(format!("{:04}_{}", m.version, m.name)));
             }
             continue;
         }
@@ -85,16 +70,11 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
 
 /// Versions applied so far, for `keel check` and `/readyz`.
 pub async fn applied(db: &Db) -> Result<Vec<i64>> {
-    let rows = match sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
-        .fetch_all(db.reader())
-        .await
-    {
+    let rows = match sqlx::query("SELECT version FROM schema_migrations ORDER BY version").fetch_all(db.reader()).await {
         Ok(r) => r,
         Err(_) => return Ok(vec![]),
     };
-    rows.iter()
-        .map(|r| r.int("version").map_err(Into::into))
-        .collect()
+    rows.iter().map(|r| r.int("version").map_err(Into::into)).collect()
 }
 
 pub fn latest_version() -> i64 {
@@ -103,9 +83,7 @@ pub fn latest_version() -> i64 {
 
 /// A backend-neutral description of the schema: (table, column, normalised type, nullable),
 /// and index names, sorted. Used to prove both databases end with the same schema.
-pub async fn describe_schema(
-    db: &Db,
-) -> Result<(Vec<(String, String, String, bool)>, Vec<String>)> {
+pub async fn describe_schema(db: &Db) -> Result<(Vec<(String, String, String, bool)>, Vec<String>)> {
     let mut cols = Vec::new();
     let mut idx = Vec::new();
     match db.backend() {
@@ -115,27 +93,15 @@ pub async fn describe_schema(
                 .await?;
             for t in tables {
                 let table = t.text("name")?;
-                let q = format!(
-                    "SELECT name, type, \"notnull\" AS nn, pk FROM pragma_table_info('{table}')"
-                );
-                for c in sqlx::query(sqlx::AssertSqlSafe(q))
-                    .fetch_all(db.reader())
-                    .await?
-                {
+                let q = format!("SELECT name, type, \"notnull\" AS nn, pk FROM pragma_table_info('{table}')");
+                for c in sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(db.reader()).await? {
                     let nullable = c.int("nn")? == 0 && c.int("pk")? == 0;
-                    cols.push((
-                        table.clone(),
-                        c.text("name")?,
-                        c.text("type")?.to_lowercase(),
-                        nullable,
-                    ));
+                    cols.push((table.clone(), c.text("name")?, c.text("type")?.to_lowercase(), nullable));
                 }
             }
-            for r in sqlx::query(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'",
-            )
-            .fetch_all(db.reader())
-            .await?
+            for r in sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")
+                .fetch_all(db.reader())
+                .await?
             {
                 idx.push(r.text("name")?);
             }
@@ -149,16 +115,13 @@ pub async fn describe_schema(
             .fetch_all(db.reader())
             .await?;
             for r in rows {
-                cols.push((
-                    r.text("t")?,
-                    r.text("c")?,
-                    r.text("ty")?.to_lowercase(),
-                    r.text("n")? == "YES",
-                ));
+                cols.push((r.text("t")?, r.text("c")?, r.text("ty")?.to_lowercase(), r.text("n")? == "YES"));
             }
-            let rows = sqlx::query("SELECT indexname::text AS i FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%_pkey'")
-                .fetch_all(db.reader())
-                .await?;
+            let rows = sqlx::query(
+                "SELECT indexname::text AS i FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%_pkey'",
+            )
+            .fetch_all(db.reader())
+            .await?;
             for r in rows {
                 idx.push(r.text("i")?);
             }

@@ -2,9 +2,10 @@
 
 use crate::Result;
 use crate::rows::RowExt;
+use crate::sql::Sql;
 use base64::Engine;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, QueryBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKind {
@@ -51,20 +52,13 @@ pub fn encode_cursor(sort: &SortKey, v: &CursorValue, id: &str) -> String {
         CursorValue::Text(t) => serde_json::json!(t),
         CursorValue::Int(i) => serde_json::json!(i),
     };
-    let w = CursorWire {
-        s: sort.name.to_string(),
-        v,
-        id: id.to_string(),
-    };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&w).unwrap_or_default())
+    let w = CursorWire { s: sort.name.to_string(), v, id: id.to_string() };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&w).unwrap_or_default())
 }
 
 /// Decodes a cursor made for `sort`; `None` when it is malformed or for another sort order.
 pub fn decode_cursor(sort: &SortKey, s: &str) -> Option<(CursorValue, String)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
     let w: CursorWire = serde_json::from_slice(&bytes).ok()?;
     if w.s != sort.name {
         return None;
@@ -88,7 +82,7 @@ pub fn decode_cursor(sort: &SortKey, s: &str) -> Option<(CursorValue, String)> {
 /// the keyset condition, the order and the limit; `id_col` breaks ties. NULLs sort as '' / 0.
 pub async fn fetch_page<T>(
     conn: &mut AnyConnection,
-    mut q: QueryBuilder<Any>,
+    mut q: Sql,
     id_col: &'static str,
     p: &PageRequest,
     map: impl Fn(&AnyRow) -> Result<T>,
@@ -103,24 +97,17 @@ pub async fn fetch_page<T>(
         push_value(&mut q, v);
         q.push(format!(" OR ({col} = "));
         push_value(&mut q, v);
-        q.push(format!(" AND {id_col} {cmp} "))
-            .push_bind(id.clone())
-            .push("))");
+        q.push(format!(" AND {id_col} {cmp} ")).push_bind(id.clone()).push("))");
     }
-    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT "))
-        .push_bind(p.limit + 1);
-    let rows = q.build().fetch_all(&mut *conn).await?;
+    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT ")).push_bind(p.limit + 1);
+    let rows = q.fetch_all(&mut *conn).await?;
     let more = rows.len() as i64 > p.limit;
     let rows = &rows[..rows.len().min(p.limit as usize)];
     let next_cursor = match (more, rows.last()) {
         (true, Some(last)) => {
             let v = match p.sort.kind {
-                SortKind::Text => {
-                    CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default()))
-                }
-                SortKind::Int => {
-                    CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default()))
-                }
+                SortKind::Text => CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default())),
+                SortKind::Int => CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default())),
             };
             Some(encode_cursor(&p.sort, &v, &last.text("id")?))
         }
@@ -130,7 +117,7 @@ pub async fn fetch_page<T>(
     Ok(Page { items, next_cursor })
 }
 
-fn push_value(q: &mut QueryBuilder<Any>, v: &CursorValue) {
+fn push_value(q: &mut Sql, v: &CursorValue) {
     match v {
         CursorValue::Text(t) => q.push_bind(t.clone().unwrap_or_default()),
         CursorValue::Int(i) => q.push_bind(i.unwrap_or_default()),

@@ -41,21 +41,15 @@ impl Identity {
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
 }
 
 pub fn client_address(parts_headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
     let _ = parts_headers;
-    peer.map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 fn is_unsafe(m: &Method) -> bool {
@@ -67,81 +61,43 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let headers = req.headers().clone();
     let is_api = req.uri().path().starts_with("/api/");
     let mut identity = None;
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
+    if let Some(bearer) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
         match state.app.api_principal(bearer.trim()).await {
             Ok(Some(p)) => {
                 if let Ok(u) = state.app.get_user(&p, &p.user_id).await {
-                    identity = Some(Identity {
-                        principal: p,
-                        user: u,
-                        via: Via::Token,
-                    });
+                    identity = Some(Identity { principal: p, user: u, via: Via::Token });
                 }
             }
             Ok(None) => {
-                return ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the API token is invalid, expired or revoked",
-                )
-                .into_response();
+                return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the API token is invalid, expired or revoked")
+                    .into_response();
             }
             Err(e) => return ApiError::from(e).into_response(),
         }
     } else if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         match state.app.session(token).await {
             Ok(Some((principal, user, sess))) => {
-                identity = Some(Identity {
-                    principal,
-                    user,
-                    via: Via::Session {
-                        token: token.to_string(),
-                        csrf: sess.csrf_token,
-                    },
-                });
+                identity = Some(Identity { principal, user, via: Via::Session { token: token.to_string(), csrf: sess.csrf_token } });
             }
             Ok(None) => {}
             Err(e) => return ApiError::from(e).into_response(),
         }
     }
     if is_api && is_unsafe(req.method()) {
-        if let Some(Identity {
-            via: Via::Session { csrf, .. },
-            ..
-        }) = &identity
-        {
-            let sent = headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+        if let Some(Identity { via: Via::Session { csrf, .. }, .. }) = &identity {
+            let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
             if !crate::constant_time_eq(sent, csrf) {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "csrf_failed",
-                    "send the X-CSRF-Token header with cookie authentication",
-                )
-                .into_response();
+                return ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "send the X-CSRF-Token header with cookie authentication")
+                    .into_response();
             }
         }
     }
     let lang = cookie(&headers, LANG_COOKIE)
         .and_then(Lang::parse)
         .or_else(|| identity.as_ref().and_then(|i| Lang::parse(&i.user.locale)))
-        .or_else(|| {
-            headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(Lang::from_accept_language)
-        })
+        .or_else(|| headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).and_then(Lang::from_accept_language))
         .unwrap_or_default();
-    let tz = identity
-        .as_ref()
-        .and_then(|i| i.user.time_zone.parse().ok())
-        .unwrap_or(state.cfg.default_time_zone);
+    let tz = identity.as_ref().and_then(|i| i.user.time_zone.parse().ok()).unwrap_or(state.cfg.default_time_zone);
     req.extensions_mut().insert(Tr::new(lang, tz));
     if let Some(i) = identity {
         req.extensions_mut().insert(i);
@@ -160,13 +116,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiUser {
             .get::<Identity>()
             .cloned()
             .map(ApiUser)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "sign in or send a bearer token",
-                )
-            })
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in or send a bearer token"))
     }
 }
 
@@ -184,12 +134,7 @@ impl IntoResponse for LoginRedirect {
 impl<S: Send + Sync> FromRequestParts<S> for UiUser {
     type Rejection = LoginRedirect;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, LoginRedirect> {
-        parts
-            .extensions
-            .get::<Identity>()
-            .cloned()
-            .map(UiUser)
-            .ok_or_else(|| LoginRedirect(parts.uri.path().to_string()))
+        parts.extensions.get::<Identity>().cloned().map(UiUser).ok_or_else(|| LoginRedirect(parts.uri.path().to_string()))
     }
 }
 
@@ -197,11 +142,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UiUser {
 impl<S: Send + Sync> FromRequestParts<S> for Tr {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<Tr>()
-            .cloned()
-            .unwrap_or_else(|| Tr::new(Lang::En, chrono_tz::UTC)))
+        Ok(parts.extensions.get::<Tr>().cloned().unwrap_or_else(|| Tr::new(Lang::En, chrono_tz::UTC)))
     }
 }
 
@@ -230,37 +171,19 @@ struct CsrfField {
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
     type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let tr = req
-            .extensions()
-            .get::<Tr>()
-            .cloned()
-            .unwrap_or_else(|| Tr::new(Lang::En, chrono_tz::UTC));
+        let tr = req.extensions().get::<Tr>().cloned().unwrap_or_else(|| Tr::new(Lang::En, chrono_tz::UTC));
         let expected = match req.extensions().get::<Identity>() {
             Some(i) => i.csrf().to_string(),
-            None => cookie(req.headers(), PRE_CSRF_COOKIE)
-                .unwrap_or_default()
-                .to_string(),
+            None => cookie(req.headers(), PRE_CSRF_COOKIE).unwrap_or_default().to_string(),
         };
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let sent: CsrfField = serde_html_form::from_bytes(&bytes).map_err(|_| {
-            crate::ui::error_page(&tr, StatusCode::BAD_REQUEST, "error-malformed-form")
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let sent: CsrfField =
+            serde_html_form::from_bytes(&bytes).map_err(|_| crate::ui::error_page(&tr, StatusCode::BAD_REQUEST, "error-malformed-form"))?;
         if expected.is_empty() || !crate::constant_time_eq(&sent.csrf, &expected) {
-            return Err(crate::ui::error_page(
-                &tr,
-                StatusCode::FORBIDDEN,
-                "error-csrf",
-            ));
+            return Err(crate::ui::error_page(&tr, StatusCode::FORBIDDEN, "error-csrf"));
         }
-        let v = serde_html_form::from_bytes(&bytes).map_err(|_| {
-            crate::ui::error_page(
-                &tr,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "error-malformed-form",
-            )
-        })?;
+        let v = serde_html_form::from_bytes(&bytes)
+            .map_err(|_| crate::ui::error_page(&tr, StatusCode::UNPROCESSABLE_ENTITY, "error-malformed-form"))?;
         Ok(CsrfForm(v))
     }
 }

@@ -28,13 +28,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-            details: serde_json::Value::Null,
-            retry_after: None,
-        }
+        ApiError { status, code: code.into(), message: message.into(), details: serde_json::Value::Null, retry_after: None }
     }
     pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
         let message = message.into();
@@ -54,9 +48,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::Unauthenticated | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
         AppError::Forbidden => StatusCode::FORBIDDEN,
         AppError::NotFound => StatusCode::NOT_FOUND,
-        AppError::Conflict { .. }
-        | AppError::InvalidTransition(_)
-        | AppError::ProcessDisabled(_) => StatusCode::CONFLICT,
+        AppError::Conflict { .. } | AppError::InvalidTransition(_) | AppError::ProcessDisabled(_) => StatusCode::CONFLICT,
         AppError::Stale => StatusCode::PRECONDITION_FAILED,
         AppError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -83,22 +75,14 @@ impl From<AppError> for ApiError {
             code: e.code().into(),
             message,
             details,
-            retry_after: if let AppError::RateLimited { retry_after_secs } = e {
-                Some(retry_after_secs)
-            } else {
-                None
-            },
+            retry_after: if let AppError::RateLimited { retry_after_secs } = e { Some(retry_after_secs) } else { None },
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            details: self.details,
-        };
+        let body = ErrorBody { code: self.code, message: self.message, details: self.details };
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {

@@ -48,10 +48,7 @@ impl Lang {
             .filter_map(|part| {
                 let mut it = part.split(';');
                 let tag = it.next()?.trim();
-                let q = it
-                    .find_map(|p| p.trim().strip_prefix("q="))
-                    .and_then(|q| q.parse().ok())
-                    .unwrap_or(1.0);
+                let q = it.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse().ok()).unwrap_or(1.0);
                 Some((q, tag))
             })
             .collect();
@@ -85,10 +82,7 @@ impl Tr {
     /// Translation with one named argument.
     pub fn t1(&self, key: &str, name: &str, value: impl std::fmt::Display) -> String {
         let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
-        args.insert(
-            Cow::Owned(name.to_string()),
-            FluentValue::from(value.to_string()),
-        );
+        args.insert(Cow::Owned(name.to_string()), FluentValue::from(value.to_string()));
         LOCALES.lookup_with_args(self.lang.id(), key, &args)
     }
 
@@ -133,14 +127,8 @@ mod tests {
 
     #[test]
     fn accept_language_prefers_quality() {
-        assert_eq!(
-            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
-            Some(Lang::Zh)
-        );
-        assert_eq!(
-            Lang::from_accept_language("fr;q=1, en-GB;q=0.5, zh;q=0.4"),
-            Some(Lang::En)
-        );
+        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Some(Lang::Zh));
+        assert_eq!(Lang::from_accept_language("fr;q=1, en-GB;q=0.5, zh;q=0.4"), Some(Lang::En));
         assert_eq!(Lang::from_accept_language("fr"), None);
     }
 

@@ -29,11 +29,7 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig {
-            secure_cookies: false,
-            max_body_bytes: 2 * 1024 * 1024,
-            default_time_zone: chrono_tz::Asia::Shanghai,
-        }
+        WebConfig { secure_cookies: false, max_body_bytes: 2 * 1024 * 1024, default_time_zone: chrono_tz::Asia::Shanghai }
     }
 }
 
@@ -45,11 +41,7 @@ pub struct AppState {
 }
 
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(rust_embed::Embed)]
@@ -67,14 +59,7 @@ async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> 
                 _ => "application/octet-stream",
             };
             let etag = format!("\"{}\"", hex::encode(&f.metadata.sha256_hash()[..8]));
-            (
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, "public, max-age=3600"),
-                    (header::ETAG, etag.as_str()),
-                ],
-                f.data,
-            )
+            ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=3600"), (header::ETAG, etag.as_str())], f.data)
                 .into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
@@ -86,15 +71,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let applied = keel_store::migrate::applied(&s.app.db)
-        .await
-        .ok()
-        .and_then(|v| v.last().copied())
-        .unwrap_or(0);
+    let applied = keel_store::migrate::applied(&s.app.db).await.ok().and_then(|v| v.last().copied()).unwrap_or(0);
     match s.app.db.ping().await {
-        Ok(()) if applied == keel_store::migrate::latest_version() => {
-            (StatusCode::OK, "ready").into_response()
-        }
+        Ok(()) if applied == keel_store::migrate::latest_version() => (StatusCode::OK, "ready").into_response(),
         Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
     }
@@ -102,29 +81,20 @@ async fn readyz(State(s): State<AppState>) -> Response {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     match &s.metrics {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
     }
 }
 
 /// Counts requests and their latency by route for `/metrics`.
 async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = std::time::Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!("keel_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("keel_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("keel_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
     res
 }
 
@@ -149,74 +119,32 @@ fn ui_router() -> Router<AppState> {
         .route("/logout", post(session::logout))
         .route("/setup", get(session::setup_form).post(session::setup))
         .route("/lang/{code}", get(session::switch_language))
-        .route(
-            "/organizations",
-            get(admin::organizations).post(admin::organization_create),
-        )
+        .route("/organizations", get(admin::organizations).post(admin::organization_create))
         .route("/organizations/new", get(admin::organization_new))
-        .route(
-            "/organizations/{id}",
-            get(admin::organization_show).post(admin::organization_update),
-        )
-        .route(
-            "/contacts",
-            get(admin::contacts).post(admin::contact_create),
-        )
+        .route("/organizations/{id}", get(admin::organization_show).post(admin::organization_update))
+        .route("/contacts", get(admin::contacts).post(admin::contact_create))
         .route("/contacts/new", get(admin::contact_new))
-        .route(
-            "/contacts/{id}",
-            get(admin::user_show).post(admin::user_update),
-        )
+        .route("/contacts/{id}", get(admin::user_show).post(admin::user_update))
         .route("/users", get(admin::users).post(admin::user_create))
         .route("/users/new", get(admin::user_new))
-        .route(
-            "/users/{id}",
-            get(admin::user_show).post(admin::user_update),
-        )
-        .route(
-            "/users/{id}/password",
-            get(admin::user_reset_form).post(admin::user_reset),
-        )
+        .route("/users/{id}", get(admin::user_show).post(admin::user_update))
+        .route("/users/{id}/password", get(admin::user_reset_form).post(admin::user_reset))
         .route("/teams", get(admin::teams).post(admin::team_create))
         .route("/teams/new", get(admin::team_new))
-        .route(
-            "/teams/{id}",
-            get(admin::team_show).post(admin::team_update),
-        )
-        .route(
-            "/projects",
-            get(admin::projects).post(admin::project_create),
-        )
+        .route("/teams/{id}", get(admin::team_show).post(admin::team_update))
+        .route("/projects", get(admin::projects).post(admin::project_create))
         .route("/projects/new", get(admin::project_new))
-        .route(
-            "/projects/{id}",
-            get(admin::project_show).post(admin::project_update),
-        )
+        .route("/projects/{id}", get(admin::project_show).post(admin::project_update))
         .route("/projects/{id}/tailoring", post(admin::project_tailor))
-        .route(
-            "/profile",
-            get(account::profile).post(account::profile_update),
-        )
-        .route(
-            "/profile/password",
-            get(account::password_form).post(account::password_change),
-        )
-        .route(
-            "/profile/sessions",
-            get(account::sessions_form).post(account::logout_everywhere),
-        )
+        .route("/profile", get(account::profile).post(account::profile_update))
+        .route("/profile/password", get(account::password_form).post(account::password_change))
+        .route("/profile/sessions", get(account::sessions_form).post(account::logout_everywhere))
         .route("/tokens", get(account::tokens).post(account::token_create))
-        .route(
-            "/tokens/{id}/revoke",
-            get(account::token_revoke_form).post(account::token_revoke),
-        )
+        .route("/tokens/{id}/revoke", get(account::token_revoke_form).post(account::token_revoke))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))
-        .route(
-            "/admin/jobs/{id}/retry",
-            get(trail::job_retry_form).post(trail::job_retry),
-        )
+        .route("/admin/jobs/{id}/retry", get(trail::job_retry_form).post(trail::job_retry))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
@@ -230,9 +158,7 @@ async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_router();
-    let docs: Router<AppState> = Router::from(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi),
-    );
+    let docs: Router<AppState> = Router::from(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi));
     let max_body = state.cfg.max_body_bytes;
     let pages = ui_router()
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -248,23 +174,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::identify,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .layer(axum::middleware::from_fn(track))
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .with_state(state)
 }

@@ -228,3 +228,6 @@ err-not-a-number = Enter a whole number.
 err-cannot-remove-own-admin = You cannot remove your own administrator role.
 err-cannot-deactivate-self = You cannot deactivate your own account.
 err-unknown-role = Unknown role.
+field-disabled-processes = Processes tailored out
+field-tailoring-reason = Tailoring reason
+field-kind = Kind

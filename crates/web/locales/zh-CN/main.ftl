@@ -228,3 +228,6 @@ err-not-a-number = 请输入整数。
 err-cannot-remove-own-admin = 不能移除您自己的管理员角色。
 err-cannot-deactivate-self = 不能停用您自己的账户。
 err-unknown-role = 未知角色。
+field-disabled-processes = 已裁剪流程
+field-tailoring-reason = 裁剪原因
+field-kind = 类型

@@ -2,9 +2,7 @@
 //! Keel and the customer contacts it serves, and their API tokens.
 
 use super::directory::IntoResponseOk;
-use super::{
-    ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag,
-};
+use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
@@ -33,26 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 const USER_SORTS: &[SortKey] = &[
-    SortKey {
-        name: "display_name",
-        column: "display_name",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "email",
-        column: "email",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "created_at",
-        column: "created_at",
-        kind: SortKind::Int,
-    },
-    SortKey {
-        name: "updated_at",
-        column: "updated_at",
-        kind: SortKind::Int,
-    },
+    SortKey { name: "display_name", column: "display_name", kind: SortKind::Text },
+    SortKey { name: "email", column: "email", kind: SortKind::Text },
+    SortKey { name: "created_at", column: "created_at", kind: SortKind::Int },
+    SortKey { name: "updated_at", column: "updated_at", kind: SortKind::Int },
 ];
 
 /// A staff member or customer contact.
@@ -141,23 +123,10 @@ pub struct UserQuery {
 }
 
 fn parse_roles(roles: &[String]) -> Result<Vec<Role>, ApiError> {
-    roles
-        .iter()
-        .map(|r| {
-            Role::parse(r).ok_or_else(|| {
-                ApiError::field("roles", "unknown_role", format!("unknown role {r}"))
-            })
-        })
-        .collect()
+    roles.iter().map(|r| Role::parse(r).ok_or_else(|| ApiError::field("roles", "unknown_role", format!("unknown role {r}")))).collect()
 }
 
-async fn list_kind(
-    s: &AppState,
-    who: &crate::auth::Identity,
-    q: UserQuery,
-    pp: PageParams,
-    kind: AccountKind,
-) -> ApiResponse {
+async fn list_kind(s: &AppState, who: &crate::auth::Identity, q: UserQuery, pp: PageParams, kind: AccountKind) -> ApiResponse {
     let page = page_request(&pp, USER_SORTS)?;
     let f = UserFilter {
         kind: Some(kind.as_str().into()),
@@ -168,19 +137,10 @@ async fn list_kind(
         visible_org_projects: None,
     };
     let r = s.app.list_users(&who.principal, f, &page).await?;
-    Ok(axum::Json(ListOf {
-        items: r.items.into_iter().map(User::from).collect(),
-        next_cursor: r.next_cursor,
-    })
-    .into_response_ok())
+    Ok(axum::Json(ListOf { items: r.items.into_iter().map(User::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
 }
 
-async fn create_kind(
-    s: &AppState,
-    who: &crate::auth::Identity,
-    b: NewAccount,
-    kind: AccountKind,
-) -> ApiResponse {
+async fn create_kind(s: &AppState, who: &crate::auth::Identity, b: NewAccount, kind: AccountKind) -> ApiResponse {
     let input = NewUser {
         kind,
         email: b.email,
@@ -193,24 +153,11 @@ async fn create_kind(
         roles: parse_roles(&b.roles)?,
     };
     let u = s.app.create_user(&who.principal, input).await?;
-    let base = if kind == AccountKind::Staff {
-        "users"
-    } else {
-        "contacts"
-    };
-    Ok(created(
-        u.version,
-        format!("/api/v1/{base}/{}", u.id),
-        User::from(u),
-    ))
+    let base = if kind == AccountKind::Staff { "users" } else { "contacts" };
+    Ok(created(u.version, format!("/api/v1/{base}/{}", u.id), User::from(u)))
 }
 
-async fn get_kind(
-    s: &AppState,
-    who: &crate::auth::Identity,
-    id: &str,
-    kind: AccountKind,
-) -> Result<UserRecord, ApiError> {
+async fn get_kind(s: &AppState, who: &crate::auth::Identity, id: &str, kind: AccountKind) -> Result<UserRecord, ApiError> {
     let u = s.app.get_user(&who.principal, id).await?;
     if u.kind != kind.as_str() {
         return Err(ApiError::from(keel_app::AppError::NotFound));
@@ -241,10 +188,7 @@ async fn update_kind(
         active: b.active,
         roles,
     };
-    let u = s
-        .app
-        .update_user(&who.principal, id, patch, Some(version))
-        .await?;
+    let u = s.app.update_user(&who.principal, id, patch, Some(version)).await?;
     Ok(with_etag(u.version, User::from(u)))
 }
 
@@ -266,21 +210,13 @@ async fn list_users(
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = NewAccount,
     responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_user(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewAccount>,
-) -> ApiResponse {
+async fn create_user(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewAccount>) -> ApiResponse {
     create_kind(&s, &who, b, AccountKind::Staff).await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_user(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_user(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let u = get_kind(&s, &who, &id, AccountKind::Staff).await?;
     Ok(with_etag(u.version, User::from(u)))
 }
@@ -312,9 +248,7 @@ async fn reset_password(
     ApiJson(b): ApiJson<PasswordReset>,
 ) -> ApiResponse {
     s.app.get_user(&who.principal, &id).await?;
-    s.app
-        .reset_password(&who.principal, &id, &b.password)
-        .await?;
+    s.app.reset_password(&who.principal, &id, &b.password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -331,21 +265,13 @@ async fn list_contacts(
 
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "accounts", request_body = NewAccount,
     responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_contact(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewAccount>,
-) -> ApiResponse {
+async fn create_contact(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewAccount>) -> ApiResponse {
     create_kind(&s, &who, b, AccountKind::Contact).await
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_contact(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_contact(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let u = get_kind(&s, &who, &id, AccountKind::Contact).await?;
     Ok(with_etag(u.version, User::from(u)))
 }
@@ -417,38 +343,17 @@ pub struct TokenQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", params(TokenQuery), responses((status = 200, body = Vec<Token>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn list_tokens(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiQuery(q): ApiQuery<TokenQuery>,
-) -> ApiResponse {
-    let t = s
-        .app
-        .list_api_tokens(&who.principal, q.all.unwrap_or(false))
-        .await?;
+async fn list_tokens(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<TokenQuery>) -> ApiResponse {
+    let t = s.app.list_api_tokens(&who.principal, q.all.unwrap_or(false)).await?;
     Ok(axum::Json(t.into_iter().map(Token::from).collect::<Vec<_>>()).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_token(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewToken>,
-) -> ApiResponse {
-    let (secret, t) = s
-        .app
-        .create_api_token(&who.principal, &b.name, b.expires_in_days)
-        .await?;
+async fn create_token(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewToken>) -> ApiResponse {
+    let (secret, t) = s.app.create_api_token(&who.principal, &b.name, b.expires_in_days).await?;
     let loc = format!("/api/v1/tokens/{}", t.id);
-    let mut r = (
-        StatusCode::CREATED,
-        axum::Json(CreatedToken {
-            token: Token::from(t),
-            secret,
-        }),
-    )
-        .into_response();
+    let mut r = (StatusCode::CREATED, axum::Json(CreatedToken { token: Token::from(t), secret })).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&loc) {
         r.headers_mut().insert(axum::http::header::LOCATION, v);
     }
@@ -457,11 +362,7 @@ async fn create_token(
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke_token(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn revoke_token(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     s.app.revoke_api_token(&who.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

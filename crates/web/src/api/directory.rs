@@ -1,18 +1,14 @@
 //! `/api/v1/organizations`, `/api/v1/teams`, `/api/v1/projects`: the structure that scopes
 //! every process record, with process tailoring per service project (§2.1.4).
 
-use super::{
-    ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag,
-};
+use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::ErrorBody;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use keel_app::directory::{OrganizationInput, ProjectInput, TeamInput};
-use keel_store::directory::{
-    OrgFilter, OrganizationRecord, ProjectFilter, ProjectRecord, TailoringDecision, TeamRecord,
-};
+use keel_store::directory::{OrgFilter, OrganizationRecord, ProjectFilter, ProjectRecord, TailoringDecision, TeamRecord};
 use keel_store::page::{SortKey, SortKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -32,60 +28,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 const ORG_SORTS: &[SortKey] = &[
-    SortKey {
-        name: "name",
-        column: "name",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "code",
-        column: "code",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "created_at",
-        column: "created_at",
-        kind: SortKind::Int,
-    },
-    SortKey {
-        name: "updated_at",
-        column: "updated_at",
-        kind: SortKind::Int,
-    },
+    SortKey { name: "name", column: "name", kind: SortKind::Text },
+    SortKey { name: "code", column: "code", kind: SortKind::Text },
+    SortKey { name: "created_at", column: "created_at", kind: SortKind::Int },
+    SortKey { name: "updated_at", column: "updated_at", kind: SortKind::Int },
 ];
 const TEAM_SORTS: &[SortKey] = &[
-    SortKey {
-        name: "name",
-        column: "name",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "created_at",
-        column: "created_at",
-        kind: SortKind::Int,
-    },
+    SortKey { name: "name", column: "name", kind: SortKind::Text },
+    SortKey { name: "created_at", column: "created_at", kind: SortKind::Int },
 ];
 const PROJECT_SORTS: &[SortKey] = &[
-    SortKey {
-        name: "code",
-        column: "code",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "name",
-        column: "name",
-        kind: SortKind::Text,
-    },
-    SortKey {
-        name: "created_at",
-        column: "created_at",
-        kind: SortKind::Int,
-    },
-    SortKey {
-        name: "updated_at",
-        column: "updated_at",
-        kind: SortKind::Int,
-    },
+    SortKey { name: "code", column: "code", kind: SortKind::Text },
+    SortKey { name: "name", column: "name", kind: SortKind::Text },
+    SortKey { name: "created_at", column: "created_at", kind: SortKind::Int },
+    SortKey { name: "updated_at", column: "updated_at", kind: SortKind::Int },
 ];
 
 // ---- organisations ----
@@ -154,57 +110,23 @@ async fn list_organizations(
     ApiQuery(pp): ApiQuery<PageParams>,
 ) -> ApiResponse {
     let page = page_request(&pp, ORG_SORTS)?;
-    let r = s
-        .app
-        .list_organizations(
-            &who.principal,
-            &OrgFilter {
-                q: q.q,
-                active: q.active,
-            },
-            &page,
-        )
-        .await?;
-    Ok(axum::Json(ListOf {
-        items: r.items.into_iter().map(Organization::from).collect(),
-        next_cursor: r.next_cursor,
-    })
-    .into_response_ok())
+    let r = s.app.list_organizations(&who.principal, &OrgFilter { q: q.q, active: q.active }, &page).await?;
+    Ok(axum::Json(ListOf { items: r.items.into_iter().map(Organization::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/organizations", tag = "directory", request_body = NewOrganization,
     responses((status = 201, body = Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_organization(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewOrganization>,
-) -> ApiResponse {
+async fn create_organization(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewOrganization>) -> ApiResponse {
     let o = s
         .app
-        .create_organization(
-            &who.principal,
-            OrganizationInput {
-                name: b.name,
-                code: b.code,
-                description: b.description,
-                active: None,
-            },
-        )
+        .create_organization(&who.principal, OrganizationInput { name: b.name, code: b.code, description: b.description, active: None })
         .await?;
-    Ok(created(
-        o.version,
-        format!("/api/v1/organizations/{}", o.id),
-        Organization::from(o),
-    ))
+    Ok(created(o.version, format!("/api/v1/organizations/{}", o.id), Organization::from(o)))
 }
 
 #[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "directory", params(("id" = String, Path)),
     responses((status = 200, body = Organization, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_organization(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_organization(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let o = s.app.get_organization(&who.principal, &id).await?;
     Ok(with_etag(o.version, Organization::from(o)))
 }
@@ -227,10 +149,7 @@ async fn update_organization(
         description: b.description.or(cur.description),
         active: b.active,
     };
-    let o = s
-        .app
-        .update_organization(&who.principal, &id, input, Some(version))
-        .await?;
+    let o = s.app.update_organization(&who.principal, &id, input, Some(version)).await?;
     Ok(with_etag(o.version, Organization::from(o)))
 }
 
@@ -305,24 +224,13 @@ async fn list_teams(
     ApiQuery(pp): ApiQuery<PageParams>,
 ) -> ApiResponse {
     let page = page_request(&pp, TEAM_SORTS)?;
-    let r = s
-        .app
-        .list_teams(&who.principal, q.q.as_deref(), &page)
-        .await?;
-    Ok(axum::Json(ListOf {
-        items: r.items.into_iter().map(Team::from).collect(),
-        next_cursor: r.next_cursor,
-    })
-    .into_response_ok())
+    let r = s.app.list_teams(&who.principal, q.q.as_deref(), &page).await?;
+    Ok(axum::Json(ListOf { items: r.items.into_iter().map(Team::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "directory", request_body = NewTeam,
     responses((status = 201, body = Team), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_team(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewTeam>,
-) -> ApiResponse {
+async fn create_team(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewTeam>) -> ApiResponse {
     let t = s
         .app
         .create_team(
@@ -337,20 +245,12 @@ async fn create_team(
             },
         )
         .await?;
-    Ok(created(
-        t.version,
-        format!("/api/v1/teams/{}", t.id),
-        Team::from(t),
-    ))
+    Ok(created(t.version, format!("/api/v1/teams/{}", t.id), Team::from(t)))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "directory", params(("id" = String, Path)),
     responses((status = 200, body = Team), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_team(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_team(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let t = s.app.get_team(&who.principal, &id).await?;
     Ok(with_etag(t.version, Team::from(t)))
 }
@@ -374,10 +274,7 @@ async fn update_team(
         member_ids: b.member_ids.unwrap_or(cur.member_ids),
         active: b.active,
     };
-    let t = s
-        .app
-        .update_team(&who.principal, &id, input, Some(version))
-        .await?;
+    let t = s.app.update_team(&who.principal, &id, input, Some(version)).await?;
     Ok(with_etag(t.version, Team::from(t)))
 }
 
@@ -471,32 +368,14 @@ async fn list_projects(
     ApiQuery(pp): ApiQuery<PageParams>,
 ) -> ApiResponse {
     let page = page_request(&pp, PROJECT_SORTS)?;
-    let r = s
-        .app
-        .list_projects(
-            &who.principal,
-            &ProjectFilter {
-                q: q.q,
-                organization_id: q.organization_id,
-                status: q.status,
-            },
-            &page,
-        )
-        .await?;
-    Ok(axum::Json(ListOf {
-        items: r.items.into_iter().map(Project::from).collect(),
-        next_cursor: r.next_cursor,
-    })
-    .into_response_ok())
+    let r =
+        s.app.list_projects(&who.principal, &ProjectFilter { q: q.q, organization_id: q.organization_id, status: q.status }, &page).await?;
+    Ok(axum::Json(ListOf { items: r.items.into_iter().map(Project::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/projects", tag = "directory", request_body = NewProject,
     responses((status = 201, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_project(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiJson(b): ApiJson<NewProject>,
-) -> ApiResponse {
+async fn create_project(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewProject>) -> ApiResponse {
     let input = ProjectInput {
         code: b.code,
         name: b.name,
@@ -509,20 +388,12 @@ async fn create_project(
         member_ids: b.member_ids,
     };
     let p = s.app.create_project(&who.principal, input).await?;
-    Ok(created(
-        p.version,
-        format!("/api/v1/projects/{}", p.id),
-        Project::from(p),
-    ))
+    Ok(created(p.version, format!("/api/v1/projects/{}", p.id), Project::from(p)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "directory", params(("id" = String, Path)),
     responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_project(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_project(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let p = s.app.get_project(&who.principal, &id).await?;
     Ok(with_etag(p.version, Project::from(p)))
 }
@@ -549,10 +420,7 @@ async fn update_project(
         status: b.status.or(Some(cur.status)),
         member_ids: b.member_ids.unwrap_or(cur.member_ids),
     };
-    let p = s
-        .app
-        .update_project(&who.principal, &id, input, Some(version))
-        .await?;
+    let p = s.app.update_project(&who.principal, &id, input, Some(version)).await?;
     Ok(with_etag(p.version, Project::from(p)))
 }
 
@@ -569,8 +437,7 @@ pub struct TailoringEntry {
 
 impl From<TailoringDecision> for TailoringEntry {
     fn from(d: TailoringDecision) -> Self {
-        let mandatory =
-            keel_domain::process::Process::parse(&d.process).is_some_and(|p| p.is_mandatory());
+        let mandatory = keel_domain::process::Process::parse(&d.process).is_some_and(|p| p.is_mandatory());
         TailoringEntry {
             process: d.process,
             mandatory,
@@ -584,11 +451,7 @@ impl From<TailoringDecision> for TailoringEntry {
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/processes", tag = "directory", params(("id" = String, Path)),
     responses((status = 200, body = Vec<TailoringEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_tailoring(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path(id): Path<String>,
-) -> ApiResponse {
+async fn get_tailoring(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let d = s.app.project_tailoring(&who.principal, &id).await?;
     Ok(axum::Json(d.into_iter().map(TailoringEntry::from).collect::<Vec<_>>()).into_response_ok())
 }
@@ -609,10 +472,7 @@ async fn set_process(
     Path((id, process)): Path<(String, String)>,
     ApiJson(b): ApiJson<ProcessSwitch>,
 ) -> ApiResponse {
-    let p = s
-        .app
-        .tailor_project(&who.principal, &id, &process, b.enabled, &b.reason)
-        .await?;
+    let p = s.app.tailor_project(&who.principal, &id, &process, b.enabled, &b.reason).await?;
     Ok(with_etag(p.version, Project::from(p)))
 }
 

@@ -32,10 +32,7 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
 }
 
@@ -51,33 +48,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                m.trim().eq_ignore_ascii_case("application/json") || m.trim().ends_with("+json")
-            });
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json") || m.trim().ends_with("+json"));
         if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json",
-            ));
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/json"));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the request body is too large",
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "malformed_body",
-                        "the request body could not be read",
-                    )
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "the request body could not be read")
+            }
+        })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(v) => Ok(ApiJson(v)),
@@ -85,11 +66,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 if inner.classify() == serde_json::error::Category::Data {
-                    let field = if path == "." {
-                        unknown_field(&inner.to_string()).unwrap_or_default()
-                    } else {
-                        path
-                    };
+                    let field = if path == "." { unknown_field(&inner.to_string()).unwrap_or_default() } else { path };
                     Err(ApiError {
                         status: StatusCode::UNPROCESSABLE_ENTITY,
                         code: "validation_failed".into(),
@@ -98,11 +75,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                         retry_after: None,
                     })
                 } else {
-                    Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "malformed_json",
-                        format!("the body is not valid JSON: {inner}"),
-                    ))
+                    Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}")))
                 }
             }
         }
@@ -122,9 +95,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        serde_html_form::from_str(q)
-            .map(ApiQuery)
-            .map_err(|e| ApiError::field("query", "invalid_query", e.to_string()))
+        serde_html_form::from_str(q).map(ApiQuery).map_err(|e| ApiError::field("query", "invalid_query", e.to_string()))
     }
 }
 
@@ -143,11 +114,7 @@ pub struct PageParams {
 pub fn page_request(p: &PageParams, allowed: &[SortKey]) -> Result<PageRequest, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            "out_of_range",
-            "limit must be between 1 and 200",
-        ));
+        return Err(ApiError::field("limit", "out_of_range", "limit must be between 1 and 200"));
     }
     let (desc, name) = match p.sort.as_deref() {
         Some(s) if s.starts_with('-') => (true, &s[1..]),
@@ -158,32 +125,17 @@ pub fn page_request(p: &PageParams, allowed: &[SortKey]) -> Result<PageRequest, 
         ApiError::field(
             "sort",
             "invalid_sort",
-            format!(
-                "sort by one of: {}",
-                allowed
-                    .iter()
-                    .map(|k| k.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            format!("sort by one of: {}", allowed.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")),
         )
     })?;
     let after = match &p.cursor {
-        Some(c) => Some(decode_cursor(&sort, c).ok_or_else(|| {
-            ApiError::field(
-                "cursor",
-                "invalid_cursor",
-                "the cursor is malformed or belongs to another sort order",
-            )
-        })?),
+        Some(c) => Some(
+            decode_cursor(&sort, c)
+                .ok_or_else(|| ApiError::field("cursor", "invalid_cursor", "the cursor is malformed or belongs to another sort order"))?,
+        ),
         None => None,
     };
-    Ok(PageRequest {
-        sort,
-        desc,
-        after,
-        limit,
-    })
+    Ok(PageRequest { sort, desc, after, limit })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -213,18 +165,11 @@ pub fn created(version: i64, location: String, body: impl Serialize) -> Response
 
 /// The version an update was based on, from `If-Match`; required on every update.
 pub fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
-    let raw = headers
-        .get(header::IF_MATCH)
-        .ok_or_else(|| ApiError::from(AppError::PreconditionRequired))?;
+    let raw = headers.get(header::IF_MATCH).ok_or_else(|| ApiError::from(AppError::PreconditionRequired))?;
     let s = raw.to_str().unwrap_or("").trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<i64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "stale_version",
-            "If-Match does not match the current ETag",
-        )
-    })
+    s.parse::<i64>()
+        .map_err(|_| ApiError::new(StatusCode::PRECONDITION_FAILED, "stale_version", "If-Match does not match the current ETag"))
 }
 
 pub type ApiResponse = Result<Response, ApiError>;

@@ -14,10 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(audit))
-        .routes(routes!(history))
-        .routes(routes!(verify))
+    OpenApiRouter::new().routes(routes!(audit)).routes(routes!(history)).routes(routes!(verify))
 }
 
 /// One audit entry: who changed what, when, field by field.
@@ -77,18 +74,10 @@ pub struct AuditQuery {
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn audit(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResponse {
+async fn audit(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResponse {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            "out_of_range",
-            "limit must be between 1 and 500",
-        ));
+        return Err(ApiError::field("limit", "out_of_range", "limit must be between 1 and 500"));
     }
     let before = match &q.cursor {
         Some(c) => Some(
@@ -108,33 +97,20 @@ async fn audit(
         limit,
     };
     let items = s.app.audit_trail(&who.principal, &f).await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|e| format!("{}:{}", e.at, e.id)))
-        .flatten();
-    Ok(axum::Json(AuditPage {
-        items: items.into_iter().map(AuditEntry::from).collect(),
-        next_cursor,
-    })
-    .into_response_ok())
+    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|e| format!("{}:{}", e.at, e.id))).flatten();
+    Ok(axum::Json(AuditPage { items: items.into_iter().map(AuditEntry::from).collect(), next_cursor }).into_response_ok())
 }
 
 #[utoipa::path(get, path = "/api/v1/history/{entity_type}/{id}", tag = "audit", params(("entity_type" = String, Path, description = "organization, project, team, user"), ("id" = String, Path)),
     responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn history(
-    State(s): State<AppState>,
-    ApiUser(who): ApiUser,
-    Path((entity_type, id)): Path<(String, String)>,
-) -> ApiResponse {
+async fn history(State(s): State<AppState>, ApiUser(who): ApiUser, Path((entity_type, id)): Path<(String, String)>) -> ApiResponse {
     let p = &who.principal;
     match entity_type.as_str() {
         "organization" => drop(s.app.get_organization(p, &id).await?),
         "project" => drop(s.app.get_project(p, &id).await?),
         "team" => drop(s.app.get_team(p, &id).await?),
         "user" => drop(s.app.get_user(p, &id).await?),
-        _ if p.may_admin(
-            keel_domain::identity::AdminArea::AuditTrail,
-            keel_domain::identity::Action::Read,
-        ) => {}
+        _ if p.may_admin(keel_domain::identity::AdminArea::AuditTrail, keel_domain::identity::Action::Read) => {}
         _ => return Err(AppError::NotFound.into()),
     }
     let h = s.app.history(&entity_type, &id).await?;
@@ -151,16 +127,9 @@ pub struct Integrity {
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = Integrity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn verify(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
-    if !who.principal.may_admin(
-        keel_domain::identity::AdminArea::AuditTrail,
-        keel_domain::identity::Action::Read,
-    ) {
+    if !who.principal.may_admin(keel_domain::identity::AdminArea::AuditTrail, keel_domain::identity::Action::Read) {
         return Err(AppError::Forbidden.into());
     }
     let r = s.app.integrity_check().await?;
-    Ok(axum::Json(Integrity {
-        ok: r.ok(),
-        report: serde_json::to_value(&r).unwrap_or_default(),
-    })
-    .into_response_ok())
+    Ok(axum::Json(Integrity { ok: r.ok(), report: serde_json::to_value(&r).unwrap_or_default() }).into_response_ok())
 }

@@ -1,9 +1,6 @@
 //! One's own account: profile, language and time zone, password, sessions and API tokens.
 
-use super::{
-    Ctx, Field, FormPage, MessagePage, OrPage, Panel, Row, UiResult, attach_errors, render,
-    render_status, see_other,
-};
+use super::{Ctx, Field, FormPage, MessagePage, OrPage, Panel, Row, UiResult, attach_errors, render, render_status, see_other};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser, Via};
 use crate::i18n::Tr;
@@ -42,16 +39,10 @@ fn profile_fields(tr: &Tr, f: &ProfileForm) -> Vec<Field> {
     vec![
         Field::new(tr, "display_name", "text", &f.display_name).required(),
         Field::new(tr, "phone", "text", &f.phone),
-        Field::new(tr, "locale", "select", "").required().options(
-            vec![
-                ("en".into(), "English".into()),
-                ("zh-CN".into(), "简体中文".into()),
-            ],
-            std::slice::from_ref(&f.locale),
-        ),
-        Field::new(tr, "time_zone", "text", &f.time_zone)
+        Field::new(tr, "locale", "select", "")
             .required()
-            .help(tr.t("help-time-zone")),
+            .options(vec![("en".into(), "English".into()), ("zh-CN".into(), "简体中文".into())], std::slice::from_ref(&f.locale)),
+        Field::new(tr, "time_zone", "text", &f.time_zone).required().help(tr.t("help-time-zone")),
     ]
 }
 
@@ -62,11 +53,7 @@ async fn profile_page(
     form: Option<(ProfileForm, AppError)>,
     flash: Option<&str>,
 ) -> UiResult {
-    let u = state
-        .app
-        .get_user(&who.principal, &who.principal.user_id)
-        .await
-        .or_page(tr)?;
+    let u = state.app.get_user(&who.principal, &who.principal.user_id).await.or_page(tr)?;
     let (f, err) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (
@@ -81,10 +68,7 @@ async fn profile_page(
         ),
     };
     let mut fields = profile_fields(tr, &f);
-    let errors = err
-        .as_ref()
-        .map(|e| attach_errors(tr, &mut fields, e))
-        .unwrap_or_default();
+    let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let ctx = Ctx::new(tr, Some(who), "/profile", flash);
     let mut page = FormPage::new(ctx, tr.t("nav-profile"), "/profile".into(), fields, "/");
     page.version = Some(u.version);
@@ -101,29 +85,14 @@ async fn profile_page(
         rows: vec![],
         action: Some(("/profile/sessions".into(), tr.t("action-logout-everywhere"))),
     });
-    Ok(render_status(
-        err.as_ref()
-            .map(crate::error::status_of)
-            .unwrap_or(axum::http::StatusCode::OK),
-        &page,
-    ))
+    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
 }
 
-pub async fn profile(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    Query(q): Query<FlashQuery>,
-) -> UiResult {
+pub async fn profile(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<FlashQuery>) -> UiResult {
     profile_page(&state, &tr, &who, None, q.flash.as_deref()).await
 }
 
-pub async fn profile_update(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    CsrfForm(f): CsrfForm<ProfileForm>,
-) -> UiResult {
+pub async fn profile_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<ProfileForm>) -> UiResult {
     let patch = UserPatch {
         display_name: Some(f.display_name.clone()),
         phone: Some(Some(f.phone.clone()).filter(|s| !s.trim().is_empty())),
@@ -132,11 +101,7 @@ pub async fn profile_update(
         ..Default::default()
     };
     let v = f.version.as_deref().and_then(|s| s.parse().ok());
-    match state
-        .app
-        .update_user(&who.principal, &who.principal.user_id, patch, v)
-        .await
-    {
+    match state.app.update_user(&who.principal, &who.principal.user_id, patch, v).await {
         Ok(_) => Ok(see_other("/profile", "saved")),
         Err(e) => profile_page(&state, &tr, &who, Some((f, e)), None).await,
     }
@@ -144,61 +109,30 @@ pub async fn profile_update(
 
 fn password_fields(tr: &Tr) -> Vec<Field> {
     vec![
-        Field::new(tr, "current_password", "password", "")
-            .required()
-            .autocomplete("current-password"),
-        Field::new(tr, "new_password", "password", "")
-            .required()
-            .autocomplete("new-password")
-            .help(tr.t("help-password")),
+        Field::new(tr, "current_password", "password", "").required().autocomplete("current-password"),
+        Field::new(tr, "new_password", "password", "").required().autocomplete("new-password").help(tr.t("help-password")),
     ]
 }
 
 pub async fn password_form(tr: Tr, UiUser(who): UiUser) -> UiResult {
     let ctx = Ctx::new(&tr, Some(&who), "/profile/password", None);
-    let mut page = FormPage::new(
-        ctx,
-        tr.t("password-title"),
-        "/profile/password".into(),
-        password_fields(&tr),
-        "/profile",
-    );
+    let mut page = FormPage::new(ctx, tr.t("password-title"), "/profile/password".into(), password_fields(&tr), "/profile");
     page.submit = tr.t("action-change-password");
     Ok(render(&page))
 }
 
-pub async fn password_change(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    CsrfForm(f): CsrfForm<PasswordForm>,
-) -> UiResult {
+pub async fn password_change(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<PasswordForm>) -> UiResult {
     let keep = match &who.via {
         Via::Session { token, .. } => Some(token.clone()),
         Via::Token => None,
     };
-    match state
-        .app
-        .change_password(
-            &who.principal,
-            &f.current_password,
-            &f.new_password,
-            keep.as_deref(),
-        )
-        .await
-    {
+    match state.app.change_password(&who.principal, &f.current_password, &f.new_password, keep.as_deref()).await {
         Ok(()) => Ok(see_other("/profile", "password-changed")),
         Err(e) => {
             let mut fields = password_fields(&tr);
             let errors = attach_errors(&tr, &mut fields, &e);
             let ctx = Ctx::new(&tr, Some(&who), "/profile/password", None);
-            let mut page = FormPage::new(
-                ctx,
-                tr.t("password-title"),
-                "/profile/password".into(),
-                fields,
-                "/profile",
-            );
+            let mut page = FormPage::new(ctx, tr.t("password-title"), "/profile/password".into(), fields, "/profile");
             page.errors = errors;
             page.submit = tr.t("action-change-password");
             Ok(render_status(crate::error::status_of(&e), &page))
@@ -208,20 +142,9 @@ pub async fn password_change(
 
 pub async fn sessions_form(tr: Tr, UiUser(who): UiUser) -> UiResult {
     let ctx = Ctx::new(&tr, Some(&who), "/profile/sessions", None);
-    let mut page = FormPage::new(
-        ctx,
-        tr.t("sessions-title"),
-        "/profile/sessions".into(),
-        vec![],
-        "/profile",
-    );
+    let mut page = FormPage::new(ctx, tr.t("sessions-title"), "/profile/sessions".into(), vec![], "/profile");
     page.submit = tr.t("action-logout-everywhere");
-    page.panels.push(Panel {
-        title: tr.t("sessions-help"),
-        columns: vec![],
-        rows: vec![],
-        action: None,
-    });
+    page.panels.push(Panel { title: tr.t("sessions-help"), columns: vec![], rows: vec![], action: None });
     Ok(render(&page))
 }
 
@@ -235,11 +158,7 @@ pub async fn logout_everywhere(
         Via::Session { token, .. } => Some(token.clone()),
         Via::Token => None,
     };
-    state
-        .app
-        .logout_everywhere(&who.principal, keep.as_deref())
-        .await
-        .or_page(&tr)?;
+    state.app.logout_everywhere(&who.principal, keep.as_deref()).await.or_page(&tr)?;
     Ok(see_other("/profile", "signed-out-elsewhere"))
 }
 
@@ -256,8 +175,7 @@ pub struct TokenForm {
 fn token_fields(tr: &Tr, f: &TokenForm) -> Vec<Field> {
     vec![
         Field::new(tr, "name", "text", &f.name).required(),
-        Field::new(tr, "expires_in_days", "text", &f.expires_in_days)
-            .help(tr.t("help-expires-in-days")),
+        Field::new(tr, "expires_in_days", "text", &f.expires_in_days).help(tr.t("help-expires-in-days")),
     ]
 }
 
@@ -269,16 +187,9 @@ async fn tokens_page(
     err: Option<AppError>,
     flash: Option<&str>,
 ) -> UiResult {
-    let tokens = state
-        .app
-        .list_api_tokens(&who.principal, false)
-        .await
-        .or_page(tr)?;
+    let tokens = state.app.list_api_tokens(&who.principal, false).await.or_page(tr)?;
     let mut fields = token_fields(tr, f);
-    let errors = err
-        .as_ref()
-        .map(|e| attach_errors(tr, &mut fields, e))
-        .unwrap_or_default();
+    let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let ctx = Ctx::new(tr, Some(who), "/tokens", flash);
     let mut page = FormPage::new(ctx, tr.t("nav-tokens"), "/tokens".into(), fields, "/");
     page.errors = errors;
@@ -296,58 +207,27 @@ async fn tokens_page(
         rows: tokens
             .iter()
             .map(|t| Row {
-                href: if t.revoked_at.is_none() {
-                    format!("/tokens/{}/revoke", t.id)
-                } else {
-                    String::new()
-                },
+                href: if t.revoked_at.is_none() { format!("/tokens/{}/revoke", t.id) } else { String::new() },
                 cells: vec![
                     t.name.clone(),
                     format!("{}…", t.prefix),
                     tr.datetime(&t.created_at),
                     tr.opt_datetime(&t.last_used_at),
                     tr.opt_datetime(&t.expires_at),
-                    if t.revoked_at.is_some() {
-                        tr.t("token-revoked")
-                    } else {
-                        tr.t("token-active")
-                    },
+                    if t.revoked_at.is_some() { tr.t("token-revoked") } else { tr.t("token-active") },
                 ],
             })
             .collect(),
         action: None,
     });
-    Ok(render_status(
-        err.as_ref()
-            .map(crate::error::status_of)
-            .unwrap_or(axum::http::StatusCode::OK),
-        &page,
-    ))
+    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
 }
 
-pub async fn tokens(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    Query(q): Query<FlashQuery>,
-) -> UiResult {
-    tokens_page(
-        &state,
-        &tr,
-        &who,
-        &TokenForm::default(),
-        None,
-        q.flash.as_deref(),
-    )
-    .await
+pub async fn tokens(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<FlashQuery>) -> UiResult {
+    tokens_page(&state, &tr, &who, &TokenForm::default(), None, q.flash.as_deref()).await
 }
 
-pub async fn token_create(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    CsrfForm(f): CsrfForm<TokenForm>,
-) -> UiResult {
+pub async fn token_create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<TokenForm>) -> UiResult {
     let days = match f.expires_in_days.trim() {
         "" => None,
         s => match s.parse::<i64>() {
@@ -358,22 +238,14 @@ pub async fn token_create(
                     &tr,
                     &who,
                     &f,
-                    Some(AppError::field(
-                        "expires_in_days",
-                        "not_a_number",
-                        "a whole number of days",
-                    )),
+                    Some(AppError::field("expires_in_days", "not_a_number", "a whole number of days")),
                     None,
                 )
                 .await;
             }
         },
     };
-    match state
-        .app
-        .create_api_token(&who.principal, &f.name, days)
-        .await
-    {
+    match state.app.create_api_token(&who.principal, &f.name, days).await {
         Ok((secret, _)) => {
             let ctx = Ctx::new(&tr, Some(&who), "/tokens", None);
             Ok(render(&MessagePage {
@@ -391,20 +263,9 @@ pub async fn token_create(
 
 pub async fn token_revoke_form(tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
     let ctx = Ctx::new(&tr, Some(&who), "/tokens", None);
-    let mut page = FormPage::new(
-        ctx,
-        tr.t("action-revoke-token"),
-        format!("/tokens/{id}/revoke"),
-        vec![],
-        "/tokens",
-    );
+    let mut page = FormPage::new(ctx, tr.t("action-revoke-token"), format!("/tokens/{id}/revoke"), vec![], "/tokens");
     page.submit = tr.t("action-revoke-token");
-    page.panels.push(Panel {
-        title: tr.t("token-revoke-help"),
-        columns: vec![],
-        rows: vec![],
-        action: None,
-    });
+    page.panels.push(Panel { title: tr.t("token-revoke-help"), columns: vec![], rows: vec![], action: None });
     Ok(render(&page))
 }
 
@@ -415,10 +276,6 @@ pub async fn token_revoke(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<serde_json::Value>,
 ) -> UiResult {
-    state
-        .app
-        .revoke_api_token(&who.principal, &id)
-        .await
-        .or_page(&tr)?;
+    state.app.revoke_api_token(&who.principal, &id).await.or_page(&tr)?;
     Ok(see_other("/tokens", "token-revoked"))
 }

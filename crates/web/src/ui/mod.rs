@@ -37,16 +37,8 @@ pub struct Ctx {
 }
 
 /// Flash messages travel as a whitelisted key in the query string after a redirect.
-const FLASHES: &[&str] = &[
-    "saved",
-    "created",
-    "password-changed",
-    "signed-out-elsewhere",
-    "token-revoked",
-    "tailored",
-    "setup-done",
-    "job-retried",
-];
+const FLASHES: &[&str] =
+    &["saved", "created", "password-changed", "signed-out-elsewhere", "token-revoked", "tailored", "setup-done", "job-retried"];
 
 impl Ctx {
     pub fn new(tr: &Tr, who: Option<&Identity>, path: &str, flash: Option<&str>) -> Ctx {
@@ -57,20 +49,11 @@ impl Ctx {
             user_name: who.map(|i| i.user.display_name.clone()),
             nav,
             path_encoded: urlencode(path),
-            flash: flash
-                .filter(|f| FLASHES.contains(f))
-                .map(|f| tr.t(&format!("flash-{f}"))),
+            flash: flash.filter(|f| FLASHES.contains(f)).map(|f| tr.t(&format!("flash-{f}"))),
         }
     }
     pub fn anonymous(tr: &Tr, csrf: String, path: &str) -> Ctx {
-        Ctx {
-            tr: tr.clone(),
-            csrf,
-            user_name: None,
-            nav: vec![],
-            path_encoded: urlencode(path),
-            flash: None,
-        }
+        Ctx { tr: tr.clone(), csrf, user_name: None, nav: vec![], path_encoded: urlencode(path), flash: None }
     }
 }
 
@@ -81,24 +64,15 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         label: tr.t(key),
         active: path == href || (href != "/" && path.starts_with(&format!("{href}/"))),
     };
-    let mut groups = vec![NavGroup {
-        title: tr.t("nav-group-workspace"),
-        items: vec![item("/", "nav-home")],
-    }];
+    let mut groups = vec![NavGroup { title: tr.t("nav-group-workspace"), items: vec![item("/", "nav-home")] }];
     if p.is_staff() {
         groups.push(NavGroup {
             title: tr.t("nav-group-relationship"),
-            items: vec![
-                item("/organizations", "nav-organizations"),
-                item("/contacts", "nav-contacts"),
-            ],
+            items: vec![item("/organizations", "nav-organizations"), item("/contacts", "nav-contacts")],
         });
         groups.push(NavGroup {
             title: tr.t("nav-group-delivery"),
-            items: vec![
-                item("/projects", "nav-projects"),
-                item("/teams", "nav-teams"),
-            ],
+            items: vec![item("/projects", "nav-projects"), item("/teams", "nav-teams")],
         });
         let mut system = Vec::new();
         if p.may_admin(AdminArea::Users, Action::Read) {
@@ -111,19 +85,10 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
             system.push(item("/admin/jobs", "nav-jobs"));
         }
         if !system.is_empty() {
-            groups.push(NavGroup {
-                title: tr.t("nav-group-management-system"),
-                items: system,
-            });
+            groups.push(NavGroup { title: tr.t("nav-group-management-system"), items: system });
         }
     }
-    groups.push(NavGroup {
-        title: tr.t("nav-group-account"),
-        items: vec![
-            item("/profile", "nav-profile"),
-            item("/tokens", "nav-tokens"),
-        ],
-    });
+    groups.push(NavGroup { title: tr.t("nav-group-account"), items: vec![item("/profile", "nav-profile"), item("/tokens", "nav-tokens")] });
     groups
 }
 
@@ -172,19 +137,8 @@ impl Field {
         self.autocomplete = a;
         self
     }
-    pub fn options(
-        mut self,
-        opts: impl IntoIterator<Item = (String, String)>,
-        selected: &[String],
-    ) -> Self {
-        self.options = opts
-            .into_iter()
-            .map(|(value, label)| Opt {
-                selected: selected.contains(&value),
-                value,
-                label,
-            })
-            .collect();
+    pub fn options(mut self, opts: impl IntoIterator<Item = (String, String)>, selected: &[String]) -> Self {
+        self.options = opts.into_iter().map(|(value, label)| Opt { selected: selected.contains(&value), value, label }).collect();
         self
     }
 }
@@ -211,20 +165,12 @@ pub fn attach_errors(tr: &Tr, fields: &mut [Field], err: &AppError) -> Vec<Strin
 /// A field error in the reader's language, by its stable code.
 pub fn translate_field_error(tr: &Tr, code: &str, fallback: &str) -> String {
     let key = format!("err-{}", code.replace('_', "-"));
-    if tr.has(&key) {
-        tr.t(&key)
-    } else {
-        fallback.to_string()
-    }
+    if tr.has(&key) { tr.t(&key) } else { fallback.to_string() }
 }
 
 pub fn error_message(tr: &Tr, e: &AppError) -> String {
     let key = format!("err-{}", e.code().replace('_', "-"));
-    if tr.has(&key) {
-        tr.t(&key)
-    } else {
-        tr.t("err-internal")
-    }
+    if tr.has(&key) { tr.t(&key) } else { tr.t("err-internal") }
 }
 
 pub struct Row {
@@ -257,15 +203,9 @@ fn show_value(v: &Option<serde_json::Value>) -> String {
     match v {
         None => String::new(),
         Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Some(serde_json::Value::Array(a)) => {
+            a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")
+        }
         Some(other) => other.to_string(),
     }
 }
@@ -275,18 +215,17 @@ pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
         .iter()
         .rev()
         .map(|h| {
-            let changes: Vec<keel_domain::audit::FieldChange> =
-                serde_json::from_value(h.changes.clone()).unwrap_or_default();
+            let changes: Vec<keel_domain::audit::FieldChange> = serde_json::from_value(h.changes.clone()).unwrap_or_default();
             HistoryView {
                 when: tr.datetime(&h.at),
                 who: h.actor_label.clone(),
                 action: tr.t(&format!("audit-action-{}", h.action)),
                 changes: changes
                     .iter()
-                    .map(|c| ChangeView {
-                        field: c.field.clone(),
-                        old: show_value(&c.old),
-                        new: show_value(&c.new),
+                    .map(|c| {
+                        let key = format!("field-{}", c.field.replace('_', "-"));
+                        let field = if tr.has(&key) { tr.t(&key) } else { c.field.clone() };
+                        ChangeView { field, old: show_value(&c.old), new: show_value(&c.new) }
                     })
                     .collect(),
             }
@@ -336,13 +275,7 @@ pub struct FormPage {
 }
 
 impl FormPage {
-    pub fn new(
-        ctx: Ctx,
-        title: String,
-        action: String,
-        fields: Vec<Field>,
-        back_href: &str,
-    ) -> FormPage {
+    pub fn new(ctx: Ctx, title: String, action: String, fields: Vec<Field>, back_href: &str) -> FormPage {
         let submit = ctx.tr.t("action-save");
         FormPage {
             ctx,
@@ -402,39 +335,17 @@ pub fn render_status(status: StatusCode, t: &impl Template) -> Response {
 
 pub fn error_page(tr: &Tr, status: StatusCode, key: &str) -> Response {
     let title = tr.t(&format!("status-{}", status.as_u16()));
-    render_status(
-        status,
-        &ErrorPage {
-            tr,
-            title,
-            message: tr.t(key),
-        },
-    )
+    render_status(status, &ErrorPage { tr, title, message: tr.t(key) })
 }
 
 /// An error from a use case shown as a page (404 for records the reader may not see).
 pub fn app_error_page(tr: &Tr, e: &AppError) -> Response {
     let status = crate::error::status_of(e);
     let title = tr.t(&format!("status-{}", status.as_u16()));
-    if matches!(e, AppError::Internal(d) if { tracing::error!(error = %d, "internal error"); true })
-    {
-        return render_status(
-            status,
-            &ErrorPage {
-                tr,
-                title,
-                message: tr.t("err-internal"),
-            },
-        );
+    if matches!(e, AppError::Internal(d) if { tracing::error!(error = %d, "internal error"); true }) {
+        return render_status(status, &ErrorPage { tr, title, message: tr.t("err-internal") });
     }
-    render_status(
-        status,
-        &ErrorPage {
-            tr,
-            title,
-            message: error_message(tr, e),
-        },
-    )
+    render_status(status, &ErrorPage { tr, title, message: error_message(tr, e) })
 }
 
 /// Pages answer errors as pages.
@@ -460,8 +371,9 @@ impl<T> OrPage<T> for Result<T, AppError> {
 
 /// Redirect after a successful post, carrying a flash key.
 pub fn see_other(href: &str, flash: &str) -> Response {
-    let sep = if href.contains('?') { '&' } else { '?' };
-    axum::response::Redirect::to(&format!("{href}{sep}flash={flash}")).into_response()
+    let (path, fragment) = href.split_once('#').map(|(p, f)| (p, format!("#{f}"))).unwrap_or((href, String::new()));
+    let sep = if path.contains('?') { '&' } else { '?' };
+    axum::response::Redirect::to(&format!("{path}{sep}flash={flash}{fragment}")).into_response()
 }
 
 /// Common query parameters of list pages.

@@ -26,15 +26,9 @@ struct LoginPage {
 }
 
 fn session_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.cfg.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or(HeaderValue::from_static(""))
+    let secure = if state.cfg.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"))
+        .unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Pre-session forms (login, setup) use a double-submit cookie for CSRF.
@@ -58,11 +52,7 @@ fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
 
 /// Only local paths may be a post-login destination.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next.to_string()
-    } else {
-        "/".to_string()
-    }
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') { next.to_string() } else { "/".to_string() }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -74,21 +64,12 @@ pub struct NextQuery {
 
 fn login_fields(tr: &Tr, email: &str) -> Vec<Field> {
     vec![
-        Field::new(tr, "email", "email", email)
-            .required()
-            .autocomplete("username"),
-        Field::new(tr, "password", "password", "")
-            .required()
-            .autocomplete("current-password"),
+        Field::new(tr, "email", "email", email).required().autocomplete("username"),
+        Field::new(tr, "password", "password", "").required().autocomplete("current-password"),
     ]
 }
 
-pub async fn login_form(
-    State(state): State<AppState>,
-    tr: Tr,
-    headers: HeaderMap,
-    Query(q): Query<NextQuery>,
-) -> Response {
+pub async fn login_form(State(state): State<AppState>, tr: Tr, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     let (csrf, set) = pre_csrf(&state, &headers);
     let notice = match q.flash.as_deref() {
         Some("setup-done") => Some(tr.t("flash-setup-done")),
@@ -125,32 +106,19 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     CsrfForm(f): CsrfForm<LoginForm>,
 ) -> Response {
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    match state
-        .app
-        .login(&f.email, &f.password, &peer.ip().to_string(), ua)
-        .await
-    {
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    match state.app.login(&f.email, &f.password, &peer.ip().to_string(), ua).await {
         Ok(s) => {
             let mut r = Redirect::to(&safe_next(&f.next)).into_response();
             let max_age = state.app.security.session_max_ms / 1000;
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                session_cookie(&state, SESSION_COOKIE, &s.token, max_age),
-            );
+            r.headers_mut().append(header::SET_COOKIE, session_cookie(&state, SESSION_COOKIE, &s.token, max_age));
             r
         }
         Err(e) => {
             let (csrf, set) = pre_csrf(&state, &headers);
             let status = crate::error::status_of(&e);
             let message = match &e {
-                AppError::RateLimited { retry_after_secs } => tr.t1(
-                    "err-rate-limited-minutes",
-                    "minutes",
-                    (retry_after_secs + 59) / 60,
-                ),
+                AppError::RateLimited { retry_after_secs } => tr.t1("err-rate-limited-minutes", "minutes", (retry_after_secs + 59) / 60),
                 other => super::error_message(&tr, other),
             };
             let page = LoginPage {
@@ -168,21 +136,14 @@ pub async fn login(
     }
 }
 
-pub async fn logout(
-    State(state): State<AppState>,
-    UiUser(who): UiUser,
-    CsrfForm(_): CsrfForm<serde_json::Value>,
-) -> Response {
+pub async fn logout(State(state): State<AppState>, UiUser(who): UiUser, CsrfForm(_): CsrfForm<serde_json::Value>) -> Response {
     if let Via::Session { token, .. } = &who.via {
         if let Err(e) = state.app.logout(token).await {
             tracing::warn!(error = %e, "logout");
         }
     }
     let mut r = Redirect::to("/login?flash=signed-out").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session_cookie(&state, SESSION_COOKIE, "", 0),
-    );
+    r.headers_mut().append(header::SET_COOKIE, session_cookie(&state, SESSION_COOKIE, "", 0));
     r
 }
 
@@ -193,22 +154,19 @@ pub struct LangQuery {
 }
 
 /// Switches the interface language (a cookie; the profile keeps the default).
-pub async fn switch_language(
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
+/// Returns to the page the language was chosen on, query string included (so a setup link
+/// keeps its token and a login page its destination).
+pub async fn switch_language(State(state): State<AppState>, headers: HeaderMap, Path(code): Path<String>, Query(q): Query<LangQuery>) -> Response {
     let lang = Lang::parse(&code).unwrap_or_default();
-    let mut r = Redirect::to(&safe_next(&q.back)).into_response();
-    let secure = if state.cfg.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000{secure}",
-        lang.code()
-    )) {
+    let from_referer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()));
+    let back = from_referer.filter(|r| r.split('?').next() == Some(q.back.as_str()) || q.back.is_empty()).unwrap_or(q.back);
+    let mut r = Redirect::to(&safe_next(&back)).into_response();
+    let secure = if state.cfg.secure_cookies { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000{secure}", lang.code())) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -224,29 +182,14 @@ pub struct SetupQuery {
 
 fn setup_fields(tr: &Tr, f: &SetupForm) -> Vec<Field> {
     vec![
-        Field::new(tr, "display_name", "text", &f.display_name)
-            .required()
-            .autocomplete("name"),
-        Field::new(tr, "email", "email", &f.email)
-            .required()
-            .autocomplete("username"),
-        Field::new(tr, "password", "password", "")
-            .required()
-            .autocomplete("new-password")
-            .help(tr.t("help-password")),
-        Field::new(tr, "time_zone", "text", &f.time_zone)
-            .required()
-            .help(tr.t("help-time-zone")),
+        Field::new(tr, "display_name", "text", &f.display_name).required().autocomplete("name"),
+        Field::new(tr, "email", "email", &f.email).required().autocomplete("username"),
+        Field::new(tr, "password", "password", "").required().autocomplete("new-password").help(tr.t("help-password")),
+        Field::new(tr, "time_zone", "text", &f.time_zone).required().help(tr.t("help-time-zone")),
     ]
 }
 
-fn setup_page(
-    tr: &Tr,
-    csrf: String,
-    f: &SetupForm,
-    error: Option<String>,
-    fields: Vec<Field>,
-) -> LoginPage {
+fn setup_page(tr: &Tr, csrf: String, f: &SetupForm, error: Option<String>, fields: Vec<Field>) -> LoginPage {
     let _ = f;
     LoginPage {
         ctx: Ctx::anonymous(tr, csrf, "/setup"),
@@ -260,30 +203,14 @@ fn setup_page(
     }
 }
 
-pub async fn setup_form(
-    State(state): State<AppState>,
-    tr: Tr,
-    headers: HeaderMap,
-    Query(q): Query<SetupQuery>,
-) -> UiResult {
+pub async fn setup_form(State(state): State<AppState>, tr: Tr, headers: HeaderMap, Query(q): Query<SetupQuery>) -> UiResult {
     if !state.app.setup_token_valid(&q.token).await.or_page(&tr)? {
-        return Ok(super::error_page(
-            &tr,
-            StatusCode::NOT_FOUND,
-            "err-setup-token-invalid",
-        ));
+        return Ok(super::error_page(&tr, StatusCode::NOT_FOUND, "err-setup-token-invalid"));
     }
     let (csrf, set) = pre_csrf(&state, &headers);
-    let f = SetupForm {
-        token: q.token,
-        time_zone: "Asia/Shanghai".into(),
-        ..Default::default()
-    };
+    let f = SetupForm { token: q.token, time_zone: "Asia/Shanghai".into(), ..Default::default() };
     let fields = setup_fields(&tr, &f);
-    Ok(with_cookie(
-        render(&setup_page(&tr, csrf, &f, None, fields)),
-        set,
-    ))
+    Ok(with_cookie(render(&setup_page(&tr, csrf, &f, None, fields)), set))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -323,13 +250,7 @@ pub async fn setup(
             let mut fields = setup_fields(&tr, &f);
             let loose = super::attach_errors(&tr, &mut fields, &e);
             let status = crate::error::status_of(&e);
-            with_cookie(
-                render_status(
-                    status,
-                    &setup_page(&tr, csrf, &f, loose.first().cloned(), fields),
-                ),
-                set,
-            )
+            with_cookie(render_status(status, &setup_page(&tr, csrf, &f, loose.first().cloned(), fields)), set)
         }
     }
 }
@@ -346,33 +267,15 @@ struct HomePage {
     notices: Vec<String>,
 }
 
-pub async fn home(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    Query(q): Query<NextQuery>,
-) -> UiResult {
-    let page = keel_store::page::PageRequest {
-        sort: super::admin::PROJECT_SORT,
-        desc: false,
-        after: None,
-        limit: 50,
-    };
-    let projects = state
-        .app
-        .list_projects(&who.principal, &Default::default(), &page)
-        .await
-        .or_page(&tr)?;
+pub async fn home(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<NextQuery>) -> UiResult {
+    let page = keel_store::page::PageRequest { sort: super::admin::PROJECT_SORT, desc: false, after: None, limit: 50 };
+    let projects = state.app.list_projects(&who.principal, &Default::default(), &page).await.or_page(&tr)?;
     let rows = projects
         .items
         .iter()
         .map(|p| super::Row {
             href: format!("/projects/{}", p.id),
-            cells: vec![
-                p.code.clone(),
-                p.name.clone(),
-                tr.t(&format!("project-status-{}", p.status)),
-            ],
+            cells: vec![p.code.clone(), p.name.clone(), tr.t(&format!("project-status-{}", p.status))],
         })
         .collect();
     let notices = Vec::new();

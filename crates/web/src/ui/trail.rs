@@ -16,40 +16,13 @@ pub struct TrailQuery {
     flash: Option<String>,
 }
 
-pub async fn audit(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    Query(q): Query<TrailQuery>,
-) -> UiResult {
-    let before = q
-        .before
-        .as_deref()
-        .and_then(|b| b.split_once(':'))
-        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())));
+pub async fn audit(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<TrailQuery>) -> UiResult {
+    let before = q.before.as_deref().and_then(|b| b.split_once(':')).and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())));
     let entity_type = Some(q.q.trim().to_string()).filter(|s| !s.is_empty());
-    let f = TrailFilter {
-        entity_type,
-        before,
-        limit: 100,
-        ..Default::default()
-    };
-    let entries = state
-        .app
-        .audit_trail(&who.principal, &f)
-        .await
-        .or_page(&tr)?;
+    let f = TrailFilter { entity_type, before, limit: 100, ..Default::default() };
+    let entries = state.app.audit_trail(&who.principal, &f).await.or_page(&tr)?;
     let next = (entries.len() == 100)
-        .then(|| {
-            entries.last().map(|e| {
-                format!(
-                    "/audit?q={}&before={}:{}",
-                    crate::auth::urlencode(&q.q),
-                    e.at,
-                    e.id
-                )
-            })
-        })
+        .then(|| entries.last().map(|e| format!("/audit?q={}&before={}:{}", crate::auth::urlencode(&q.q), e.at, e.id)))
         .flatten();
     let rows = entries
         .iter()
@@ -82,32 +55,19 @@ pub async fn audit(
         q: q.q.clone(),
         new_href: Some("/audit/verify".into()),
         new_label: tr.t("action-verify-audit"),
-        columns: vec![
-            tr.t("history-when"),
-            tr.t("history-who"),
-            tr.t("history-action"),
-            tr.t("audit-record"),
-            tr.t("history-changes"),
-        ],
+        columns: vec![tr.t("history-when"), tr.t("history-who"), tr.t("history-action"), tr.t("audit-record"), tr.t("history-changes")],
         rows,
         next_href: next,
     }))
 }
 
 pub async fn verify(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
-    if !who.principal.may_admin(
-        keel_domain::identity::AdminArea::AuditTrail,
-        keel_domain::identity::Action::Read,
-    ) {
+    if !who.principal.may_admin(keel_domain::identity::AdminArea::AuditTrail, keel_domain::identity::Action::Read) {
         return Err(super::UiError(tr, keel_app::AppError::Forbidden));
     }
     let report = state.app.integrity_check().await.or_page(&tr)?;
     let ok = report.ok();
-    let mut message = tr.t1(
-        "audit-verified-entries",
-        "count",
-        tr.number(&report.audit_entries),
-    );
+    let mut message = tr.t1("audit-verified-entries", "count", tr.number(&report.audit_entries));
     for f in &report.audit_faults {
         message.push_str(" · ");
         message.push_str(&serde_json::to_string(f).unwrap_or_default());
@@ -119,11 +79,7 @@ pub async fn verify(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) 
     let ctx = Ctx::new(&tr, Some(&who), "/audit", None);
     Ok(render(&super::MessagePage {
         ctx,
-        title: tr.t(if ok {
-            "audit-verify-ok"
-        } else {
-            "audit-verify-failed"
-        }),
+        title: tr.t(if ok { "audit-verify-ok" } else { "audit-verify-failed" }),
         kind: if ok { "ok" } else { "error" },
         message,
         secret: None,
@@ -131,26 +87,13 @@ pub async fn verify(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) 
     }))
 }
 
-pub async fn jobs(
-    State(state): State<AppState>,
-    tr: Tr,
-    UiUser(who): UiUser,
-    Query(q): Query<TrailQuery>,
-) -> UiResult {
+pub async fn jobs(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<TrailQuery>) -> UiResult {
     let status = Some(q.q.trim()).filter(|s| !s.is_empty());
-    let jobs = state
-        .app
-        .list_jobs(&who.principal, status)
-        .await
-        .or_page(&tr)?;
+    let jobs = state.app.list_jobs(&who.principal, status).await.or_page(&tr)?;
     let rows = jobs
         .iter()
         .map(|j| Row {
-            href: if j.status == "failed" {
-                format!("/admin/jobs/{}/retry", j.id)
-            } else {
-                String::new()
-            },
+            href: if j.status == "failed" { format!("/admin/jobs/{}/retry", j.id) } else { String::new() },
             cells: vec![
                 j.kind.clone(),
                 tr.t(&format!("job-status-{}", j.status)),
@@ -184,13 +127,7 @@ pub async fn jobs(
 
 pub async fn job_retry_form(tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
     let ctx = Ctx::new(&tr, Some(&who), "/admin/jobs", None);
-    let mut page = super::FormPage::new(
-        ctx,
-        tr.t("action-retry-job"),
-        format!("/admin/jobs/{id}/retry"),
-        vec![],
-        "/admin/jobs",
-    );
+    let mut page = super::FormPage::new(ctx, tr.t("action-retry-job"), format!("/admin/jobs/{id}/retry"), vec![], "/admin/jobs");
     page.submit = tr.t("action-retry-job");
     Ok(render(&page))
 }
@@ -202,10 +139,6 @@ pub async fn job_retry(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<serde_json::Value>,
 ) -> UiResult {
-    state
-        .app
-        .retry_job(&who.principal, &id)
-        .await
-        .or_page(&tr)?;
+    state.app.retry_job(&who.principal, &id).await.or_page(&tr)?;
     Ok(see_other("/admin/jobs", "job-retried"))
 }

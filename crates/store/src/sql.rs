@@ -1,0 +1,127 @@
+//! A small SQL builder for the dynamic filters of every process's lists: text with `$n`
+//! placeholders and values bound in order, so one statement runs on SQLite and PostgreSQL
+//! (sqlx's own builder numbers placeholders as `?` under the `Any` driver).
+
+use crate::Result;
+use sqlx::any::{AnyQueryResult, AnyRow};
+use sqlx::{Any, AnyConnection};
+
+#[derive(Debug, Clone)]
+enum Value {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+pub trait Bind {
+    #[doc(hidden)]
+    fn value(self) -> ValueOf;
+}
+
+#[doc(hidden)]
+pub struct ValueOf(Value);
+
+impl Bind for String {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Text(Some(self)))
+    }
+}
+impl Bind for &str {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Text(Some(self.to_string())))
+    }
+}
+impl Bind for &String {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Text(Some(self.clone())))
+    }
+}
+impl Bind for i64 {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Int(Some(self)))
+    }
+}
+impl Bind for Option<String> {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Text(self))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sql {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    pub fn new(init: impl Into<String>) -> Sql {
+        Sql { text: init.into(), values: Vec::new() }
+    }
+
+    pub fn push(&mut self, s: impl AsRef<str>) -> &mut Sql {
+        self.text.push_str(s.as_ref());
+        self
+    }
+
+    pub fn push_bind(&mut self, v: impl Bind) -> &mut Sql {
+        self.values.push(v.value().0);
+        self.text.push('$');
+        self.text.push_str(&self.values.len().to_string());
+        self
+    }
+
+    /// `(v1, v2, …)`; an empty list becomes `(NULL)`, which matches nothing.
+    pub fn push_list<'a>(&mut self, items: impl IntoIterator<Item = &'a String>) -> &mut Sql {
+        self.text.push('(');
+        let mut first = true;
+        for i in items {
+            if !first {
+                self.text.push_str(", ");
+            }
+            first = false;
+            self.push_bind(i);
+        }
+        if first {
+            self.text.push_str("NULL");
+        }
+        self.text.push(')');
+        self
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.text.clone()));
+        for v in &self.values {
+            q = match v {
+                Value::Text(t) => q.bind(t.clone()),
+                Value::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+
+    pub async fn fetch_all(&self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>> {
+        Ok(self.query().fetch_all(conn).await?)
+    }
+
+    pub async fn execute(&self, conn: &mut AnyConnection) -> Result<AnyQueryResult> {
+        Ok(self.query().execute(conn).await?)
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut q = Sql::new("SELECT 1 FROM t WHERE a = ");
+        q.push_bind("x").push(" AND b IN ").push_list(&["p".to_string(), "q".to_string()]).push(" AND c = ").push_bind(3i64);
+        assert_eq!(q.text(), "SELECT 1 FROM t WHERE a = $1 AND b IN ($2, $3) AND c = $4");
+        let mut e = Sql::new("x IN ");
+        e.push_list(&[]);
+        assert_eq!(e.text(), "x IN (NULL)");
+    }
+}
