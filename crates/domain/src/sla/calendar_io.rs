@@ -15,6 +15,7 @@ use crate::sla::calendar::{CalendarDay, DayKind, MAX_DAY_NAME_CHARS, parse_date}
 use crate::validate;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Import stops collecting problems after this many, so a wrong file gives a short answer.
 const MAX_ERRORS: usize = 50;
@@ -195,7 +196,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<CalendarDay>, DomainError> {
 pub fn to_csv(days: &[CalendarDay]) -> String {
     let mut out = String::from("date,kind,name\r\n");
     for d in days {
-        out.push_str(&format!("{},{},", d.date, d.kind.as_str()));
+        let _ = write!(out, "{},{},", d.date, d.kind.as_str());
         if let Some(name) = &d.name {
             if name.contains([',', '"', '\n', '\r']) || name.trim() != name {
                 out.push('"');
