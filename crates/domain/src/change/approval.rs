@@ -57,11 +57,7 @@ impl ApprovalStep {
         let name = errors.check(required_text("name", name, 200));
         check_approvers(&approvers, quorum, "", &mut errors);
         errors.finish()?;
-        Ok(ApprovalStep {
-            name: name.unwrap_or_default(),
-            approvers,
-            quorum,
-        })
+        Ok(ApprovalStep { name: name.unwrap_or_default(), approvers, quorum })
     }
 
     /// Approvals needed for this step.
@@ -72,27 +68,15 @@ impl ApprovalStep {
 
 fn check_approvers(approvers: &[Approver], quorum: Quorum, prefix: &str, errors: &mut Errors) {
     if approvers.is_empty() {
-        errors.push(FieldError::new(
-            format!("{prefix}approvers"),
-            "required",
-            "a step needs at least one approver",
-        ));
+        errors.push(FieldError::new(format!("{prefix}approvers"), "required", "a step needs at least one approver"));
     }
     let mut seen = HashSet::new();
     for a in approvers {
         let (Approver::User(id) | Approver::Group(id)) = a;
         if id.trim().is_empty() {
-            errors.push(FieldError::new(
-                format!("{prefix}approvers"),
-                "required",
-                "an approver needs an id",
-            ));
+            errors.push(FieldError::new(format!("{prefix}approvers"), "required", "an approver needs an id"));
         } else if !seen.insert(a) {
-            errors.push(FieldError::new(
-                format!("{prefix}approvers"),
-                "duplicate_approver",
-                format!("{id} is listed twice"),
-            ));
+            errors.push(FieldError::new(format!("{prefix}approvers"), "duplicate_approver", format!("{id} is listed twice")));
         }
     }
     if let Quorum::AtLeast { n } = quorum
@@ -101,10 +85,7 @@ fn check_approvers(approvers: &[Approver], quorum: Quorum, prefix: &str, errors:
         errors.push(FieldError::new(
             format!("{prefix}quorum"),
             "invalid_quorum",
-            format!(
-                "the quorum must be between 1 and {} approvers",
-                approvers.len()
-            ),
+            format!("the quorum must be between 1 and {} approvers", approvers.len()),
         ));
     }
 }
@@ -119,11 +100,7 @@ impl ApprovalWorkflow {
     pub fn new(steps: Vec<ApprovalStep>) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         if steps.is_empty() {
-            errors.push(FieldError::new(
-                "steps",
-                "required",
-                "an approval needs at least one step",
-            ));
+            errors.push(FieldError::new("steps", "required", "an approval needs at least one step"));
         }
         for (i, s) in steps.iter().enumerate() {
             if let Err(e) = required_text(&format!("steps[{i}].name"), &s.name, 200) {
@@ -147,36 +124,18 @@ pub struct Delegation {
 }
 
 impl Delegation {
-    pub fn new(
-        delegator: &str,
-        delegate: &str,
-        starts_at: DateTime<Utc>,
-        ends_at: DateTime<Utc>,
-    ) -> Result<Self, DomainError> {
+    pub fn new(delegator: &str, delegate: &str, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         let delegator = errors.check(required_text("delegator", delegator, 200));
         let delegate = errors.check(required_text("delegate", delegate, 200));
         if delegator.is_some() && delegator == delegate {
-            errors.push(FieldError::new(
-                "delegate",
-                "self_delegation",
-                "one cannot delegate to oneself",
-            ));
+            errors.push(FieldError::new("delegate", "self_delegation", "one cannot delegate to oneself"));
         }
         if ends_at <= starts_at {
-            errors.push(FieldError::new(
-                "ends_at",
-                "end_not_after_start",
-                "the delegation must end after it starts",
-            ));
+            errors.push(FieldError::new("ends_at", "end_not_after_start", "the delegation must end after it starts"));
         }
         errors.finish()?;
-        Ok(Delegation {
-            delegator: delegator.unwrap_or_default(),
-            delegate: delegate.unwrap_or_default(),
-            starts_at,
-            ends_at,
-        })
+        Ok(Delegation { delegator: delegator.unwrap_or_default(), delegate: delegate.unwrap_or_default(), starts_at, ends_at })
     }
 
     pub fn is_active(&self, at: DateTime<Utc>) -> bool {
@@ -240,10 +199,7 @@ pub fn evaluate(workflow: &ApprovalWorkflow, decisions: &[Decision]) -> Evaluati
         .map(|(i, step)| {
             let mut decided = HashSet::new();
             let (mut approvals, mut rejections) = (0, 0);
-            for d in decisions
-                .iter()
-                .filter(|d| d.step == i && step.approvers.contains(&d.approver))
-            {
+            for d in decisions.iter().filter(|d| d.step == i && step.approvers.contains(&d.approver)) {
                 if decided.insert(&d.approver) {
                     match d.verdict {
                         Verdict::Approve => approvals += 1,
@@ -260,19 +216,8 @@ pub fn evaluate(workflow: &ApprovalWorkflow, decisions: &[Decision]) -> Evaluati
             } else {
                 Outcome::Pending
             };
-            let undecided = step
-                .approvers
-                .iter()
-                .filter(|a| !decided.contains(a))
-                .cloned()
-                .collect();
-            StepEvaluation {
-                outcome,
-                approvals,
-                rejections,
-                required,
-                undecided,
-            }
+            let undecided = step.approvers.iter().filter(|a| !decided.contains(a)).cloned().collect();
+            StepEvaluation { outcome, approvals, rejections, required, undecided }
         })
         .collect();
     let outcome = if steps.iter().any(|s| s.outcome == Outcome::Rejected) {
@@ -282,14 +227,8 @@ pub fn evaluate(workflow: &ApprovalWorkflow, decisions: &[Decision]) -> Evaluati
     } else {
         Outcome::Pending
     };
-    let current_step = (outcome == Outcome::Pending)
-        .then(|| steps.iter().position(|s| s.outcome == Outcome::Pending))
-        .flatten();
-    Evaluation {
-        steps,
-        outcome,
-        current_step,
-    }
+    let current_step = (outcome == Outcome::Pending).then(|| steps.iter().position(|s| s.outcome == Outcome::Pending)).flatten();
+    Evaluation { steps, outcome, current_step }
 }
 
 /// A decision someone wants to record.
@@ -317,20 +256,13 @@ pub fn decide(
 ) -> Result<Decision, DomainError> {
     let evaluation = evaluate(workflow, decisions);
     let Some(step_index) = evaluation.current_step else {
-        return Err(DomainError::field(
-            "approval",
-            "approval_closed",
-            "this approval has already been decided",
-        ));
+        return Err(DomainError::field("approval", "approval_closed", "this approval has already been decided"));
     };
     let step = &workflow.steps[step_index];
     let undecided = &evaluation.steps[step_index].undecided;
     let actor = request.actor.trim();
-    let delegators: Vec<&str> = delegations
-        .iter()
-        .filter(|d| d.delegate == actor && d.is_active(request.at))
-        .map(|d| d.delegator.as_str())
-        .collect();
+    let delegators: Vec<&str> =
+        delegations.iter().filter(|d| d.delegate == actor && d.is_active(request.at)).map(|d| d.delegator.as_str()).collect();
     // 0: the actor's own entry, 1: a group of theirs, 2: by delegation; `None`: may not act.
     let authority = |a: &Approver| match a {
         Approver::User(u) if u == actor => Some(0),
@@ -339,20 +271,9 @@ pub fn decide(
         Approver::Group(g) if delegators.iter().any(|d| is_member(d, g)) => Some(2),
         _ => None,
     };
-    let not_an_approver = || {
-        DomainError::field(
-            "actor",
-            "not_an_approver",
-            format!("{actor} is not an approver of step \"{}\"", step.name),
-        )
-    };
-    let already = || {
-        DomainError::field(
-            "actor",
-            "already_decided",
-            "this approver has already decided on this step",
-        )
-    };
+    let not_an_approver =
+        || DomainError::field("actor", "not_an_approver", format!("{actor} is not an approver of step \"{}\"", step.name));
+    let already = || DomainError::field("actor", "already_decided", "this approver has already decided on this step");
     let approver = match request.on_behalf_of {
         Some(a) => {
             if !step.approvers.contains(a) || authority(a).is_none() {
@@ -363,36 +284,19 @@ pub fn decide(
             }
             a.clone()
         }
-        None => match undecided
-            .iter()
-            .filter_map(|a| authority(a).map(|rank| (rank, a)))
-            .min_by_key(|(rank, _)| *rank)
-        {
+        None => match undecided.iter().filter_map(|a| authority(a).map(|rank| (rank, a))).min_by_key(|(rank, _)| *rank) {
             Some((_, a)) => a.clone(),
             None if step.approvers.iter().any(|a| authority(a).is_some()) => return Err(already()),
             None => return Err(not_an_approver()),
         },
     };
     let reason = match request.verdict {
-        Verdict::Reject => Some(
-            required_text(
-                "reason",
-                request.reason.unwrap_or_default(),
-                MAX_REASON_CHARS,
-            )
-            .map_err(|e| DomainError::Invalid(vec![e]))?,
-        ),
-        Verdict::Approve => optional_text("reason", request.reason, MAX_REASON_CHARS)
-            .map_err(|e| DomainError::Invalid(vec![e]))?,
+        Verdict::Reject => {
+            Some(required_text("reason", request.reason.unwrap_or_default(), MAX_REASON_CHARS).map_err(|e| DomainError::Invalid(vec![e]))?)
+        }
+        Verdict::Approve => optional_text("reason", request.reason, MAX_REASON_CHARS).map_err(|e| DomainError::Invalid(vec![e]))?,
     };
-    Ok(Decision {
-        step: step_index,
-        approver,
-        actor: actor.to_string(),
-        verdict: request.verdict,
-        reason,
-        at: request.at,
-    })
+    Ok(Decision { step: step_index, approver, actor: actor.to_string(), verdict: request.verdict, reason, at: request.at })
 }
 
 #[cfg(test)]
@@ -420,13 +324,7 @@ mod tests {
         matches!((user, group), ("dora", "dba") | ("dave", "dba"))
     }
     fn req<'a>(actor: &'a str, verdict: Verdict, reason: Option<&'a str>) -> DecisionRequest<'a> {
-        DecisionRequest {
-            actor,
-            verdict,
-            reason,
-            at: at(10),
-            on_behalf_of: None,
-        }
+        DecisionRequest { actor, verdict, reason, at: at(10), on_behalf_of: None }
     }
     fn code(r: Result<Decision, DomainError>) -> &'static str {
         match r {
@@ -435,11 +333,7 @@ mod tests {
         }
     }
     /// Records a sequence of requests, each of which must be accepted.
-    fn run(
-        w: &ApprovalWorkflow,
-        reqs: &[DecisionRequest],
-        delegations: &[Delegation],
-    ) -> Vec<Decision> {
+    fn run(w: &ApprovalWorkflow, reqs: &[DecisionRequest], delegations: &[Delegation]) -> Vec<Decision> {
         let mut ds = Vec::new();
         for r in reqs {
             let d = decide(w, &ds, *r, delegations, &members).unwrap();
@@ -451,24 +345,10 @@ mod tests {
     #[test]
     fn steps_open_in_order_and_all_quorum_needs_everyone() {
         let w = cab(Quorum::All);
-        assert_eq!(
-            code(decide(
-                &w,
-                &[],
-                req("ann", Verdict::Approve, None),
-                &[],
-                &members
-            )),
-            "not_an_approver",
-            "step 2 is not open yet"
-        );
+        assert_eq!(code(decide(&w, &[], req("ann", Verdict::Approve, None), &[], &members)), "not_an_approver", "step 2 is not open yet");
         let ds = run(
             &w,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Approve, None),
-                req("dora", Verdict::Approve, Some("ok")),
-            ],
+            &[req("tom", Verdict::Approve, None), req("ann", Verdict::Approve, None), req("dora", Verdict::Approve, Some("ok"))],
             &[],
         );
         let e = evaluate(&w, &ds);
@@ -476,84 +356,25 @@ mod tests {
         assert_eq!(e.steps[1].outcome, Outcome::Pending);
         assert_eq!(e.steps[1].undecided, vec![user("bob")]);
         assert_eq!(e.current_step, Some(1));
-        assert_eq!(
-            ds[2].approver,
-            group("dba"),
-            "a member decides for the group"
-        );
-        assert_eq!(
-            code(decide(
-                &w,
-                &ds,
-                req("dave", Verdict::Approve, None),
-                &[],
-                &members
-            )),
-            "already_decided"
-        );
+        assert_eq!(ds[2].approver, group("dba"), "a member decides for the group");
+        assert_eq!(code(decide(&w, &ds, req("dave", Verdict::Approve, None), &[], &members)), "already_decided");
         let mut all = ds.clone();
         all.push(decide(&w, &ds, req("bob", Verdict::Approve, None), &[], &members).unwrap());
         let e = evaluate(&w, &all);
         assert_eq!((e.outcome, e.current_step), (Outcome::Approved, None));
-        assert_eq!(
-            code(decide(
-                &w,
-                &all,
-                req("bob", Verdict::Approve, None),
-                &[],
-                &members
-            )),
-            "approval_closed"
-        );
+        assert_eq!(code(decide(&w, &all, req("bob", Verdict::Approve, None), &[], &members)), "approval_closed");
     }
 
     #[test]
     fn one_rejection_rejects_an_all_step_and_needs_a_reason() {
         let w = cab(Quorum::All);
-        let ds = run(
-            &w,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Approve, None),
-            ],
-            &[],
-        );
-        assert_eq!(
-            code(decide(
-                &w,
-                &ds,
-                req("bob", Verdict::Reject, None),
-                &[],
-                &members
-            )),
-            "required"
-        );
-        assert_eq!(
-            code(decide(
-                &w,
-                &ds,
-                req("bob", Verdict::Reject, Some("   ")),
-                &[],
-                &members
-            )),
-            "required"
-        );
+        let ds = run(&w, &[req("tom", Verdict::Approve, None), req("ann", Verdict::Approve, None)], &[]);
+        assert_eq!(code(decide(&w, &ds, req("bob", Verdict::Reject, None), &[], &members)), "required");
+        assert_eq!(code(decide(&w, &ds, req("bob", Verdict::Reject, Some("   ")), &[], &members)), "required");
         let mut ds = ds;
-        ds.push(
-            decide(
-                &w,
-                &ds,
-                req("bob", Verdict::Reject, Some("no back-out plan")),
-                &[],
-                &members,
-            )
-            .unwrap(),
-        );
+        ds.push(decide(&w, &ds, req("bob", Verdict::Reject, Some("no back-out plan")), &[], &members).unwrap());
         let e = evaluate(&w, &ds);
-        assert_eq!(
-            (e.steps[1].outcome, e.outcome),
-            (Outcome::Rejected, Outcome::Rejected)
-        );
+        assert_eq!((e.steps[1].outcome, e.outcome), (Outcome::Rejected, Outcome::Rejected));
         assert_eq!(ds[2].reason.as_deref(), Some("no back-out plan"));
     }
 
@@ -562,191 +383,64 @@ mod tests {
         let any = cab(Quorum::Any);
         let ds = run(
             &any,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Reject, Some("x")),
-                req("bob", Verdict::Reject, Some("y")),
-            ],
+            &[req("tom", Verdict::Approve, None), req("ann", Verdict::Reject, Some("x")), req("bob", Verdict::Reject, Some("y"))],
             &[],
         );
-        assert_eq!(
-            evaluate(&any, &ds).outcome,
-            Outcome::Pending,
-            "the dba group can still approve"
-        );
-        let ds2 = [
-            ds.clone(),
-            vec![
-                decide(
-                    &any,
-                    &ds,
-                    req("dave", Verdict::Approve, None),
-                    &[],
-                    &members,
-                )
-                .unwrap(),
-            ],
-        ]
-        .concat();
+        assert_eq!(evaluate(&any, &ds).outcome, Outcome::Pending, "the dba group can still approve");
+        let ds2 = [ds.clone(), vec![decide(&any, &ds, req("dave", Verdict::Approve, None), &[], &members).unwrap()]].concat();
         assert_eq!(evaluate(&any, &ds2).outcome, Outcome::Approved);
-        let ds3 = [
-            ds.clone(),
-            vec![
-                decide(
-                    &any,
-                    &ds,
-                    req("dave", Verdict::Reject, Some("z")),
-                    &[],
-                    &members,
-                )
-                .unwrap(),
-            ],
-        ]
-        .concat();
+        let ds3 = [ds.clone(), vec![decide(&any, &ds, req("dave", Verdict::Reject, Some("z")), &[], &members).unwrap()]].concat();
         assert_eq!(evaluate(&any, &ds3).outcome, Outcome::Rejected);
 
         let two = cab(Quorum::AtLeast { n: 2 });
+        let ds = run(&two, &[req("tom", Verdict::Approve, None), req("ann", Verdict::Approve, None)], &[]);
+        assert_eq!(evaluate(&two, &ds).outcome, Outcome::Pending);
         let ds = run(
             &two,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Approve, None),
-            ],
+            &[req("tom", Verdict::Approve, None), req("ann", Verdict::Reject, Some("r")), req("bob", Verdict::Approve, None)],
             &[],
         );
         assert_eq!(evaluate(&two, &ds).outcome, Outcome::Pending);
         let ds = run(
             &two,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Reject, Some("r")),
-                req("bob", Verdict::Approve, None),
-            ],
+            &[req("tom", Verdict::Approve, None), req("ann", Verdict::Reject, Some("r")), req("bob", Verdict::Reject, Some("r"))],
             &[],
         );
-        assert_eq!(evaluate(&two, &ds).outcome, Outcome::Pending);
-        let ds = run(
-            &two,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("ann", Verdict::Reject, Some("r")),
-                req("bob", Verdict::Reject, Some("r")),
-            ],
-            &[],
-        );
-        assert_eq!(
-            evaluate(&two, &ds).outcome,
-            Outcome::Rejected,
-            "2 of 3 is out of reach"
-        );
+        assert_eq!(evaluate(&two, &ds).outcome, Outcome::Rejected, "2 of 3 is out of reach");
     }
 
     #[test]
     fn delegation_applies_only_within_its_period() {
         let w = cab(Quorum::All);
         let away = Delegation::new("tom", "tina", at(8), at(12)).unwrap();
-        let ok = decide(
-            &w,
-            &[],
-            req("tina", Verdict::Approve, None),
-            std::slice::from_ref(&away),
-            &members,
-        )
-        .unwrap();
+        let ok = decide(&w, &[], req("tina", Verdict::Approve, None), std::slice::from_ref(&away), &members).unwrap();
         assert_eq!((ok.approver, ok.actor.as_str()), (user("tom"), "tina"));
-        let late = DecisionRequest {
-            at: at(12),
-            ..req("tina", Verdict::Approve, None)
-        };
-        assert_eq!(
-            code(decide(&w, &[], late, std::slice::from_ref(&away), &members)),
-            "not_an_approver"
-        );
+        let late = DecisionRequest { at: at(12), ..req("tina", Verdict::Approve, None) };
+        assert_eq!(code(decide(&w, &[], late, std::slice::from_ref(&away), &members)), "not_an_approver");
         let chained = Delegation::new("tina", "tim", at(8), at(12)).unwrap();
-        assert_eq!(
-            code(decide(
-                &w,
-                &[],
-                req("tim", Verdict::Approve, None),
-                &[away, chained],
-                &members
-            )),
-            "not_an_approver"
-        );
+        assert_eq!(code(decide(&w, &[], req("tim", Verdict::Approve, None), &[away, chained], &members)), "not_an_approver");
         let dba = Delegation::new("dora", "dan", at(8), at(12)).unwrap();
-        let ds = run(
-            &w,
-            &[
-                req("tom", Verdict::Approve, None),
-                req("dan", Verdict::Approve, None),
-            ],
-            &[dba],
-        );
-        assert_eq!(
-            ds[1].approver,
-            group("dba"),
-            "a member's delegate may decide for the group"
-        );
+        let ds = run(&w, &[req("tom", Verdict::Approve, None), req("dan", Verdict::Approve, None)], &[dba]);
+        assert_eq!(ds[1].approver, group("dba"), "a member's delegate may decide for the group");
         assert!(Delegation::new("a", "a", at(1), at(2)).is_err());
         assert!(Delegation::new("a", "b", at(2), at(2)).is_err());
     }
 
     #[test]
     fn explicit_on_behalf_of() {
-        let w = ApprovalWorkflow::new(vec![
-            ApprovalStep::new("ECAB", vec![user("ann"), group("dba")], Quorum::All).unwrap(),
-        ])
-        .unwrap();
+        let w = ApprovalWorkflow::new(vec![ApprovalStep::new("ECAB", vec![user("ann"), group("dba")], Quorum::All).unwrap()]).unwrap();
         let deleg = [Delegation::new("ann", "dora", at(0), at(23)).unwrap()];
-        let first = decide(
-            &w,
-            &[],
-            req("dora", Verdict::Approve, None),
-            &deleg,
-            &members,
-        )
-        .unwrap();
-        assert_eq!(
-            first.approver,
-            group("dba"),
-            "own group before delegated authority"
-        );
-        let for_ann = DecisionRequest {
-            on_behalf_of: Some(&user("ann")),
-            ..req("dora", Verdict::Approve, None)
-        };
+        let first = decide(&w, &[], req("dora", Verdict::Approve, None), &deleg, &members).unwrap();
+        assert_eq!(first.approver, group("dba"), "own group before delegated authority");
+        let for_ann = DecisionRequest { on_behalf_of: Some(&user("ann")), ..req("dora", Verdict::Approve, None) };
         let second = decide(&w, std::slice::from_ref(&first), for_ann, &deleg, &members).unwrap();
         assert_eq!(second.approver, user("ann"));
-        let for_dba = DecisionRequest {
-            on_behalf_of: Some(&group("dba")),
-            ..req("dora", Verdict::Approve, None)
-        };
-        assert_eq!(
-            code(decide(
-                &w,
-                std::slice::from_ref(&first),
-                for_dba,
-                &deleg,
-                &members
-            )),
-            "already_decided"
-        );
-        let stranger = DecisionRequest {
-            on_behalf_of: Some(&user("ann")),
-            ..req("zed", Verdict::Approve, None)
-        };
-        assert_eq!(
-            code(decide(&w, &[], stranger, &deleg, &members)),
-            "not_an_approver"
-        );
-        let unlisted = DecisionRequest {
-            on_behalf_of: Some(&user("zed")),
-            ..req("zed", Verdict::Approve, None)
-        };
-        assert_eq!(
-            code(decide(&w, &[], unlisted, &deleg, &members)),
-            "not_an_approver"
-        );
+        let for_dba = DecisionRequest { on_behalf_of: Some(&group("dba")), ..req("dora", Verdict::Approve, None) };
+        assert_eq!(code(decide(&w, std::slice::from_ref(&first), for_dba, &deleg, &members)), "already_decided");
+        let stranger = DecisionRequest { on_behalf_of: Some(&user("ann")), ..req("zed", Verdict::Approve, None) };
+        assert_eq!(code(decide(&w, &[], stranger, &deleg, &members)), "not_an_approver");
+        let unlisted = DecisionRequest { on_behalf_of: Some(&user("zed")), ..req("zed", Verdict::Approve, None) };
+        assert_eq!(code(decide(&w, &[], unlisted, &deleg, &members)), "not_an_approver");
     }
 
     #[test]
@@ -757,32 +451,16 @@ mod tests {
         assert!(ApprovalStep::new("x", vec![user("a")], Quorum::AtLeast { n: 0 }).is_err());
         assert!(ApprovalStep::new(" ", vec![user("a")], Quorum::All).is_err());
         assert!(ApprovalWorkflow::new(vec![]).is_err());
-        let raw = ApprovalStep {
-            name: "s".into(),
-            approvers: vec![user("")],
-            quorum: Quorum::All,
-        };
-        let DomainError::Invalid(v) = ApprovalWorkflow::new(vec![raw]).unwrap_err() else {
-            panic!()
-        };
+        let raw = ApprovalStep { name: "s".into(), approvers: vec![user("")], quorum: Quorum::All };
+        let DomainError::Invalid(v) = ApprovalWorkflow::new(vec![raw]).unwrap_err() else { panic!() };
         assert_eq!(v[0].field, "steps[0].approvers");
         let json = serde_json::to_value(cab(Quorum::AtLeast { n: 2 })).unwrap();
-        assert_eq!(
-            json["steps"][1]["quorum"],
-            serde_json::json!({"rule": "at_least", "n": 2})
-        );
-        assert_eq!(
-            json["steps"][1]["approvers"][2],
-            serde_json::json!({"kind": "group", "id": "dba"})
-        );
+        assert_eq!(json["steps"][1]["quorum"], serde_json::json!({"rule": "at_least", "n": 2}));
+        assert_eq!(json["steps"][1]["approvers"][2], serde_json::json!({"kind": "group", "id": "dba"}));
     }
 
     fn arb_quorum(m: usize) -> impl Strategy<Value = Quorum> {
-        prop_oneof![
-            Just(Quorum::All),
-            Just(Quorum::Any),
-            (1..=m as u32).prop_map(|n| Quorum::AtLeast { n })
-        ]
+        prop_oneof![Just(Quorum::All), Just(Quorum::Any), (1..=m as u32).prop_map(|n| Quorum::AtLeast { n })]
     }
 
     fn arb_workflow() -> impl Strategy<Value = ApprovalWorkflow> {

@@ -18,11 +18,7 @@ pub enum ChangeType {
 }
 
 impl ChangeType {
-    pub const ALL: [ChangeType; 3] = [
-        ChangeType::Standard,
-        ChangeType::Normal,
-        ChangeType::Emergency,
-    ];
+    pub const ALL: [ChangeType; 3] = [ChangeType::Standard, ChangeType::Normal, ChangeType::Emergency];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -216,42 +212,16 @@ impl Requirement {
 
     fn error(self) -> FieldError {
         let (field, code, message) = match self {
-            Requirement::ActiveTemplate => (
-                "template",
-                "active_template_required",
-                "a standard change needs an active standard change template",
-            ),
-            Requirement::Plans => (
-                "implementation_plan",
-                "plans_required",
-                "implementation and back-out plans are required",
-            ),
-            Requirement::RiskAssessment => (
-                "risk_assessment",
-                "risk_assessment_required",
-                "the risk assessment must be completed first",
-            ),
-            Requirement::Approval => (
-                "approval",
-                "approval_required",
-                "the change has not been approved",
-            ),
-            Requirement::Rejection => (
-                "approval",
-                "rejection_required",
-                "the change has not been rejected by its approvers",
-            ),
-            Requirement::Window => (
-                "window",
-                "window_required",
-                "a planned implementation window is required",
-            ),
+            Requirement::ActiveTemplate => {
+                ("template", "active_template_required", "a standard change needs an active standard change template")
+            }
+            Requirement::Plans => ("implementation_plan", "plans_required", "implementation and back-out plans are required"),
+            Requirement::RiskAssessment => ("risk_assessment", "risk_assessment_required", "the risk assessment must be completed first"),
+            Requirement::Approval => ("approval", "approval_required", "the change has not been approved"),
+            Requirement::Rejection => ("approval", "rejection_required", "the change has not been rejected by its approvers"),
+            Requirement::Window => ("window", "window_required", "a planned implementation window is required"),
             Requirement::Reason => ("reason", "reason_required", "a reason is required"),
-            Requirement::Review => (
-                "review",
-                "review_required",
-                "a post-implementation review must be recorded",
-            ),
+            Requirement::Review => ("review", "review_required", "a post-implementation review must be recorded"),
         };
         FieldError::new(field, code, message)
     }
@@ -285,18 +255,8 @@ const ASSESSED_TYPES: &[ChangeType] = &[ChangeType::Normal, ChangeType::Emergenc
 const EMERGENCY: &[ChangeType] = &[ChangeType::Emergency];
 const NOT_EMERGENCY: &[ChangeType] = &[ChangeType::Standard, ChangeType::Normal];
 
-const fn t(
-    from: ChangeStatus,
-    to: ChangeStatus,
-    types: &'static [ChangeType],
-    requires: &'static [Requirement],
-) -> ChangeTransition {
-    ChangeTransition {
-        from,
-        to,
-        types,
-        requires,
-    }
+const fn t(from: ChangeStatus, to: ChangeStatus, types: &'static [ChangeType], requires: &'static [Requirement]) -> ChangeTransition {
+    ChangeTransition { from, to, types, requires }
 }
 
 use ChangeStatus as S;
@@ -308,12 +268,7 @@ pub const CHANGE_TRANSITIONS: &[ChangeTransition] = &[
     t(S::Draft, S::Submitted, ASSESSED_TYPES, &[R::Plans]),
     t(S::Submitted, S::Draft, ALL, &[R::Reason]),
     t(S::Submitted, S::Scheduled, STANDARD, &[R::Window]),
-    t(
-        S::Submitted,
-        S::Assessed,
-        ASSESSED_TYPES,
-        &[R::RiskAssessment],
-    ),
+    t(S::Submitted, S::Assessed, ASSESSED_TYPES, &[R::RiskAssessment]),
     // The emergency CAB may decide before a full assessment.
     t(S::Submitted, S::Approved, EMERGENCY, &[R::Approval]),
     t(S::Submitted, S::Rejected, EMERGENCY, &[R::Rejection]),
@@ -341,35 +296,19 @@ pub const CHANGE_TRANSITIONS: &[ChangeTransition] = &[
 ];
 
 /// The rows a change of type `ty` in status `from` may take, in table order.
-pub fn transitions_from(
-    ty: ChangeType,
-    from: ChangeStatus,
-) -> impl Iterator<Item = &'static ChangeTransition> {
-    CHANGE_TRANSITIONS
-        .iter()
-        .filter(move |t| t.from == from && t.types.contains(&ty))
+pub fn transitions_from(ty: ChangeType, from: ChangeStatus) -> impl Iterator<Item = &'static ChangeTransition> {
+    CHANGE_TRANSITIONS.iter().filter(move |t| t.from == from && t.types.contains(&ty))
 }
 
-pub fn find_transition(
-    ty: ChangeType,
-    from: ChangeStatus,
-    to: ChangeStatus,
-) -> Option<&'static ChangeTransition> {
+pub fn find_transition(ty: ChangeType, from: ChangeStatus, to: ChangeStatus) -> Option<&'static ChangeTransition> {
     transitions_from(ty, from).find(|t| t.to == to)
 }
 
 /// Checks a status change: it must be in the table for the change's type, and every
 /// requirement of its row must hold; all unmet requirements are reported together.
-pub fn check_transition(
-    ty: ChangeType,
-    from: ChangeStatus,
-    to: ChangeStatus,
-    facts: &ChangeFacts,
-) -> Result<ChangeStatus, DomainError> {
-    let row = find_transition(ty, from, to).ok_or_else(|| DomainError::InvalidTransition {
-        from: from.as_str().into(),
-        to: to.as_str().into(),
-    })?;
+pub fn check_transition(ty: ChangeType, from: ChangeStatus, to: ChangeStatus, facts: &ChangeFacts) -> Result<ChangeStatus, DomainError> {
+    let row = find_transition(ty, from, to)
+        .ok_or_else(|| DomainError::InvalidTransition { from: from.as_str().into(), to: to.as_str().into() })?;
     let mut errors = Errors::new();
     for r in row.requires.iter().filter(|r| !r.is_met(facts)) {
         errors.push(r.error());
@@ -398,12 +337,7 @@ mod tests {
 
     fn walk(ty: ChangeType, path: &[ChangeStatus]) {
         for w in path.windows(2) {
-            assert!(
-                check_transition(ty, w[0], w[1], &all_facts()).is_ok(),
-                "{ty:?}: {:?} -> {:?}",
-                w[0],
-                w[1]
-            );
+            assert!(check_transition(ty, w[0], w[1], &all_facts()).is_ok(), "{ty:?}: {:?} -> {:?}", w[0], w[1]);
         }
     }
 
@@ -427,12 +361,7 @@ mod tests {
             assert_ne!(row.from, row.to);
             assert!(!row.from.is_terminal());
             for ty in row.types {
-                assert!(
-                    seen.insert((*ty, row.from, row.to)),
-                    "duplicate row {ty:?} {:?}->{:?}",
-                    row.from,
-                    row.to
-                );
+                assert!(seen.insert((*ty, row.from, row.to)), "duplicate row {ty:?} {:?}->{:?}", row.from, row.to);
             }
         }
     }
@@ -456,138 +385,42 @@ mod tests {
         for ty in ChangeType::ALL {
             for status in reachable(ty, ChangeStatus::Draft) {
                 let ends = reachable(ty, status);
-                assert!(
-                    ends.iter().any(|s| s.is_terminal()),
-                    "{ty:?} stuck in {status:?}"
-                );
+                assert!(ends.iter().any(|s| s.is_terminal()), "{ty:?} stuck in {status:?}");
             }
             assert!(reachable(ty, ChangeStatus::Draft).contains(&ChangeStatus::Closed));
         }
-        assert!(
-            !reachable(ChangeType::Standard, ChangeStatus::Draft).contains(&ChangeStatus::Assessed)
-        );
-        assert!(
-            !reachable(ChangeType::Standard, ChangeStatus::Draft).contains(&ChangeStatus::Approved)
-        );
+        assert!(!reachable(ChangeType::Standard, ChangeStatus::Draft).contains(&ChangeStatus::Assessed));
+        assert!(!reachable(ChangeType::Standard, ChangeStatus::Draft).contains(&ChangeStatus::Approved));
     }
 
     #[test]
     fn happy_paths_per_type() {
         use ChangeStatus::*;
-        walk(
-            ChangeType::Normal,
-            &[
-                Draft,
-                Submitted,
-                Assessed,
-                Approved,
-                Scheduled,
-                Implementing,
-                Implemented,
-                Closed,
-            ],
-        );
-        walk(
-            ChangeType::Normal,
-            &[
-                Draft,
-                Submitted,
-                Assessed,
-                Approved,
-                Scheduled,
-                Implementing,
-                Implemented,
-                Reviewed,
-                Closed,
-            ],
-        );
-        walk(
-            ChangeType::Normal,
-            &[Draft, Submitted, Assessed, Rejected, Closed],
-        );
-        walk(
-            ChangeType::Standard,
-            &[
-                Draft,
-                Submitted,
-                Scheduled,
-                Implementing,
-                Implemented,
-                Closed,
-            ],
-        );
-        walk(
-            ChangeType::Emergency,
-            &[
-                Draft,
-                Submitted,
-                Approved,
-                Implementing,
-                Implemented,
-                Reviewed,
-                Closed,
-            ],
-        );
-        walk(
-            ChangeType::Emergency,
-            &[
-                Draft,
-                Submitted,
-                Assessed,
-                Approved,
-                Scheduled,
-                Implementing,
-                Failed,
-                BackedOut,
-                Reviewed,
-                Closed,
-            ],
-        );
+        walk(ChangeType::Normal, &[Draft, Submitted, Assessed, Approved, Scheduled, Implementing, Implemented, Closed]);
+        walk(ChangeType::Normal, &[Draft, Submitted, Assessed, Approved, Scheduled, Implementing, Implemented, Reviewed, Closed]);
+        walk(ChangeType::Normal, &[Draft, Submitted, Assessed, Rejected, Closed]);
+        walk(ChangeType::Standard, &[Draft, Submitted, Scheduled, Implementing, Implemented, Closed]);
+        walk(ChangeType::Emergency, &[Draft, Submitted, Approved, Implementing, Implemented, Reviewed, Closed]);
+        walk(ChangeType::Emergency, &[Draft, Submitted, Assessed, Approved, Scheduled, Implementing, Failed, BackedOut, Reviewed, Closed]);
     }
 
     #[test]
     fn guards_by_type() {
         use ChangeStatus::*;
         let f = all_facts();
-        let refused = |ty, from, to| {
-            matches!(
-                check_transition(ty, from, to, &f),
-                Err(DomainError::InvalidTransition { .. })
-            )
-        };
-        assert!(
-            refused(ChangeType::Standard, Submitted, Assessed),
-            "standard skips assessment"
-        );
-        assert!(
-            refused(ChangeType::Standard, Submitted, Approved),
-            "standard skips the CAB"
-        );
-        assert!(
-            refused(ChangeType::Normal, Submitted, Scheduled),
-            "normal changes are assessed and approved"
-        );
+        let refused = |ty, from, to| matches!(check_transition(ty, from, to, &f), Err(DomainError::InvalidTransition { .. }));
+        assert!(refused(ChangeType::Standard, Submitted, Assessed), "standard skips assessment");
+        assert!(refused(ChangeType::Standard, Submitted, Approved), "standard skips the CAB");
+        assert!(refused(ChangeType::Normal, Submitted, Scheduled), "normal changes are assessed and approved");
         assert!(refused(ChangeType::Normal, Submitted, Approved));
-        assert!(
-            refused(ChangeType::Normal, Approved, Implementing),
-            "only emergencies skip scheduling"
-        );
-        assert!(
-            refused(ChangeType::Emergency, Implemented, Closed),
-            "emergencies must be reviewed"
-        );
-        assert!(
-            refused(ChangeType::Normal, Failed, Closed),
-            "failed changes are reviewed"
-        );
+        assert!(refused(ChangeType::Normal, Approved, Implementing), "only emergencies skip scheduling");
+        assert!(refused(ChangeType::Emergency, Implemented, Closed), "emergencies must be reviewed");
+        assert!(refused(ChangeType::Normal, Failed, Closed), "failed changes are reviewed");
         assert!(refused(ChangeType::Normal, Closed, Draft));
         assert!(refused(ChangeType::Normal, Cancelled, Draft));
         assert_eq!(
             check_transition(ChangeType::Normal, Draft, Implemented, &f),
-            Err(DomainError::InvalidTransition {
-                from: "draft".into(),
-                to: "implemented".into()
-            })
+            Err(DomainError::InvalidTransition { from: "draft".into(), to: "implemented".into() })
         );
     }
 
@@ -599,54 +432,16 @@ mod tests {
             Err(DomainError::Invalid(v)) => v.iter().map(|e| e.code).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            code(ChangeType::Standard, Draft, Submitted, &none),
-            vec!["active_template_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Draft, Submitted, &none),
-            vec!["plans_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Submitted, Assessed, &none),
-            vec!["risk_assessment_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Assessed, Approved, &none),
-            vec!["approval_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Assessed, Rejected, &none),
-            vec!["rejection_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Emergency, Submitted, Approved, &none),
-            vec!["approval_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Approved, Scheduled, &none),
-            vec!["window_required"]
-        );
-        assert_eq!(
-            code(
-                ChangeType::Normal,
-                Implementing,
-                Failed,
-                &ChangeFacts {
-                    reason: Some("  "),
-                    ..none
-                }
-            ),
-            vec!["reason_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Emergency, Implemented, Reviewed, &none),
-            vec!["review_required"]
-        );
-        assert_eq!(
-            code(ChangeType::Normal, Scheduled, Cancelled, &none),
-            vec!["reason_required"]
-        );
+        assert_eq!(code(ChangeType::Standard, Draft, Submitted, &none), vec!["active_template_required"]);
+        assert_eq!(code(ChangeType::Normal, Draft, Submitted, &none), vec!["plans_required"]);
+        assert_eq!(code(ChangeType::Normal, Submitted, Assessed, &none), vec!["risk_assessment_required"]);
+        assert_eq!(code(ChangeType::Normal, Assessed, Approved, &none), vec!["approval_required"]);
+        assert_eq!(code(ChangeType::Normal, Assessed, Rejected, &none), vec!["rejection_required"]);
+        assert_eq!(code(ChangeType::Emergency, Submitted, Approved, &none), vec!["approval_required"]);
+        assert_eq!(code(ChangeType::Normal, Approved, Scheduled, &none), vec!["window_required"]);
+        assert_eq!(code(ChangeType::Normal, Implementing, Failed, &ChangeFacts { reason: Some("  "), ..none }), vec!["reason_required"]);
+        assert_eq!(code(ChangeType::Emergency, Implemented, Reviewed, &none), vec!["review_required"]);
+        assert_eq!(code(ChangeType::Normal, Scheduled, Cancelled, &none), vec!["reason_required"]);
         assert!(check_transition(ChangeType::Emergency, Approved, Implementing, &none).is_ok());
     }
 
@@ -657,27 +452,10 @@ mod tests {
         assert!(ChangeStatus::Scheduled.is_on_schedule() && !ChangeStatus::Draft.is_on_schedule());
         assert!(ChangeType::Emergency.must_be_reviewed() && !ChangeType::Normal.must_be_reviewed());
         assert!(!ChangeType::Standard.needs_approval());
-        let next: Vec<ChangeStatus> =
-            transitions_from(ChangeType::Standard, ChangeStatus::Submitted)
-                .map(|t| t.to)
-                .collect();
-        assert_eq!(
-            next,
-            vec![
-                ChangeStatus::Draft,
-                ChangeStatus::Scheduled,
-                ChangeStatus::Cancelled
-            ]
-        );
-        let row = serde_json::to_value(
-            find_transition(
-                ChangeType::Normal,
-                ChangeStatus::Assessed,
-                ChangeStatus::Approved,
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let next: Vec<ChangeStatus> = transitions_from(ChangeType::Standard, ChangeStatus::Submitted).map(|t| t.to).collect();
+        assert_eq!(next, vec![ChangeStatus::Draft, ChangeStatus::Scheduled, ChangeStatus::Cancelled]);
+        let row =
+            serde_json::to_value(find_transition(ChangeType::Normal, ChangeStatus::Assessed, ChangeStatus::Approved).unwrap()).unwrap();
         assert_eq!(row["requires"], serde_json::json!(["approval"]));
         assert_eq!(row["types"], serde_json::json!(["normal", "emergency"]));
     }

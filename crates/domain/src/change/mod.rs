@@ -11,18 +11,15 @@ pub mod schedule;
 pub mod template;
 
 pub use approval::{
-    ApprovalStep, ApprovalWorkflow, Approver, Decision, DecisionRequest, Delegation, Evaluation,
-    Outcome, Quorum, StepEvaluation, Verdict, decide, evaluate,
+    ApprovalStep, ApprovalWorkflow, Approver, Decision, DecisionRequest, Delegation, Evaluation, Outcome, Quorum, StepEvaluation, Verdict,
+    decide, evaluate,
 };
 pub use lifecycle::{
-    CHANGE_TRANSITIONS, ChangeFacts, ChangeStatus, ChangeTransition, ChangeType, Requirement,
-    check_transition, find_transition, transitions_from,
+    CHANGE_TRANSITIONS, ChangeFacts, ChangeStatus, ChangeTransition, ChangeType, Requirement, check_transition, find_transition,
+    transitions_from,
 };
 pub use number::ChangeNumber;
 pub use review::{PostImplementationReview, ReviewOutcome};
 pub use risk::{AnswerOption, Question, Questionnaire, RiskAssessment, RiskLevel, RiskThresholds};
-pub use schedule::{
-    CiDependencies, CiPair, Conflict, FreezeOverlap, FreezeWindow, PlannedChange, Window,
-    conflicts, forward_schedule,
-};
+pub use schedule::{CiDependencies, CiPair, Conflict, FreezeOverlap, FreezeWindow, PlannedChange, Window, conflicts, forward_schedule};
 pub use template::StandardChangeTemplate;

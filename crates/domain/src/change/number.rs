@@ -39,10 +39,7 @@ pub(crate) fn parse_human(prefix: &str, s: &str) -> Option<u64> {
     let s = s.trim();
     let head = s.get(..prefix.len())?;
     let digits = &s[prefix.len()..];
-    if !head.eq_ignore_ascii_case(prefix)
-        || digits.len() < 6
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !head.eq_ignore_ascii_case(prefix) || digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -70,30 +67,13 @@ mod tests {
         let n = ChangeNumber::new(42).unwrap();
         assert_eq!(n.to_string(), "CHG-000042");
         assert_eq!(ChangeNumber::parse("chg-000042"), Some(n));
-        assert_eq!(
-            ChangeNumber::new(1_234_567).unwrap().to_string(),
-            "CHG-1234567"
-        );
-        assert_eq!(
-            ChangeNumber::parse("CHG-1234567").map(ChangeNumber::value),
-            Some(1_234_567)
-        );
-        for bad in [
-            "CHG-000000",
-            "CHG-42",
-            "REL-000042",
-            "CHG-00004x",
-            "",
-            "CHG-",
-            "CHG-+00042",
-        ] {
+        assert_eq!(ChangeNumber::new(1_234_567).unwrap().to_string(), "CHG-1234567");
+        assert_eq!(ChangeNumber::parse("CHG-1234567").map(ChangeNumber::value), Some(1_234_567));
+        for bad in ["CHG-000000", "CHG-42", "REL-000042", "CHG-00004x", "", "CHG-", "CHG-+00042"] {
             assert_eq!(ChangeNumber::parse(bad), None, "{bad}");
         }
         assert_eq!(ChangeNumber::new(0), None);
         assert_eq!(serde_json::to_value(n).unwrap(), "CHG-000042");
-        assert_eq!(
-            serde_json::from_value::<ChangeNumber>("CHG-000042".into()).unwrap(),
-            n
-        );
+        assert_eq!(serde_json::from_value::<ChangeNumber>("CHG-000042".into()).unwrap(), n);
     }
 }

@@ -18,11 +18,7 @@ pub enum ReviewOutcome {
 }
 
 impl ReviewOutcome {
-    pub const ALL: [ReviewOutcome; 3] = [
-        ReviewOutcome::Successful,
-        ReviewOutcome::PartiallySuccessful,
-        ReviewOutcome::Failed,
-    ];
+    pub const ALL: [ReviewOutcome; 3] = [ReviewOutcome::Successful, ReviewOutcome::PartiallySuccessful, ReviewOutcome::Failed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,44 +71,19 @@ impl PostImplementationReview {
         reviewed_at: DateTime<Utc>,
     ) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
-        if !matches!(
-            status,
-            ChangeStatus::Implemented | ChangeStatus::Failed | ChangeStatus::BackedOut
-        ) {
-            errors.push(FieldError::new(
-                "status",
-                "not_reviewable",
-                "only implemented, failed or backed-out changes are reviewed",
-            ));
+        if !matches!(status, ChangeStatus::Implemented | ChangeStatus::Failed | ChangeStatus::BackedOut) {
+            errors.push(FieldError::new("status", "not_reviewable", "only implemented, failed or backed-out changes are reviewed"));
         }
-        if outcome == ReviewOutcome::Successful
-            && matches!(status, ChangeStatus::Failed | ChangeStatus::BackedOut)
-        {
-            errors.push(FieldError::new(
-                "outcome",
-                "inconsistent_outcome",
-                "a failed or backed-out change was not successful",
-            ));
+        if outcome == ReviewOutcome::Successful && matches!(status, ChangeStatus::Failed | ChangeStatus::BackedOut) {
+            errors.push(FieldError::new("outcome", "inconsistent_outcome", "a failed or backed-out change was not successful"));
         }
-        let notes = errors
-            .check(optional_text("notes", notes, MAX_NOTES_CHARS))
-            .flatten();
+        let notes = errors.check(optional_text("notes", notes, MAX_NOTES_CHARS)).flatten();
         if outcome != ReviewOutcome::Successful && notes.is_none() {
-            errors.push(FieldError::new(
-                "notes",
-                "required",
-                "explain what did not go as planned",
-            ));
+            errors.push(FieldError::new("notes", "required", "explain what did not go as planned"));
         }
-        let follow_up = errors
-            .check(optional_text("follow_up", follow_up, MAX_NOTES_CHARS))
-            .flatten();
+        let follow_up = errors.check(optional_text("follow_up", follow_up, MAX_NOTES_CHARS)).flatten();
         let reviewed_by = errors.check(required_text("reviewed_by", reviewed_by, 200));
-        let mut incidents: Vec<String> = caused_incident_ids
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut incidents: Vec<String> = caused_incident_ids.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         incidents.sort();
         incidents.dedup();
         errors.finish()?;
@@ -144,16 +115,8 @@ mod tests {
 
     #[test]
     fn successful_review_needs_no_notes() {
-        let r = PostImplementationReview::new(
-            ChangeStatus::Implemented,
-            ReviewOutcome::Successful,
-            Some(" "),
-            vec![],
-            None,
-            "ann",
-            at(),
-        )
-        .unwrap();
+        let r = PostImplementationReview::new(ChangeStatus::Implemented, ReviewOutcome::Successful, Some(" "), vec![], None, "ann", at())
+            .unwrap();
         assert_eq!(r.notes, None);
         for o in ReviewOutcome::ALL {
             assert_eq!(ReviewOutcome::parse(o.as_str()), Some(o));
@@ -162,35 +125,12 @@ mod tests {
 
     #[test]
     fn shortfalls_must_be_explained_and_consistent() {
-        let partial = PostImplementationReview::new(
-            ChangeStatus::Implemented,
-            ReviewOutcome::PartiallySuccessful,
-            None,
-            vec![],
-            None,
-            "ann",
-            at(),
-        );
+        let partial =
+            PostImplementationReview::new(ChangeStatus::Implemented, ReviewOutcome::PartiallySuccessful, None, vec![], None, "ann", at());
         assert_eq!(codes(partial), vec!["required"]);
-        let wrong = PostImplementationReview::new(
-            ChangeStatus::BackedOut,
-            ReviewOutcome::Successful,
-            None,
-            vec![],
-            None,
-            "",
-            at(),
-        );
+        let wrong = PostImplementationReview::new(ChangeStatus::BackedOut, ReviewOutcome::Successful, None, vec![], None, "", at());
         assert_eq!(codes(wrong), vec!["inconsistent_outcome", "required"]);
-        let early = PostImplementationReview::new(
-            ChangeStatus::Scheduled,
-            ReviewOutcome::Failed,
-            Some("x"),
-            vec![],
-            None,
-            "ann",
-            at(),
-        );
+        let early = PostImplementationReview::new(ChangeStatus::Scheduled, ReviewOutcome::Failed, Some("x"), vec![], None, "ann", at());
         assert_eq!(codes(early), vec!["not_reviewable"]);
         let ok = PostImplementationReview::new(
             ChangeStatus::Failed,

@@ -18,12 +18,7 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
-    pub const ALL: [RiskLevel; 4] = [
-        RiskLevel::Low,
-        RiskLevel::Medium,
-        RiskLevel::High,
-        RiskLevel::VeryHigh,
-    ];
+    pub const ALL: [RiskLevel; 4] = [RiskLevel::Low, RiskLevel::Medium, RiskLevel::High, RiskLevel::VeryHigh];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,17 +58,9 @@ pub struct RiskThresholds {
 impl RiskThresholds {
     pub fn new(medium: u32, high: u32, very_high: u32) -> Result<Self, DomainError> {
         if !(0 < medium && medium < high && high < very_high) {
-            return Err(DomainError::field(
-                "thresholds",
-                "invalid_thresholds",
-                "thresholds must satisfy 0 < medium < high < very high",
-            ));
+            return Err(DomainError::field("thresholds", "invalid_thresholds", "thresholds must satisfy 0 < medium < high < very high"));
         }
-        Ok(RiskThresholds {
-            medium,
-            high,
-            very_high,
-        })
+        Ok(RiskThresholds { medium, high, very_high })
     }
 
     pub fn level(&self, score: u32) -> RiskLevel {
@@ -148,44 +135,24 @@ impl Questionnaire {
     pub fn new(questions: Vec<Question>, thresholds: RiskThresholds) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         if questions.is_empty() {
-            errors.push(FieldError::new(
-                "questions",
-                "required",
-                "a questionnaire needs at least one question",
-            ));
+            errors.push(FieldError::new("questions", "required", "a questionnaire needs at least one question"));
         }
         let mut keys = HashSet::new();
         for (i, q) in questions.iter().enumerate() {
             let at = |f: &str| format!("questions[{i}].{f}");
             if q.key.trim().is_empty() || !keys.insert(q.key.as_str()) {
-                errors.push(FieldError::new(
-                    at("key"),
-                    "duplicate_key",
-                    "each question needs its own key",
-                ));
+                errors.push(FieldError::new(at("key"), "duplicate_key", "each question needs its own key"));
             }
             if q.text_en.trim().is_empty() || q.text_zh.trim().is_empty() {
-                errors.push(FieldError::new(
-                    at("text"),
-                    "required",
-                    "question text is required in English and Chinese",
-                ));
+                errors.push(FieldError::new(at("text"), "required", "question text is required in English and Chinese"));
             }
             if q.answers.len() < 2 {
-                errors.push(FieldError::new(
-                    at("answers"),
-                    "too_few_answers",
-                    "a question needs at least two answers",
-                ));
+                errors.push(FieldError::new(at("answers"), "too_few_answers", "a question needs at least two answers"));
             }
             let mut answer_keys = HashSet::new();
             for (j, a) in q.answers.iter().enumerate() {
                 if a.key.trim().is_empty() || !answer_keys.insert(a.key.as_str()) {
-                    errors.push(FieldError::new(
-                        at(&format!("answers[{j}].key")),
-                        "duplicate_key",
-                        "each answer needs its own key",
-                    ));
+                    errors.push(FieldError::new(at(&format!("answers[{j}].key")), "duplicate_key", "each answer needs its own key"));
                 }
                 if a.text_en.trim().is_empty() || a.text_zh.trim().is_empty() {
                     errors.push(FieldError::new(
@@ -196,10 +163,7 @@ impl Questionnaire {
                 }
             }
         }
-        let q = Questionnaire {
-            questions,
-            thresholds,
-        };
+        let q = Questionnaire { questions, thresholds };
         if q.max_score() < thresholds.very_high {
             errors.push(FieldError::new(
                 "thresholds",
@@ -217,10 +181,7 @@ impl Questionnaire {
 
     /// Scores `answers` (question key → answer key). Every question must be answered, with one
     /// of its answers; every problem is reported under the question's key.
-    pub fn assess(
-        &self,
-        answers: &BTreeMap<String, String>,
-    ) -> Result<RiskAssessment, DomainError> {
+    pub fn assess(&self, answers: &BTreeMap<String, String>) -> Result<RiskAssessment, DomainError> {
         let mut errors = Errors::new();
         for key in answers.keys() {
             if !self.questions.iter().any(|q| &q.key == key) {
@@ -230,28 +191,15 @@ impl Questionnaire {
         let mut score = 0u32;
         for q in &self.questions {
             match answers.get(&q.key) {
-                None => errors.push(FieldError::new(
-                    &q.key,
-                    "required",
-                    "this question must be answered",
-                )),
+                None => errors.push(FieldError::new(&q.key, "required", "this question must be answered")),
                 Some(a) => match q.answers.iter().find(|o| &o.key == a) {
                     Some(o) => score += o.weight,
-                    None => errors.push(FieldError::new(
-                        &q.key,
-                        "invalid_answer",
-                        format!("{a} is not an answer to this question"),
-                    )),
+                    None => errors.push(FieldError::new(&q.key, "invalid_answer", format!("{a} is not an answer to this question"))),
                 },
             }
         }
         errors.finish()?;
-        Ok(RiskAssessment {
-            answers: answers.clone(),
-            score,
-            max_score: self.max_score(),
-            level: self.thresholds.level(score),
-        })
+        Ok(RiskAssessment { answers: answers.clone(), score, max_score: self.max_score(), level: self.thresholds.level(score) })
     }
 
     /// The questionnaire Keel ships with.
@@ -262,12 +210,7 @@ impl Questionnaire {
             text_zh: zh.into(),
             answers: answers
                 .iter()
-                .map(|(k, en, zh, w)| AnswerOption {
-                    key: (*k).into(),
-                    text_en: (*en).into(),
-                    text_zh: (*zh).into(),
-                    weight: *w,
-                })
+                .map(|(k, en, zh, w)| AnswerOption { key: (*k).into(), text_en: (*en).into(), text_zh: (*zh).into(), weight: *w })
                 .collect(),
         };
         let questions = vec![
@@ -275,12 +218,7 @@ impl Questionnaire {
                 "service_criticality",
                 "How critical are the affected services?",
                 "受影响服务的关键程度如何？",
-                &[
-                    ("low", "Low", "低", 0),
-                    ("medium", "Medium", "中", 2),
-                    ("high", "High", "高", 4),
-                    ("critical", "Critical", "关键", 6),
-                ],
+                &[("low", "Low", "低", 0), ("medium", "Medium", "中", 2), ("high", "High", "高", 4), ("critical", "Critical", "关键", 6)],
             ),
             q(
                 "scope",
@@ -311,12 +249,7 @@ impl Questionnaire {
                 &[
                     ("simple", "Simple, few steps", "简单，步骤少", 0),
                     ("moderate", "Moderate", "中等", 2),
-                    (
-                        "complex",
-                        "Complex, several teams or suppliers",
-                        "复杂，涉及多个小组或供应商",
-                        4,
-                    ),
+                    ("complex", "Complex, several teams or suppliers", "复杂，涉及多个小组或供应商", 4),
                 ],
             ),
             q(
@@ -344,18 +277,8 @@ impl Questionnaire {
                 "Can the change be backed out?",
                 "变更能否回退？",
                 &[
-                    (
-                        "tested",
-                        "Yes, back-out plan tested",
-                        "能，回退计划已测试",
-                        0,
-                    ),
-                    (
-                        "untested",
-                        "Yes, back-out plan not tested",
-                        "能，回退计划未测试",
-                        2,
-                    ),
+                    ("tested", "Yes, back-out plan tested", "能，回退计划已测试", 0),
+                    ("untested", "Yes, back-out plan not tested", "能，回退计划未测试", 2),
                     ("impossible", "No", "不能回退", 5),
                 ],
             ),
@@ -375,11 +298,7 @@ impl Questionnaire {
                 ],
             ),
         ];
-        let thresholds = RiskThresholds {
-            medium: 8,
-            high: 16,
-            very_high: 26,
-        };
+        let thresholds = RiskThresholds { medium: 8, high: 16, very_high: 26 };
         Questionnaire::new(questions, thresholds).expect("the default questionnaire is consistent")
     }
 }
@@ -389,27 +308,11 @@ mod tests {
     use super::*;
 
     fn answers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(q, a)| (q.to_string(), a.to_string()))
-            .collect()
+        pairs.iter().map(|(q, a)| (q.to_string(), a.to_string())).collect()
     }
 
     fn lowest(q: &Questionnaire) -> BTreeMap<String, String> {
-        q.questions
-            .iter()
-            .map(|x| {
-                (
-                    x.key.clone(),
-                    x.answers
-                        .iter()
-                        .min_by_key(|a| a.weight)
-                        .unwrap()
-                        .key
-                        .clone(),
-                )
-            })
-            .collect()
+        q.questions.iter().map(|x| (x.key.clone(), x.answers.iter().min_by_key(|a| a.weight).unwrap().key.clone())).collect()
     }
 
     #[test]
@@ -418,48 +321,24 @@ mod tests {
         assert_eq!(q.max_score(), 38);
         let low = q.assess(&lowest(&q)).unwrap();
         assert_eq!((low.score, low.level), (0, RiskLevel::Low));
-        let highest: BTreeMap<String, String> = q
-            .questions
-            .iter()
-            .map(|x| {
-                (
-                    x.key.clone(),
-                    x.answers
-                        .iter()
-                        .max_by_key(|a| a.weight)
-                        .unwrap()
-                        .key
-                        .clone(),
-                )
-            })
-            .collect();
+        let highest: BTreeMap<String, String> =
+            q.questions.iter().map(|x| (x.key.clone(), x.answers.iter().max_by_key(|a| a.weight).unwrap().key.clone())).collect();
         let top = q.assess(&highest).unwrap();
-        assert_eq!(
-            (top.score, top.level, top.max_score),
-            (38, RiskLevel::VeryHigh, 38)
-        );
+        assert_eq!((top.score, top.level, top.max_score), (38, RiskLevel::VeryHigh, 38));
         let mut mid = lowest(&q);
         mid.insert("service_criticality".into(), "critical".into());
         mid.insert("testing".into(), "partial".into());
         let a = q.assess(&mid).unwrap();
         assert_eq!((a.score, a.level), (8, RiskLevel::Medium));
-        assert!(q.questions.iter().all(
-            |x| !x.text(Locale::ZhCn).is_empty() && x.text(Locale::ZhCn) != x.text(Locale::En)
-        ));
+        assert!(q.questions.iter().all(|x| !x.text(Locale::ZhCn).is_empty() && x.text(Locale::ZhCn) != x.text(Locale::En)));
     }
 
     #[test]
     fn thresholds_map_scores_to_levels() {
         let t = RiskThresholds::new(5, 10, 15).unwrap();
-        let levels: Vec<RiskLevel> = [0, 4, 5, 9, 10, 14, 15, 99]
-            .into_iter()
-            .map(|s| t.level(s))
-            .collect();
+        let levels: Vec<RiskLevel> = [0, 4, 5, 9, 10, 14, 15, 99].into_iter().map(|s| t.level(s)).collect();
         use RiskLevel::*;
-        assert_eq!(
-            levels,
-            vec![Low, Low, Medium, Medium, High, High, VeryHigh, VeryHigh]
-        );
+        assert_eq!(levels, vec![Low, Low, Medium, Medium, High, High, VeryHigh, VeryHigh]);
         assert!(RiskThresholds::new(5, 5, 15).is_err());
         assert!(RiskThresholds::new(0, 5, 15).is_err());
         assert!(RiskThresholds::new(9, 5, 15).is_err());
@@ -475,54 +354,22 @@ mod tests {
         a.remove("scope");
         a.insert("outage".into(), "sometimes".into());
         a.insert("mood".into(), "good".into());
-        let DomainError::Invalid(errs) = q.assess(&a).unwrap_err() else {
-            panic!()
-        };
+        let DomainError::Invalid(errs) = q.assess(&a).unwrap_err() else { panic!() };
         let mut got: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code)).collect();
         got.sort();
-        assert_eq!(
-            got,
-            vec![
-                ("mood", "unknown_question"),
-                ("outage", "invalid_answer"),
-                ("scope", "required")
-            ]
-        );
+        assert_eq!(got, vec![("mood", "unknown_question"), ("outage", "invalid_answer"), ("scope", "required")]);
         assert!(q.assess(&answers(&[])).is_err());
     }
 
     #[test]
     fn bad_questionnaires_are_refused() {
-        let opt = |k: &str, w| AnswerOption {
-            key: k.into(),
-            text_en: k.into(),
-            text_zh: k.into(),
-            weight: w,
-        };
-        let good = Question {
-            key: "a".into(),
-            text_en: "A?".into(),
-            text_zh: "甲？".into(),
-            answers: vec![opt("x", 0), opt("y", 5)],
-        };
-        assert!(
-            Questionnaire::new(vec![good.clone()], RiskThresholds::new(1, 2, 5).unwrap()).is_ok()
-        );
-        let unreachable =
-            Questionnaire::new(vec![good.clone()], RiskThresholds::new(1, 2, 6).unwrap())
-                .unwrap_err();
-        assert!(
-            matches!(unreachable, DomainError::Invalid(v) if v[0].code == "unreachable_threshold")
-        );
-        let bad = Question {
-            key: "a".into(),
-            text_en: "".into(),
-            text_zh: "".into(),
-            answers: vec![opt("x", 9)],
-        };
-        let DomainError::Invalid(v) =
-            Questionnaire::new(vec![good, bad], RiskThresholds::new(1, 2, 5).unwrap()).unwrap_err()
-        else {
+        let opt = |k: &str, w| AnswerOption { key: k.into(), text_en: k.into(), text_zh: k.into(), weight: w };
+        let good = Question { key: "a".into(), text_en: "A?".into(), text_zh: "甲？".into(), answers: vec![opt("x", 0), opt("y", 5)] };
+        assert!(Questionnaire::new(vec![good.clone()], RiskThresholds::new(1, 2, 5).unwrap()).is_ok());
+        let unreachable = Questionnaire::new(vec![good.clone()], RiskThresholds::new(1, 2, 6).unwrap()).unwrap_err();
+        assert!(matches!(unreachable, DomainError::Invalid(v) if v[0].code == "unreachable_threshold"));
+        let bad = Question { key: "a".into(), text_en: "".into(), text_zh: "".into(), answers: vec![opt("x", 9)] };
+        let DomainError::Invalid(v) = Questionnaire::new(vec![good, bad], RiskThresholds::new(1, 2, 5).unwrap()).unwrap_err() else {
             panic!()
         };
         let codes: Vec<&str> = v.iter().map(|e| e.code).collect();

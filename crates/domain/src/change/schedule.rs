@@ -40,11 +40,7 @@ impl Window {
         if start < end {
             Ok(Window { start, end })
         } else {
-            Err(FieldError::new(
-                "end",
-                "end_not_after_start",
-                "the window must end after it starts",
-            ))
+            Err(FieldError::new("end", "end_not_after_start", "the window must end after it starts"))
         }
     }
 
@@ -109,23 +105,13 @@ pub enum FreezeOverlap {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Conflict {
     /// Another change works on the same CIs in an overlapping window.
-    SameCi {
-        change_id: String,
-        ci_ids: Vec<String>,
-    },
+    SameCi { change_id: String, ci_ids: Vec<String> },
     /// Another change works on CIs that depend on ours, or that ours depend on, in an
     /// overlapping window.
-    DependentCi {
-        change_id: String,
-        pairs: Vec<CiPair>,
-    },
+    DependentCi { change_id: String, pairs: Vec<CiPair> },
     /// The window falls in a freeze that covers the change's CIs. `ci_ids` lists the CIs the
     /// freeze names; it is empty for a freeze of every CI.
-    Freeze {
-        freeze_id: String,
-        overlap: FreezeOverlap,
-        ci_ids: Vec<String>,
-    },
+    Freeze { freeze_id: String, overlap: FreezeOverlap, ci_ids: Vec<String> },
 }
 
 /// Which CIs depend on which: pass a closure, or the CMDB's [`ImpactGraph`].
@@ -157,76 +143,39 @@ pub fn conflicts(
 ) -> Vec<Conflict> {
     let ours: BTreeSet<&str> = candidate.ci_ids.iter().map(String::as_str).collect();
     let mut out = Vec::new();
-    for other in others
-        .iter()
-        .filter(|o| o.id != candidate.id && o.window.overlaps(&candidate.window))
-    {
+    for other in others.iter().filter(|o| o.id != candidate.id && o.window.overlaps(&candidate.window)) {
         let theirs: BTreeSet<&str> = other.ci_ids.iter().map(String::as_str).collect();
         let shared: Vec<String> = ours.intersection(&theirs).map(|s| s.to_string()).collect();
         if !shared.is_empty() {
-            out.push(Conflict::SameCi {
-                change_id: other.id.clone(),
-                ci_ids: shared,
-            });
+            out.push(Conflict::SameCi { change_id: other.id.clone(), ci_ids: shared });
         }
         let mut pairs = Vec::new();
         for &a in &ours {
             for &b in theirs.iter().filter(|&&b| b != a) {
                 if deps.depends_on(a, b) || deps.depends_on(b, a) {
-                    pairs.push(CiPair {
-                        ours: a.to_string(),
-                        theirs: b.to_string(),
-                    });
+                    pairs.push(CiPair { ours: a.to_string(), theirs: b.to_string() });
                 }
             }
         }
         if !pairs.is_empty() {
-            out.push(Conflict::DependentCi {
-                change_id: other.id.clone(),
-                pairs,
-            });
+            out.push(Conflict::DependentCi { change_id: other.id.clone(), pairs });
         }
     }
-    for f in freezes
-        .iter()
-        .filter(|f| f.window.overlaps(&candidate.window))
-    {
-        let named: Vec<String> = f
-            .ci_ids
-            .iter()
-            .filter(|c| ours.contains(c.as_str()))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+    for f in freezes.iter().filter(|f| f.window.overlaps(&candidate.window)) {
+        let named: Vec<String> =
+            f.ci_ids.iter().filter(|c| ours.contains(c.as_str())).cloned().collect::<BTreeSet<_>>().into_iter().collect();
         if f.ci_ids.is_empty() || !named.is_empty() {
-            let overlap = if f.window.contains(&candidate.window) {
-                FreezeOverlap::Inside
-            } else {
-                FreezeOverlap::Overlapping
-            };
-            out.push(Conflict::Freeze {
-                freeze_id: f.id.clone(),
-                overlap,
-                ci_ids: named,
-            });
+            let overlap = if f.window.contains(&candidate.window) { FreezeOverlap::Inside } else { FreezeOverlap::Overlapping };
+            out.push(Conflict::Freeze { freeze_id: f.id.clone(), overlap, ci_ids: named });
         }
     }
     out
 }
 
 /// The changes whose windows overlap `range`, by start then id: the calendar view.
-pub fn forward_schedule<'a>(
-    changes: &'a [PlannedChange],
-    range: &Window,
-) -> Vec<&'a PlannedChange> {
-    let mut v: Vec<&PlannedChange> = changes
-        .iter()
-        .filter(|c| c.window.overlaps(range))
-        .collect();
-    v.sort_by(|a, b| {
-        (a.window.start, a.window.end, &a.id).cmp(&(b.window.start, b.window.end, &b.id))
-    });
+pub fn forward_schedule<'a>(changes: &'a [PlannedChange], range: &Window) -> Vec<&'a PlannedChange> {
+    let mut v: Vec<&PlannedChange> = changes.iter().filter(|c| c.window.overlaps(range)).collect();
+    v.sort_by(|a, b| (a.window.start, a.window.end, &a.id).cmp(&(b.window.start, b.window.end, &b.id)));
     v
 }
 
@@ -243,11 +192,7 @@ mod tests {
         Window::new(t(a), t(b)).unwrap()
     }
     fn change(id: &str, win: Window, cis: &[&str]) -> PlannedChange {
-        PlannedChange {
-            id: id.into(),
-            window: win,
-            ci_ids: cis.iter().map(|s| s.to_string()).collect(),
-        }
+        PlannedChange { id: id.into(), window: win, ci_ids: cis.iter().map(|s| s.to_string()).collect() }
     }
     fn none(_: &str, _: &str) -> bool {
         false
@@ -257,20 +202,14 @@ mod tests {
     fn windows() {
         assert!(Window::new(t(2), t(2)).is_err());
         let e = Window::new(t(3), t(2)).unwrap_err();
-        assert!(
-            matches!(e, DomainError::Invalid(v) if v[0].code == "end_not_after_start" && v[0].field == "end")
-        );
+        assert!(matches!(e, DomainError::Invalid(v) if v[0].code == "end_not_after_start" && v[0].field == "end"));
         assert!(w(0, 4).overlaps(&w(3, 5)));
-        assert!(
-            !w(0, 4).overlaps(&w(4, 5)),
-            "touching windows do not overlap"
-        );
+        assert!(!w(0, 4).overlaps(&w(4, 5)), "touching windows do not overlap");
         assert!(w(0, 10).contains(&w(2, 3)) && !w(2, 3).contains(&w(0, 10)));
         assert_eq!(w(1, 4).duration(), Duration::hours(3));
         let json = serde_json::to_value(w(0, 1)).unwrap();
         assert_eq!(serde_json::from_value::<Window>(json).unwrap(), w(0, 1));
-        let bad =
-            serde_json::json!({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"});
+        let bad = serde_json::json!({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"});
         assert!(serde_json::from_value::<Window>(bad).is_err());
     }
 
@@ -283,104 +222,44 @@ mod tests {
             change("c3", w(4, 8), &["db1"]),
             change("c4", w(1, 2), &["y"]),
         ];
-        assert_eq!(
-            conflicts(&ours, &others, &[], &none),
-            vec![Conflict::SameCi {
-                change_id: "c2".into(),
-                ci_ids: vec!["db1".into()]
-            }]
-        );
+        assert_eq!(conflicts(&ours, &others, &[], &none), vec![Conflict::SameCi { change_id: "c2".into(), ci_ids: vec!["db1".into()] }]);
     }
 
     #[test]
     fn dependent_cis_conflict_through_a_closure_or_the_cmdb() {
         let ours = change("c1", w(0, 4), &["app1"]);
-        let others = vec![
-            change("c2", w(3, 5), &["db1"]),
-            change("c3", w(3, 5), &["other"]),
-        ];
+        let others = vec![change("c2", w(3, 5), &["db1"]), change("c3", w(3, 5), &["other"])];
         let app_needs_db = |a: &str, b: &str| a == "app1" && b == "db1";
-        let want = vec![Conflict::DependentCi {
-            change_id: "c2".into(),
-            pairs: vec![CiPair {
-                ours: "app1".into(),
-                theirs: "db1".into(),
-            }],
-        }];
+        let want =
+            vec![Conflict::DependentCi { change_id: "c2".into(), pairs: vec![CiPair { ours: "app1".into(), theirs: "db1".into() }] }];
         assert_eq!(conflicts(&ours, &others, &[], &app_needs_db), want);
 
         let nodes: Vec<GraphNode> = ["app1", "db1", "host", "other"]
             .iter()
-            .map(|id| GraphNode {
-                id: id.to_string(),
-                class: "x".into(),
-                project_ids: vec![],
-                customer_ids: vec![],
-            })
+            .map(|id| GraphNode { id: id.to_string(), class: "x".into(), project_ids: vec![], customer_ids: vec![] })
             .collect();
-        let rels = vec![
-            Relation::new("app1", "host", RelationType::RunsOn),
-            Relation::new("db1", "host", RelationType::RunsOn),
-        ];
+        let rels = vec![Relation::new("app1", "host", RelationType::RunsOn), Relation::new("db1", "host", RelationType::RunsOn)];
         let g = ImpactGraph::new(&nodes, &rels).unwrap();
-        assert!(
-            conflicts(&ours, &others, &[], &g).is_empty(),
-            "neighbours on one host do not depend on each other"
-        );
-        let rels = vec![
-            Relation::new("app1", "host", RelationType::RunsOn),
-            Relation::new("host", "db1", RelationType::DependsOn),
-        ];
+        assert!(conflicts(&ours, &others, &[], &g).is_empty(), "neighbours on one host do not depend on each other");
+        let rels = vec![Relation::new("app1", "host", RelationType::RunsOn), Relation::new("host", "db1", RelationType::DependsOn)];
         let g = ImpactGraph::new(&nodes, &rels).unwrap();
-        assert_eq!(
-            conflicts(&ours, &others, &[], &g),
-            want,
-            "app1 needs db1 through its host"
-        );
+        assert_eq!(conflicts(&ours, &others, &[], &g), want, "app1 needs db1 through its host");
     }
 
     #[test]
     fn freezes_inside_overlapping_and_scoped() {
         let ours = change("c1", w(10, 12), &["db1"]);
         let freezes = vec![
-            FreezeWindow {
-                id: "year-end".into(),
-                name: "Year end".into(),
-                window: w(0, 48),
-                ci_ids: vec![],
-            },
-            FreezeWindow {
-                id: "billing-run".into(),
-                name: "Billing".into(),
-                window: w(11, 20),
-                ci_ids: vec!["db1".into(), "db2".into()],
-            },
-            FreezeWindow {
-                id: "mail".into(),
-                name: "Mail".into(),
-                window: w(0, 48),
-                ci_ids: vec!["mx".into()],
-            },
-            FreezeWindow {
-                id: "later".into(),
-                name: "Later".into(),
-                window: w(12, 20),
-                ci_ids: vec![],
-            },
+            FreezeWindow { id: "year-end".into(), name: "Year end".into(), window: w(0, 48), ci_ids: vec![] },
+            FreezeWindow { id: "billing-run".into(), name: "Billing".into(), window: w(11, 20), ci_ids: vec!["db1".into(), "db2".into()] },
+            FreezeWindow { id: "mail".into(), name: "Mail".into(), window: w(0, 48), ci_ids: vec!["mx".into()] },
+            FreezeWindow { id: "later".into(), name: "Later".into(), window: w(12, 20), ci_ids: vec![] },
         ];
         assert_eq!(
             conflicts(&ours, &[], &freezes, &none),
             vec![
-                Conflict::Freeze {
-                    freeze_id: "year-end".into(),
-                    overlap: FreezeOverlap::Inside,
-                    ci_ids: vec![]
-                },
-                Conflict::Freeze {
-                    freeze_id: "billing-run".into(),
-                    overlap: FreezeOverlap::Overlapping,
-                    ci_ids: vec!["db1".into()]
-                },
+                Conflict::Freeze { freeze_id: "year-end".into(), overlap: FreezeOverlap::Inside, ci_ids: vec![] },
+                Conflict::Freeze { freeze_id: "billing-run".into(), overlap: FreezeOverlap::Overlapping, ci_ids: vec!["db1".into()] },
             ]
         );
         let json = serde_json::to_value(&conflicts(&ours, &[], &freezes[..1], &none)[0]).unwrap();
@@ -390,34 +269,17 @@ mod tests {
 
     #[test]
     fn the_forward_schedule_is_sorted() {
-        let cs = vec![
-            change("b", w(5, 6), &[]),
-            change("a", w(5, 6), &[]),
-            change("c", w(1, 9), &[]),
-            change("d", w(20, 21), &[]),
-        ];
-        let ids: Vec<&str> = forward_schedule(&cs, &w(4, 10))
-            .iter()
-            .map(|c| c.id.as_str())
-            .collect();
+        let cs = vec![change("b", w(5, 6), &[]), change("a", w(5, 6), &[]), change("c", w(1, 9), &[]), change("d", w(20, 21), &[])];
+        let ids: Vec<&str> = forward_schedule(&cs, &w(4, 10)).iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["c", "a", "b"]);
     }
 
     fn mirrored(c: &Conflict) -> Conflict {
         match c {
             Conflict::DependentCi { change_id, pairs } => {
-                let mut p: Vec<CiPair> = pairs
-                    .iter()
-                    .map(|p| CiPair {
-                        ours: p.theirs.clone(),
-                        theirs: p.ours.clone(),
-                    })
-                    .collect();
+                let mut p: Vec<CiPair> = pairs.iter().map(|p| CiPair { ours: p.theirs.clone(), theirs: p.ours.clone() }).collect();
                 p.sort();
-                Conflict::DependentCi {
-                    change_id: change_id.clone(),
-                    pairs: p,
-                }
+                Conflict::DependentCi { change_id: change_id.clone(), pairs: p }
             }
             other => other.clone(),
         }
@@ -425,14 +287,8 @@ mod tests {
 
     fn strip_id(c: Conflict) -> Conflict {
         match c {
-            Conflict::SameCi { ci_ids, .. } => Conflict::SameCi {
-                change_id: String::new(),
-                ci_ids,
-            },
-            Conflict::DependentCi { pairs, .. } => Conflict::DependentCi {
-                change_id: String::new(),
-                pairs,
-            },
+            Conflict::SameCi { ci_ids, .. } => Conflict::SameCi { change_id: String::new(), ci_ids },
+            Conflict::DependentCi { pairs, .. } => Conflict::DependentCi { change_id: String::new(), pairs },
             other => other,
         }
     }

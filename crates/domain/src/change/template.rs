@@ -39,26 +39,12 @@ impl StandardChangeTemplate {
         let mut errors = Errors::new();
         let id = errors.check(required_text("id", id, 200));
         let name = errors.check(required_text("name", name, 200));
-        let description = errors
-            .check(optional_text("description", description, MAX_PLAN_CHARS))
-            .flatten();
-        let implementation_plan = errors.check(required_text(
-            "implementation_plan",
-            implementation_plan,
-            MAX_PLAN_CHARS,
-        ));
-        let back_out_plan = errors.check(required_text(
-            "back_out_plan",
-            back_out_plan,
-            MAX_PLAN_CHARS,
-        ));
+        let description = errors.check(optional_text("description", description, MAX_PLAN_CHARS)).flatten();
+        let implementation_plan = errors.check(required_text("implementation_plan", implementation_plan, MAX_PLAN_CHARS));
+        let back_out_plan = errors.check(required_text("back_out_plan", back_out_plan, MAX_PLAN_CHARS));
         let approved_by = errors.check(required_text("approved_by", approved_by, 200));
         if risk_level > RiskLevel::Medium {
-            errors.push(FieldError::new(
-                "risk_level",
-                "risk_too_high",
-                "high-risk work cannot be a standard change",
-            ));
+            errors.push(FieldError::new("risk_level", "risk_too_high", "high-risk work cannot be a standard change"));
         }
         errors.finish()?;
         Ok(StandardChangeTemplate {
@@ -82,33 +68,12 @@ mod tests {
     #[test]
     fn templates_are_low_risk_with_plans() {
         let at: DateTime<Utc> = "2026-01-05T09:00:00Z".parse().unwrap();
-        let t = StandardChangeTemplate::new(
-            "t1",
-            "Add a user to a group",
-            None,
-            "1. add 2. verify",
-            "remove again",
-            RiskLevel::Low,
-            "cab",
-            at,
-        )
-        .unwrap();
+        let t =
+            StandardChangeTemplate::new("t1", "Add a user to a group", None, "1. add 2. verify", "remove again", RiskLevel::Low, "cab", at)
+                .unwrap();
         assert!(t.active);
-        let e = StandardChangeTemplate::new(
-            "t2",
-            "Upgrade core switch",
-            None,
-            "",
-            "",
-            RiskLevel::High,
-            "cab",
-            at,
-        )
-        .unwrap_err();
+        let e = StandardChangeTemplate::new("t2", "Upgrade core switch", None, "", "", RiskLevel::High, "cab", at).unwrap_err();
         let DomainError::Invalid(v) = e else { panic!() };
-        assert_eq!(
-            v.iter().map(|e| e.code).collect::<Vec<_>>(),
-            vec!["required", "required", "risk_too_high"]
-        );
+        assert_eq!(v.iter().map(|e| e.code).collect::<Vec<_>>(), vec!["required", "required", "risk_too_high"]);
     }
 }

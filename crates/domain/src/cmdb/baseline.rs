@@ -36,11 +36,7 @@ impl Snapshot {
         let mut cis = cis;
         cis.sort_by(|a, b| a.id.cmp(&b.id));
         if let Some(w) = cis.windows(2).find(|w| w[0].id == w[1].id) {
-            return Err(DomainError::field(
-                "cis",
-                "duplicate_ci",
-                format!("CI {} is listed twice", w[0].id),
-            ));
+            return Err(DomainError::field("cis", "duplicate_ci", format!("CI {} is listed twice", w[0].id)));
         }
         let ids: BTreeSet<&str> = cis.iter().map(|c| c.id.as_str()).collect();
         let relations: BTreeSet<Relation> = relations
@@ -48,17 +44,11 @@ impl Snapshot {
             .filter(|r| ids.contains(r.source.as_str()) || ids.contains(r.target.as_str()))
             .map(Relation::canonical)
             .collect();
-        Ok(Snapshot {
-            cis,
-            relations: relations.into_iter().collect(),
-        })
+        Ok(Snapshot { cis, relations: relations.into_iter().collect() })
     }
 
     pub fn ci(&self, id: &str) -> Option<&CiSnapshot> {
-        self.cis
-            .binary_search_by(|c| c.id.as_str().cmp(id))
-            .ok()
-            .map(|i| &self.cis[i])
+        self.cis.binary_search_by(|c| c.id.as_str().cmp(id)).ok().map(|i| &self.cis[i])
     }
 
     pub fn ci_ids(&self) -> impl Iterator<Item = &str> {
@@ -89,11 +79,7 @@ impl Baseline {
         let description = errors.check(optional_text("description", description, 4000));
         let taken_by = errors.check(required_text("taken_by", taken_by, 200));
         if snapshot.cis.is_empty() {
-            errors.push(FieldError::new(
-                "cis",
-                "required",
-                "a baseline needs at least one CI",
-            ));
+            errors.push(FieldError::new("cis", "required", "a baseline needs at least one CI"));
         }
         errors.finish()?;
         Ok(Baseline {
@@ -150,22 +136,12 @@ impl SnapshotDiff {
 }
 
 /// Field-by-field differences of two attribute maps, sorted by attribute.
-pub fn attribute_changes(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-) -> Vec<AttributeChange> {
+pub fn attribute_changes(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<AttributeChange> {
     let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     keys.into_iter()
         .filter_map(|k| {
-            let (a, b) = (
-                old.get(k).filter(|v| !v.is_null()),
-                new.get(k).filter(|v| !v.is_null()),
-            );
-            (a != b).then(|| AttributeChange {
-                attribute: k.clone(),
-                old: a.cloned(),
-                new: b.cloned(),
-            })
+            let (a, b) = (old.get(k).filter(|v| !v.is_null()), new.get(k).filter(|v| !v.is_null()));
+            (a != b).then(|| AttributeChange { attribute: k.clone(), old: a.cloned(), new: b.cloned() })
         })
         .collect()
 }
@@ -176,16 +152,8 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> SnapshotDiff {
     let old: BTreeMap<&str, &CiSnapshot> = before.cis.iter().map(|c| (c.id.as_str(), c)).collect();
     let new: BTreeMap<&str, &CiSnapshot> = after.cis.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut out = SnapshotDiff {
-        added_cis: new
-            .keys()
-            .filter(|k| !old.contains_key(*k))
-            .map(|k| k.to_string())
-            .collect(),
-        removed_cis: old
-            .keys()
-            .filter(|k| !new.contains_key(*k))
-            .map(|k| k.to_string())
-            .collect(),
+        added_cis: new.keys().filter(|k| !old.contains_key(*k)).map(|k| k.to_string()).collect(),
+        removed_cis: old.keys().filter(|k| !new.contains_key(*k)).map(|k| k.to_string()).collect(),
         ..Default::default()
     };
     for (id, a) in &old {
@@ -200,12 +168,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> SnapshotDiff {
             out.changed_cis.push(change);
         }
     }
-    let canon = |s: &Snapshot| {
-        s.relations
-            .iter()
-            .map(Relation::canonical)
-            .collect::<BTreeSet<_>>()
-    };
+    let canon = |s: &Snapshot| s.relations.iter().map(Relation::canonical).collect::<BTreeSet<_>>();
     let (r0, r1) = (canon(before), canon(after));
     out.added_relations = r1.difference(&r0).cloned().collect();
     out.removed_relations = r0.difference(&r1).cloned().collect();
@@ -219,12 +182,7 @@ mod tests {
     use serde_json::json;
 
     fn ci(id: &str, status: CiStatus, attrs: Value) -> CiSnapshot {
-        CiSnapshot {
-            id: id.into(),
-            class: "server".into(),
-            status,
-            attributes: attrs.as_object().unwrap().clone(),
-        }
+        CiSnapshot { id: id.into(), class: "server".into(), status, attributes: attrs.as_object().unwrap().clone() }
     }
 
     fn at() -> DateTime<Utc> {
@@ -234,10 +192,7 @@ mod tests {
     #[test]
     fn capture_sorts_scopes_and_validates() {
         let s = Snapshot::new(
-            vec![
-                ci("b", CiStatus::Live, json!({})),
-                ci("a", CiStatus::Live, json!({})),
-            ],
+            vec![ci("b", CiStatus::Live, json!({})), ci("a", CiStatus::Live, json!({}))],
             vec![
                 Relation::new("b", "a", ConnectedTo),
                 Relation::new("a", "b", ConnectedTo),
@@ -247,51 +202,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.ci_ids().collect::<Vec<_>>(), vec!["a", "b"]);
-        assert_eq!(
-            s.relations,
-            vec![
-                Relation::new("a", "b", ConnectedTo),
-                Relation::new("a", "outside", RunsOn)
-            ]
-        );
+        assert_eq!(s.relations, vec![Relation::new("a", "b", ConnectedTo), Relation::new("a", "outside", RunsOn)]);
         assert!(s.ci("b").is_some() && s.ci("c").is_none());
-        let dup = Snapshot::new(
-            vec![
-                ci("a", CiStatus::Live, json!({})),
-                ci("a", CiStatus::Live, json!({})),
-            ],
-            vec![],
-        );
+        let dup = Snapshot::new(vec![ci("a", CiStatus::Live, json!({})), ci("a", CiStatus::Live, json!({}))], vec![]);
         assert!(matches!(dup, Err(DomainError::Invalid(v)) if v[0].code == "duplicate_ci"));
         let b = Baseline::capture(" Go-live 2026 ", Some(" "), at(), "ann", s.clone()).unwrap();
         assert_eq!(b.name, "Go-live 2026");
         assert_eq!(b.description, None);
         let bad = Baseline::capture("", None, at(), "", Snapshot::default()).unwrap_err();
-        let DomainError::Invalid(v) = bad else {
-            panic!()
-        };
-        assert_eq!(
-            v.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
-            vec!["name", "taken_by", "cis"]
-        );
+        let DomainError::Invalid(v) = bad else { panic!() };
+        assert_eq!(v.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), vec!["name", "taken_by", "cis"]);
     }
 
     #[test]
     fn diff_lists_added_removed_and_changed() {
         let before = Snapshot::new(
             vec![
-                ci(
-                    "a",
-                    CiStatus::Live,
-                    json!({"hostname": "a", "memory_gb": 16, "os": null}),
-                ),
+                ci("a", CiStatus::Live, json!({"hostname": "a", "memory_gb": 16, "os": null})),
                 ci("b", CiStatus::Live, json!({"hostname": "b"})),
                 ci("c", CiStatus::Live, json!({"hostname": "c"})),
             ],
-            vec![
-                Relation::new("a", "b", ConnectedTo),
-                Relation::new("c", "a", RunsOn),
-            ],
+            vec![Relation::new("a", "b", ConnectedTo), Relation::new("c", "a", RunsOn)],
         )
         .unwrap();
         let b = Baseline::capture("v1", None, at(), "ann", before).unwrap();
@@ -299,18 +230,11 @@ mod tests {
         moved.class = "virtual_machine".into();
         let now = Snapshot::new(
             vec![
-                ci(
-                    "a",
-                    CiStatus::Live,
-                    json!({"hostname": "a", "memory_gb": 32, "ip_address": "10.0.0.1"}),
-                ),
+                ci("a", CiStatus::Live, json!({"hostname": "a", "memory_gb": 32, "ip_address": "10.0.0.1"})),
                 moved,
                 ci("d", CiStatus::Planned, json!({})),
             ],
-            vec![
-                Relation::new("b", "a", ConnectedTo),
-                Relation::new("d", "a", RunsOn),
-            ],
+            vec![Relation::new("b", "a", ConnectedTo), Relation::new("d", "a", RunsOn)],
         )
         .unwrap();
         let d = b.diff(&now);
@@ -320,26 +244,12 @@ mod tests {
         assert_eq!(
             d.changed_cis[0].attributes,
             vec![
-                AttributeChange {
-                    attribute: "ip_address".into(),
-                    old: None,
-                    new: Some(json!("10.0.0.1"))
-                },
-                AttributeChange {
-                    attribute: "memory_gb".into(),
-                    old: Some(json!(16)),
-                    new: Some(json!(32))
-                },
+                AttributeChange { attribute: "ip_address".into(), old: None, new: Some(json!("10.0.0.1")) },
+                AttributeChange { attribute: "memory_gb".into(), old: Some(json!(16)), new: Some(json!(32)) },
             ]
         );
-        assert_eq!(
-            d.changed_cis[1].status,
-            Some((CiStatus::Live, CiStatus::Maintenance))
-        );
-        assert_eq!(
-            d.changed_cis[1].class,
-            Some(("server".into(), "virtual_machine".into()))
-        );
+        assert_eq!(d.changed_cis[1].status, Some((CiStatus::Live, CiStatus::Maintenance)));
+        assert_eq!(d.changed_cis[1].class, Some(("server".into(), "virtual_machine".into())));
         assert!(d.changed_cis[1].attributes.is_empty());
         assert_eq!(d.added_relations, vec![Relation::new("d", "a", RunsOn)]);
         assert_eq!(d.removed_relations, vec![Relation::new("c", "a", RunsOn)]);

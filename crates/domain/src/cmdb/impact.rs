@@ -90,10 +90,7 @@ struct Tags {
 
 impl Tags {
     fn new() -> Self {
-        Tags {
-            offsets: vec![0],
-            ..Default::default()
-        }
+        Tags { offsets: vec![0], ..Default::default() }
     }
     fn push_row<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, row: I) {
         let start = self.values.len();
@@ -162,13 +159,7 @@ impl GraphBuilder {
     }
 
     /// Adds a CI and returns its index, with which relations can be added without id lookups.
-    pub fn add_node<P, C>(
-        &mut self,
-        id: &str,
-        class: &str,
-        project_ids: P,
-        customer_ids: C,
-    ) -> Result<NodeIndex, DomainError>
+    pub fn add_node<P, C>(&mut self, id: &str, class: &str, project_ids: P, customer_ids: C) -> Result<NodeIndex, DomainError>
     where
         P: IntoIterator,
         P::Item: AsRef<str>,
@@ -176,18 +167,10 @@ impl GraphBuilder {
         C::Item: AsRef<str>,
     {
         if self.ids.len() >= NONE as usize {
-            return Err(DomainError::field(
-                "nodes",
-                "too_many_cis",
-                "the graph holds at most 2^32 - 1 CIs",
-            ));
+            return Err(DomainError::field("nodes", "too_many_cis", "the graph holds at most 2^32 - 1 CIs"));
         }
         if self.index.contains_key(id) {
-            return Err(DomainError::field(
-                "nodes",
-                "duplicate_ci",
-                format!("CI {id} is listed twice"),
-            ));
+            return Err(DomainError::field("nodes", "duplicate_ci", format!("CI {id} is listed twice")));
         }
         let class_id = match self.class_index.get(class) {
             Some(&c) => c,
@@ -214,46 +197,22 @@ impl GraphBuilder {
 
     /// Adds `source <kind> target`. Both CIs must have been added. A relation of a CI to itself
     /// carries no impact and is skipped.
-    pub fn add_relation(
-        &mut self,
-        source: &str,
-        target: &str,
-        kind: RelationType,
-    ) -> Result<(), DomainError> {
+    pub fn add_relation(&mut self, source: &str, target: &str, kind: RelationType) -> Result<(), DomainError> {
         let end = |id: &str| {
-            self.index_of(id).ok_or_else(|| {
-                DomainError::field(
-                    "relations",
-                    "unknown_ci",
-                    format!("relation refers to unknown CI {id}"),
-                )
-            })
+            self.index_of(id).ok_or_else(|| DomainError::field("relations", "unknown_ci", format!("relation refers to unknown CI {id}")))
         };
         let (s, t) = (end(source)?, end(target)?);
         self.add_relation_at(s, t, kind)
     }
 
     /// As [`GraphBuilder::add_relation`], with the indices [`GraphBuilder::add_node`] returned.
-    pub fn add_relation_at(
-        &mut self,
-        source: NodeIndex,
-        target: NodeIndex,
-        kind: RelationType,
-    ) -> Result<(), DomainError> {
+    pub fn add_relation_at(&mut self, source: NodeIndex, target: NodeIndex, kind: RelationType) -> Result<(), DomainError> {
         let n = self.ids.len() as u32;
         if source.0 >= n || target.0 >= n {
-            return Err(DomainError::field(
-                "relations",
-                "unknown_ci",
-                "relation refers to a CI index this graph does not have",
-            ));
+            return Err(DomainError::field("relations", "unknown_ci", "relation refers to a CI index this graph does not have"));
         }
         if source != target {
-            self.relations.push(PackedRelation {
-                source: source.0,
-                target: target.0,
-                kind,
-            });
+            self.relations.push(PackedRelation { source: source.0, target: target.0, kind });
         }
         Ok(())
     }
@@ -264,50 +223,15 @@ impl GraphBuilder {
         for (i, r) in self.relations.iter().enumerate() {
             let relation = i as u32;
             match r.kind.propagation() {
-                Propagation::ToSource => down.push((
-                    r.target,
-                    Arc {
-                        to: r.source,
-                        relation,
-                    },
-                )),
-                Propagation::ToTarget => down.push((
-                    r.source,
-                    Arc {
-                        to: r.target,
-                        relation,
-                    },
-                )),
+                Propagation::ToSource => down.push((r.target, Arc { to: r.source, relation })),
+                Propagation::ToTarget => down.push((r.source, Arc { to: r.target, relation })),
                 Propagation::Both => {
-                    down.push((
-                        r.target,
-                        Arc {
-                            to: r.source,
-                            relation,
-                        },
-                    ));
-                    down.push((
-                        r.source,
-                        Arc {
-                            to: r.target,
-                            relation,
-                        },
-                    ));
+                    down.push((r.target, Arc { to: r.source, relation }));
+                    down.push((r.source, Arc { to: r.target, relation }));
                 }
             }
         }
-        let up: Vec<(u32, Arc)> = down
-            .iter()
-            .map(|(from, a)| {
-                (
-                    a.to,
-                    Arc {
-                        to: *from,
-                        relation: a.relation,
-                    },
-                )
-            })
-            .collect();
+        let up: Vec<(u32, Arc)> = down.iter().map(|(from, a)| (a.to, Arc { to: *from, relation: a.relation })).collect();
         ImpactGraph {
             down: Adjacency::build(n, &down),
             up: Adjacency::build(n, &up),
@@ -365,9 +289,7 @@ impl ImpactGraph {
     }
 
     pub fn class_of(&self, id: &str) -> Option<&str> {
-        self.index
-            .get(id)
-            .map(|&i| self.classes[self.class_of[i as usize] as usize].as_str())
+        self.index.get(id).map(|&i| self.classes[self.class_of[i as usize] as usize].as_str())
     }
 
     fn adjacency(&self, direction: Direction) -> &Adjacency {
@@ -378,9 +300,7 @@ impl ImpactGraph {
     }
 
     fn lookup(&self, id: &str) -> Result<u32, DomainError> {
-        self.index.get(id).copied().ok_or_else(|| {
-            DomainError::field("origin", "unknown_ci", format!("there is no CI {id}"))
-        })
+        self.index.get(id).copied().ok_or_else(|| DomainError::field("origin", "unknown_ci", format!("there is no CI {id}")))
     }
 
     /// Breadth-first traversal from `origins` in `direction`, at most `max_depth` relations deep
@@ -422,15 +342,7 @@ impl ImpactGraph {
                 }
             }
         }
-        Ok(Traversal {
-            graph: self,
-            direction,
-            max_depth,
-            origin_count,
-            visit,
-            depth,
-            via,
-        })
+        Ok(Traversal { graph: self, direction, max_depth, origin_count, visit, depth, via })
     }
 
     /// Whether `ci` is impacted when `failing` fails, within `max_depth` relations.
@@ -527,24 +439,16 @@ impl<'g> Traversal<'g> {
     fn entry(&self, node: u32) -> ReachedCi<'g> {
         let g = self.graph;
         let i = node as usize;
-        ReachedCi {
-            id: &g.ids[i],
-            class: &g.classes[g.class_of[i] as usize],
-            depth: self.depth[i],
-        }
+        ReachedCi { id: &g.ids[i], class: &g.classes[g.class_of[i] as usize], depth: self.depth[i] }
     }
 
     pub fn origins(&self) -> impl Iterator<Item = ReachedCi<'g>> + '_ {
-        self.visit[..self.origin_count]
-            .iter()
-            .map(|&n| self.entry(n))
+        self.visit[..self.origin_count].iter().map(|&n| self.entry(n))
     }
 
     /// The CIs reached, origins excluded, nearest first.
     pub fn reached(&self) -> impl Iterator<Item = ReachedCi<'g>> + '_ {
-        self.visit[self.origin_count..]
-            .iter()
-            .map(|&n| self.entry(n))
+        self.visit[self.origin_count..].iter().map(|&n| self.entry(n))
     }
 
     /// How many CIs were reached, origins excluded.
@@ -573,11 +477,7 @@ impl<'g> Traversal<'g> {
         let mut node = start;
         while self.via[node as usize] != NONE {
             let r = g.relations[self.via[node as usize] as usize];
-            steps.push(PathStep {
-                source: &g.ids[r.source as usize],
-                target: &g.ids[r.target as usize],
-                kind: r.kind,
-            });
+            steps.push(PathStep { source: &g.ids[r.source as usize], target: &g.ids[r.target as usize], kind: r.kind });
             node = if r.source == node { r.target } else { r.source };
         }
         steps.reverse();
@@ -604,29 +504,16 @@ impl<'g> Traversal<'g> {
             }
         }
         let pick = |flags: Vec<bool>, names: &[String]| {
-            let mut v: Vec<String> = flags
-                .iter()
-                .zip(names)
-                .filter(|(f, _)| **f)
-                .map(|(_, n)| n.clone())
-                .collect();
+            let mut v: Vec<String> = flags.iter().zip(names).filter(|(f, _)| **f).map(|(_, n)| n.clone()).collect();
             v.sort();
             v
         };
         services.sort();
-        Affected {
-            services,
-            projects: pick(projects, &g.projects.names),
-            customers: pick(customers, &g.customers.names),
-        }
+        Affected { services, projects: pick(projects, &g.projects.names), customers: pick(customers, &g.customers.names) }
     }
 
     pub fn report(&self, is_service: impl Fn(&str) -> bool) -> ImpactReport {
-        let owned = |r: ReachedCi| ReachedEntry {
-            id: r.id.to_string(),
-            class: r.class.to_string(),
-            depth: r.depth,
-        };
+        let owned = |r: ReachedCi| ReachedEntry { id: r.id.to_string(), class: r.class.to_string(), depth: r.depth };
         ImpactReport {
             direction: self.direction,
             max_depth: self.max_depth,
@@ -708,59 +595,30 @@ mod tests {
         assert_eq!(affected.customers, vec!["acme"]);
 
         let t = g.traverse(&["disk"], Direction::Downstream, None).unwrap();
-        assert_eq!(
-            t.depth_of("host2"),
-            Some(1),
-            "a failing part impacts the whole"
-        );
+        assert_eq!(t.depth_of("host2"), Some(1), "a failing part impacts the whole");
         assert_eq!(t.depth_of("billing"), Some(4));
-        assert_eq!(
-            t.depth_of("mail"),
-            Some(6),
-            "through the switch: connected_to works both ways"
-        );
-        assert_eq!(
-            t.depth_of("dc"),
-            None,
-            "a host failing does not impact its data centre"
-        );
-        assert_eq!(
-            t.affected(|c| c == "service").customers,
-            vec!["acme", "globex"]
-        );
+        assert_eq!(t.depth_of("mail"), Some(6), "through the switch: connected_to works both ways");
+        assert_eq!(t.depth_of("dc"), None, "a host failing does not impact its data centre");
+        assert_eq!(t.affected(|c| c == "service").customers, vec!["acme", "globex"]);
 
         let t = g.traverse(&["dc"], Direction::Downstream, None).unwrap();
-        assert_eq!(
-            t.affected(|c| c == "service").services,
-            vec!["billing", "mail"]
-        );
+        assert_eq!(t.affected(|c| c == "service").services, vec!["billing", "mail"]);
     }
 
     #[test]
     fn upstream_lists_what_a_ci_needs() {
         let g = estate();
         let t = g.traverse(&["mail"], Direction::Upstream, Some(3)).unwrap();
-        assert_eq!(
-            depths(&t),
-            pairs(&[("mail-app", 1), ("vm1", 2), ("host1", 3)])
-        );
+        assert_eq!(depths(&t), pairs(&[("mail-app", 1), ("vm1", 2), ("host1", 3)]));
         let t = g.traverse(&["mail"], Direction::Upstream, None).unwrap();
         for needed in ["switch", "dc", "host2", "disk"] {
             assert!(t.depth_of(needed).is_some(), "{needed}");
         }
-        assert_eq!(
-            t.depth_of("billing"),
-            None,
-            "providing a service is not needing it"
-        );
+        assert_eq!(t.depth_of("billing"), None, "providing a service is not needing it");
         let t = g.traverse(&["mail"], Direction::Upstream, Some(0)).unwrap();
         assert!(t.is_empty());
         assert_eq!(t.origins().map(|o| o.id).collect::<Vec<_>>(), vec!["mail"]);
-        assert_eq!(
-            t.affected(|c| c == "service").services,
-            vec!["mail"],
-            "the origin counts"
-        );
+        assert_eq!(t.affected(|c| c == "service").services, vec!["mail"], "the origin counts");
     }
 
     #[test]
@@ -771,21 +629,9 @@ mod tests {
         assert_eq!(
             path,
             vec![
-                PathStep {
-                    source: "vm1",
-                    target: "host1",
-                    kind: RunsOn
-                },
-                PathStep {
-                    source: "mail-app",
-                    target: "vm1",
-                    kind: RunsOn
-                },
-                PathStep {
-                    source: "mail-app",
-                    target: "mail",
-                    kind: Provides
-                },
+                PathStep { source: "vm1", target: "host1", kind: RunsOn },
+                PathStep { source: "mail-app", target: "vm1", kind: RunsOn },
+                PathStep { source: "mail-app", target: "mail", kind: Provides },
             ]
         );
         assert_eq!(t.path_to("host1"), Some(vec![]));
@@ -800,21 +646,12 @@ mod tests {
 
     #[test]
     fn cycles_terminate_and_several_origins_merge() {
-        let nodes: Vec<GraphNode> = ["a", "b", "c"]
-            .iter()
-            .map(|id| node(id, "application", &[], &[]))
-            .collect();
-        let relations = vec![
-            Relation::new("a", "b", DependsOn),
-            Relation::new("b", "c", DependsOn),
-            Relation::new("c", "a", DependsOn),
-        ];
+        let nodes: Vec<GraphNode> = ["a", "b", "c"].iter().map(|id| node(id, "application", &[], &[])).collect();
+        let relations = vec![Relation::new("a", "b", DependsOn), Relation::new("b", "c", DependsOn), Relation::new("c", "a", DependsOn)];
         let g = ImpactGraph::new(&nodes, &relations).unwrap();
         let t = g.traverse(&["a"], Direction::Downstream, None).unwrap();
         assert_eq!(depths(&t), pairs(&[("c", 1), ("b", 2)]));
-        let t = g
-            .traverse(&["a", "b", "a"], Direction::Upstream, None)
-            .unwrap();
+        let t = g.traverse(&["a", "b", "a"], Direction::Upstream, None).unwrap();
         assert_eq!(depths(&t), pairs(&[("c", 1)]));
         assert!(g.impacted_by("b", "a", None));
         assert!(!g.impacted_by("b", "a", Some(1)));
@@ -827,25 +664,16 @@ mod tests {
         let nodes = vec![node("a", "server", &[], &[]), node("a", "server", &[], &[])];
         let dup = ImpactGraph::new(&nodes, &[]).unwrap_err();
         assert!(matches!(dup, DomainError::Invalid(v) if v[0].code == "duplicate_ci"));
-        let dangling =
-            ImpactGraph::new(&nodes[..1], &[Relation::new("a", "b", RunsOn)]).unwrap_err();
+        let dangling = ImpactGraph::new(&nodes[..1], &[Relation::new("a", "b", RunsOn)]).unwrap_err();
         assert!(matches!(dangling, DomainError::Invalid(v) if v[0].code == "unknown_ci"));
         let g = ImpactGraph::new(&nodes[..1], &[Relation::new("a", "a", RunsOn)]).unwrap();
         assert_eq!(g.relation_count(), 0);
-        assert!(
-            matches!(g.traverse(&["b"], Direction::Downstream, None), Err(DomainError::Invalid(v)) if v[0].field == "origin")
-        );
+        assert!(matches!(g.traverse(&["b"], Direction::Downstream, None), Err(DomainError::Invalid(v)) if v[0].field == "origin"));
         assert_eq!(g.class_of("a"), Some("server"));
     }
 
     /// Straightforward breadth-first search over the relation list, scanning it at every level.
-    fn naive(
-        n: usize,
-        relations: &[(usize, usize, RelationType)],
-        origin: usize,
-        dir: Direction,
-        max: Option<u32>,
-    ) -> HashMap<usize, u32> {
+    fn naive(n: usize, relations: &[(usize, usize, RelationType)], origin: usize, dir: Direction, max: Option<u32>) -> HashMap<usize, u32> {
         let mut depth = HashMap::from([(origin, 0u32)]);
         let mut queue = VecDeque::from([origin]);
         while let Some(u) = queue.pop_front() {
@@ -954,29 +782,12 @@ mod tests {
     fn hundred_thousand_cis_and_half_a_million_relations() {
         const CIS: usize = 100_000;
         const RELATIONS: usize = 500_000;
-        let classes = [
-            "service",
-            "application",
-            "database",
-            "server",
-            "virtual_machine",
-            "network_device",
-            "storage",
-        ];
+        let classes = ["service", "application", "database", "server", "virtual_machine", "network_device", "storage"];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let ids: Vec<String> = (0..CIS).map(|i| format!("ci-{i:06}")).collect();
-        let node_class: Vec<&str> = (0..CIS)
-            .map(|_| classes[rng.below(classes.len())])
-            .collect();
-        let relations: Vec<(usize, usize, RelationType)> = (0..RELATIONS)
-            .map(|_| {
-                (
-                    rng.below(CIS),
-                    rng.below(CIS),
-                    RelationType::ALL[rng.below(6)],
-                )
-            })
-            .collect();
+        let node_class: Vec<&str> = (0..CIS).map(|_| classes[rng.below(classes.len())]).collect();
+        let relations: Vec<(usize, usize, RelationType)> =
+            (0..RELATIONS).map(|_| (rng.below(CIS), rng.below(CIS), RelationType::ALL[rng.below(6)])).collect();
         let build = |by_index: bool| {
             let started = std::time::Instant::now();
             let mut b = GraphBuilder::with_capacity(CIS, RELATIONS);
@@ -984,10 +795,7 @@ mod tests {
             for (i, id) in ids.iter().enumerate() {
                 let project = format!("p{}", i % 500);
                 let customer = format!("c{}", i % 120);
-                at.push(
-                    b.add_node(id, node_class[i], [project.as_str()], [customer.as_str()])
-                        .unwrap(),
-                );
+                at.push(b.add_node(id, node_class[i], [project.as_str()], [customer.as_str()]).unwrap());
             }
             for &(s, t, k) in &relations {
                 if by_index {
@@ -1001,14 +809,10 @@ mod tests {
         };
         let (g, by_id) = build(false);
         let (g2, by_index) = build(true);
-        eprintln!(
-            "built {CIS} CIs / {RELATIONS} relations: {by_id:?} by id, {by_index:?} by index"
-        );
-        for (origin, dir, max) in [
-            (&ids[0], Direction::Downstream, None),
-            (&ids[1], Direction::Upstream, None),
-            (&ids[2], Direction::Downstream, Some(3)),
-        ] {
+        eprintln!("built {CIS} CIs / {RELATIONS} relations: {by_id:?} by id, {by_index:?} by index");
+        for (origin, dir, max) in
+            [(&ids[0], Direction::Downstream, None), (&ids[1], Direction::Upstream, None), (&ids[2], Direction::Downstream, Some(3))]
+        {
             let at = std::time::Instant::now();
             let t = g.traverse(&[origin], dir, max).unwrap();
             let affected = t.affected(|c| c == "service");
@@ -1023,10 +827,7 @@ mod tests {
                 affected.customers.len()
             );
             let t2 = g2.traverse(&[origin], dir, max).unwrap();
-            assert!(
-                t.reached().eq(t2.reached()),
-                "both builds give the same graph"
-            );
+            assert!(t.reached().eq(t2.reached()), "both builds give the same graph");
         }
         assert!(g.len() == CIS);
     }

@@ -29,13 +29,7 @@ pub const CI_TRANSITIONS: &[(CiStatus, CiStatus)] = &[
 ];
 
 impl CiStatus {
-    pub const ALL: [CiStatus; 5] = [
-        CiStatus::Planned,
-        CiStatus::InBuild,
-        CiStatus::Live,
-        CiStatus::Maintenance,
-        CiStatus::Retired,
-    ];
+    pub const ALL: [CiStatus; 5] = [CiStatus::Planned, CiStatus::InBuild, CiStatus::Live, CiStatus::Maintenance, CiStatus::Retired];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -72,18 +66,12 @@ impl CiStatus {
 
     /// Whether the CI exists physically or logically, so that a verification audit can check it.
     pub fn is_verifiable(self) -> bool {
-        matches!(
-            self,
-            CiStatus::InBuild | CiStatus::Live | CiStatus::Maintenance
-        )
+        matches!(self, CiStatus::InBuild | CiStatus::Live | CiStatus::Maintenance)
     }
 
     /// The statuses this one may change to, in table order.
     pub fn next(self) -> impl Iterator<Item = CiStatus> {
-        CI_TRANSITIONS
-            .iter()
-            .filter(move |(f, _)| *f == self)
-            .map(|(_, t)| *t)
+        CI_TRANSITIONS.iter().filter(move |(f, _)| *f == self).map(|(_, t)| *t)
     }
 
     pub fn can_become(self, to: CiStatus) -> bool {
@@ -94,10 +82,7 @@ impl CiStatus {
         if self.can_become(to) {
             Ok(to)
         } else {
-            Err(DomainError::InvalidTransition {
-                from: self.as_str().into(),
-                to: to.as_str().into(),
-            })
+            Err(DomainError::InvalidTransition { from: self.as_str().into(), to: to.as_str().into() })
         }
     }
 }
@@ -125,22 +110,11 @@ mod tests {
             }
         }
         assert!(CiStatus::Retired.is_terminal());
-        assert!(
-            CiStatus::ALL
-                .iter()
-                .filter(|s| **s != CiStatus::Retired)
-                .all(|s| s.can_become(CiStatus::Retired))
-        );
-        assert_eq!(
-            CiStatus::Live.next().collect::<Vec<_>>(),
-            vec![CiStatus::Maintenance, CiStatus::Retired]
-        );
+        assert!(CiStatus::ALL.iter().filter(|s| **s != CiStatus::Retired).all(|s| s.can_become(CiStatus::Retired)));
+        assert_eq!(CiStatus::Live.next().collect::<Vec<_>>(), vec![CiStatus::Maintenance, CiStatus::Retired]);
         assert_eq!(
             CiStatus::Retired.transition(CiStatus::Live),
-            Err(DomainError::InvalidTransition {
-                from: "retired".into(),
-                to: "live".into()
-            })
+            Err(DomainError::InvalidTransition { from: "retired".into(), to: "live".into() })
         );
     }
 

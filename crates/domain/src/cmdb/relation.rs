@@ -60,9 +60,7 @@ impl RelationType {
     /// propagates from source (the part) to target (the whole).
     pub fn propagation(self) -> Propagation {
         match self {
-            RelationType::RunsOn | RelationType::DependsOn | RelationType::HostedIn => {
-                Propagation::ToSource
-            }
+            RelationType::RunsOn | RelationType::DependsOn | RelationType::HostedIn => Propagation::ToSource,
             RelationType::PartOf | RelationType::Provides => Propagation::ToTarget,
             RelationType::ConnectedTo => Propagation::Both,
         }
@@ -125,21 +123,13 @@ pub struct Relation {
 
 impl Relation {
     pub fn new(source: impl Into<String>, target: impl Into<String>, kind: RelationType) -> Self {
-        Relation {
-            source: source.into(),
-            target: target.into(),
-            kind,
-        }
+        Relation { source: source.into(), target: target.into(), kind }
     }
 
     /// The same relation with the ends of a symmetric type in a fixed order, for comparisons.
     pub fn canonical(&self) -> Relation {
         if self.kind.is_symmetric() && self.target < self.source {
-            Relation {
-                source: self.target.clone(),
-                target: self.source.clone(),
-                kind: self.kind,
-            }
+            Relation { source: self.target.clone(), target: self.source.clone(), kind: self.kind }
         } else {
             self.clone()
         }
@@ -152,23 +142,13 @@ impl Relation {
 
 /// Whether adding `source part_of target` to `existing` would close a cycle of `part_of`
 /// relations (including `source == target`). Other types are ignored: their cycles are allowed.
-pub fn would_create_part_of_cycle<'a>(
-    existing: impl IntoIterator<Item = &'a Relation>,
-    source: &str,
-    target: &str,
-) -> bool {
+pub fn would_create_part_of_cycle<'a>(existing: impl IntoIterator<Item = &'a Relation>, source: &str, target: &str) -> bool {
     if source == target {
         return true;
     }
     let mut wholes: HashMap<&str, Vec<&str>> = HashMap::new();
-    for r in existing
-        .into_iter()
-        .filter(|r| r.kind == RelationType::PartOf)
-    {
-        wholes
-            .entry(r.source.as_str())
-            .or_default()
-            .push(r.target.as_str());
+    for r in existing.into_iter().filter(|r| r.kind == RelationType::PartOf) {
+        wholes.entry(r.source.as_str()).or_default().push(r.target.as_str());
     }
     let mut seen = HashSet::from([target]);
     let mut stack = vec![target];
@@ -189,28 +169,16 @@ pub fn would_create_part_of_cycle<'a>(
 /// either direction for symmetric types), no cycle of `part_of`.
 pub fn check_new_relation(existing: &[Relation], new: &Relation) -> Result<(), DomainError> {
     if new.source == new.target {
-        return Err(DomainError::field(
-            "target",
-            "self_relation",
-            "a CI cannot be related to itself",
-        ));
+        return Err(DomainError::field("target", "self_relation", "a CI cannot be related to itself"));
     }
     if existing.iter().any(|r| r.same_as(new)) {
-        return Err(DomainError::field(
-            "target",
-            "duplicate_relation",
-            "this relation already exists",
-        ));
+        return Err(DomainError::field("target", "duplicate_relation", "this relation already exists"));
     }
-    if new.kind.is_hierarchical() && would_create_part_of_cycle(existing, &new.source, &new.target)
-    {
+    if new.kind.is_hierarchical() && would_create_part_of_cycle(existing, &new.source, &new.target) {
         return Err(DomainError::field(
             "target",
             "part_of_cycle",
-            format!(
-                "{} already contains {}, directly or indirectly",
-                new.source, new.target
-            ),
+            format!("{} already contains {}, directly or indirectly", new.source, new.target),
         ));
     }
     Ok(())
@@ -254,60 +222,24 @@ mod tests {
 
     #[test]
     fn part_of_cycles_are_refused_other_cycles_allowed() {
-        let existing = vec![
-            Relation::new("disk", "array", PartOf),
-            Relation::new("array", "rack", PartOf),
-            Relation::new("a", "b", DependsOn),
-        ];
+        let existing =
+            vec![Relation::new("disk", "array", PartOf), Relation::new("array", "rack", PartOf), Relation::new("a", "b", DependsOn)];
         assert!(would_create_part_of_cycle(&existing, "rack", "disk"));
         assert!(would_create_part_of_cycle(&existing, "rack", "array"));
         assert!(would_create_part_of_cycle(&existing, "x", "x"));
-        assert!(
-            !would_create_part_of_cycle(&existing, "disk", "rack"),
-            "a shortcut is not a cycle"
-        );
-        assert!(
-            !would_create_part_of_cycle(&existing, "b", "a"),
-            "depends_on edges do not count"
-        );
-        assert_eq!(
-            code(check_new_relation(
-                &existing,
-                &Relation::new("rack", "disk", PartOf)
-            )),
-            "part_of_cycle"
-        );
+        assert!(!would_create_part_of_cycle(&existing, "disk", "rack"), "a shortcut is not a cycle");
+        assert!(!would_create_part_of_cycle(&existing, "b", "a"), "depends_on edges do not count");
+        assert_eq!(code(check_new_relation(&existing, &Relation::new("rack", "disk", PartOf))), "part_of_cycle");
         assert!(check_new_relation(&existing, &Relation::new("b", "a", DependsOn)).is_ok());
         assert!(check_new_relation(&existing, &Relation::new("rack", "disk", ConnectedTo)).is_ok());
     }
 
     #[test]
     fn self_and_duplicate_relations_are_refused() {
-        let existing = vec![
-            Relation::new("s1", "sw", ConnectedTo),
-            Relation::new("app", "s1", RunsOn),
-        ];
-        assert_eq!(
-            code(check_new_relation(
-                &existing,
-                &Relation::new("a", "a", DependsOn)
-            )),
-            "self_relation"
-        );
-        assert_eq!(
-            code(check_new_relation(
-                &existing,
-                &Relation::new("sw", "s1", ConnectedTo)
-            )),
-            "duplicate_relation"
-        );
-        assert_eq!(
-            code(check_new_relation(
-                &existing,
-                &Relation::new("app", "s1", RunsOn)
-            )),
-            "duplicate_relation"
-        );
+        let existing = vec![Relation::new("s1", "sw", ConnectedTo), Relation::new("app", "s1", RunsOn)];
+        assert_eq!(code(check_new_relation(&existing, &Relation::new("a", "a", DependsOn))), "self_relation");
+        assert_eq!(code(check_new_relation(&existing, &Relation::new("sw", "s1", ConnectedTo))), "duplicate_relation");
+        assert_eq!(code(check_new_relation(&existing, &Relation::new("app", "s1", RunsOn))), "duplicate_relation");
         assert!(check_new_relation(&existing, &Relation::new("app", "s1", DependsOn)).is_ok());
     }
 }

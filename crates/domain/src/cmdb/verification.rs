@@ -41,11 +41,7 @@ pub fn overdue_verifications<'a>(
             days_since: c.last_verified.map(|at| (now - at).num_days()),
         })
         .collect();
-    out.sort_by(|a, b| {
-        a.last_verified
-            .cmp(&b.last_verified)
-            .then_with(|| a.ci_id.cmp(&b.ci_id))
-    });
+    out.sort_by(|a, b| a.last_verified.cmp(&b.last_verified).then_with(|| a.ci_id.cmp(&b.ci_id)));
     out
 }
 
@@ -54,11 +50,7 @@ mod tests {
     use super::*;
 
     fn state(id: &str, status: CiStatus, verified: Option<&str>) -> VerificationState {
-        VerificationState {
-            ci_id: id.into(),
-            status,
-            last_verified: verified.map(|s| s.parse().unwrap()),
-        }
+        VerificationState { ci_id: id.into(), status, last_verified: verified.map(|s| s.parse().unwrap()) }
     }
 
     #[test]
@@ -78,10 +70,6 @@ mod tests {
         assert_eq!(ids, vec!["never", "older", "stale"]);
         assert_eq!(got[0].days_since, None);
         assert_eq!(got[2].days_since, Some(171));
-        assert!(
-            overdue_verifications(&cis, now, 0)
-                .iter()
-                .any(|o| o.ci_id == "fresh")
-        );
+        assert!(overdue_verifications(&cis, now, 0).iter().any(|o| o.ci_id == "fresh"));
     }
 }

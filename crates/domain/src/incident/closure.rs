@@ -25,9 +25,7 @@ pub fn auto_close_due(
     add_business_days: impl Fn(DateTime<Utc>, u32) -> DateTime<Utc>,
 ) -> bool {
     match (&state.status, &state.resolution) {
-        (Status::Resolved, Some(r)) => {
-            now >= auto_close_at(r.resolved_at, business_days, add_business_days)
-        }
+        (Status::Resolved, Some(r)) => now >= auto_close_at(r.resolved_at, business_days, add_business_days),
         _ => false,
     }
 }
@@ -54,23 +52,11 @@ mod tests {
 
     fn resolved_on_friday() -> TicketState {
         let friday = Utc.with_ymd_and_hms(2026, 3, 6, 16, 0, 0).unwrap();
-        let (mut s, _) = TicketState::open(
-            "t",
-            TicketNumber::new(TicketKind::Incident, 1).unwrap(),
-            "c",
-            friday,
-        );
+        let (mut s, _) = TicketState::open("t", TicketNumber::new(TicketKind::Incident, 1).unwrap(), "c", friday);
         s.status = Status::Resolved;
-        s.assignment = Assignment {
-            team_id: Some("team".into()),
-            agent_id: None,
-        };
-        s.resolution = Some(Resolution {
-            code: ResolutionCode::Solved,
-            notes: "n".into(),
-            resolved_at: friday,
-            resolved_by: Actor::System,
-        });
+        s.assignment = Assignment { team_id: Some("team".into()), agent_id: None };
+        s.resolution =
+            Some(Resolution { code: ResolutionCode::Solved, notes: "n".into(), resolved_at: friday, resolved_by: Actor::System });
         s
     }
 
@@ -80,16 +66,8 @@ mod tests {
         let resolved = s.resolution.as_ref().unwrap().resolved_at;
         let tuesday = resolved + Duration::days(4);
         assert_eq!(auto_close_at(resolved, 2, weekdays), tuesday);
-        assert!(
-            !auto_close_due(&s, 2, resolved + Duration::days(3), weekdays),
-            "the weekend does not count"
-        );
-        assert!(!auto_close_due(
-            &s,
-            2,
-            tuesday - Duration::seconds(1),
-            weekdays
-        ));
+        assert!(!auto_close_due(&s, 2, resolved + Duration::days(3), weekdays), "the weekend does not count");
+        assert!(!auto_close_due(&s, 2, tuesday - Duration::seconds(1), weekdays));
         assert!(auto_close_due(&s, 2, tuesday, weekdays));
     }
 
@@ -110,12 +88,7 @@ mod tests {
         let resolved = s.resolution.as_ref().unwrap().resolved_at;
         let broken = |t: DateTime<Utc>, _| t - Duration::days(10);
         assert_eq!(auto_close_at(resolved, 3, broken), resolved);
-        assert!(!auto_close_due(
-            &s,
-            3,
-            resolved - Duration::seconds(1),
-            broken
-        ));
+        assert!(!auto_close_due(&s, 3, resolved - Duration::seconds(1), broken));
         assert!(auto_close_due(&s, 0, resolved, |t, _| t));
     }
 }

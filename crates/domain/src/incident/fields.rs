@@ -88,21 +88,12 @@ fn ci_list(errors: &mut Errors, refs: &impl References, ids: &[String]) -> Vec<S
         if id.trim().is_empty() || out.iter().any(|o| o == id.trim()) {
             continue;
         }
-        if let Some(id) = errors.check(required_ref(
-            refs,
-            Ref::ConfigurationItem,
-            &format!("ci_ids[{i}]"),
-            id,
-        )) {
+        if let Some(id) = errors.check(required_ref(refs, Ref::ConfigurationItem, &format!("ci_ids[{i}]"), id)) {
             out.push(id);
         }
     }
     if out.len() > MAX_CIS {
-        errors.push(FieldError::new(
-            "ci_ids",
-            "too_many",
-            format!("a ticket can name at most {MAX_CIS} configuration items"),
-        ));
+        errors.push(FieldError::new("ci_ids", "too_many", format!("a ticket can name at most {MAX_CIS} configuration items")));
     }
     out
 }
@@ -118,105 +109,38 @@ pub fn validate_new_ticket(
 ) -> Result<TicketFields, DomainError> {
     let mut e = Errors::new();
     let kind = e.check(TicketKind::parse_field("kind", &form.kind));
-    let project_id = e.check(required_ref(
-        refs,
-        Ref::Project,
-        "project_id",
-        &form.project_id,
-    ));
-    let reporter_id = e.check(required_ref(
-        refs,
-        Ref::Person,
-        "reporter_id",
-        &form.reporter_id,
-    ));
+    let project_id = e.check(required_ref(refs, Ref::Project, "project_id", &form.project_id));
+    let reporter_id = e.check(required_ref(refs, Ref::Person, "reporter_id", &form.reporter_id));
     if let (Actor::Contact(me), Some(reporter)) = (creator, &reporter_id)
         && me != reporter
     {
-        e.push(FieldError::new(
-            "reporter_id",
-            "not_allowed",
-            "customers log tickets for themselves",
-        ));
+        e.push(FieldError::new("reporter_id", "not_allowed", "customers log tickets for themselves"));
     }
-    if matches!(creator, Actor::Contact(_))
-        && form.impact.as_deref().is_some_and(|s| !s.trim().is_empty())
-    {
-        e.push(FieldError::new(
-            "impact",
-            "not_allowed",
-            "impact is assessed by the service desk",
-        ));
+    if matches!(creator, Actor::Contact(_)) && form.impact.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+        e.push(FieldError::new("impact", "not_allowed", "impact is assessed by the service desk"));
     }
     let channel = e.check(Channel::parse_field("channel", &form.channel));
     let title = e.check(required_text("title", &form.title, TITLE_MAX));
-    let description = e
-        .check(optional_text(
-            "description",
-            form.description.as_deref(),
-            DESCRIPTION_MAX,
-        ))
-        .flatten();
+    let description = e.check(optional_text("description", form.description.as_deref(), DESCRIPTION_MAX)).flatten();
     let impact = impact_or_medium(&mut e, form.impact.as_deref());
     let urgency = urgency_or_medium(&mut e, form.urgency.as_deref());
-    let category_id = e
-        .check(optional_ref(
-            refs,
-            Ref::Category,
-            "category_id",
-            form.category_id.as_deref(),
-        ))
-        .flatten();
-    let service_id = e
-        .check(optional_ref(
-            refs,
-            Ref::Service,
-            "service_id",
-            form.service_id.as_deref(),
-        ))
-        .flatten();
+    let category_id = e.check(optional_ref(refs, Ref::Category, "category_id", form.category_id.as_deref())).flatten();
+    let service_id = e.check(optional_ref(refs, Ref::Service, "service_id", form.service_id.as_deref())).flatten();
     let catalogue_item_id = match kind {
-        Some(TicketKind::ServiceRequest) => e.check(required_ref(
-            refs,
-            Ref::CatalogueItem,
-            "catalogue_item_id",
-            form.catalogue_item_id.as_deref().unwrap_or(""),
-        )),
+        Some(TicketKind::ServiceRequest) => {
+            e.check(required_ref(refs, Ref::CatalogueItem, "catalogue_item_id", form.catalogue_item_id.as_deref().unwrap_or("")))
+        }
         _ => {
-            if form
-                .catalogue_item_id
-                .as_deref()
-                .is_some_and(|s| !s.trim().is_empty())
-            {
-                e.push(FieldError::new(
-                    "catalogue_item_id",
-                    "not_allowed",
-                    "only service requests come from the catalogue",
-                ));
+            if form.catalogue_item_id.as_deref().is_some_and(|s| !s.trim().is_empty()) {
+                e.push(FieldError::new("catalogue_item_id", "not_allowed", "only service requests come from the catalogue"));
             }
             None
         }
     };
     let ci_ids = ci_list(&mut e, refs, &form.ci_ids);
     e.finish()?;
-    match (
-        kind,
-        project_id,
-        reporter_id,
-        channel,
-        title,
-        impact,
-        urgency,
-    ) {
-        (
-            Some(kind),
-            Some(project_id),
-            Some(reporter_id),
-            Some(channel),
-            Some(title),
-            Some(impact),
-            Some(urgency),
-        ) => Ok(TicketFields {
+    match (kind, project_id, reporter_id, channel, title, impact, urgency) {
+        (Some(kind), Some(project_id), Some(reporter_id), Some(channel), Some(title), Some(impact), Some(urgency)) => Ok(TicketFields {
             kind,
             project_id,
             reporter_id,
@@ -263,26 +187,14 @@ pub fn validate_ticket_update(
 ) -> Result<TicketFields, DomainError> {
     let mut e = Errors::new();
     if status == Status::Closed {
-        e.push(FieldError::new(
-            "status",
-            "closed",
-            "a closed ticket cannot be changed",
-        ));
+        e.push(FieldError::new("status", "closed", "a closed ticket cannot be changed"));
     }
     if let Actor::Contact(_) = editor {
         if editor.user_id().is_none_or(|id| id != current.reporter_id) {
-            e.push(FieldError::new(
-                "actor",
-                "not_reporter",
-                "customers edit only their own tickets",
-            ));
+            e.push(FieldError::new("actor", "not_reporter", "customers edit only their own tickets"));
         }
         if status != Status::New && (patch.title.is_some() || patch.description.is_some()) {
-            e.push(FieldError::new(
-                "status",
-                "already_taken_on",
-                "the service desk has taken the ticket on; add a reply instead",
-            ));
+            e.push(FieldError::new("status", "already_taken_on", "the service desk has taken the ticket on; add a reply instead"));
         }
         let staff_fields = [
             ("impact", patch.impact.is_some()),
@@ -293,11 +205,7 @@ pub fn validate_ticket_update(
         ];
         for (field, given) in staff_fields {
             if given {
-                e.push(FieldError::new(
-                    field,
-                    "not_allowed",
-                    "only the service desk changes this",
-                ));
+                e.push(FieldError::new(field, "not_allowed", "only the service desk changes this"));
             }
         }
     }
@@ -390,10 +298,7 @@ mod tests {
     fn a_valid_incident() {
         let t = validate_new_ticket(&form(), &agent(), &PriorityMatrix::default(), &refs).unwrap();
         assert_eq!(t.title, "Printer on 3F jams");
-        assert_eq!(
-            (t.impact, t.urgency, t.priority),
-            (Impact::Low, Urgency::High, Priority::P3)
-        );
+        assert_eq!((t.impact, t.urgency, t.priority), (Impact::Low, Urgency::High, Priority::P3));
         assert_eq!((t.channel, t.kind), (Channel::Phone, TicketKind::Incident));
         assert_eq!(t.service_id, None);
         assert_eq!(t.ci_ids, ["ci-1", "ci-2"]);
@@ -416,9 +321,7 @@ mod tests {
             ci_ids: vec!["pc".into()],
         };
         assert_eq!(
-            fields_of(
-                validate_new_ticket(&bad, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&bad, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[
                 ("kind", "invalid_choice"),
                 ("project_id", "required"),
@@ -433,61 +336,33 @@ mod tests {
                 ("ci_ids[0]", "not_found"),
             ])
         );
-        let blank_title = TicketForm {
-            title: " \t ".into(),
-            ..form()
-        };
+        let blank_title = TicketForm { title: " \t ".into(), ..form() };
         assert_eq!(
-            fields_of(
-                validate_new_ticket(&blank_title, &agent(), &PriorityMatrix::default(), &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&blank_title, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[("title", "required")])
         );
-        let many = TicketForm {
-            ci_ids: (0..=MAX_CIS).map(|i| format!("ci-{i}")).collect(),
-            ..form()
-        };
+        let many = TicketForm { ci_ids: (0..=MAX_CIS).map(|i| format!("ci-{i}")).collect(), ..form() };
         assert_eq!(
-            fields_of(
-                validate_new_ticket(&many, &agent(), &PriorityMatrix::default(), &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&many, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[("ci_ids", "too_many")])
         );
     }
 
     #[test]
     fn service_requests_come_from_the_catalogue() {
-        let req = TicketForm {
-            kind: "service_request".into(),
-            ..form()
-        };
+        let req = TicketForm { kind: "service_request".into(), ..form() };
         assert_eq!(
-            fields_of(
-                validate_new_ticket(&req, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&req, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[("catalogue_item_id", "required")])
         );
-        let req = TicketForm {
-            catalogue_item_id: Some("laptop".into()),
-            ..req
-        };
+        let req = TicketForm { catalogue_item_id: Some("laptop".into()), ..req };
         assert_eq!(
-            validate_new_ticket(&req, &agent(), &PriorityMatrix::default(), &refs)
-                .unwrap()
-                .catalogue_item_id
-                .as_deref(),
+            validate_new_ticket(&req, &agent(), &PriorityMatrix::default(), &refs).unwrap().catalogue_item_id.as_deref(),
             Some("laptop")
         );
-        let inc = TicketForm {
-            catalogue_item_id: Some("laptop".into()),
-            ..form()
-        };
+        let inc = TicketForm { catalogue_item_id: Some("laptop".into()), ..form() };
         assert_eq!(
-            fields_of(
-                validate_new_ticket(&inc, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&inc, &agent(), &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[("catalogue_item_id", "not_allowed")])
         );
     }
@@ -495,126 +370,56 @@ mod tests {
     #[test]
     fn customers_log_for_themselves_and_state_urgency_only() {
         let me = Actor::Contact("contact-1".into());
-        let portal = TicketForm {
-            channel: "portal".into(),
-            impact: None,
-            urgency: None,
-            ..form()
-        };
+        let portal = TicketForm { channel: "portal".into(), impact: None, urgency: None, ..form() };
         let t = validate_new_ticket(&portal, &me, &PriorityMatrix::default(), &refs).unwrap();
+        assert_eq!((t.impact, t.urgency, t.priority), (Impact::Medium, Urgency::Medium, Priority::P3));
+        let for_someone = TicketForm { reporter_id: "contact-2".into(), impact: Some("high".into()), ..portal };
         assert_eq!(
-            (t.impact, t.urgency, t.priority),
-            (Impact::Medium, Urgency::Medium, Priority::P3)
-        );
-        let for_someone = TicketForm {
-            reporter_id: "contact-2".into(),
-            impact: Some("high".into()),
-            ..portal
-        };
-        assert_eq!(
-            fields_of(
-                validate_new_ticket(&for_someone, &me, &PriorityMatrix::default(), &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_new_ticket(&for_someone, &me, &PriorityMatrix::default(), &refs).unwrap_err()),
             pairs(&[("reporter_id", "not_allowed"), ("impact", "not_allowed")])
         );
     }
 
     #[test]
     fn staff_updates_recompute_priority_only_when_asked() {
-        let current =
-            validate_new_ticket(&form(), &agent(), &PriorityMatrix::default(), &refs).unwrap();
+        let current = validate_new_ticket(&form(), &agent(), &PriorityMatrix::default(), &refs).unwrap();
         let m = PriorityMatrix::default();
-        let patch = TicketPatch {
-            impact: Some("high".into()),
-            category_id: Some("".into()),
-            ci_ids: Some(vec![]),
-            ..Default::default()
-        };
-        let next =
-            validate_ticket_update(&current, Status::InProgress, &patch, &agent(), &m, &refs)
-                .unwrap();
-        assert_eq!(
-            (
-                next.impact,
-                next.priority,
-                next.category_id.clone(),
-                next.ci_ids.len()
-            ),
-            (Impact::High, Priority::P1, None, 0)
-        );
+        let patch = TicketPatch { impact: Some("high".into()), category_id: Some("".into()), ci_ids: Some(vec![]), ..Default::default() };
+        let next = validate_ticket_update(&current, Status::InProgress, &patch, &agent(), &m, &refs).unwrap();
+        assert_eq!((next.impact, next.priority, next.category_id.clone(), next.ci_ids.len()), (Impact::High, Priority::P1, None, 0));
         let mut stale = current.clone();
         stale.priority = Priority::P4;
-        let retitled = TicketPatch {
-            title: Some("Printer on 3F jams badly".into()),
-            ..Default::default()
-        };
+        let retitled = TicketPatch { title: Some("Printer on 3F jams badly".into()), ..Default::default() };
+        assert_eq!(validate_ticket_update(&stale, Status::InProgress, &retitled, &agent(), &m, &refs).unwrap().priority, Priority::P4);
         assert_eq!(
-            validate_ticket_update(&stale, Status::InProgress, &retitled, &agent(), &m, &refs)
-                .unwrap()
-                .priority,
-            Priority::P4
-        );
-        assert_eq!(
-            fields_of(
-                validate_ticket_update(&current, Status::Closed, &retitled, &agent(), &m, &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_ticket_update(&current, Status::Closed, &retitled, &agent(), &m, &refs).unwrap_err()),
             pairs(&[("status", "closed")])
         );
-        let bad = TicketPatch {
-            title: Some("".into()),
-            urgency: Some("x".into()),
-            service_id: Some("nope".into()),
-            ..Default::default()
-        };
+        let bad = TicketPatch { title: Some("".into()), urgency: Some("x".into()), service_id: Some("nope".into()), ..Default::default() };
         assert_eq!(
-            fields_of(
-                validate_ticket_update(&current, Status::New, &bad, &agent(), &m, &refs)
-                    .unwrap_err()
-            ),
-            pairs(&[
-                ("title", "required"),
-                ("urgency", "invalid_choice"),
-                ("service_id", "not_found")
-            ])
+            fields_of(validate_ticket_update(&current, Status::New, &bad, &agent(), &m, &refs).unwrap_err()),
+            pairs(&[("title", "required"), ("urgency", "invalid_choice"), ("service_id", "not_found")])
         );
     }
 
     #[test]
     fn customer_updates_are_limited() {
-        let current =
-            validate_new_ticket(&form(), &agent(), &PriorityMatrix::default(), &refs).unwrap();
+        let current = validate_new_ticket(&form(), &agent(), &PriorityMatrix::default(), &refs).unwrap();
         let m = PriorityMatrix::default();
         let me = Actor::Contact("contact-1".into());
-        let fix = TicketPatch {
-            description: Some("Every page, actually.".into()),
-            ..Default::default()
-        };
+        let fix = TicketPatch { description: Some("Every page, actually.".into()), ..Default::default() };
         assert_eq!(
-            validate_ticket_update(&current, Status::New, &fix, &me, &m, &refs)
-                .unwrap()
-                .description
-                .as_deref(),
+            validate_ticket_update(&current, Status::New, &fix, &me, &m, &refs).unwrap().description.as_deref(),
             Some("Every page, actually.")
         );
         assert_eq!(
-            fields_of(
-                validate_ticket_update(&current, Status::Assigned, &fix, &me, &m, &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_ticket_update(&current, Status::Assigned, &fix, &me, &m, &refs).unwrap_err()),
             pairs(&[("status", "already_taken_on")])
         );
         let other = Actor::Contact("contact-2".into());
-        let escalate = TicketPatch {
-            urgency: Some("high".into()),
-            ..Default::default()
-        };
+        let escalate = TicketPatch { urgency: Some("high".into()), ..Default::default() };
         assert_eq!(
-            fields_of(
-                validate_ticket_update(&current, Status::New, &escalate, &other, &m, &refs)
-                    .unwrap_err()
-            ),
+            fields_of(validate_ticket_update(&current, Status::New, &escalate, &other, &m, &refs).unwrap_err()),
             pairs(&[("actor", "not_reporter"), ("urgency", "not_allowed")])
         );
     }

@@ -23,10 +23,7 @@ impl Status {
     }
     /// Statuses in which a team or agent must be assigned.
     pub fn requires_assignment(self) -> bool {
-        matches!(
-            self,
-            Status::Assigned | Status::InProgress | Status::Pending | Status::Resolved
-        )
+        matches!(self, Status::Assigned | Status::InProgress | Status::Pending | Status::Resolved)
     }
 }
 
@@ -53,17 +50,8 @@ pub fn sla_status(status: Status, pending_reason: Option<PendingReason>) -> &'st
 }
 
 /// Every string [`sla_status`] can return, for configuring which ones pause a clock.
-pub const SLA_STATUSES: [&str; 9] = [
-    "new",
-    "assigned",
-    "in_progress",
-    "pending_customer",
-    "pending_supplier",
-    "pending_change",
-    "pending_other",
-    "resolved",
-    "closed",
-];
+pub const SLA_STATUSES: [&str; 9] =
+    ["new", "assigned", "in_progress", "pending_customer", "pending_supplier", "pending_change", "pending_other", "resolved", "closed"];
 
 /// The SLA statuses in which resolution clocks pause by default: the provider is waiting on
 /// someone outside its control.
@@ -147,9 +135,7 @@ pub enum GuardKind {
 impl Guard {
     pub fn kind(self) -> GuardKind {
         match self {
-            Guard::Staff | Guard::System | Guard::Reporter | Guard::StaffOrReporter => {
-                GuardKind::Actor
-            }
+            Guard::Staff | Guard::System | Guard::Reporter | Guard::StaffOrReporter => GuardKind::Actor,
             Guard::ClosedAsResolved | Guard::WithinReopenWindow => GuardKind::State,
             Guard::AssigneeGiven
             | Guard::AssignmentChanges
@@ -171,12 +157,7 @@ pub struct Transition {
 }
 
 const fn row(from: Status, action: Action, to: Status, guards: &'static [Guard]) -> Transition {
-    Transition {
-        from,
-        action,
-        to,
-        guards,
-    }
+    Transition { from, action, to, guards }
 }
 
 use Action as A;
@@ -204,31 +185,11 @@ pub const TRANSITIONS: &[Transition] = &[
     row(S::InProgress, A::Resolve, S::Resolved, RESOLVE),
     row(S::Pending, A::Resolve, S::Resolved, RESOLVE),
     row(S::Resolved, A::Confirm, S::Closed, &[G::Reporter]),
-    row(
-        S::Resolved,
-        A::Reject,
-        S::Assigned,
-        &[G::Reporter, G::ReasonGiven],
-    ),
+    row(S::Resolved, A::Reject, S::Assigned, &[G::Reporter, G::ReasonGiven]),
     row(S::Resolved, A::Close, S::Closed, &[G::Staff]),
     row(S::Resolved, A::AutoClose, S::Closed, &[G::System]),
-    row(
-        S::Resolved,
-        A::Reopen,
-        S::Assigned,
-        &[G::Staff, G::ReasonGiven],
-    ),
-    row(
-        S::Closed,
-        A::Reopen,
-        S::Assigned,
-        &[
-            G::StaffOrReporter,
-            G::ReasonGiven,
-            G::ClosedAsResolved,
-            G::WithinReopenWindow,
-        ],
-    ),
+    row(S::Resolved, A::Reopen, S::Assigned, &[G::Staff, G::ReasonGiven]),
+    row(S::Closed, A::Reopen, S::Assigned, &[G::StaffOrReporter, G::ReasonGiven, G::ClosedAsResolved, G::WithinReopenWindow]),
     row(S::New, A::Cancel, S::Closed, CANCEL),
     row(S::Assigned, A::Cancel, S::Closed, CANCEL),
     row(S::InProgress, A::Cancel, S::Closed, CANCEL),
@@ -241,9 +202,7 @@ pub const TRANSITIONS: &[Transition] = &[
 
 /// The row for `action` taken from `from`, if the lifecycle allows it at all.
 pub fn transition(from: Status, action: Action) -> Option<&'static Transition> {
-    TRANSITIONS
-        .iter()
-        .find(|t| t.from == from && t.action == action)
+    TRANSITIONS.iter().find(|t| t.from == from && t.action == action)
 }
 
 /// Whether some action leads directly from `from` to `to`.
@@ -254,10 +213,7 @@ pub fn is_edge(from: Status, to: Status) -> bool {
 impl Action {
     /// The status this action leads to, wherever it is taken from.
     pub fn target(self) -> Status {
-        TRANSITIONS
-            .iter()
-            .find(|t| t.action == self)
-            .map_or(Status::New, |t| t.to)
+        TRANSITIONS.iter().find(|t| t.action == self).map_or(Status::New, |t| t.to)
     }
 }
 
@@ -293,48 +249,24 @@ mod tests {
             assert_eq!(Guard::parse(g.as_str()), Some(g));
         }
         for &r in PendingReason::ALL {
-            assert_eq!(
-                serde_json::from_value::<PendingReason>(r.as_str().into()).unwrap(),
-                r
-            );
+            assert_eq!(serde_json::from_value::<PendingReason>(r.as_str().into()).unwrap(), r);
         }
         assert_eq!(Status::parse("In Progress"), None);
-        assert_eq!(
-            Status::parse_field("status", " in_progress ").unwrap(),
-            Status::InProgress
-        );
-        assert_eq!(
-            Status::parse_field("status", "open").unwrap_err().code,
-            "invalid_choice"
-        );
+        assert_eq!(Status::parse_field("status", " in_progress ").unwrap(), Status::InProgress);
+        assert_eq!(Status::parse_field("status", "open").unwrap_err().code, "invalid_choice");
     }
 
     #[test]
     fn the_table_is_well_formed() {
         for (i, t) in TRANSITIONS.iter().enumerate() {
             assert_eq!(t.to, t.action.target(), "{} has two targets", t.action);
-            assert!(
-                TRANSITIONS[..i]
-                    .iter()
-                    .all(|u| (u.from, u.action) != (t.from, t.action)),
-                "row {i} repeated"
-            );
-            assert!(
-                t.guards.iter().any(|g| g.kind() == GuardKind::Actor),
-                "row {i} says nothing about who may act"
-            );
+            assert!(TRANSITIONS[..i].iter().all(|u| (u.from, u.action) != (t.from, t.action)), "row {i} repeated");
+            assert!(t.guards.iter().any(|g| g.kind() == GuardKind::Actor), "row {i} says nothing about who may act");
         }
         for &a in Action::ALL {
-            assert!(
-                TRANSITIONS.iter().any(|t| t.action == a),
-                "{a} is never allowed"
-            );
+            assert!(TRANSITIONS.iter().any(|t| t.action == a), "{a} is never allowed");
         }
-        assert_eq!(
-            reachable_from(Status::New).len(),
-            Status::ALL.len(),
-            "every status is reachable"
-        );
+        assert_eq!(reachable_from(Status::New).len(), Status::ALL.len(), "every status is reachable");
         for &s in Status::ALL {
             assert!(TRANSITIONS.iter().any(|t| t.from == s), "{s} is a dead end");
         }
@@ -342,57 +274,24 @@ mod tests {
 
     #[test]
     fn closed_is_left_only_by_reopening() {
-        let out: Vec<Action> = TRANSITIONS
-            .iter()
-            .filter(|t| t.from == Status::Closed)
-            .map(|t| t.action)
-            .collect();
+        let out: Vec<Action> = TRANSITIONS.iter().filter(|t| t.from == Status::Closed).map(|t| t.action).collect();
         assert_eq!(out, vec![Action::Reopen]);
-        assert!(
-            transition(Status::Closed, Action::Reopen)
-                .unwrap()
-                .guards
-                .contains(&Guard::WithinReopenWindow)
-        );
+        assert!(transition(Status::Closed, Action::Reopen).unwrap().guards.contains(&Guard::WithinReopenWindow));
         assert!(transition(Status::New, Action::Close).is_none());
-        assert!(
-            transition(Status::InProgress, Action::Close).is_none(),
-            "closing requires resolved"
-        );
+        assert!(transition(Status::InProgress, Action::Close).is_none(), "closing requires resolved");
         assert!(is_edge(Status::Resolved, Status::Closed));
         assert!(!is_edge(Status::New, Status::Resolved));
     }
 
     #[test]
     fn sla_statuses() {
-        assert_eq!(
-            sla_status(Status::Pending, Some(PendingReason::WaitingForCustomer)),
-            "pending_customer"
-        );
-        assert_eq!(
-            sla_status(Status::Pending, Some(PendingReason::WaitingForSupplier)),
-            "pending_supplier"
-        );
-        assert_eq!(
-            sla_status(Status::Pending, Some(PendingReason::WaitingForChange)),
-            "pending_change"
-        );
-        assert_eq!(
-            sla_status(Status::Pending, Some(PendingReason::Other)),
-            "pending_other"
-        );
-        assert_eq!(
-            sla_status(Status::InProgress, Some(PendingReason::Other)),
-            "in_progress"
-        );
-        assert!(pauses_sla(
-            Status::Pending,
-            Some(PendingReason::WaitingForSupplier)
-        ));
-        assert!(!pauses_sla(
-            Status::Pending,
-            Some(PendingReason::WaitingForChange)
-        ));
+        assert_eq!(sla_status(Status::Pending, Some(PendingReason::WaitingForCustomer)), "pending_customer");
+        assert_eq!(sla_status(Status::Pending, Some(PendingReason::WaitingForSupplier)), "pending_supplier");
+        assert_eq!(sla_status(Status::Pending, Some(PendingReason::WaitingForChange)), "pending_change");
+        assert_eq!(sla_status(Status::Pending, Some(PendingReason::Other)), "pending_other");
+        assert_eq!(sla_status(Status::InProgress, Some(PendingReason::Other)), "in_progress");
+        assert!(pauses_sla(Status::Pending, Some(PendingReason::WaitingForSupplier)));
+        assert!(!pauses_sla(Status::Pending, Some(PendingReason::WaitingForChange)));
         assert!(!pauses_sla(Status::Resolved, None));
         for &s in Status::ALL {
             for r in PendingReason::ALL.iter().copied().map(Some).chain([None]) {

@@ -32,11 +32,7 @@ pub struct StandDown {
 
 fn staff_only(actor: &Actor, errors: &mut Errors) {
     if !actor.is_staff() {
-        errors.push(FieldError::new(
-            "actor",
-            "not_staff",
-            "only staff run the major incident procedure",
-        ));
+        errors.push(FieldError::new("actor", "not_staff", "only staff run the major incident procedure"));
     }
 }
 
@@ -53,36 +49,19 @@ pub fn declare_major_incident(
     let mut errors = Errors::new();
     staff_only(actor, &mut errors);
     if ticket.kind() != TicketKind::Incident {
-        errors.push(FieldError::new(
-            "kind",
-            "not_incident",
-            "only incidents can be major incidents",
-        ));
+        errors.push(FieldError::new("kind", "not_incident", "only incidents can be major incidents"));
     }
     if !ticket.status.is_open() {
-        errors.push(FieldError::new(
-            "status",
-            "not_open",
-            "a resolved or closed ticket cannot be declared major",
-        ));
+        errors.push(FieldError::new("status", "not_open", "a resolved or closed ticket cannot be declared major"));
     }
     if current.is_some() {
-        errors.push(FieldError::new(
-            "major_incident",
-            "already_major",
-            "the ticket is already a major incident",
-        ));
+        errors.push(FieldError::new("major_incident", "already_major", "the ticket is already a major incident"));
     }
     let manager_id = errors.check(required_ref(refs, Ref::Agent, "manager_id", manager_id));
     let reason = errors.check(required_text("reason", reason, REASON_MAX));
     errors.finish()?;
     match (manager_id, reason) {
-        (Some(manager_id), Some(reason)) => Ok(MajorIncident {
-            manager_id,
-            reason,
-            declared_at: now,
-            declared_by: actor.clone(),
-        }),
+        (Some(manager_id), Some(reason)) => Ok(MajorIncident { manager_id, reason, declared_at: now, declared_by: actor.clone() }),
         _ => unreachable!("each missing value recorded an error above"),
     }
 }
@@ -98,25 +77,14 @@ pub fn change_major_incident_manager(
     let mut errors = Errors::new();
     staff_only(actor, &mut errors);
     if ticket.closure.is_some() {
-        errors.push(FieldError::new(
-            "status",
-            "closed",
-            "a closed ticket cannot be changed",
-        ));
+        errors.push(FieldError::new("status", "closed", "a closed ticket cannot be changed"));
     }
     let manager_id = errors.check(required_ref(refs, Ref::Agent, "manager_id", manager_id));
     if manager_id.as_deref() == Some(major.manager_id.as_str()) {
-        errors.push(FieldError::new(
-            "manager_id",
-            "unchanged",
-            "this person already manages the major incident",
-        ));
+        errors.push(FieldError::new("manager_id", "unchanged", "this person already manages the major incident"));
     }
     errors.finish()?;
-    Ok(MajorIncident {
-        manager_id: manager_id.unwrap_or_else(|| major.manager_id.clone()),
-        ..major.clone()
-    })
+    Ok(MajorIncident { manager_id: manager_id.unwrap_or_else(|| major.manager_id.clone()), ..major.clone() })
 }
 
 /// Downgrades a major incident. The declaration and its communications stay on record.
@@ -130,26 +98,14 @@ pub fn stand_down_major_incident(
     let mut errors = Errors::new();
     staff_only(actor, &mut errors);
     if major.is_none() {
-        errors.push(FieldError::new(
-            "major_incident",
-            "not_major",
-            "the ticket is not a major incident",
-        ));
+        errors.push(FieldError::new("major_incident", "not_major", "the ticket is not a major incident"));
     }
     if ticket.closure.is_some() {
-        errors.push(FieldError::new(
-            "status",
-            "closed",
-            "a closed ticket cannot be changed",
-        ));
+        errors.push(FieldError::new("status", "closed", "a closed ticket cannot be changed"));
     }
     let reason = errors.check(required_text("reason", reason, REASON_MAX));
     errors.finish()?;
-    Ok(StandDown {
-        reason: reason.unwrap_or_default(),
-        at: now,
-        by: actor.clone(),
-    })
+    Ok(StandDown { reason: reason.unwrap_or_default(), at: now, by: actor.clone() })
 }
 
 stable_str_enum! {
@@ -207,62 +163,34 @@ pub fn record_communication(
     let mut errors = Errors::new();
     staff_only(actor, &mut errors);
     if major.is_none() {
-        errors.push(FieldError::new(
-            "major_incident",
-            "not_major",
-            "communications are logged for major incidents",
-        ));
+        errors.push(FieldError::new("major_incident", "not_major", "communications are logged for major incidents"));
     }
     if ticket.closure.is_some() {
-        errors.push(FieldError::new(
-            "status",
-            "closed",
-            "a closed ticket cannot be changed",
-        ));
+        errors.push(FieldError::new("status", "closed", "a closed ticket cannot be changed"));
     }
     let audience = errors.check(Audience::parse_field("audience", &input.audience));
     let medium = errors.check(CommunicationMedium::parse_field("medium", &input.medium));
     let summary = errors.check(required_text("summary", &input.summary, SUMMARY_MAX));
     let sent_at = input.sent_at.unwrap_or(now);
     if sent_at > now {
-        errors.push(FieldError::new(
-            "sent_at",
-            "in_future",
-            "a communication cannot be logged before it is sent",
-        ));
+        errors.push(FieldError::new("sent_at", "in_future", "a communication cannot be logged before it is sent"));
     }
     if input.next_update_due.is_some_and(|due| due <= sent_at) {
-        errors.push(FieldError::new(
-            "next_update_due",
-            "not_after_sent",
-            "the next update must come after this one",
-        ));
+        errors.push(FieldError::new("next_update_due", "not_after_sent", "the next update must come after this one"));
     }
     errors.finish()?;
     match (audience, medium, summary) {
-        (Some(audience), Some(medium), Some(summary)) => Ok(CommunicationEntry {
-            audience,
-            medium,
-            summary,
-            sent_at,
-            next_update_due: input.next_update_due,
-            author: actor.clone(),
-        }),
+        (Some(audience), Some(medium), Some(summary)) => {
+            Ok(CommunicationEntry { audience, medium, summary, sent_at, next_update_due: input.next_update_due, author: actor.clone() })
+        }
         _ => unreachable!("each missing value recorded an error above"),
     }
 }
 
 /// Whether the update promised in the latest communication is overdue at `now`, while the
 /// incident is still open: the reminder the major incident manager gets.
-pub fn communication_overdue(
-    ticket: &TicketState,
-    latest: Option<&CommunicationEntry>,
-    now: DateTime<Utc>,
-) -> bool {
-    ticket.status.is_open()
-        && latest
-            .and_then(|c| c.next_update_due)
-            .is_some_and(|due| now > due)
+pub fn communication_overdue(ticket: &TicketState, latest: Option<&CommunicationEntry>, now: DateTime<Utc>) -> bool {
+    ticket.status.is_open() && latest.and_then(|c| c.next_update_due).is_some_and(|due| now > due)
 }
 
 #[cfg(test)]
@@ -291,16 +219,7 @@ mod tests {
         }
     }
     fn major() -> MajorIncident {
-        declare_major_incident(
-            &ticket(TicketKind::Incident),
-            None,
-            "mgr-1",
-            "core network down",
-            &staff(),
-            &refs,
-            now(),
-        )
-        .unwrap()
+        declare_major_incident(&ticket(TicketKind::Incident), None, "mgr-1", "core network down", &staff(), &refs, now()).unwrap()
     }
 
     #[test]
@@ -308,79 +227,32 @@ mod tests {
         let m = major();
         assert_eq!((m.manager_id.as_str(), m.declared_at), ("mgr-1", now()));
         let t = ticket(TicketKind::Incident);
-        assert_eq!(
-            codes(declare_major_incident(&t, None, "", "", &staff(), &refs, now()).unwrap_err()),
-            ["required", "required"]
-        );
-        assert_eq!(
-            codes(
-                declare_major_incident(&t, None, "nobody", "x", &staff(), &refs, now())
-                    .unwrap_err()
-            ),
-            ["not_found"]
-        );
-        assert_eq!(
-            codes(
-                declare_major_incident(&t, Some(&m), "mgr-1", "x", &staff(), &refs, now())
-                    .unwrap_err()
-            ),
-            ["already_major"]
-        );
+        assert_eq!(codes(declare_major_incident(&t, None, "", "", &staff(), &refs, now()).unwrap_err()), ["required", "required"]);
+        assert_eq!(codes(declare_major_incident(&t, None, "nobody", "x", &staff(), &refs, now()).unwrap_err()), ["not_found"]);
+        assert_eq!(codes(declare_major_incident(&t, Some(&m), "mgr-1", "x", &staff(), &refs, now()).unwrap_err()), ["already_major"]);
         let contact = Actor::Contact("c".into());
-        assert_eq!(
-            codes(
-                declare_major_incident(&t, None, "mgr-1", "x", &contact, &refs, now()).unwrap_err()
-            ),
-            ["not_staff"]
-        );
+        assert_eq!(codes(declare_major_incident(&t, None, "mgr-1", "x", &contact, &refs, now()).unwrap_err()), ["not_staff"]);
     }
 
     #[test]
     fn only_open_incidents_become_major() {
         let req = ticket(TicketKind::ServiceRequest);
-        assert_eq!(
-            codes(
-                declare_major_incident(&req, None, "mgr-1", "x", &staff(), &refs, now())
-                    .unwrap_err()
-            ),
-            ["not_incident"]
-        );
+        assert_eq!(codes(declare_major_incident(&req, None, "mgr-1", "x", &staff(), &refs, now()).unwrap_err()), ["not_incident"]);
         let mut resolved = ticket(TicketKind::Incident);
         resolved.status = Status::Resolved;
-        assert_eq!(
-            codes(
-                declare_major_incident(&resolved, None, "mgr-1", "x", &staff(), &refs, now())
-                    .unwrap_err()
-            ),
-            ["not_open"]
-        );
+        assert_eq!(codes(declare_major_incident(&resolved, None, "mgr-1", "x", &staff(), &refs, now()).unwrap_err()), ["not_open"]);
     }
 
     #[test]
     fn manager_changes_and_stand_down() {
         let t = ticket(TicketKind::Incident);
         let m = major();
-        assert_eq!(
-            change_major_incident_manager(&t, &m, "mgr-2", &staff(), &refs)
-                .unwrap()
-                .manager_id,
-            "mgr-2"
-        );
-        assert_eq!(
-            codes(change_major_incident_manager(&t, &m, "mgr-1", &staff(), &refs).unwrap_err()),
-            ["unchanged"]
-        );
-        assert_eq!(
-            codes(change_major_incident_manager(&t, &m, "", &staff(), &refs).unwrap_err()),
-            ["required"]
-        );
-        let s =
-            stand_down_major_incident(&t, Some(&m), " single site only ", &staff(), now()).unwrap();
+        assert_eq!(change_major_incident_manager(&t, &m, "mgr-2", &staff(), &refs).unwrap().manager_id, "mgr-2");
+        assert_eq!(codes(change_major_incident_manager(&t, &m, "mgr-1", &staff(), &refs).unwrap_err()), ["unchanged"]);
+        assert_eq!(codes(change_major_incident_manager(&t, &m, "", &staff(), &refs).unwrap_err()), ["required"]);
+        let s = stand_down_major_incident(&t, Some(&m), " single site only ", &staff(), now()).unwrap();
         assert_eq!(s.reason, "single site only");
-        assert_eq!(
-            codes(stand_down_major_incident(&t, None, "", &staff(), now()).unwrap_err()),
-            ["not_major", "required"]
-        );
+        assert_eq!(codes(stand_down_major_incident(&t, None, "", &staff(), now()).unwrap_err()), ["not_major", "required"]);
     }
 
     #[test]
@@ -395,20 +267,9 @@ mod tests {
             next_update_due: Some(now() + Duration::hours(1)),
         };
         let e = record_communication(&t, Some(&m), &input, &staff(), now()).unwrap();
-        assert_eq!(
-            (e.audience, e.medium, e.sent_at),
-            (Audience::Customers, CommunicationMedium::Email, now())
-        );
-        assert!(!communication_overdue(
-            &t,
-            Some(&e),
-            now() + Duration::hours(1)
-        ));
-        assert!(communication_overdue(
-            &t,
-            Some(&e),
-            now() + Duration::minutes(61)
-        ));
+        assert_eq!((e.audience, e.medium, e.sent_at), (Audience::Customers, CommunicationMedium::Email, now()));
+        assert!(!communication_overdue(&t, Some(&e), now() + Duration::hours(1)));
+        assert!(communication_overdue(&t, Some(&e), now() + Duration::minutes(61)));
         assert!(!communication_overdue(&t, None, now() + Duration::days(1)));
 
         let bad = CommunicationInput {
@@ -419,19 +280,8 @@ mod tests {
             next_update_due: Some(now()),
         };
         assert_eq!(
-            codes(
-                record_communication(&t, None, &bad, &Actor::Contact("c".into()), now())
-                    .unwrap_err()
-            ),
-            [
-                "not_staff",
-                "not_major",
-                "invalid_choice",
-                "invalid_choice",
-                "required",
-                "in_future",
-                "not_after_sent"
-            ]
+            codes(record_communication(&t, None, &bad, &Actor::Contact("c".into()), now()).unwrap_err()),
+            ["not_staff", "not_major", "invalid_choice", "invalid_choice", "required", "in_future", "not_after_sent"]
         );
     }
 }

@@ -76,28 +76,22 @@ mod proptests;
 
 pub use closure::{auto_close_at, auto_close_due};
 pub use comment::{NewComment, Visibility, may_see_comment, new_comment, resume_on_reply};
-pub use fields::{
-    Channel, TicketFields, TicketForm, TicketPatch, validate_new_ticket, validate_ticket_update,
-};
+pub use fields::{Channel, TicketFields, TicketForm, TicketPatch, validate_new_ticket, validate_ticket_update};
 pub use lifecycle::{
-    Action, Guard, GuardKind, PendingReason, SLA_PAUSING_STATUSES, SLA_STATUSES, Status,
-    TRANSITIONS, Transition, pauses_sla, reachable_from, sla_status, transition,
+    Action, Guard, GuardKind, PendingReason, SLA_PAUSING_STATUSES, SLA_STATUSES, Status, TRANSITIONS, Transition, pauses_sla,
+    reachable_from, sla_status, transition,
 };
-pub use links::{
-    DuplicateTarget, LinkSubject, RelatedRecord, check_merge, check_parent, link_related,
-};
+pub use links::{DuplicateTarget, LinkSubject, RelatedRecord, check_merge, check_parent, link_related};
 pub use major::{
-    Audience, CommunicationEntry, CommunicationInput, CommunicationMedium, MajorIncident,
-    StandDown, change_major_incident_manager, communication_overdue, declare_major_incident,
-    record_communication, stand_down_major_incident,
+    Audience, CommunicationEntry, CommunicationInput, CommunicationMedium, MajorIncident, StandDown, change_major_incident_manager,
+    communication_overdue, declare_major_incident, record_communication, stand_down_major_incident,
 };
 pub use number::{TicketKind, TicketNumber};
 pub use priority::{Impact, MatrixCell, Priority, PriorityMatrix, Urgency};
 pub use refs::{Ref, References};
 pub use satisfaction::{Satisfaction, Score, rate};
 pub use ticket::{
-    Actor, Applied, Assignment, Closure, ClosureKind, Command, Context, Event, LifecyclePolicy,
-    Pending, Resolution, ResolutionCode, StatusLogEntry, TicketState, apply, available_actions,
-    check_status_log,
+    Actor, Applied, Assignment, Closure, ClosureKind, Command, Context, Event, LifecyclePolicy, Pending, Resolution, ResolutionCode,
+    StatusLogEntry, TicketState, apply, available_actions, check_status_log,
 };
 pub use worklog::{MAX_MINUTES_PER_ENTRY, WorkLogEntry, new_work_log};

@@ -86,8 +86,7 @@ impl Serialize for TicketNumber {
 impl<'de> Deserialize<'de> for TicketNumber {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        TicketNumber::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a ticket number: {s}")))
+        TicketNumber::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a ticket number: {s}")))
     }
 }
 
@@ -104,29 +103,14 @@ mod tests {
         assert_eq!(TicketNumber::parse(" inc-42 "), Some(n));
         let r = TicketNumber::parse("REQ-000007").unwrap();
         assert_eq!((r.kind(), r.seq()), (TicketKind::ServiceRequest, 7));
-        assert_eq!(
-            TicketNumber::new(TicketKind::Incident, 1_234_567)
-                .unwrap()
-                .to_string(),
-            "INC-1234567"
-        );
+        assert_eq!(TicketNumber::new(TicketKind::Incident, 1_234_567).unwrap().to_string(), "INC-1234567");
     }
 
     #[test]
     fn rejects_malformed_numbers() {
-        for bad in [
-            "",
-            "INC",
-            "INC-",
-            "INC-0",
-            "INC-000000",
-            "PRB-000001",
-            "INC000042",
-            "INC-+42",
-            "INC- 42",
-            "INC-4a",
-            "INC-0000000000042",
-        ] {
+        for bad in
+            ["", "INC", "INC-", "INC-0", "INC-000000", "PRB-000001", "INC000042", "INC-+42", "INC- 42", "INC-4a", "INC-0000000000042"]
+        {
             assert_eq!(TicketNumber::parse(bad), None, "{bad:?} accepted");
         }
         assert_eq!(TicketNumber::new(TicketKind::Incident, 0), None);
@@ -136,15 +120,9 @@ mod tests {
     fn serde_uses_the_human_form() {
         let n = TicketNumber::new(TicketKind::ServiceRequest, 3).unwrap();
         assert_eq!(serde_json::to_string(&n).unwrap(), "\"REQ-000003\"");
-        assert_eq!(
-            serde_json::from_str::<TicketNumber>("\"REQ-000003\"").unwrap(),
-            n
-        );
+        assert_eq!(serde_json::from_str::<TicketNumber>("\"REQ-000003\"").unwrap(), n);
         assert!(serde_json::from_str::<TicketNumber>("\"REQ-0\"").is_err());
-        assert_eq!(
-            serde_json::to_string(&TicketKind::ServiceRequest).unwrap(),
-            "\"service_request\""
-        );
+        assert_eq!(serde_json::to_string(&TicketKind::ServiceRequest).unwrap(), "\"service_request\"");
     }
 
     proptest! {

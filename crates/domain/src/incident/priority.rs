@@ -37,34 +37,12 @@ fn level_of(i: usize) -> u8 {
 }
 
 /// Parses a name (`high`) or a level (`1`), as forms and imports use either.
-fn parse_level<T: Copy>(
-    all: &[T],
-    as_str: fn(T) -> &'static str,
-    field: &str,
-    s: &str,
-) -> Result<T, FieldError> {
+fn parse_level<T: Copy>(all: &[T], as_str: fn(T) -> &'static str, field: &str, s: &str) -> Result<T, FieldError> {
     let s = s.trim();
-    let by_level = s
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| all.get(i).copied());
+    let by_level = s.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| all.get(i).copied());
     by_level
-        .or_else(|| {
-            all.iter()
-                .copied()
-                .find(|v| as_str(*v).eq_ignore_ascii_case(s))
-        })
-        .ok_or_else(|| {
-            FieldError::new(
-                field,
-                "invalid_choice",
-                format!(
-                    "{field} must be high, medium or low (or 1 to {})",
-                    all.len()
-                ),
-            )
-        })
+        .or_else(|| all.iter().copied().find(|v| as_str(*v).eq_ignore_ascii_case(s)))
+        .ok_or_else(|| FieldError::new(field, "invalid_choice", format!("{field} must be high, medium or low (or 1 to {})", all.len())))
 }
 
 impl Impact {
@@ -102,19 +80,8 @@ impl Priority {
         let s = s.trim();
         let lower = s.to_ascii_lowercase();
         Self::parse(&lower)
-            .or_else(|| {
-                s.parse::<usize>()
-                    .ok()
-                    .and_then(|n| n.checked_sub(1))
-                    .and_then(|i| Self::ALL.get(i).copied())
-            })
-            .ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    "invalid_choice",
-                    format!("{field} must be P1, P2, P3 or P4"),
-                )
-            })
+            .or_else(|| s.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|i| Self::ALL.get(i).copied()))
+            .ok_or_else(|| FieldError::new(field, "invalid_choice", format!("{field} must be P1, P2, P3 or P4")))
     }
 }
 
@@ -138,9 +105,7 @@ impl Default for PriorityMatrix {
     /// The usual ITIL matrix: P1 only when both are high, P4 when both are at most medium-low.
     fn default() -> Self {
         use Priority::*;
-        PriorityMatrix {
-            cells: [[P1, P2, P3], [P2, P3, P4], [P3, P4, P4]],
-        }
+        PriorityMatrix { cells: [[P1, P2, P3], [P2, P3, P4], [P3, P4, P4]] }
     }
 }
 
@@ -158,11 +123,7 @@ impl PriorityMatrix {
         Impact::ALL
             .iter()
             .flat_map(|&impact| Urgency::ALL.iter().map(move |&urgency| (impact, urgency)))
-            .map(|(impact, urgency)| MatrixCell {
-                impact,
-                urgency,
-                priority: self.priority(impact, urgency),
-            })
+            .map(|(impact, urgency)| MatrixCell { impact, urgency, priority: self.priority(impact, urgency) })
             .collect()
     }
 
@@ -186,11 +147,7 @@ impl PriorityMatrix {
         for &impact in Impact::ALL {
             for &urgency in Urgency::ALL {
                 if grid[impact as usize][urgency as usize].is_none() {
-                    errors.push(FieldError::new(
-                        cell_field(impact, urgency),
-                        "required",
-                        "every cell of the matrix needs a priority",
-                    ));
+                    errors.push(FieldError::new(cell_field(impact, urgency), "required", "every cell of the matrix needs a priority"));
                 }
             }
         }
@@ -262,25 +219,14 @@ mod tests {
     fn missing_duplicate_and_inverted_cells_are_reported_together() {
         let mut cells = PriorityMatrix::default().cells();
         cells.retain(|c| !(c.impact == Impact::Low && c.urgency == Urgency::Low));
-        cells.push(MatrixCell {
-            impact: Impact::High,
-            urgency: Urgency::High,
-            priority: Priority::P2,
-        });
+        cells.push(MatrixCell { impact: Impact::High, urgency: Urgency::High, priority: Priority::P2 });
         let errs = codes(PriorityMatrix::from_cells(cells).unwrap_err());
         assert!(errs.contains(&("priority_matrix.low.low".into(), "required")));
         assert!(errs.contains(&("priority_matrix.high.high".into(), "duplicate_cell")));
 
         let mut cells = PriorityMatrix::default().cells();
-        cells
-            .iter_mut()
-            .find(|c| c.impact == Impact::Low && c.urgency == Urgency::Low)
-            .unwrap()
-            .priority = Priority::P1;
-        assert_eq!(
-            codes(PriorityMatrix::from_cells(cells).unwrap_err()),
-            vec![("priority_matrix.low.low".into(), "not_monotonic")]
-        );
+        cells.iter_mut().find(|c| c.impact == Impact::Low && c.urgency == Urgency::Low).unwrap().priority = Priority::P1;
+        assert_eq!(codes(PriorityMatrix::from_cells(cells).unwrap_err()), vec![("priority_matrix.low.low".into(), "not_monotonic")]);
     }
 
     #[test]
@@ -294,53 +240,23 @@ mod tests {
     fn serde_round_trip_validates() {
         let json = serde_json::to_string(&PriorityMatrix::default()).unwrap();
         assert!(json.contains(r#"{"impact":"high","urgency":"high","priority":"p1"}"#));
-        assert_eq!(
-            serde_json::from_str::<PriorityMatrix>(&json).unwrap(),
-            PriorityMatrix::default()
-        );
-        assert!(
-            serde_json::from_str::<PriorityMatrix>(
-                r#"[{"impact":"high","urgency":"high","priority":"p1"}]"#
-            )
-            .is_err()
-        );
+        assert_eq!(serde_json::from_str::<PriorityMatrix>(&json).unwrap(), PriorityMatrix::default());
+        assert!(serde_json::from_str::<PriorityMatrix>(r#"[{"impact":"high","urgency":"high","priority":"p1"}]"#).is_err());
     }
 
     #[test]
     fn levels_and_input_forms() {
         assert_eq!(Impact::from_input("impact", "1").unwrap(), Impact::High);
         assert_eq!(Impact::from_input("impact", " Low ").unwrap(), Impact::Low);
-        assert_eq!(
-            Urgency::from_input("urgency", "2").unwrap(),
-            Urgency::Medium
-        );
-        assert_eq!(
-            Urgency::from_input("urgency", "0").unwrap_err().code,
-            "invalid_choice"
-        );
-        assert_eq!(
-            Urgency::from_input("urgency", "4").unwrap_err().code,
-            "invalid_choice"
-        );
-        assert_eq!(
-            Priority::from_input("priority", "P2").unwrap(),
-            Priority::P2
-        );
+        assert_eq!(Urgency::from_input("urgency", "2").unwrap(), Urgency::Medium);
+        assert_eq!(Urgency::from_input("urgency", "0").unwrap_err().code, "invalid_choice");
+        assert_eq!(Urgency::from_input("urgency", "4").unwrap_err().code, "invalid_choice");
+        assert_eq!(Priority::from_input("priority", "P2").unwrap(), Priority::P2);
         assert_eq!(Priority::from_input("priority", "4").unwrap(), Priority::P4);
         assert!(Priority::from_input("priority", "p5").is_err());
-        assert_eq!(
-            (
-                Impact::High.level(),
-                Urgency::Low.level(),
-                Priority::P4.level()
-            ),
-            (1, 3, 4)
-        );
+        assert_eq!((Impact::High.level(), Urgency::Low.level(), Priority::P4.level()), (1, 3, 4));
         assert_eq!(Priority::P1.label(), "P1");
-        assert_eq!(
-            Priority::parse_field("priority", "x").unwrap_err().message,
-            "priority must be one of: p1, p2, p3, p4"
-        );
+        assert_eq!(Priority::parse_field("priority", "x").unwrap_err().message, "priority must be one of: p1, p2, p3, p4");
     }
 
     fn any_priority() -> impl Strategy<Value = Priority> {

@@ -23,17 +23,8 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn assignment() -> impl Strategy<Value = Assignment> {
-    let id = prop_oneof![
-        Just(None),
-        Just(Some("team-1".to_string())),
-        Just(Some("team-2".to_string())),
-        Just(Some(" ".to_string()))
-    ];
-    let agent = prop_oneof![
-        Just(None),
-        Just(Some("agent-1".to_string())),
-        Just(Some("agent-2".to_string()))
-    ];
+    let id = prop_oneof![Just(None), Just(Some("team-1".to_string())), Just(Some("team-2".to_string())), Just(Some(" ".to_string()))];
+    let agent = prop_oneof![Just(None), Just(Some("agent-1".to_string())), Just(Some("agent-2".to_string()))];
     (id, agent).prop_map(|(team_id, agent_id)| Assignment { team_id, agent_id })
 }
 
@@ -57,16 +48,14 @@ fn inputs() -> impl Strategy<Value = Inputs> {
         text(),
         prop::bool::weighted(0.9),
     )
-        .prop_map(
-            |(assignment, pending_reason, note, code, text, checked_for_this)| Inputs {
-                assignment,
-                pending_reason,
-                note,
-                code,
-                text,
-                checked_for_this,
-            },
-        )
+        .prop_map(|(assignment, pending_reason, note, code, text, checked_for_this)| Inputs {
+            assignment,
+            pending_reason,
+            note,
+            code,
+            text,
+            checked_for_this,
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -88,22 +77,12 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn command(action: Action, i: Inputs, state: &TicketState) -> Command {
     match action {
-        Action::Assign => Command::Assign {
-            assignment: i.assignment,
-        },
-        Action::Reassign => Command::Reassign {
-            assignment: i.assignment,
-        },
+        Action::Assign => Command::Assign { assignment: i.assignment },
+        Action::Reassign => Command::Reassign { assignment: i.assignment },
         Action::Start => Command::Start,
-        Action::Pend => Command::Pend {
-            reason: i.pending_reason,
-            note: i.note,
-        },
+        Action::Pend => Command::Pend { reason: i.pending_reason, note: i.note },
         Action::Resume => Command::Resume,
-        Action::Resolve => Command::Resolve {
-            code: i.code,
-            notes: i.text,
-        },
+        Action::Resolve => Command::Resolve { code: i.code, notes: i.text },
         Action::Confirm => Command::Confirm,
         Action::Reject => Command::Reject { reason: i.text },
         Action::Close => Command::Close,
@@ -113,26 +92,10 @@ fn command(action: Action, i: Inputs, state: &TicketState) -> Command {
         Action::MarkDuplicate => {
             let number = state.number;
             let other = TicketNumber::new(number.kind(), number.seq() + 1).unwrap_or(number);
-            let dup_id = if i.checked_for_this {
-                state.id.as_str()
-            } else {
-                "another"
-            };
-            let dup = LinkSubject {
-                id: dup_id,
-                number,
-                project_id: "p",
-                status: Status::New,
-            };
-            let target = LinkSubject {
-                id: "target",
-                number: other,
-                project_id: "p",
-                status: Status::InProgress,
-            };
-            Command::MarkDuplicate {
-                target: check_merge(&dup, &target, |_| None).expect("a valid merge"),
-            }
+            let dup_id = if i.checked_for_this { state.id.as_str() } else { "another" };
+            let dup = LinkSubject { id: dup_id, number, project_id: "p", status: Status::New };
+            let target = LinkSubject { id: "target", number: other, project_id: "p", status: Status::InProgress };
+            Command::MarkDuplicate { target: check_merge(&dup, &target, |_| None).expect("a valid merge") }
         }
     }
 }

@@ -37,12 +37,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// Checks one optional reference: blank means "none"; otherwise it must be a plausible id of an
 /// existing record.
-pub fn optional_ref(
-    refs: &impl References,
-    kind: Ref,
-    field: &str,
-    id: Option<&str>,
-) -> Result<Option<String>, FieldError> {
+pub fn optional_ref(refs: &impl References, kind: Ref, field: &str, id: Option<&str>) -> Result<Option<String>, FieldError> {
     match id.map(str::trim) {
         None | Some("") => Ok(None),
         Some(id) => required_ref(refs, kind, field, id).map(Some),
@@ -50,29 +45,13 @@ pub fn optional_ref(
 }
 
 /// Checks one required reference.
-pub fn required_ref(
-    refs: &impl References,
-    kind: Ref,
-    field: &str,
-    id: &str,
-) -> Result<String, FieldError> {
+pub fn required_ref(refs: &impl References, kind: Ref, field: &str, id: &str) -> Result<String, FieldError> {
     let id = id.trim();
     if id.is_empty() {
-        return Err(FieldError::new(
-            field,
-            "required",
-            format!("{field} is required"),
-        ));
+        return Err(FieldError::new(field, "required", format!("{field} is required")));
     }
-    if id.len() > MAX_ID_LEN
-        || id.chars().any(|c| c.is_whitespace() || c.is_control())
-        || !refs.exists(kind, id)
-    {
-        return Err(FieldError::new(
-            field,
-            "not_found",
-            format!("{field} does not refer to an existing record"),
-        ));
+    if id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_whitespace() || c.is_control()) || !refs.exists(kind, id) {
+        return Err(FieldError::new(field, "not_found", format!("{field} does not refer to an existing record")));
     }
     Ok(id.to_string())
 }
@@ -84,31 +63,10 @@ mod tests {
     #[test]
     fn references_are_trimmed_and_looked_up() {
         let refs = |k: Ref, id: &str| k == Ref::Category && id == "c1";
-        assert_eq!(
-            optional_ref(&refs, Ref::Category, "category_id", Some(" c1 ")).unwrap(),
-            Some("c1".into())
-        );
-        assert_eq!(
-            optional_ref(&refs, Ref::Category, "category_id", Some("  ")).unwrap(),
-            None
-        );
-        assert_eq!(
-            optional_ref(&refs, Ref::Service, "service_id", Some("c1"))
-                .unwrap_err()
-                .code,
-            "not_found"
-        );
-        assert_eq!(
-            required_ref(&refs, Ref::Category, "category_id", "")
-                .unwrap_err()
-                .code,
-            "required"
-        );
-        assert_eq!(
-            required_ref(&refs, Ref::Category, "category_id", "c 1")
-                .unwrap_err()
-                .code,
-            "not_found"
-        );
+        assert_eq!(optional_ref(&refs, Ref::Category, "category_id", Some(" c1 ")).unwrap(), Some("c1".into()));
+        assert_eq!(optional_ref(&refs, Ref::Category, "category_id", Some("  ")).unwrap(), None);
+        assert_eq!(optional_ref(&refs, Ref::Service, "service_id", Some("c1")).unwrap_err().code, "not_found");
+        assert_eq!(required_ref(&refs, Ref::Category, "category_id", "").unwrap_err().code, "required");
+        assert_eq!(required_ref(&refs, Ref::Category, "category_id", "c 1").unwrap_err().code, "not_found");
     }
 }

@@ -31,13 +31,7 @@ impl Score {
             .ok()
             .filter(|v| (Self::MIN..=Self::MAX).contains(v))
             .map(Score)
-            .ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    "out_of_range",
-                    format!("{field} must be from 1 to 5"),
-                )
-            })
+            .ok_or_else(|| FieldError::new(field, "out_of_range", format!("{field} must be from 1 to 5")))
     }
     pub fn get(self) -> u8 {
         self.0
@@ -82,45 +76,23 @@ pub fn rate(
     let mut errors = Errors::new();
     let rater_id = rater.user_id().filter(|_| ticket.is_reporter(rater));
     if rater_id.is_none() {
-        errors.push(FieldError::new(
-            "actor",
-            "not_reporter",
-            "only the reporter may rate the ticket",
-        ));
+        errors.push(FieldError::new("actor", "not_reporter", "only the reporter may rate the ticket"));
     }
     let rateable = match ticket.status {
         Status::Resolved => true,
-        Status::Closed => ticket
-            .closure
-            .as_ref()
-            .is_some_and(|c| c.kind.follows_resolution()),
+        Status::Closed => ticket.closure.as_ref().is_some_and(|c| c.kind.follows_resolution()),
         _ => false,
     };
     if !rateable {
-        errors.push(FieldError::new(
-            "status",
-            "not_resolved",
-            "only resolved or closed tickets can be rated",
-        ));
+        errors.push(FieldError::new("status", "not_resolved", "only resolved or closed tickets can be rated"));
     } else if existing.is_some() && ticket.status == Status::Closed {
-        errors.push(FieldError::new(
-            "score",
-            "already_rated",
-            "the ticket is closed and its rating is final",
-        ));
+        errors.push(FieldError::new("score", "already_rated", "the ticket is closed and its rating is final"));
     }
     let score = errors.check(Score::new("score", score));
-    let comment = errors
-        .check(optional_text("comment", comment, COMMENT_MAX))
-        .flatten();
+    let comment = errors.check(optional_text("comment", comment, COMMENT_MAX)).flatten();
     errors.finish()?;
     match (score, rater_id) {
-        (Some(score), Some(id)) => Ok(Satisfaction {
-            score,
-            comment,
-            rated_by: id.to_string(),
-            rated_at: now,
-        }),
+        (Some(score), Some(id)) => Ok(Satisfaction { score, comment, rated_by: id.to_string(), rated_at: now }),
         _ => unreachable!("each missing value recorded an error above"),
     }
 }
@@ -136,31 +108,15 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 4, 1, 10, 0, 0).unwrap()
     }
     fn ticket(status: Status) -> TicketState {
-        let (mut s, _) = TicketState::open(
-            "t",
-            TicketNumber::new(TicketKind::Incident, 5).unwrap(),
-            "contact-1",
-            now(),
-        );
+        let (mut s, _) = TicketState::open("t", TicketNumber::new(TicketKind::Incident, 5).unwrap(), "contact-1", now());
         s.status = status;
-        s.assignment = Assignment {
-            team_id: Some("team".into()),
-            agent_id: None,
-        };
+        s.assignment = Assignment { team_id: Some("team".into()), agent_id: None };
         if matches!(status, Status::Resolved | Status::Closed) {
-            s.resolution = Some(Resolution {
-                code: ResolutionCode::Solved,
-                notes: "n".into(),
-                resolved_at: now(),
-                resolved_by: Actor::System,
-            });
+            s.resolution =
+                Some(Resolution { code: ResolutionCode::Solved, notes: "n".into(), resolved_at: now(), resolved_by: Actor::System });
         }
         if status == Status::Closed {
-            s.closure = Some(Closure {
-                kind: ClosureKind::AutoClosed,
-                closed_at: now(),
-                closed_by: Actor::System,
-            });
+            s.closure = Some(Closure { kind: ClosureKind::AutoClosed, closed_at: now(), closed_by: Actor::System });
         }
         s
     }
@@ -176,29 +132,10 @@ mod tests {
 
     #[test]
     fn the_reporter_rates_a_resolved_ticket() {
-        let r = rate(
-            &ticket(Status::Resolved),
-            None,
-            &reporter(),
-            4,
-            Some(" quick fix "),
-            now(),
-        )
-        .unwrap();
-        assert_eq!(
-            (r.score.get(), r.comment.as_deref(), r.rated_by.as_str()),
-            (4, Some("quick fix"), "contact-1")
-        );
+        let r = rate(&ticket(Status::Resolved), None, &reporter(), 4, Some(" quick fix "), now()).unwrap();
+        assert_eq!((r.score.get(), r.comment.as_deref(), r.rated_by.as_str()), (4, Some("quick fix"), "contact-1"));
         assert!(!r.score.is_dissatisfied());
-        let again = rate(
-            &ticket(Status::Resolved),
-            Some(&r),
-            &reporter(),
-            2,
-            None,
-            now(),
-        )
-        .unwrap();
+        let again = rate(&ticket(Status::Resolved), Some(&r), &reporter(), 2, None, now()).unwrap();
         assert!(again.score.is_dissatisfied());
     }
 
@@ -206,71 +143,32 @@ mod tests {
     fn closed_tickets_take_one_final_rating() {
         let closed = ticket(Status::Closed);
         let r = rate(&closed, None, &reporter(), 5, None, now()).unwrap();
-        assert_eq!(
-            codes(rate(&closed, Some(&r), &reporter(), 1, None, now()).unwrap_err()),
-            ["already_rated"]
-        );
+        assert_eq!(codes(rate(&closed, Some(&r), &reporter(), 1, None, now()).unwrap_err()), ["already_rated"]);
         let mut cancelled = closed;
         cancelled.closure.as_mut().unwrap().kind = ClosureKind::Cancelled { reason: "x".into() };
         cancelled.resolution = None;
-        assert_eq!(
-            codes(rate(&cancelled, None, &reporter(), 5, None, now()).unwrap_err()),
-            ["not_resolved"]
-        );
+        assert_eq!(codes(rate(&cancelled, None, &reporter(), 5, None, now()).unwrap_err()), ["not_resolved"]);
     }
 
     #[test]
     fn refusals_are_collected() {
         assert_eq!(
             codes(
-                rate(
-                    &ticket(Status::InProgress),
-                    None,
-                    &Actor::Staff("agent".into()),
-                    6,
-                    Some(&"x".repeat(COMMENT_MAX + 1)),
-                    now()
-                )
-                .unwrap_err()
+                rate(&ticket(Status::InProgress), None, &Actor::Staff("agent".into()), 6, Some(&"x".repeat(COMMENT_MAX + 1)), now())
+                    .unwrap_err()
             ),
             ["not_reporter", "not_resolved", "out_of_range", "too_long"]
         );
         assert_eq!(
-            codes(
-                rate(
-                    &ticket(Status::Resolved),
-                    None,
-                    &Actor::System,
-                    0,
-                    None,
-                    now()
-                )
-                .unwrap_err()
-            ),
+            codes(rate(&ticket(Status::Resolved), None, &Actor::System, 0, None, now()).unwrap_err()),
             ["not_reporter", "out_of_range"]
         );
-        assert_eq!(
-            codes(
-                rate(
-                    &ticket(Status::Resolved),
-                    None,
-                    &reporter(),
-                    -1,
-                    None,
-                    now()
-                )
-                .unwrap_err()
-            ),
-            ["out_of_range"]
-        );
+        assert_eq!(codes(rate(&ticket(Status::Resolved), None, &reporter(), -1, None, now()).unwrap_err()), ["out_of_range"]);
     }
 
     #[test]
     fn score_serde_is_checked() {
-        assert_eq!(
-            serde_json::to_string(&Score::new("s", 3).unwrap()).unwrap(),
-            "3"
-        );
+        assert_eq!(serde_json::to_string(&Score::new("s", 3).unwrap()).unwrap(), "3");
         assert!(serde_json::from_str::<Score>("0").is_err());
         assert!(serde_json::from_str::<Score>("5").is_ok());
     }

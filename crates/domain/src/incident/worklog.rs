@@ -41,41 +41,20 @@ pub fn new_work_log(
         }
     };
     if status == Status::Closed {
-        errors.push(FieldError::new(
-            "status",
-            "closed",
-            "a closed ticket cannot be changed",
-        ));
+        errors.push(FieldError::new("status", "closed", "a closed ticket cannot be changed"));
     }
-    let minutes = u32::try_from(minutes)
-        .ok()
-        .filter(|m| (1..=MAX_MINUTES_PER_ENTRY).contains(m));
+    let minutes = u32::try_from(minutes).ok().filter(|m| (1..=MAX_MINUTES_PER_ENTRY).contains(m));
     if minutes.is_none() {
-        errors.push(FieldError::new(
-            "minutes",
-            "out_of_range",
-            format!("time spent must be from 1 to {MAX_MINUTES_PER_ENTRY} minutes"),
-        ));
+        errors.push(FieldError::new("minutes", "out_of_range", format!("time spent must be from 1 to {MAX_MINUTES_PER_ENTRY} minutes")));
     }
     let performed_at = performed_at.unwrap_or(now);
     if performed_at > now {
-        errors.push(FieldError::new(
-            "performed_at",
-            "in_future",
-            "work cannot be logged before it is done",
-        ));
+        errors.push(FieldError::new("performed_at", "in_future", "work cannot be logged before it is done"));
     }
-    let note = errors
-        .check(optional_text("note", note, NOTE_MAX))
-        .flatten();
+    let note = errors.check(optional_text("note", note, NOTE_MAX)).flatten();
     errors.finish()?;
     match (author_id, minutes) {
-        (Some(author_id), Some(minutes)) => Ok(WorkLogEntry {
-            author_id,
-            minutes,
-            performed_at,
-            note,
-        }),
+        (Some(author_id), Some(minutes)) => Ok(WorkLogEntry { author_id, minutes, performed_at, note }),
         _ => unreachable!("each missing value recorded an error above"),
     }
 }
@@ -100,33 +79,11 @@ mod tests {
 
     #[test]
     fn minutes_are_bounded() {
-        let e = new_work_log(
-            Status::InProgress,
-            &staff(),
-            90,
-            None,
-            Some(" swapped disk "),
-            now(),
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                e.minutes,
-                e.performed_at,
-                e.note.as_deref(),
-                e.author_id.as_str()
-            ),
-            (90, now(), Some("swapped disk"), "tech")
-        );
+        let e = new_work_log(Status::InProgress, &staff(), 90, None, Some(" swapped disk "), now()).unwrap();
+        assert_eq!((e.minutes, e.performed_at, e.note.as_deref(), e.author_id.as_str()), (90, now(), Some("swapped disk"), "tech"));
         assert!(new_work_log(Status::Resolved, &staff(), 1440, None, None, now()).is_ok());
         for bad in [0, -5, 1441, i64::MAX] {
-            assert_eq!(
-                codes(
-                    new_work_log(Status::InProgress, &staff(), bad, None, None, now()).unwrap_err()
-                ),
-                ["out_of_range"],
-                "{bad}"
-            );
+            assert_eq!(codes(new_work_log(Status::InProgress, &staff(), bad, None, None, now()).unwrap_err()), ["out_of_range"], "{bad}");
         }
     }
 
@@ -134,29 +91,11 @@ mod tests {
     fn who_when_and_where() {
         let later = now() + Duration::minutes(1);
         assert_eq!(
-            codes(
-                new_work_log(
-                    Status::Closed,
-                    &Actor::Contact("c".into()),
-                    10,
-                    Some(later),
-                    None,
-                    now()
-                )
-                .unwrap_err()
-            ),
+            codes(new_work_log(Status::Closed, &Actor::Contact("c".into()), 10, Some(later), None, now()).unwrap_err()),
             ["not_staff", "closed", "in_future"]
         );
-        assert_eq!(
-            codes(new_work_log(Status::New, &Actor::System, 10, None, None, now()).unwrap_err()),
-            ["not_staff"]
-        );
+        assert_eq!(codes(new_work_log(Status::New, &Actor::System, 10, None, None, now()).unwrap_err()), ["not_staff"]);
         let yesterday = now() - Duration::days(1);
-        assert_eq!(
-            new_work_log(Status::Pending, &staff(), 30, Some(yesterday), None, now())
-                .unwrap()
-                .performed_at,
-            yesterday
-        );
+        assert_eq!(new_work_log(Status::Pending, &staff(), 30, Some(yesterday), None, now()).unwrap().performed_at, yesterday);
     }
 }

@@ -65,13 +65,7 @@ pub struct ProblemFields {
     pub incident_ids: Vec<String>,
 }
 
-fn id_list(
-    e: &mut Errors,
-    refs: &impl References,
-    kind: Ref,
-    field: &str,
-    ids: &[String],
-) -> Vec<String> {
+fn id_list(e: &mut Errors, refs: &impl References, kind: Ref, field: &str, ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         if id.trim().is_empty() || out.iter().any(|o| o == id.trim()) {
@@ -82,80 +76,39 @@ fn id_list(
         }
     }
     if out.len() > MAX_LINKS {
-        e.push(FieldError::new(
-            field,
-            "too_many",
-            format!("at most {MAX_LINKS} can be linked at once"),
-        ));
+        e.push(FieldError::new(field, "too_many", format!("at most {MAX_LINKS} can be linked at once")));
     }
     out
 }
 
 /// Validates a new problem.
-pub fn validate_new_problem(
-    form: &ProblemForm,
-    refs: &impl References,
-) -> Result<ProblemFields, DomainError> {
+pub fn validate_new_problem(form: &ProblemForm, refs: &impl References) -> Result<ProblemFields, DomainError> {
     let mut e = Errors::new();
-    let project_id = e.check(required_ref(
-        refs,
-        Ref::Project,
-        "project_id",
-        &form.project_id,
-    ));
+    let project_id = e.check(required_ref(refs, Ref::Project, "project_id", &form.project_id));
     let title = e.check(required_text("title", &form.title, TITLE_MAX));
-    let description = e
-        .check(optional_text(
-            "description",
-            form.description.as_deref(),
-            DESCRIPTION_MAX,
-        ))
-        .flatten();
+    let description = e.check(optional_text("description", form.description.as_deref(), DESCRIPTION_MAX)).flatten();
     let source = e.check(ProblemSource::parse_field("source", &form.source));
     let priority = match form.priority.as_deref().map(str::trim) {
         None | Some("") => Some(Priority::P3),
         Some(p) => e.check(Priority::from_input("priority", p)),
     };
-    let service_id = e
-        .check(optional_ref(
-            refs,
-            Ref::Service,
-            "service_id",
-            form.service_id.as_deref(),
-        ))
-        .flatten();
+    let service_id = e.check(optional_ref(refs, Ref::Service, "service_id", form.service_id.as_deref())).flatten();
     let ci_ids = id_list(&mut e, refs, Ref::ConfigurationItem, "ci_ids", &form.ci_ids);
-    let incident_ids = id_list(
-        &mut e,
-        refs,
-        Ref::Incident,
-        "incident_ids",
-        &form.incident_ids,
-    );
+    let incident_ids = id_list(&mut e, refs, Ref::Incident, "incident_ids", &form.incident_ids);
     if let Some(source) = source
         && incident_ids.len() < source.min_incidents()
     {
         e.push(FieldError::new(
             "incident_ids",
             "too_few",
-            format!(
-                "a problem from {source} links at least {} incident(s)",
-                source.min_incidents()
-            ),
+            format!("a problem from {source} links at least {} incident(s)", source.min_incidents()),
         ));
     }
     e.finish()?;
     match (project_id, title, source, priority) {
-        (Some(project_id), Some(title), Some(source), Some(priority)) => Ok(ProblemFields {
-            project_id,
-            title,
-            description,
-            source,
-            priority,
-            service_id,
-            ci_ids,
-            incident_ids,
-        }),
+        (Some(project_id), Some(title), Some(source), Some(priority)) => {
+            Ok(ProblemFields { project_id, title, description, source, priority, service_id, ci_ids, incident_ids })
+        }
         _ => unreachable!("each missing value recorded an error above"),
     }
 }
@@ -195,42 +148,18 @@ mod tests {
     #[test]
     fn a_trend_problem() {
         let p = validate_new_problem(&form(), &refs).unwrap();
-        assert_eq!(
-            (p.title.as_str(), p.priority, p.source),
-            (
-                "Mailbox sync failures",
-                Priority::P3,
-                ProblemSource::IncidentTrend
-            )
-        );
+        assert_eq!((p.title.as_str(), p.priority, p.source), ("Mailbox sync failures", Priority::P3, ProblemSource::IncidentTrend));
         assert_eq!(p.incident_ids, ["inc-1", "inc-2"]);
     }
 
     #[test]
     fn sources_need_their_incidents() {
-        let one = ProblemForm {
-            incident_ids: vec!["inc-1".into(), "inc-1".into()],
-            ..form()
-        };
-        assert_eq!(
-            fields_of(validate_new_problem(&one, &refs).unwrap_err()),
-            [("incident_ids".to_string(), "too_few")]
-        );
-        let major = ProblemForm {
-            source: "major_incident".into(),
-            ..one.clone()
-        };
+        let one = ProblemForm { incident_ids: vec!["inc-1".into(), "inc-1".into()], ..form() };
+        assert_eq!(fields_of(validate_new_problem(&one, &refs).unwrap_err()), [("incident_ids".to_string(), "too_few")]);
+        let major = ProblemForm { source: "major_incident".into(), ..one.clone() };
         assert!(validate_new_problem(&major, &refs).is_ok());
-        let proactive = ProblemForm {
-            source: "proactive".into(),
-            incident_ids: vec![],
-            priority: Some("P2".into()),
-            ..form()
-        };
-        assert_eq!(
-            validate_new_problem(&proactive, &refs).unwrap().priority,
-            Priority::P2
-        );
+        let proactive = ProblemForm { source: "proactive".into(), incident_ids: vec![], priority: Some("P2".into()), ..form() };
+        assert_eq!(validate_new_problem(&proactive, &refs).unwrap().priority, Priority::P2);
     }
 
     #[test]

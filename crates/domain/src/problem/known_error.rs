@@ -77,10 +77,7 @@ impl KnownError {
 
     /// The portal's view, if the record is published, active and has a workaround to offer.
     pub fn for_portal(&self) -> Option<PortalKnownError> {
-        let workaround = self
-            .workaround
-            .clone()
-            .filter(|_| self.publish_to_portal && self.is_active())?;
+        let workaround = self.workaround.clone().filter(|_| self.publish_to_portal && self.is_active())?;
         Some(PortalKnownError {
             number: self.number,
             title: self.title.clone(),
@@ -102,10 +99,7 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 2, 2, 9, 0, 0).unwrap();
         let (mut p, _) = ProblemState::open("p-1", ProblemNumber::new(3).unwrap(), at);
         p.status = status;
-        p.assignment = Assignment {
-            team_id: Some("t".into()),
-            agent_id: None,
-        };
+        p.assignment = Assignment { team_id: Some("t".into()), agent_id: None };
         p.rca = Some(Rca {
             method: RcaMethod::FaultTree,
             findings: "f".into(),
@@ -113,11 +107,7 @@ mod tests {
             recorded_at: at,
             recorded_by: Actor::System,
         });
-        p.workaround = workaround.then(|| Workaround {
-            text: "use the backup URL".into(),
-            recorded_at: at,
-            recorded_by: Actor::System,
-        });
+        p.workaround = workaround.then(|| Workaround { text: "use the backup URL".into(), recorded_at: at, recorded_by: Actor::System });
         p.known_error = Some(KnownErrorEntry {
             number: KnownErrorNumber::new(9).unwrap(),
             title: "Portal unreachable".into(),
@@ -134,52 +124,21 @@ mod tests {
         let k = KnownError::of(&problem(Status::KnownError, false, true)).unwrap();
         assert_eq!(k.number.to_string(), "KE-000009");
         assert_eq!(k.problem_number.to_string(), "PRB-000003");
-        assert_eq!(
-            k.root_cause.as_deref(),
-            Some("internal hostname misconfigured")
-        );
+        assert_eq!(k.root_cause.as_deref(), Some("internal hostname misconfigured"));
         assert!(k.is_active());
-        let (none, _) = ProblemState::open(
-            "p",
-            ProblemNumber::new(1).unwrap(),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
-        );
+        let (none, _) = ProblemState::open("p", ProblemNumber::new(1).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
         assert_eq!(KnownError::of(&none), None);
     }
 
     #[test]
     fn the_portal_sees_published_active_workarounds_without_root_cause() {
-        let shown = KnownError::of(&problem(Status::KnownError, true, true))
-            .unwrap()
-            .for_portal()
-            .unwrap();
+        let shown = KnownError::of(&problem(Status::KnownError, true, true)).unwrap().for_portal().unwrap();
         assert_eq!(shown.workaround, "use the backup URL");
         let json = serde_json::to_string(&shown).unwrap();
         assert!(!json.contains("hostname"), "{json}");
-        assert!(
-            KnownError::of(&problem(Status::KnownError, false, true))
-                .unwrap()
-                .for_portal()
-                .is_none()
-        );
-        assert!(
-            KnownError::of(&problem(Status::KnownError, true, false))
-                .unwrap()
-                .for_portal()
-                .is_none()
-        );
-        assert!(
-            KnownError::of(&problem(Status::Resolved, true, true))
-                .unwrap()
-                .for_portal()
-                .is_none()
-        );
-        assert!(
-            KnownError::of(&problem(Status::UnderInvestigation, true, true))
-                .unwrap()
-                .for_portal()
-                .is_some(),
-            "reopened"
-        );
+        assert!(KnownError::of(&problem(Status::KnownError, false, true)).unwrap().for_portal().is_none());
+        assert!(KnownError::of(&problem(Status::KnownError, true, false)).unwrap().for_portal().is_none());
+        assert!(KnownError::of(&problem(Status::Resolved, true, true)).unwrap().for_portal().is_none());
+        assert!(KnownError::of(&problem(Status::UnderInvestigation, true, true)).unwrap().for_portal().is_some(), "reopened");
     }
 }

@@ -24,10 +24,7 @@ impl Status {
         !matches!(self, Status::Resolved | Status::Closed)
     }
     pub fn requires_assignment(self) -> bool {
-        matches!(
-            self,
-            Status::UnderInvestigation | Status::KnownError | Status::Resolved
-        )
+        matches!(self, Status::UnderInvestigation | Status::KnownError | Status::Resolved)
     }
 }
 
@@ -86,12 +83,7 @@ pub struct Transition {
 }
 
 const fn row(from: Status, action: Action, to: Status, guards: &'static [Guard]) -> Transition {
-    Transition {
-        from,
-        action,
-        to,
-        guards,
-    }
+    Transition { from, action, to, guards }
 }
 
 use Action as A;
@@ -105,72 +97,30 @@ const RESOLVE: &[Guard] = &[G::Staff, G::RootCauseKnown, G::ResolutionGiven];
 const CANCEL: &[Guard] = &[G::Staff, G::ReasonGiven];
 
 pub const TRANSITIONS: &[Transition] = &[
-    row(
-        S::New,
-        A::Investigate,
-        S::UnderInvestigation,
-        &[G::Staff, G::AssigneeGiven],
-    ),
-    row(
-        S::UnderInvestigation,
-        A::Reassign,
-        S::UnderInvestigation,
-        REASSIGN,
-    ),
+    row(S::New, A::Investigate, S::UnderInvestigation, &[G::Staff, G::AssigneeGiven]),
+    row(S::UnderInvestigation, A::Reassign, S::UnderInvestigation, REASSIGN),
     row(S::KnownError, A::Reassign, S::KnownError, REASSIGN),
-    row(
-        S::UnderInvestigation,
-        A::RecordRca,
-        S::UnderInvestigation,
-        RCA,
-    ),
+    row(S::UnderInvestigation, A::RecordRca, S::UnderInvestigation, RCA),
     row(S::KnownError, A::RecordRca, S::KnownError, RCA),
-    row(
-        S::UnderInvestigation,
-        A::RecordWorkaround,
-        S::UnderInvestigation,
-        WORKAROUND,
-    ),
-    row(
-        S::KnownError,
-        A::RecordWorkaround,
-        S::KnownError,
-        WORKAROUND,
-    ),
+    row(S::UnderInvestigation, A::RecordWorkaround, S::UnderInvestigation, WORKAROUND),
+    row(S::KnownError, A::RecordWorkaround, S::KnownError, WORKAROUND),
     row(
         S::UnderInvestigation,
         A::DeclareKnownError,
         S::KnownError,
-        &[
-            G::Staff,
-            G::RootCauseOrWorkaround,
-            G::KnownErrorGiven,
-            G::PublishableWorkaround,
-        ],
+        &[G::Staff, G::RootCauseOrWorkaround, G::KnownErrorGiven, G::PublishableWorkaround],
     ),
-    row(
-        S::KnownError,
-        A::SetPublication,
-        S::KnownError,
-        &[G::Staff, G::PublishableWorkaround],
-    ),
+    row(S::KnownError, A::SetPublication, S::KnownError, &[G::Staff, G::PublishableWorkaround]),
     row(S::UnderInvestigation, A::Resolve, S::Resolved, RESOLVE),
     row(S::KnownError, A::Resolve, S::Resolved, RESOLVE),
-    row(
-        S::Resolved,
-        A::Reopen,
-        S::UnderInvestigation,
-        &[G::Staff, G::ReasonGiven],
-    ),
+    row(S::Resolved, A::Reopen, S::UnderInvestigation, &[G::Staff, G::ReasonGiven]),
     row(S::Resolved, A::Close, S::Closed, &[G::Staff]),
     row(S::New, A::Cancel, S::Closed, CANCEL),
     row(S::UnderInvestigation, A::Cancel, S::Closed, CANCEL),
 ];
 
 pub fn transition(from: Status, action: Action) -> Option<&'static Transition> {
-    TRANSITIONS
-        .iter()
-        .find(|t| t.from == from && t.action == action)
+    TRANSITIONS.iter().find(|t| t.from == from && t.action == action)
 }
 
 impl Action {
@@ -218,57 +168,28 @@ mod tests {
     #[test]
     fn the_table_is_well_formed() {
         for (i, t) in TRANSITIONS.iter().enumerate() {
-            assert!(
-                TRANSITIONS[..i]
-                    .iter()
-                    .all(|u| (u.from, u.action) != (t.from, t.action)),
-                "row {i} repeated"
-            );
-            assert_eq!(
-                t.guards.first(),
-                Some(&Guard::Staff),
-                "row {i}: only staff act on problems"
-            );
-            let same_kind = TRANSITIONS
-                .iter()
-                .filter(|u| u.action == t.action)
-                .all(|u| (u.from == u.to) == (t.from == t.to));
-            assert!(
-                same_kind,
-                "{} is sometimes a change of status and sometimes not",
-                t.action
-            );
+            assert!(TRANSITIONS[..i].iter().all(|u| (u.from, u.action) != (t.from, t.action)), "row {i} repeated");
+            assert_eq!(t.guards.first(), Some(&Guard::Staff), "row {i}: only staff act on problems");
+            let same_kind = TRANSITIONS.iter().filter(|u| u.action == t.action).all(|u| (u.from == u.to) == (t.from == t.to));
+            assert!(same_kind, "{} is sometimes a change of status and sometimes not", t.action);
             if let Some(target) = t.action.target() {
                 assert_eq!(target, t.to);
             }
         }
         for &a in Action::ALL {
-            assert!(
-                TRANSITIONS.iter().any(|t| t.action == a),
-                "{a} is never allowed"
-            );
+            assert!(TRANSITIONS.iter().any(|t| t.action == a), "{a} is never allowed");
         }
         assert_eq!(reachable_from(Status::New).len(), Status::ALL.len());
-        assert_eq!(
-            reachable_from(Status::Closed),
-            [Status::Closed],
-            "closed problems are final"
-        );
+        assert_eq!(reachable_from(Status::Closed), [Status::Closed], "closed problems are final");
     }
 
     #[test]
     fn key_rules_are_in_the_table() {
         let declare = transition(Status::UnderInvestigation, Action::DeclareKnownError).unwrap();
         assert!(declare.guards.contains(&Guard::RootCauseOrWorkaround));
-        assert!(
-            transition(Status::New, Action::DeclareKnownError).is_none(),
-            "investigate first"
-        );
+        assert!(transition(Status::New, Action::DeclareKnownError).is_none(), "investigate first");
         assert!(transition(Status::New, Action::Resolve).is_none());
-        assert!(
-            transition(Status::KnownError, Action::Cancel).is_none(),
-            "known errors are resolved, not cancelled"
-        );
+        assert!(transition(Status::KnownError, Action::Cancel).is_none(), "known errors are resolved, not cancelled");
         assert!(transition(Status::Resolved, Action::RecordRca).is_none());
         assert_eq!(Action::RecordRca.target(), None);
         assert_eq!(Action::Resolve.target(), Some(Status::Resolved));

@@ -25,10 +25,7 @@ pub struct LinkedIncident {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IncidentFollowUp {
     /// Apply this command to the incident, as the system.
-    Apply {
-        incident_id: String,
-        command: IncidentCommand,
-    },
+    Apply { incident_id: String, command: IncidentCommand },
     /// The incident was never assigned, so it cannot be resolved yet: put it in front of the
     /// service desk, pointing at the problem's resolution.
     Triage { incident_id: String },
@@ -45,10 +42,7 @@ pub fn follow_ups_on_resolution(
     resolution: &ProblemResolution,
     linked: &[LinkedIncident],
 ) -> Vec<IncidentFollowUp> {
-    let notes: String = format!("{problem}: {}", resolution.notes)
-        .chars()
-        .take(RESOLUTION_NOTES_MAX)
-        .collect();
+    let notes: String = format!("{problem}: {}", resolution.notes).chars().take(RESOLUTION_NOTES_MAX).collect();
     let mut seen: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for incident in linked {
@@ -60,14 +54,8 @@ pub fn follow_ups_on_resolution(
         match incident.status {
             IncidentStatus::New => out.push(IncidentFollowUp::Triage { incident_id }),
             IncidentStatus::Assigned | IncidentStatus::InProgress | IncidentStatus::Pending => {
-                let command = IncidentCommand::Resolve {
-                    code: ResolutionCode::ResolvedByProblem,
-                    notes: notes.clone(),
-                };
-                out.push(IncidentFollowUp::Apply {
-                    incident_id,
-                    command,
-                });
+                let command = IncidentCommand::Resolve { code: ResolutionCode::ResolvedByProblem, notes: notes.clone() };
+                out.push(IncidentFollowUp::Apply { incident_id, command });
             }
             IncidentStatus::Resolved => out.push(IncidentFollowUp::NotifyReporter { incident_id }),
             IncidentStatus::Closed => {}
@@ -79,17 +67,11 @@ pub fn follow_ups_on_resolution(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::ticket::{
-        Actor, Assignment, Context, LifecyclePolicy, TicketState, apply,
-    };
+    use crate::incident::ticket::{Actor, Assignment, Context, LifecyclePolicy, TicketState, apply};
     use chrono::{TimeZone, Utc};
 
     fn linked(id: &str, kind: TicketKind, status: IncidentStatus) -> LinkedIncident {
-        LinkedIncident {
-            id: id.into(),
-            number: TicketNumber::new(kind, 1).unwrap(),
-            status,
-        }
+        LinkedIncident { id: id.into(), number: TicketNumber::new(kind, 1).unwrap(), status }
     }
     fn resolution(notes: &str) -> ProblemResolution {
         ProblemResolution {
@@ -117,22 +99,15 @@ mod tests {
         let out = follow_ups_on_resolution(prb, &resolution("patched the firmware"), &list);
         let resolve = |id: &str| IncidentFollowUp::Apply {
             incident_id: id.into(),
-            command: IncidentCommand::Resolve {
-                code: ResolutionCode::ResolvedByProblem,
-                notes: "PRB-000012: patched the firmware".into(),
-            },
+            command: IncidentCommand::Resolve { code: ResolutionCode::ResolvedByProblem, notes: "PRB-000012: patched the firmware".into() },
         };
         assert_eq!(
             out,
             [
-                IncidentFollowUp::Triage {
-                    incident_id: "a".into()
-                },
+                IncidentFollowUp::Triage { incident_id: "a".into() },
                 resolve("b"),
                 resolve("c"),
-                IncidentFollowUp::NotifyReporter {
-                    incident_id: "d".into()
-                },
+                IncidentFollowUp::NotifyReporter { incident_id: "d".into() },
                 resolve("g"),
             ]
         );
@@ -141,36 +116,21 @@ mod tests {
     #[test]
     fn the_resolve_commands_are_accepted_by_the_incident_lifecycle() {
         let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
-        let (mut ticket, _) = TicketState::open(
-            "b",
-            TicketNumber::new(TicketKind::Incident, 1).unwrap(),
-            "c",
-            at,
-        );
+        let (mut ticket, _) = TicketState::open("b", TicketNumber::new(TicketKind::Incident, 1).unwrap(), "c", at);
         ticket.status = IncidentStatus::Pending;
-        ticket.assignment = Assignment {
-            team_id: Some("t".into()),
-            agent_id: None,
-        };
-        ticket.pending = Some(crate::incident::ticket::Pending {
-            reason: crate::incident::lifecycle::PendingReason::WaitingForChange,
-            note: None,
-        });
+        ticket.assignment = Assignment { team_id: Some("t".into()), agent_id: None };
+        ticket.pending =
+            Some(crate::incident::ticket::Pending { reason: crate::incident::lifecycle::PendingReason::WaitingForChange, note: None });
         let long = "x".repeat(RESOLUTION_NOTES_MAX);
         let out = follow_ups_on_resolution(
             ProblemNumber::new(1).unwrap(),
             &resolution(&long),
             &[linked("b", TicketKind::Incident, ticket.status)],
         );
-        let [IncidentFollowUp::Apply { command, .. }] = &out[..] else {
-            panic!("{out:?}")
-        };
+        let [IncidentFollowUp::Apply { command, .. }] = &out[..] else { panic!("{out:?}") };
         let policy = LifecyclePolicy::default();
         let applied = apply(&ticket, command, &Context::new(at, &Actor::System, &policy)).unwrap();
         assert_eq!(applied.state.status, IncidentStatus::Resolved);
-        assert_eq!(
-            applied.state.resolution.unwrap().notes.chars().count(),
-            RESOLUTION_NOTES_MAX
-        );
+        assert_eq!(applied.state.resolution.unwrap().notes.chars().count(), RESOLUTION_NOTES_MAX);
     }
 }

@@ -21,7 +21,6 @@ pub use lifecycle::{Action, Guard, Status, TRANSITIONS, Transition};
 pub use linked::{IncidentFollowUp, LinkedIncident, follow_ups_on_resolution};
 pub use number::{KnownErrorNumber, ProblemNumber};
 pub use record::{
-    Applied, Command, Context, Event, ProblemClosure, ProblemClosureKind, ProblemResolution,
-    ProblemState, Rca, RcaMethod, StatusLogEntry, Workaround, apply, available_actions,
-    check_status_log,
+    Applied, Command, Context, Event, ProblemClosure, ProblemClosureKind, ProblemResolution, ProblemState, Rca, RcaMethod, StatusLogEntry,
+    Workaround, apply, available_actions, check_status_log,
 };

@@ -66,19 +66,13 @@ mod tests {
         assert_eq!(ProblemNumber::new(1).unwrap().to_string(), "PRB-000001");
         assert_eq!(KnownErrorNumber::new(42).unwrap().to_string(), "KE-000042");
         assert_eq!(ProblemNumber::parse("prb-7"), ProblemNumber::new(7));
-        assert_eq!(
-            KnownErrorNumber::parse("KE-000042"),
-            KnownErrorNumber::new(42)
-        );
+        assert_eq!(KnownErrorNumber::parse("KE-000042"), KnownErrorNumber::new(42));
         for bad in ["KE-000001x", "PRB-000000", "INC-000001", "KE000001", ""] {
             assert_eq!(ProblemNumber::parse(bad), None, "{bad}");
         }
         assert_eq!(KnownErrorNumber::parse("PRB-000001"), None);
         assert_eq!(ProblemNumber::new(0), None);
-        assert_eq!(
-            serde_json::to_string(&KnownErrorNumber::new(3).unwrap()).unwrap(),
-            "\"KE-000003\""
-        );
+        assert_eq!(serde_json::to_string(&KnownErrorNumber::new(3).unwrap()).unwrap(), "\"KE-000003\"");
         assert!(serde_json::from_str::<ProblemNumber>("\"KE-000003\"").is_err());
     }
 

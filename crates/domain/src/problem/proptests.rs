@@ -31,28 +31,16 @@ struct Inputs {
 }
 
 fn inputs() -> impl Strategy<Value = Inputs> {
-    let team = prop_oneof![
-        Just(None),
-        Just(Some("net".to_string())),
-        Just(Some("apps".to_string()))
-    ];
-    (
-        team,
-        prop::sample::select(RcaMethod::ALL.to_vec()),
-        text(),
-        prop::option::of(text()),
-        any::<bool>(),
-    )
-        .prop_map(|(team_id, method, text, root_cause, publish)| Inputs {
-            assignment: Assignment {
-                team_id,
-                agent_id: None,
-            },
+    let team = prop_oneof![Just(None), Just(Some("net".to_string())), Just(Some("apps".to_string()))];
+    (team, prop::sample::select(RcaMethod::ALL.to_vec()), text(), prop::option::of(text()), any::<bool>()).prop_map(
+        |(team_id, method, text, root_cause, publish)| Inputs {
+            assignment: Assignment { team_id, agent_id: None },
             method,
             text,
             root_cause,
             publish,
-        })
+        },
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -71,17 +59,9 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn command(action: Action, i: Inputs, ke_seq: u64) -> Command {
     match action {
-        Action::Investigate => Command::Investigate {
-            assignment: i.assignment,
-        },
-        Action::Reassign => Command::Reassign {
-            assignment: i.assignment,
-        },
-        Action::RecordRca => Command::RecordRca {
-            method: i.method,
-            findings: i.text,
-            root_cause: i.root_cause,
-        },
+        Action::Investigate => Command::Investigate { assignment: i.assignment },
+        Action::Reassign => Command::Reassign { assignment: i.assignment },
+        Action::RecordRca => Command::RecordRca { method: i.method, findings: i.text, root_cause: i.root_cause },
         Action::RecordWorkaround => Command::RecordWorkaround { text: i.text },
         Action::DeclareKnownError => Command::DeclareKnownError {
             number: KnownErrorNumber::new(ke_seq).unwrap_or(KnownErrorNumber::new(1).unwrap()),
@@ -90,13 +70,8 @@ fn command(action: Action, i: Inputs, ke_seq: u64) -> Command {
             publish_to_portal: i.publish,
             language: if i.publish { Locale::ZhCn } else { Locale::En },
         },
-        Action::SetPublication => Command::SetPublication {
-            publish_to_portal: i.publish,
-        },
-        Action::Resolve => Command::Resolve {
-            notes: i.text,
-            fixing_change_id: i.root_cause,
-        },
+        Action::SetPublication => Command::SetPublication { publish_to_portal: i.publish },
+        Action::Resolve => Command::Resolve { notes: i.text, fixing_change_id: i.root_cause },
         Action::Reopen => Command::Reopen { reason: i.text },
         Action::Close => Command::Close,
         Action::Cancel => Command::Cancel { reason: i.text },

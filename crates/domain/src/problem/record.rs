@@ -96,11 +96,7 @@ pub struct ProblemState {
 }
 
 impl ProblemState {
-    pub fn open(
-        id: impl Into<String>,
-        number: ProblemNumber,
-        now: DateTime<Utc>,
-    ) -> (Self, StatusLogEntry) {
+    pub fn open(id: impl Into<String>, number: ProblemNumber, now: DateTime<Utc>) -> (Self, StatusLogEntry) {
         let state = ProblemState {
             id: id.into(),
             number,
@@ -114,15 +110,7 @@ impl ProblemState {
             closure: None,
             reopen_count: 0,
         };
-        (
-            state,
-            StatusLogEntry {
-                at: now,
-                from: None,
-                to: Status::New,
-                action: None,
-            },
-        )
+        (state, StatusLogEntry { at: now, from: None, to: Status::New, action: None })
     }
 
     pub fn root_cause(&self) -> Option<&str> {
@@ -136,48 +124,22 @@ impl ProblemState {
 
     /// Checks the rules every state reachable through [`apply`] obeys.
     pub fn check_invariants(&self) -> Result<(), DomainError> {
-        let closed_as_resolved =
-            matches!(&self.closure, Some(c) if c.kind == ProblemClosureKind::Resolved);
+        let closed_as_resolved = matches!(&self.closure, Some(c) if c.kind == ProblemClosureKind::Resolved);
         let cause_or_workaround = self.root_cause().is_some() || self.workaround.is_some();
         let broken = [
+            (self.status.requires_assignment() && self.assignment.is_empty(), "an assignment once investigated"),
+            (self.closure.is_some() != (self.status == Status::Closed), "a closure exactly when closed"),
             (
-                self.status.requires_assignment() && self.assignment.is_empty(),
-                "an assignment once investigated",
-            ),
-            (
-                self.closure.is_some() != (self.status == Status::Closed),
-                "a closure exactly when closed",
-            ),
-            (
-                self.resolution.is_some()
-                    != (self.status == Status::Resolved || closed_as_resolved),
+                self.resolution.is_some() != (self.status == Status::Resolved || closed_as_resolved),
                 "a resolution exactly when resolved or closed after resolution",
             ),
-            (
-                self.resolution.is_some() && self.root_cause().is_none(),
-                "a root cause when resolved",
-            ),
-            (
-                self.status == Status::KnownError && self.known_error.is_none(),
-                "a known error record when a known error",
-            ),
-            (
-                self.known_error.is_some() && !cause_or_workaround,
-                "a root cause or workaround in its known error",
-            ),
-            (
-                self.known_error
-                    .as_ref()
-                    .is_some_and(|k| k.publish_to_portal)
-                    && self.workaround.is_none(),
-                "a workaround when published",
-            ),
+            (self.resolution.is_some() && self.root_cause().is_none(), "a root cause when resolved"),
+            (self.status == Status::KnownError && self.known_error.is_none(), "a known error record when a known error"),
+            (self.known_error.is_some() && !cause_or_workaround, "a root cause or workaround in its known error"),
+            (self.known_error.as_ref().is_some_and(|k| k.publish_to_portal) && self.workaround.is_none(), "a workaround when published"),
         ];
         match broken.iter().find(|(bad, _)| *bad) {
-            Some((_, rule)) => Err(DomainError::Conflict(format!(
-                "problem {} is inconsistent: it must have {rule}",
-                self.number
-            ))),
+            Some((_, rule)) => Err(DomainError::Conflict(format!("problem {} is inconsistent: it must have {rule}", self.number))),
             None => Ok(()),
         }
     }
@@ -303,147 +265,58 @@ fn command_assignment(cmd: &Command) -> Option<&Assignment> {
 }
 
 fn normalized(a: &Assignment) -> Assignment {
-    let clean = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    };
-    Assignment {
-        team_id: clean(&a.team_id),
-        agent_id: clean(&a.agent_id),
-    }
+    let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    Assignment { team_id: clean(&a.team_id), agent_id: clean(&a.agent_id) }
 }
 
 /// Checks one guard. Without a command (`None`), only what depends on the actor and the problem
 /// is checked, which is what [`available_actions`] needs.
-fn check_guard(
-    guard: Guard,
-    state: &ProblemState,
-    cmd: Option<&Command>,
-    ctx: &Context<'_>,
-    e: &mut Errors,
-) {
+fn check_guard(guard: Guard, state: &ProblemState, cmd: Option<&Command>, ctx: &Context<'_>, e: &mut Errors) {
     let has_workaround = state.workaround.is_some();
     match (guard, cmd) {
         (Guard::Staff, _) if !ctx.actor.is_staff() => {
-            e.push(FieldError::new(
-                "actor",
-                "not_staff",
-                "only staff work on problems",
-            ));
+            e.push(FieldError::new("actor", "not_staff", "only staff work on problems"));
         }
-        (Guard::AssigneeGiven, Some(cmd))
-            if command_assignment(cmd).is_some_and(Assignment::is_empty) =>
-        {
-            e.push(FieldError::new(
-                "assignment",
-                "required",
-                "a team or an agent is required",
-            ));
+        (Guard::AssigneeGiven, Some(cmd)) if command_assignment(cmd).is_some_and(Assignment::is_empty) => {
+            e.push(FieldError::new("assignment", "required", "a team or an agent is required"));
         }
         (Guard::AssignmentChanges, Some(cmd))
-            if command_assignment(cmd)
-                .is_some_and(|a| normalized(a) == normalized(&state.assignment)) =>
+            if command_assignment(cmd).is_some_and(|a| normalized(a) == normalized(&state.assignment)) =>
         {
-            e.push(FieldError::new(
-                "assignment",
-                "unchanged",
-                "the problem is already assigned there",
-            ));
+            e.push(FieldError::new("assignment", "unchanged", "the problem is already assigned there"));
         }
-        (
-            Guard::RcaGiven,
-            Some(Command::RecordRca {
-                findings,
-                root_cause,
-                ..
-            }),
-        ) => {
+        (Guard::RcaGiven, Some(Command::RecordRca { findings, root_cause, .. })) => {
             e.check(required_text("findings", findings, FINDINGS_MAX));
-            let cause = e
-                .check(optional_text(
-                    "root_cause",
-                    root_cause.as_deref(),
-                    ROOT_CAUSE_MAX,
-                ))
-                .flatten();
+            let cause = e.check(optional_text("root_cause", root_cause.as_deref(), ROOT_CAUSE_MAX)).flatten();
             if state.known_error.is_some() && cause.is_none() && !has_workaround {
-                e.push(FieldError::new(
-                    "root_cause",
-                    "required",
-                    "the known error needs its root cause or a workaround",
-                ));
+                e.push(FieldError::new("root_cause", "required", "the known error needs its root cause or a workaround"));
             }
         }
         (Guard::WorkaroundGiven, Some(Command::RecordWorkaround { text })) => {
             e.check(required_text("workaround", text, WORKAROUND_MAX));
         }
         (Guard::RootCauseOrWorkaround, _) if state.root_cause().is_none() && !has_workaround => {
-            e.push(FieldError::new(
-                "root_cause",
-                "root_cause_or_workaround",
-                "record the root cause or a workaround first",
-            ));
+            e.push(FieldError::new("root_cause", "root_cause_or_workaround", "record the root cause or a workaround first"));
         }
-        (
-            Guard::KnownErrorGiven,
-            Some(Command::DeclareKnownError {
-                title, symptoms, ..
-            }),
-        ) => {
+        (Guard::KnownErrorGiven, Some(Command::DeclareKnownError { title, symptoms, .. })) => {
             e.check(required_text("title", title, TITLE_MAX));
             e.check(required_text("symptoms", symptoms, SYMPTOMS_MAX));
         }
         (
             Guard::PublishableWorkaround,
-            Some(
-                Command::SetPublication {
-                    publish_to_portal: true,
-                }
-                | Command::DeclareKnownError {
-                    publish_to_portal: true,
-                    ..
-                },
-            ),
+            Some(Command::SetPublication { publish_to_portal: true } | Command::DeclareKnownError { publish_to_portal: true, .. }),
         ) if !has_workaround => {
-            e.push(FieldError::new(
-                "publish_to_portal",
-                "workaround_required",
-                "only known errors with a workaround are published",
-            ));
+            e.push(FieldError::new("publish_to_portal", "workaround_required", "only known errors with a workaround are published"));
         }
         (Guard::RootCauseKnown, _) if state.root_cause().is_none() => {
-            e.push(FieldError::new(
-                "root_cause",
-                "required",
-                "a problem is resolved by removing its root cause: record it first",
-            ));
+            e.push(FieldError::new("root_cause", "required", "a problem is resolved by removing its root cause: record it first"));
         }
-        (
-            Guard::ResolutionGiven,
-            Some(Command::Resolve {
-                notes,
-                fixing_change_id,
-            }),
-        ) => {
-            e.check(required_text(
-                "resolution_notes",
-                notes,
-                RESOLUTION_NOTES_MAX,
-            ));
-            if let Some(id) = fixing_change_id
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                && (id.len() > crate::incident::refs::MAX_ID_LEN
-                    || id.chars().any(char::is_whitespace))
+        (Guard::ResolutionGiven, Some(Command::Resolve { notes, fixing_change_id })) => {
+            e.check(required_text("resolution_notes", notes, RESOLUTION_NOTES_MAX));
+            if let Some(id) = fixing_change_id.as_deref().map(str::trim).filter(|s| !s.is_empty())
+                && (id.len() > crate::incident::refs::MAX_ID_LEN || id.chars().any(char::is_whitespace))
             {
-                e.push(FieldError::new(
-                    "fixing_change_id",
-                    "invalid_id",
-                    "fixing_change_id is not a record id",
-                ));
+                e.push(FieldError::new("fixing_change_id", "invalid_id", "fixing_change_id is not a record id"));
             }
         }
         (Guard::ReasonGiven, Some(Command::Reopen { reason } | Command::Cancel { reason })) => {
@@ -455,21 +328,14 @@ fn check_guard(
 
 fn refused(state: &ProblemState, action: Action) -> DomainError {
     let to = action.target().map_or(action.as_str(), Status::as_str);
-    DomainError::InvalidTransition {
-        from: state.status.as_str().into(),
-        to: to.into(),
-    }
+    DomainError::InvalidTransition { from: state.status.as_str().into(), to: to.into() }
 }
 
 /// Applies `cmd` to `problem`: finds the row of [`TRANSITIONS`], checks every guard (reporting
 /// all failures at once) and returns the new state and its events. A refused action names the
 /// status it would lead to, or itself for work within a status. Status log instants never go
 /// back, even if this server's clock is slightly behind the one that wrote the previous entry.
-pub fn apply(
-    problem: &ProblemState,
-    cmd: &Command,
-    ctx: &Context<'_>,
-) -> Result<Applied, DomainError> {
+pub fn apply(problem: &ProblemState, cmd: &Command, ctx: &Context<'_>) -> Result<Applied, DomainError> {
     let action = cmd.action();
     let row = transition(problem.status, action).ok_or_else(|| refused(problem, action))?;
     let mut errors = Errors::new();
@@ -486,48 +352,18 @@ pub fn apply(
     match cmd {
         Command::Investigate { assignment } | Command::Reassign { assignment } => {
             next.assignment = normalized(assignment);
-            events.push(Event::AssignmentChanged {
-                previous: problem.assignment.clone(),
-                current: next.assignment.clone(),
-            });
+            events.push(Event::AssignmentChanged { previous: problem.assignment.clone(), current: next.assignment.clone() });
         }
-        Command::RecordRca {
-            method,
-            findings,
-            root_cause,
-        } => {
-            let root_cause = root_cause
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from);
-            events.push(Event::RcaRecorded {
-                method: *method,
-                root_cause_identified: root_cause.is_some(),
-            });
-            next.rca = Some(Rca {
-                method: *method,
-                findings: trimmed(findings),
-                root_cause,
-                recorded_at: at,
-                recorded_by: actor,
-            });
+        Command::RecordRca { method, findings, root_cause } => {
+            let root_cause = root_cause.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+            events.push(Event::RcaRecorded { method: *method, root_cause_identified: root_cause.is_some() });
+            next.rca = Some(Rca { method: *method, findings: trimmed(findings), root_cause, recorded_at: at, recorded_by: actor });
         }
         Command::RecordWorkaround { text } => {
-            next.workaround = Some(Workaround {
-                text: trimmed(text),
-                recorded_at: at,
-                recorded_by: actor,
-            });
+            next.workaround = Some(Workaround { text: trimmed(text), recorded_at: at, recorded_by: actor });
             events.push(Event::WorkaroundRecorded);
         }
-        Command::DeclareKnownError {
-            number,
-            title,
-            symptoms,
-            publish_to_portal,
-            language,
-        } => {
+        Command::DeclareKnownError { number, title, symptoms, publish_to_portal, language } => {
             next.known_error = Some(KnownErrorEntry {
                 number: *number,
                 title: trimmed(title),
@@ -542,75 +378,38 @@ pub fn apply(
                 k.publish_to_portal = *publish_to_portal;
             }
         }
-        Command::Resolve {
-            notes,
-            fixing_change_id,
-        } => {
-            let fixing_change_id = fixing_change_id
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from);
-            next.resolution = Some(ProblemResolution {
-                notes: trimmed(notes),
-                fixing_change_id,
-                resolved_at: at,
-                resolved_by: actor,
-            });
+        Command::Resolve { notes, fixing_change_id } => {
+            let fixing_change_id = fixing_change_id.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+            next.resolution = Some(ProblemResolution { notes: trimmed(notes), fixing_change_id, resolved_at: at, resolved_by: actor });
             events.push(Event::Resolved);
         }
         Command::Reopen { reason } => {
             next.resolution = None;
             next.reopen_count += 1;
-            events.push(Event::Reopened {
-                reason: trimmed(reason),
-            });
+            events.push(Event::Reopened { reason: trimmed(reason) });
         }
         Command::Close => {
-            next.closure = Some(ProblemClosure {
-                kind: ProblemClosureKind::Resolved,
-                closed_at: at,
-                closed_by: actor,
-            });
+            next.closure = Some(ProblemClosure { kind: ProblemClosureKind::Resolved, closed_at: at, closed_by: actor });
         }
         Command::Cancel { reason } => {
-            let kind = ProblemClosureKind::Cancelled {
-                reason: trimmed(reason),
-            };
-            next.closure = Some(ProblemClosure {
-                kind,
-                closed_at: at,
-                closed_by: actor,
-            });
+            let kind = ProblemClosureKind::Cancelled { reason: trimmed(reason) };
+            next.closure = Some(ProblemClosure { kind, closed_at: at, closed_by: actor });
         }
     }
     next.status = row.to;
     if let (Some(c), None) = (&next.closure, &problem.closure) {
-        events.push(Event::Closed {
-            kind: c.kind.clone(),
-        });
+        events.push(Event::Closed { kind: c.kind.clone() });
     }
     if next.status != problem.status {
         next.status_changed_at = at;
-        events.insert(
-            0,
-            Event::StatusChanged(StatusLogEntry {
-                at,
-                from: Some(problem.status),
-                to: next.status,
-                action: Some(action),
-            }),
-        );
+        events.insert(0, Event::StatusChanged(StatusLogEntry { at, from: Some(problem.status), to: next.status, action: Some(action) }));
     }
     if let Some(after) = next.known_error_record()
         && problem.known_error_record().as_ref() != Some(&after)
     {
         events.push(Event::KnownErrorChanged(after));
     }
-    Ok(Applied {
-        state: next,
-        events,
-    })
+    Ok(Applied { state: next, events })
 }
 
 /// The actions `ctx.actor` may take on this problem now, judged on who they are and on the
@@ -633,45 +432,21 @@ pub fn available_actions(problem: &ProblemState, ctx: &Context<'_>) -> Vec<Actio
 /// Checks a problem's status log: it starts new, each entry continues the previous one along a
 /// row of [`TRANSITIONS`], and instants never go back. Returns the status the problem must be in.
 pub fn check_status_log(entries: &[StatusLogEntry]) -> Result<Status, DomainError> {
-    let bad = |i: usize, code: &'static str, message: &str| {
-        DomainError::field(format!("status_log[{i}]"), code, message)
-    };
-    let first = entries
-        .first()
-        .ok_or_else(|| DomainError::field("status_log", "required", "the status log is empty"))?;
+    let bad = |i: usize, code: &'static str, message: &str| DomainError::field(format!("status_log[{i}]"), code, message);
+    let first = entries.first().ok_or_else(|| DomainError::field("status_log", "required", "the status log is empty"))?;
     if first.from.is_some() || first.to != Status::New || first.action.is_some() {
-        return Err(bad(
-            0,
-            "invalid_start",
-            "a problem's log starts with it being raised as new",
-        ));
+        return Err(bad(0, "invalid_start", "a problem's log starts with it being raised as new"));
     }
     for (i, pair) in entries.windows(2).enumerate() {
         let (prev, e) = (&pair[0], &pair[1]);
         if e.at < prev.at {
-            return Err(bad(
-                i + 1,
-                "out_of_order",
-                "a status change is earlier than the one before it",
-            ));
+            return Err(bad(i + 1, "out_of_order", "a status change is earlier than the one before it"));
         }
         if e.from != Some(prev.to) {
-            return Err(bad(
-                i + 1,
-                "broken_chain",
-                "a status change does not start where the previous one ended",
-            ));
+            return Err(bad(i + 1, "broken_chain", "a status change does not start where the previous one ended"));
         }
-        if !e
-            .action
-            .and_then(|a| transition(prev.to, a))
-            .is_some_and(|t| t.to == e.to && t.from != t.to)
-        {
-            return Err(bad(
-                i + 1,
-                "not_in_lifecycle",
-                "a status change is not in the lifecycle table",
-            ));
+        if !e.action.and_then(|a| transition(prev.to, a)).is_some_and(|t| t.to == e.to && t.from != t.to) {
+            return Err(bad(i + 1, "not_in_lifecycle", "a status change is not in the lifecycle table"));
         }
     }
     Ok(entries.last().unwrap_or(first).to)
@@ -692,10 +467,7 @@ mod tests {
         Actor::Staff("analyst".into())
     }
     fn team(id: &str) -> Assignment {
-        Assignment {
-            team_id: Some(id.into()),
-            agent_id: None,
-        }
+        Assignment { team_id: Some(id.into()), agent_id: None }
     }
     fn codes(e: DomainError) -> Vec<&'static str> {
         match e {
@@ -704,11 +476,7 @@ mod tests {
         }
     }
     fn rca(root_cause: Option<&str>) -> Command {
-        Command::RecordRca {
-            method: RcaMethod::FiveWhys,
-            findings: "why ×5".into(),
-            root_cause: root_cause.map(String::from),
-        }
+        Command::RecordRca { method: RcaMethod::FiveWhys, findings: "why ×5".into(), root_cause: root_cause.map(String::from) }
     }
     fn declare(publish: bool) -> Command {
         Command::DeclareKnownError {
@@ -720,10 +488,7 @@ mod tests {
         }
     }
     fn resolve() -> Command {
-        Command::Resolve {
-            notes: "driver upgraded by CHG-000012".into(),
-            fixing_change_id: Some(" chg-12 ".into()),
-        }
+        Command::Resolve { notes: "driver upgraded by CHG-000012".into(), fixing_change_id: Some(" chg-12 ".into()) }
     }
 
     struct Run {
@@ -734,18 +499,13 @@ mod tests {
     impl Run {
         fn new() -> Self {
             let (state, first) = ProblemState::open("p-1", ProblemNumber::new(1).unwrap(), t0());
-            Run {
-                state,
-                log: vec![first],
-            }
+            Run { state, log: vec![first] }
         }
         fn try_do(&self, at: DateTime<Utc>, cmd: Command) -> Result<Applied, DomainError> {
             apply(&self.state, &cmd, &Context::new(at, &analyst()))
         }
         fn ok(&mut self, at: DateTime<Utc>, cmd: Command) -> Vec<Event> {
-            let applied = self
-                .try_do(at, cmd)
-                .unwrap_or_else(|e| panic!("refused: {e:?}"));
+            let applied = self.try_do(at, cmd).unwrap_or_else(|e| panic!("refused: {e:?}"));
             if let Some(e) = applied.status_log_entry() {
                 self.log.push(e.clone());
             }
@@ -755,12 +515,7 @@ mod tests {
             applied.events
         }
         fn investigating(mut self) -> Self {
-            self.ok(
-                hours(1),
-                Command::Investigate {
-                    assignment: team("network"),
-                },
-            );
+            self.ok(hours(1), Command::Investigate { assignment: team("network") });
             self
         }
     }
@@ -772,80 +527,32 @@ mod tests {
     #[test]
     fn full_lifecycle() {
         let mut run = Run::new().investigating();
-        run.ok(
-            hours(2),
-            Command::RecordWorkaround {
-                text: " reconnect manually ".into(),
-            },
-        );
+        run.ok(hours(2), Command::RecordWorkaround { text: " reconnect manually ".into() });
         let events = run.ok(hours(3), declare(true));
-        let Some(Event::KnownErrorChanged(ke)) = events.last() else {
-            panic!("{events:?}")
-        };
-        assert_eq!(
-            (ke.workaround.as_deref(), ke.root_cause.as_deref()),
-            (Some("reconnect manually"), None)
-        );
+        let Some(Event::KnownErrorChanged(ke)) = events.last() else { panic!("{events:?}") };
+        assert_eq!((ke.workaround.as_deref(), ke.root_cause.as_deref()), (Some("reconnect manually"), None));
         assert!(ke.for_portal().is_some());
         run.ok(hours(4), rca(Some("NIC driver power management bug")));
         let events = run.ok(hours(5), resolve());
         assert!(events.contains(&Event::Resolved));
-        let Some(Event::KnownErrorChanged(ke)) = events.last() else {
-            panic!("{events:?}")
-        };
-        assert!(
-            ke.for_portal().is_none(),
-            "a resolved known error leaves the portal"
-        );
-        assert_eq!(
-            run.state
-                .resolution
-                .as_ref()
-                .unwrap()
-                .fixing_change_id
-                .as_deref(),
-            Some("chg-12")
-        );
+        let Some(Event::KnownErrorChanged(ke)) = events.last() else { panic!("{events:?}") };
+        assert!(ke.for_portal().is_none(), "a resolved known error leaves the portal");
+        assert_eq!(run.state.resolution.as_ref().unwrap().fixing_change_id.as_deref(), Some("chg-12"));
         run.ok(hours(6), Command::Close);
         let statuses: Vec<Status> = run.log.iter().map(|e| e.to).collect();
-        assert_eq!(
-            statuses,
-            [
-                Status::New,
-                Status::UnderInvestigation,
-                Status::KnownError,
-                Status::Resolved,
-                Status::Closed
-            ]
-        );
+        assert_eq!(statuses, [Status::New, Status::UnderInvestigation, Status::KnownError, Status::Resolved, Status::Closed]);
         assert!(available_actions(&run.state, &Context::new(hours(7), &analyst())).is_empty());
     }
 
     #[test]
     fn investigation_needs_staff_and_an_assignee() {
         let run = Run::new();
-        let nobody = Command::Investigate {
-            assignment: Assignment::default(),
-        };
-        assert_eq!(
-            codes(run.try_do(hours(1), nobody).unwrap_err()),
-            ["required"]
-        );
-        let by_customer = apply(
-            &run.state,
-            &Command::Investigate {
-                assignment: team("x"),
-            },
-            &Context::new(hours(1), &Actor::Contact("c".into())),
-        );
+        let nobody = Command::Investigate { assignment: Assignment::default() };
+        assert_eq!(codes(run.try_do(hours(1), nobody).unwrap_err()), ["required"]);
+        let by_customer =
+            apply(&run.state, &Command::Investigate { assignment: team("x") }, &Context::new(hours(1), &Actor::Contact("c".into())));
         assert_eq!(codes(by_customer.unwrap_err()), ["not_staff"]);
-        for cmd in [
-            rca(None),
-            Command::RecordWorkaround { text: "x".into() },
-            declare(false),
-            resolve(),
-            Command::Close,
-        ] {
+        for cmd in [rca(None), Command::RecordWorkaround { text: "x".into() }, declare(false), resolve(), Command::Close] {
             assert!(is_refused_transition(run.try_do(hours(1), cmd)));
         }
     }
@@ -853,73 +560,30 @@ mod tests {
     #[test]
     fn reassigning_must_change_something() {
         let mut run = Run::new().investigating();
-        assert_eq!(
-            codes(
-                run.try_do(
-                    hours(2),
-                    Command::Reassign {
-                        assignment: team(" network ")
-                    }
-                )
-                .unwrap_err()
-            ),
-            ["unchanged"]
-        );
-        let events = run.ok(
-            hours(2),
-            Command::Reassign {
-                assignment: team("servers"),
-            },
-        );
+        assert_eq!(codes(run.try_do(hours(2), Command::Reassign { assignment: team(" network ") }).unwrap_err()), ["unchanged"]);
+        let events = run.ok(hours(2), Command::Reassign { assignment: team("servers") });
         assert_eq!(events.len(), 1, "no status change: {events:?}");
     }
 
     #[test]
     fn rca_and_workaround_validation() {
         let mut run = Run::new().investigating();
-        let empty = Command::RecordRca {
-            method: RcaMethod::Ishikawa,
-            findings: " ".into(),
-            root_cause: Some("x".repeat(ROOT_CAUSE_MAX + 1)),
-        };
-        assert_eq!(
-            codes(run.try_do(hours(2), empty).unwrap_err()),
-            ["required", "too_long"]
-        );
-        assert_eq!(
-            codes(
-                run.try_do(hours(2), Command::RecordWorkaround { text: "".into() })
-                    .unwrap_err()
-            ),
-            ["required"]
-        );
+        let empty =
+            Command::RecordRca { method: RcaMethod::Ishikawa, findings: " ".into(), root_cause: Some("x".repeat(ROOT_CAUSE_MAX + 1)) };
+        assert_eq!(codes(run.try_do(hours(2), empty).unwrap_err()), ["required", "too_long"]);
+        assert_eq!(codes(run.try_do(hours(2), Command::RecordWorkaround { text: "".into() }).unwrap_err()), ["required"]);
         let events = run.ok(hours(2), rca(None));
-        assert_eq!(
-            events,
-            [Event::RcaRecorded {
-                method: RcaMethod::FiveWhys,
-                root_cause_identified: false
-            }]
-        );
+        assert_eq!(events, [Event::RcaRecorded { method: RcaMethod::FiveWhys, root_cause_identified: false }]);
         assert!(run.state.root_cause().is_none());
     }
 
     #[test]
     fn known_error_needs_root_cause_or_workaround() {
         let mut run = Run::new().investigating();
-        assert_eq!(
-            codes(run.try_do(hours(2), declare(false)).unwrap_err()),
-            ["root_cause_or_workaround"]
-        );
-        assert!(
-            !available_actions(&run.state, &Context::new(hours(2), &analyst()))
-                .contains(&Action::DeclareKnownError)
-        );
+        assert_eq!(codes(run.try_do(hours(2), declare(false)).unwrap_err()), ["root_cause_or_workaround"]);
+        assert!(!available_actions(&run.state, &Context::new(hours(2), &analyst())).contains(&Action::DeclareKnownError));
         run.ok(hours(2), rca(Some("expired certificate")));
-        assert!(
-            available_actions(&run.state, &Context::new(hours(2), &analyst()))
-                .contains(&Action::DeclareKnownError)
-        );
+        assert!(available_actions(&run.state, &Context::new(hours(2), &analyst())).contains(&Action::DeclareKnownError));
         let blank = Command::DeclareKnownError {
             number: KnownErrorNumber::new(2).unwrap(),
             title: "".into(),
@@ -927,77 +591,27 @@ mod tests {
             publish_to_portal: true,
             language: Locale::En,
         };
-        assert_eq!(
-            codes(run.try_do(hours(3), blank).unwrap_err()),
-            ["required", "required", "workaround_required"]
-        );
+        assert_eq!(codes(run.try_do(hours(3), blank).unwrap_err()), ["required", "required", "workaround_required"]);
         run.ok(hours(3), declare(false));
         assert_eq!(run.state.status, Status::KnownError);
-        assert_eq!(
-            codes(run.try_do(hours(4), rca(None)).unwrap_err()),
-            ["required"],
-            "the known error would lose its content"
-        );
-        assert_eq!(
-            codes(
-                run.try_do(
-                    hours(4),
-                    Command::SetPublication {
-                        publish_to_portal: true
-                    }
-                )
-                .unwrap_err()
-            ),
-            ["workaround_required"]
-        );
-        run.ok(
-            hours(4),
-            Command::RecordWorkaround {
-                text: "renew by hand".into(),
-            },
-        );
-        let events = run.ok(
-            hours(5),
-            Command::SetPublication {
-                publish_to_portal: true,
-            },
-        );
+        assert_eq!(codes(run.try_do(hours(4), rca(None)).unwrap_err()), ["required"], "the known error would lose its content");
+        assert_eq!(codes(run.try_do(hours(4), Command::SetPublication { publish_to_portal: true }).unwrap_err()), ["workaround_required"]);
+        run.ok(hours(4), Command::RecordWorkaround { text: "renew by hand".into() });
+        let events = run.ok(hours(5), Command::SetPublication { publish_to_portal: true });
         assert!(matches!(&events[..], [Event::KnownErrorChanged(k)] if k.publish_to_portal));
         run.ok(hours(6), rca(None));
-        assert!(is_refused_transition(
-            run.try_do(hours(6), Command::Cancel { reason: "x".into() })
-        ));
+        assert!(is_refused_transition(run.try_do(hours(6), Command::Cancel { reason: "x".into() })));
     }
 
     #[test]
     fn resolving_needs_the_root_cause_and_notes() {
         let mut run = Run::new().investigating();
-        run.ok(
-            hours(2),
-            Command::RecordWorkaround {
-                text: "restart".into(),
-            },
-        );
-        let no_notes = Command::Resolve {
-            notes: " ".into(),
-            fixing_change_id: Some("has space".into()),
-        };
-        assert_eq!(
-            codes(run.try_do(hours(3), no_notes).unwrap_err()),
-            ["required", "required", "invalid_id"]
-        );
+        run.ok(hours(2), Command::RecordWorkaround { text: "restart".into() });
+        let no_notes = Command::Resolve { notes: " ".into(), fixing_change_id: Some("has space".into()) };
+        assert_eq!(codes(run.try_do(hours(3), no_notes).unwrap_err()), ["required", "required", "invalid_id"]);
         run.ok(hours(3), rca(Some("memory leak")));
-        run.ok(
-            hours(4),
-            Command::Resolve {
-                notes: "patched".into(),
-                fixing_change_id: Some("  ".into()),
-            },
-        );
-        assert_eq!(
-            run.state.resolution.as_ref().unwrap().fixing_change_id,
-            None
-        );
+        run.ok(hours(4), Command::Resolve { notes: "patched".into(), fixing_change_id: Some("  ".into()) });
+        assert_eq!(run.state.resolution.as_ref().unwrap().fixing_change_id, None);
     }
 
     #[test]
@@ -1005,64 +619,20 @@ mod tests {
         let mut run = Run::new().investigating();
         run.ok(hours(2), rca(Some("cause")));
         run.ok(hours(3), resolve());
-        assert_eq!(
-            codes(
-                run.try_do(hours(4), Command::Reopen { reason: "".into() })
-                    .unwrap_err()
-            ),
-            ["required"]
-        );
-        let events = run.ok(
-            hours(4),
-            Command::Reopen {
-                reason: "it recurred".into(),
-            },
-        );
-        assert!(events.contains(&Event::Reopened {
-            reason: "it recurred".into()
-        }));
-        assert_eq!(
-            (
-                run.state.status,
-                run.state.reopen_count,
-                run.state.resolution.is_none()
-            ),
-            (Status::UnderInvestigation, 1, true)
-        );
-        let events = run.ok(
-            hours(5),
-            Command::Cancel {
-                reason: "duplicate of PRB-000002".into(),
-            },
-        );
+        assert_eq!(codes(run.try_do(hours(4), Command::Reopen { reason: "".into() }).unwrap_err()), ["required"]);
+        let events = run.ok(hours(4), Command::Reopen { reason: "it recurred".into() });
+        assert!(events.contains(&Event::Reopened { reason: "it recurred".into() }));
+        assert_eq!((run.state.status, run.state.reopen_count, run.state.resolution.is_none()), (Status::UnderInvestigation, 1, true));
+        let events = run.ok(hours(5), Command::Cancel { reason: "duplicate of PRB-000002".into() });
         assert_eq!(
             events.last().unwrap(),
-            &Event::Closed {
-                kind: ProblemClosureKind::Cancelled {
-                    reason: "duplicate of PRB-000002".into()
-                }
-            }
+            &Event::Closed { kind: ProblemClosureKind::Cancelled { reason: "duplicate of PRB-000002".into() } }
         );
-        assert!(
-            is_refused_transition(run.try_do(hours(6), Command::Reopen { reason: "x".into() })),
-            "closed problems are final"
-        );
+        assert!(is_refused_transition(run.try_do(hours(6), Command::Reopen { reason: "x".into() })), "closed problems are final");
 
         let mut fresh = Run::new();
-        assert_eq!(
-            codes(
-                fresh
-                    .try_do(hours(1), Command::Cancel { reason: " ".into() })
-                    .unwrap_err()
-            ),
-            ["required"]
-        );
-        fresh.ok(
-            hours(1),
-            Command::Cancel {
-                reason: "not a problem".into(),
-            },
-        );
+        assert_eq!(codes(fresh.try_do(hours(1), Command::Cancel { reason: " ".into() }).unwrap_err()), ["required"]);
+        fresh.ok(hours(1), Command::Cancel { reason: "not a problem".into() });
     }
 
     #[test]
@@ -1070,17 +640,11 @@ mod tests {
         let run = Run::new();
         assert_eq!(
             run.try_do(hours(1), resolve()).unwrap_err(),
-            DomainError::InvalidTransition {
-                from: "new".into(),
-                to: "resolved".into()
-            }
+            DomainError::InvalidTransition { from: "new".into(), to: "resolved".into() }
         );
         assert_eq!(
             run.try_do(hours(1), rca(None)).unwrap_err(),
-            DomainError::InvalidTransition {
-                from: "new".into(),
-                to: "record_rca".into()
-            }
+            DomainError::InvalidTransition { from: "new".into(), to: "record_rca".into() }
         );
     }
 
@@ -1093,17 +657,11 @@ mod tests {
         assert_eq!(check_status_log(&run.log).unwrap(), Status::Resolved);
         let mut bad = run.log.clone();
         bad[2].action = Some(Action::Close);
-        assert_eq!(
-            codes(check_status_log(&bad).unwrap_err()),
-            ["not_in_lifecycle"]
-        );
+        assert_eq!(codes(check_status_log(&bad).unwrap_err()), ["not_in_lifecycle"]);
         let mut bad = run.log.clone();
         bad[1].at = hours(5);
         assert_eq!(codes(check_status_log(&bad).unwrap_err()), ["out_of_order"]);
-        assert_eq!(
-            codes(check_status_log(&run.log[1..]).unwrap_err()),
-            ["invalid_start"]
-        );
+        assert_eq!(codes(check_status_log(&run.log[1..]).unwrap_err()), ["invalid_start"]);
     }
 
     #[test]
@@ -1114,13 +672,7 @@ mod tests {
         assert_eq!(json["status"], "under_investigation");
         assert_eq!(json["number"], "PRB-000001");
         assert_eq!(json["rca"]["method"], "five_whys");
-        assert_eq!(
-            serde_json::from_value::<ProblemState>(json).unwrap(),
-            run.state
-        );
-        assert_eq!(
-            serde_json::to_value(declare(false)).unwrap()["language"],
-            "zh-CN"
-        );
+        assert_eq!(serde_json::from_value::<ProblemState>(json).unwrap(), run.state);
+        assert_eq!(serde_json::to_value(declare(false)).unwrap()["language"], "zh-CN");
     }
 }

@@ -109,11 +109,7 @@ pub struct ReleaseTransition {
 use ReleaseRequirement as R;
 use ReleaseStatus as S;
 
-const fn t(
-    from: ReleaseStatus,
-    to: ReleaseStatus,
-    requires: &'static [ReleaseRequirement],
-) -> ReleaseTransition {
+const fn t(from: ReleaseStatus, to: ReleaseStatus, requires: &'static [ReleaseRequirement]) -> ReleaseTransition {
     ReleaseTransition { from, to, requires }
 }
 
@@ -130,16 +126,11 @@ pub const RELEASE_TRANSITIONS: &[ReleaseTransition] = &[
     t(S::Reviewed, S::Closed, &[]),
 ];
 
-pub fn release_transitions_from(
-    from: ReleaseStatus,
-) -> impl Iterator<Item = &'static ReleaseTransition> {
+pub fn release_transitions_from(from: ReleaseStatus) -> impl Iterator<Item = &'static ReleaseTransition> {
     RELEASE_TRANSITIONS.iter().filter(move |t| t.from == from)
 }
 
-pub fn find_release_transition(
-    from: ReleaseStatus,
-    to: ReleaseStatus,
-) -> Option<&'static ReleaseTransition> {
+pub fn find_release_transition(from: ReleaseStatus, to: ReleaseStatus) -> Option<&'static ReleaseTransition> {
     release_transitions_from(from).find(|t| t.to == to)
 }
 
@@ -154,12 +145,7 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 4] = [
-        StageKind::Build,
-        StageKind::Test,
-        StageKind::Acceptance,
-        StageKind::Deployment,
-    ];
+    pub const ALL: [StageKind; 4] = [StageKind::Build, StageKind::Test, StageKind::Acceptance, StageKind::Deployment];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,21 +198,14 @@ mod tests {
             assert_eq!(StageKind::ALL[k.index()], k);
         }
         assert_eq!(StageKind::Build.previous(), None);
-        assert_eq!(
-            StageKind::Deployment.previous(),
-            Some(StageKind::Acceptance)
-        );
+        assert_eq!(StageKind::Deployment.previous(), Some(StageKind::Acceptance));
     }
 
     #[test]
     fn table_shape() {
         for (i, a) in RELEASE_TRANSITIONS.iter().enumerate() {
             assert!(!a.from.is_terminal());
-            assert!(
-                RELEASE_TRANSITIONS[i + 1..]
-                    .iter()
-                    .all(|b| (a.from, a.to) != (b.from, b.to))
-            );
+            assert!(RELEASE_TRANSITIONS[i + 1..].iter().all(|b| (a.from, a.to) != (b.from, b.to)));
         }
         let mut seen = vec![ReleaseStatus::Planned];
         let mut i = 0;
@@ -238,11 +217,7 @@ mod tests {
             }
             i += 1;
         }
-        assert_eq!(
-            seen.len(),
-            ReleaseStatus::ALL.len(),
-            "every status is reachable"
-        );
+        assert_eq!(seen.len(), ReleaseStatus::ALL.len(), "every status is reachable");
         assert!(find_release_transition(ReleaseStatus::Planned, ReleaseStatus::Deployed).is_none());
     }
 }

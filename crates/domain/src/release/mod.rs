@@ -9,15 +9,12 @@ pub mod plan;
 pub mod review;
 
 pub use lifecycle::{
-    RELEASE_TRANSITIONS, ReleaseRequirement, ReleaseStatus, ReleaseTransition, StageKind,
-    find_release_transition, release_transitions_from,
+    RELEASE_TRANSITIONS, ReleaseRequirement, ReleaseStatus, ReleaseTransition, StageKind, find_release_transition, release_transitions_from,
 };
 pub use notes::{NoteChange, release_notes};
 pub use number::ReleaseNumber;
 pub use plan::{
-    ActualResult, ChecklistItem, Done, ExpectedResult, NewRelease, Release, ReviewRecord,
-    RollbackOutcome, RollbackRecord, SignOff, Stage, StagePlan,
+    ActualResult, ChecklistItem, Done, ExpectedResult, NewRelease, Release, ReviewRecord, RollbackOutcome, RollbackRecord, SignOff, Stage,
+    StagePlan,
 };
-pub use review::{
-    ReleaseReview, ResultComparison, ResultStatus, ReviewVerdict, StageComparison, compare,
-};
+pub use review::{ReleaseReview, ResultComparison, ResultStatus, ReviewVerdict, StageComparison, compare};

@@ -77,40 +77,12 @@ pub fn release_notes(release: &Release, changes: &[NoteChange], locale: Locale, 
         Locale::En => &EN,
         Locale::ZhCn => &ZH,
     };
-    let when = |at: DateTime<Utc>| {
-        format!(
-            "{}{}{}{}",
-            at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-            w.open,
-            tz.name(),
-            w.close
-        )
-    };
+    let when = |at: DateTime<Utc>| format!("{}{}{}{}", at.with_timezone(&tz).format("%Y-%m-%d %H:%M"), w.open, tz.name(), w.close);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# {}{}{}{}{}\n",
-        w.heading,
-        inline(&release.title),
-        w.open,
-        inline(&release.version),
-        w.close
-    );
+    let _ = writeln!(out, "# {}{}{}{}{}\n", w.heading, inline(&release.title), w.open, inline(&release.version), w.close);
     let _ = writeln!(out, "- **{}{}** {}", w.release, w.colon, release.number);
-    let _ = writeln!(
-        out,
-        "- **{}{}** {}",
-        w.version,
-        w.colon,
-        inline(&release.version)
-    );
-    let _ = writeln!(
-        out,
-        "- **{}{}** {}",
-        w.status,
-        w.colon,
-        release.status.label(locale)
-    );
+    let _ = writeln!(out, "- **{}{}** {}", w.version, w.colon, inline(&release.version));
+    let _ = writeln!(out, "- **{}{}** {}", w.status, w.colon, release.status.label(locale));
     let deployment = release.stage(StageKind::Deployment);
     if let Some(done) = &deployment.sign_off {
         let _ = writeln!(out, "- **{}{}** {}", w.deployed, w.colon, when(done.at));
@@ -139,16 +111,8 @@ pub fn release_notes(release: &Release, changes: &[NoteChange], locale: Locale, 
     if let Some(r) = &release.rollback {
         let _ = writeln!(out, "\n## {}\n", w.rollback);
         let line = match locale {
-            Locale::En => format!(
-                "This release was rolled back on {}: {}.",
-                when(r.performed_at),
-                r.outcome.label(locale)
-            ),
-            Locale::ZhCn => format!(
-                "本次发布已于 {}回退：{}。",
-                when(r.performed_at),
-                r.outcome.label(locale)
-            ),
+            Locale::En => format!("This release was rolled back on {}: {}.", when(r.performed_at), r.outcome.label(locale)),
+            Locale::ZhCn => format!("本次发布已于 {}回退：{}。", when(r.performed_at), r.outcome.label(locale)),
         };
         let _ = writeln!(out, "{line}");
     }
@@ -159,10 +123,7 @@ pub fn release_notes(release: &Release, changes: &[NoteChange], locale: Locale, 
 fn escape_inline(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '&' | '!'
-        ) {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '&' | '!') {
             out.push('\\');
         }
         out.push(c);
@@ -179,10 +140,7 @@ fn line(s: &str) -> String {
     }
     let digits = s.chars().take_while(char::is_ascii_digit).count();
     let rest = &s[digits..];
-    if digits > 0
-        && rest.starts_with(['.', ')'])
-        && rest[1..].chars().next().is_none_or(char::is_whitespace)
-    {
+    if digits > 0 && rest.starts_with(['.', ')']) && rest[1..].chars().next().is_none_or(char::is_whitespace) {
         return format!("{}\\{rest}", &s[..digits]);
     }
     s
@@ -212,14 +170,8 @@ mod tests {
 
     fn changes() -> Vec<NoteChange> {
         vec![
-            NoteChange {
-                number: ChangeNumber::new(12).unwrap(),
-                title: "Invoice *PDF* export".into(),
-            },
-            NoteChange {
-                number: ChangeNumber::new(3).unwrap(),
-                title: "Faster\nsearch".into(),
-            },
+            NoteChange { number: ChangeNumber::new(12).unwrap(), title: "Invoice *PDF* export".into() },
+            NoteChange { number: ChangeNumber::new(3).unwrap(), title: "Faster\nsearch".into() },
         ]
     }
 
@@ -235,12 +187,7 @@ mod tests {
 
     #[test]
     fn english_notes() {
-        let md = release_notes(
-            &deployed(),
-            &changes(),
-            Locale::En,
-            chrono_tz::Asia::Shanghai,
-        );
+        let md = release_notes(&deployed(), &changes(), Locale::En, chrono_tz::Asia::Shanghai);
         let want = "# Release notes: Billing 2.4 (2.4.0)
 
 - **Release:** REL-000001
@@ -266,8 +213,7 @@ Faster invoices.
     fn chinese_notes_with_rollback_and_planned_date() {
         let mut r = planned();
         r.transition(ReleaseStatus::InProgress, None).unwrap();
-        r.record_rollback(RollbackOutcome::Restored, "x", "ann", at(2))
-            .unwrap();
+        r.record_rollback(RollbackOutcome::Restored, "x", "ann", at(2)).unwrap();
         r.known_issues.clear();
         let md = release_notes(&r, &[], Locale::ZhCn, chrono_tz::Asia::Shanghai);
         assert!(md.starts_with("# 发布说明：Billing 2.4（2.4.0）\n"), "{md}");
@@ -275,12 +221,7 @@ Faster invoices.
         assert!(md.contains("- **计划部署时间：** 2026-10-04 08:00（Asia/Shanghai）\n"));
         assert!(md.contains("## 变更内容\n\n无。\n"));
         assert!(md.contains("## 已知问题\n\n无。\n"));
-        assert!(
-            md.ends_with(
-                "## 回退\n\n本次发布已于 2026-10-01 10:00（Asia/Shanghai）回退：已恢复到原状态。\n"
-            ),
-            "{md}"
-        );
+        assert!(md.ends_with("## 回退\n\n本次发布已于 2026-10-01 10:00（Asia/Shanghai）回退：已恢复到原状态。\n"), "{md}");
     }
 
     #[test]
@@ -291,14 +232,8 @@ Faster invoices.
         assert_eq!(item("2.4.0 is slow"), "2.4.0 is slow");
         assert_eq!(item("3."), "3\\.");
         assert_eq!(inline("1. not at line start"), "1. not at line start");
-        assert_eq!(
-            inline("[click](http://x) <b>&amp;</b>"),
-            "\\[click\\](http://x) \\<b\\>\\&amp;\\</b\\>"
-        );
-        assert_eq!(
-            block("line one\n    === \n2) two"),
-            "line one\n\\===\n2\\) two"
-        );
+        assert_eq!(inline("[click](http://x) <b>&amp;</b>"), "\\[click\\](http://x) \\<b\\>\\&amp;\\</b\\>");
+        assert_eq!(block("line one\n    === \n2) two"), "line one\n\\===\n2\\) two");
         assert_eq!(inline("a | b `c`"), "a \\| b \\`c\\`");
     }
 }

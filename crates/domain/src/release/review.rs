@@ -90,45 +90,21 @@ pub fn compare(release: &Release) -> ReleaseReview {
                     }
                 })
                 .collect();
-            results.extend(
-                s.actual
-                    .iter()
-                    .filter(|a| !s.expected.iter().any(|e| e.key == a.key))
-                    .map(|a| ResultComparison {
-                        key: a.key.clone(),
-                        description: None,
-                        expected: None,
-                        actual: Some(a.result.clone()),
-                        status: ResultStatus::Unplanned,
-                    }),
-            );
+            results.extend(s.actual.iter().filter(|a| !s.expected.iter().any(|e| e.key == a.key)).map(|a| ResultComparison {
+                key: a.key.clone(),
+                description: None,
+                expected: None,
+                actual: Some(a.result.clone()),
+                status: ResultStatus::Unplanned,
+            }));
             let signed_off_at = s.sign_off.as_ref().map(|o| o.at);
-            let delay_minutes = s
-                .planned_end
-                .zip(signed_off_at)
-                .map(|(plan, done)| (done - plan).num_minutes());
-            StageComparison {
-                stage: s.kind,
-                planned_end: s.planned_end,
-                signed_off_at,
-                delay_minutes,
-                results,
-            }
+            let delay_minutes = s.planned_end.zip(signed_off_at).map(|(plan, done)| (done - plan).num_minutes());
+            StageComparison { stage: s.kind, planned_end: s.planned_end, signed_off_at, delay_minutes, results }
         })
         .collect();
-    let count = |st: ResultStatus| {
-        stages
-            .iter()
-            .flat_map(|s| &s.results)
-            .filter(|r| r.status == st)
-            .count()
-    };
-    let (met, not_met, missing, unplanned) = (
-        count(ResultStatus::Met),
-        count(ResultStatus::NotMet),
-        count(ResultStatus::Missing),
-        count(ResultStatus::Unplanned),
-    );
+    let count = |st: ResultStatus| stages.iter().flat_map(|s| &s.results).filter(|r| r.status == st).count();
+    let (met, not_met, missing, unplanned) =
+        (count(ResultStatus::Met), count(ResultStatus::NotMet), count(ResultStatus::Missing), count(ResultStatus::Unplanned));
     let late_stages = stages.iter().filter(|s| s.is_late()).count();
     let rollback = release.rollback.as_ref().map(|r| r.outcome);
     let all_signed = stages.iter().all(|s| s.signed_off_at.is_some());
@@ -141,16 +117,7 @@ pub fn compare(release: &Release) -> ReleaseReview {
     } else {
         ReviewVerdict::AsExpected
     };
-    ReleaseReview {
-        stages,
-        met,
-        not_met,
-        missing,
-        unplanned,
-        late_stages,
-        rollback,
-        verdict,
-    }
+    ReleaseReview { stages, met, not_met, missing, unplanned, late_stages, rollback, verdict }
 }
 
 #[cfg(test)]
@@ -168,15 +135,7 @@ mod tests {
         }
         let review = compare(&r);
         assert_eq!(review.verdict, ReviewVerdict::AsExpected);
-        assert_eq!(
-            (
-                review.met,
-                review.not_met,
-                review.missing,
-                review.late_stages
-            ),
-            (4, 0, 0, 0)
-        );
+        assert_eq!((review.met, review.not_met, review.missing, review.late_stages), (4, 0, 0, 0));
         assert!(review.stages.iter().all(|s| s.delay_minutes == Some(0)));
     }
 
@@ -185,38 +144,18 @@ mod tests {
         let mut r = planned();
         r.transition(ReleaseStatus::InProgress, None).unwrap();
         complete(&mut r, StageKind::Build, 8, true);
-        r.record_result(
-            StageKind::Test,
-            "perf",
-            "p95 went up 20%",
-            false,
-            "ann",
-            at(30),
-        )
-        .unwrap();
+        r.record_result(StageKind::Test, "perf", "p95 went up 20%", false, "ann", at(30)).unwrap();
         complete(&mut r, StageKind::Test, 34, false);
         complete(&mut r, StageKind::Acceptance, 56, true);
         complete(&mut r, StageKind::Deployment, 70, true);
         let review = compare(&r);
         assert_eq!(review.verdict, ReviewVerdict::Deviations);
-        assert_eq!(
-            (
-                review.met,
-                review.not_met,
-                review.unplanned,
-                review.late_stages
-            ),
-            (3, 1, 1, 1)
-        );
+        assert_eq!((review.met, review.not_met, review.unplanned, review.late_stages), (3, 1, 1, 1));
         let test = &review.stages[1];
         assert_eq!(test.delay_minutes, Some(120));
         assert_eq!(test.results[0].status, ResultStatus::NotMet);
         assert_eq!(test.results[1].key, "perf");
-        assert_eq!(
-            review.stages[3].delay_minutes,
-            Some(-10 * 60),
-            "early is not late"
-        );
+        assert_eq!(review.stages[3].delay_minutes, Some(-10 * 60), "early is not late");
     }
 
     #[test]
@@ -226,16 +165,10 @@ mod tests {
         assert_eq!(compare(&r).missing, 4);
         r.transition(ReleaseStatus::InProgress, None).unwrap();
         complete(&mut r, StageKind::Build, 8, true);
-        r.record_result(StageKind::Test, "ok", "crashed", false, "ann", at(30))
-            .unwrap();
-        r.record_rollback(RollbackOutcome::Restored, "back to 2.3.9", "ann", at(31))
-            .unwrap();
+        r.record_result(StageKind::Test, "ok", "crashed", false, "ann", at(30)).unwrap();
+        r.record_rollback(RollbackOutcome::Restored, "back to 2.3.9", "ann", at(31)).unwrap();
         let review = compare(&r);
-        assert_eq!(
-            review.verdict,
-            ReviewVerdict::Deviations,
-            "a rollback ends the stages early without making the review incomplete"
-        );
+        assert_eq!(review.verdict, ReviewVerdict::Deviations, "a rollback ends the stages early without making the review incomplete");
         assert_eq!(review.rollback, Some(RollbackOutcome::Restored));
         assert_eq!((review.not_met, review.missing), (1, 2));
     }

@@ -20,8 +20,7 @@ use crate::error::{DomainError, Errors, FieldError};
 use crate::sla::target::describe;
 use crate::validate;
 use chrono::{
-    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
-    TimeZone, Timelike, Utc, Weekday,
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Timelike, Utc, Weekday,
 };
 use chrono_tz::{GapInfo, Tz};
 use serde::{Deserialize, Serialize};
@@ -48,13 +47,11 @@ pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms.clamp(EARLIEST_MS, LATEST_MS))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    DateTime::from_timestamp_millis(ms.clamp(EARLIEST_MS, LATEST_MS)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn plus_days(date: NaiveDate, n: u64) -> NaiveDate {
-    date.checked_add_days(Days::new(n))
-        .unwrap_or(NaiveDate::MAX)
+    date.checked_add_days(Days::new(n)).unwrap_or(NaiveDate::MAX)
 }
 
 fn next_date(date: NaiveDate) -> NaiveDate {
@@ -66,8 +63,7 @@ fn prev_date(date: NaiveDate) -> NaiveDate {
 }
 
 fn minus_days(date: NaiveDate, n: u64) -> NaiveDate {
-    date.checked_sub_days(Days::new(n))
-        .unwrap_or(NaiveDate::MIN)
+    date.checked_sub_days(Days::new(n)).unwrap_or(NaiveDate::MIN)
 }
 
 /// One span of working time within a local day, from `start` to `end` minutes after local
@@ -82,23 +78,12 @@ pub struct WorkInterval {
 impl WorkInterval {
     pub fn new(field: &str, start_minute: u16, end_minute: u16) -> Result<Self, FieldError> {
         if end_minute > MINUTES_PER_DAY {
-            return Err(FieldError::new(
-                field,
-                "time_out_of_range",
-                "a time of day must be between 00:00 and 24:00",
-            ));
+            return Err(FieldError::new(field, "time_out_of_range", "a time of day must be between 00:00 and 24:00"));
         }
         if start_minute >= end_minute {
-            return Err(FieldError::new(
-                field,
-                "interval_start_not_before_end",
-                "a working interval must start before it ends",
-            ));
+            return Err(FieldError::new(field, "interval_start_not_before_end", "a working interval must start before it ends"));
         }
-        Ok(WorkInterval {
-            start: start_minute,
-            end: end_minute,
-        })
+        Ok(WorkInterval { start: start_minute, end: end_minute })
     }
 
     /// `start_h:start_m` to `end_h:end_m`; `(24, 0)` is the end of the day.
@@ -106,28 +91,15 @@ impl WorkInterval {
         let minutes = |(h, m): (u16, u16)| (m < 60 && h <= 24).then(|| h * 60 + m);
         match (minutes(start), minutes(end)) {
             (Some(s), Some(e)) => WorkInterval::new(field, s, e),
-            _ => Err(FieldError::new(
-                field,
-                "time_out_of_range",
-                "a time of day must be between 00:00 and 24:00",
-            )),
+            _ => Err(FieldError::new(field, "time_out_of_range", "a time of day must be between 00:00 and 24:00")),
         }
     }
 
     /// Parses `HH:MM-HH:MM`, e.g. `09:00-12:00` or `13:30-24:00`.
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
-        let bad = || {
-            FieldError::new(
-                field,
-                "invalid_interval",
-                "write a working interval as HH:MM-HH:MM, e.g. 09:00-12:00",
-            )
-        };
+        let bad = || FieldError::new(field, "invalid_interval", "write a working interval as HH:MM-HH:MM, e.g. 09:00-12:00");
         let (a, b) = value.trim().split_once(['-', '–', '~']).ok_or_else(bad)?;
-        let (start, end) = (
-            parse_hhmm(a).ok_or_else(bad)?,
-            parse_hhmm(b).ok_or_else(bad)?,
-        );
+        let (start, end) = (parse_hhmm(a).ok_or_else(bad)?, parse_hhmm(b).ok_or_else(bad)?);
         WorkInterval::new(field, start, end)
     }
 
@@ -146,11 +118,7 @@ impl WorkInterval {
 
 fn parse_hhmm(s: &str) -> Option<u16> {
     let (h, m) = s.trim().split_once(':')?;
-    if h.is_empty()
-        || h.len() > 2
-        || m.len() != 2
-        || !(h.bytes().chain(m.bytes())).all(|c| c.is_ascii_digit())
-    {
+    if h.is_empty() || h.len() > 2 || m.len() != 2 || !(h.bytes().chain(m.bytes())).all(|c| c.is_ascii_digit()) {
         return None;
     }
     let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
@@ -159,14 +127,7 @@ fn parse_hhmm(s: &str) -> Option<u16> {
 
 impl fmt::Display for WorkInterval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:02}:{:02}-{:02}:{:02}",
-            self.start / 60,
-            self.start % 60,
-            self.end / 60,
-            self.end % 60
-        )
+        write!(f, "{:02}:{:02}-{:02}:{:02}", self.start / 60, self.start % 60, self.end / 60, self.end % 60)
     }
 }
 
@@ -198,11 +159,7 @@ impl DayHours {
     pub fn new(field: &str, mut intervals: Vec<WorkInterval>) -> Result<Self, FieldError> {
         intervals.sort();
         if let Some(w) = intervals.windows(2).find(|w| w[0].end > w[1].start) {
-            return Err(FieldError::new(
-                field,
-                "intervals_overlap",
-                format!("working intervals {} and {} overlap", w[0], w[1]),
-            ));
+            return Err(FieldError::new(field, "intervals_overlap", format!("working intervals {} and {} overlap", w[0], w[1])));
         }
         Ok(DayHours(intervals))
     }
@@ -214,10 +171,7 @@ impl DayHours {
         if v.is_empty() || v.eq_ignore_ascii_case("closed") {
             return Ok(DayHours::closed());
         }
-        let intervals = v
-            .split([',', ';'])
-            .map(|part| WorkInterval::parse(field, part))
-            .collect::<Result<Vec<_>, _>>()?;
+        let intervals = v.split([',', ';']).map(|part| WorkInterval::parse(field, part)).collect::<Result<Vec<_>, _>>()?;
         DayHours::new(field, intervals)
     }
 
@@ -295,15 +249,7 @@ impl WeekHours {
     }
 }
 
-const WEEKDAYS: [Weekday; 7] = [
-    Weekday::Mon,
-    Weekday::Tue,
-    Weekday::Wed,
-    Weekday::Thu,
-    Weekday::Fri,
-    Weekday::Sat,
-    Weekday::Sun,
-];
+const WEEKDAYS: [Weekday; 7] = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
 
 /// Whether a listed date is a public holiday or a make-up working day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -327,14 +273,8 @@ impl DayKind {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
         match value.trim().to_ascii_lowercase().as_str() {
             "holiday" | "休" | "假" | "节假日" => Ok(DayKind::Holiday),
-            "workday" | "make-up" | "makeup" | "班" | "补班" | "上班" | "调休上班" => {
-                Ok(DayKind::Workday)
-            }
-            _ => Err(FieldError::new(
-                field,
-                "invalid_day_kind",
-                "kind must be holiday or workday",
-            )),
+            "workday" | "make-up" | "makeup" | "班" | "补班" | "上班" | "调休上班" => Ok(DayKind::Workday),
+            _ => Err(FieldError::new(field, "invalid_day_kind", "kind must be holiday or workday")),
         }
     }
 }
@@ -350,19 +290,11 @@ pub struct CalendarDay {
 
 impl CalendarDay {
     pub fn holiday(date: NaiveDate, name: impl Into<String>) -> Self {
-        CalendarDay {
-            date,
-            kind: DayKind::Holiday,
-            name: Some(name.into()),
-        }
+        CalendarDay { date, kind: DayKind::Holiday, name: Some(name.into()) }
     }
 
     pub fn workday(date: NaiveDate, name: impl Into<String>) -> Self {
-        CalendarDay {
-            date,
-            kind: DayKind::Workday,
-            name: Some(name.into()),
-        }
+        CalendarDay { date, kind: DayKind::Workday, name: Some(name.into()) }
     }
 }
 
@@ -405,10 +337,7 @@ impl BusinessCalendar {
     /// A calendar with the given weekly hours and no holidays; the week must have some working
     /// time. Make-up days follow Monday's hours (or the first weekday after it that has hours).
     pub fn new(time_zone: Tz, week: WeekHours) -> Result<Self, DomainError> {
-        let first_open = WEEKDAYS
-            .into_iter()
-            .find(|d| !week.get(*d).is_closed())
-            .unwrap_or(Weekday::Mon);
+        let first_open = WEEKDAYS.into_iter().find(|d| !week.get(*d).is_closed()).unwrap_or(Weekday::Mon);
         Self::build(time_zone, week, MakeUpHours::SameAs(first_open), Vec::new())
     }
 
@@ -426,10 +355,7 @@ impl BusinessCalendar {
 
     /// Adds holidays and make-up days. A date may be listed once: listing it again is
     /// `duplicate_date`, or `holiday_and_workday` when the kinds differ.
-    pub fn with_days(
-        self,
-        days: impl IntoIterator<Item = CalendarDay>,
-    ) -> Result<Self, DomainError> {
+    pub fn with_days(self, days: impl IntoIterator<Item = CalendarDay>) -> Result<Self, DomainError> {
         let mut all = self.days;
         all.extend(days);
         Self::build(self.tz, self.week, self.make_up, all)
@@ -440,66 +366,35 @@ impl BusinessCalendar {
     pub fn replace_year(self, year: i32, days: Vec<CalendarDay>) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         for d in days.iter().filter(|d| d.date.year() != year) {
-            errors.push(FieldError::new(
-                format!("days.{}", d.date),
-                "date_outside_year",
-                format!("{} is not in {year}", d.date),
-            ));
+            errors.push(FieldError::new(format!("days.{}", d.date), "date_outside_year", format!("{} is not in {year}", d.date)));
         }
         errors.finish()?;
-        let mut all: Vec<CalendarDay> = self
-            .days
-            .into_iter()
-            .filter(|d| d.date.year() != year)
-            .collect();
+        let mut all: Vec<CalendarDay> = self.days.into_iter().filter(|d| d.date.year() != year).collect();
         all.extend(days);
         Self::build(self.tz, self.week, self.make_up, all)
     }
 
-    fn build(
-        tz: Tz,
-        week: WeekHours,
-        make_up: MakeUpHours,
-        mut days: Vec<CalendarDay>,
-    ) -> Result<Self, DomainError> {
+    fn build(tz: Tz, week: WeekHours, make_up: MakeUpHours, mut days: Vec<CalendarDay>) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         if week.total_ms() == 0 {
-            errors.push(FieldError::new(
-                "hours",
-                "no_working_hours",
-                "the week must have some working hours",
-            ));
+            errors.push(FieldError::new("hours", "no_working_hours", "the week must have some working hours"));
         }
         let make_up_closed = match &make_up {
             MakeUpHours::SameAs(d) => week.get(*d).is_closed(),
             MakeUpHours::Custom(h) => h.is_closed(),
         };
         if make_up_closed {
-            errors.push(FieldError::new(
-                "make_up_hours",
-                "no_working_hours",
-                "a make-up working day must have working hours",
-            ));
+            errors.push(FieldError::new("make_up_hours", "no_working_hours", "a make-up working day must have working hours"));
         }
         for d in &mut days {
             let field = format!("days.{}.name", d.date);
-            d.name = errors
-                .check(validate::optional_text(
-                    &field,
-                    d.name.as_deref(),
-                    MAX_DAY_NAME_CHARS,
-                ))
-                .flatten();
+            d.name = errors.check(validate::optional_text(&field, d.name.as_deref(), MAX_DAY_NAME_CHARS)).flatten();
         }
         days.sort_by_key(|d| (d.date, d.kind));
         for w in days.windows(2).filter(|w| w[0].date == w[1].date) {
             let date = w[0].date;
             errors.push(if w[0].kind == w[1].kind {
-                FieldError::new(
-                    format!("days.{date}"),
-                    "duplicate_date",
-                    format!("{date} is listed more than once"),
-                )
+                FieldError::new(format!("days.{date}"), "duplicate_date", format!("{date} is listed more than once"))
             } else {
                 FieldError::new(
                     format!("days.{date}"),
@@ -511,24 +406,14 @@ impl BusinessCalendar {
         errors.finish()?;
         let week_total_ms = week.total_ms();
         let working_days_per_week = week.0.iter().filter(|d| !d.is_closed()).count() as u32;
-        Ok(BusinessCalendar {
-            tz,
-            week,
-            make_up,
-            days,
-            week_total_ms,
-            working_days_per_week,
-        })
+        Ok(BusinessCalendar { tz, week, make_up, days, week_total_ms, working_days_per_week })
     }
 
     /// Builds a calendar from its serialised form, reporting every problem with its field path
     /// (`time_zone`, `hours.mon[1]`, `make_up_hours`, `days[3].date`, …).
     pub fn from_spec(spec: &CalendarSpec) -> Result<Self, DomainError> {
         let mut errors = Vec::new();
-        let tz = keep(
-            &mut errors,
-            validate::time_zone("time_zone", &spec.time_zone),
-        );
+        let tz = keep(&mut errors, validate::time_zone("time_zone", &spec.time_zone));
         let mut week = WeekHours::closed();
         for (i, wd) in WEEKDAYS.into_iter().enumerate() {
             let field = format!("hours.{}", weekday_key(wd));
@@ -539,32 +424,19 @@ impl BusinessCalendar {
         let make_up = match &spec.make_up_hours {
             MakeUpSpec::SameAs(d) => keep(
                 &mut errors,
-                d.trim().parse::<Weekday>().map_err(|_| {
-                    FieldError::new(
-                        "make_up_hours.same_as",
-                        "invalid_weekday",
-                        "name a weekday, e.g. mon",
-                    )
-                }),
+                d.trim()
+                    .parse::<Weekday>()
+                    .map_err(|_| FieldError::new("make_up_hours.same_as", "invalid_weekday", "name a weekday, e.g. mon")),
             )
             .map(MakeUpHours::SameAs),
-            MakeUpSpec::Custom(list) => {
-                parse_hours("make_up_hours.custom", list, &mut errors).map(MakeUpHours::Custom)
-            }
+            MakeUpSpec::Custom(list) => parse_hours("make_up_hours.custom", list, &mut errors).map(MakeUpHours::Custom),
         };
         let mut days = Vec::with_capacity(spec.days.len());
         for (i, d) in spec.days.iter().enumerate() {
             let date = keep(&mut errors, parse_date(&format!("days[{i}].date"), &d.date));
-            let kind = keep(
-                &mut errors,
-                DayKind::parse(&format!("days[{i}].kind"), &d.kind),
-            );
+            let kind = keep(&mut errors, DayKind::parse(&format!("days[{i}].kind"), &d.kind));
             if let (Some(date), Some(kind)) = (date, kind) {
-                days.push(CalendarDay {
-                    date,
-                    kind,
-                    name: d.name.clone(),
-                });
+                days.push(CalendarDay { date, kind, name: d.name.clone() });
             }
         }
         if let (Some(tz), Some(make_up)) = (tz, make_up) {
@@ -599,11 +471,7 @@ impl BusinessCalendar {
             days: self
                 .days
                 .iter()
-                .map(|d| DaySpec {
-                    date: d.date.to_string(),
-                    kind: d.kind.as_str().to_string(),
-                    name: d.name.clone(),
-                })
+                .map(|d| DaySpec { date: d.date.to_string(), kind: d.kind.as_str().to_string(), name: d.name.clone() })
                 .collect(),
         }
     }
@@ -633,10 +501,7 @@ impl BusinessCalendar {
     }
 
     pub fn day(&self, date: NaiveDate) -> Option<&CalendarDay> {
-        self.days
-            .binary_search_by_key(&date, |d| d.date)
-            .ok()
-            .map(|i| &self.days[i])
+        self.days.binary_search_by_key(&date, |d| d.date).ok().map(|i| &self.days[i])
     }
 
     /// The local working hours of a date, after holidays and make-up days.
@@ -657,25 +522,14 @@ impl BusinessCalendar {
 
     /// The working intervals of a local date as UTC instants.
     pub fn working_intervals(&self, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let day = Day {
-            date,
-            start: self.local_to_utc(date, 0),
-            end: self.local_to_utc(date, DAY_MS),
-        };
-        self.spans(day)
-            .filter(|(s, e)| e > s)
-            .map(|(s, e)| (from_ms(s), from_ms(e)))
-            .collect()
+        let day = Day { date, start: self.local_to_utc(date, 0), end: self.local_to_utc(date, DAY_MS) };
+        self.spans(day).filter(|(s, e)| e > s).map(|(s, e)| (from_ms(s), from_ms(e))).collect()
     }
 
     /// Business time from `a` to `b`; negative when `b` is before `a`.
     pub fn business_millis_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
         let (a, b) = (to_ms(a), to_ms(b));
-        if a <= b {
-            self.between_ms(a, b)
-        } else {
-            -self.between_ms(b, a)
-        }
+        if a <= b { self.between_ms(a, b) } else { -self.between_ms(b, a) }
     }
 
     /// The earliest instant at which `d` of business time has passed since `start` (the due time
@@ -705,8 +559,7 @@ impl BusinessCalendar {
         }
         let local = from_ms(t).with_timezone(&self.tz).naive_local();
         let time = local.time();
-        let ms_of_day = i64::from(time.num_seconds_from_midnight()) * 1000
-            + i64::from(time.nanosecond().min(999_999_999) / 1_000_000);
+        let ms_of_day = i64::from(time.num_seconds_from_midnight()) * 1000 + i64::from(time.nanosecond().min(999_999_999) / 1_000_000);
         let date = self.nth_working_day(local.date(), n);
         from_ms(self.local_to_utc(date, ms_of_day))
     }
@@ -718,10 +571,7 @@ impl BusinessCalendar {
         let mut day = self.day_of(a);
         let mut total = 0;
         loop {
-            total += self
-                .spans(day)
-                .map(|(s, e)| (e.min(b) - s.max(a)).max(0))
-                .sum::<i64>();
+            total += self.spans(day).map(|(s, e)| (e.min(b) - s.max(a)).max(0)).sum::<i64>();
             if day.end >= b {
                 return total;
             }
@@ -840,29 +690,20 @@ impl BusinessCalendar {
         let per_week = self.working_days_per_week;
         let mut left = n.unsigned_abs();
         let mut date = from;
-        let (min, max) = (
-            from_ms(EARLIEST_MS).date_naive(),
-            from_ms(LATEST_MS).date_naive(),
-        );
+        let (min, max) = (from_ms(EARLIEST_MS).date_naive(), from_ms(LATEST_MS).date_naive());
         loop {
             if date <= min || date >= max {
                 return date.clamp(min, max);
             }
             if n > 0 {
-                if left > per_week
-                    && date.weekday() == Weekday::Sun
-                    && !self.has_days_in(next_date(date), plus_days(date, 8))
-                {
+                if left > per_week && date.weekday() == Weekday::Sun && !self.has_days_in(next_date(date), plus_days(date, 8)) {
                     left -= per_week;
                     date = plus_days(date, 7);
                     continue;
                 }
                 date = next_date(date);
             } else {
-                if left > per_week
-                    && date.weekday() == Weekday::Mon
-                    && !self.has_days_in(minus_days(date, 7), date)
-                {
+                if left > per_week && date.weekday() == Weekday::Mon && !self.has_days_in(minus_days(date, 7), date) {
                     left -= per_week;
                     date = minus_days(date, 7);
                     continue;
@@ -886,16 +727,9 @@ impl BusinessCalendar {
 
     /// The instant the local clock first reaches `ms_of_day` (0 ..= 24:00) on `date`.
     fn local_to_utc(&self, date: NaiveDate, ms_of_day: i64) -> i64 {
-        let (date, ms) = if ms_of_day >= DAY_MS {
-            (next_date(date), ms_of_day - DAY_MS)
-        } else {
-            (date, ms_of_day)
-        };
-        let time = NaiveTime::from_num_seconds_from_midnight_opt(
-            (ms / 1000) as u32,
-            (ms % 1000) as u32 * 1_000_000,
-        )
-        .unwrap_or(NaiveTime::MIN);
+        let (date, ms) = if ms_of_day >= DAY_MS { (next_date(date), ms_of_day - DAY_MS) } else { (date, ms_of_day) };
+        let time =
+            NaiveTime::from_num_seconds_from_midnight_opt((ms / 1000) as u32, (ms % 1000) as u32 * 1_000_000).unwrap_or(NaiveTime::MIN);
         let local = NaiveDateTime::new(date, time);
         let local_ms = (i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE) * DAY_MS + ms;
         let offset_ms = |o: &<Tz as TimeZone>::Offset| i64::from(o.fix().local_minus_utc()) * 1000;
@@ -913,27 +747,16 @@ impl BusinessCalendar {
         // GapInfo only lacks an end past the last transition, where no gap can be; read the
         // local time with the offset in force a day earlier rather than fail.
         let as_utc = local.and_utc();
-        let before = self
-            .tz
-            .offset_from_utc_datetime(&(as_utc - TimeDelta::days(1)).naive_utc())
-            .fix();
+        let before = self.tz.offset_from_utc_datetime(&(as_utc - TimeDelta::days(1)).naive_utc()).fix();
         as_utc.timestamp_millis() - i64::from(before.local_minus_utc()) * 1000
     }
 
     fn day_from(&self, date: NaiveDate, start: i64) -> Day {
-        Day {
-            date,
-            start,
-            end: self.local_to_utc(date, DAY_MS),
-        }
+        Day { date, start, end: self.local_to_utc(date, DAY_MS) }
     }
 
     fn day_until(&self, date: NaiveDate, end: i64) -> Day {
-        Day {
-            date,
-            start: self.local_to_utc(date, 0),
-            end,
-        }
+        Day { date, start: self.local_to_utc(date, 0), end }
     }
 
     fn next_day(&self, day: Day) -> Day {
@@ -946,11 +769,7 @@ impl BusinessCalendar {
 
     /// The local day holding `t`: its first instant is at or before `t`, the next day's after.
     fn day_of(&self, t: i64) -> Day {
-        let offset = self
-            .tz
-            .offset_from_utc_datetime(&from_ms(t).naive_utc())
-            .fix()
-            .local_minus_utc();
+        let offset = self.tz.offset_from_utc_datetime(&from_ms(t).naive_utc()).fix().local_minus_utc();
         let mut date = from_ms(t + i64::from(offset) * 1000).date_naive();
         loop {
             let start = self.local_to_utc(date, 0);
@@ -974,18 +793,8 @@ impl BusinessCalendar {
         // pair is 6.96 days apart), so a day exactly 24 hours long has one offset throughout.
         let fixed = day.end - day.start == DAY_MS;
         self.hours_on(day.date).0.iter().map(move |iv| {
-            let (s, e) = (
-                i64::from(iv.start) * MINUTE_MS,
-                i64::from(iv.end) * MINUTE_MS,
-            );
-            if fixed {
-                (day.start + s, day.start + e)
-            } else {
-                (
-                    self.local_to_utc(day.date, s),
-                    self.local_to_utc(day.date, e),
-                )
-            }
+            let (s, e) = (i64::from(iv.start) * MINUTE_MS, i64::from(iv.end) * MINUTE_MS);
+            if fixed { (day.start + s, day.start + e) } else { (self.local_to_utc(day.date, s), self.local_to_utc(day.date, e)) }
         })
     }
 
@@ -1047,11 +856,8 @@ fn weekday_key(d: Weekday) -> &'static str {
 
 fn parse_hours(field: &str, list: &[String], errors: &mut Vec<FieldError>) -> Option<DayHours> {
     let before = errors.len();
-    let intervals: Vec<WorkInterval> = list
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| keep(errors, WorkInterval::parse(&format!("{field}[{i}]"), s)))
-        .collect();
+    let intervals: Vec<WorkInterval> =
+        list.iter().enumerate().filter_map(|(i, s)| keep(errors, WorkInterval::parse(&format!("{field}[{i}]"), s))).collect();
     if errors.len() > before {
         return None;
     }
@@ -1063,13 +869,7 @@ pub(crate) fn parse_date(field: &str, value: &str) -> Result<NaiveDate, FieldErr
     let v = value.trim();
     NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(v, "%Y/%m/%d"))
-        .map_err(|_| {
-            FieldError::new(
-                field,
-                "invalid_date",
-                format!("'{v}' is not a date (YYYY-MM-DD)"),
-            )
-        })
+        .map_err(|_| FieldError::new(field, "invalid_date", format!("'{v}' is not a date (YYYY-MM-DD)")))
 }
 
 /// The serialised form of a [`BusinessCalendar`], as a configuration form or file holds it.
@@ -1161,11 +961,7 @@ pub(crate) mod tests {
     /// Few enough cases to keep `cargo test` quick, and no regression files written into the
     /// source tree.
     pub(crate) fn config(cases: u32) -> ProptestConfig {
-        ProptestConfig {
-            cases,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
+        ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
     }
 
     pub(crate) fn utc(s: &str) -> DateTime<Utc> {
@@ -1200,51 +996,17 @@ pub(crate) mod tests {
         let i = WorkInterval::parse("i", " 9:00 - 12:30 ").unwrap();
         assert_eq!((i.start_minute(), i.end_minute()), (540, 750));
         assert_eq!(i.to_string(), "09:00-12:30");
-        assert_eq!(
-            WorkInterval::parse("i", "13:30-24:00")
-                .unwrap()
-                .duration_ms(),
-            630 * MINUTE_MS
-        );
-        assert_eq!(
-            WorkInterval::parse("i", "12:00-09:00").unwrap_err().code,
-            "interval_start_not_before_end"
-        );
-        assert_eq!(
-            WorkInterval::parse("i", "09:00-09:00").unwrap_err().code,
-            "interval_start_not_before_end"
-        );
-        for bad in [
-            "",
-            "9-12",
-            "09:00",
-            "09:60-10:00",
-            "24:30-25:00",
-            "aa:bb-cc:dd",
-            "09:00-12:00-13:00",
-        ] {
-            assert_eq!(
-                WorkInterval::parse("i", bad).unwrap_err().code,
-                "invalid_interval",
-                "{bad}"
-            );
+        assert_eq!(WorkInterval::parse("i", "13:30-24:00").unwrap().duration_ms(), 630 * MINUTE_MS);
+        assert_eq!(WorkInterval::parse("i", "12:00-09:00").unwrap_err().code, "interval_start_not_before_end");
+        assert_eq!(WorkInterval::parse("i", "09:00-09:00").unwrap_err().code, "interval_start_not_before_end");
+        for bad in ["", "9-12", "09:00", "09:60-10:00", "24:30-25:00", "aa:bb-cc:dd", "09:00-12:00-13:00"] {
+            assert_eq!(WorkInterval::parse("i", bad).unwrap_err().code, "invalid_interval", "{bad}");
         }
-        assert_eq!(
-            WorkInterval::hm("i", (9, 0), (24, 1)).unwrap_err().code,
-            "time_out_of_range"
-        );
-        assert_eq!(
-            hours("13:30-18:00, 09:00-12:00").to_string(),
-            "09:00-12:00,13:30-18:00"
-        );
+        assert_eq!(WorkInterval::hm("i", (9, 0), (24, 1)).unwrap_err().code, "time_out_of_range");
+        assert_eq!(hours("13:30-18:00, 09:00-12:00").to_string(), "09:00-12:00,13:30-18:00");
         assert!(hours("09:00-12:00;12:00-13:00").total_ms() == 4 * HOUR_MS);
         assert!(hours("closed").is_closed());
-        assert_eq!(
-            DayHours::parse("h", "09:00-12:00,11:00-13:00")
-                .unwrap_err()
-                .code,
-            "intervals_overlap"
-        );
+        assert_eq!(DayHours::parse("h", "09:00-12:00,11:00-13:00").unwrap_err().code, "intervals_overlap");
     }
 
     fn spec_json() -> serde_json::Value {
@@ -1265,12 +1027,8 @@ pub(crate) mod tests {
         assert_eq!(c.time_zone(), chrono_tz::Asia::Shanghai);
         assert_eq!(c.hours_on(date(2025, 10, 11)), &hours("09:00-17:00"));
         assert!(c.hours_on(date(2025, 10, 1)).is_closed());
-        assert_eq!(
-            c.day(date(2025, 10, 1)).unwrap().name.as_deref(),
-            Some("National Day 国庆节")
-        );
-        let back: BusinessCalendar =
-            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(c.day(date(2025, 10, 1)).unwrap().name.as_deref(), Some("National Day 国庆节"));
+        let back: BusinessCalendar = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
     }
 
@@ -1287,30 +1045,13 @@ pub(crate) mod tests {
         ]);
         let spec: CalendarSpec = serde_json::from_value(v).unwrap();
         let err = BusinessCalendar::from_spec(&spec).unwrap_err();
-        let DomainError::Invalid(list) = &err else {
-            panic!()
-        };
+        let DomainError::Invalid(list) = &err else { panic!() };
         let fields: Vec<(&str, &str)> = list.iter().map(|f| (f.field.as_str(), f.code)).collect();
-        assert!(
-            fields.contains(&("time_zone", "invalid_time_zone")),
-            "{fields:?}"
-        );
-        assert!(
-            fields.contains(&("hours.mon", "intervals_overlap")),
-            "{fields:?}"
-        );
-        assert!(
-            fields.contains(&("hours.tue[0]", "interval_start_not_before_end")),
-            "{fields:?}"
-        );
-        assert!(
-            fields.contains(&("days[1].date", "invalid_date")),
-            "{fields:?}"
-        );
-        assert!(
-            fields.contains(&("days[2].kind", "invalid_day_kind")),
-            "{fields:?}"
-        );
+        assert!(fields.contains(&("time_zone", "invalid_time_zone")), "{fields:?}");
+        assert!(fields.contains(&("hours.mon", "intervals_overlap")), "{fields:?}");
+        assert!(fields.contains(&("hours.tue[0]", "interval_start_not_before_end")), "{fields:?}");
+        assert!(fields.contains(&("days[1].date", "invalid_date")), "{fields:?}");
+        assert!(fields.contains(&("days[2].kind", "invalid_day_kind")), "{fields:?}");
 
         let mut v = spec_json();
         v["days"] = serde_json::json!([
@@ -1328,17 +1069,10 @@ pub(crate) mod tests {
 
         let c = codes(BusinessCalendar::new(chrono_tz::UTC, WeekHours::closed()).unwrap_err());
         assert_eq!(c, ["no_working_hours", "no_working_hours"]);
-        let sundays = calendar(
-            "UTC",
-            WeekHours::closed().with(Weekday::Sun, hours("10:00-12:00")),
-        );
+        let sundays = calendar("UTC", WeekHours::closed().with(Weekday::Sun, hours("10:00-12:00")));
         assert_eq!(sundays.make_up_hours(), &MakeUpHours::SameAs(Weekday::Sun));
         let long = "x".repeat(MAX_DAY_NAME_CHARS + 1);
-        let c = codes(
-            office("UTC")
-                .with_days([CalendarDay::holiday(date(2025, 1, 1), long)])
-                .unwrap_err(),
-        );
+        let c = codes(office("UTC").with_days([CalendarDay::holiday(date(2025, 1, 1), long)]).unwrap_err());
         assert_eq!(c, ["too_long"]);
     }
 
@@ -1346,63 +1080,35 @@ pub(crate) mod tests {
     fn london_intervals_across_the_clock_changes_hold_the_real_time() {
         let c = calendar("Europe/London", WeekHours::every_day(hours("00:00-24:00")));
         // 2025-03-30: 01:00 GMT becomes 02:00 BST; 2025-10-26: 02:00 BST becomes 01:00 GMT.
-        let spring =
-            c.business_millis_between(utc("2025-03-30T00:00:00Z"), utc("2025-03-30T23:00:00Z"));
+        let spring = c.business_millis_between(utc("2025-03-30T00:00:00Z"), utc("2025-03-30T23:00:00Z"));
         assert_eq!(spring, 23 * HOUR_MS);
-        let autumn =
-            c.business_millis_between(utc("2025-10-25T23:00:00Z"), utc("2025-10-27T00:00:00Z"));
+        let autumn = c.business_millis_between(utc("2025-10-25T23:00:00Z"), utc("2025-10-27T00:00:00Z"));
         assert_eq!(autumn, 25 * HOUR_MS);
 
-        let c = calendar(
-            "Europe/London",
-            WeekHours::closed().with(Weekday::Sun, hours("00:30-03:00")),
-        );
+        let c = calendar("Europe/London", WeekHours::closed().with(Weekday::Sun, hours("00:30-03:00")));
         let on = |y, m, d| c.working_intervals(date(y, m, d));
-        assert_eq!(
-            on(2025, 3, 30),
-            [(utc("2025-03-30T00:30:00Z"), utc("2025-03-30T02:00:00Z"))],
-            "00:30 GMT to 03:00 BST is 1.5 hours"
-        );
-        assert_eq!(
-            on(2025, 10, 26),
-            [(utc("2025-10-25T23:30:00Z"), utc("2025-10-26T03:00:00Z"))],
-            "00:30 BST to 03:00 GMT is 3.5 hours"
-        );
+        assert_eq!(on(2025, 3, 30), [(utc("2025-03-30T00:30:00Z"), utc("2025-03-30T02:00:00Z"))], "00:30 GMT to 03:00 BST is 1.5 hours");
+        assert_eq!(on(2025, 10, 26), [(utc("2025-10-25T23:30:00Z"), utc("2025-10-26T03:00:00Z"))], "00:30 BST to 03:00 GMT is 3.5 hours");
         // A boundary in the skipped hour is the moment of the jump; in the repeated hour, its first pass.
-        let c = calendar(
-            "Europe/London",
-            WeekHours::closed().with(Weekday::Sun, hours("01:30-01:45")),
-        );
+        let c = calendar("Europe/London", WeekHours::closed().with(Weekday::Sun, hours("01:30-01:45")));
         assert_eq!(on_dates(&c, date(2025, 3, 30)), 0);
-        assert_eq!(
-            c.working_intervals(date(2025, 10, 26)),
-            [(utc("2025-10-26T00:30:00Z"), utc("2025-10-26T00:45:00Z"))]
-        );
+        assert_eq!(c.working_intervals(date(2025, 10, 26)), [(utc("2025-10-26T00:30:00Z"), utc("2025-10-26T00:45:00Z"))]);
 
         let c = office("Europe/London");
         let friday = utc("2025-03-28T16:00:00Z");
         let monday = c.add_business_millis(friday, 2 * HOUR_MS);
         assert_eq!(monday, utc("2025-03-31T09:00:00Z"), "Monday 10:00 BST");
         assert_eq!(c.business_millis_between(friday, monday), 2 * HOUR_MS);
-        assert_eq!(
-            c.add_business_millis(utc("2025-10-24T15:30:00Z"), 2 * HOUR_MS),
-            utc("2025-10-27T10:30:00Z")
-        );
+        assert_eq!(c.add_business_millis(utc("2025-10-24T15:30:00Z"), 2 * HOUR_MS), utc("2025-10-27T10:30:00Z"));
     }
 
     fn on_dates(c: &BusinessCalendar, d: NaiveDate) -> i64 {
-        c.working_intervals(d)
-            .iter()
-            .map(|(s, e)| (*e - *s).num_milliseconds())
-            .sum()
+        c.working_intervals(d).iter().map(|(s, e)| (*e - *s).num_milliseconds()).sum()
     }
 
     #[test]
     fn new_york_across_the_clock_changes() {
-        let c = calendar(
-            "America/New_York",
-            WeekHours::every_day(hours("00:00-06:00")),
-        );
+        let c = calendar("America/New_York", WeekHours::every_day(hours("00:00-06:00")));
         assert_eq!(on_dates(&c, date(2025, 3, 9)), 5 * HOUR_MS);
         assert_eq!(on_dates(&c, date(2025, 11, 2)), 7 * HOUR_MS);
         assert_eq!(on_dates(&c, date(2025, 11, 3)), 6 * HOUR_MS);
@@ -1411,84 +1117,40 @@ pub(crate) mod tests {
         // Friday 16:00 EDT + 2h = Monday 10:00 EST.
         let due = c.add_business_millis(utc("2025-10-31T20:00:00Z"), 2 * HOUR_MS);
         assert_eq!(due, utc("2025-11-03T15:00:00Z"));
-        assert_eq!(
-            c.add_business_millis(due, -2 * HOUR_MS),
-            utc("2025-10-31T20:00:00Z")
-        );
+        assert_eq!(c.add_business_millis(due, -2 * HOUR_MS), utc("2025-10-31T20:00:00Z"));
         // Friday 16:00 EST + 2h = Monday 10:00 EDT.
-        assert_eq!(
-            c.add_business_millis(utc("2025-03-07T21:00:00Z"), 2 * HOUR_MS),
-            utc("2025-03-10T14:00:00Z")
-        );
-        assert_eq!(
-            c.business_millis_between(utc("2025-03-03T05:00:00Z"), utc("2025-03-17T04:00:00Z")),
-            80 * HOUR_MS
-        );
+        assert_eq!(c.add_business_millis(utc("2025-03-07T21:00:00Z"), 2 * HOUR_MS), utc("2025-03-10T14:00:00Z"));
+        assert_eq!(c.business_millis_between(utc("2025-03-03T05:00:00Z"), utc("2025-03-17T04:00:00Z")), 80 * HOUR_MS);
     }
 
     #[test]
     fn year_end_and_long_spans() {
         let c = office("UTC");
-        assert_eq!(
-            c.add_business_millis(utc("2024-12-31T16:00:00Z"), 2 * HOUR_MS),
-            utc("2025-01-01T10:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_millis(utc("2025-01-01T10:00:00Z"), -2 * HOUR_MS),
-            utc("2024-12-31T16:00:00Z")
-        );
-        let c = c
-            .with_days([CalendarDay::holiday(date(2025, 1, 1), "New Year's Day")])
-            .unwrap();
-        assert_eq!(
-            c.add_business_millis(utc("2024-12-31T16:00:00Z"), 2 * HOUR_MS),
-            utc("2025-01-02T10:00:00Z")
-        );
+        assert_eq!(c.add_business_millis(utc("2024-12-31T16:00:00Z"), 2 * HOUR_MS), utc("2025-01-01T10:00:00Z"));
+        assert_eq!(c.add_business_millis(utc("2025-01-01T10:00:00Z"), -2 * HOUR_MS), utc("2024-12-31T16:00:00Z"));
+        let c = c.with_days([CalendarDay::holiday(date(2025, 1, 1), "New Year's Day")]).unwrap();
+        assert_eq!(c.add_business_millis(utc("2024-12-31T16:00:00Z"), 2 * HOUR_MS), utc("2025-01-02T10:00:00Z"));
 
         let (a, b) = (utc("2020-01-06T00:00:00Z"), utc("2030-01-07T00:00:00Z"));
         let weeks = (b - a).num_days() / 7;
-        assert_eq!(
-            c.business_millis_between(a, b),
-            weeks * 40 * HOUR_MS - 8 * HOUR_MS
-        );
-        assert_eq!(
-            c.business_millis_between(b, a),
-            -(weeks * 40 * HOUR_MS - 8 * HOUR_MS)
-        );
-        assert_eq!(
-            c.add_business_millis(a, weeks * 40 * HOUR_MS - 8 * HOUR_MS),
-            utc("2030-01-04T17:00:00Z")
-        );
+        assert_eq!(c.business_millis_between(a, b), weeks * 40 * HOUR_MS - 8 * HOUR_MS);
+        assert_eq!(c.business_millis_between(b, a), -(weeks * 40 * HOUR_MS - 8 * HOUR_MS));
+        assert_eq!(c.add_business_millis(a, weeks * 40 * HOUR_MS - 8 * HOUR_MS), utc("2030-01-04T17:00:00Z"));
         let london = office("Europe/London");
         let (a, b) = (utc("2020-01-06T00:00:00Z"), utc("2030-01-07T00:00:00Z"));
         assert_eq!(london.business_millis_between(a, b), weeks * 40 * HOUR_MS);
-        assert_eq!(
-            london.add_business_millis(b, -weeks * 40 * HOUR_MS),
-            utc("2020-01-06T09:00:00Z")
-        );
+        assert_eq!(london.add_business_millis(b, -weeks * 40 * HOUR_MS), utc("2020-01-06T09:00:00Z"));
     }
 
     #[test]
     fn extreme_inputs_saturate() {
         let c = office("Asia/Shanghai");
-        assert_eq!(
-            c.add_business_millis(utc("2025-01-01T00:00:00Z"), i64::MAX),
-            from_ms(LATEST_MS)
-        );
-        assert_eq!(
-            c.add_business_millis(utc("2025-01-01T00:00:00Z"), i64::MIN),
-            from_ms(EARLIEST_MS)
-        );
-        assert_eq!(
-            c.next_working_instant(DateTime::<Utc>::MAX_UTC),
-            from_ms(LATEST_MS)
-        );
+        assert_eq!(c.add_business_millis(utc("2025-01-01T00:00:00Z"), i64::MAX), from_ms(LATEST_MS));
+        assert_eq!(c.add_business_millis(utc("2025-01-01T00:00:00Z"), i64::MIN), from_ms(EARLIEST_MS));
+        assert_eq!(c.next_working_instant(DateTime::<Utc>::MAX_UTC), from_ms(LATEST_MS));
         assert!(c.business_millis_between(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC) > 0);
         let far = c.add_business_days(utc("2025-01-01T00:00:00Z"), i32::MAX);
-        assert!(
-            far <= from_ms(LATEST_MS) && far > utc("9999-01-01T00:00:00Z"),
-            "{far}"
-        );
+        assert!(far <= from_ms(LATEST_MS) && far > utc("9999-01-01T00:00:00Z"), "{far}");
         let early = c.add_business_days(utc("2025-01-01T00:00:00Z"), i32::MIN);
         assert!(early < utc("1801-01-01T00:00:00Z"), "{early}");
     }
@@ -1501,96 +1163,36 @@ pub(crate) mod tests {
         let end = c.working_intervals(date(2011, 12, 31))[0].0;
         assert_eq!(c.business_millis_between(start, end), 24 * HOUR_MS);
         assert!(c.working_intervals(date(2011, 12, 30)).is_empty());
-        assert_eq!(
-            c.add_business_millis(start, 25 * HOUR_MS),
-            end + TimeDelta::hours(1)
-        );
+        assert_eq!(c.add_business_millis(start, 25 * HOUR_MS), end + TimeDelta::hours(1));
     }
 
     #[test]
     fn working_instants_and_business_days() {
-        let c = calendar(
-            "Asia/Shanghai",
-            WeekHours::weekdays(hours("09:00-12:00,13:30-18:00")),
-        );
+        let c = calendar("Asia/Shanghai", WeekHours::weekdays(hours("09:00-12:00,13:30-18:00")));
         // 2025-06-06 is a Friday; Shanghai is UTC+8.
         assert!(c.is_working_at(utc("2025-06-06T01:00:00Z")));
         assert!(!c.is_working_at(utc("2025-06-06T04:00:00Z")), "lunch");
-        assert!(
-            c.is_working_at(utc("2025-06-06T05:30:00Z")),
-            "13:30 starts the afternoon"
-        );
-        assert!(
-            !c.is_working_at(utc("2025-06-06T10:00:00Z")),
-            "18:00 ends the day"
-        );
-        assert_eq!(
-            c.next_working_instant(utc("2025-06-06T04:00:00Z")),
-            utc("2025-06-06T05:30:00Z")
-        );
-        assert_eq!(
-            c.next_working_instant(utc("2025-06-06T10:00:00Z")),
-            utc("2025-06-09T01:00:00Z")
-        );
-        assert_eq!(
-            c.next_working_instant(utc("2025-06-06T02:00:00.123Z")),
-            utc("2025-06-06T02:00:00.123Z")
-        );
-        assert_eq!(
-            c.add_business_millis(utc("2025-06-06T04:00:00Z"), 0),
-            utc("2025-06-06T04:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_millis(utc("2025-06-06T04:00:00Z"), 1),
-            utc("2025-06-06T05:30:00.001Z")
-        );
-        assert_eq!(
-            c.add_business_millis(utc("2025-06-06T03:00:00Z"), 1),
-            utc("2025-06-06T03:00:00.001Z")
-        );
+        assert!(c.is_working_at(utc("2025-06-06T05:30:00Z")), "13:30 starts the afternoon");
+        assert!(!c.is_working_at(utc("2025-06-06T10:00:00Z")), "18:00 ends the day");
+        assert_eq!(c.next_working_instant(utc("2025-06-06T04:00:00Z")), utc("2025-06-06T05:30:00Z"));
+        assert_eq!(c.next_working_instant(utc("2025-06-06T10:00:00Z")), utc("2025-06-09T01:00:00Z"));
+        assert_eq!(c.next_working_instant(utc("2025-06-06T02:00:00.123Z")), utc("2025-06-06T02:00:00.123Z"));
+        assert_eq!(c.add_business_millis(utc("2025-06-06T04:00:00Z"), 0), utc("2025-06-06T04:00:00Z"));
+        assert_eq!(c.add_business_millis(utc("2025-06-06T04:00:00Z"), 1), utc("2025-06-06T05:30:00.001Z"));
+        assert_eq!(c.add_business_millis(utc("2025-06-06T03:00:00Z"), 1), utc("2025-06-06T03:00:00.001Z"));
 
         let friday_3pm = utc("2025-06-06T07:00:00Z");
-        assert_eq!(
-            c.add_business_days(friday_3pm, 3),
-            utc("2025-06-11T07:00:00Z"),
-            "Wednesday 15:00"
-        );
-        assert_eq!(
-            c.add_business_days(friday_3pm, -5),
-            utc("2025-05-30T07:00:00Z")
-        );
+        assert_eq!(c.add_business_days(friday_3pm, 3), utc("2025-06-11T07:00:00Z"), "Wednesday 15:00");
+        assert_eq!(c.add_business_days(friday_3pm, -5), utc("2025-05-30T07:00:00Z"));
         assert_eq!(c.add_business_days(friday_3pm, 0), friday_3pm);
-        assert_eq!(
-            c.add_business_days(friday_3pm, 50),
-            utc("2025-08-15T07:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_days(friday_3pm, -50),
-            utc("2025-03-28T07:00:00Z")
-        );
+        assert_eq!(c.add_business_days(friday_3pm, 50), utc("2025-08-15T07:00:00Z"));
+        assert_eq!(c.add_business_days(friday_3pm, -50), utc("2025-03-28T07:00:00Z"));
         let saturday = utc("2025-06-07T02:00:00Z");
-        assert_eq!(
-            c.add_business_days(saturday, 1),
-            utc("2025-06-09T02:00:00Z")
-        );
-        let c = c
-            .with_days([
-                CalendarDay::holiday(date(2025, 6, 9), "x"),
-                CalendarDay::workday(date(2025, 6, 8), "y"),
-            ])
-            .unwrap();
-        assert_eq!(
-            c.add_business_days(saturday, 1),
-            utc("2025-06-08T02:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_days(saturday, 2),
-            utc("2025-06-10T02:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_days(utc("2025-06-20T02:00:00Z"), -10),
-            utc("2025-06-06T02:00:00Z")
-        );
+        assert_eq!(c.add_business_days(saturday, 1), utc("2025-06-09T02:00:00Z"));
+        let c = c.with_days([CalendarDay::holiday(date(2025, 6, 9), "x"), CalendarDay::workday(date(2025, 6, 8), "y")]).unwrap();
+        assert_eq!(c.add_business_days(saturday, 1), utc("2025-06-08T02:00:00Z"));
+        assert_eq!(c.add_business_days(saturday, 2), utc("2025-06-10T02:00:00Z"));
+        assert_eq!(c.add_business_days(utc("2025-06-20T02:00:00Z"), -10), utc("2025-06-06T02:00:00Z"));
     }
 
     #[test]
@@ -1603,17 +1205,10 @@ pub(crate) mod tests {
             ])
             .unwrap();
         assert_eq!(c.days_in_year(2025).len(), 2);
-        let c = c
-            .replace_year(
-                2025,
-                vec![CalendarDay::holiday(date(2025, 5, 5), "May Day")],
-            )
-            .unwrap();
+        let c = c.replace_year(2025, vec![CalendarDay::holiday(date(2025, 5, 5), "May Day")]).unwrap();
         let dates: Vec<NaiveDate> = c.days().iter().map(|d| d.date).collect();
         assert_eq!(dates, [date(2024, 12, 25), date(2025, 5, 5)]);
-        let err = c
-            .replace_year(2026, vec![CalendarDay::holiday(date(2025, 5, 6), "x")])
-            .unwrap_err();
+        let err = c.replace_year(2026, vec![CalendarDay::holiday(date(2025, 5, 6), "x")]).unwrap_err();
         assert_eq!(codes(err), ["date_outside_year"]);
     }
 
@@ -1630,15 +1225,8 @@ pub(crate) mod tests {
 
     /// Days shortly before daylight saving changes (London, New York, Santiago, Lord Howe,
     /// Chatham) and a year end.
-    const BASES: [(i32, u32, u32); 7] = [
-        (2025, 3, 4),
-        (2025, 3, 26),
-        (2025, 4, 2),
-        (2025, 10, 22),
-        (2025, 12, 26),
-        (2026, 9, 1),
-        (2026, 9, 26),
-    ];
+    const BASES: [(i32, u32, u32); 7] =
+        [(2025, 3, 4), (2025, 3, 26), (2025, 4, 2), (2025, 10, 22), (2025, 12, 26), (2026, 9, 1), (2026, 9, 26)];
 
     fn day_hours() -> impl Strategy<Value = DayHours> {
         prop_oneof![
@@ -1696,11 +1284,7 @@ pub(crate) mod tests {
         while t < b {
             max = max.max(wall(t));
             let minute = (max.hour() * 60 + max.minute()) as u16;
-            if c.hours_on(max.date())
-                .intervals()
-                .iter()
-                .any(|i| i.start <= minute && minute < i.end)
-            {
+            if c.hours_on(max.date()).intervals().iter().any(|i| i.start <= minute && minute < i.end) {
                 total += MINUTE_MS;
             }
             t += MINUTE_MS;

@@ -35,11 +35,7 @@ impl Problems {
         if self.0.len() < MAX_ERRORS {
             self.0.push(e);
         } else if self.0.len() == MAX_ERRORS {
-            self.0.push(FieldError::new(
-                "file",
-                "too_many_errors",
-                "the file has too many problems; fix these first",
-            ));
+            self.0.push(FieldError::new("file", "too_many_errors", "the file has too many problems; fix these first"));
         }
     }
 
@@ -49,26 +45,16 @@ impl Problems {
 }
 
 /// Rejects a date listed twice, pointing at both lines, and returns the days by date.
-fn finish(
-    mut problems: Problems,
-    days: Vec<(usize, CalendarDay)>,
-) -> Result<Vec<CalendarDay>, DomainError> {
+fn finish(mut problems: Problems, days: Vec<(usize, CalendarDay)>) -> Result<Vec<CalendarDay>, DomainError> {
     let mut seen: BTreeMap<NaiveDate, (usize, DayKind)> = BTreeMap::new();
     for (line, day) in &days {
         if let Some(&(first, kind)) = seen.get(&day.date) {
             let (code, what) = if kind == day.kind {
                 ("duplicate_date", "is listed again")
             } else {
-                (
-                    "holiday_and_workday",
-                    "cannot be both a holiday and a make-up working day",
-                )
+                ("holiday_and_workday", "cannot be both a holiday and a make-up working day")
             };
-            problems.push(
-                *line,
-                code,
-                format!("{} {what} (first on line {first})", day.date),
-            );
+            problems.push(*line, code, format!("{} {what} (first on line {first})", day.date));
         } else {
             seen.insert(day.date, (*line, day.kind));
         }
@@ -121,10 +107,7 @@ fn csv_records(text: &str) -> Result<Vec<Record>, FieldError> {
             '\r' if chars.peek() == Some(&'\n') => {}
             '\n' | '\r' => {
                 fields.push(std::mem::take(&mut field));
-                records.push(Record {
-                    line: record_line,
-                    fields: std::mem::take(&mut fields),
-                });
+                records.push(Record { line: record_line, fields: std::mem::take(&mut fields) });
                 line += 1;
                 record_line = line;
             }
@@ -132,18 +115,11 @@ fn csv_records(text: &str) -> Result<Vec<Record>, FieldError> {
         }
     }
     if in_quotes {
-        return Err(FieldError::new(
-            format!("line {quote_line}"),
-            "unterminated_quote",
-            "a quoted field is never closed",
-        ));
+        return Err(FieldError::new(format!("line {quote_line}"), "unterminated_quote", "a quoted field is never closed"));
     }
     if !field.is_empty() || !fields.is_empty() {
         fields.push(field);
-        records.push(Record {
-            line: record_line,
-            fields,
-        });
+        records.push(Record { line: record_line, fields });
     }
     Ok(records)
 }
@@ -170,21 +146,13 @@ pub fn parse_csv(text: &str) -> Result<Vec<CalendarDay>, DomainError> {
             continue;
         }
         if fields.len() > 3 {
-            problems.push(
-                line,
-                "too_many_fields",
-                "expected date,kind[,name]; quote a name that holds a comma",
-            );
+            problems.push(line, "too_many_fields", "expected date,kind[,name]; quote a name that holds a comma");
             continue;
         }
         let field = format!("line {line}");
         let date = problems.keep(parse_date(&field, &fields[0]));
         let kind = problems.keep(DayKind::parse(&field, &fields[1]));
-        let name = problems.keep(validate::optional_text(
-            &field,
-            fields.get(2).map(String::as_str),
-            MAX_DAY_NAME_CHARS,
-        ));
+        let name = problems.keep(validate::optional_text(&field, fields.get(2).map(String::as_str), MAX_DAY_NAME_CHARS));
         if let (Some(date), Some(kind), Some(name)) = (date, kind, name) {
             days.push((line, CalendarDay { date, kind, name }));
         }
@@ -238,26 +206,13 @@ impl ContentLine {
         }
         let params = parts
             .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim().to_ascii_uppercase(),
-                    v.trim().trim_matches('"').to_string(),
-                )
-            })
+            .map(|(k, v)| (k.trim().to_ascii_uppercase(), v.trim().trim_matches('"').to_string()))
             .collect();
-        Some(ContentLine {
-            line,
-            name,
-            params,
-            value: value.to_string(),
-        })
+        Some(ContentLine { line, name, params, value: value.to_string() })
     }
 
     fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -293,10 +248,7 @@ fn unescape_text(v: &str) -> String {
 }
 
 fn escape_text(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace(';', "\\;")
-        .replace(',', "\\,")
-        .replace(['\r', '\n'], "\\n")
+    v.replace('\\', "\\\\").replace(';', "\\;").replace(',', "\\,").replace(['\r', '\n'], "\\n")
 }
 
 /// An all-day date value: `20250101`, or a date-time at midnight as some exporters write
@@ -308,24 +260,10 @@ fn ics_date(prop: &ContentLine) -> Result<NaiveDate, FieldError> {
         Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
         None => (v, None),
     };
-    if prop
-        .param("VALUE")
-        .is_some_and(|p| p.eq_ignore_ascii_case("DATE-TIME"))
-        || time.is_some_and(|t| t != "000000")
-    {
-        return Err(FieldError::new(
-            field,
-            "not_all_day",
-            format!("{} is not an all-day date", prop.name),
-        ));
+    if prop.param("VALUE").is_some_and(|p| p.eq_ignore_ascii_case("DATE-TIME")) || time.is_some_and(|t| t != "000000") {
+        return Err(FieldError::new(field, "not_all_day", format!("{} is not an all-day date", prop.name)));
     }
-    NaiveDate::parse_from_str(day, "%Y%m%d").map_err(|_| {
-        FieldError::new(
-            field,
-            "invalid_date",
-            format!("'{v}' is not a date (YYYYMMDD)"),
-        )
-    })
+    NaiveDate::parse_from_str(day, "%Y%m%d").map_err(|_| FieldError::new(field, "invalid_date", format!("'{v}' is not a date (YYYYMMDD)")))
 }
 
 /// `P3D`, `P1W` (time parts must be zero).
@@ -344,17 +282,7 @@ fn ics_duration_days(v: &str) -> Option<u64> {
 /// The kind named by a category or summary, if the text names one.
 fn kind_from_text(text: &str) -> Option<DayKind> {
     let t = text.trim().to_lowercase();
-    const WORK: [&str; 9] = [
-        "补班",
-        "上班",
-        "(班)",
-        "（班）",
-        "make-up",
-        "makeup",
-        "working day",
-        "workday",
-        "work day",
-    ];
+    const WORK: [&str; 9] = ["补班", "上班", "(班)", "（班）", "make-up", "makeup", "working day", "workday", "work day"];
     const REST: [&str; 5] = ["holiday", "休", "假", "(休)", "（休）"];
     if WORK.iter().any(|w| t.contains(w)) || t.ends_with('班') {
         Some(DayKind::Workday)
@@ -384,35 +312,21 @@ impl EventDraft {
             "DTEND" => self.end = problems.keep(ics_date(p)),
             "DURATION" => match ics_duration_days(&p.value) {
                 Some(d) => self.duration_days = Some(d),
-                None => problems.push(
-                    p.line,
-                    "invalid_duration",
-                    "a duration must be whole days, e.g. P3D",
-                ),
+                None => problems.push(p.line, "invalid_duration", "a duration must be whole days, e.g. P3D"),
             },
             "SUMMARY" => self.summary = Some(unescape_text(&p.value)),
             "CATEGORIES" => {
-                self.category_kind = self
-                    .category_kind
-                    .or_else(|| p.value.split(',').find_map(kind_from_text));
+                self.category_kind = self.category_kind.or_else(|| p.value.split(',').find_map(kind_from_text));
             }
             "X-KEEL-KIND" => self.keel_kind = problems.keep(DayKind::parse(&field, &p.value)),
-            "RRULE" | "RDATE" => problems.push(
-                p.line,
-                "unsupported_recurrence",
-                "recurring events are not supported; list each date",
-            ),
+            "RRULE" | "RDATE" => problems.push(p.line, "unsupported_recurrence", "recurring events are not supported; list each date"),
             _ => {}
         }
     }
 
     fn days(self, problems: &mut Problems) -> Vec<(usize, CalendarDay)> {
         let Some(start) = self.start else {
-            problems.push(
-                self.line,
-                "missing_dtstart",
-                "an event needs an all-day DTSTART",
-            );
+            problems.push(self.line, "missing_dtstart", "an event needs an all-day DTSTART");
             return Vec::new();
         };
         let count = match (self.end, self.duration_days) {
@@ -425,38 +339,18 @@ impl EventDraft {
             (None, None) => 1,
         };
         if count > MAX_EVENT_DAYS {
-            problems.push(
-                self.line,
-                "event_too_long",
-                format!("an event may cover at most {MAX_EVENT_DAYS} days"),
-            );
+            problems.push(self.line, "event_too_long", format!("an event may cover at most {MAX_EVENT_DAYS} days"));
             return Vec::new();
         }
-        let kind = self
-            .keel_kind
-            .or(self.category_kind)
-            .or_else(|| self.summary.as_deref().and_then(kind_from_text))
-            .unwrap_or(DayKind::Holiday);
+        let kind =
+            self.keel_kind.or(self.category_kind).or_else(|| self.summary.as_deref().and_then(kind_from_text)).unwrap_or(DayKind::Holiday);
         let field = format!("line {}", self.line);
-        let Some(name) = problems.keep(validate::optional_text(
-            &field,
-            self.summary.as_deref(),
-            MAX_DAY_NAME_CHARS,
-        )) else {
+        let Some(name) = problems.keep(validate::optional_text(&field, self.summary.as_deref(), MAX_DAY_NAME_CHARS)) else {
             return Vec::new();
         };
         (0..count)
             .filter_map(|i| start.checked_add_days(Days::new(i)))
-            .map(|date| {
-                (
-                    self.line,
-                    CalendarDay {
-                        date,
-                        kind,
-                        name: name.clone(),
-                    },
-                )
-            })
+            .map(|date| (self.line, CalendarDay { date, kind, name: name.clone() }))
             .collect()
     }
 }
@@ -480,21 +374,14 @@ pub fn parse_ics(text: &str) -> Result<Vec<CalendarDay>, DomainError> {
                 if component == "VCALENDAR" {
                     saw_calendar = true;
                 } else if component == "VEVENT" && stack.last().is_some_and(|c| c == "VCALENDAR") {
-                    event = Some(EventDraft {
-                        line,
-                        ..EventDraft::default()
-                    });
+                    event = Some(EventDraft { line, ..EventDraft::default() });
                 }
                 stack.push(component);
             }
             "END" => {
                 let component = p.value.trim().to_ascii_uppercase();
                 if stack.last() != Some(&component) {
-                    problems.push(
-                        line,
-                        "malformed_calendar",
-                        format!("END:{component} does not close the open component"),
-                    );
+                    problems.push(line, "malformed_calendar", format!("END:{component} does not close the open component"));
                     return Err(DomainError::Invalid(problems.0));
                 }
                 stack.pop();
@@ -505,26 +392,16 @@ pub fn parse_ics(text: &str) -> Result<Vec<CalendarDay>, DomainError> {
                 }
             }
             _ => {
-                if let (Some(e), Some("VEVENT")) =
-                    (event.as_mut(), stack.last().map(String::as_str))
-                {
+                if let (Some(e), Some("VEVENT")) = (event.as_mut(), stack.last().map(String::as_str)) {
                     e.property(&p, &mut problems);
                 }
             }
         }
     }
     if !saw_calendar {
-        problems.add(FieldError::new(
-            "file",
-            "not_a_calendar",
-            "the file is not an iCalendar file (no BEGIN:VCALENDAR)",
-        ));
+        problems.add(FieldError::new("file", "not_a_calendar", "the file is not an iCalendar file (no BEGIN:VCALENDAR)"));
     } else if let Some(open) = stack.last() {
-        problems.add(FieldError::new(
-            "file",
-            "malformed_calendar",
-            format!("BEGIN:{open} is never closed"),
-        ));
+        problems.add(FieldError::new("file", "malformed_calendar", format!("BEGIN:{open} is never closed")));
     }
     finish(problems, days)
 }
@@ -559,10 +436,7 @@ pub fn to_ics(days: &[CalendarDay], calendar_name: &str, stamp: DateTime<Utc>) -
         line("BEGIN:VEVENT");
         line(&format!("UID:{}-{kind}@keel", first.date.format("%Y%m%d")));
         line(&format!("DTSTAMP:{stamp}"));
-        line(&format!(
-            "DTSTART;VALUE=DATE:{}",
-            first.date.format("%Y%m%d")
-        ));
+        line(&format!("DTSTART;VALUE=DATE:{}", first.date.format("%Y%m%d")));
         line(&format!("DTEND;VALUE=DATE:{}", end.format("%Y%m%d")));
         if let Some(name) = &first.name {
             line(&format!("SUMMARY:{}", escape_text(name)));
@@ -613,18 +487,11 @@ mod tests {
     fn sample() -> Vec<CalendarDay> {
         vec![
             CalendarDay::holiday(d(2025, 1, 1), "New Year's Day / 元旦"),
-            CalendarDay::workday(
-                d(2025, 1, 26),
-                "Spring Festival make-up working day / 春节调休上班",
-            ),
+            CalendarDay::workday(d(2025, 1, 26), "Spring Festival make-up working day / 春节调休上班"),
             CalendarDay::holiday(d(2025, 1, 28), "Spring Festival / 春节"),
             CalendarDay::holiday(d(2025, 1, 29), "Spring Festival / 春节"),
             CalendarDay::holiday(d(2025, 1, 30), "Spring Festival / 春节"),
-            CalendarDay {
-                date: d(2025, 5, 1),
-                kind: DayKind::Holiday,
-                name: None,
-            },
+            CalendarDay { date: d(2025, 5, 1), kind: DayKind::Holiday, name: None },
             CalendarDay::holiday(d(2025, 5, 2), "Labour Day, \"May Day\"; 劳动节\\"),
         ]
     }
@@ -633,15 +500,9 @@ mod tests {
     fn csv_round_trips() {
         let days = sample();
         let csv = to_csv(&days);
-        assert!(
-            csv.starts_with("date,kind,name\r\n2025-01-01,holiday,New Year's Day / 元旦\r\n"),
-            "{csv}"
-        );
+        assert!(csv.starts_with("date,kind,name\r\n2025-01-01,holiday,New Year's Day / 元旦\r\n"), "{csv}");
         assert!(csv.contains("2025-05-01,holiday,\r\n"), "{csv}");
-        assert!(
-            csv.contains("\"Labour Day, \"\"May Day\"\"; 劳动节\\\""),
-            "{csv}"
-        );
+        assert!(csv.contains("\"Labour Day, \"\"May Day\"\"; 劳动节\\\""), "{csv}");
         assert_eq!(parse_csv(&csv).unwrap(), days);
     }
 
@@ -651,14 +512,7 @@ mod tests {
         let days = parse_csv(text).unwrap();
         assert_eq!(days.len(), 3);
         assert_eq!(days[0], CalendarDay::holiday(d(2025, 1, 1), "元旦"));
-        assert_eq!(
-            days[1],
-            CalendarDay {
-                date: d(2025, 1, 26),
-                kind: DayKind::Workday,
-                name: None
-            }
-        );
+        assert_eq!(days[1], CalendarDay { date: d(2025, 1, 26), kind: DayKind::Workday, name: None });
         assert_eq!(days[2].name.as_deref(), Some("multi\nline"));
     }
 
@@ -675,10 +529,7 @@ mod tests {
             ("line 9", "duplicate_date"),
         ];
         assert_eq!(errors, expected.map(|(f, c)| (f.to_string(), c)));
-        assert_eq!(
-            codes(parse_csv("2025-01-01,holiday,\"open").unwrap_err()),
-            [("line 1".to_string(), "unterminated_quote")]
-        );
+        assert_eq!(codes(parse_csv("2025-01-01,holiday,\"open").unwrap_err()), [("line 1".to_string(), "unterminated_quote")]);
         let many: String = (0..80).map(|i| format!("bad{i},holiday\n")).collect();
         let errors = codes(parse_csv(&many).unwrap_err());
         assert_eq!(errors.len(), MAX_ERRORS + 1);
@@ -691,10 +542,7 @@ mod tests {
         let days = sample();
         let stamp = "2025-01-01T08:00:00Z".parse().unwrap();
         let ics = to_ics(&days, "China 2025, mainland", stamp);
-        assert!(
-            ics.contains("DTSTART;VALUE=DATE:20250128\r\nDTEND;VALUE=DATE:20250131\r\n"),
-            "{ics}"
-        );
+        assert!(ics.contains("DTSTART;VALUE=DATE:20250128\r\nDTEND;VALUE=DATE:20250131\r\n"), "{ics}");
         assert!(ics.contains("X-WR-CALNAME:China 2025\\, mainland\r\n"));
         assert!(ics.contains("DTSTAMP:20250101T080000Z\r\n"));
         assert_eq!(ics.matches("BEGIN:VEVENT").count(), 5);
@@ -705,19 +553,12 @@ mod tests {
     #[test]
     fn long_names_fold_without_splitting_characters() {
         let name = "春节".repeat(40);
-        let ics = to_ics(
-            &[CalendarDay::holiday(d(2026, 2, 15), name.clone())],
-            "x",
-            DateTime::UNIX_EPOCH,
-        );
+        let ics = to_ics(&[CalendarDay::holiday(d(2026, 2, 15), name.clone())], "x", DateTime::UNIX_EPOCH);
         assert!(ics.contains("\r\n "));
         for l in ics.split("\r\n") {
             assert!(l.len() <= ICS_LINE_OCTETS, "{l}");
         }
-        assert_eq!(
-            parse_ics(&ics).unwrap()[0].name.as_deref(),
-            Some(name.as_str())
-        );
+        assert_eq!(parse_ics(&ics).unwrap()[0].name.as_deref(), Some(name.as_str()));
     }
 
     #[test]
@@ -730,20 +571,11 @@ BEGIN:VEVENT\r\nUID:d\r\nDTSTART:20250101\r\nDTEND:20250101\r\nSUMMARY:New Year\
 END:VCALENDAR\r\n";
         let days = parse_ics(text).unwrap();
         assert_eq!(days.len(), 11);
-        assert_eq!(
-            days[0],
-            CalendarDay::holiday(d(2025, 1, 1), "New Year, 2025")
-        );
+        assert_eq!(days[0], CalendarDay::holiday(d(2025, 1, 1), "New Year, 2025"));
         assert_eq!(days[1], CalendarDay::workday(d(2025, 9, 28), "国庆节 补班"));
-        assert_eq!(
-            days[2],
-            CalendarDay::holiday(d(2025, 10, 1), "国庆节、中秋节 休")
-        );
+        assert_eq!(days[2], CalendarDay::holiday(d(2025, 10, 1), "国庆节、中秋节 休"));
         assert_eq!(days[9].date, d(2025, 10, 8));
-        assert_eq!(
-            days[10],
-            CalendarDay::workday(d(2025, 10, 11), "Make-up working day")
-        );
+        assert_eq!(days[10], CalendarDay::workday(d(2025, 10, 11), "Make-up working day"));
         let lf_only = text.replace("\r\n", "\n");
         assert_eq!(parse_ics(&lf_only).unwrap(), days);
     }
@@ -752,46 +584,16 @@ END:VCALENDAR\r\n";
     fn malformed_ics_is_reported() {
         let wrap = |body: &str| format!("BEGIN:VCALENDAR\r\n{body}END:VCALENDAR\r\n");
         let cases = [
-            (
-                "BEGIN:VEVENT\r\nDTSTART:20250101T090000\r\nEND:VEVENT\r\n",
-                "not_all_day",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20251301\r\nEND:VEVENT\r\n",
-                "invalid_date",
-            ),
-            (
-                "BEGIN:VEVENT\r\nSUMMARY:x\r\nEND:VEVENT\r\n",
-                "missing_dtstart",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250105\r\nDTEND;VALUE=DATE:20250101\r\nEND:VEVENT\r\n",
-                "end_before_start",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\n",
-                "unsupported_recurrence",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nDURATION:PT5H\r\nEND:VEVENT\r\n",
-                "invalid_duration",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nDURATION:P400D\r\nEND:VEVENT\r\n",
-                "event_too_long",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nX-KEEL-KIND:maybe\r\nEND:VEVENT\r\n",
-                "invalid_day_kind",
-            ),
-            (
-                "BEGIN:VEVENT\r\nno colon here\r\nEND:VEVENT\r\n",
-                "malformed_line",
-            ),
-            (
-                "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nEND:VTODO\r\n",
-                "malformed_calendar",
-            ),
+            ("BEGIN:VEVENT\r\nDTSTART:20250101T090000\r\nEND:VEVENT\r\n", "not_all_day"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20251301\r\nEND:VEVENT\r\n", "invalid_date"),
+            ("BEGIN:VEVENT\r\nSUMMARY:x\r\nEND:VEVENT\r\n", "missing_dtstart"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250105\r\nDTEND;VALUE=DATE:20250101\r\nEND:VEVENT\r\n", "end_before_start"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nRRULE:FREQ=YEARLY\r\nEND:VEVENT\r\n", "unsupported_recurrence"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nDURATION:PT5H\r\nEND:VEVENT\r\n", "invalid_duration"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nDURATION:P400D\r\nEND:VEVENT\r\n", "event_too_long"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nX-KEEL-KIND:maybe\r\nEND:VEVENT\r\n", "invalid_day_kind"),
+            ("BEGIN:VEVENT\r\nno colon here\r\nEND:VEVENT\r\n", "malformed_line"),
+            ("BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nEND:VTODO\r\n", "malformed_calendar"),
             (
                 "BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20250101\r\nSUMMARY:补班\r\nEND:VEVENT\r\n",
                 "holiday_and_workday",
@@ -801,20 +603,8 @@ END:VCALENDAR\r\n";
             let errors = codes(parse_ics(&wrap(body)).unwrap_err());
             assert!(errors.iter().any(|(_, c)| *c == code), "{code}: {errors:?}");
         }
-        assert_eq!(
-            codes(parse_ics("date,kind\n2025-01-01,holiday\n").unwrap_err())[0].1,
-            "malformed_line"
-        );
-        assert_eq!(
-            codes(parse_ics("").unwrap_err()),
-            [("file".to_string(), "not_a_calendar")]
-        );
-        assert_eq!(
-            codes(parse_ics("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n").unwrap_err())
-                .last()
-                .unwrap()
-                .1,
-            "malformed_calendar"
-        );
+        assert_eq!(codes(parse_ics("date,kind\n2025-01-01,holiday\n").unwrap_err())[0].1, "malformed_line");
+        assert_eq!(codes(parse_ics("").unwrap_err()), [("file".to_string(), "not_a_calendar")]);
+        assert_eq!(codes(parse_ics("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n").unwrap_err()).last().unwrap().1, "malformed_calendar");
     }
 }

@@ -45,10 +45,8 @@ impl BusinessCalendar {
         if !errors.is_empty() {
             return Err(DomainError::Invalid(errors));
         }
-        let hours = DayHours::parse("hours", CHINA_OFFICE_HOURS)
-            .map_err(|e| DomainError::Invalid(vec![e]))?;
-        BusinessCalendar::new(chrono_tz::Asia::Shanghai, WeekHours::weekdays(hours))?
-            .with_days(days)
+        let hours = DayHours::parse("hours", CHINA_OFFICE_HOURS).map_err(|e| DomainError::Invalid(vec![e]))?;
+        BusinessCalendar::new(chrono_tz::Asia::Shanghai, WeekHours::weekdays(hours))?.with_days(days)
     }
 }
 
@@ -63,16 +61,8 @@ mod tests {
     fn shipped_data_is_complete_and_named_in_both_languages() {
         for (year, holidays, workdays) in [(2025, 28, 5), (2026, 33, 6)] {
             let days = china_mainland_days(year).expect("valid data");
-            assert_eq!(
-                days.iter().filter(|d| d.kind == DayKind::Holiday).count(),
-                holidays,
-                "{year}"
-            );
-            assert_eq!(
-                days.iter().filter(|d| d.kind == DayKind::Workday).count(),
-                workdays,
-                "{year}"
-            );
+            assert_eq!(days.iter().filter(|d| d.kind == DayKind::Holiday).count(), holidays, "{year}");
+            assert_eq!(days.iter().filter(|d| d.kind == DayKind::Workday).count(), workdays, "{year}");
             for d in &days {
                 assert_eq!(d.date.year(), year);
                 let name = d.name.as_deref().unwrap();
@@ -80,11 +70,7 @@ mod tests {
                 assert!(en.is_ascii() && !en.is_empty(), "{name}");
                 assert!(zh.chars().all(|c| !c.is_ascii()), "{name}");
                 if d.kind == DayKind::Workday {
-                    assert!(
-                        matches!(d.date.weekday(), Weekday::Sat | Weekday::Sun),
-                        "{} is not a weekend",
-                        d.date
-                    );
+                    assert!(matches!(d.date.weekday(), Weekday::Sat | Weekday::Sun), "{} is not a weekend", d.date);
                 }
             }
         }
@@ -143,20 +129,11 @@ mod tests {
         assert!(!c.is_working_at(utc("2026-02-16T02:00:00Z")));
         // From Friday 13 Feb 18:00 to Tuesday 24 Feb 09:00 only the make-up Saturday counts.
         let (a, b) = (utc("2026-02-13T10:00:00Z"), utc("2026-02-24T01:00:00Z"));
-        assert_eq!(
-            c.business_millis_between(a, b),
-            7 * HOUR_MS + 30 * MINUTE_MS
-        );
+        assert_eq!(c.business_millis_between(a, b), 7 * HOUR_MS + 30 * MINUTE_MS);
         // A four-hour target raised on Friday at 17:00: one hour on Friday, three on the Saturday.
-        assert_eq!(
-            c.add_business_millis(utc("2026-02-13T09:00:00Z"), 4 * HOUR_MS),
-            utc("2026-02-14T04:00:00Z")
-        );
+        assert_eq!(c.add_business_millis(utc("2026-02-13T09:00:00Z"), 4 * HOUR_MS), utc("2026-02-14T04:00:00Z"));
         // Eight hours: the Saturday's 7.5 and then half an hour on Tuesday 24 Feb.
-        assert_eq!(
-            c.add_business_millis(utc("2026-02-13T10:00:00Z"), 8 * HOUR_MS),
-            utc("2026-02-24T01:30:00Z")
-        );
+        assert_eq!(c.add_business_millis(utc("2026-02-13T10:00:00Z"), 8 * HOUR_MS), utc("2026-02-24T01:30:00Z"));
     }
 
     #[test]
@@ -165,28 +142,17 @@ mod tests {
         // Wednesday 31 Dec 2025 17:00 + 2h: 1-3 Jan are holidays, Sunday 4 Jan is a working day.
         let due = c.add_business_millis(utc("2025-12-31T09:00:00Z"), 2 * HOUR_MS);
         assert_eq!(due, utc("2026-01-04T02:00:00Z"));
-        assert_eq!(
-            c.business_millis_between(utc("2025-12-31T09:00:00Z"), due),
-            2 * HOUR_MS
-        );
+        assert_eq!(c.business_millis_between(utc("2025-12-31T09:00:00Z"), due), 2 * HOUR_MS);
         // Auto-close after 3 business days, resolved Tuesday 29 Sep 2026 15:00:
         // 30 Sep, (1-7 Oct holidays), 8 Oct, 9 Oct.
-        assert_eq!(
-            c.add_business_days(utc("2026-09-29T07:00:00Z"), 3),
-            utc("2026-10-09T07:00:00Z")
-        );
-        assert_eq!(
-            c.add_business_days(utc("2026-10-09T07:00:00Z"), 1),
-            utc("2026-10-10T07:00:00Z")
-        );
+        assert_eq!(c.add_business_days(utc("2026-09-29T07:00:00Z"), 3), utc("2026-10-09T07:00:00Z"));
+        assert_eq!(c.add_business_days(utc("2026-10-09T07:00:00Z"), 1), utc("2026-10-10T07:00:00Z"));
     }
 
     #[test]
     fn other_years_must_be_imported() {
         let err = BusinessCalendar::china_mainland([2024, 2025, 2027]).unwrap_err();
-        let DomainError::Invalid(list) = err else {
-            panic!()
-        };
+        let DomainError::Invalid(list) = err else { panic!() };
         assert_eq!(list.len(), 2);
         assert!(list.iter().all(|e| e.code == "unsupported_year"));
     }

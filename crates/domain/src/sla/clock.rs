@@ -52,11 +52,7 @@ pub struct PolicySpec {
 
 impl ClockPolicy {
     /// A status may not both pause and stop a clock (`pause_and_stop`).
-    pub fn new(
-        pause: &[&str],
-        first_response_stop: &[&str],
-        resolution_stop: &[&str],
-    ) -> Result<Self, DomainError> {
+    pub fn new(pause: &[&str], first_response_stop: &[&str], resolution_stop: &[&str]) -> Result<Self, DomainError> {
         let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
         Self::from_spec(&PolicySpec {
             pause_statuses: owned(pause),
@@ -71,11 +67,7 @@ impl ClockPolicy {
             let mut out = BTreeSet::new();
             for (i, s) in list.iter().enumerate() {
                 match s.trim() {
-                    "" => errors.push(FieldError::new(
-                        format!("{field}[{i}]"),
-                        "required",
-                        "a status name is required",
-                    )),
+                    "" => errors.push(FieldError::new(format!("{field}[{i}]"), "required", "a status name is required")),
                     s => {
                         out.insert(s.to_string());
                     }
@@ -84,29 +76,15 @@ impl ClockPolicy {
             out
         };
         let pause = set("pause_statuses", &spec.pause_statuses);
-        let first_response_stop = set(
-            "first_response_stop_statuses",
-            &spec.first_response_stop_statuses,
-        );
+        let first_response_stop = set("first_response_stop_statuses", &spec.first_response_stop_statuses);
         let resolution_stop = set("resolution_stop_statuses", &spec.resolution_stop_statuses);
-        for s in pause
-            .iter()
-            .filter(|s| first_response_stop.contains(*s) || resolution_stop.contains(*s))
-        {
-            errors.push(FieldError::new(
-                "pause_statuses",
-                "pause_and_stop",
-                format!("status {s} cannot both pause and stop a clock"),
-            ));
+        for s in pause.iter().filter(|s| first_response_stop.contains(*s) || resolution_stop.contains(*s)) {
+            errors.push(FieldError::new("pause_statuses", "pause_and_stop", format!("status {s} cannot both pause and stop a clock")));
         }
         if !errors.is_empty() {
             return Err(DomainError::Invalid(errors));
         }
-        Ok(ClockPolicy {
-            pause,
-            first_response_stop,
-            resolution_stop,
-        })
+        Ok(ClockPolicy { pause, first_response_stop, resolution_stop })
     }
 
     pub fn to_spec(&self) -> PolicySpec {
@@ -277,13 +255,7 @@ impl SlaReport {
     }
 
     pub fn clocks(&self) -> impl Iterator<Item = &TargetClock> {
-        [
-            Some(&self.first_response),
-            Some(&self.resolution),
-            self.update.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
+        [Some(&self.first_response), Some(&self.resolution), self.update.as_ref()].into_iter().flatten()
     }
 }
 
@@ -325,19 +297,12 @@ type Reach = (i64, usize, Option<u16>);
 fn instants_after(ctx: &ClockContext<'_>, from: i64, needs: &[i64]) -> Vec<i64> {
     let immediate = needs.partition_point(|n| *n <= 0);
     let mut out = vec![from; needs.len()];
-    ctx.calendar
-        .add_each(from, &needs[immediate..], &mut out[immediate..]);
+    ctx.calendar.add_each(from, &needs[immediate..], &mut out[immediate..]);
     out
 }
 
 impl KindClock {
-    fn new(
-        ctx: &ClockContext<'_>,
-        kind: TargetKind,
-        phase: Phase,
-        priority: Priority,
-        at: i64,
-    ) -> Self {
+    fn new(ctx: &ClockContext<'_>, kind: TargetKind, phase: Phase, priority: Priority, at: i64) -> Self {
         let mut k = KindClock {
             phase: Phase::NotStarted,
             priority,
@@ -363,14 +328,7 @@ impl KindClock {
     }
 
     /// The crossings a running clock reaches within `business` more business time.
-    fn reaches(
-        &self,
-        ctx: &ClockContext<'_>,
-        kind: TargetKind,
-        index: usize,
-        business: i64,
-        out: &mut Vec<Reach>,
-    ) {
+    fn reaches(&self, ctx: &ClockContext<'_>, kind: TargetKind, index: usize, business: i64, out: &mut Vec<Reach>) {
         let Some(target) = self.target(ctx, kind) else {
             return;
         };
@@ -388,21 +346,9 @@ impl KindClock {
 
     /// Business time still to run until the due time and until the next threshold or breach.
     fn ahead(&self, ctx: &ClockContext<'_>, target: i64) -> (Option<i64>, Option<i64>) {
-        let due = self
-            .breached_at
-            .is_none()
-            .then_some(target - self.elapsed_ms);
-        let pending = ctx
-            .targets
-            .thresholds()
-            .percents()
-            .iter()
-            .filter(|p| !self.is_crossed(**p))
-            .map(|&p| needed(p, target));
-        let next = pending
-            .chain(self.breached_at.is_none().then_some(target))
-            .min()
-            .map(|n| n - self.elapsed_ms);
+        let due = self.breached_at.is_none().then_some(target - self.elapsed_ms);
+        let pending = ctx.targets.thresholds().percents().iter().filter(|p| !self.is_crossed(**p)).map(|&p| needed(p, target));
+        let next = pending.chain(self.breached_at.is_none().then_some(target)).min().map(|n| n - self.elapsed_ms);
         (due, next)
     }
 
@@ -415,8 +361,7 @@ impl KindClock {
             return;
         };
         let percents = ctx.targets.thresholds().percents();
-        self.crossed
-            .retain(|&(p, _)| percents.contains(&p) && self.elapsed_ms >= needed(p, target));
+        self.crossed.retain(|&(p, _)| percents.contains(&p) && self.elapsed_ms >= needed(p, target));
         for &p in percents {
             if self.elapsed_ms >= needed(p, target) && !self.is_crossed(p) {
                 self.crossed.push((p, at));
@@ -441,14 +386,7 @@ impl KindClock {
         self.phase = phase;
     }
 
-    fn reopen(
-        &mut self,
-        ctx: &ClockContext<'_>,
-        kind: TargetKind,
-        phase: Phase,
-        priority: Priority,
-        at: i64,
-    ) {
+    fn reopen(&mut self, ctx: &ClockContext<'_>, kind: TargetKind, phase: Phase, priority: Priority, at: i64) {
         self.stopped_at = None;
         self.due_when_stopped = None;
         self.phase = phase;
@@ -464,13 +402,7 @@ impl KindClock {
     }
 
     /// The clock as of `now`; `due` and `next` are the walked instants of [`Self::ahead`].
-    fn view(
-        &self,
-        kind: TargetKind,
-        target: i64,
-        due: Option<i64>,
-        next: Option<i64>,
-    ) -> TargetClock {
+    fn view(&self, kind: TargetKind, target: i64, due: Option<i64>, next: Option<i64>) -> TargetClock {
         let phase = match self.phase {
             Phase::Paused => ClockPhase::Paused,
             Phase::Stopped => ClockPhase::Stopped,
@@ -504,19 +436,8 @@ impl KindClock {
             due_at: due.map(from_ms),
             breached_at: self.breached_at.map(from_ms),
             stopped_at: self.stopped_at.map(from_ms),
-            thresholds: self
-                .crossed
-                .iter()
-                .map(|&(percent, at)| ThresholdCrossing {
-                    percent,
-                    crossed_at: from_ms(at),
-                })
-                .collect(),
-            next_threshold_at: if phase == ClockPhase::Running {
-                next.map(from_ms)
-            } else {
-                None
-            },
+            thresholds: self.crossed.iter().map(|&(percent, at)| ThresholdCrossing { percent, crossed_at: from_ms(at) }).collect(),
+            next_threshold_at: if phase == ClockPhase::Running { next.map(from_ms) } else { None },
             earlier_breaches: self.earlier_breaches.iter().copied().map(from_ms).collect(),
         }
     }
@@ -549,15 +470,9 @@ pub struct SlaClock {
 
 impl SlaClock {
     /// The clocks of a ticket created at `created_at` with this status and priority.
-    pub fn start(
-        ctx: &ClockContext<'_>,
-        created_at: DateTime<Utc>,
-        status: &str,
-        priority: Priority,
-    ) -> Self {
+    pub fn start(ctx: &ClockContext<'_>, created_at: DateTime<Utc>, status: &str, priority: Priority) -> Self {
         let at = to_ms(created_at);
-        let clock =
-            |kind| KindClock::new(ctx, kind, ctx.policy.phase_for(kind, status), priority, at);
+        let clock = |kind| KindClock::new(ctx, kind, ctx.policy.phase_for(kind, status), priority, at);
         SlaClock {
             created_at: at,
             at,
@@ -572,19 +487,10 @@ impl SlaClock {
     }
 
     /// Applies one event; events must come in time order (`not_chronological` otherwise).
-    pub fn apply(
-        &mut self,
-        ctx: &ClockContext<'_>,
-        at: DateTime<Utc>,
-        event: &ClockEvent,
-    ) -> Result<(), DomainError> {
+    pub fn apply(&mut self, ctx: &ClockContext<'_>, at: DateTime<Utc>, event: &ClockEvent) -> Result<(), DomainError> {
         let at = to_ms(at);
         if at < self.at {
-            return Err(DomainError::field(
-                "at",
-                "not_chronological",
-                "clock events must be applied in time order",
-            ));
+            return Err(DomainError::field("at", "not_chronological", "clock events must be applied in time order"));
         }
         let change = match event {
             ClockEvent::Status { status } => Change::Status(status),
@@ -605,9 +511,7 @@ impl SlaClock {
         let targets = [
             Some(for_clock(FR).first_response_ms),
             Some(for_clock(RES).resolution_ms),
-            for_clock(UPD)
-                .update_interval_ms
-                .filter(|_| c.clocks[UPD].phase != Phase::NotStarted),
+            for_clock(UPD).update_interval_ms.filter(|_| c.clocks[UPD].phase != Phase::NotStarted),
         ];
         let mut needs: Vec<(i64, usize)> = Vec::with_capacity(6);
         for (i, k) in c.clocks.iter().enumerate() {
@@ -623,9 +527,7 @@ impl SlaClock {
         for ((_, slot), at) in needs.iter().zip(instants_after(ctx, now, &needed)) {
             walked[*slot] = Some(at);
         }
-        let view = |i: usize, target: i64| {
-            c.clocks[i].view(TargetKind::ALL[i], target, walked[2 * i], walked[2 * i + 1])
-        };
+        let view = |i: usize, target: i64| c.clocks[i].view(TargetKind::ALL[i], target, walked[2 * i], walked[2 * i + 1]);
         SlaReport {
             as_of: from_ms(now),
             status: c.status.clone(),
@@ -656,12 +558,7 @@ impl SlaClock {
     fn advance(&mut self, ctx: &ClockContext<'_>, to: i64) {
         let from = self.at;
         self.at = self.at.max(to);
-        if to <= from
-            || !self
-                .clocks
-                .iter()
-                .any(|k| matches!(k.phase, Phase::Running | Phase::Paused))
-        {
+        if to <= from || !self.clocks.iter().any(|k| matches!(k.phase, Phase::Running | Phase::Paused)) {
             return;
         }
         let business = ctx.calendar.between_ms(from, to);
@@ -705,12 +602,7 @@ impl SlaClock {
                 self.status.push_str(status);
                 let fr = &mut self.clocks[FR];
                 if fr.phase != Phase::Stopped {
-                    fr.enter(
-                        ctx,
-                        TargetKind::FirstResponse,
-                        policy.phase_for(TargetKind::FirstResponse, status),
-                        at,
-                    );
+                    fr.enter(ctx, TargetKind::FirstResponse, policy.phase_for(TargetKind::FirstResponse, status), at);
                 }
                 let res = &mut self.clocks[RES];
                 let next = policy.phase_for(TargetKind::Resolution, status);
@@ -723,9 +615,7 @@ impl SlaClock {
                 let next = policy.phase_for(TargetKind::Update, status);
                 match upd.phase {
                     Phase::NotStarted => {}
-                    Phase::Stopped if next != Phase::Stopped => {
-                        upd.new_cycle(ctx, status, self.priority, at)
-                    }
+                    Phase::Stopped if next != Phase::Stopped => upd.new_cycle(ctx, status, self.priority, at),
                     _ => upd.enter(ctx, TargetKind::Update, next, at),
                 }
             }
@@ -755,86 +645,40 @@ impl SlaClock {
     }
 }
 
-fn check_order<T>(
-    field: &str,
-    list: &[T],
-    at: impl Fn(&T) -> DateTime<Utc>,
-    errors: &mut Vec<FieldError>,
-) {
+fn check_order<T>(field: &str, list: &[T], at: impl Fn(&T) -> DateTime<Utc>, errors: &mut Vec<FieldError>) {
     if list.windows(2).any(|w| at(&w[0]) > at(&w[1])) {
-        errors.push(FieldError::new(
-            field,
-            "not_chronological",
-            format!("{field} must be in time order"),
-        ));
+        errors.push(FieldError::new(field, "not_chronological", format!("{field} must be in time order")));
     }
 }
 
 /// Replays a ticket's history up to and including `until` into an [`SlaClock`], which can then
 /// be stored and fed further events. Events at the same instant apply priority changes first,
 /// then status changes, then the first response, then public updates.
-pub fn replay(
-    history: &TicketHistory<'_>,
-    ctx: &ClockContext<'_>,
-    until: DateTime<Utc>,
-) -> Result<SlaClock, DomainError> {
+pub fn replay(history: &TicketHistory<'_>, ctx: &ClockContext<'_>, until: DateTime<Utc>) -> Result<SlaClock, DomainError> {
     let mut errors = Vec::new();
     if history.statuses.is_empty() {
-        errors.push(FieldError::new(
-            "statuses",
-            "required",
-            "the status log must hold the ticket's creation",
-        ));
+        errors.push(FieldError::new("statuses", "required", "the status log must hold the ticket's creation"));
     }
     if history.priorities.is_empty() {
-        errors.push(FieldError::new(
-            "priorities",
-            "required",
-            "the priority log must hold the initial priority",
-        ));
+        errors.push(FieldError::new("priorities", "required", "the priority log must hold the initial priority"));
     }
     check_order("statuses", history.statuses, |e| e.0, &mut errors);
     check_order("priorities", history.priorities, |e| e.0, &mut errors);
-    check_order(
-        "public_updates",
-        history.public_updates,
-        |t| *t,
-        &mut errors,
-    );
-    let (Some((created, first_status)), Some((_, first_priority)), true) = (
-        history.statuses.first(),
-        history.priorities.first(),
-        errors.is_empty(),
-    ) else {
+    check_order("public_updates", history.public_updates, |t| *t, &mut errors);
+    let (Some((created, first_status)), Some((_, first_priority)), true) =
+        (history.statuses.first(), history.priorities.first(), errors.is_empty())
+    else {
         return Err(DomainError::Invalid(errors));
     };
     let mut clock = SlaClock::start(ctx, *created, first_status, *first_priority);
     let created = clock.created_at;
     let until = to_ms(until);
-    let mut changes: Vec<(i64, u8, Change<'_>)> = Vec::with_capacity(
-        history.statuses.len() + history.priorities.len() + history.public_updates.len() + 1,
-    );
-    changes.extend(
-        history.priorities[1..]
-            .iter()
-            .map(|(t, p)| (to_ms(*t), 0, Change::Priority(*p))),
-    );
-    changes.extend(
-        history.statuses[1..]
-            .iter()
-            .map(|(t, s)| (to_ms(*t), 1, Change::Status(s.as_str()))),
-    );
-    changes.extend(
-        history
-            .first_response_at
-            .map(|t| (to_ms(t), 2, Change::FirstResponse)),
-    );
-    changes.extend(
-        history
-            .public_updates
-            .iter()
-            .map(|t| (to_ms(*t), 3, Change::PublicUpdate)),
-    );
+    let mut changes: Vec<(i64, u8, Change<'_>)> =
+        Vec::with_capacity(history.statuses.len() + history.priorities.len() + history.public_updates.len() + 1);
+    changes.extend(history.priorities[1..].iter().map(|(t, p)| (to_ms(*t), 0, Change::Priority(*p))));
+    changes.extend(history.statuses[1..].iter().map(|(t, s)| (to_ms(*t), 1, Change::Status(s.as_str()))));
+    changes.extend(history.first_response_at.map(|t| (to_ms(t), 2, Change::FirstResponse)));
+    changes.extend(history.public_updates.iter().map(|t| (to_ms(*t), 3, Change::PublicUpdate)));
     changes.retain(|c| c.0 <= until);
     changes.sort_by_key(|c| (c.0.max(created), c.1));
     for (at, _, change) in changes {
@@ -844,11 +688,7 @@ pub fn replay(
 }
 
 /// The clocks of a ticket as of `now`, computed from scratch from its history.
-pub fn compute_clocks(
-    history: &TicketHistory<'_>,
-    ctx: &ClockContext<'_>,
-    now: DateTime<Utc>,
-) -> Result<SlaReport, DomainError> {
+pub fn compute_clocks(history: &TicketHistory<'_>, ctx: &ClockContext<'_>, now: DateTime<Utc>) -> Result<SlaReport, DomainError> {
     Ok(replay(history, ctx, now)?.report(ctx, now))
 }
 
@@ -861,23 +701,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn pt(fr: i64, res: i64, upd: Option<i64>) -> PriorityTargets {
-        PriorityTargets {
-            first_response_ms: fr,
-            resolution_ms: res,
-            update_interval_ms: upd,
-        }
+        PriorityTargets { first_response_ms: fr, resolution_ms: res, update_interval_ms: upd }
     }
 
     /// P1 1h/4h/update 1h, P2 2h/8h/update 2h, P3 4h/16h, P4 8h/40h; thresholds 75, 100, 150.
     fn targets() -> SlaTargets {
         let h = HOUR_MS;
         SlaTargets::new(
-            [
-                pt(h, 4 * h, Some(h)),
-                pt(2 * h, 8 * h, Some(2 * h)),
-                pt(4 * h, 16 * h, None),
-                pt(8 * h, 40 * h, None),
-            ],
+            [pt(h, 4 * h, Some(h)), pt(2 * h, 8 * h, Some(2 * h)), pt(4 * h, 16 * h, None), pt(8 * h, 40 * h, None)],
             Thresholds::new("t", vec![75, 100, 150]).unwrap(),
         )
         .unwrap()
@@ -900,11 +731,7 @@ mod tests {
         }
 
         fn ctx(&self) -> ClockContext<'_> {
-            ClockContext {
-                calendar: &self.calendar,
-                targets: &self.targets,
-                policy: &self.policy,
-            }
+            ClockContext { calendar: &self.calendar, targets: &self.targets, policy: &self.policy }
         }
     }
 
@@ -918,11 +745,7 @@ mod tests {
 
     impl Story {
         fn new(at: &str, priority: Priority) -> Self {
-            Story {
-                statuses: vec![(utc(at), "new".into())],
-                priorities: vec![(utc(at), priority)],
-                ..Story::default()
-            }
+            Story { statuses: vec![(utc(at), "new".into())], priorities: vec![(utc(at), priority)], ..Story::default() }
         }
         fn status(mut self, at: &str, s: &str) -> Self {
             self.statuses.push((utc(at), s.into()));
@@ -954,10 +777,7 @@ mod tests {
     }
 
     fn crossings(c: &TargetClock) -> Vec<(u16, DateTime<Utc>)> {
-        c.thresholds
-            .iter()
-            .map(|t| (t.percent, t.crossed_at))
-            .collect()
+        c.thresholds.iter().map(|t| (t.percent, t.crossed_at)).collect()
     }
 
     #[test]
@@ -966,14 +786,8 @@ mod tests {
         let story = Story::new("2025-06-02T09:00:00Z", Priority::P2);
         let r = story.at(&s, "2025-06-02T10:00:00Z");
         let fr = &r.first_response;
-        assert_eq!(
-            (fr.elapsed_ms, fr.remaining_ms, fr.percent_used),
-            (HOUR_MS, HOUR_MS, 50.0)
-        );
-        assert_eq!(
-            (fr.state, fr.phase),
-            (ClockState::Running, ClockPhase::Running)
-        );
+        assert_eq!((fr.elapsed_ms, fr.remaining_ms, fr.percent_used), (HOUR_MS, HOUR_MS, 50.0));
+        assert_eq!((fr.state, fr.phase), (ClockState::Running, ClockPhase::Running));
         assert_eq!(fr.due_at, Some(utc("2025-06-02T11:00:00Z")));
         assert_eq!(fr.next_threshold_at, Some(utc("2025-06-02T10:30:00Z")));
         assert_eq!(r.resolution.due_at, Some(utc("2025-06-02T17:00:00Z")));
@@ -981,14 +795,8 @@ mod tests {
 
         let r = story.at(&s, "2025-06-02T10:30:00Z");
         assert_eq!(r.first_response.state, ClockState::Warning);
-        assert_eq!(
-            crossings(&r.first_response),
-            [(75, utc("2025-06-02T10:30:00Z"))]
-        );
-        assert_eq!(
-            r.first_response.next_threshold_at,
-            Some(utc("2025-06-02T11:00:00Z"))
-        );
+        assert_eq!(crossings(&r.first_response), [(75, utc("2025-06-02T10:30:00Z"))]);
+        assert_eq!(r.first_response.next_threshold_at, Some(utc("2025-06-02T11:00:00Z")));
 
         let story = story.responded("2025-06-02T10:45:00Z");
         let r = story.at(&s, "2025-06-03T10:00:00Z");
@@ -1015,21 +823,13 @@ mod tests {
         assert_eq!(fr.due_at, fr.breached_at);
         assert_eq!(
             crossings(fr),
-            [
-                (75, utc("2025-06-02T10:30:00Z")),
-                (100, utc("2025-06-02T11:00:00Z")),
-                (150, utc("2025-06-02T12:00:00Z"))
-            ]
+            [(75, utc("2025-06-02T10:30:00Z")), (100, utc("2025-06-02T11:00:00Z")), (150, utc("2025-06-02T12:00:00Z"))]
         );
         assert_eq!(fr.next_threshold_at, None);
         let res = &r.resolution;
         assert_eq!(
             crossings(res),
-            [
-                (75, utc("2025-06-02T15:00:00Z")),
-                (100, utc("2025-06-02T17:00:00Z")),
-                (150, utc("2025-06-03T13:00:00Z"))
-            ]
+            [(75, utc("2025-06-02T15:00:00Z")), (100, utc("2025-06-02T17:00:00Z")), (150, utc("2025-06-03T13:00:00Z"))]
         );
     }
 
@@ -1042,80 +842,44 @@ mod tests {
         let r = story.at(&s, "2025-06-03T12:00:00Z");
         let res = &r.resolution;
         assert_eq!((res.elapsed_ms, res.paused_ms), (4 * HOUR_MS, 7 * HOUR_MS));
-        assert_eq!(
-            res.due_at,
-            Some(utc("2025-06-03T16:00:00Z")),
-            "Monday 17:00 plus 7 business hours"
-        );
+        assert_eq!(res.due_at, Some(utc("2025-06-03T16:00:00Z")), "Monday 17:00 plus 7 business hours");
         // First response used its two hours exactly when the pause began.
-        assert_eq!(
-            r.first_response.breached_at,
-            Some(utc("2025-06-02T11:00:00Z"))
-        );
+        assert_eq!(r.first_response.breached_at, Some(utc("2025-06-02T11:00:00Z")));
 
         let r = story.at(&s, "2025-06-02T15:00:00Z");
-        assert_eq!(
-            (r.resolution.state, r.resolution.phase),
-            (ClockState::Paused, ClockPhase::Paused)
-        );
+        assert_eq!((r.resolution.state, r.resolution.phase), (ClockState::Paused, ClockPhase::Paused));
         assert_eq!(r.resolution.due_at, None);
         assert_eq!(r.resolution.next_threshold_at, None);
         assert_eq!(r.resolution.paused_ms, 4 * HOUR_MS);
-        assert_eq!(
-            (r.first_response.state, r.first_response.phase),
-            (ClockState::Breached, ClockPhase::Paused)
-        );
+        assert_eq!((r.first_response.state, r.first_response.phase), (ClockState::Breached, ClockPhase::Paused));
     }
 
     #[test]
     fn re_prioritising_re_targets_from_creation() {
         let s = Setup::office();
-        let story = Story::new("2025-06-02T09:00:00Z", Priority::P3)
-            .priority("2025-06-02T14:00:00Z", Priority::P1);
+        let story = Story::new("2025-06-02T09:00:00Z", Priority::P3).priority("2025-06-02T14:00:00Z", Priority::P1);
         let r = story.at(&s, "2025-06-02T16:00:00Z");
         assert_eq!(r.priority, Priority::P1);
         let res = &r.resolution;
-        assert_eq!(
-            (res.priority, res.target_ms, res.elapsed_ms),
-            (Priority::P1, 4 * HOUR_MS, 7 * HOUR_MS)
-        );
-        assert_eq!(
-            res.breached_at,
-            Some(utc("2025-06-02T14:00:00Z")),
-            "breached by the re-prioritisation"
-        );
+        assert_eq!((res.priority, res.target_ms, res.elapsed_ms), (Priority::P1, 4 * HOUR_MS, 7 * HOUR_MS));
+        assert_eq!(res.breached_at, Some(utc("2025-06-02T14:00:00Z")), "breached by the re-prioritisation");
         assert_eq!(
             crossings(res),
-            [
-                (75, utc("2025-06-02T14:00:00Z")),
-                (100, utc("2025-06-02T14:00:00Z")),
-                (150, utc("2025-06-02T15:00:00Z"))
-            ]
+            [(75, utc("2025-06-02T14:00:00Z")), (100, utc("2025-06-02T14:00:00Z")), (150, utc("2025-06-02T15:00:00Z"))]
         );
         // Under P3 first response was already past 75% and 100%: those crossings keep their instants.
         assert_eq!(
             crossings(&r.first_response),
-            [
-                (75, utc("2025-06-02T12:00:00Z")),
-                (100, utc("2025-06-02T13:00:00Z")),
-                (150, utc("2025-06-02T14:00:00Z"))
-            ]
+            [(75, utc("2025-06-02T12:00:00Z")), (100, utc("2025-06-02T13:00:00Z")), (150, utc("2025-06-02T14:00:00Z"))]
         );
 
-        let lowered = Story::new("2025-06-02T09:00:00Z", Priority::P1)
-            .priority("2025-06-02T09:50:00Z", Priority::P3);
+        let lowered = Story::new("2025-06-02T09:00:00Z", Priority::P1).priority("2025-06-02T09:50:00Z", Priority::P3);
         let before = lowered.at(&s, "2025-06-02T09:49:00Z");
-        assert_eq!(
-            crossings(&before.first_response),
-            [(75, utc("2025-06-02T09:45:00Z"))]
-        );
+        assert_eq!(crossings(&before.first_response), [(75, utc("2025-06-02T09:45:00Z"))]);
         let after = lowered.at(&s, "2025-06-02T10:00:00Z");
         assert_eq!(after.first_response.state, ClockState::Running);
         assert!(after.first_response.thresholds.is_empty());
-        assert_eq!(
-            after.first_response.due_at,
-            Some(utc("2025-06-02T13:00:00Z"))
-        );
+        assert_eq!(after.first_response.due_at, Some(utc("2025-06-02T13:00:00Z")));
     }
 
     #[test]
@@ -1126,40 +890,21 @@ mod tests {
             .priority("2025-06-02T13:00:00Z", Priority::P1)
             .status("2025-06-03T09:00:00Z", "in_progress");
         let r = story.at(&s, "2025-06-02T15:00:00Z");
-        assert_eq!(
-            (r.resolution.state, r.resolution.elapsed_ms),
-            (ClockState::Met, 3 * HOUR_MS)
-        );
-        assert_eq!(
-            r.resolution.target_ms,
-            8 * HOUR_MS,
-            "stopped before the re-prioritisation"
-        );
+        assert_eq!((r.resolution.state, r.resolution.elapsed_ms), (ClockState::Met, 3 * HOUR_MS));
+        assert_eq!(r.resolution.target_ms, 8 * HOUR_MS, "stopped before the re-prioritisation");
         assert_eq!(r.resolution.due_at, Some(utc("2025-06-02T17:00:00Z")));
         assert_eq!(r.first_response.state, ClockState::BreachedStopped);
-        assert_eq!(
-            r.first_response.stopped_at,
-            Some(utc("2025-06-02T12:00:00Z"))
-        );
+        assert_eq!(r.first_response.stopped_at, Some(utc("2025-06-02T12:00:00Z")));
 
         // Reopened under P1 (4h) with 3h used: 75% is crossed at the reopen, 100% an hour later.
         let r = story.at(&s, "2025-06-03T09:30:00Z");
         let res = &r.resolution;
-        assert_eq!(
-            (res.state, res.phase),
-            (ClockState::Warning, ClockPhase::Running)
-        );
-        assert_eq!(
-            (res.priority, res.elapsed_ms),
-            (Priority::P1, 3 * HOUR_MS + 30 * MINUTE_MS)
-        );
+        assert_eq!((res.state, res.phase), (ClockState::Warning, ClockPhase::Running));
+        assert_eq!((res.priority, res.elapsed_ms), (Priority::P1, 3 * HOUR_MS + 30 * MINUTE_MS));
         assert_eq!(crossings(res), [(75, utc("2025-06-03T09:00:00Z"))]);
         assert_eq!(res.due_at, Some(utc("2025-06-03T10:00:00Z")));
         let r = story.at(&s, "2025-06-03T11:00:00Z");
-        assert_eq!(
-            (r.resolution.state, r.resolution.breached_at),
-            (ClockState::Breached, Some(utc("2025-06-03T10:00:00Z")))
-        );
+        assert_eq!((r.resolution.state, r.resolution.breached_at), (ClockState::Breached, Some(utc("2025-06-03T10:00:00Z"))));
     }
 
     #[test]
@@ -1173,151 +918,74 @@ mod tests {
             .status("2025-06-02T13:00:00Z", "in_progress");
         let r = story.at(&s, "2025-06-02T11:30:00Z");
         let upd = r.update.as_ref().unwrap();
-        assert_eq!(
-            (upd.started_at, upd.elapsed_ms),
-            (utc("2025-06-02T10:00:00Z"), 90 * MINUTE_MS)
-        );
+        assert_eq!((upd.started_at, upd.elapsed_ms), (utc("2025-06-02T10:00:00Z"), 90 * MINUTE_MS));
         assert_eq!(upd.breached_at, Some(utc("2025-06-02T11:00:00Z")));
         assert_eq!(crossings(upd)[0], (75, utc("2025-06-02T10:45:00Z")));
 
         let upd = story.at(&s, "2025-06-02T12:00:00Z").update.unwrap();
-        assert_eq!(
-            (upd.state, upd.elapsed_ms),
-            (ClockState::Running, 20 * MINUTE_MS)
-        );
+        assert_eq!((upd.state, upd.elapsed_ms), (ClockState::Running, 20 * MINUTE_MS));
         assert_eq!(upd.earlier_breaches, [utc("2025-06-02T11:00:00Z")]);
 
         let upd = story.at(&s, "2025-06-02T12:30:00Z").update.unwrap();
-        assert_eq!(
-            (upd.state, upd.elapsed_ms),
-            (ClockState::Met, 30 * MINUTE_MS)
-        );
+        assert_eq!((upd.state, upd.elapsed_ms), (ClockState::Met, 30 * MINUTE_MS));
 
         let upd = story.at(&s, "2025-06-02T13:15:00Z").update.unwrap();
-        assert_eq!(
-            (upd.started_at, upd.elapsed_ms, upd.state),
-            (
-                utc("2025-06-02T13:00:00Z"),
-                15 * MINUTE_MS,
-                ClockState::Running
-            )
-        );
+        assert_eq!((upd.started_at, upd.elapsed_ms, upd.state), (utc("2025-06-02T13:00:00Z"), 15 * MINUTE_MS, ClockState::Running));
 
         let lowered = story.priority("2025-06-02T13:30:00Z", Priority::P3);
-        assert!(
-            lowered.at(&s, "2025-06-02T14:00:00Z").update.is_none(),
-            "P3 has no update interval"
-        );
+        assert!(lowered.at(&s, "2025-06-02T14:00:00Z").update.is_none(), "P3 has no update interval");
     }
 
     #[test]
     fn events_after_now_are_ignored_and_bad_histories_are_refused() {
         let s = Setup::office();
-        let story = Story::new("2025-06-02T09:00:00Z", Priority::P2)
-            .status("2025-06-02T12:00:00Z", "resolved");
+        let story = Story::new("2025-06-02T09:00:00Z", Priority::P2).status("2025-06-02T12:00:00Z", "resolved");
         let r = story.at(&s, "2025-06-02T11:00:00Z");
-        assert_eq!(
-            (r.status.as_str(), r.resolution.elapsed_ms),
-            ("new", 2 * HOUR_MS)
-        );
+        assert_eq!((r.status.as_str(), r.resolution.elapsed_ms), ("new", 2 * HOUR_MS));
         let r = story.at(&s, "2025-06-01T00:00:00Z");
-        assert_eq!(
-            (r.as_of, r.resolution.elapsed_ms),
-            (utc("2025-06-02T09:00:00Z"), 0)
-        );
+        assert_eq!((r.as_of, r.resolution.elapsed_ms), (utc("2025-06-02T09:00:00Z"), 0));
 
-        let empty = TicketHistory {
-            statuses: &[],
-            priorities: &[],
-            first_response_at: None,
-            public_updates: &[],
-        };
-        let Err(DomainError::Invalid(errors)) =
-            compute_clocks(&empty, &s.ctx(), utc("2025-06-02T09:00:00Z"))
-        else {
-            panic!()
-        };
+        let empty = TicketHistory { statuses: &[], priorities: &[], first_response_at: None, public_updates: &[] };
+        let Err(DomainError::Invalid(errors)) = compute_clocks(&empty, &s.ctx(), utc("2025-06-02T09:00:00Z")) else { panic!() };
         assert_eq!(
-            errors
-                .iter()
-                .map(|e| (e.field.as_str(), e.code))
-                .collect::<Vec<_>>(),
+            errors.iter().map(|e| (e.field.as_str(), e.code)).collect::<Vec<_>>(),
             [("statuses", "required"), ("priorities", "required")]
         );
 
         let unordered = Story::new("2025-06-02T09:00:00Z", Priority::P2)
             .status("2025-06-02T12:00:00Z", "assigned")
             .status("2025-06-02T11:00:00Z", "in_progress");
-        let Err(DomainError::Invalid(errors)) =
-            compute_clocks(&unordered.history(), &s.ctx(), utc("2025-06-03T00:00:00Z"))
-        else {
+        let Err(DomainError::Invalid(errors)) = compute_clocks(&unordered.history(), &s.ctx(), utc("2025-06-03T00:00:00Z")) else {
             panic!()
         };
         assert_eq!(errors[0].code, "not_chronological");
 
         let mut clock = SlaClock::start(&s.ctx(), utc("2025-06-02T09:00:00Z"), "new", Priority::P2);
-        clock
-            .apply(
-                &s.ctx(),
-                utc("2025-06-02T10:00:00Z"),
-                &ClockEvent::FirstResponse,
-            )
-            .unwrap();
-        let err = clock
-            .apply(
-                &s.ctx(),
-                utc("2025-06-02T09:30:00Z"),
-                &ClockEvent::PublicUpdate,
-            )
-            .unwrap_err();
-        assert_eq!(
-            err,
-            DomainError::field(
-                "at",
-                "not_chronological",
-                "clock events must be applied in time order"
-            )
-        );
+        clock.apply(&s.ctx(), utc("2025-06-02T10:00:00Z"), &ClockEvent::FirstResponse).unwrap();
+        let err = clock.apply(&s.ctx(), utc("2025-06-02T09:30:00Z"), &ClockEvent::PublicUpdate).unwrap_err();
+        assert_eq!(err, DomainError::field("at", "not_chronological", "clock events must be applied in time order"));
     }
 
     #[test]
     fn policies_are_validated_and_serialised() {
-        let Err(DomainError::Invalid(errors)) = ClockPolicy::new(
-            &["pending_customer", "resolved", " "],
-            &["resolved"],
-            &["closed"],
-        ) else {
+        let Err(DomainError::Invalid(errors)) = ClockPolicy::new(&["pending_customer", "resolved", " "], &["resolved"], &["closed"]) else {
             panic!()
         };
         let codes: Vec<_> = errors.iter().map(|e| e.code).collect();
         assert_eq!(codes, ["required", "pause_and_stop"]);
         let p = ClockPolicy::default();
         let json = serde_json::to_value(&p).unwrap();
-        assert_eq!(
-            json["pause_statuses"],
-            serde_json::json!(["pending_customer", "pending_supplier"])
-        );
+        assert_eq!(json["pause_statuses"], serde_json::json!(["pending_customer", "pending_supplier"]));
         assert_eq!(serde_json::from_value::<ClockPolicy>(json).unwrap(), p);
         assert_eq!(
-            serde_json::to_value(ClockEvent::Priority {
-                priority: Priority::P1
-            })
-            .unwrap(),
+            serde_json::to_value(ClockEvent::Priority { priority: Priority::P1 }).unwrap(),
             serde_json::json!({"type": "priority", "priority": "P1"})
         );
     }
 
     // ---- property tests ----
 
-    const STATUSES: [&str; 7] = [
-        "new",
-        "assigned",
-        "in_progress",
-        "pending_customer",
-        "pending_supplier",
-        "resolved",
-        "closed",
-    ];
+    const STATUSES: [&str; 7] = ["new", "assigned", "in_progress", "pending_customer", "pending_supplier", "resolved", "closed"];
 
     #[derive(Debug, Clone)]
     struct Generated {
@@ -1341,25 +1009,10 @@ mod tests {
         /// The events after creation in the order [`replay`] applies them.
         fn events(&self) -> Vec<(DateTime<Utc>, ClockEvent)> {
             let mut all: Vec<(DateTime<Utc>, u8, ClockEvent)> = Vec::new();
-            all.extend(
-                self.priorities[1..]
-                    .iter()
-                    .map(|(t, p)| (*t, 0, ClockEvent::Priority { priority: *p })),
-            );
-            all.extend(
-                self.statuses[1..]
-                    .iter()
-                    .map(|(t, s)| (*t, 1, ClockEvent::Status { status: s.clone() })),
-            );
-            all.extend(
-                self.first_response_at
-                    .map(|t| (t, 2, ClockEvent::FirstResponse)),
-            );
-            all.extend(
-                self.public_updates
-                    .iter()
-                    .map(|t| (*t, 3, ClockEvent::PublicUpdate)),
-            );
+            all.extend(self.priorities[1..].iter().map(|(t, p)| (*t, 0, ClockEvent::Priority { priority: *p })));
+            all.extend(self.statuses[1..].iter().map(|(t, s)| (*t, 1, ClockEvent::Status { status: s.clone() })));
+            all.extend(self.first_response_at.map(|t| (t, 2, ClockEvent::FirstResponse)));
+            all.extend(self.public_updates.iter().map(|t| (*t, 3, ClockEvent::PublicUpdate)));
             all.sort_by_key(|e| (e.0, e.1));
             all.into_iter().map(|(t, _, e)| (t, e)).collect()
         }
@@ -1367,13 +1020,8 @@ mod tests {
 
     /// A ticket's life in whole minutes starting within ten days of `base`.
     fn generated(base: DateTime<Utc>, max_gap_minutes: i64) -> impl Strategy<Value = Generated> {
-        (
-            0i64..(10 * 1440),
-            0usize..4,
-            prop::collection::vec((0i64..max_gap_minutes, 0u8..6, 0usize..7), 0..10),
-            0i64..(2 * 1440),
-        )
-            .prop_map(move |(start, p0, steps, tail)| {
+        (0i64..(10 * 1440), 0usize..4, prop::collection::vec((0i64..max_gap_minutes, 0u8..6, 0usize..7), 0..10), 0i64..(2 * 1440)).prop_map(
+            move |(start, p0, steps, tail)| {
                 let created = base + chrono::TimeDelta::minutes(start);
                 let mut g = Generated {
                     statuses: vec![(created, "new".into())],
@@ -1394,44 +1042,24 @@ mod tests {
                 }
                 g.end = (t + chrono::TimeDelta::minutes(tail)).timestamp_millis();
                 g
-            })
+            },
+        )
     }
 
     /// Targets in multiples of 20 minutes, so every threshold below is a whole number of minutes.
     fn any_targets() -> impl Strategy<Value = SlaTargets> {
-        (
-            1i64..=18,
-            0i64..=24,
-            prop::option::of(1i64..=9),
-            prop::sample::subsequence(vec![50u16, 75, 90, 100, 150, 200], 0..=6),
-        )
-            .prop_map(|(fr, extra, upd, thresholds)| {
+        (1i64..=18, 0i64..=24, prop::option::of(1i64..=9), prop::sample::subsequence(vec![50u16, 75, 90, 100, 150, 200], 0..=6)).prop_map(
+            |(fr, extra, upd, thresholds)| {
                 let unit = 20 * MINUTE_MS;
-                let level = |k: i64| {
-                    pt(
-                        fr * unit * k,
-                        (fr + extra) * unit * k,
-                        upd.map(|u| u * unit * k),
-                    )
-                };
-                SlaTargets::new(
-                    [level(1), level(2), level(3), level(4)],
-                    Thresholds::new("t", thresholds).unwrap(),
-                )
-                .unwrap()
-            })
+                let level = |k: i64| pt(fr * unit * k, (fr + extra) * unit * k, upd.map(|u| u * unit * k));
+                SlaTargets::new([level(1), level(2), level(3), level(4)], Thresholds::new("t", thresholds).unwrap()).unwrap()
+            },
+        )
     }
 
-    fn scenario(
-        max_gap_minutes: i64,
-    ) -> impl Strategy<Value = (BusinessCalendar, SlaTargets, Generated)> {
-        (any_calendar(), any_targets()).prop_flat_map(move |((calendar, base), targets)| {
-            (
-                Just(calendar),
-                Just(targets),
-                generated(base, max_gap_minutes),
-            )
-        })
+    fn scenario(max_gap_minutes: i64) -> impl Strategy<Value = (BusinessCalendar, SlaTargets, Generated)> {
+        (any_calendar(), any_targets())
+            .prop_flat_map(move |((calendar, base), targets)| (Just(calendar), Just(targets), generated(base, max_gap_minutes)))
     }
 
     /// A simulation of the documented rules a minute at a time, sharing nothing with the engine
@@ -1461,11 +1089,7 @@ mod tests {
             crossed: vec![],
             breached: None,
         };
-        let mut m = [
-            fresh(true, phase(kinds[0], "new")),
-            fresh(true, phase(kinds[1], "new")),
-            fresh(false, Phase::NotStarted),
-        ];
+        let mut m = [fresh(true, phase(kinds[0], "new")), fresh(true, phase(kinds[1], "new")), fresh(false, Phase::NotStarted)];
         let mut status = "new".to_string();
         let mut priority = p0;
         let check = |c: &mut ModelClock, kind: TargetKind, at: i64, drop: bool| {
@@ -1490,12 +1114,8 @@ mod tests {
                 _ => {}
             }
         };
-        let events: Vec<(i64, ClockEvent)> = g
-            .events()
-            .into_iter()
-            .map(|(t, e)| (t.timestamp_millis(), e))
-            .filter(|(t, _)| *t <= now)
-            .collect();
+        let events: Vec<(i64, ClockEvent)> =
+            g.events().into_iter().map(|(t, e)| (t.timestamp_millis(), e)).filter(|(t, _)| *t <= now).collect();
         let mut next = 0;
         let mut t = created;
         loop {
@@ -1570,24 +1190,10 @@ mod tests {
                 continue;
             };
             prop_assert!(mc.started, "{:?} started only in the engine", kind);
-            prop_assert_eq!(
-                (c.elapsed_ms, c.paused_ms, c.priority),
-                (mc.elapsed, mc.paused, mc.priority),
-                "{:?}",
-                kind
-            );
-            let crossed: Vec<(u16, i64)> = c
-                .thresholds
-                .iter()
-                .map(|x| (x.percent, x.crossed_at.timestamp_millis()))
-                .collect();
+            prop_assert_eq!((c.elapsed_ms, c.paused_ms, c.priority), (mc.elapsed, mc.paused, mc.priority), "{:?}", kind);
+            let crossed: Vec<(u16, i64)> = c.thresholds.iter().map(|x| (x.percent, x.crossed_at.timestamp_millis())).collect();
             prop_assert_eq!(&crossed, &mc.crossed, "{:?}", kind);
-            prop_assert_eq!(
-                c.breached_at.map(|b| b.timestamp_millis()),
-                mc.breached,
-                "{:?}",
-                kind
-            );
+            prop_assert_eq!(c.breached_at.map(|b| b.timestamp_millis()), mc.breached, "{:?}", kind);
         }
         Ok(())
     }
@@ -1704,11 +1310,7 @@ mod tests {
     fn clocks_for_100k_tickets() {
         let calendar = BusinessCalendar::china_mainland([2025, 2026]).unwrap();
         let (targets, policy) = (targets(), ClockPolicy::default());
-        let ctx = ClockContext {
-            calendar: &calendar,
-            targets: &targets,
-            policy: &policy,
-        };
+        let ctx = ClockContext { calendar: &calendar, targets: &targets, policy: &policy };
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = |n: i64| {
             seed ^= seed << 13;
@@ -1720,18 +1322,9 @@ mod tests {
         let stories: Vec<(Story, DateTime<Utc>)> = (0..100_000)
             .map(|_| {
                 let mut t = base + chrono::TimeDelta::minutes(next(700 * 1440));
-                let mut story = Story {
-                    statuses: vec![(t, "new".into())],
-                    priorities: vec![(t, Priority::ALL[next(4) as usize])],
-                    ..Story::default()
-                };
-                for status in [
-                    "assigned",
-                    "in_progress",
-                    "pending_customer",
-                    "in_progress",
-                    "resolved",
-                ] {
+                let mut story =
+                    Story { statuses: vec![(t, "new".into())], priorities: vec![(t, Priority::ALL[next(4) as usize])], ..Story::default() };
+                for status in ["assigned", "in_progress", "pending_customer", "in_progress", "resolved"] {
                     t += chrono::TimeDelta::minutes(next(2 * 1440));
                     story.statuses.push((t, status.into()));
                     if status == "in_progress" && story.first_response_at.is_none() {

@@ -7,12 +7,9 @@ pub mod china;
 pub mod clock;
 pub mod target;
 
-pub use calendar::{
-    BusinessCalendar, CalendarDay, CalendarSpec, DayHours, DayKind, MakeUpHours, WeekHours,
-    WorkInterval,
-};
+pub use calendar::{BusinessCalendar, CalendarDay, CalendarSpec, DayHours, DayKind, MakeUpHours, WeekHours, WorkInterval};
 pub use clock::{
-    ClockContext, ClockEvent, ClockPhase, ClockPolicy, ClockState, SlaClock, SlaReport,
-    TargetClock, ThresholdCrossing, TicketHistory, compute_clocks, replay,
+    ClockContext, ClockEvent, ClockPhase, ClockPolicy, ClockState, SlaClock, SlaReport, TargetClock, ThresholdCrossing, TicketHistory,
+    compute_clocks, replay,
 };
 pub use target::{Priority, PriorityTargets, SlaTargets, TargetKind, Thresholds};

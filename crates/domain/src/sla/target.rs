@@ -44,13 +44,7 @@ impl Priority {
             .parse::<u8>()
             .ok()
             .and_then(Self::from_number)
-            .ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    "invalid_priority",
-                    "priority must be P1, P2, P3 or P4",
-                )
-            })
+            .ok_or_else(|| FieldError::new(field, "invalid_priority", "priority must be P1, P2, P3 or P4"))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -86,11 +80,7 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    pub const ALL: [TargetKind; 3] = [
-        TargetKind::FirstResponse,
-        TargetKind::Resolution,
-        TargetKind::Update,
-    ];
+    pub const ALL: [TargetKind; 3] = [TargetKind::FirstResponse, TargetKind::Resolution, TargetKind::Update];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,18 +132,10 @@ impl PriorityTargets {
 
 fn duration(field: &str, ms: i64) -> Result<i64, FieldError> {
     if ms <= 0 {
-        return Err(FieldError::new(
-            field,
-            "must_be_positive",
-            "a target must be longer than zero",
-        ));
+        return Err(FieldError::new(field, "must_be_positive", "a target must be longer than zero"));
     }
     if ms > MAX_TARGET_MS {
-        return Err(FieldError::new(
-            field,
-            "too_large",
-            "a target must be at most ten years of business time",
-        ));
+        return Err(FieldError::new(field, "too_large", "a target must be at most ten years of business time"));
     }
     Ok(ms)
 }
@@ -177,11 +159,7 @@ impl Thresholds {
             }
         }
         if percents.windows(2).any(|w| w[0] >= w[1]) {
-            errors.push(FieldError::new(
-                field,
-                "thresholds_not_ascending",
-                "thresholds must be listed in ascending order without repeats",
-            ));
+            errors.push(FieldError::new(field, "thresholds_not_ascending", "thresholds must be listed in ascending order without repeats"));
         }
         errors.finish()?;
         Ok(Thresholds(percents))
@@ -242,41 +220,27 @@ impl SlaTargets {
     /// Checks every target (positive, at most [`MAX_TARGET_MS`], resolution not shorter than
     /// first response) and that a more urgent priority never has a longer target than a less
     /// urgent one, reporting every problem at once.
-    pub fn new(
-        by_priority: [PriorityTargets; 4],
-        thresholds: Thresholds,
-    ) -> Result<Self, DomainError> {
+    pub fn new(by_priority: [PriorityTargets; 4], thresholds: Thresholds) -> Result<Self, DomainError> {
         let mut errors = Errors::new();
         for p in Priority::ALL {
             by_priority[p.index()].check(&format!("targets.{p}"), &mut errors);
         }
         for kind in TargetKind::ALL {
             for pair in Priority::ALL.windows(2) {
-                let (a, b) = (
-                    by_priority[pair[0].index()].get(kind),
-                    by_priority[pair[1].index()].get(kind),
-                );
+                let (a, b) = (by_priority[pair[0].index()].get(kind), by_priority[pair[1].index()].get(kind));
                 if let (Some(a), Some(b)) = (a, b)
                     && a > b
                 {
                     errors.push(FieldError::new(
                         format!("targets.{}.{}", pair[0], kind.as_str()),
                         "priority_targets_out_of_order",
-                        format!(
-                            "{} must not have a longer {} target than {}",
-                            pair[0],
-                            kind.as_str(),
-                            pair[1]
-                        ),
+                        format!("{} must not have a longer {} target than {}", pair[0], kind.as_str(), pair[1]),
                     ));
                 }
             }
         }
         errors.finish()?;
-        Ok(SlaTargets {
-            by_priority,
-            thresholds,
-        })
+        Ok(SlaTargets { by_priority, thresholds })
     }
 
     pub fn for_priority(&self, priority: Priority) -> &PriorityTargets {
@@ -306,13 +270,7 @@ impl SlaTargets {
 
     pub fn to_spec(&self) -> TargetsSpec {
         let [p1, p2, p3, p4] = self.by_priority;
-        TargetsSpec {
-            p1,
-            p2,
-            p3,
-            p4,
-            thresholds: self.thresholds.0.clone(),
-        }
+        TargetsSpec { p1, p2, p3, p4, thresholds: self.thresholds.0.clone() }
     }
 }
 
@@ -332,11 +290,9 @@ impl From<SlaTargets> for TargetsSpec {
 /// One line per field error, for serde messages.
 pub(crate) fn describe(e: &DomainError) -> String {
     match e {
-        DomainError::Invalid(list) => list
-            .iter()
-            .map(|f| format!("{}: {} ({})", f.field, f.message, f.code))
-            .collect::<Vec<_>>()
-            .join("; "),
+        DomainError::Invalid(list) => {
+            list.iter().map(|f| format!("{}: {} ({})", f.field, f.message, f.code)).collect::<Vec<_>>().join("; ")
+        }
         other => other.to_string(),
     }
 }
@@ -348,20 +304,11 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn pt(fr: i64, res: i64, upd: Option<i64>) -> PriorityTargets {
-        PriorityTargets {
-            first_response_ms: fr * H,
-            resolution_ms: res * H,
-            update_interval_ms: upd.map(|u| u * H),
-        }
+        PriorityTargets { first_response_ms: fr * H, resolution_ms: res * H, update_interval_ms: upd.map(|u| u * H) }
     }
 
     fn standard() -> [PriorityTargets; 4] {
-        [
-            pt(1, 4, Some(1)),
-            pt(2, 8, Some(4)),
-            pt(4, 24, None),
-            pt(8, 40, None),
-        ]
+        [pt(1, 4, Some(1)), pt(2, 8, Some(4)), pt(4, 24, None), pt(8, 40, None)]
     }
 
     fn codes(e: DomainError) -> Vec<&'static str> {
@@ -377,11 +324,7 @@ mod tests {
         assert_eq!(Priority::parse("p", " p3 ").unwrap(), Priority::P3);
         assert_eq!(Priority::parse("p", "4").unwrap(), Priority::P4);
         for bad in ["", "P0", "P5", "high", "P"] {
-            assert_eq!(
-                Priority::parse("p", bad).unwrap_err().code,
-                "invalid_priority",
-                "{bad}"
-            );
+            assert_eq!(Priority::parse("p", bad).unwrap_err().code, "invalid_priority", "{bad}");
         }
         assert_eq!(Priority::P2.number(), 2);
         assert_eq!(Priority::from_number(3), Some(Priority::P3));
@@ -392,11 +335,7 @@ mod tests {
 
     #[test]
     fn valid_targets_are_accepted() {
-        let t = SlaTargets::new(
-            standard(),
-            Thresholds::new("t", vec![50, 75, 100, 150]).unwrap(),
-        )
-        .unwrap();
+        let t = SlaTargets::new(standard(), Thresholds::new("t", vec![50, 75, 100, 150]).unwrap()).unwrap();
         assert_eq!(t.target(Priority::P1, TargetKind::Resolution), Some(4 * H));
         assert_eq!(t.target(Priority::P3, TargetKind::Update), None);
         assert_eq!(t.thresholds().percents(), &[50, 75, 100, 150]);
@@ -418,22 +357,10 @@ mod tests {
     #[test]
     fn thresholds_are_checked() {
         assert!(Thresholds::new("t", vec![]).is_ok());
-        assert_eq!(
-            codes(Thresholds::new("t", vec![0, 100]).unwrap_err()),
-            ["threshold_out_of_range"]
-        );
-        assert_eq!(
-            codes(Thresholds::new("t", vec![75, 75]).unwrap_err()),
-            ["thresholds_not_ascending"]
-        );
-        assert_eq!(
-            codes(Thresholds::new("t", vec![100, 75]).unwrap_err()),
-            ["thresholds_not_ascending"]
-        );
-        assert_eq!(
-            codes(Thresholds::new("t", vec![1001]).unwrap_err()),
-            ["threshold_out_of_range"]
-        );
+        assert_eq!(codes(Thresholds::new("t", vec![0, 100]).unwrap_err()), ["threshold_out_of_range"]);
+        assert_eq!(codes(Thresholds::new("t", vec![75, 75]).unwrap_err()), ["thresholds_not_ascending"]);
+        assert_eq!(codes(Thresholds::new("t", vec![100, 75]).unwrap_err()), ["thresholds_not_ascending"]);
+        assert_eq!(codes(Thresholds::new("t", vec![1001]).unwrap_err()), ["threshold_out_of_range"]);
     }
 
     #[test]
@@ -442,9 +369,7 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<SlaTargets>(&json).unwrap(), t);
         let broken = json.replace("\"thresholds\":[75,100]", "\"thresholds\":[100,75]");
-        let err = serde_json::from_str::<SlaTargets>(&broken)
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_str::<SlaTargets>(&broken).unwrap_err().to_string();
         assert!(err.contains("thresholds_not_ascending"), "{err}");
     }
 }

@@ -156,7 +156,12 @@ pub struct LangQuery {
 /// Switches the interface language (a cookie; the profile keeps the default).
 /// Returns to the page the language was chosen on, query string included (so a setup link
 /// keeps its token and a login page its destination).
-pub async fn switch_language(State(state): State<AppState>, headers: HeaderMap, Path(code): Path<String>, Query(q): Query<LangQuery>) -> Response {
+pub async fn switch_language(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
     let lang = Lang::parse(&code).unwrap_or_default();
     let from_referer = headers
         .get(header::REFERER)
