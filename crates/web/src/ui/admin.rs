@@ -189,15 +189,20 @@ async fn organization_page(
     };
     let mut fields = org_fields(tr, &f, true);
     let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
-    let contacts = state
-        .app
-        .list_users(
-            p,
-            UserFilter { kind: Some("contact".into()), organization_id: Some(id.to_string()), ..Default::default() },
-            &all(USER_SORT),
-        )
-        .await
-        .or_page(tr)?;
+    let contacts = if p.is_staff() {
+        state
+            .app
+            .list_users(
+                p,
+                UserFilter { kind: Some("contact".into()), organization_id: Some(id.to_string()), ..Default::default() },
+                &all(USER_SORT),
+            )
+            .await
+            .or_page(tr)?
+            .items
+    } else {
+        vec![]
+    };
     let projects = state
         .app
         .list_projects(p, &ProjectFilter { organization_id: Some(id.to_string()), ..Default::default() }, &all(PROJECT_SORT))
@@ -213,7 +218,6 @@ async fn organization_page(
         title: tr.t("nav-contacts"),
         columns: vec![tr.t("field-display-name"), tr.t("field-email"), tr.t("field-phone"), tr.t("field-active")],
         rows: contacts
-            .items
             .iter()
             .map(|c| Row {
                 href: format!("/contacts/{}", c.id),
