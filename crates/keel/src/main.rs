@@ -237,25 +237,38 @@ async fn restore(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
         bail!("keel restore replaces the SQLite database; for PostgreSQL use pg_restore (see README)");
     }
     let _lock = cfg.lock_data_dir().context("stop keel serve before restoring")?;
-    let check_url = format!("sqlite://{}?mode=ro", std::path::absolute(file)?.display());
-    let probe = Db::connect(&check_url, &ConnectOptions::default())
-        .await
-        .with_context(|| format!("{} is not a readable SQLite database", file.display()))?;
-    let versions = keel_store::migrate::applied(&probe).await?;
-    probe.close().await;
+    // The backup is checked on a private copy, so a bad file never replaces a good database.
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let staging = std::path::absolute(cfg.data_dir.join("keel.db.restoring"))?;
+    std::fs::copy(file, &staging).with_context(|| format!("cannot read {}", file.display()))?;
+    let probe = Db::connect(&format!("sqlite://{}?mode=rw", staging.display()), &ConnectOptions::default()).await;
+    let versions = match probe {
+        Ok(p) => {
+            let v = keel_store::migrate::applied(&p).await.unwrap_or_default();
+            p.close().await;
+            v
+        }
+        Err(_) => vec![],
+    };
     if versions.is_empty() {
-        bail!("{} is not a Keel backup (no schema_migrations)", file.display());
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", staging.display()));
+        }
+        bail!("{} is not a Keel backup (not a SQLite database with Keel's schema)", file.display());
     }
     let target = cfg.data_dir.join("keel.db");
     if target.exists() {
         let aside = cfg.data_dir.join(format!("keel.db.before-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
         std::fs::rename(&target, &aside)?;
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::rename(cfg.data_dir.join(format!("keel.db{ext}")), format!("{}{ext}", aside.display()));
+        }
         println!("previous database kept as {}", aside.display());
     }
-    for ext in ["keel.db-wal", "keel.db-shm"] {
+    for ext in ["keel.db.restoring-wal", "keel.db.restoring-shm"] {
         let _ = std::fs::remove_file(cfg.data_dir.join(ext));
     }
-    std::fs::copy(file, &target)?;
+    std::fs::rename(&staging, &target)?;
     let db = open(cfg).await?;
     keel_store::migrate::run(&db).await?;
     let app = App::new(db, cfg.security());

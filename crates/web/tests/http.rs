@@ -71,16 +71,36 @@ async fn site_on(db: TestDb) -> Site {
     let admin_u = app.create_user(&sys, mk("admin@keel.test", vec![Role::Administrator])).await.unwrap();
     let admin = principal(&app, &admin_u.id).await;
     let agent_u = app.create_user(&sys, mk("agent@keel.test", vec![Role::ServiceDeskAgent])).await.unwrap();
-    let org_a = app.create_organization(&admin, OrganizationInput { name: "Acme".into(), code: "ACME".into(), ..Default::default() }).await.unwrap().id;
-    let org_b = app.create_organization(&admin, OrganizationInput { name: "Beta".into(), code: "BETA".into(), ..Default::default() }).await.unwrap().id;
+    let org_a = app
+        .create_organization(&admin, OrganizationInput { name: "Acme".into(), code: "ACME".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .id;
+    let org_b = app
+        .create_organization(&admin, OrganizationInput { name: "Beta".into(), code: "BETA".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .id;
     app.create_project(
         &admin,
-        ProjectInput { code: "A1".into(), name: "A one".into(), organization_id: org_a.clone(), member_ids: vec![agent_u.id.clone()], ..Default::default() },
+        ProjectInput {
+            code: "A1".into(),
+            name: "A one".into(),
+            organization_id: org_a.clone(),
+            member_ids: vec![agent_u.id.clone()],
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
-    let project_b =
-        app.create_project(&admin, ProjectInput { code: "B1".into(), name: "B one".into(), organization_id: org_b.clone(), ..Default::default() }).await.unwrap().id;
+    let project_b = app
+        .create_project(
+            &admin,
+            ProjectInput { code: "B1".into(), name: "B one".into(), organization_id: org_b.clone(), ..Default::default() },
+        )
+        .await
+        .unwrap()
+        .id;
     let contact = app
         .create_user(
             &admin,
@@ -93,7 +113,11 @@ async fn site_on(db: TestDb) -> Site {
     let admin_token = app.create_api_token(&admin, "t", None).await.unwrap().0;
     let agent_token = app.create_api_token(&agent, "t", None).await.unwrap().0;
     let contact_a_token = app.create_api_token(&contact, "t", None).await.unwrap().0;
-    let state = AppState { app: app.clone(), cfg: Arc::new(WebConfig { max_body_bytes: 64 * 1024, ..Default::default() }), metrics: Some(metrics_handle()) };
+    let state = AppState {
+        app: app.clone(),
+        cfg: Arc::new(WebConfig { max_body_bytes: 64 * 1024, ..Default::default() }),
+        metrics: Some(metrics_handle()),
+    };
     Site { router: keel_web::router(state), app, admin_token, admin, org_a, org_b, project_b, agent_token, contact_a_token, _db: db }
 }
 
@@ -234,7 +258,9 @@ async fn updates_need_the_current_etag_and_stale_ones_change_nothing() {
 async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     for s in sites().await {
         let t = s.admin_token.as_str();
-        let count = || async { s.api(Method::GET, "/api/v1/organizations?limit=200", Some(t), None, &[]).await.json()["items"].as_array().unwrap().len() };
+        let count = || async {
+            s.api(Method::GET, "/api/v1/organizations?limit=200", Some(t), None, &[]).await.json()["items"].as_array().unwrap().len()
+        };
         let before = count().await;
         let p = "/api/v1/organizations";
         let r = s.raw(Method::POST, p, t, Some("application/json"), b"{\"name\": ".to_vec()).await;
@@ -254,7 +280,8 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
         let r = s.api(Method::POST, p, Some(t), Some(json!({"name": "", "code": "bad code!"})), &[]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let fields: Vec<String> = r.json()["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap().to_string()).collect();
+        let fields: Vec<String> =
+            r.json()["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap().to_string()).collect();
         assert_eq!(fields, vec!["name", "code"]);
         let r = s.api(Method::POST, p, Some(t), Some(json!({"name": "Dup", "code": "acme"})), &[]).await;
         assert_eq!((r.status, r.json()["details"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("already_taken")));
@@ -306,7 +333,10 @@ async fn no_customer_sees_another_customers_records() {
         let r = s.api(Method::GET, &format!("/api/v1/organizations/{}", s.org_b), c, None, &[]).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "another tenant's record answers 404");
         assert_eq!(s.api(Method::GET, &format!("/api/v1/projects/{}", s.project_b), c, None, &[]).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(s.api(Method::GET, &format!("/api/v1/history/organization/{}", s.org_b), c, None, &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.api(Method::GET, &format!("/api/v1/history/organization/{}", s.org_b), c, None, &[]).await.status,
+            StatusCode::NOT_FOUND
+        );
         let list = s.api(Method::GET, "/api/v1/organizations", c, None, &[]).await.json();
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
         assert_eq!(s.api(Method::GET, "/api/v1/contacts", c, None, &[]).await.status, StatusCode::FORBIDDEN);
@@ -314,7 +344,9 @@ async fn no_customer_sees_another_customers_records() {
         // staff outside a project
         let a = Some(s.agent_token.as_str());
         assert_eq!(s.api(Method::GET, &format!("/api/v1/projects/{}", s.project_b), a, None, &[]).await.status, StatusCode::NOT_FOUND);
-        let r = s.api(Method::PATCH, &format!("/api/v1/organizations/{}", s.org_b), a, Some(json!({"name": "x"})), &[("if-match", "\"1\"")]).await;
+        let r = s
+            .api(Method::PATCH, &format!("/api/v1/organizations/{}", s.org_b), a, Some(json!({"name": "x"})), &[("if-match", "\"1\"")])
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = s.api(Method::POST, "/api/v1/users", a, Some(json!({"email": "x@y.z", "display_name": "x"})), &[]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -365,14 +397,19 @@ async fn pages_escape_what_users_typed_and_keep_it_on_errors() {
     let id = r.json()["id"].as_str().unwrap().to_string();
     let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
     let page = s.page(&cookie, &format!("/organizations/{id}")).await;
-    assert!(page.text().contains("&#60;script&#62;alert(1)&#60;/script&#62;") || page.text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", page.text());
+    assert!(
+        page.text().contains("&#60;script&#62;alert(1)&#60;/script&#62;") || page.text().contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        page.text()
+    );
     assert!(!page.text().contains("<script>alert(1)"));
     assert!(page.header(header::CONTENT_SECURITY_POLICY).contains("script-src 'self'"));
     assert_eq!(page.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
     let list = s.page(&cookie, "/organizations").await;
     assert!(!list.text().contains("<script>alert(1)"));
     // a form with errors comes back with the typed values and the message next to the field
-    let r = s.post_form(&cookie, "/projects", &format!("_csrf={csrf}&code=bad%20code&name=Kept%20%E5%90%8D%E7%A7%B0&organization_id=")).await;
+    let r =
+        s.post_form(&cookie, "/projects", &format!("_csrf={csrf}&code=bad%20code&name=Kept%20%E5%90%8D%E7%A7%B0&organization_id=")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text();
     assert!(html.contains("value=\"Kept 名称\""), "typed name lost");
@@ -383,12 +420,32 @@ async fn pages_escape_what_users_typed_and_keep_it_on_errors() {
 #[tokio::test]
 async fn every_page_asks_for_sign_in() {
     let s = site_on(TestDb::sqlite().await).await;
-    for p in ["/", "/organizations", "/organizations/new", "/contacts", "/users", "/teams", "/projects", "/projects/new", "/profile", "/tokens", "/audit", "/admin/jobs"] {
+    for p in [
+        "/",
+        "/organizations",
+        "/organizations/new",
+        "/contacts",
+        "/users",
+        "/teams",
+        "/projects",
+        "/projects/new",
+        "/profile",
+        "/tokens",
+        "/audit",
+        "/admin/jobs",
+    ] {
         let r = s.send(Request::get(p).body(Body::empty()).unwrap()).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{p}");
         assert!(r.header(header::LOCATION).starts_with("/login"), "{p}");
     }
-    let r = s.send(Request::post("/organizations").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from("name=x")).unwrap()).await;
+    let r = s
+        .send(
+            Request::post("/organizations")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("name=x"))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
 }
 
@@ -397,14 +454,24 @@ async fn pages_follow_the_readers_language() {
     let s = site_on(TestDb::sqlite().await).await;
     let r = s.send(Request::get("/login").header(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9,en;q=0.5").body(Body::empty()).unwrap()).await;
     assert!(r.text().contains("lang=\"zh-CN\"") && r.text().contains("登录 Keel"));
-    let r = s.send(Request::get("/login").header(header::COOKIE, "keel_lang=en").header(header::ACCEPT_LANGUAGE, "zh-CN").body(Body::empty()).unwrap()).await;
+    let r = s
+        .send(
+            Request::get("/login")
+                .header(header::COOKIE, "keel_lang=en")
+                .header(header::ACCEPT_LANGUAGE, "zh-CN")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert!(r.text().contains("Sign in to Keel"));
     let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
     let zh = s.page(&format!("{cookie}; keel_lang=zh-CN"), &format!("/projects/{}", s.project_b)).await.text();
     for term in ["流程裁剪", "必选流程", "可裁剪流程", "问题管理", "服务项目"] {
         assert!(zh.contains(term), "{term} missing from the Chinese project page");
     }
-    let r = s.send(Request::get("/lang/zh-CN").header(header::REFERER, "http://127.0.0.1:8080/setup?token=abc").body(Body::empty()).unwrap()).await;
+    let r = s
+        .send(Request::get("/lang/zh-CN").header(header::REFERER, "http://127.0.0.1:8080/setup?token=abc").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(r.header(header::LOCATION), "/setup?token=abc");
 }
 
@@ -467,7 +534,16 @@ async fn openapi_health_and_metrics_are_served() {
     let s = site_on(TestDb::sqlite().await).await;
     let doc = s.send(Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for p in ["/api/v1/organizations", "/api/v1/organizations/{id}", "/api/v1/users", "/api/v1/contacts", "/api/v1/teams", "/api/v1/projects", "/api/v1/tokens", "/api/v1/audit"] {
+    for p in [
+        "/api/v1/organizations",
+        "/api/v1/organizations/{id}",
+        "/api/v1/users",
+        "/api/v1/contacts",
+        "/api/v1/teams",
+        "/api/v1/projects",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} not documented");
     }
     assert_eq!(s.send(Request::get("/api/docs/").body(Body::empty()).unwrap()).await.status, StatusCode::OK);
@@ -491,7 +567,10 @@ async fn tokens_act_for_their_creator_and_die_when_revoked() {
     assert_eq!(me["email"], "agent@keel.test");
     let listed = s.api(Method::GET, "/api/v1/tokens", Some(&secret), None, &[]).await.text();
     assert!(!listed.contains(&secret[5..]), "a token list never shows secrets");
-    assert_eq!(s.api(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&s.contact_a_token), None, &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.api(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&s.contact_a_token), None, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(s.api(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&secret), None, &[]).await.status, StatusCode::NO_CONTENT);
     assert_eq!(s.api(Method::GET, "/api/v1/me", Some(&secret), None, &[]).await.status, StatusCode::UNAUTHORIZED);
     let _ = (&s.app, &s.admin);

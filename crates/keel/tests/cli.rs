@@ -1,0 +1,204 @@
+//! Tests of the `keel` binary as an operator runs it: help, accounts from the shell, backup
+//! and restore, `keel check`, and durability of answered writes across a SIGKILL.
+
+use keel_app::{App, SecurityConfig};
+use keel_domain::identity::Principal;
+use keel_store::testing::TestDb;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("keel-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn keel(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(KEEL);
+    c.args(args).env_remove("KEEL_DATABASE_URL").env_remove("KEEL_DATA_DIR").env_remove("KEEL_BIND");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "keel failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let out = ok(&keel(&["--help"], &[]));
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi"] {
+        assert!(out.contains(sub), "{sub} missing from --help");
+    }
+    let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn accounts_backup_restore_and_check_from_the_shell() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    let ds = d.to_str().unwrap();
+    let weak = keel(&["--data-dir", ds, "user", "create", "--admin", "--email", "ops@keel.test"], &[("KEEL_PASSWORD", "short")]);
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+    ok(&keel(
+        &["--data-dir", ds, "user", "create", "--admin", "--email", "ops@keel.test", "--name", "Ops"],
+        &[("KEEL_PASSWORD", "a long enough password")],
+    ));
+    assert!(ok(&keel(&["--data-dir", ds, "check"], &[])).contains("ok"));
+    let backup = dir.join("snap.db");
+    ok(&keel(&["--data-dir", ds, "backup", backup.to_str().unwrap()], &[]));
+    assert!(!keel(&["--data-dir", ds, "backup", backup.to_str().unwrap()], &[]).status.success(), "refuses to overwrite");
+    ok(&keel(&["--data-dir", ds, "user", "create", "--email", "late@keel.test"], &[("KEEL_PASSWORD", "another long password")]));
+    let restored = dir.join("restored");
+    ok(&keel(&["--data-dir", restored.to_str().unwrap(), "restore", backup.to_str().unwrap()], &[]));
+    assert!(ok(&keel(&["--data-dir", restored.to_str().unwrap(), "check"], &[])).contains("ok"));
+    // restoring over the live directory keeps the old database aside
+    ok(&keel(&["--data-dir", ds, "restore", backup.to_str().unwrap()], &[]));
+    assert!(std::fs::read_dir(&d).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("keel.db.before-restore-")));
+    let not_a_backup = dir.join("junk.db");
+    std::fs::write(&not_a_backup, b"not sqlite").unwrap();
+    assert!(!keel(&["--data-dir", restored.to_str().unwrap(), "restore", not_a_backup.to_str().unwrap()], &[]).status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Minimal HTTP/1.1 POST over loopback; returns the status code (0 when the connection broke).
+async fn post_json(addr: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return (0, String::new()) };
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    if s.read_to_end(&mut buf).await.is_err() {
+        return (0, String::new());
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+async fn start_server(args: Vec<String>) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(KEEL)
+        .args(&args)
+        .args(["--bind", "127.0.0.1:0", "serve"])
+        .env_remove("KEEL_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if let Some(rest) = l.strip_prefix("Keel is serving on http://") {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("server exited before serving")
+    })
+    .await
+    .expect("server start");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn kill_during_writes(db_args: Vec<String>, open: impl AsyncFn() -> keel_store::Db) {
+    // prepare an administrator and a token directly on the database
+    let db = open().await;
+    keel_store::migrate::run(&db).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let admin = app
+        .create_user(
+            &Principal::system(),
+            keel_app::users::NewUser {
+                email: "admin@keel.test".into(),
+                display_name: "Admin".into(),
+                roles: vec![keel_domain::identity::Role::Administrator],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut c = app.read().await.unwrap();
+    let u = keel_store::accounts::get_user(&mut c, &admin.id).await.unwrap().unwrap();
+    let p = keel_app::auth::principal_of(&mut c, &u).await.unwrap();
+    drop(c);
+    let token = app.create_api_token(&p, "load", None).await.unwrap().0;
+    db.close().await;
+
+    let (mut child, addr) = start_server(db_args.clone()).await;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (addr, token) = (addr.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                let body = format!("{{\"name\": \"Durable {w}-{i}\", \"code\": \"D{w}X{i}\"}}");
+                let (code, resp) = post_json(&addr, "/api/v1/organizations", &token, &body).await;
+                match code {
+                    201 => acknowledged.push(serde_json::from_str::<serde_json::Value>(&resp).unwrap()["id"].as_str().unwrap().to_string()),
+                    0 => break,
+                    other => panic!("unexpected {other}: {resp}"),
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    assert!(acknowledged.len() > 10, "too few writes before the kill to prove anything: {}", acknowledged.len());
+
+    let check = Command::new(KEEL).args(&db_args).arg("check").env_remove("KEEL_DATABASE_URL").output().unwrap();
+    assert!(check.status.success(), "keel check after SIGKILL: {}", String::from_utf8_lossy(&check.stdout));
+    let db = open().await;
+    let mut c = db.reader().acquire().await.unwrap();
+    for id in &acknowledged {
+        assert!(keel_store::directory::get_organization(&mut c, id).await.unwrap().is_some(), "acknowledged write {id} lost");
+    }
+    drop(c);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn answered_writes_survive_sigkill_on_sqlite() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    let url = keel_store::sqlite_url_for_dir(&d);
+    let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
+    kill_during_writes(vec!["--data-dir".into(), d.to_str().unwrap().into()], open).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn answered_writes_survive_sigkill_on_postgres() {
+    let Some(admin_url) = keel_store::testing::postgres_url() else { return };
+    let t = TestDb::postgres(&admin_url).await;
+    let url = t.url.clone();
+    let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
+    kill_during_writes(vec!["--database-url".into(), t.url.clone()], open).await;
+    drop(t);
+}
