@@ -163,11 +163,8 @@ test('Keel platform: setup, sign-in, 中文, organisation, project, tailoring, h
   };
 
   try {
-    // Known Keel bug, kept as a TODO: the language links on the setup page point back to
-    // "/setup" without the one-time token, so switching language there loses the link.
-    await step('switching language on the setup page keeps the one-time link', {
-      todo: 'Keel bug: the setup page links to /lang/zh-CN?back=/setup (token dropped), which ends on the 404 "setup link is invalid" page',
-    }, async (st) => {
+    // The language links return to the page they were clicked on, query string included.
+    await step('switching language on the setup page keeps the one-time link', async (st) => {
       try {
         await page.goto(server.setupLink);
         await clickAndLoad(page, page.getByTestId('lang-zh'));
@@ -308,9 +305,7 @@ test('Keel platform: setup, sign-in, 中文, organisation, project, tailoring, h
       assert.equal(await row('release').locator('.badge.on').count(), 1);
     });
 
-    await step('confirms the tailoring decision with a flash message', {
-      todo: 'Keel bug: project_tailor redirects to /projects/{id}#tailoring?flash=tailored (query after the fragment), so the flash never reaches the server',
-    }, async (st) => {
+    await step('confirms the tailoring decision with a flash message', async (st) => {
       st.diagnostic(`landed on ${page.url()}`);
       await page.getByRole('status').filter({ hasText: '裁剪决定已记录。' }).waitFor({ timeout: 1_000 });
     });
@@ -324,9 +319,9 @@ test('Keel platform: setup, sign-in, 中文, organisation, project, tailoring, h
       assert.equal((await newest.locator('td').nth(1).textContent()).trim(), ADMIN.name, 'who');
       assert.equal((await newest.locator('td').nth(2).textContent()).trim(), '修改', 'action');
       const changes = newest.locator('td.changes');
-      const disabled = changes.locator('div', { has: page.locator('strong', { hasText: 'disabled_processes' }) });
+      const disabled = changes.locator('div', { has: page.locator('strong', { hasText: '已裁剪流程' }) });
       assert.equal((await disabled.locator('ins').textContent()).trim(), 'problem');
-      const reason = changes.locator('div', { has: page.locator('strong', { hasText: 'tailoring_reason' }) });
+      const reason = changes.locator('div', { has: page.locator('strong', { hasText: '裁剪原因' }) });
       assert.equal((await reason.locator('ins').textContent()).trim(), REASON);
       assert.equal((await rows.nth(1).locator('td').nth(2).textContent()).trim(), '创建');
 
