@@ -59,8 +59,7 @@ fn list_page(
     base: &str,
     q: &ListQuery,
     new: Option<(String, String)>,
-    columns: Vec<String>,
-    rows: Vec<Row>,
+    (columns, rows): (Vec<String>, Vec<Row>),
     cursor: Option<String>,
 ) -> Response {
     let (new_href, new_label) = new.map(|(h, l)| (Some(h), l)).unwrap_or((None, String::new()));
@@ -132,8 +131,7 @@ pub async fn organizations(State(state): State<AppState>, tr: Tr, UiUser(who): U
         "/organizations",
         &q,
         new,
-        vec![tr.t("field-name"), tr.t("field-code"), tr.t("field-active")],
-        rows,
+        (vec![tr.t("field-name"), tr.t("field-code"), tr.t("field-active")], rows),
         list.next_cursor,
     ))
 }
@@ -372,8 +370,7 @@ async fn users_list(state: &AppState, tr: &Tr, who: &crate::auth::Identity, q: &
         base,
         q,
         can_new.then(|| (format!("{base}/new"), tr.t(new_key))),
-        vec![tr.t("field-display-name"), tr.t("field-email"), third, tr.t("field-active")],
-        rows,
+        (vec![tr.t("field-display-name"), tr.t("field-email"), third, tr.t("field-active")], rows),
         list.next_cursor,
     ))
 }
@@ -487,15 +484,15 @@ async fn user_page(
     let mut page = FormPage::new(ctx, u.display_name.clone(), format!("{base}/{id}"), fields, base);
     page.version = Some(u.version);
     page.errors = errors;
-    if let Some(org) = &u.organization_id {
-        if let Ok(o) = state.app.get_organization(&who.principal, org).await {
-            page.panels.push(Panel {
-                title: tr.t("field-organization-id"),
-                columns: vec![tr.t("field-name"), tr.t("field-code")],
-                rows: vec![Row { href: format!("/organizations/{}", o.id), cells: vec![o.name, o.code] }],
-                action: None,
-            });
-        }
+    if let Some(org) = &u.organization_id
+        && let Ok(o) = state.app.get_organization(&who.principal, org).await
+    {
+        page.panels.push(Panel {
+            title: tr.t("field-organization-id"),
+            columns: vec![tr.t("field-name"), tr.t("field-code")],
+            rows: vec![Row { href: format!("/organizations/{}", o.id), cells: vec![o.name, o.code] }],
+            action: None,
+        });
     }
     if who.principal.may_admin(AdminArea::Users, Action::Write) && who.principal.user_id != u.id {
         page.panels.push(Panel {
@@ -660,8 +657,7 @@ pub async fn teams(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         "/teams",
         &q,
         new,
-        vec![tr.t("field-name"), tr.t("field-member-count"), tr.t("field-active")],
-        rows,
+        (vec![tr.t("field-name"), tr.t("field-member-count"), tr.t("field-active")], rows),
         list.next_cursor,
     ))
 }
@@ -829,8 +825,7 @@ pub async fn projects(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser
         "/projects",
         &q,
         new,
-        vec![tr.t("field-code"), tr.t("field-name"), tr.t("field-status")],
-        rows,
+        (vec![tr.t("field-code"), tr.t("field-name"), tr.t("field-status")], rows),
         list.next_cursor,
     ))
 }
