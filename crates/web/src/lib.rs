@@ -104,6 +104,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::accounts::router())
         .merge(api::directory::router())
         .merge(api::trail::router())
+        .merge(api::cmdb::router())
         .split_for_parts()
 }
 
