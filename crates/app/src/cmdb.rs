@@ -381,10 +381,10 @@ impl App {
             }
         }
         let team = opt_id(&input.team_id);
-        if let Some(t) = &team {
-            if directory::get_team(conn, t).await?.is_none() {
-                errs.push(FieldError::new("team_id", "unknown_reference", "no such resolver group"));
-            }
+        if let Some(t) = &team
+            && directory::get_team(conn, t).await?.is_none()
+        {
+            errs.push(FieldError::new("team_id", "unknown_reference", "no such resolver group"));
         }
         let mut attributes = Map::new();
         let mut unique = Vec::new();

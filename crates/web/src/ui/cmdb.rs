@@ -261,7 +261,8 @@ fn get(f: &FormMap, k: &str) -> String {
     f.get(k).cloned().unwrap_or_default()
 }
 
-/// The core fields and one field per attribute of the class, filled from `f`.
+/// The core fields and one field per attribute of the class, filled from `f`. `self_id` is the
+/// CI being edited (`None` on creation, which also offers the initial status).
 async fn ci_fields(
     state: &AppState,
     tr: &Tr,
@@ -269,9 +270,9 @@ async fn ci_fields(
     registry: &ClassRegistry,
     class: &str,
     f: &FormMap,
-    with_status: bool,
     self_id: Option<&str>,
 ) -> Result<Vec<Field>, AppError> {
+    let with_status = self_id.is_none();
     let mut v = vec![Field::new(tr, "name", "text", get(f, "name")).required()];
     if with_status {
         let statuses = CiStatus::ALL.iter().map(|s| (s.as_str().to_string(), status_label(tr, s.as_str())));
@@ -360,7 +361,7 @@ async fn new_page(state: &AppState, tr: &Tr, who: &Identity, class: &str, f: &Fo
     let registry = state.app.class_registry().await.or_page(tr)?;
     let ctx = Ctx::new(tr, Some(who), "/cmdb/new", None);
     let known = registry.get(class).is_some();
-    let mut fields = if known { ci_fields(state, tr, &who.principal, &registry, class, f, true, None).await.or_page(tr)? } else { vec![] };
+    let mut fields = if known { ci_fields(state, tr, &who.principal, &registry, class, f, None).await.or_page(tr)? } else { vec![] };
     let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let page = CiPage {
         title: tr.t("cmdb-new-ci"),
@@ -417,7 +418,7 @@ async fn ci_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, q: &CiShow
         Some((f, e)) => (f, Some(e)),
         None => (form_of(&ci), None),
     };
-    let mut fields = ci_fields(state, tr, p, &registry, &ci.class_key, &f, false, Some(id)).await.or_page(tr)?;
+    let mut fields = ci_fields(state, tr, p, &registry, &ci.class_key, &f, Some(id)).await.or_page(tr)?;
     let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let status = CiStatus::parse(&ci.status).unwrap_or(CiStatus::Retired);
 
