@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cmdb;
 pub mod directory;
 pub mod error;
 pub mod jobs;

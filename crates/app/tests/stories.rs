@@ -167,7 +167,8 @@ async fn both_databases_end_with_the_same_schema() {
 #[tokio::test]
 async fn migrations_are_idempotent_and_checksummed() {
     for t in TestDb::all().await {
-        assert_eq!(keel_store::migrate::run(&t.db).await.unwrap(), vec![1], "{}", t.label);
+        let all: Vec<i64> = keel_store::migrate::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(keel_store::migrate::run(&t.db).await.unwrap(), all, "{}", t.label);
         assert!(keel_store::migrate::run(&t.db).await.unwrap().is_empty(), "{}", t.label);
         let mut tx = t.db.begin().await.unwrap();
         sqlx::query("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1").execute(&mut *tx).await.unwrap();
@@ -583,5 +584,419 @@ async fn concurrent_writers_keep_every_chain_intact() {
         }
         let r = app.integrity_check().await.unwrap();
         assert!(r.ok(), "{}: {r:?}", t.label);
+    }
+}
+
+// =====================================================================================
+// Configuration management (CMDB): CIs, relationships, impact analysis, baselines.
+// =====================================================================================
+mod cmdb {
+    use super::*;
+    use keel_app::cmdb::{BaselineInput, CiInput, CiQuery, RelationInput};
+    use keel_domain::cmdb::{Direction, RelationType};
+    use keel_store::cmdb::CiRecord;
+    use serde_json::json;
+
+    const CI_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
+
+    async fn setup(t: &TestDb) -> (App, World) {
+        let (app, _) = app_on(t);
+        let w = world(&app).await;
+        assert!(app.seed_cmdb_classes().await.unwrap() >= 10, "{}: shipped classes seeded", t.label);
+        assert_eq!(app.seed_cmdb_classes().await.unwrap(), 0, "{}: seeding is idempotent", t.label);
+        (app, w)
+    }
+
+    async fn ci(app: &App, who: &Principal, class: &str, name: &str, project: Option<&str>, attributes: serde_json::Value) -> CiRecord {
+        app.create_ci(
+            who,
+            CiInput {
+                class_key: class.into(),
+                name: name.into(),
+                project_id: project.map(str::to_string),
+                attributes,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e:?}"))
+    }
+
+    async fn relate(app: &App, who: &Principal, source: &str, kind: RelationType, target: &str) -> keel_store::cmdb::RelationRecord {
+        app.add_relation(who, RelationInput { kind: kind.as_str().into(), source_id: source.into(), target_id: target.into() })
+            .await
+            .unwrap_or_else(|e| panic!("relate {source} {kind:?} {target}: {e:?}"))
+    }
+
+    fn fields(e: AppError) -> Vec<(String, &'static str)> {
+        match e {
+            AppError::Validation(f) => {
+                let mut v: Vec<(String, &'static str)> = f.into_iter().map(|f| (f.field, f.code)).collect();
+                v.sort();
+                v
+            }
+            other => panic!("expected validation, got {other:?}"),
+        }
+    }
+
+    async fn audit_len(app: &App, w: &World) -> usize {
+        app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 10_000, ..Default::default() }).await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn attribute_errors_are_reported_per_field_and_nothing_is_written() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let before = audit_len(&app, &w).await;
+            let e = app
+                .create_ci(
+                    &w.agent_a,
+                    CiInput {
+                        class_key: "server".into(),
+                        name: " ".into(),
+                        project_id: Some(w.project_a.clone()),
+                        attributes: json!({ "ip_address": "300.1.1.1", "cpu_cores": 2.5, "environment": "prod", "colour": "red" }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                fields(e),
+                vec![
+                    ("attributes.colour".to_string(), "unknown_attribute"),
+                    ("attributes.cpu_cores".to_string(), "expected_integer"),
+                    ("attributes.environment".to_string(), "invalid_choice"),
+                    ("attributes.hostname".to_string(), "required"),
+                    ("attributes.ip_address".to_string(), "invalid_ip_address"),
+                    ("name".to_string(), "required"),
+                ],
+                "{}",
+                t.label
+            );
+            let e = app.create_ci(&w.agent_a, CiInput { class_key: "spaceship".into(), name: "x".into(), ..Default::default() }).await;
+            assert_eq!(fields(e.unwrap_err()), vec![("class_key".to_string(), "unknown_class")]);
+            assert_eq!(audit_len(&app, &w).await, before, "{}: a refused write left audit entries", t.label);
+            let list = app.list_cis(&w.admin, &CiQuery::default(), &page(CI_SORT)).await.unwrap();
+            assert!(list.items.is_empty(), "{}", t.label);
+
+            // values are normalised; unique values span subclasses; references are typed
+            let srv = ci(
+                &app,
+                &w.agent_a,
+                "server",
+                "web-01",
+                Some(&w.project_a),
+                json!({ "hostname": " web-01 ", "cpu_cores": "8", "serial_number": "SN-1", "ip_address": "10.0.0.1" }),
+            )
+            .await;
+            assert_eq!(srv.attributes["hostname"], json!("web-01"));
+            assert_eq!(srv.attributes["cpu_cores"], json!(8));
+            let e = app
+                .create_ci(
+                    &w.agent_a,
+                    CiInput {
+                        class_key: "virtual_machine".into(),
+                        name: "vm-01".into(),
+                        attributes: json!({ "hostname": "vm-01", "serial_number": "SN-1", "location": srv.id, "host": "no-such-ci" }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(
+                fields(e),
+                vec![
+                    ("attributes.host".to_string(), "unknown_ci"),
+                    ("attributes.location".to_string(), "wrong_class"),
+                    ("attributes.serial_number".to_string(), "not_unique"),
+                ],
+                "{}",
+                t.label
+            );
+            // an update keeping its own unique value is fine
+            let upd = app
+                .update_ci(
+                    &w.agent_a,
+                    &srv.id,
+                    CiInput {
+                        class_key: "server".into(),
+                        name: "web-01".into(),
+                        project_id: Some(w.project_a.clone()),
+                        attributes: json!({ "hostname": "web-01", "serial_number": "SN-1", "memory_gb": 64 }),
+                        ..Default::default()
+                    },
+                    Some(srv.version),
+                )
+                .await
+                .unwrap();
+            assert_eq!(upd.version, 2);
+            let stale = app
+                .update_ci(
+                    &w.agent_a,
+                    &srv.id,
+                    CiInput {
+                        class_key: "server".into(),
+                        name: "lost".into(),
+                        attributes: json!({ "hostname": "x" }),
+                        ..Default::default()
+                    },
+                    Some(1),
+                )
+                .await;
+            assert!(matches!(stale, Err(AppError::Stale)), "{}", t.label);
+            // a relation to a missing CI is a field error, and nothing is written
+            let before = audit_len(&app, &w).await;
+            let e = app
+                .add_relation(&w.agent_a, RelationInput { kind: "runs_on".into(), source_id: srv.id.clone(), target_id: "missing".into() })
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("target_id".to_string(), "unknown_ci")]);
+            let e = app
+                .add_relation(&w.agent_a, RelationInput { kind: "likes".into(), source_id: srv.id.clone(), target_id: srv.id.clone() })
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("kind".to_string(), "invalid_choice")]);
+            assert_eq!(audit_len(&app, &w).await, before);
+            // lifecycle
+            assert!(matches!(app.transition_ci(&w.agent_a, &srv.id, "live", None).await, Err(AppError::InvalidTransition(_))));
+            let s = app.transition_ci(&w.agent_a, &srv.id, "in_build", None).await.unwrap();
+            assert_eq!(s.status, "in_build");
+            let s = app.verify_ci(&w.agent_a, &srv.id, Some(s.version)).await.unwrap();
+            assert!(s.last_verified_at.is_some());
+            let h = app.history("configuration_item", &srv.id).await.unwrap();
+            assert_eq!(h.len(), 4, "{}: create, update, transition, verification", t.label);
+            assert!(h[1].changes.to_string().contains("attributes.memory_gb"));
+            let csv = app.export_cis_csv(&w.admin, &CiQuery::default()).await.unwrap();
+            assert!(csv.contains("web-01") && csv.lines().count() == 2, "{csv}");
+        }
+    }
+
+    #[tokio::test]
+    async fn part_of_cycles_and_duplicates_are_refused() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let disk = ci(&app, &w.admin, "storage", "disk", None, json!({ "storage_type": "san" })).await;
+            let array = ci(&app, &w.admin, "storage", "array", None, json!({ "storage_type": "san" })).await;
+            let rack = ci(&app, &w.admin, "location", "rack 14", None, json!({})).await;
+            relate(&app, &w.admin, &disk.id, RelationType::PartOf, &array.id).await;
+            relate(&app, &w.admin, &array.id, RelationType::PartOf, &rack.id).await;
+            let before = audit_len(&app, &w).await;
+            let e = app
+                .add_relation(&w.admin, RelationInput { kind: "part_of".into(), source_id: rack.id.clone(), target_id: disk.id.clone() })
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("target_id".to_string(), "part_of_cycle")], "{}", t.label);
+            let e = app
+                .add_relation(&w.admin, RelationInput { kind: "part_of".into(), source_id: disk.id.clone(), target_id: array.id.clone() })
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("target_id".to_string(), "duplicate_relation")]);
+            relate(&app, &w.admin, &disk.id, RelationType::ConnectedTo, &rack.id).await;
+            let e = app
+                .add_relation(
+                    &w.admin,
+                    RelationInput { kind: "connected_to".into(), source_id: rack.id.clone(), target_id: disk.id.clone() },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("target_id".to_string(), "duplicate_relation")], "{}: symmetric duplicate", t.label);
+            assert_eq!(audit_len(&app, &w).await, before + 3, "{}: only the accepted relation was recorded", t.label);
+            // other cycles are allowed
+            relate(&app, &w.admin, &rack.id, RelationType::DependsOn, &disk.id).await;
+            assert_eq!(app.ci_relations(&w.admin, &disk.id).await.unwrap().len(), 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn impact_crosses_a_depends_on_cycle_and_names_projects_and_customers() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let a = ci(&app, &w.agent_a, "application", "app-a", None, json!({})).await;
+            let b = ci(&app, &w.agent_a, "application", "app-b", None, json!({})).await;
+            let c = ci(&app, &w.agent_a, "application", "app-c", None, json!({})).await;
+            let mail =
+                ci(&app, &w.agent_a, "service", "Mail", Some(&w.project_a), json!({ "service_code": "MAIL", "criticality": "high" })).await;
+            relate(&app, &w.agent_a, &a.id, RelationType::DependsOn, &b.id).await;
+            relate(&app, &w.agent_a, &b.id, RelationType::DependsOn, &c.id).await;
+            relate(&app, &w.agent_a, &c.id, RelationType::DependsOn, &a.id).await;
+            relate(&app, &w.agent_a, &a.id, RelationType::Provides, &mail.id).await;
+
+            let r = app.impact(&w.agent_a, &c.id, Direction::Downstream, None).await.unwrap();
+            let depths: Vec<(&str, u32)> = r.reached.iter().map(|e| (e.ci.name.as_str(), e.depth)).collect();
+            assert_eq!(depths, vec![("app-b", 1), ("app-a", 2), ("Mail", 3)], "{}", t.label);
+            let path: Vec<(String, RelationType, String)> =
+                r.reached[2].path.iter().map(|s| (s.source_id.clone(), s.kind, s.target_id.clone())).collect();
+            assert_eq!(
+                path,
+                vec![
+                    (b.id.clone(), RelationType::DependsOn, c.id.clone()),
+                    (a.id.clone(), RelationType::DependsOn, b.id.clone()),
+                    (a.id.clone(), RelationType::Provides, mail.id.clone()),
+                ]
+            );
+            assert_eq!(r.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["Mail"]);
+            assert_eq!(r.projects.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![w.project_a.as_str()]);
+            assert_eq!(r.customers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![w.org_a.as_str()], "{}", t.label);
+
+            let r = app.impact(&w.agent_a, &c.id, Direction::Downstream, Some(2)).await.unwrap();
+            assert!(r.services.is_empty() && r.customers.is_empty(), "{}: depth limit", t.label);
+            let r = app.impact(&w.agent_a, &mail.id, Direction::Upstream, None).await.unwrap();
+            let depths: Vec<(&str, u32)> = r.reached.iter().map(|e| (e.ci.name.as_str(), e.depth)).collect();
+            assert_eq!(depths, vec![("app-a", 1), ("app-b", 2), ("app-c", 3)]);
+
+            // a retired CI takes no part
+            let b2 = app.transition_ci(&w.agent_a, &b.id, "retired", None).await.unwrap();
+            assert_eq!(b2.status, "retired");
+            let r = app.impact(&w.agent_a, &c.id, Direction::Downstream, None).await.unwrap();
+            assert!(r.reached.is_empty(), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn staff_outside_a_project_and_contacts_do_not_see_its_cis() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let secret = ci(&app, &w.admin, "server", "beta-db", Some(&w.project_b), json!({ "hostname": "beta-db" })).await;
+            let shared =
+                ci(&app, &w.admin, "network_device", "core switch", None, json!({ "hostname": "core-sw", "device_type": "switch" })).await;
+            let own = ci(&app, &w.agent_a, "application", "acme erp", Some(&w.project_a), json!({})).await;
+            relate(&app, &w.admin, &own.id, RelationType::DependsOn, &shared.id).await;
+            relate(&app, &w.admin, &secret.id, RelationType::ConnectedTo, &shared.id).await;
+
+            assert!(matches!(app.get_ci(&w.agent_a, &secret.id).await, Err(AppError::NotFound)), "{}", t.label);
+            assert!(app.get_ci(&w.agent_a, &shared.id).await.is_ok());
+            assert!(matches!(app.get_ci(&w.contact_a, &own.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.list_cis(&w.contact_a, &CiQuery::default(), &page(CI_SORT)).await, Err(AppError::Forbidden)));
+            let names: Vec<String> =
+                app.list_cis(&w.agent_a, &CiQuery::default(), &page(CI_SORT)).await.unwrap().items.into_iter().map(|c| c.name).collect();
+            assert_eq!(names, vec!["acme erp", "core switch"], "{}", t.label);
+            let e = app
+                .update_ci(&w.agent_a, &secret.id, CiInput { class_key: "server".into(), name: "x".into(), ..Default::default() }, None)
+                .await;
+            assert!(matches!(e, Err(AppError::NotFound)));
+            // the hidden CI is neither a relation end nor in an impact analysis
+            let rel = app.ci_relations(&w.agent_a, &shared.id).await.unwrap();
+            assert_eq!(rel.iter().map(|r| r.other.name.as_str()).collect::<Vec<_>>(), vec!["acme erp"]);
+            let e = app
+                .add_relation(&w.agent_a, RelationInput { kind: "runs_on".into(), source_id: own.id.clone(), target_id: secret.id.clone() })
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("target_id".to_string(), "unknown_ci")]);
+            let r = app.impact(&w.agent_a, &shared.id, Direction::Downstream, None).await.unwrap();
+            assert_eq!(r.reached.iter().map(|e| e.ci.name.as_str()).collect::<Vec<_>>(), vec!["acme erp"], "{}", t.label);
+            let r = app.impact(&w.admin, &shared.id, Direction::Downstream, None).await.unwrap();
+            assert_eq!(r.reached.len(), 2);
+            assert_eq!(r.customers.len(), 2, "{}: the administrator sees both customers", t.label);
+            // a CI in another project cannot be created by an outsider
+            let e = app
+                .create_ci(
+                    &w.agent_a,
+                    CiInput {
+                        class_key: "application".into(),
+                        name: "x".into(),
+                        project_id: Some(w.project_b.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), vec![("project_id".to_string(), "unknown_reference")]);
+            assert!(matches!(
+                app.create_ci(&w.auditor, CiInput { class_key: "application".into(), name: "x".into(), ..Default::default() }).await,
+                Err(AppError::Forbidden)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tailored_out_configuration_process_refuses_cis() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let existing = ci(&app, &w.agent_a, "application", "erp", Some(&w.project_a), json!({})).await;
+            let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+            app.tailor_project(&sm, &w.project_a, "configuration", false, "customer keeps its own CMDB").await.unwrap();
+            let e = app
+                .create_ci(
+                    &w.agent_a,
+                    CiInput {
+                        class_key: "application".into(),
+                        name: "crm".into(),
+                        project_id: Some(w.project_a.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            assert!(matches!(e, Err(AppError::ProcessDisabled(ref p)) if p == "configuration"), "{}: {e:?}", t.label);
+            assert!(matches!(app.get_ci(&w.agent_a, &existing.id).await, Err(AppError::ProcessDisabled(_))));
+            assert!(app.list_cis(&w.admin, &CiQuery::default(), &page(CI_SORT)).await.unwrap().items.is_empty(), "{}", t.label);
+            let e = app
+                .capture_baseline(
+                    &w.agent_a,
+                    BaselineInput { name: "x".into(), project_id: Some(w.project_a.clone()), ..Default::default() },
+                )
+                .await;
+            assert!(matches!(e, Err(AppError::ProcessDisabled(_))));
+            // other projects are unaffected
+            ci(&app, &w.admin, "application", "beta app", Some(&w.project_b), json!({})).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_baseline_diff_shows_changed_attributes_and_removed_relations() {
+        for t in TestDb::migrated_all().await {
+            let (app, w) = setup(&t).await;
+            let db = ci(&app, &w.agent_a, "database", "erp-db", Some(&w.project_a), json!({ "engine": "postgresql", "port": 5432 })).await;
+            let erp = ci(&app, &w.agent_a, "application", "erp", Some(&w.project_a), json!({ "version": "1.0" })).await;
+            let rel = relate(&app, &w.agent_a, &erp.id, RelationType::DependsOn, &db.id).await;
+            let b = app
+                .capture_baseline(
+                    &w.agent_a,
+                    BaselineInput { name: " Go-live 2026 ".into(), project_id: Some(w.project_a.clone()), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            assert_eq!((b.name.as_str(), b.ci_count), ("Go-live 2026", 2));
+            assert!(app.baseline_diff(&w.agent_a, &b.id).await.unwrap().diff.is_empty(), "{}", t.label);
+
+            app.update_ci(
+                &w.agent_a,
+                &erp.id,
+                CiInput {
+                    class_key: "application".into(),
+                    name: "erp".into(),
+                    project_id: Some(w.project_a.clone()),
+                    attributes: json!({ "version": "2.0" }),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+            app.remove_relation(&w.agent_a, &rel.id).await.unwrap();
+            let added = ci(&app, &w.agent_a, "application", "crm", Some(&w.project_a), json!({})).await;
+
+            let d = app.baseline_diff(&w.agent_a, &b.id).await.unwrap().diff;
+            assert_eq!(d.added_cis, vec![added.id.clone()], "{}", t.label);
+            assert_eq!(d.changed_cis.len(), 1);
+            assert_eq!(d.changed_cis[0].id, erp.id);
+            let ch = &d.changed_cis[0].attributes;
+            assert_eq!(
+                (ch[0].attribute.as_str(), ch[0].old.clone(), ch[0].new.clone()),
+                ("version", Some(json!("1.0")), Some(json!("2.0")))
+            );
+            assert_eq!(d.removed_relations.len(), 1);
+            assert_eq!((d.removed_relations[0].source.as_str(), d.removed_relations[0].kind), (erp.id.as_str(), RelationType::DependsOn));
+            // the relation's removal is in both CIs' history
+            let h = app.history("configuration_item", &db.id).await.unwrap();
+            assert!(h.last().unwrap().changes.to_string().contains("relation_removed"), "{}", t.label);
+            // scope: outsiders do not see the baseline
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            assert!(matches!(app.baseline_diff(&outsider, &b.id).await, Err(AppError::NotFound)));
+            assert!(app.list_baselines(&outsider).await.unwrap().is_empty());
+            assert_eq!(app.list_baselines(&w.agent_a).await.unwrap().len(), 1);
+            let e = app.capture_baseline(&w.agent_a, BaselineInput { name: "all".into(), ..Default::default() }).await.unwrap_err();
+            assert_eq!(fields(e), vec![("project_id".to_string(), "required")]);
+        }
     }
 }

@@ -177,6 +177,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     keel_store::migrate::run(&db).await?;
     let app = App::new(db.clone(), cfg.security());
     app.seed_jobs().await?;
+    app.seed_cmdb_classes().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = keel_web::AppState { app: app.clone(), cfg: Arc::new(cfg.web()), metrics };
     let router = keel_web::router(state);

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod cmdb;
 pub mod directory;
 pub mod jobs;
 pub mod kernel;

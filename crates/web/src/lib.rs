@@ -104,6 +104,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::accounts::router())
         .merge(api::directory::router())
         .merge(api::trail::router())
+        .merge(api::cmdb::router())
         .split_for_parts()
 }
 
@@ -112,7 +113,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, session, trail};
+    use ui::{account, admin, cmdb, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -141,6 +142,16 @@ fn ui_router() -> Router<AppState> {
         .route("/profile/sessions", get(account::sessions_form).post(account::logout_everywhere))
         .route("/tokens", get(account::tokens).post(account::token_create))
         .route("/tokens/{id}/revoke", get(account::token_revoke_form).post(account::token_revoke))
+        .route("/cmdb", get(cmdb::list).post(cmdb::create))
+        .route("/cmdb/new", get(cmdb::new_form))
+        .route("/cmdb/baselines", get(cmdb::baselines).post(cmdb::baseline_capture))
+        .route("/cmdb/baselines/{id}", get(cmdb::baseline_show))
+        .route("/cmdb/verification", get(cmdb::verification))
+        .route("/cmdb/relations/{id}/delete", post(cmdb::relation_remove))
+        .route("/cmdb/{id}", get(cmdb::show).post(cmdb::update))
+        .route("/cmdb/{id}/transition", post(cmdb::transition))
+        .route("/cmdb/{id}/verify", post(cmdb::verify))
+        .route("/cmdb/{id}/relations", post(cmdb::relation_add))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))

@@ -2,6 +2,7 @@
 //! parsing with stable error codes, cursor pagination, and ETag / If-Match on updates.
 
 pub mod accounts;
+pub mod cmdb;
 pub mod directory;
 pub mod trail;
 
@@ -22,7 +23,7 @@ use utoipa::OpenApi;
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "directory"), (name = "audit"))
+    tags((name = "accounts"), (name = "directory"), (name = "audit"), (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"))
 )]
 pub struct ApiDoc;
 

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod cmdb;
 pub mod session;
 pub mod trail;
 
@@ -74,6 +75,7 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
             title: tr.t("nav-group-delivery"),
             items: vec![item("/projects", "nav-projects"), item("/teams", "nav-teams")],
         });
+        groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
         let mut system = Vec::new();
         if p.may_admin(AdminArea::Users, Action::Read) {
             system.push(item("/users", "nav-users"));
