@@ -11,9 +11,19 @@ pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `stale_version`.
     pub code: String,
     pub message: String,
-    /// Per-field problems for `validation_failed`: `[{"field", "code", "message"}]`.
-    #[schema(value_type = Object)]
+    /// Per-field problems for `validation_failed` (and a conflict on one field); `null` otherwise.
+    #[schema(value_type = Option<Vec<FieldProblem>>, required = true)]
     pub details: serde_json::Value,
+}
+
+/// One field's problem in an error's `details`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    /// The field, e.g. `name`, `limit` or `roles`; a nested field is written `a.b` or `a[0]`.
+    pub field: String,
+    /// Stable machine-readable code, e.g. `required`, `too_long`, `already_taken`.
+    pub code: String,
+    pub message: String,
 }
 
 /// An error as the API returns it.
@@ -61,7 +71,7 @@ impl From<AppError> for ApiError {
         let status = status_of(&e);
         let details = match &e {
             AppError::Validation(f) => serde_json::to_value(f).unwrap_or_default(),
-            AppError::Conflict { field: Some(f), .. } => serde_json::json!([{ "field": f }]),
+            AppError::Conflict { field: Some(f), code, message } => serde_json::json!([{ "field": f, "code": code, "message": message }]),
             _ => serde_json::Value::Null,
         };
         let message = if let AppError::Internal(detail) = &e {

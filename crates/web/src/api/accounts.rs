@@ -2,11 +2,14 @@
 //! Keel and the customer contacts it serves, and their API tokens.
 
 use super::directory::IntoResponseOk;
-use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
+use super::{
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, RoleName, Unauthorized,
+    VersionErrors, created, if_match, page_request, with_etag,
+};
 use crate::AppState;
 use crate::auth::ApiUser;
-use crate::error::{ApiError, ErrorBody};
-use axum::extract::{Path, State};
+use crate::error::ApiError;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use keel_app::users::{NewUser, UserPatch};
@@ -45,8 +48,10 @@ pub struct User {
     pub kind: String,
     pub email: String,
     pub display_name: String,
+    #[schema(required = true)]
     pub phone: Option<String>,
     /// For contacts: their organisation.
+    #[schema(required = true)]
     pub organization_id: Option<String>,
     /// `en` or `zh-CN`.
     pub locale: String,
@@ -86,29 +91,45 @@ impl From<UserRecord> for User {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    /// Unique; stored lower-case.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub display_name: String,
+    #[schema(max_length = 50)]
     pub phone: Option<String>,
-    /// Required for contacts.
+    /// Required for contacts; staff have none.
     pub organization_id: Option<String>,
-    /// At least 10 characters; omit for an account that cannot sign in yet.
+    /// 10–256 characters; omit for an account that cannot sign in yet.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,
+    /// `en` (the default) or `zh-CN`.
+    #[schema(pattern = "^(en|en-US|en-GB|zh-CN|zh|zh-Hans)$", example = "zh-CN")]
     pub locale: Option<String>,
+    /// IANA time zone (default `UTC`).
+    #[schema(example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
     /// Staff only.
     #[serde(default)]
+    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub display_name: Option<String>,
+    #[schema(max_length = 50)]
     pub phone: Option<String>,
+    #[schema(pattern = "^(en|en-US|en-GB|zh-CN|zh|zh-Hans)$", example = "zh-CN")]
     pub locale: Option<String>,
+    #[schema(example = "Asia/Shanghai")]
     pub time_zone: Option<String>,
     pub active: Option<bool>,
+    #[schema(value_type = Option<Vec<RoleName>>)]
     pub roles: Option<Vec<String>>,
 }
 
@@ -192,13 +213,14 @@ async fn update_kind(
     Ok(with_etag(u.version, User::from(u)))
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    responses((status = 200, description = "The caller's own account", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized))]
 async fn me(ApiUser(who): ApiUser) -> ApiResponse {
     Ok(with_etag(who.user.version, User::from(who.user)))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "accounts", params(UserQuery, PageParams),
-    responses((status = 200, body = ListOf<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of staff accounts", body = ListOf<User>), Unauthorized, Forbidden, InvalidQuery))]
 async fn list_users(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -209,24 +231,25 @@ async fn list_users(
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The staff account was created", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"), ("Location" = String, description = "The new record's URL")),
+        links(("get" = (operation_id = "get_user", parameters(("id" = "$response.body#/id")))), ("update" = (operation_id = "update_user", parameters(("id" = "$response.body#/id"), ("If-Match" = "$response.header.ETag")))))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_user(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewAccount>) -> ApiResponse {
     create_kind(&s, &who, b, AccountKind::Staff).await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_user(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "The staff account", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized, NotFound))]
+async fn get_user(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let u = get_kind(&s, &who, &id, AccountKind::Staff).await?;
     Ok(with_etag(u.version, User::from(u)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = AccountPatch,
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "accounts", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")), request_body = AccountPatch,
+    responses((status = 200, description = "The updated staff account", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, VersionErrors, Unauthorized, Forbidden, NotFound))]
 async fn update_user(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<AccountPatch>,
 ) -> ApiResponse {
@@ -236,15 +259,16 @@ async fn update_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "accounts", params(("id" = String, Path)), request_body = PasswordReset,
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204, description = "The password was set and the account's sessions ended"), JsonBodyErrors, Unauthorized, Forbidden, NotFound))]
 async fn reset_password(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<PasswordReset>,
 ) -> ApiResponse {
     s.app.get_user(&who.principal, &id).await?;
@@ -253,7 +277,7 @@ async fn reset_password(
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "accounts", params(UserQuery, PageParams),
-    responses((status = 200, body = ListOf<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of customer contacts", body = ListOf<User>), Unauthorized, Forbidden, InvalidQuery))]
 async fn list_contacts(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -264,24 +288,25 @@ async fn list_contacts(
 }
 
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "accounts", request_body = NewAccount,
-    responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The contact was created", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"), ("Location" = String, description = "The new record's URL")),
+        links(("get" = (operation_id = "get_contact", parameters(("id" = "$response.body#/id")))), ("update" = (operation_id = "update_contact", parameters(("id" = "$response.body#/id"), ("If-Match" = "$response.header.ETag")))))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_contact(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewAccount>) -> ApiResponse {
     create_kind(&s, &who, b, AccountKind::Contact).await
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_contact(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "The contact", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized, NotFound))]
+async fn get_contact(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let u = get_kind(&s, &who, &id, AccountKind::Contact).await?;
     Ok(with_etag(u.version, User::from(u)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "accounts", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = AccountPatch,
-    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "accounts", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")), request_body = AccountPatch,
+    responses((status = 200, description = "The updated contact", body = User, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, VersionErrors, Unauthorized, Forbidden, NotFound))]
 async fn update_contact(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<AccountPatch>,
 ) -> ApiResponse {
@@ -299,8 +324,11 @@ pub struct Token {
     /// The first characters of the secret, to recognise it.
     pub prefix: String,
     pub created_at: i64,
+    #[schema(required = true)]
     pub expires_at: Option<i64>,
+    #[schema(required = true)]
     pub last_used_at: Option<i64>,
+    #[schema(required = true)]
     pub revoked_at: Option<i64>,
 }
 
@@ -330,8 +358,10 @@ pub struct CreatedToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// 1–3650; omit for a token that does not expire.
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -342,14 +372,15 @@ pub struct TokenQuery {
     pub all: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", params(TokenQuery), responses((status = 200, body = Vec<Token>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", params(TokenQuery),
+    responses((status = 200, description = "The caller's API tokens (every user's with `all=true`, for administrators)", body = Vec<Token>), Unauthorized, InvalidQuery))]
 async fn list_tokens(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<TokenQuery>) -> ApiResponse {
     let t = s.app.list_api_tokens(&who.principal, q.all.unwrap_or(false)).await?;
     Ok(axum::Json(t.into_iter().map(Token::from).collect::<Vec<_>>()).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The token was created; its secret is shown only here", body = CreatedToken, headers(("Location" = String, description = "The new token's URL"))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_token(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewToken>) -> ApiResponse {
     let (secret, t) = s.app.create_api_token(&who.principal, &b.name, b.expires_in_days).await?;
     let loc = format!("/api/v1/tokens/{}", t.id);
@@ -361,8 +392,8 @@ async fn create_token(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn revoke_token(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 204, description = "The token is revoked (or already was)"), Unauthorized, Forbidden, NotFound))]
+async fn revoke_token(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     s.app.revoke_api_token(&who.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

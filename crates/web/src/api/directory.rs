@@ -1,11 +1,13 @@
 //! `/api/v1/organizations`, `/api/v1/teams`, `/api/v1/projects`: the structure that scopes
 //! every process record, with process tailoring per service project (§2.1.4).
 
-use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
+use super::{
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, ProcessName,
+    Unauthorized, VersionErrors, created, if_match, page_request, with_etag,
+};
 use crate::AppState;
 use crate::auth::ApiUser;
-use crate::error::ErrorBody;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use keel_app::directory::{OrganizationInput, ProjectInput, TeamInput};
 use keel_store::directory::{OrgFilter, OrganizationRecord, ProjectFilter, ProjectRecord, TailoringDecision, TeamRecord};
@@ -52,6 +54,7 @@ pub struct Organization {
     pub id: String,
     pub name: String,
     pub code: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub active: bool,
     /// Unix milliseconds.
@@ -78,17 +81,23 @@ impl From<OrganizationRecord> for Organization {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Short code: letters, digits, `-`, `_`; stored upper-case; unique.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$", example = "ACME")]
     pub code: String,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationPatch {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$", example = "ACME")]
     pub code: Option<String>,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
     pub active: Option<bool>,
 }
@@ -102,7 +111,7 @@ pub struct OrgQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/organizations", tag = "directory", params(OrgQuery, PageParams),
-    responses((status = 200, body = ListOf<Organization>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of the organisations the caller may see", body = ListOf<Organization>), Unauthorized, InvalidQuery))]
 async fn list_organizations(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -115,7 +124,8 @@ async fn list_organizations(
 }
 
 #[utoipa::path(post, path = "/api/v1/organizations", tag = "directory", request_body = NewOrganization,
-    responses((status = 201, body = Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The organisation was created", body = Organization, headers(("ETag" = String, description = "The record's version, for `If-Match`"), ("Location" = String, description = "The new record's URL")),
+        links(("get" = (operation_id = "get_organization", parameters(("id" = "$response.body#/id")))), ("update" = (operation_id = "update_organization", parameters(("id" = "$response.body#/id"), ("If-Match" = "$response.header.ETag")))))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_organization(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewOrganization>) -> ApiResponse {
     let o = s
         .app
@@ -125,19 +135,19 @@ async fn create_organization(State(s): State<AppState>, ApiUser(who): ApiUser, A
 }
 
 #[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "directory", params(("id" = String, Path)),
-    responses((status = 200, body = Organization, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_organization(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "The organisation", body = Organization, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized, NotFound))]
+async fn get_organization(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let o = s.app.get_organization(&who.principal, &id).await?;
     Ok(with_etag(o.version, Organization::from(o)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "directory", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")),
     request_body = OrganizationPatch,
-    responses((status = 200, body = Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, description = "The updated organisation", body = Organization, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, VersionErrors, Unauthorized, Forbidden, NotFound))]
 async fn update_organization(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<OrganizationPatch>,
 ) -> ApiResponse {
@@ -160,8 +170,11 @@ async fn update_organization(
 pub struct Team {
     pub id: String,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub email: Option<String>,
+    #[schema(required = true)]
     pub lead_user_id: Option<String>,
     pub member_ids: Vec<String>,
     pub active: bool,
@@ -190,8 +203,11 @@ impl From<TeamRecord> for Team {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     pub lead_user_id: Option<String>,
     #[serde(default)]
@@ -201,8 +217,11 @@ pub struct NewTeam {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamPatch {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     pub lead_user_id: Option<String>,
     pub member_ids: Option<Vec<String>>,
@@ -216,7 +235,7 @@ pub struct TextQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/teams", tag = "directory", params(TextQuery, PageParams),
-    responses((status = 200, body = ListOf<Team>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of teams (staff only)", body = ListOf<Team>), Unauthorized, Forbidden, InvalidQuery))]
 async fn list_teams(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -229,7 +248,8 @@ async fn list_teams(
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "directory", request_body = NewTeam,
-    responses((status = 201, body = Team), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The team was created", body = Team, headers(("ETag" = String, description = "The record's version, for `If-Match`"), ("Location" = String, description = "The new record's URL")),
+        links(("get" = (operation_id = "get_team", parameters(("id" = "$response.body#/id")))), ("update" = (operation_id = "update_team", parameters(("id" = "$response.body#/id"), ("If-Match" = "$response.header.ETag")))))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_team(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewTeam>) -> ApiResponse {
     let t = s
         .app
@@ -249,18 +269,18 @@ async fn create_team(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "directory", params(("id" = String, Path)),
-    responses((status = 200, body = Team), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_team(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "The team", body = Team, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized, NotFound))]
+async fn get_team(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let t = s.app.get_team(&who.principal, &id).await?;
     Ok(with_etag(t.version, Team::from(t)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "directory", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = TeamPatch,
-    responses((status = 200, body = Team), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "directory", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")), request_body = TeamPatch,
+    responses((status = 200, description = "The updated team", body = Team, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, VersionErrors, Unauthorized, Forbidden, NotFound))]
 async fn update_team(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<TeamPatch>,
 ) -> ApiResponse {
@@ -287,10 +307,14 @@ pub struct Project {
     pub code: String,
     pub name: String,
     pub organization_id: String,
+    #[schema(required = true)]
     pub manager_user_id: Option<String>,
+    #[schema(required = true)]
     pub description: Option<String>,
     /// `YYYY-MM-DD`
+    #[schema(required = true)]
     pub starts_on: Option<String>,
+    #[schema(required = true)]
     pub ends_on: Option<String>,
     /// `active` or `closed`.
     pub status: String,
@@ -326,12 +350,19 @@ impl From<ProjectRecord> for Project {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
+    /// Short code: letters, digits, `-`, `_`; stored upper-case; unique.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$", example = "ACME")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub organization_id: String,
     pub manager_user_id: Option<String>,
+    #[schema(max_length = 8000)]
     pub description: Option<String>,
+    #[schema(format = Date)]
     pub starts_on: Option<String>,
+    /// Not before `starts_on`.
+    #[schema(format = Date)]
     pub ends_on: Option<String>,
     #[serde(default)]
     pub member_ids: Vec<String>,
@@ -340,13 +371,20 @@ pub struct NewProject {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$", example = "ACME")]
     pub code: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub organization_id: Option<String>,
     pub manager_user_id: Option<String>,
+    #[schema(max_length = 8000)]
     pub description: Option<String>,
+    #[schema(format = Date)]
     pub starts_on: Option<String>,
+    #[schema(format = Date)]
     pub ends_on: Option<String>,
+    /// `active` or `closed`.
+    #[schema(pattern = "^(active|closed)$")]
     pub status: Option<String>,
     pub member_ids: Option<Vec<String>>,
 }
@@ -360,7 +398,7 @@ pub struct ProjectQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/projects", tag = "directory", params(ProjectQuery, PageParams),
-    responses((status = 200, body = ListOf<Project>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of the service projects the caller may see", body = ListOf<Project>), Unauthorized, InvalidQuery))]
 async fn list_projects(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -374,7 +412,8 @@ async fn list_projects(
 }
 
 #[utoipa::path(post, path = "/api/v1/projects", tag = "directory", request_body = NewProject,
-    responses((status = 201, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "The service project was created", body = Project, headers(("ETag" = String, description = "The record's version, for `If-Match`"), ("Location" = String, description = "The new record's URL")),
+        links(("get" = (operation_id = "get_project", parameters(("id" = "$response.body#/id")))), ("update" = (operation_id = "update_project", parameters(("id" = "$response.body#/id"), ("If-Match" = "$response.header.ETag")))))), JsonBodyErrors, Unauthorized, Forbidden))]
 async fn create_project(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewProject>) -> ApiResponse {
     let input = ProjectInput {
         code: b.code,
@@ -392,18 +431,18 @@ async fn create_project(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJso
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "directory", params(("id" = String, Path)),
-    responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_project(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "The service project", body = Project, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), Unauthorized, NotFound))]
+async fn get_project(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let p = s.app.get_project(&who.principal, &id).await?;
     Ok(with_etag(p.version, Project::from(p)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "directory", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = ProjectPatch,
-    responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "directory", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")), request_body = ProjectPatch,
+    responses((status = 200, description = "The updated service project", body = Project, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, VersionErrors, Unauthorized, Forbidden, NotFound))]
 async fn update_project(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<ProjectPatch>,
 ) -> ApiResponse {
@@ -450,8 +489,8 @@ impl From<TailoringDecision> for TailoringEntry {
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/processes", tag = "directory", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<TailoringEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_tailoring(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+    responses((status = 200, description = "Each process's tailoring decision for the project", body = Vec<TailoringEntry>), Unauthorized, NotFound))]
+async fn get_tailoring(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let d = s.app.project_tailoring(&who.principal, &id).await?;
     Ok(axum::Json(d.into_iter().map(TailoringEntry::from).collect::<Vec<_>>()).into_response_ok())
 }
@@ -461,15 +500,18 @@ async fn get_tailoring(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id
 pub struct ProcessSwitch {
     pub enabled: bool,
     /// Why the process is switched on or off (kept as an ISO/IEC 20000 record).
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{id}/processes/{process}", tag = "directory", params(("id" = String, Path), ("process" = String, Path)), request_body = ProcessSwitch,
-    responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/projects/{id}/processes/{process}", tag = "directory",
+    params(("id" = String, Path), ("process" = ProcessName, Path)),
+    request_body = ProcessSwitch,
+    responses((status = 200, description = "The service project after the change", body = Project, headers(("ETag" = String, description = "The record's version, for `If-Match`"))), JsonBodyErrors, Unauthorized, Forbidden, NotFound))]
 async fn set_process(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path((id, process)): Path<(String, String)>,
+    ApiPath((id, process)): ApiPath<(String, String)>,
     ApiJson(b): ApiJson<ProcessSwitch>,
 ) -> ApiResponse {
     let p = s.app.tailor_project(&who.principal, &id, &process, b.enabled, &b.reason).await?;

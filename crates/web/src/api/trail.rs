@@ -1,11 +1,11 @@
 //! `/api/v1/audit`: the audit trail (审计日志) across records, and each record's history.
 
 use super::directory::IntoResponseOk;
-use super::{ApiQuery, ApiResponse};
+use super::{ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, NotFound, Unauthorized};
 use crate::AppState;
 use crate::auth::ApiUser;
-use crate::error::{ApiError, ErrorBody};
-use axum::extract::{Path, State};
+use crate::error::ApiError;
+use axum::extract::State;
 use keel_app::AppError;
 use keel_store::audit::{HistoryEntry, TrailFilter};
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,7 @@ impl From<HistoryEntry> for AuditEntry {
 #[derive(Serialize, ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -69,11 +70,12 @@ pub struct AuditQuery {
     pub to: Option<i64>,
     pub cursor: Option<String>,
     /// 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "A page of audit entries, newest first", body = AuditPage), Unauthorized, Forbidden, InvalidQuery))]
 async fn audit(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResponse {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -102,8 +104,8 @@ async fn audit(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/history/{entity_type}/{id}", tag = "audit", params(("entity_type" = String, Path, description = "organization, project, team, user"), ("id" = String, Path)),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn history(State(s): State<AppState>, ApiUser(who): ApiUser, Path((entity_type, id)): Path<(String, String)>) -> ApiResponse {
+    responses((status = 200, description = "The record's audit entries, oldest first", body = Vec<AuditEntry>), Unauthorized, NotFound))]
+async fn history(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath((entity_type, id)): ApiPath<(String, String)>) -> ApiResponse {
     let p = &who.principal;
     match entity_type.as_str() {
         "organization" => drop(s.app.get_organization(p, &id).await?),
@@ -125,7 +127,7 @@ pub struct Integrity {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = Integrity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "The integrity check's result", body = Integrity), Unauthorized, Forbidden))]
 async fn verify(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
     if !who.principal.may_admin(keel_domain::identity::AdminArea::AuditTrail, keel_domain::identity::Action::Read) {
         return Err(AppError::Forbidden.into());
