@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod incidents;
 pub mod jobs;
 pub mod users;
 pub mod writer;
