@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod directory;
+pub mod incidents;
 pub mod trail;
 
 use crate::error::{ApiError, ErrorBody};
@@ -22,7 +23,7 @@ use utoipa::OpenApi;
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "directory"), (name = "audit"))
+    tags((name = "accounts"), (name = "directory"), (name = "incidents", description = "Service desk and incident management"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
