@@ -113,7 +113,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, session, trail};
+    use ui::{account, admin, incidents, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -137,6 +137,14 @@ fn ui_router() -> Router<AppState> {
         .route("/projects/new", get(admin::project_new))
         .route("/projects/{id}", get(admin::project_show).post(admin::project_update))
         .route("/projects/{id}/tailoring", post(admin::project_tailor))
+        .route("/incidents", get(incidents::queue).post(incidents::create))
+        .route("/incidents/new", get(incidents::new_form))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/transition", post(incidents::transition))
+        .route("/incidents/{id}/comments", post(incidents::comment))
+        .route("/incidents/{id}/worklog", post(incidents::worklog))
+        .route("/incidents/{id}/rating", post(incidents::rating))
+        .route("/incidents/{id}/major", post(incidents::major))
         .route("/profile", get(account::profile).post(account::profile_update))
         .route("/profile/password", get(account::password_form).post(account::password_change))
         .route("/profile/sessions", get(account::sessions_form).post(account::logout_everywhere))
