@@ -355,8 +355,25 @@ fn may_configure(actor: &Principal) -> bool {
     actor.is_staff() && !actor.is_read_only() && (actor.is_admin() || actor.has(Role::ServiceManager))
 }
 
+/// The audited view of a ticket. The per-status timestamps are left out: every audit entry has
+/// its own instant, and the status log keeps the exact times the SLA engine reads.
 fn audit_of(t: &TicketRecord) -> serde_json::Value {
-    snapshot(t)
+    let mut v = snapshot(t);
+    if let Some(o) = v.as_object_mut() {
+        for k in [
+            "status_changed_at",
+            "assigned_at",
+            "started_at",
+            "pending_at",
+            "resolved_at",
+            "closed_at",
+            "first_response_at",
+            "major_declared_at",
+        ] {
+            o.remove(k);
+        }
+    }
+    v
 }
 
 impl App {

@@ -199,7 +199,8 @@ pub fn filter_of(q: IncidentQuery, user_id: &str) -> Result<TicketFilter, ApiErr
     };
     let view = match some(q.view) {
         None => Queue::All,
-        Some(v) => Queue::parse(&v).ok_or_else(|| ApiError::field("view", "invalid_choice", "view is mine, team, unassigned, pending, open or all"))?,
+        Some(v) => Queue::parse(&v)
+            .ok_or_else(|| ApiError::field("view", "invalid_choice", "view is mine, team, unassigned, pending, open or all"))?,
     };
     view.apply(&mut f, user_id);
     Ok(f)
@@ -427,7 +428,12 @@ async fn list_comments(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", params(("id" = String, Path)), request_body = NewComment,
     responses((status = 201, body = Comment), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn add_comment(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, ApiJson(b): ApiJson<NewComment>) -> ApiResponse {
+async fn add_comment(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NewComment>,
+) -> ApiResponse {
     let c = s.app.add_comment(&who.principal, &id, b.visibility.as_deref().unwrap_or("public"), &b.body).await?;
     Ok(axum::response::IntoResponse::into_response((StatusCode::CREATED, axum::Json(Comment::from(c)))))
 }
@@ -478,7 +484,12 @@ async fn list_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/worklog", tag = "incidents", params(("id" = String, Path)), request_body = NewWorkLog,
     responses((status = 201, body = WorkLogEntry), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn add_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, ApiJson(b): ApiJson<NewWorkLog>) -> ApiResponse {
+async fn add_work_log(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NewWorkLog>,
+) -> ApiResponse {
     let e = s.app.add_work_log(&who.principal, &id, b.minutes, b.performed_at, b.note.as_deref()).await?;
     Ok(axum::response::IntoResponse::into_response((StatusCode::CREATED, axum::Json(WorkLogEntry::from(e)))))
 }
@@ -503,7 +514,12 @@ impl From<RatingRecord> for Rating {
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/rating", tag = "incidents", params(("id" = String, Path)), request_body = Rating,
     responses((status = 200, body = Rating), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn rate_incident(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, ApiJson(b): ApiJson<Rating>) -> ApiResponse {
+async fn rate_incident(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Rating>,
+) -> ApiResponse {
     let r = s.app.rate_ticket(&who.principal, &id, b.score, b.comment.as_deref()).await?;
     Ok(axum::Json(Rating::from(r)).into_response_ok())
 }

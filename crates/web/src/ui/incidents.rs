@@ -195,8 +195,11 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     let list = state.app.list_tickets(p, &filter, &page).await.or_page(&tr)?;
     let total = state.app.count_tickets(p, &filter).await.or_page(&tr)?;
     let counts = state.app.queue_counts(p).await.or_page(&tr)?;
-    let views: &[Queue] =
-        if is_staff { &[Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Pending, Queue::Open, Queue::All] } else { &[Queue::Open, Queue::All] };
+    let views: &[Queue] = if is_staff {
+        &[Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Pending, Queue::Open, Queue::All]
+    } else {
+        &[Queue::Open, Queue::All]
+    };
     let tabs = views
         .iter()
         .map(|v| Tab {
@@ -213,16 +216,15 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     ];
     if is_staff {
         filters.push(Field::new(&tr, "team_id", "select", "").options(team_options(&state, p).await.or_page(&tr)?, &[q.team_id.clone()]));
-        filters
-            .push(Field::new(&tr, "project_id", "select", "").options(project_options(&state, p).await.or_page(&tr)?, &[q.project_id.clone()]));
+        filters.push(
+            Field::new(&tr, "project_id", "select", "").options(project_options(&state, p).await.or_page(&tr)?, &[q.project_id.clone()]),
+        );
     }
     let sorts = ["priority", "-updated_at", "updated_at", "-created_at", "created_at", "number"];
-    filters.push(
-        Field::new(&tr, "sort", "select", "")
-            .options(sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))), &[
-                q.sort.clone(),
-            ]),
-    );
+    filters.push(Field::new(&tr, "sort", "select", "").options(
+        sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))),
+        &[q.sort.clone()],
+    ));
     let rows = list
         .items
         .iter()
@@ -264,18 +266,20 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
                 .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
                 .help(tr.t("incident-help-reporter")),
         );
-        let channels: Vec<(String, String)> = ["phone", "email", "portal", "monitoring"]
-            .iter()
-            .map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}"))))
-            .collect();
+        let channels: Vec<(String, String)> =
+            ["phone", "email", "portal", "monitoring"].iter().map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}")))).collect();
         v.push(Field::new(tr, "channel", "select", "").required().options(channels, &[val(f, "channel")]));
     }
     v.push(Field::new(tr, "title", "text", val(f, "title")).required());
     v.push(Field::new(tr, "description", "textarea", val(f, "description")));
     if who.is_staff() {
-        v.push(Field::new(tr, "impact", "select", "").options(choices(tr, "incident-level", Impact::ALL, Impact::as_str), &[val(f, "impact")]));
+        v.push(
+            Field::new(tr, "impact", "select", "").options(choices(tr, "incident-level", Impact::ALL, Impact::as_str), &[val(f, "impact")]),
+        );
     }
-    v.push(Field::new(tr, "urgency", "select", "").options(choices(tr, "incident-level", Urgency::ALL, Urgency::as_str), &[val(f, "urgency")]));
+    v.push(
+        Field::new(tr, "urgency", "select", "").options(choices(tr, "incident-level", Urgency::ALL, Urgency::as_str), &[val(f, "urgency")]),
+    );
     v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]));
     if who.is_staff() {
         v.push(Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]));
@@ -367,6 +371,7 @@ pub struct SideForm {
 pub struct TicketPage {
     pub ctx: Ctx,
     pub title: String,
+    pub heading: String,
     pub number: String,
     pub id: String,
     pub version: i64,
@@ -488,7 +493,13 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         let mut fields = action_fields(tr, a, typed(&name), &teams, &agents, &t.kind);
         let open = with_failed(tr, &name, &failed, &mut fields, &mut errors);
         let danger = matches!(a, Action::Cancel | Action::Reject);
-        actions.push(ActionForm { action: name, label: tr.t(&format!("incident-action-{}", a.as_str().replace('_', "-"))), fields, open, danger });
+        actions.push(ActionForm {
+            action: name,
+            label: tr.t(&format!("incident-action-{}", a.as_str().replace('_', "-"))),
+            fields,
+            open,
+            danger,
+        });
     }
 
     let comments = state
@@ -511,12 +522,14 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         let mut fields = vec![Field::new(tr, "body", "textarea", val(f, "body")).required()];
         if is_staff {
             let vis = if f.contains_key("visibility") { val(f, "visibility") } else { "public".into() };
-            fields.push(Field::new(tr, "visibility", "select", "").required().options(
-                [("public", "incident-visibility-public"), ("internal", "incident-visibility-internal")]
-                    .iter()
-                    .map(|(v, k)| (v.to_string(), tr.t(k))),
-                &[vis],
-            ));
+            fields.push(
+                Field::new(tr, "visibility", "select", "").required().options(
+                    [("public", "incident-visibility-public"), ("internal", "incident-visibility-internal")]
+                        .iter()
+                        .map(|(v, k)| (v.to_string(), tr.t(k))),
+                    &[vis],
+                ),
+            );
         }
         with_failed(tr, "comment", &failed, &mut fields, &mut errors);
         SideForm {
@@ -563,7 +576,9 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     });
     let rateable = t.reporter_id == p.user_id
         && (t.status == "resolved"
-            || (t.status == "closed" && existing.is_none() && t.closure_kind.as_deref().is_some_and(|k| k != "cancelled" && k != "duplicate")));
+            || (t.status == "closed"
+                && existing.is_none()
+                && t.closure_kind.as_deref().is_some_and(|k| k != "cancelled" && k != "duplicate")));
     let rating_form = rateable.then(|| {
         let f = typed("rating");
         let scores: Vec<(String, String)> = (1..=5).rev().map(|s| (s.to_string(), tr.t(&format!("incident-score-{s}")))).collect();
@@ -607,6 +622,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     let page = TicketPage {
         ctx,
         title: format!("{} {}", t.number, t.title),
+        heading: t.title.clone(),
         number: t.number.clone(),
         id: t.id.clone(),
         version: t.version,
@@ -638,7 +654,13 @@ pub struct FlashQuery {
     flash: Option<String>,
 }
 
-pub async fn show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<FlashQuery>) -> UiResult {
+pub async fn show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<FlashQuery>,
+) -> UiResult {
     ticket_page(&state, &tr, &who, &id, None, q.flash.as_deref()).await
 }
 
