@@ -209,7 +209,7 @@ impl App {
     pub async fn update_team(&self, actor: &Principal, id: &str, input: TeamInput, expected_version: Option<i64>) -> Result<TeamRecord> {
         let before = self.get_team(actor, id).await?;
         let is_lead = before.lead_user_id.as_deref() == Some(actor.user_id.as_str());
-        if !actor.may_admin(AdminArea::Teams, Action::Write) && !(is_lead && !actor.is_read_only()) {
+        if !(actor.may_admin(AdminArea::Teams, Action::Write) || (is_lead && !actor.is_read_only())) {
             return Err(AppError::Forbidden);
         }
         let mut w = self.write(actor).await?;
@@ -243,10 +243,10 @@ impl App {
         let description = errs.check(validate::optional_text("description", input.description.as_deref(), 8000));
         let starts_on = check_date("starts_on", input.starts_on.as_deref(), &mut errs);
         let ends_on = check_date("ends_on", input.ends_on.as_deref(), &mut errs);
-        if let (Some(s), Some(e)) = (&starts_on, &ends_on) {
-            if e < s {
-                errs.push(keel_domain::FieldError::new("ends_on", "ends_before_start", "the term must end after it starts"));
-            }
+        if let (Some(s), Some(e)) = (&starts_on, &ends_on)
+            && e < s
+        {
+            errs.push(keel_domain::FieldError::new("ends_on", "ends_before_start", "the term must end after it starts"));
         }
         let status = input.status.clone().unwrap_or_else(|| "active".into());
         if !["active", "closed"].contains(&status.as_str()) {
@@ -321,7 +321,7 @@ impl App {
     ) -> Result<ProjectRecord> {
         let before = self.get_project(actor, id).await?;
         let is_manager = before.manager_user_id.as_deref() == Some(actor.user_id.as_str()) && actor.has(Role::ProjectManager);
-        if !actor.may_admin(AdminArea::Projects, Action::Write) && !(is_manager && !actor.is_read_only()) {
+        if !(actor.may_admin(AdminArea::Projects, Action::Write) || (is_manager && !actor.is_read_only())) {
             return Err(AppError::Forbidden);
         }
         let mut w = self.write(actor).await?;

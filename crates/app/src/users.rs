@@ -214,10 +214,10 @@ impl App {
         if is_self && patch.active == Some(false) {
             return Err(AppError::field("active", "cannot_deactivate_self", "you cannot deactivate your own account"));
         }
-        if let Some(v) = expected_version {
-            if v != before.version {
-                return Err(AppError::Stale);
-            }
+        if let Some(v) = expected_version
+            && v != before.version
+        {
+            return Err(AppError::Stale);
         }
         let mut errs = Errors::new();
         let phone = patch.phone.clone().unwrap_or(before.phone.clone());

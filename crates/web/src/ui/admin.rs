@@ -53,6 +53,7 @@ fn expected(v: &Option<String>) -> Option<i64> {
     v.as_deref().and_then(|s| s.parse().ok())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn list_page(
     ctx: Ctx,
     title: String,
@@ -483,15 +484,15 @@ async fn user_page(
     let mut page = FormPage::new(ctx, u.display_name.clone(), format!("{base}/{id}"), fields, base);
     page.version = Some(u.version);
     page.errors = errors;
-    if let Some(org) = &u.organization_id {
-        if let Ok(o) = state.app.get_organization(&who.principal, org).await {
-            page.panels.push(Panel {
-                title: tr.t("field-organization-id"),
-                columns: vec![tr.t("field-name"), tr.t("field-code")],
-                rows: vec![Row { href: format!("/organizations/{}", o.id), cells: vec![o.name, o.code] }],
-                action: None,
-            });
-        }
+    if let Some(org) = &u.organization_id
+        && let Ok(o) = state.app.get_organization(&who.principal, org).await
+    {
+        page.panels.push(Panel {
+            title: tr.t("field-organization-id"),
+            columns: vec![tr.t("field-name"), tr.t("field-code")],
+            rows: vec![Row { href: format!("/organizations/{}", o.id), cells: vec![o.name, o.code] }],
+            action: None,
+        });
     }
     if who.principal.may_admin(AdminArea::Users, Action::Write) && who.principal.user_id != u.id {
         page.panels.push(Panel {

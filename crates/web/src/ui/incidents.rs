@@ -210,20 +210,24 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         })
         .collect();
     let mut filters = vec![
-        Field::new(&tr, "status", "select", "").options(choices(&tr, "incident-status", Status::ALL, Status::as_str), &[q.status.clone()]),
+        Field::new(&tr, "status", "select", "")
+            .options(choices(&tr, "incident-status", Status::ALL, Status::as_str), std::slice::from_ref(&q.status)),
         Field::new(&tr, "priority", "select", "")
-            .options(choices(&tr, "incident-priority", Priority::ALL, Priority::as_str), &[q.priority.clone()]),
+            .options(choices(&tr, "incident-priority", Priority::ALL, Priority::as_str), std::slice::from_ref(&q.priority)),
     ];
     if is_staff {
-        filters.push(Field::new(&tr, "team_id", "select", "").options(team_options(&state, p).await.or_page(&tr)?, &[q.team_id.clone()]));
         filters.push(
-            Field::new(&tr, "project_id", "select", "").options(project_options(&state, p).await.or_page(&tr)?, &[q.project_id.clone()]),
+            Field::new(&tr, "team_id", "select", "").options(team_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.team_id)),
+        );
+        filters.push(
+            Field::new(&tr, "project_id", "select", "")
+                .options(project_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.project_id)),
         );
     }
     let sorts = ["priority", "-updated_at", "updated_at", "-created_at", "created_at", "number"];
     filters.push(Field::new(&tr, "sort", "select", "").options(
         sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))),
-        &[q.sort.clone()],
+        std::slice::from_ref(&q.sort),
     ));
     let rows = list
         .items

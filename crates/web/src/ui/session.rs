@@ -137,10 +137,10 @@ pub async fn login(
 }
 
 pub async fn logout(State(state): State<AppState>, UiUser(who): UiUser, CsrfForm(_): CsrfForm<serde_json::Value>) -> Response {
-    if let Via::Session { token, .. } = &who.via {
-        if let Err(e) = state.app.logout(token).await {
-            tracing::warn!(error = %e, "logout");
-        }
+    if let Via::Session { token, .. } = &who.via
+        && let Err(e) = state.app.logout(token).await
+    {
+        tracing::warn!(error = %e, "logout");
     }
     let mut r = Redirect::to("/login?flash=signed-out").into_response();
     r.headers_mut().append(header::SET_COOKIE, session_cookie(&state, SESSION_COOKIE, "", 0));
