@@ -1000,3 +1000,436 @@ mod cmdb {
         }
     }
 }
+
+
+// =====================================================================================
+// Service desk and incident management (REQUIREMENTS §4)
+// =====================================================================================
+mod incidents {
+    use super::*;
+    use keel_app::incidents::{NewTicket, Queue, TransitionInput};
+    use keel_domain::incident::TicketPatch;
+    use keel_store::incidents::TicketFilter;
+
+    const CREATED: SortKey = SortKey { name: "created_at", column: "t.created_at", kind: SortKind::Int };
+
+    fn by_created(limit: i64) -> PageRequest {
+        PageRequest { sort: CREATED, desc: false, after: None, limit }
+    }
+
+    fn incident_for(w: &World, title: &str) -> NewTicket {
+        NewTicket {
+            project_id: w.project_a.clone(),
+            reporter_id: Some(w.contact_a.user_id.clone()),
+            title: title.into(),
+            description: Some("打印机卡纸".into()),
+            impact: Some("high".into()),
+            urgency: Some("medium".into()),
+            ..Default::default()
+        }
+    }
+
+    fn step(action: &str) -> TransitionInput {
+        TransitionInput { action: action.into(), ..Default::default() }
+    }
+
+    async fn contact_b(app: &App) -> Principal {
+        let mut c = app.read().await.unwrap();
+        let u = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
+        drop(c);
+        principal(app, &u.id).await
+    }
+
+    async fn audit_len(app: &App, w: &World) -> usize {
+        app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 10_000, ..Default::default() }).await.unwrap().len()
+    }
+
+    fn fields(e: AppError) -> Vec<(String, &'static str)> {
+        match e {
+            AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn tickets_are_numbered_in_sequence_and_their_status_log_feeds_the_sla() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            let team = app
+                .create_team(&w.admin, TeamInput { name: "一线".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+                .await
+                .unwrap();
+            let mut numbers = Vec::new();
+            for i in 0..3 {
+                numbers.push(app.create_ticket(&w.agent_a, incident_for(&w, &format!("Printer {i}"))).await.unwrap().number);
+            }
+            assert_eq!(numbers, ["INC-000001", "INC-000002", "INC-000003"], "{}", t.label);
+            let first = app.get_ticket(&w.agent_a, "INC-000001").await.unwrap();
+            assert_eq!((first.status.as_str(), first.priority.as_str(), first.channel.as_str()), ("new", "p2", "phone"));
+            assert_eq!(first.organization_id, w.org_a);
+            let log = app.status_log(&w.agent_a, &first.id).await.unwrap();
+            assert_eq!(log.len(), 1);
+            assert_eq!((log[0].from_status.as_deref(), log[0].to_status.as_str(), log[0].action.as_deref()), (None, "new", None));
+
+            clock.advance(60_000);
+            let assigned = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &first.id,
+                    TransitionInput { team_id: Some(team.id.clone()), ..step("assign") },
+                    Some(first.version),
+                )
+                .await
+                .unwrap();
+            assert_eq!((assigned.status.as_str(), assigned.version), ("assigned", first.version + 1));
+            assert_eq!(assigned.assigned_at, Some(T0 + 60_000));
+            clock.advance(60_000);
+            let started = app.transition_ticket(&w.agent_a, &first.id, step("start"), None).await.unwrap();
+            assert_eq!(started.agent_id.as_deref(), Some(w.agent_a.user_id.as_str()), "starting takes the ticket");
+            clock.advance(60_000);
+            app.transition_ticket(
+                &w.agent_a,
+                &first.id,
+                TransitionInput { pending_reason: Some("waiting_for_customer".into()), ..step("pend") },
+                None,
+            )
+            .await
+            .unwrap();
+            // the customer's reply resumes the ticket, recorded as done by the system
+            clock.advance(60_000);
+            app.add_comment(&w.contact_a, &first.id, "public", "这是截图").await.unwrap();
+            let resumed = app.get_ticket(&w.agent_a, &first.id).await.unwrap();
+            assert_eq!((resumed.status.as_str(), resumed.pending_reason.as_deref()), ("in_progress", None), "{}", t.label);
+            let log = app.status_log(&w.agent_a, &first.id).await.unwrap();
+            let sla: Vec<&str> = log.iter().map(|e| e.sla_status.as_str()).collect();
+            assert_eq!(sla, ["new", "assigned", "in_progress", "pending_customer", "in_progress"], "{}", t.label);
+            assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+            assert_eq!((log[4].action.as_deref(), log[4].actor_id.as_str()), (Some("resume"), "system"));
+            assert!(log.windows(2).all(|p| p[0].at <= p[1].at));
+            // the queues see it
+            let counts = app.queue_counts(&w.agent_a).await.unwrap();
+            assert_eq!((counts.mine, counts.team, counts.unassigned, counts.open, counts.all), (1, 1, 2, 3, 3), "{}", t.label);
+            // staff's first public reply is the first response
+            app.add_comment(&w.agent_a, &first.id, "public", "已收到").await.unwrap();
+            assert_eq!(app.get_ticket(&w.agent_a, &first.id).await.unwrap().first_response_at, Some(T0 + 240_000));
+            let h = app.ticket_history(&w.agent_a, &first.id).await.unwrap();
+            assert_eq!(h[0].action, "create");
+            assert!(h.iter().any(|e| e.changes.to_string().contains("\"resume\"")), "{}", t.label);
+            assert!(app.integrity_check().await.unwrap().ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_guards_refuse_and_write_nothing() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            let tk = app.create_ticket(&w.agent_a, incident_for(&w, "VPN down")).await.unwrap();
+            // not yet assigned: resolving is not a step from new
+            assert!(matches!(app.transition_ticket(&w.agent_a, &tk.id, step("resolve"), None).await, Err(AppError::InvalidTransition(_))));
+            let tk = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &tk.id,
+                    TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), ..step("assign") },
+                    None,
+                )
+                .await
+                .unwrap();
+            let audits = audit_len(&app, &w).await;
+            let e = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &tk.id,
+                    TransitionInput { resolution_notes: Some("rebooted".into()), ..step("resolve") },
+                    None,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("resolution_code".to_string(), "required")], "{}", t.label);
+            let e = app.transition_ticket(&w.agent_a, &tk.id, step("resolve"), None).await.unwrap_err();
+            assert_eq!(fields(e).len(), 2, "code and notes are both reported");
+            let e = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &tk.id,
+                    TransitionInput { resolution_code: Some("fulfilled".into()), resolution_notes: Some("x".into()), ..step("resolve") },
+                    None,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("resolution_code".to_string(), "not_applicable")]);
+            let e = app.transition_ticket(&w.agent_a, &tk.id, step("pend"), None).await.unwrap_err();
+            assert_eq!(fields(e), [("pending_reason".to_string(), "required")]);
+            assert!(matches!(app.transition_ticket(&w.agent_a, &tk.id, step("fly"), None).await, Err(AppError::Validation(_))));
+            // customers do not resolve
+            assert!(matches!(
+                app.transition_ticket(
+                    &w.contact_a,
+                    &tk.id,
+                    TransitionInput { resolution_code: Some("solved".into()), resolution_notes: Some("x".into()), ..step("resolve") },
+                    None
+                )
+                .await,
+                Err(AppError::Validation(ref f)) if f[0].code == "not_staff"
+            ));
+            let same = app.get_ticket(&w.agent_a, &tk.id).await.unwrap();
+            assert_eq!((same.status.as_str(), same.version), ("assigned", tk.version), "{}", t.label);
+            assert_eq!(app.status_log(&w.agent_a, &tk.id).await.unwrap().len(), 2);
+            assert_eq!(audit_len(&app, &w).await, audits, "{}: a refused step left audit entries", t.label);
+
+            // a proper resolution, the reporter's confirmation and rating
+            clock.advance(3_600_000);
+            let resolved = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &tk.id,
+                    TransitionInput {
+                        resolution_code: Some("solved".into()),
+                        resolution_notes: Some("重启了VPN网关".into()),
+                        ..step("resolve")
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!((resolved.status.as_str(), resolved.resolved_at), ("resolved", Some(T0 + 3_600_000)));
+            let actions: Vec<&str> = app.ticket_actions(&w.contact_a, &resolved).await.unwrap().iter().map(|a| a.as_str()).collect();
+            assert_eq!(actions, ["confirm", "reject"]);
+            assert!(
+                matches!(app.rate_ticket(&w.agent_a, &tk.id, 5, None).await, Err(AppError::Validation(ref f)) if f[0].code == "not_reporter")
+            );
+            assert!(matches!(app.rate_ticket(&w.contact_a, &tk.id, 6, None).await, Err(AppError::Validation(_))));
+            app.rate_ticket(&w.contact_a, &tk.id, 4, Some("快")).await.unwrap();
+            let closed = app.transition_ticket(&w.contact_a, &tk.id, step("confirm"), None).await.unwrap();
+            assert_eq!((closed.status.as_str(), closed.closure_kind.as_deref()), ("closed", Some("confirmed_by_reporter")));
+            assert_eq!(app.get_rating(&w.contact_a, &tk.id).await.unwrap().unwrap().score, 4);
+            assert!(matches!(app.rate_ticket(&w.contact_a, &tk.id, 2, None).await, Err(AppError::Validation(_))), "final once closed");
+            // closed tickets take no comments or work, but can be reopened within the window
+            assert!(matches!(app.add_comment(&w.agent_a, &tk.id, "internal", "x").await, Err(AppError::Validation(_))));
+            assert!(matches!(app.add_work_log(&w.agent_a, &tk.id, 10, None, None).await, Err(AppError::Validation(_))));
+            let reopened = app
+                .transition_ticket(&w.contact_a, &tk.id, TransitionInput { reason: Some("又坏了".into()), ..step("reopen") }, None)
+                .await
+                .unwrap();
+            assert_eq!((reopened.status.as_str(), reopened.reopen_count, reopened.resolution_code.as_deref()), ("assigned", 1, None));
+        }
+    }
+
+    #[tokio::test]
+    async fn customers_see_only_their_organisation_and_never_internal_notes() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            let b = contact_b(&app).await;
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            // a contact logs a ticket from the portal, for their own organisation only
+            let mine = app
+                .create_ticket(
+                    &w.contact_a,
+                    NewTicket {
+                        project_id: w.project_a.clone(),
+                        title: "邮箱无法登录".into(),
+                        urgency: Some("high".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!((mine.reporter_id.as_str(), mine.channel.as_str()), (w.contact_a.user_id.as_str(), "portal"));
+            let e = app
+                .create_ticket(&b, NewTicket { project_id: w.project_a.clone(), title: "x".into(), ..Default::default() })
+                .await
+                .unwrap_err();
+            assert!(fields(e).contains(&("project_id".to_string(), "not_found")), "{}", t.label);
+            let e = app
+                .create_ticket(
+                    &w.contact_a,
+                    NewTicket { project_id: w.project_a.clone(), title: "x".into(), impact: Some("high".into()), ..Default::default() },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("impact".to_string(), "not_allowed")]);
+            let e = app
+                .create_ticket(
+                    &w.contact_a,
+                    NewTicket { project_id: w.project_a.clone(), title: "x".into(), team_id: Some("t".into()), ..Default::default() },
+                )
+                .await
+                .unwrap_err();
+            assert!(fields(e).contains(&("team_id".to_string(), "not_allowed")));
+            // the desk adds an internal note and a public reply
+            app.add_comment(&w.agent_a, &mine.id, "internal", "客户密码过期，内部处理").await.unwrap();
+            app.add_comment(&w.agent_a, &mine.id, "public", "请重置密码").await.unwrap();
+            let seen = app.list_comments(&w.contact_a, &mine.id).await.unwrap();
+            assert_eq!(seen.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(), ["请重置密码"], "{}", t.label);
+            assert_eq!(app.list_comments(&w.agent_a, &mine.id).await.unwrap().len(), 2);
+            let e = app.add_comment(&w.contact_a, &mine.id, "internal", "let me in").await.unwrap_err();
+            assert_eq!(fields(e), [("visibility".to_string(), "not_allowed")]);
+            assert!(matches!(app.list_work_log(&w.contact_a, &mine.id).await, Err(AppError::Forbidden)));
+            assert!(matches!(app.ticket_history(&w.contact_a, &mine.id).await, Err(AppError::Forbidden)));
+            // another organisation's contact and staff outside the project learn nothing
+            for stranger in [&b, &outsider] {
+                assert!(matches!(app.get_ticket(stranger, &mine.id).await, Err(AppError::NotFound)), "{}", t.label);
+                assert!(matches!(app.get_ticket(stranger, &mine.number).await, Err(AppError::NotFound)));
+                assert!(matches!(app.list_comments(stranger, &mine.id).await, Err(AppError::NotFound)));
+                assert!(matches!(app.add_comment(stranger, &mine.id, "public", "hi").await, Err(AppError::NotFound)));
+                assert!(matches!(app.transition_ticket(stranger, &mine.id, step("cancel"), None).await, Err(AppError::NotFound)));
+                assert!(matches!(app.rate_ticket(stranger, &mine.id, 1, None).await, Err(AppError::NotFound)));
+                let list = app.list_tickets(stranger, &TicketFilter::default(), &by_created(50)).await.unwrap();
+                assert!(list.items.is_empty(), "{}", t.label);
+                assert_eq!(app.queue_counts(stranger).await.unwrap().all, 0);
+            }
+            let list = app.list_tickets(&w.contact_a, &TicketFilter::default(), &by_created(50)).await.unwrap();
+            assert_eq!(list.items.len(), 1);
+            // auditors read, and write nothing
+            assert!(app.get_ticket(&w.auditor, &mine.id).await.is_ok());
+            assert!(matches!(app.add_comment(&w.auditor, &mine.id, "internal", "x").await, Err(AppError::Forbidden)));
+            assert!(app.ticket_actions(&w.auditor, &mine).await.unwrap().is_empty());
+            // staff cannot assign to someone outside the project
+            let e = app
+                .transition_ticket(
+                    &w.agent_a,
+                    &mine.id,
+                    TransitionInput { agent_id: Some(outsider.user_id.clone()), ..step("assign") },
+                    None,
+                )
+                .await
+                .unwrap_err();
+            assert!(fields(e).iter().any(|(f, _)| f == "agent_id"), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn stale_updates_are_refused_and_priority_follows_the_matrix() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            let tk = app.create_ticket(&w.agent_a, incident_for(&w, "Slow ERP")).await.unwrap();
+            clock.advance(1000);
+            let v = tk.version;
+            let up = app
+                .update_ticket(
+                    &w.agent_a,
+                    &tk.id,
+                    TicketPatch { urgency: Some("high".into()), title: Some("ERP very slow".into()), ..Default::default() },
+                    Some(v),
+                )
+                .await
+                .unwrap();
+            assert_eq!((up.priority.as_str(), up.version, up.title.as_str()), ("p1", v + 1, "ERP very slow"), "{}", t.label);
+            let lost =
+                app.update_ticket(&w.agent_a, &tk.id, TicketPatch { title: Some("lost".into()), ..Default::default() }, Some(v)).await;
+            assert!(matches!(lost, Err(AppError::Stale)), "{}", t.label);
+            assert!(matches!(app.transition_ticket(&w.agent_a, &tk.id, step("cancel"), Some(v)).await, Err(AppError::Stale)));
+            assert_eq!(app.get_ticket(&w.agent_a, &tk.id).await.unwrap().title, "ERP very slow");
+            let mut c = app.read().await.unwrap();
+            let prio = keel_store::incidents::priority_log(&mut c, &tk.id).await.unwrap();
+            drop(c);
+            assert_eq!(prio.iter().map(|p| p.priority.as_str()).collect::<Vec<_>>(), ["p2", "p1"]);
+            // a customer may not change the desk's classification
+            let e = app.update_ticket(&w.contact_a, &tk.id, TicketPatch { impact: Some("low".into()), ..Default::default() }, None).await;
+            assert!(matches!(e, Err(AppError::Validation(_))));
+            // a changed matrix applies to the next classification
+            let mut cells = keel_domain::incident::PriorityMatrix::default().cells();
+            for c in cells.iter_mut() {
+                c.priority = keel_domain::incident::Priority::P1;
+            }
+            assert!(matches!(app.set_priority_matrix(&w.agent_a, cells.clone()).await, Err(AppError::Forbidden)));
+            app.set_priority_matrix(&w.admin, cells).await.unwrap();
+            let low = app
+                .create_ticket(&w.agent_a, NewTicket { impact: Some("low".into()), urgency: Some("low".into()), ..incident_for(&w, "Low") })
+                .await
+                .unwrap();
+            assert_eq!(low.priority, "p1", "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn incident_management_cannot_be_tailored_out() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            assert!(matches!(app.tailor_project(&w.admin, &w.project_a, "incident", false, "no").await, Err(AppError::Validation(_))));
+            assert!(matches!(app.tailor_project(&w.admin, &w.project_a, "service_desk", false, "no").await, Err(AppError::Validation(_))));
+            app.tailor_project(&w.admin, &w.project_a, "problem", false, "customer does its own").await.unwrap();
+            app.tailor_project(&w.admin, &w.project_a, "change", false, "customer does its own").await.unwrap();
+            let tk = app.create_ticket(&w.agent_a, incident_for(&w, "Still served")).await.unwrap();
+            assert_eq!(tk.number, "INC-000001", "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn queues_filter_count_and_page() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            let team = app
+                .create_team(&w.admin, TeamInput { name: "二线".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+                .await
+                .unwrap();
+            let mut ids = Vec::new();
+            for i in 0..7 {
+                clock.advance(1000);
+                ids.push(app.create_ticket(&w.agent_a, incident_for(&w, &format!("Disk full {i}"))).await.unwrap().id);
+            }
+            app.transition_ticket(
+                &w.agent_a,
+                &ids[0],
+                TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), ..step("assign") },
+                None,
+            )
+            .await
+            .unwrap();
+            app.transition_ticket(&w.agent_a, &ids[1], TransitionInput { team_id: Some(team.id.clone()), ..step("assign") }, None)
+                .await
+                .unwrap();
+            app.transition_ticket(
+                &w.agent_a,
+                &ids[1],
+                TransitionInput { pending_reason: Some("waiting_for_supplier".into()), ..step("pend") },
+                None,
+            )
+            .await
+            .unwrap();
+            app.transition_ticket(&w.agent_a, &ids[2], TransitionInput { reason: Some("logged twice".into()), ..step("cancel") }, None)
+                .await
+                .unwrap();
+            let counts = app.queue_counts(&w.agent_a).await.unwrap();
+            assert_eq!((counts.mine, counts.team, counts.unassigned, counts.pending, counts.open, counts.all), (1, 1, 4, 1, 6, 7));
+            for q in Queue::ALL {
+                let mut f = TicketFilter::default();
+                q.apply(&mut f, &w.agent_a.user_id);
+                assert_eq!(app.count_tickets(&w.agent_a, &f).await.unwrap(), q.count(&counts), "{}: {:?}", t.label, q);
+            }
+            // keyset pages of 3 walk every ticket exactly once
+            let mut seen = Vec::new();
+            let mut page = by_created(3);
+            loop {
+                let p = app.list_tickets(&w.agent_a, &TicketFilter::default(), &page).await.unwrap();
+                seen.extend(p.items.iter().map(|t| t.id.clone()));
+                match p.next_cursor {
+                    Some(c) => page.after = keel_store::page::decode_cursor(&CREATED, &c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, ids, "{}", t.label);
+            let f = TicketFilter { q: Some("full 3".into()), ..Default::default() };
+            assert_eq!(app.list_tickets(&w.agent_a, &f, &by_created(50)).await.unwrap().items.len(), 1);
+            let f = TicketFilter { q: Some("inc-000005".into()), ..Default::default() };
+            assert_eq!(app.list_tickets(&w.agent_a, &f, &by_created(50)).await.unwrap().items[0].id, ids[4]);
+            let f = TicketFilter { statuses: vec!["closed".into()], priorities: vec!["p2".into()], ..Default::default() };
+            assert_eq!(app.count_tickets(&w.agent_a, &f).await.unwrap(), 1);
+            // work log and major incident
+            app.add_work_log(&w.agent_a, &ids[0], 45, None, Some("replaced disk")).await.unwrap();
+            assert_eq!(app.list_work_log(&w.agent_a, &ids[0]).await.unwrap()[0].minutes, 45);
+            let major = app.declare_major_incident(&w.agent_a, &ids[3], &w.agent_a.user_id, "whole site down", None).await.unwrap();
+            assert!(major.major && major.major_manager_id.as_deref() == Some(w.agent_a.user_id.as_str()));
+            let f = TicketFilter { major: Some(true), ..Default::default() };
+            assert_eq!(app.count_tickets(&w.agent_a, &f).await.unwrap(), 1, "{}", t.label);
+            let down = app.stand_down_major_incident(&w.agent_a, &ids[3], "one rack only", None).await.unwrap();
+            assert!(!down.major);
+        }
+    }
+}

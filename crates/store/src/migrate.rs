@@ -13,10 +13,9 @@ pub struct Migration {
 }
 
 /// All migrations, oldest first. Add new ones at the end; never edit an applied one.
-// MERGE NOTE: version 2 (`0002_incidents.sql`) comes from the incident branch; keep the list
-// ordered by version when merging (1, 2, 3).
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") },
+    Migration { version: 2, name: "incidents", sql: include_str!("../migrations/0002_incidents.sql") },
     Migration { version: 3, name: "cmdb", sql: include_str!("../migrations/0003_cmdb.sql") },
 ];
 

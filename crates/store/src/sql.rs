@@ -40,6 +40,11 @@ impl Bind for i64 {
         ValueOf(Value::Int(Some(self)))
     }
 }
+impl Bind for Option<i64> {
+    fn value(self) -> ValueOf {
+        ValueOf(Value::Int(self))
+    }
+}
 impl Bind for Option<String> {
     fn value(self) -> ValueOf {
         ValueOf(Value::Text(self))

@@ -103,6 +103,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .merge(api::accounts::router())
         .merge(api::directory::router())
+        .merge(api::incidents::router())
         .merge(api::trail::router())
         .merge(api::cmdb::router())
         .split_for_parts()
@@ -113,7 +114,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, session, trail};
+    use ui::{account, admin, cmdb, incidents, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -137,6 +138,14 @@ fn ui_router() -> Router<AppState> {
         .route("/projects/new", get(admin::project_new))
         .route("/projects/{id}", get(admin::project_show).post(admin::project_update))
         .route("/projects/{id}/tailoring", post(admin::project_tailor))
+        .route("/incidents", get(incidents::queue).post(incidents::create))
+        .route("/incidents/new", get(incidents::new_form))
+        .route("/incidents/{id}", get(incidents::show))
+        .route("/incidents/{id}/transition", post(incidents::transition))
+        .route("/incidents/{id}/comments", post(incidents::comment))
+        .route("/incidents/{id}/worklog", post(incidents::worklog))
+        .route("/incidents/{id}/rating", post(incidents::rating))
+        .route("/incidents/{id}/major", post(incidents::major))
         .route("/profile", get(account::profile).post(account::profile_update))
         .route("/profile/password", get(account::password_form).post(account::password_change))
         .route("/profile/sessions", get(account::sessions_form).post(account::logout_everywhere))

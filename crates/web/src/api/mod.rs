@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod cmdb;
 pub mod directory;
+pub mod incidents;
 pub mod trail;
 
 use crate::error::{ApiError, ErrorBody, FieldProblem};
@@ -24,7 +25,13 @@ use utoipa::OpenApi;
     components(schemas(ErrorBody, FieldProblem, RoleName, ProcessName)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "directory"), (name = "audit"), (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"))
+    tags(
+        (name = "accounts"),
+        (name = "directory"),
+        (name = "incidents", description = "Service desk and incident management"),
+        (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
+        (name = "audit")
+    )
 )]
 pub struct ApiDoc;
 

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod cmdb;
+pub mod incidents;
 pub mod session;
 pub mod trail;
 
@@ -66,6 +67,15 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         active: path == href || (href != "/" && path.starts_with(&format!("{href}/"))),
     };
     let mut groups = vec![NavGroup { title: tr.t("nav-group-workspace"), items: vec![item("/", "nav-home")] }];
+    let (queue_key, new_key) = if p.is_staff() { ("nav-incidents", "nav-incident-new") } else { ("nav-my-tickets", "nav-ticket-new") };
+    let mut resolution = vec![item("/incidents", queue_key)];
+    if !p.is_read_only() {
+        resolution.push(NavItem { active: path == "/incidents/new", ..item("/incidents/new", new_key) });
+    }
+    if let Some(queue) = resolution.first_mut() {
+        queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
+    }
+    groups.push(NavGroup { title: tr.t("nav-group-resolution"), items: resolution });
     if p.is_staff() {
         groups.push(NavGroup {
             title: tr.t("nav-group-relationship"),

@@ -1,0 +1,760 @@
+//! Service desk pages (REQUIREMENTS §4): the agents' queues, the ticket page with its status
+//! actions, conversation, work log and history, the form to log a ticket, and the same pages
+//! as the customer portal for contacts (their organisation's tickets, public replies only).
+
+use super::{Ctx, Field, FormPage, HistoryView, OrPage, UiResult, attach_errors, history_views, render_status, see_other};
+use crate::AppState;
+use crate::api::incidents::{INCIDENT_SORTS, IncidentQuery, filter_of};
+use crate::auth::{CsrfForm, Identity, UiUser, urlencode};
+use crate::i18n::Tr;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use keel_app::incidents::{NewTicket, Queue, TransitionInput};
+use keel_app::{AppError, Principal};
+use keel_domain::incident::{Action, Impact, PendingReason, Priority, ResolutionCode, Status, TicketKind, Urgency};
+use keel_store::accounts::UserFilter;
+use keel_store::directory::ProjectFilter;
+use keel_store::incidents::TicketRecord;
+use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
+use std::collections::HashMap;
+
+type Form = HashMap<String, String>;
+
+fn val(f: &Form, k: &str) -> String {
+    f.get(k).cloned().unwrap_or_default()
+}
+
+fn opt(f: &Form, k: &str) -> Option<String> {
+    f.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn choices<T: Copy>(tr: &Tr, prefix: &str, all: &[T], as_str: fn(T) -> &'static str) -> Vec<(String, String)> {
+    all.iter().map(|v| (as_str(*v).to_string(), tr.t(&format!("{prefix}-{}", as_str(*v).replace('_', "-"))))).collect()
+}
+
+fn label(tr: &Tr, prefix: &str, v: &str) -> String {
+    let key = format!("{prefix}-{}", v.replace('_', "-"));
+    if tr.has(&key) { tr.t(&key) } else { v.to_string() }
+}
+
+const ALL_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
+const CODE_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
+const USER_SORT: SortKey = SortKey { name: "display_name", column: "display_name", kind: SortKind::Text };
+
+fn all(sort: SortKey) -> PageRequest {
+    PageRequest { sort, desc: false, after: None, limit: 1000 }
+}
+
+async fn team_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    if !who.is_staff() {
+        return Ok(vec![]);
+    }
+    let teams = state.app.list_teams(who, None, &all(ALL_SORT)).await?;
+    Ok(teams.items.into_iter().filter(|t| t.active).map(|t| (t.id, t.name)).collect())
+}
+
+async fn user_options(state: &AppState, who: &Principal, kind: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
+    if !who.is_staff() {
+        return Ok(vec![]);
+    }
+    let f = UserFilter { kind: kind.map(str::to_string), active: Some(true), ..Default::default() };
+    let users = state.app.list_users(who, f, &all(USER_SORT)).await?;
+    Ok(users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect())
+}
+
+async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    let f = ProjectFilter { status: Some("active".into()), ..Default::default() };
+    let projects = state.app.list_projects(who, &f, &all(CODE_SORT)).await?;
+    Ok(projects.items.into_iter().map(|p| (p.id, format!("{} · {}", p.code, p.name))).collect())
+}
+
+async fn category_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    let cats = state.app.list_categories(who).await?;
+    let names: HashMap<String, String> = cats.iter().map(|c| (c.id.clone(), c.name.clone())).collect();
+    Ok(cats
+        .into_iter()
+        .filter(|c| c.active)
+        .map(|c| {
+            let name = match c.parent_id.as_ref().and_then(|p| names.get(p)) {
+                Some(parent) => format!("{parent} / {}", c.name),
+                None => c.name,
+            };
+            (c.id, name)
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------- the queues
+
+pub struct Tab {
+    pub href: String,
+    pub label: String,
+    pub count: i64,
+    pub active: bool,
+}
+
+pub struct QueueRow {
+    pub href: String,
+    pub number: String,
+    pub title: String,
+    pub status: String,
+    pub status_class: String,
+    pub priority: String,
+    pub priority_class: String,
+    pub major: bool,
+    pub project: String,
+    pub assignee: String,
+    pub reporter: String,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "incidents/queue.html")]
+pub struct QueuePage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub is_staff: bool,
+    pub tabs: Vec<Tab>,
+    pub view: String,
+    pub filters: Vec<Field>,
+    pub rows: Vec<QueueRow>,
+    pub next_href: Option<String>,
+    pub total: i64,
+    pub q: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct QueueQuery {
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    team_id: String,
+    #[serde(default)]
+    project_id: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    sort: String,
+    cursor: Option<String>,
+    flash: Option<String>,
+}
+
+impl QueueQuery {
+    fn href(&self, view: &str, cursor: Option<&str>) -> String {
+        let mut s = format!("/incidents?view={}", urlencode(view));
+        for (k, v) in [
+            ("status", &self.status),
+            ("priority", &self.priority),
+            ("team_id", &self.team_id),
+            ("project_id", &self.project_id),
+            ("q", &self.q),
+            ("sort", &self.sort),
+        ] {
+            if !v.is_empty() {
+                s.push_str(&format!("&{k}={}", urlencode(v)));
+            }
+        }
+        if let Some(c) = cursor {
+            s.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        s
+    }
+}
+
+fn status_class(s: &str) -> String {
+    format!("status-{}", s.replace('_', "-"))
+}
+
+pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<QueueQuery>) -> UiResult {
+    let p = &who.principal;
+    let is_staff = p.is_staff();
+    let default_view = if is_staff { "open" } else { "all" };
+    let view = if q.view.is_empty() { default_view.to_string() } else { q.view.clone() };
+    let query = IncidentQuery {
+        view: Some(view.clone()),
+        status: Some(q.status.clone()),
+        priority: Some(q.priority.clone()),
+        team_id: Some(q.team_id.clone()),
+        project_id: Some(q.project_id.clone()),
+        q: Some(q.q.clone()),
+        ..Default::default()
+    };
+    let filter = filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?;
+    let (desc, sort_name) = match q.sort.as_str() {
+        "" => (!is_staff, if is_staff { "priority" } else { "created_at" }),
+        s if s.starts_with('-') => (true, &s[1..]),
+        s => (false, s),
+    };
+    let sort = *INCIDENT_SORTS.iter().find(|k| k.name == sort_name).unwrap_or(&INCIDENT_SORTS[0]);
+    let page = PageRequest { sort, desc, after: q.cursor.as_deref().and_then(|c| decode_cursor(&sort, c)), limit: 50 };
+    let list = state.app.list_tickets(p, &filter, &page).await.or_page(&tr)?;
+    let total = state.app.count_tickets(p, &filter).await.or_page(&tr)?;
+    let counts = state.app.queue_counts(p).await.or_page(&tr)?;
+    let views: &[Queue] = if is_staff {
+        &[Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Pending, Queue::Open, Queue::All]
+    } else {
+        &[Queue::Open, Queue::All]
+    };
+    let tabs = views
+        .iter()
+        .map(|v| Tab {
+            href: q.href(v.as_str(), None),
+            label: tr.t(&format!("incident-view-{}", v.as_str())),
+            count: v.count(&counts),
+            active: v.as_str() == view,
+        })
+        .collect();
+    let mut filters = vec![
+        Field::new(&tr, "status", "select", "")
+            .options(choices(&tr, "incident-status", Status::ALL, Status::as_str), std::slice::from_ref(&q.status)),
+        Field::new(&tr, "priority", "select", "")
+            .options(choices(&tr, "incident-priority", Priority::ALL, Priority::as_str), std::slice::from_ref(&q.priority)),
+    ];
+    if is_staff {
+        filters.push(
+            Field::new(&tr, "team_id", "select", "").options(team_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.team_id)),
+        );
+        filters.push(
+            Field::new(&tr, "project_id", "select", "")
+                .options(project_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.project_id)),
+        );
+    }
+    let sorts = ["priority", "-updated_at", "updated_at", "-created_at", "created_at", "number"];
+    filters.push(Field::new(&tr, "sort", "select", "").options(
+        sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))),
+        std::slice::from_ref(&q.sort),
+    ));
+    let rows = list
+        .items
+        .iter()
+        .map(|t| QueueRow {
+            href: format!("/incidents/{}", t.id),
+            number: t.number.clone(),
+            title: t.title.clone(),
+            status: label(&tr, "incident-status", &t.status),
+            status_class: status_class(&t.status),
+            priority: label(&tr, "incident-priority", &t.priority),
+            priority_class: format!("prio-{}", t.priority),
+            major: t.major,
+            project: t.names.project_code.clone(),
+            assignee: [t.names.team_name.clone(), t.names.agent_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · "),
+            reporter: t.names.reporter_name.clone(),
+            updated: tr.datetime(&t.updated_at),
+        })
+        .collect();
+    let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
+    let title = tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" });
+    let ctx = Ctx::new(&tr, Some(&who), "/incidents", q.flash.as_deref());
+    Ok(render_status(StatusCode::OK, &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone() }))
+}
+
+// ---------------------------------------------------------------- logging a ticket
+
+async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Result<Vec<Field>, AppError> {
+    let projects = project_options(state, who).await?;
+    let mut v = vec![Field::new(tr, "project_id", "select", "").required().options(projects, &[val(f, "project_id")])];
+    if who.is_staff() {
+        v.push(
+            Field::new(tr, "kind", "select", "")
+                .required()
+                .options(choices(tr, "incident-kind", TicketKind::ALL, TicketKind::as_str), &[val(f, "kind")]),
+        );
+        v.push(
+            Field::new(tr, "reporter_id", "select", "")
+                .required()
+                .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
+                .help(tr.t("incident-help-reporter")),
+        );
+        let channels: Vec<(String, String)> =
+            ["phone", "email", "portal", "monitoring"].iter().map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}")))).collect();
+        v.push(Field::new(tr, "channel", "select", "").required().options(channels, &[val(f, "channel")]));
+    }
+    v.push(Field::new(tr, "title", "text", val(f, "title")).required());
+    v.push(Field::new(tr, "description", "textarea", val(f, "description")));
+    if who.is_staff() {
+        v.push(
+            Field::new(tr, "impact", "select", "").options(choices(tr, "incident-level", Impact::ALL, Impact::as_str), &[val(f, "impact")]),
+        );
+    }
+    v.push(
+        Field::new(tr, "urgency", "select", "").options(choices(tr, "incident-level", Urgency::ALL, Urgency::as_str), &[val(f, "urgency")]),
+    );
+    v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]));
+    if who.is_staff() {
+        v.push(Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]));
+        v.push(Field::new(tr, "agent_id", "select", "").options(user_options(state, who, Some("staff")).await?, &[val(f, "agent_id")]));
+    }
+    Ok(v)
+}
+
+async fn new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Form, err: Option<AppError>) -> UiResult {
+    let mut fields = new_fields(state, tr, &who.principal, f).await.or_page(tr)?;
+    let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let ctx = Ctx::new(tr, Some(who), "/incidents/new", None);
+    let title = tr.t(if who.principal.is_staff() { "incident-new-title" } else { "incident-portal-new-title" });
+    let mut page = FormPage::new(ctx, title, "/incidents".into(), fields, "/incidents");
+    page.errors = errors;
+    page.submit = tr.t("incident-action-log");
+    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK), &page))
+}
+
+pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
+    let mut f = Form::new();
+    f.insert("urgency".into(), "medium".into());
+    f.insert("impact".into(), "medium".into());
+    f.insert("channel".into(), "phone".into());
+    new_page(&state, &tr, &who, &f, None).await
+}
+
+pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Form>) -> UiResult {
+    let input = NewTicket {
+        kind: opt(&f, "kind"),
+        project_id: val(&f, "project_id"),
+        reporter_id: opt(&f, "reporter_id"),
+        channel: opt(&f, "channel"),
+        title: val(&f, "title"),
+        description: opt(&f, "description"),
+        impact: opt(&f, "impact"),
+        urgency: opt(&f, "urgency"),
+        category_id: opt(&f, "category_id"),
+        team_id: opt(&f, "team_id"),
+        agent_id: opt(&f, "agent_id"),
+    };
+    match state.app.create_ticket(&who.principal, input).await {
+        Ok(t) => Ok(see_other(&format!("/incidents/{}", t.id), "created")),
+        Err(e) => new_page(&state, &tr, &who, &f, Some(e)).await,
+    }
+}
+
+// ---------------------------------------------------------------- the ticket page
+
+pub struct Detail {
+    pub label: String,
+    pub value: String,
+}
+
+/// One lifecycle action as a small form.
+pub struct ActionForm {
+    pub action: String,
+    pub label: String,
+    pub fields: Vec<Field>,
+    pub open: bool,
+    pub danger: bool,
+}
+
+pub struct CommentView {
+    pub author: String,
+    pub when: String,
+    pub body: String,
+    pub internal: bool,
+    pub from_customer: bool,
+}
+
+pub struct WorkView {
+    pub author: String,
+    pub when: String,
+    pub minutes: i64,
+    pub note: String,
+}
+
+/// A form on the ticket page (reply, work log, rating, major incident) with its fields.
+pub struct SideForm {
+    pub action: String,
+    pub title: String,
+    pub submit: String,
+    pub fields: Vec<Field>,
+}
+
+#[derive(Template)]
+#[template(path = "incidents/ticket.html")]
+pub struct TicketPage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub heading: String,
+    pub number: String,
+    pub id: String,
+    pub version: i64,
+    pub status: String,
+    pub status_class: String,
+    pub priority: String,
+    pub priority_class: String,
+    pub major: bool,
+    pub is_staff: bool,
+    pub description: String,
+    pub details: Vec<Detail>,
+    pub errors: Vec<String>,
+    pub actions: Vec<ActionForm>,
+    pub comments: Vec<CommentView>,
+    pub reply: Option<SideForm>,
+    pub work: Vec<WorkView>,
+    pub work_total: i64,
+    pub work_form: Option<SideForm>,
+    pub rating: Option<String>,
+    pub rating_form: Option<SideForm>,
+    pub major_form: Option<SideForm>,
+    pub history: Vec<HistoryView>,
+}
+
+/// A failed post, shown in place: which form, what was typed, and why it was refused.
+struct Failed {
+    form: String,
+    values: Form,
+    error: AppError,
+}
+
+fn action_fields(tr: &Tr, a: Action, f: &Form, teams: &[(String, String)], agents: &[(String, String)], kind: &str) -> Vec<Field> {
+    let reason = || Field::new(tr, "reason", "text", val(f, "reason")).required();
+    match a {
+        Action::Assign | Action::Reassign => vec![
+            Field::new(tr, "team_id", "select", "").options(teams.to_vec(), &[val(f, "team_id")]),
+            Field::new(tr, "agent_id", "select", "").options(agents.to_vec(), &[val(f, "agent_id")]),
+        ],
+        Action::Pend => vec![
+            Field::new(tr, "pending_reason", "select", "")
+                .required()
+                .options(choices(tr, "incident-pending", PendingReason::ALL, PendingReason::as_str), &[val(f, "pending_reason")]),
+            Field::new(tr, "note", "text", val(f, "note")),
+        ],
+        Action::Resolve => {
+            let kind = TicketKind::parse(kind).unwrap_or(TicketKind::Incident);
+            let codes: Vec<ResolutionCode> = ResolutionCode::ALL.iter().copied().filter(|c| c.applies_to(kind)).collect();
+            vec![
+                Field::new(tr, "resolution_code", "select", "")
+                    .required()
+                    .options(choices(tr, "incident-resolution", &codes, ResolutionCode::as_str), &[val(f, "resolution_code")]),
+                Field::new(tr, "resolution_notes", "textarea", val(f, "resolution_notes")).required(),
+            ]
+        }
+        Action::Reject | Action::Reopen | Action::Cancel => vec![reason()],
+        Action::MarkDuplicate => vec![Field::new(tr, "duplicate_of", "text", val(f, "duplicate_of")).required()],
+        _ => vec![],
+    }
+}
+
+fn with_failed(tr: &Tr, name: &str, failed: &Option<Failed>, fields: &mut [Field], errors: &mut Vec<String>) -> bool {
+    match failed {
+        Some(fl) if fl.form == name => {
+            errors.extend(attach_errors(tr, fields, &fl.error));
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed: Option<Failed>, flash: Option<&str>) -> UiResult {
+    let p = &who.principal;
+    let t: TicketRecord = state.app.get_ticket(p, id).await.or_page(tr)?;
+    let is_staff = p.is_staff();
+    let empty = Form::new();
+    let typed = |name: &str| failed.as_ref().filter(|fl| fl.form == name).map(|fl| &fl.values).unwrap_or(&empty);
+    let mut errors = Vec::new();
+    let (teams, agents) = if is_staff {
+        (team_options(state, p).await.or_page(tr)?, user_options(state, p, Some("staff")).await.or_page(tr)?)
+    } else {
+        (vec![], vec![])
+    };
+
+    let mut details = vec![
+        Detail { label: tr.t("field-kind"), value: label(tr, "incident-kind", &t.kind) },
+        Detail { label: tr.t("field-project-id"), value: format!("{} · {}", t.names.project_code, t.names.project_name) },
+        Detail { label: tr.t("field-organization-id"), value: t.names.organization_name.clone() },
+        Detail { label: tr.t("field-reporter-id"), value: t.names.reporter_name.clone() },
+        Detail { label: tr.t("field-channel"), value: label(tr, "incident-channel", &t.channel) },
+        Detail { label: tr.t("field-category-id"), value: t.names.category_name.clone().unwrap_or_default() },
+        Detail { label: tr.t("field-impact"), value: label(tr, "incident-level", &t.impact) },
+        Detail { label: tr.t("field-urgency"), value: label(tr, "incident-level", &t.urgency) },
+    ];
+    if is_staff {
+        details.push(Detail { label: tr.t("field-team-id"), value: t.names.team_name.clone().unwrap_or_default() });
+        details.push(Detail { label: tr.t("field-agent-id"), value: t.names.agent_name.clone().unwrap_or_default() });
+    }
+    if let Some(r) = &t.pending_reason {
+        let note = t.pending_note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+        details.push(Detail { label: tr.t("field-pending-reason"), value: format!("{}{note}", label(tr, "incident-pending", r)) });
+    }
+    if let Some(code) = &t.resolution_code {
+        details.push(Detail { label: tr.t("field-resolution-code"), value: label(tr, "incident-resolution", code) });
+        details.push(Detail { label: tr.t("field-resolution-notes"), value: t.resolution_notes.clone().unwrap_or_default() });
+    }
+    if let Some(k) = &t.closure_kind {
+        let extra = t.closure_reason.clone().or(t.names.duplicate_of_number.clone()).map(|r| format!(" — {r}")).unwrap_or_default();
+        details.push(Detail { label: tr.t("incident-closure"), value: format!("{}{extra}", label(tr, "incident-closure", k)) });
+    }
+    if t.major {
+        details.push(Detail { label: tr.t("incident-major"), value: t.names.major_manager_name.clone().unwrap_or_default() });
+    }
+    details.push(Detail { label: tr.t("field-created-at"), value: tr.datetime(&t.created_at) });
+    details.push(Detail { label: tr.t("incident-updated-at"), value: tr.datetime(&t.updated_at) });
+
+    let mut actions = Vec::new();
+    for a in state.app.ticket_actions(p, &t).await.or_page(tr)? {
+        let name = a.as_str().to_string();
+        let mut fields = action_fields(tr, a, typed(&name), &teams, &agents, &t.kind);
+        let open = with_failed(tr, &name, &failed, &mut fields, &mut errors);
+        let danger = matches!(a, Action::Cancel | Action::Reject);
+        actions.push(ActionForm {
+            action: name,
+            label: tr.t(&format!("incident-action-{}", a.as_str().replace('_', "-"))),
+            fields,
+            open,
+            danger,
+        });
+    }
+
+    let comments = state
+        .app
+        .list_comments(p, &t.id)
+        .await
+        .or_page(tr)?
+        .into_iter()
+        .map(|c| CommentView {
+            author: c.author_name.clone().unwrap_or_else(|| c.author_id.clone()),
+            when: tr.datetime(&c.created_at),
+            internal: c.visibility == "internal",
+            from_customer: c.author_kind == "contact",
+            body: c.body,
+        })
+        .collect();
+    let open_ticket = t.status != "closed" && !p.is_read_only();
+    let reply = open_ticket.then(|| {
+        let f = typed("comment");
+        let mut fields = vec![Field::new(tr, "body", "textarea", val(f, "body")).required()];
+        if is_staff {
+            let vis = if f.contains_key("visibility") { val(f, "visibility") } else { "public".into() };
+            fields.push(
+                Field::new(tr, "visibility", "select", "").required().options(
+                    [("public", "incident-visibility-public"), ("internal", "incident-visibility-internal")]
+                        .iter()
+                        .map(|(v, k)| (v.to_string(), tr.t(k))),
+                    &[vis],
+                ),
+            );
+        }
+        with_failed(tr, "comment", &failed, &mut fields, &mut errors);
+        SideForm {
+            action: format!("/incidents/{}/comments", t.id),
+            title: tr.t("incident-conversation-add"),
+            submit: tr.t("incident-action-send"),
+            fields,
+        }
+    });
+
+    let (work, work_total, work_form) = if is_staff {
+        let entries = state.app.list_work_log(p, &t.id).await.or_page(tr)?;
+        let total = entries.iter().map(|e| e.minutes).sum();
+        let views = entries
+            .into_iter()
+            .map(|e| WorkView {
+                author: e.author_name.unwrap_or(e.author_id),
+                when: tr.datetime(&e.performed_at),
+                minutes: e.minutes,
+                note: e.note.unwrap_or_default(),
+            })
+            .collect();
+        let form = open_ticket.then(|| {
+            let f = typed("worklog");
+            let mut fields =
+                vec![Field::new(tr, "minutes", "text", val(f, "minutes")).required(), Field::new(tr, "note", "text", val(f, "note"))];
+            with_failed(tr, "worklog", &failed, &mut fields, &mut errors);
+            SideForm {
+                action: format!("/incidents/{}/worklog", t.id),
+                title: tr.t("incident-worklog-add"),
+                submit: tr.t("incident-action-log-work"),
+                fields,
+            }
+        });
+        (views, total, form)
+    } else {
+        (vec![], 0, None)
+    };
+
+    let existing = state.app.get_rating(p, &t.id).await.or_page(tr)?;
+    let rating = existing.as_ref().map(|r| {
+        let stars = "★".repeat(usize::try_from(r.score).unwrap_or(0));
+        format!("{stars} {}", r.comment.clone().unwrap_or_default())
+    });
+    let rateable = t.reporter_id == p.user_id
+        && (t.status == "resolved"
+            || (t.status == "closed"
+                && existing.is_none()
+                && t.closure_kind.as_deref().is_some_and(|k| k != "cancelled" && k != "duplicate")));
+    let rating_form = rateable.then(|| {
+        let f = typed("rating");
+        let scores: Vec<(String, String)> = (1..=5).rev().map(|s| (s.to_string(), tr.t(&format!("incident-score-{s}")))).collect();
+        let mut fields = vec![
+            Field::new(tr, "score", "select", "").required().options(scores, &[val(f, "score")]),
+            Field::new(tr, "comment", "text", val(f, "comment")),
+        ];
+        with_failed(tr, "rating", &failed, &mut fields, &mut errors);
+        SideForm {
+            action: format!("/incidents/{}/rating", t.id),
+            title: tr.t("incident-rating-title"),
+            submit: tr.t("incident-action-rate"),
+            fields,
+        }
+    });
+
+    let major_form = (is_staff && open_ticket && t.kind == "incident" && (t.major || (t.status != "resolved"))).then(|| {
+        let f = typed("major");
+        let mut fields = Vec::new();
+        if !t.major {
+            fields.push(Field::new(tr, "manager_id", "select", "").required().options(agents.clone(), &[val(f, "manager_id")]));
+        }
+        fields.push(Field::new(tr, "reason", "text", val(f, "reason")).required());
+        with_failed(tr, "major", &failed, &mut fields, &mut errors);
+        SideForm {
+            action: format!("/incidents/{}/major", t.id),
+            title: tr.t(if t.major { "incident-major-stand-down" } else { "incident-major-declare" }),
+            submit: tr.t(if t.major { "incident-action-stand-down" } else { "incident-action-declare-major" }),
+            fields,
+        }
+    });
+    if let Some(fl) = &failed
+        && errors.is_empty()
+    {
+        errors.push(super::error_message(tr, &fl.error));
+    }
+
+    let history = if is_staff { history_views(tr, &state.app.ticket_history(p, &t.id).await.or_page(tr)?) } else { vec![] };
+    let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
+    let ctx = Ctx::new(tr, Some(who), "/incidents", flash);
+    let page = TicketPage {
+        ctx,
+        title: format!("{} {}", t.number, t.title),
+        heading: t.title.clone(),
+        number: t.number.clone(),
+        id: t.id.clone(),
+        version: t.version,
+        status: label(tr, "incident-status", &t.status),
+        status_class: status_class(&t.status),
+        priority: label(tr, "incident-priority", &t.priority),
+        priority_class: format!("prio-{}", t.priority),
+        major: t.major,
+        is_staff,
+        description: t.description.clone().unwrap_or_default(),
+        details,
+        errors,
+        actions,
+        comments,
+        reply,
+        work,
+        work_total,
+        work_form,
+        rating,
+        rating_form,
+        major_form,
+        history,
+    };
+    Ok(render_status(status, &page))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct FlashQuery {
+    flash: Option<String>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<FlashQuery>,
+) -> UiResult {
+    ticket_page(&state, &tr, &who, &id, None, q.flash.as_deref()).await
+}
+
+fn expected(f: &Form) -> Option<i64> {
+    f.get("_version").and_then(|v| v.parse().ok())
+}
+
+async fn after_post(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: &str, f: Form, r: Result<(), AppError>) -> UiResult {
+    match r {
+        Ok(()) => Ok(see_other(&format!("/incidents/{id}"), "saved")),
+        Err(AppError::NotFound) => Err(super::UiError(tr.clone(), AppError::NotFound)),
+        Err(error) => ticket_page(state, tr, who, id, Some(Failed { form: form.to_string(), values: f, error }), None).await,
+    }
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let input = TransitionInput {
+        action: val(&f, "action"),
+        team_id: opt(&f, "team_id"),
+        agent_id: opt(&f, "agent_id"),
+        pending_reason: opt(&f, "pending_reason"),
+        note: opt(&f, "note"),
+        resolution_code: opt(&f, "resolution_code"),
+        resolution_notes: opt(&f, "resolution_notes"),
+        reason: opt(&f, "reason"),
+        duplicate_of: opt(&f, "duplicate_of"),
+    };
+    let r = state.app.transition_ticket(&who.principal, &id, input, expected(&f)).await.map(|_| ());
+    let form = val(&f, "action");
+    after_post(&state, &tr, &who, &id, &form, f, r).await
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let visibility = opt(&f, "visibility").unwrap_or_else(|| "public".into());
+    let r = state.app.add_comment(&who.principal, &id, &visibility, &val(&f, "body")).await.map(|_| ());
+    after_post(&state, &tr, &who, &id, "comment", f, r).await
+}
+
+pub async fn worklog(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let r = match val(&f, "minutes").trim().parse::<i64>() {
+        Ok(m) => state.app.add_work_log(&who.principal, &id, m, None, opt(&f, "note").as_deref()).await.map(|_| ()),
+        Err(_) => Err(AppError::field("minutes", "not_a_number", "enter the minutes spent")),
+    };
+    after_post(&state, &tr, &who, &id, "worklog", f, r).await
+}
+
+pub async fn rating(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let r = match val(&f, "score").trim().parse::<i64>() {
+        Ok(s) => state.app.rate_ticket(&who.principal, &id, s, opt(&f, "comment").as_deref()).await.map(|_| ()),
+        Err(_) => Err(AppError::field("score", "required", "choose a score")),
+    };
+    after_post(&state, &tr, &who, &id, "rating", f, r).await
+}
+
+pub async fn major(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let p = &who.principal;
+    let r = match state.app.get_ticket(p, &id).await {
+        Ok(t) if t.major => state.app.stand_down_major_incident(p, &id, &val(&f, "reason"), None).await.map(|_| ()),
+        Ok(_) => state.app.declare_major_incident(p, &id, &val(&f, "manager_id"), &val(&f, "reason"), None).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    after_post(&state, &tr, &who, &id, "major", f, r).await
+}
