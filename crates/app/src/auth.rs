@@ -88,9 +88,10 @@ impl App {
         };
         let usable = user.as_ref().filter(|u| u.active && u.password_hash.is_some());
         if let Some(u) = usable
-            && let Some(until) = u.locked_until.filter(|t| *t > now) {
-                return Err(AppError::RateLimited { retry_after_secs: ((until - now) / 1000).max(1) });
-            }
+            && let Some(until) = u.locked_until.filter(|t| *t > now)
+        {
+            return Err(AppError::RateLimited { retry_after_secs: ((until - now) / 1000).max(1) });
+        }
         let ok = verify_password(password.to_string(), usable.and_then(|u| u.password_hash.clone())).await;
         let mut tx = self.db.begin().await?;
         if !ok {
@@ -207,9 +208,10 @@ impl App {
     pub async fn create_api_token(&self, actor: &Principal, name: &str, expires_in_days: Option<i64>) -> Result<(String, TokenRecord)> {
         let name = validate::required_text("name", name, 100).map_err(|e| AppError::Validation(vec![e]))?;
         if let Some(d) = expires_in_days
-            && !(1..=3650).contains(&d) {
-                return Err(AppError::field("expires_in_days", "out_of_range", "between 1 and 3650 days"));
-            }
+            && !(1..=3650).contains(&d)
+        {
+            return Err(AppError::field("expires_in_days", "out_of_range", "between 1 and 3650 days"));
+        }
         let secret = format!("keel_{}", random_secret());
         let mut w = Writer::begin(&self.db, actor, self.now()).await?;
         let rec = TokenRecord {

@@ -245,9 +245,10 @@ impl App {
         let starts_on = check_date("starts_on", input.starts_on.as_deref(), &mut errs);
         let ends_on = check_date("ends_on", input.ends_on.as_deref(), &mut errs);
         if let (Some(s), Some(e)) = (&starts_on, &ends_on)
-            && e < s {
-                errs.push(keel_domain::FieldError::new("ends_on", "ends_before_start", "the term must end after it starts"));
-            }
+            && e < s
+        {
+            errs.push(keel_domain::FieldError::new("ends_on", "ends_before_start", "the term must end after it starts"));
+        }
         let status = input.status.clone().unwrap_or_else(|| "active".into());
         if !["active", "closed"].contains(&status.as_str()) {
             errs.push(keel_domain::FieldError::new("status", "invalid_status", "status is active or closed"));

@@ -215,9 +215,10 @@ impl App {
             return Err(AppError::field("active", "cannot_deactivate_self", "you cannot deactivate your own account"));
         }
         if let Some(v) = expected_version
-            && v != before.version {
-                return Err(AppError::Stale);
-            }
+            && v != before.version
+        {
+            return Err(AppError::Stale);
+        }
         let mut errs = Errors::new();
         let phone = patch.phone.clone().unwrap_or(before.phone.clone());
         let c = check(

@@ -3,7 +3,10 @@
 //! relationships, impact analysis, baselines and verification audits.
 
 use super::directory::IntoResponseOk;
-use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
+use super::{
+    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
+    created, if_match, page_request, with_etag,
+};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
@@ -144,7 +147,7 @@ impl From<CiListQuery> for CiQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/cis", tag = "cmdb", params(CiListQuery, PageParams),
-    responses((status = 200, body = ListOf<Ci>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<Ci>), Unauthorized, InvalidQuery, Forbidden))]
 async fn list_cis(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -157,7 +160,7 @@ async fn list_cis(
 }
 
 #[utoipa::path(get, path = "/api/v1/cis/export.csv", tag = "cmdb", params(CiListQuery),
-    responses((status = 200, description = "CSV (UTF-8 with BOM), attributes as JSON", content_type = "text/csv"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "CSV (UTF-8 with BOM), attributes as JSON", content_type = "text/csv"), Unauthorized, Forbidden))]
 async fn export_cis(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<CiListQuery>) -> ApiResponse {
     let csv = s.app.export_cis_csv(&who.principal, &q.into()).await?;
     Ok((
@@ -171,7 +174,7 @@ async fn export_cis(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q
 }
 
 #[utoipa::path(post, path = "/api/v1/cis", tag = "cmdb", request_body = NewCi,
-    responses((status = 201, body = Ci), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "configuration management is tailored out of the project"), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Ci), (status = 409, body = ErrorBody, description = "configuration management is tailored out of the project"), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewCi>) -> ApiResponse {
     let input = CiInput {
         class_key: b.class_key,
@@ -189,7 +192,7 @@ async fn create_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b):
 }
 
 #[utoipa::path(get, path = "/api/v1/cis/{id}", tag = "cmdb", params(("id" = String, Path)),
-    responses((status = 200, body = Ci, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Ci, headers(("ETag" = String))), (status = 409, body = ErrorBody), Unauthorized, NotFound))]
 async fn get_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let c = s.app.get_ci(&who.principal, &id).await?;
     Ok(with_etag(c.version, Ci::from(c)))
@@ -197,7 +200,7 @@ async fn get_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path
 
 #[utoipa::path(patch, path = "/api/v1/cis/{id}", tag = "cmdb", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")),
     request_body = CiPatch,
-    responses((status = 200, body = Ci), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Ci), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_ci(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -239,7 +242,7 @@ fn optional_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/cis/{id}/transitions", tag = "cmdb", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = Transition,
-    responses((status = 200, body = Ci), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "invalid_transition"), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Ci), (status = 409, body = ErrorBody, description = "invalid_transition"), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn transition_ci(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -252,7 +255,7 @@ async fn transition_ci(
 }
 
 #[utoipa::path(post, path = "/api/v1/cis/{id}/verifications", tag = "cmdb", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Ci, description = "the CI with last_verified_at set to now"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Ci, description = "the CI with last_verified_at set to now"), (status = 409, body = ErrorBody), Unauthorized, VersionErrors, Forbidden, NotFound))]
 async fn verify_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, headers: HeaderMap) -> ApiResponse {
     let c = s.app.verify_ci(&who.principal, &id, optional_if_match(&headers)?).await?;
     Ok(with_etag(c.version, Ci::from(c)))
@@ -311,7 +314,7 @@ pub struct RelationOfCi {
 }
 
 #[utoipa::path(get, path = "/api/v1/cis/{id}/relations", tag = "cmdb", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<RelationOfCi>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<RelationOfCi>), Unauthorized, NotFound))]
 async fn list_relations(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let v = s.app.ci_relations(&who.principal, &id).await?;
     let out: Vec<RelationOfCi> =
@@ -330,7 +333,7 @@ pub struct NewRelation {
 }
 
 #[utoipa::path(post, path = "/api/v1/cis/{id}/relations", tag = "cmdb", params(("id" = String, Path)), request_body = NewRelation,
-    responses((status = 201, body = CiRelation), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "unknown_ci, duplicate_relation, part_of_cycle, self_relation")))]
+    responses((status = 201, body = CiRelation), (status = 422, body = ErrorBody, description = "unknown_ci, duplicate_relation, part_of_cycle, self_relation"), Unauthorized, JsonBodyErrors, Forbidden, NotFound))]
 async fn add_relation(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -350,7 +353,7 @@ async fn add_relation(
 }
 
 #[utoipa::path(delete, path = "/api/v1/relations/{id}", tag = "cmdb", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), Unauthorized, Forbidden, NotFound))]
 async fn remove_relation(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     s.app.remove_relation(&who.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -403,7 +406,7 @@ pub struct Impact {
 }
 
 #[utoipa::path(get, path = "/api/v1/cis/{id}/impact", tag = "cmdb", params(("id" = String, Path), ImpactQuery),
-    responses((status = 200, body = Impact), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Impact), Unauthorized, InvalidQuery, NotFound))]
 async fn impact(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -466,7 +469,7 @@ pub struct CiClassView {
 }
 
 #[utoipa::path(get, path = "/api/v1/ci-classes", tag = "cmdb",
-    responses((status = 200, body = Vec<CiClassView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<CiClassView>), Unauthorized, Forbidden))]
 async fn list_classes(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
     let rows = s.app.list_ci_classes(&who.principal).await?;
     let registry = s.app.class_registry().await?;
@@ -531,7 +534,7 @@ pub struct NewBaseline {
 }
 
 #[utoipa::path(post, path = "/api/v1/baselines", tag = "cmdb", request_body = NewBaseline,
-    responses((status = 201, body = Baseline), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Baseline), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn capture_baseline(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewBaseline>) -> ApiResponse {
     let r = s
         .app
@@ -546,7 +549,7 @@ async fn capture_baseline(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJ
 }
 
 #[utoipa::path(get, path = "/api/v1/baselines", tag = "cmdb",
-    responses((status = 200, body = Vec<Baseline>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Baseline>), Unauthorized, Forbidden))]
 async fn list_baselines(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
     let v = s.app.list_baselines(&who.principal).await?;
     Ok(axum::Json(v.into_iter().map(Baseline::from).collect::<Vec<_>>()).into_response_ok())
@@ -570,7 +573,7 @@ pub struct BaselineDiffView {
 }
 
 #[utoipa::path(get, path = "/api/v1/baselines/{id}/diff", tag = "cmdb", params(("id" = String, Path)),
-    responses((status = 200, body = BaselineDiffView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BaselineDiffView), Unauthorized, NotFound))]
 async fn baseline_diff(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let d = s.app.baseline_diff(&who.principal, &id).await?;
     Ok(axum::Json(BaselineDiffView {
@@ -602,7 +605,7 @@ pub struct VerificationDueView {
 }
 
 #[utoipa::path(get, path = "/api/v1/ci-verifications", tag = "cmdb", params(VerificationQuery),
-    responses((status = 200, body = Vec<VerificationDueView>, description = "CIs due for a verification audit, never-verified first"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<VerificationDueView>, description = "CIs due for a verification audit, never-verified first"), Unauthorized, Forbidden))]
 async fn verification_due(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<VerificationQuery>) -> ApiResponse {
     let v = s.app.verification_due(&who.principal, q.max_age_days.unwrap_or(90)).await?;
     let out: Vec<VerificationDueView> = v

@@ -2,7 +2,10 @@
 //! lifecycle, conversation, work log and satisfaction rating (REQUIREMENTS §4).
 
 use super::directory::IntoResponseOk;
-use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
+use super::{
+    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
+    created, if_match, page_request, with_etag,
+};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
@@ -207,7 +210,7 @@ pub fn filter_of(q: IncidentQuery, user_id: &str) -> Result<TicketFilter, ApiErr
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery, PageParams),
-    responses((status = 200, body = ListOf<Incident>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<Incident>), Unauthorized, InvalidQuery))]
 async fn list_incidents(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -238,7 +241,7 @@ impl From<QueueCounts> for Counts {
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents/counts", tag = "incidents",
-    responses((status = 200, body = Counts), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Counts), Unauthorized))]
 async fn incident_counts(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
     Ok(axum::Json(Counts::from(s.app.queue_counts(&who.principal).await?)).into_response_ok())
 }
@@ -265,7 +268,7 @@ pub struct NewIncident {
 }
 
 #[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = NewIncident,
-    responses((status = 201, body = Incident), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Incident), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewIncident>) -> ApiResponse {
     let input = NewTicket {
         kind: b.kind,
@@ -286,7 +289,7 @@ async fn create_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJs
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path, description = "Id or number (INC-000042)")),
-    responses((status = 200, body = Incident, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Incident, headers(("ETag" = String))), Unauthorized, NotFound))]
 async fn get_incident(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let t = s.app.get_ticket(&who.principal, &id).await?;
     Ok(with_etag(t.version, detailed(&s, &who.principal, t).await?))
@@ -306,7 +309,7 @@ pub struct IncidentPatch {
 
 #[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")),
     request_body = IncidentPatch,
-    responses((status = 200, body = Incident), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Incident), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
 async fn update_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -359,7 +362,7 @@ fn optional_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/transitions", tag = "incidents",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Optional: refuse if the ticket changed since this ETag")),
     request_body = TransitionBody,
-    responses((status = 200, body = Incident), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Incident), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
 async fn transition_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -420,14 +423,14 @@ pub struct NewComment {
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", tag = "incidents", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Comment>, description = "Customer contacts receive public replies only"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Comment>, description = "Customer contacts receive public replies only"), Unauthorized, NotFound))]
 async fn list_comments(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let c = s.app.list_comments(&who.principal, &id).await?;
     Ok(axum::Json(c.into_iter().map(Comment::from).collect::<Vec<_>>()).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", params(("id" = String, Path)), request_body = NewComment,
-    responses((status = 201, body = Comment), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Comment), Unauthorized, JsonBodyErrors, NotFound))]
 async fn add_comment(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -476,14 +479,14 @@ pub struct NewWorkLog {
 }
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/worklog", tag = "incidents", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<WorkLogEntry>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<WorkLogEntry>), Unauthorized, Forbidden, NotFound))]
 async fn list_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let v = s.app.list_work_log(&who.principal, &id).await?;
     Ok(axum::Json(v.into_iter().map(WorkLogEntry::from).collect::<Vec<_>>()).into_response_ok())
 }
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/worklog", tag = "incidents", params(("id" = String, Path)), request_body = NewWorkLog,
-    responses((status = 201, body = WorkLogEntry), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = WorkLogEntry), Unauthorized, JsonBodyErrors, NotFound))]
 async fn add_work_log(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -513,7 +516,7 @@ impl From<RatingRecord> for Rating {
 }
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/rating", tag = "incidents", params(("id" = String, Path)), request_body = Rating,
-    responses((status = 200, body = Rating), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Rating), Unauthorized, JsonBodyErrors, NotFound))]
 async fn rate_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -534,7 +537,7 @@ pub struct MajorIncidentBody {
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/major", tag = "incidents", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = MajorIncidentBody,
-    responses((status = 200, body = Incident), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Incident), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
 async fn declare_major(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -549,7 +552,7 @@ async fn declare_major(
 
 #[utoipa::path(delete, path = "/api/v1/incidents/{id}/major", tag = "incidents", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = MajorIncidentBody,
-    responses((status = 200, body = Incident), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Incident), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
 async fn stand_down_major(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
