@@ -485,7 +485,7 @@ fn ftl_keys(locale: &str) -> std::collections::BTreeSet<String> {
                 && k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && !k.contains(' ')
             {
-                keys.insert(k.to_string());
+                assert!(keys.insert(k.to_string()), "{locale}: {k} is defined twice (fluent refuses to load the bundle)");
             }
         }
     }

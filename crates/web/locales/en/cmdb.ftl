@@ -61,8 +61,6 @@ cmdb-max-age-days = Maximum age (days)
 
 field-class-key = Class
 field-owner-user-id = Owner
-field-team-id = Resolver group
-field-project-id = Service project
 field-location = Location
 field-last-verified-at = Last verified
 field-relation-added = Relationship added
@@ -95,7 +93,6 @@ err-expected-integer = Enter a whole number.
 err-expected-boolean = Choose yes or no.
 err-below-minimum = Below the minimum.
 err-above-maximum = Above the maximum.
-err-invalid-choice = Choose one of the listed values.
 err-invalid-reference = Choose a configuration item.
 err-unknown-ci = No such configuration item.
 err-wrong-class = This configuration item is of the wrong class.

@@ -231,3 +231,6 @@ err-unknown-role = Unknown role.
 field-disabled-processes = Processes tailored out
 field-tailoring-reason = Tailoring reason
 field-kind = Kind
+field-project-id = Service project
+field-team-id = Resolver group
+err-invalid-choice = Choose one of the offered values.

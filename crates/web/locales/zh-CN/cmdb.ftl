@@ -61,8 +61,6 @@ cmdb-max-age-days = 最长间隔（天）
 
 field-class-key = 类别
 field-owner-user-id = 负责人
-field-team-id = 职能小组
-field-project-id = 服务项目
 field-location = 位置
 field-last-verified-at = 最近核实
 field-relation-added = 新增关系
@@ -95,7 +93,6 @@ err-expected-integer = 请输入整数。
 err-expected-boolean = 请选择是或否。
 err-below-minimum = 低于最小值。
 err-above-maximum = 高于最大值。
-err-invalid-choice = 请从列出的值中选择。
 err-invalid-reference = 请选择一个配置项。
 err-unknown-ci = 没有该配置项。
 err-wrong-class = 该配置项的类别不符。

@@ -231,3 +231,6 @@ err-unknown-role = 未知角色。
 field-disabled-processes = 已裁剪流程
 field-tailoring-reason = 裁剪原因
 field-kind = 类型
+field-project-id = 服务项目
+field-team-id = 职能小组
+err-invalid-choice = 请从给出的选项中选择。
