@@ -30,7 +30,8 @@ pub fn overdue_verifications<'a>(
     now: DateTime<Utc>,
     max_age_days: u32,
 ) -> Vec<OverdueCi> {
-    let cutoff = now - Duration::days(i64::from(max_age_days));
+    // An age beyond the representable range means "every CI is within it".
+    let cutoff = Duration::try_days(i64::from(max_age_days)).and_then(|d| now.checked_sub_signed(d)).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut out: Vec<OverdueCi> = cis
         .into_iter()
         .filter(|c| c.status.is_verifiable())
@@ -48,6 +49,12 @@ pub fn overdue_verifications<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_age_never_overflows() {
+        let now = DateTime::<Utc>::from_timestamp_millis(1_780_000_000_000).unwrap();
+        assert!(overdue_verifications(std::iter::empty(), now, u32::MAX).is_empty());
+    }
 
     fn state(id: &str, status: CiStatus, verified: Option<&str>) -> VerificationState {
         VerificationState { ci_id: id.into(), status, last_verified: verified.map(|s| s.parse().unwrap()) }

@@ -160,7 +160,7 @@ async fn list_cis(
 }
 
 #[utoipa::path(get, path = "/api/v1/cis/export.csv", tag = "cmdb", params(CiListQuery),
-    responses((status = 200, description = "CSV (UTF-8 with BOM), attributes as JSON", content_type = "text/csv"), Unauthorized, Forbidden))]
+    responses((status = 200, description = "CSV (UTF-8 with BOM), attributes as JSON", content_type = "text/csv"), Unauthorized, Forbidden, InvalidQuery))]
 async fn export_cis(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<CiListQuery>) -> ApiResponse {
     let csv = s.app.export_cis_csv(&who.principal, &q.into()).await?;
     Ok((
@@ -605,7 +605,7 @@ pub struct VerificationDueView {
 }
 
 #[utoipa::path(get, path = "/api/v1/ci-verifications", tag = "cmdb", params(VerificationQuery),
-    responses((status = 200, body = Vec<VerificationDueView>, description = "CIs due for a verification audit, never-verified first"), Unauthorized, Forbidden))]
+    responses((status = 200, body = Vec<VerificationDueView>, description = "CIs due for a verification audit, never-verified first"), Unauthorized, Forbidden, InvalidQuery))]
 async fn verification_due(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<VerificationQuery>) -> ApiResponse {
     let v = s.app.verification_due(&who.principal, q.max_age_days.unwrap_or(90)).await?;
     let out: Vec<VerificationDueView> = v
