@@ -6,6 +6,7 @@ pub mod auth;
 pub mod directory;
 pub mod error;
 pub mod jobs;
+pub mod service_level;
 pub mod users;
 pub mod writer;
 

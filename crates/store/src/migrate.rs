@@ -13,7 +13,10 @@ pub struct Migration {
 }
 
 /// All migrations, oldest first. Add new ones at the end; never edit an applied one.
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "platform", sql: include_str!("../migrations/0001_platform.sql") },
+    Migration { version: 4, name: "service_level", sql: include_str!("../migrations/0004_service_level.sql") },
+];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
 

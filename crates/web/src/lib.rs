@@ -103,6 +103,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .merge(api::accounts::router())
         .merge(api::directory::router())
+        .merge(api::service_level::router())
         .merge(api::trail::router())
         .split_for_parts()
 }

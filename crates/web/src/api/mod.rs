@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod directory;
+pub mod service_level;
 pub mod trail;
 
 use crate::error::{ApiError, ErrorBody};
@@ -22,7 +23,7 @@ use utoipa::OpenApi;
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "accounts"), (name = "directory"), (name = "audit"))
+    tags((name = "accounts"), (name = "directory"), (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
