@@ -22,7 +22,6 @@ use keel_domain::sla::agreement::{ServiceLine, ServiceStatus, SlaAction, SlaStat
 use keel_domain::sla::calendar::{CalendarSpec, DaySpec, MakeUpSpec, WeekSpec};
 use keel_domain::sla::calendar_io;
 use keel_domain::sla::china::{CHINA_MAINLAND_YEARS, CHINA_OFFICE_HOURS, china_mainland_days};
-use keel_domain::sla::clock::PolicySpec;
 use keel_domain::sla::target::TargetsSpec;
 use keel_domain::sla::{BusinessCalendar, CalendarDay, ClockContext, ClockPolicy, Priority, SlaReport, SlaTargets, TicketHistory};
 use keel_domain::validate;

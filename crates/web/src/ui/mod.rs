@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod service_level;
 pub mod session;
 pub mod trail;
 
@@ -72,7 +73,15 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         });
         groups.push(NavGroup {
             title: tr.t("nav-group-delivery"),
-            items: vec![item("/projects", "nav-projects"), item("/teams", "nav-teams")],
+            items: vec![
+                item("/projects", "nav-projects"),
+                item("/teams", "nav-teams"),
+                item("/catalogue", "nav-catalogue"),
+                item("/slas", "nav-slas"),
+                item("/olas", "nav-olas"),
+                item("/contracts", "nav-contracts"),
+                item("/calendars", "nav-calendars"),
+            ],
         });
         let mut system = Vec::new();
         if p.may_admin(AdminArea::Users, Action::Read) {
@@ -87,6 +96,9 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         if !system.is_empty() {
             groups.push(NavGroup { title: tr.t("nav-group-management-system"), items: system });
         }
+    }
+    if !p.is_staff() {
+        groups.push(NavGroup { title: tr.t("nav-group-delivery"), items: vec![item("/catalogue", "nav-catalogue"), item("/slas", "nav-slas")] });
     }
     groups.push(NavGroup { title: tr.t("nav-group-account"), items: vec![item("/profile", "nav-profile"), item("/tokens", "nav-tokens")] });
     groups
