@@ -153,12 +153,18 @@ pub fn business_calendar(c: &CalendarRecord) -> Result<BusinessCalendar> {
 /// The calendar with all of its days, for the audit trail.
 fn calendar_snapshot(c: &CalendarRecord) -> serde_json::Value {
     let mut v = snapshot(c);
-    v["days"] = serde_json::json!(c.days.iter().map(|d| format!("{} {} {}", d.date, d.kind, d.name.clone().unwrap_or_default())).collect::<Vec<_>>());
+    v["days"] = serde_json::json!(
+        c.days.iter().map(|d| format!("{} {} {}", d.date, d.kind, d.name.clone().unwrap_or_default())).collect::<Vec<_>>()
+    );
     v
 }
 
 fn check_year(year: i32) -> Result<()> {
-    if (1900..=9999).contains(&year) { Ok(()) } else { Err(AppError::field("year", "out_of_range", "the year must be between 1900 and 9999")) }
+    if (1900..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(AppError::field("year", "out_of_range", "the year must be between 1900 and 9999"))
+    }
 }
 
 impl App {
@@ -195,7 +201,13 @@ impl App {
         self.insert_calendar(actor, name, description, cal).await
     }
 
-    async fn insert_calendar(&self, actor: &Principal, name: String, description: Option<String>, cal: BusinessCalendar) -> Result<CalendarRecord> {
+    async fn insert_calendar(
+        &self,
+        actor: &Principal,
+        name: String,
+        description: Option<String>,
+        cal: BusinessCalendar,
+    ) -> Result<CalendarRecord> {
         let spec = cal.to_spec();
         let mut w = self.write(actor).await?;
         let rec = CalendarRecord {
@@ -242,7 +254,13 @@ impl App {
         Ok(store::list_calendars(&mut c, q, page).await?)
     }
 
-    pub async fn update_calendar(&self, actor: &Principal, id: &str, input: CalendarInput, expected_version: Option<i64>) -> Result<CalendarRecord> {
+    pub async fn update_calendar(
+        &self,
+        actor: &Principal,
+        id: &str,
+        input: CalendarInput,
+        expected_version: Option<i64>,
+    ) -> Result<CalendarRecord> {
         let before = self.get_calendar(actor, id).await?;
         require_manage(actor)?;
         let (name, description, cal) = self.check_calendar(&input, &before.days)?;
@@ -295,7 +313,14 @@ impl App {
         Ok(())
     }
 
-    async fn replace_year(&self, actor: &Principal, id: &str, year: i32, days: Vec<CalendarDay>, expected_version: Option<i64>) -> Result<CalendarRecord> {
+    async fn replace_year(
+        &self,
+        actor: &Principal,
+        id: &str,
+        year: i32,
+        days: Vec<CalendarDay>,
+        expected_version: Option<i64>,
+    ) -> Result<CalendarRecord> {
         check_year(year)?;
         let before = self.get_calendar(actor, id).await?;
         require_manage(actor)?;
@@ -335,7 +360,11 @@ impl App {
     /// Loads the official mainland China calendar of a year Keel ships (2025, 2026).
     pub async fn load_china_year(&self, actor: &Principal, id: &str, year: i32, expected_version: Option<i64>) -> Result<CalendarRecord> {
         let days = china_mainland_days(year).ok_or_else(|| {
-            AppError::field("year", "unsupported_year", format!("Keel ships the mainland China calendar for 2025 and 2026, not {year}; import it as CSV or ICS"))
+            AppError::field(
+                "year",
+                "unsupported_year",
+                format!("Keel ships the mainland China calendar for 2025 and 2026, not {year}; import it as CSV or ICS"),
+            )
         })?;
         self.replace_year(actor, id, year, days, expected_version).await
     }
@@ -357,7 +386,8 @@ impl App {
 
     /// The years that have days in a calendar, ascending.
     pub fn calendar_years(rec: &CalendarRecord) -> Vec<i32> {
-        let mut y: Vec<i32> = rec.days.iter().filter_map(|d| NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()).map(|d| d.year()).collect();
+        let mut y: Vec<i32> =
+            rec.days.iter().filter_map(|d| NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()).map(|d| d.year()).collect();
         y.dedup();
         y
     }
@@ -495,7 +525,13 @@ impl App {
     }
 
     /// Changes a catalogue entry: every change is a new version of the service.
-    pub async fn update_service(&self, actor: &Principal, id: &str, input: ServiceInput, expected_version: Option<i64>) -> Result<ServiceRecord> {
+    pub async fn update_service(
+        &self,
+        actor: &Principal,
+        id: &str,
+        input: ServiceInput,
+        expected_version: Option<i64>,
+    ) -> Result<ServiceRecord> {
         let before = self.get_service(actor, id).await?;
         require_manage(actor)?;
         let mut w = self.write(actor).await?;
@@ -505,7 +541,8 @@ impl App {
         from.check_change(to).map_err(|_| {
             AppError::field("status", "invalid_transition", format!("a {} service cannot become {}", from.as_str(), to.as_str()))
         })?;
-        let after = ServiceRecord { id: before.id.clone(), created_at: before.created_at, updated_at: w.now, version: before.version, ..checked };
+        let after =
+            ServiceRecord { id: before.id.clone(), created_at: before.created_at, updated_at: w.now, version: before.version, ..checked };
         if snapshot(&after) == snapshot(&before) {
             w.commit().await?;
             return Ok(before);
@@ -520,8 +557,14 @@ impl App {
             &ServiceVersion { version, snapshot: snap.clone(), changed_by: actor.user_id.clone(), changed_at: w.now },
         )
         .await?;
-        w.record("service", id, AuditAction::Update, Some(&with_version(snapshot(&before), before.version)), Some(&with_version(snap, version)))
-            .await?;
+        w.record(
+            "service",
+            id,
+            AuditAction::Update,
+            Some(&with_version(snapshot(&before), before.version)),
+            Some(&with_version(snap, version)),
+        )
+        .await?;
         let fresh = store::get_service(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -739,7 +782,8 @@ impl App {
         let allowed = match action {
             SlaAction::Approve | SlaAction::Expire | SlaAction::Revise => may_approve(actor),
             SlaAction::Activate => {
-                may_approve(actor) || (!actor.is_read_only() && actor.has(Role::ProjectManager) && actor.project_ids.contains(&before.project_id))
+                may_approve(actor)
+                    || (!actor.is_read_only() && actor.has(Role::ProjectManager) && actor.project_ids.contains(&before.project_id))
             }
         };
         if !allowed {
@@ -879,7 +923,11 @@ impl App {
             description: opt_text("description", &input.description, 8000, &mut errs),
             provider_team_id: if kind == SupportKind::Ola { team } else { None },
             supplier_name: if kind == SupportKind::Contract { supplier_name } else { None },
-            supplier_contact: if kind == SupportKind::Contract { opt_text("supplier_contact", &input.supplier_contact, 1000, &mut errs) } else { None },
+            supplier_contact: if kind == SupportKind::Contract {
+                opt_text("supplier_contact", &input.supplier_contact, 1000, &mut errs)
+            } else {
+                None
+            },
             reference: opt_text("reference", &input.reference, 200, &mut errs),
             targets: targets.map(|t| t.0),
             valid_from,
@@ -915,7 +963,13 @@ impl App {
         store::get_support(&mut c, id).await?.filter(|s| s.kind == kind.as_str()).ok_or(AppError::NotFound)
     }
 
-    pub async fn list_support(&self, actor: &Principal, kind: SupportKind, f: &SupportFilter, page: &PageRequest) -> Result<Page<SupportRecord>> {
+    pub async fn list_support(
+        &self,
+        actor: &Principal,
+        kind: SupportKind,
+        f: &SupportFilter,
+        page: &PageRequest,
+    ) -> Result<Page<SupportRecord>> {
         if !actor.is_staff() {
             return Err(AppError::Forbidden);
         }
@@ -935,7 +989,8 @@ impl App {
         require_manage(actor)?;
         let mut w = self.write(actor).await?;
         let checked = self.check_support(&mut w.tx, kind, &input).await?;
-        let after = SupportRecord { id: before.id.clone(), created_at: before.created_at, updated_at: w.now, version: before.version, ..checked };
+        let after =
+            SupportRecord { id: before.id.clone(), created_at: before.created_at, updated_at: w.now, version: before.version, ..checked };
         store::update_support(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await.map_err(unique_as("name"))?;
         w.record(entity_of(kind), id, AuditAction::Update, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
         let fresh = store::get_support(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;

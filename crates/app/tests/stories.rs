@@ -698,7 +698,15 @@ mod service_level {
             let w = world(&app).await;
             let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
             let cal = app
-                .create_calendar(&sm, CalendarInput { name: "Shanghai office".into(), time_zone: "Asia/Shanghai".into(), hours: office_hours(), ..Default::default() })
+                .create_calendar(
+                    &sm,
+                    CalendarInput {
+                        name: "Shanghai office".into(),
+                        time_zone: "Asia/Shanghai".into(),
+                        hours: office_hours(),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap();
             assert!(cal.days.is_empty());
@@ -715,7 +723,9 @@ mod service_level {
             // bad hours are reported per field
             let mut bad = office_hours();
             bad.mon = vec!["18:00-09:00".into()];
-            let e = app.create_calendar(&sm, CalendarInput { name: "x".into(), time_zone: "Mars/Base".into(), hours: bad, ..Default::default() }).await;
+            let e = app
+                .create_calendar(&sm, CalendarInput { name: "x".into(), time_zone: "Mars/Base".into(), hours: bad, ..Default::default() })
+                .await;
             let Err(AppError::Validation(f)) = e else { panic!("{e:?}") };
             let names: Vec<&str> = f.iter().map(|f| f.field.as_str()).collect();
             assert!(names.contains(&"time_zone") && names.iter().any(|n| n.starts_with("hours.mon")), "{names:?}");
@@ -733,7 +743,11 @@ mod service_level {
             assert_eq!(sla.organization_id, sl.w.org_a);
             // the agent on the project reads it but cannot approve
             assert!(app.get_sla(&sl.w.agent_a, &sla.id).await.is_ok());
-            assert!(matches!(app.sla_action(&sl.w.agent_a, &sla.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)), "{}", t.label);
+            assert!(
+                matches!(app.sla_action(&sl.w.agent_a, &sla.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)),
+                "{}",
+                t.label
+            );
             // an administrator without the service manager role cannot approve either
             assert!(matches!(app.sla_action(&sl.w.admin, &sla.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)));
             // activation before approval is refused
@@ -777,7 +791,15 @@ mod service_level {
             let sl = setup(&app).await;
             let a = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await.unwrap();
             let hidden = app
-                .create_service(&sl.sm, ServiceInput { code: "DC".into(), name: "Data centre".into(), service_line: "infrastructure".into(), ..Default::default() })
+                .create_service(
+                    &sl.sm,
+                    ServiceInput {
+                        code: "DC".into(),
+                        name: "Data centre".into(),
+                        service_line: "infrastructure".into(),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap();
             let mut bi = sla_input(&sl, &sl.w.project_b, "Beta SLA");
@@ -786,7 +808,8 @@ mod service_level {
             let c = &sl.w.contact_a;
             assert!(app.get_sla(c, &a.id).await.is_ok(), "{}", t.label);
             assert!(matches!(app.get_sla(c, &b.id).await, Err(AppError::NotFound)), "{}", t.label);
-            let ids: Vec<String> = app.list_slas(c, &Default::default(), &page(NAME_SORT)).await.unwrap().items.into_iter().map(|s| s.id).collect();
+            let ids: Vec<String> =
+                app.list_slas(c, &Default::default(), &page(NAME_SORT)).await.unwrap().items.into_iter().map(|s| s.id).collect();
             assert_eq!(ids, vec![a.id.clone()], "{}", t.label);
             // the agent of project A sees A only; the service manager sees both
             assert!(matches!(app.get_sla(&sl.w.agent_a, &b.id).await, Err(AppError::NotFound)));
@@ -839,10 +862,8 @@ mod service_level {
             assert_eq!(r.resolution.state, ClockState::Running);
             // waiting for the customer Fri 17:30 -> Sat 09:30 pauses 1 business hour:
             // resolution 0.5 h before, 3.5 h from Sat 09:30 -> 12:00 (2.5 h) + 13:30-14:30 -> 06:30Z
-            let mut i = input(vec![
-                (utc("2026-02-13T09:30:00Z"), "pending_customer".into()),
-                (utc("2026-02-14T01:30:00Z"), "in_progress".into()),
-            ]);
+            let mut i =
+                input(vec![(utc("2026-02-13T09:30:00Z"), "pending_customer".into()), (utc("2026-02-14T01:30:00Z"), "in_progress".into())]);
             i.now = Some(utc("2026-02-14T02:00:00Z"));
             let r = app.sla_clock_preview(&sl.w.agent_a, &sla.id, &i).await.unwrap();
             assert_eq!(r.resolution.paused_ms, 3_600_000, "{}", t.label);
@@ -878,10 +899,20 @@ mod service_level {
             let h = app.history("service", &s.id).await.unwrap();
             assert!(h[1].changes.to_string().contains("catalogue_version"), "{}", t.label);
             // retired is final; a service cannot depend on itself
-            let retired = app.update_service(&sl.sm, &s.id, ServiceInput { status: Some("retired".into()), ..input.clone() }, None).await.unwrap();
-            let r = app.update_service(&sl.sm, &s.id, ServiceInput { status: Some("live".into()), ..input.clone() }, Some(retired.version)).await;
+            let retired =
+                app.update_service(&sl.sm, &s.id, ServiceInput { status: Some("retired".into()), ..input.clone() }, None).await.unwrap();
+            let r = app
+                .update_service(&sl.sm, &s.id, ServiceInput { status: Some("live".into()), ..input.clone() }, Some(retired.version))
+                .await;
             assert!(matches!(r, Err(AppError::Validation(ref f)) if f[0].code == "invalid_transition"), "{}: {r:?}", t.label);
-            let r = app.update_service(&sl.sm, &s.id, ServiceInput { depends_on: vec![s.id.clone()], status: Some("retired".into()), ..input }, None).await;
+            let r = app
+                .update_service(
+                    &sl.sm,
+                    &s.id,
+                    ServiceInput { depends_on: vec![s.id.clone()], status: Some("retired".into()), ..input },
+                    None,
+                )
+                .await;
             assert!(matches!(r, Err(AppError::Validation(ref f)) if f[0].code == "dependency_cycle"), "{}: {r:?}", t.label);
             // an OLA may not promise less than the SLA it supports
             let sla = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_b, "Beta SLA")).await;
@@ -901,7 +932,13 @@ mod service_level {
                 .create_support(
                     &sl.sm,
                     SupportKind::Ola,
-                    SupportInput { name: "Network OLA".into(), provider_team_id: Some(team.id.clone()), targets: Some(loose), sla_ids: vec![sla.id.clone()], ..Default::default() },
+                    SupportInput {
+                        name: "Network OLA".into(),
+                        provider_team_id: Some(team.id.clone()),
+                        targets: Some(loose),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
                 )
                 .await;
             assert!(matches!(r, Err(AppError::Validation(ref f)) if f.iter().any(|f| f.code == "looser_than_sla")), "{}: {r:?}", t.label);
@@ -911,7 +948,13 @@ mod service_level {
                 .create_support(
                     &sl.sm,
                     SupportKind::Ola,
-                    SupportInput { name: "Network OLA".into(), provider_team_id: Some(team.id), targets: Some(tight), sla_ids: vec![sla.id.clone()], ..Default::default() },
+                    SupportInput {
+                        name: "Network OLA".into(),
+                        provider_team_id: Some(team.id),
+                        targets: Some(tight),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
                 )
                 .await
                 .unwrap();
@@ -922,13 +965,23 @@ mod service_level {
                 .create_support(
                     &sl.sm,
                     SupportKind::Contract,
-                    SupportInput { name: "Carrier line".into(), supplier_name: Some("China Telecom".into()), sla_ids: vec![sla.id.clone()], ..Default::default() },
+                    SupportInput {
+                        name: "Carrier line".into(),
+                        supplier_name: Some("China Telecom".into()),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
                 )
                 .await
                 .unwrap();
             assert!(matches!(app.get_support(&sl.sm, SupportKind::Ola, &uc.id).await, Err(AppError::NotFound)), "kinds do not mix");
             let filtered = app
-                .list_support(&sl.w.agent_a, SupportKind::Contract, &keel_store::service_level::SupportFilter { sla_id: Some(sla.id.clone()), ..Default::default() }, &page(NAME_SORT))
+                .list_support(
+                    &sl.w.agent_a,
+                    SupportKind::Contract,
+                    &keel_store::service_level::SupportFilter { sla_id: Some(sla.id.clone()), ..Default::default() },
+                    &page(NAME_SORT),
+                )
                 .await
                 .unwrap();
             assert_eq!(filtered.items.len(), 1, "{}", t.label);

@@ -83,13 +83,14 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             Err(e) => return ApiError::from(e).into_response(),
         }
     }
-    if is_api && is_unsafe(req.method()) {
-        if let Some(Identity { via: Via::Session { csrf, .. }, .. }) = &identity {
-            let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !crate::constant_time_eq(sent, csrf) {
-                return ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "send the X-CSRF-Token header with cookie authentication")
-                    .into_response();
-            }
+    if is_api
+        && is_unsafe(req.method())
+        && let Some(Identity { via: Via::Session { csrf, .. }, .. }) = &identity
+    {
+        let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !crate::constant_time_eq(sent, csrf) {
+            return ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", "send the X-CSRF-Token header with cookie authentication")
+                .into_response();
         }
     }
     let lang = cookie(&headers, LANG_COOKIE)

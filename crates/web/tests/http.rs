@@ -481,10 +481,11 @@ fn ftl_keys(locale: &str) -> std::collections::BTreeSet<String> {
     for e in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
         for line in text.lines() {
-            if let Some((k, _)) = line.split_once(" = ") {
-                if k.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && !k.contains(' ') {
-                    keys.insert(k.to_string());
-                }
+            if let Some((k, _)) = line.split_once(" = ")
+                && k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && !k.contains(' ')
+            {
+                keys.insert(k.to_string());
             }
         }
     }

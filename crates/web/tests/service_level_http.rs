@@ -59,18 +59,35 @@ async fn site_on(db: TestDb) -> Site {
     let admin = principal(&app, &admin.id).await;
     let sm = app.create_user(&sys, mk("sm@keel.test", vec![Role::ServiceManager])).await.unwrap();
     let agent = app.create_user(&sys, mk("agent@keel.test", vec![Role::ServiceDeskAgent])).await.unwrap();
-    let org_a = app.create_organization(&admin, OrganizationInput { name: "Acme".into(), code: "ACME".into(), ..Default::default() }).await.unwrap().id;
-    let org_b = app.create_organization(&admin, OrganizationInput { name: "Beta".into(), code: "BETA".into(), ..Default::default() }).await.unwrap().id;
+    let org_a = app
+        .create_organization(&admin, OrganizationInput { name: "Acme".into(), code: "ACME".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .id;
+    let org_b = app
+        .create_organization(&admin, OrganizationInput { name: "Beta".into(), code: "BETA".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .id;
     let project_a = app
         .create_project(
             &admin,
-            ProjectInput { code: "A1".into(), name: "A one".into(), organization_id: org_a.clone(), member_ids: vec![agent.id.clone()], ..Default::default() },
+            ProjectInput {
+                code: "A1".into(),
+                name: "A one".into(),
+                organization_id: org_a.clone(),
+                member_ids: vec![agent.id.clone()],
+                ..Default::default()
+            },
         )
         .await
         .unwrap()
         .id;
-    let project_b =
-        app.create_project(&admin, ProjectInput { code: "B1".into(), name: "B one".into(), organization_id: org_b, ..Default::default() }).await.unwrap().id;
+    let project_b = app
+        .create_project(&admin, ProjectInput { code: "B1".into(), name: "B one".into(), organization_id: org_b, ..Default::default() })
+        .await
+        .unwrap()
+        .id;
     let contact = app
         .create_user(&admin, NewUser { kind: AccountKind::Contact, organization_id: Some(org_a), ..mk("contact@acme.test", vec![]) })
         .await
@@ -166,7 +183,10 @@ async fn the_service_level_api_works_end_to_end() {
         let cal = r.json();
         let cal_id = cal["id"].as_str().unwrap().to_string();
         assert!(cal["days"].as_array().unwrap().iter().any(|d| d["date"] == "2026-02-14" && d["kind"] == "workday"));
-        assert_eq!(s.api(Method::POST, "/api/v1/calendars/china-mainland", &s.agent, Some(json!({"name": "x"})), &[]).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            s.api(Method::POST, "/api/v1/calendars/china-mainland", &s.agent, Some(json!({"name": "x"})), &[]).await.status,
+            StatusCode::FORBIDDEN
+        );
         // a malformed line is named; nothing changes
         let path = format!("/api/v1/calendars/{cal_id}/years/2027");
         let etag = format!("\"{}\"", cal["version"]);
@@ -205,18 +225,33 @@ async fn the_service_level_api_works_end_to_end() {
         assert_eq!(r.json()["status"], "approved", "{}", r.text());
         // clock preview: P1 created Fri 2026-02-13 17:00 Shanghai, resolution due on the make-up Saturday 12:00
         let r = s
-            .api(Method::POST, &format!("/api/v1/slas/{sla_id}/clock-preview"), &s.contact, Some(json!({"priority": "P1", "created_at": "2026-02-13T09:00:00Z", "now": "2026-02-13T09:00:00Z"})), &[])
+            .api(
+                Method::POST,
+                &format!("/api/v1/slas/{sla_id}/clock-preview"),
+                &s.contact,
+                Some(json!({"priority": "P1", "created_at": "2026-02-13T09:00:00Z", "now": "2026-02-13T09:00:00Z"})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         assert_eq!(r.json()["resolution"]["due_at"], "2026-02-14T04:00:00Z");
         // tenancy
-        assert_eq!(s.api(Method::GET, &format!("/api/v1/slas/{}", b["id"].as_str().unwrap()), &s.contact, None, &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.api(Method::GET, &format!("/api/v1/slas/{}", b["id"].as_str().unwrap()), &s.contact, None, &[]).await.status,
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(s.api(Method::GET, "/api/v1/slas", &s.contact, None, &[]).await.json()["items"].as_array().unwrap().len(), 1);
         assert_eq!(s.api(Method::GET, "/api/v1/services", &s.contact, None, &[]).await.json()["items"].as_array().unwrap().len(), 1);
         assert_eq!(s.api(Method::GET, "/api/v1/olas", &s.contact, None, &[]).await.status, StatusCode::FORBIDDEN);
         // underpinning contract linked to the SLA
         let r = s
-            .api(Method::POST, "/api/v1/underpinning-contracts", &s.sm, Some(json!({"name": "Carrier", "supplier_name": "China Telecom", "sla_ids": [sla_id]})), &[])
+            .api(
+                Method::POST,
+                "/api/v1/underpinning-contracts",
+                &s.sm,
+                Some(json!({"name": "Carrier", "supplier_name": "China Telecom", "sla_ids": [sla_id]})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let h = s.api(Method::GET, &format!("/api/v1/history/sla/{sla_id}"), &s.agent, None, &[]).await;
@@ -255,7 +290,11 @@ async fn the_service_delivery_pages_render_and_keep_typed_values() {
     let r = s.post_form(&sm, "/slas", &form).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert!(r.text().contains("data-field=\"p1_fr\"") && r.text().contains("术语"), "{}", r.text());
-    let form = format!("name=Acme+SLA&project_id={}&calendar_id={cal_id}&service_ids={}&glossary=x", s.project_a, svc.trim_start_matches("/catalogue/"));
+    let form = format!(
+        "name=Acme+SLA&project_id={}&calendar_id={cal_id}&service_ids={}&glossary=x",
+        s.project_a,
+        svc.trim_start_matches("/catalogue/")
+    );
     let r = s.post_form(&sm, "/slas", &form).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let sla = r.header(header::LOCATION).split('?').next().unwrap().to_string();

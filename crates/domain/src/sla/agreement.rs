@@ -284,7 +284,8 @@ mod tests {
     const H: i64 = 3_600_000;
 
     fn targets(scale: i64) -> SlaTargets {
-        let pt = |fr: i64, res: i64| PriorityTargets { first_response_ms: fr * scale, resolution_ms: res * scale, update_interval_ms: None };
+        let pt =
+            |fr: i64, res: i64| PriorityTargets { first_response_ms: fr * scale, resolution_ms: res * scale, update_interval_ms: None };
         SlaTargets::new([pt(1, 4), pt(2, 8), pt(4, 24), pt(8, 40)], Thresholds::default()).unwrap()
     }
 

@@ -18,7 +18,9 @@ use keel_domain::sla::agreement::{SlaAction, SlaTerms, SupportKind};
 use keel_domain::sla::calendar::{MakeUpSpec, WeekSpec};
 use keel_domain::sla::target::{PriorityTargets, TargetsSpec};
 use keel_store::page::{SortKey, SortKind};
-use keel_store::service_level::{CalendarRecord, ServiceFilter, ServiceRecord, ServiceVersion, SlaFilter, SlaRecord, SupportFilter, SupportRecord};
+use keel_store::service_level::{
+    CalendarRecord, ServiceFilter, ServiceRecord, ServiceVersion, SlaFilter, SlaRecord, SupportFilter, SupportRecord,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -331,7 +333,10 @@ pub struct YearImport {
 }
 
 fn year_of(year: i64) -> Result<i32, ApiError> {
-    i32::try_from(year).ok().filter(|y| (1900..=9999).contains(y)).ok_or_else(|| ApiError::field("year", "out_of_range", "the year must be between 1900 and 9999"))
+    i32::try_from(year)
+        .ok()
+        .filter(|y| (1900..=9999).contains(y))
+        .ok_or_else(|| ApiError::field("year", "out_of_range", "the year must be between 1900 and 9999"))
 }
 
 #[utoipa::path(get, path = "/api/v1/calendars/{id}/years/{year}", tag = "service_level", params(("id" = String, Path), ("year" = i64, Path), ExportQuery),
@@ -375,7 +380,12 @@ async fn import_year(
 #[utoipa::path(post, path = "/api/v1/calendars/{id}/years/{year}/china-mainland", tag = "service_level", params(("id" = String, Path), ("year" = i64, Path), ("If-Match" = String, Header)),
     description = "Replaces one year's days with the official mainland China calendar Keel ships (2025, 2026).",
     responses((status = 200, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
-async fn load_china_year(State(s): State<AppState>, ApiUser(who): ApiUser, Path((id, year)): Path<(String, i64)>, headers: HeaderMap) -> ApiResponse {
+async fn load_china_year(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path((id, year)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> ApiResponse {
     let year = year_of(year)?;
     s.app.get_calendar(&who.principal, &id).await?;
     let version = if_match(&headers)?;
@@ -901,7 +911,12 @@ pub struct ClockReport {
 #[utoipa::path(post, path = "/api/v1/slas/{id}/clock-preview", tag = "service_level", params(("id" = String, Path)), request_body = ClockPreviewBody,
     description = "Runs a ticket history through the SLA's business calendar, targets and pause statuses and returns its clocks: due times, paused time, warnings and breaches.",
     responses((status = 200, body = ClockReport), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn clock_preview(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, ApiJson(b): ApiJson<ClockPreviewBody>) -> ApiResponse {
+async fn clock_preview(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ClockPreviewBody>,
+) -> ApiResponse {
     let input = ClockPreviewInput {
         priority: b.priority,
         created_at: b.created_at,
@@ -1018,7 +1033,8 @@ pub struct SupportQuery {
 async fn list_kind(s: AppState, who: crate::auth::Identity, kind: SupportKind, q: SupportQuery, pp: PageParams) -> ApiResponse {
     let page = page_request(&pp, NAME_SORTS)?;
     let r = s.app.list_support(&who.principal, kind, &SupportFilter { q: q.q, sla_id: q.sla_id }, &page).await?;
-    Ok(axum::Json(ListOf { items: r.items.into_iter().map(SupportAgreement::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
+    Ok(axum::Json(ListOf { items: r.items.into_iter().map(SupportAgreement::from).collect(), next_cursor: r.next_cursor })
+        .into_response_ok())
 }
 
 async fn create_kind(s: AppState, who: crate::auth::Identity, kind: SupportKind, b: SupportBody, base: &str) -> ApiResponse {
@@ -1031,7 +1047,14 @@ async fn get_kind(s: AppState, who: crate::auth::Identity, kind: SupportKind, id
     Ok(with_etag(v.version, SupportAgreement::from(v)))
 }
 
-async fn update_kind(s: AppState, who: crate::auth::Identity, kind: SupportKind, id: String, headers: HeaderMap, b: SupportBody) -> ApiResponse {
+async fn update_kind(
+    s: AppState,
+    who: crate::auth::Identity,
+    kind: SupportKind,
+    id: String,
+    headers: HeaderMap,
+    b: SupportBody,
+) -> ApiResponse {
     let cur = s.app.get_support(&who.principal, kind, &id).await?;
     let version = if_match(&headers)?;
     let v = s.app.update_support(&who.principal, kind, &id, support_input(b, Some(&cur)), Some(version)).await?;
@@ -1040,7 +1063,12 @@ async fn update_kind(s: AppState, who: crate::auth::Identity, kind: SupportKind,
 
 #[utoipa::path(get, path = "/api/v1/olas", tag = "service_level", params(SupportQuery, PageParams),
     responses((status = 200, body = ListOf<SupportAgreement>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn list_olas(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<SupportQuery>, ApiQuery(pp): ApiQuery<PageParams>) -> ApiResponse {
+async fn list_olas(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiQuery(q): ApiQuery<SupportQuery>,
+    ApiQuery(pp): ApiQuery<PageParams>,
+) -> ApiResponse {
     list_kind(s, who, SupportKind::Ola, q, pp).await
 }
 
@@ -1058,13 +1086,24 @@ async fn get_ola(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Pat
 
 #[utoipa::path(patch, path = "/api/v1/olas/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = SupportBody,
     responses((status = 200, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
-async fn update_ola(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, headers: HeaderMap, ApiJson(b): ApiJson<SupportBody>) -> ApiResponse {
+async fn update_ola(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<SupportBody>,
+) -> ApiResponse {
     update_kind(s, who, SupportKind::Ola, id, headers, b).await
 }
 
 #[utoipa::path(get, path = "/api/v1/underpinning-contracts", tag = "service_level", params(SupportQuery, PageParams),
     responses((status = 200, body = ListOf<SupportAgreement>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn list_contracts(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<SupportQuery>, ApiQuery(pp): ApiQuery<PageParams>) -> ApiResponse {
+async fn list_contracts(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiQuery(q): ApiQuery<SupportQuery>,
+    ApiQuery(pp): ApiQuery<PageParams>,
+) -> ApiResponse {
     list_kind(s, who, SupportKind::Contract, q, pp).await
 }
 

@@ -98,7 +98,10 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         }
     }
     if !p.is_staff() {
-        groups.push(NavGroup { title: tr.t("nav-group-delivery"), items: vec![item("/catalogue", "nav-catalogue"), item("/slas", "nav-slas")] });
+        groups.push(NavGroup {
+            title: tr.t("nav-group-delivery"),
+            items: vec![item("/catalogue", "nav-catalogue"), item("/slas", "nav-slas")],
+        });
     }
     groups.push(NavGroup { title: tr.t("nav-group-account"), items: vec![item("/profile", "nav-profile"), item("/tokens", "nav-tokens")] });
     groups

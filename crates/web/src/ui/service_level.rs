@@ -2,7 +2,10 @@
 //! the shipped mainland China calendars, the service catalogue (read-only for customers), SLAs
 //! with their approval steps, and the OLAs and underpinning contracts that support them.
 
-use super::{Ctx, Field, FormPage, ListPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, history_views, next_href, render, render_status, see_other};
+use super::{
+    Ctx, Field, FormPage, ListPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, history_views, next_href, render,
+    render_status, see_other,
+};
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser};
 use crate::i18n::Tr;
@@ -71,9 +74,27 @@ fn number(field: &'static str, v: &str, errs: &mut Vec<FieldError>) -> Option<i6
     }
 }
 
-fn list_page(ctx: Ctx, title: String, base: &str, q: &ListQuery, new: Option<(String, String)>, columns: Vec<String>, rows: Vec<Row>, cursor: Option<String>) -> Response {
+fn list_page(
+    ctx: Ctx,
+    title: String,
+    base: &str,
+    q: &ListQuery,
+    new: Option<(String, String)>,
+    (columns, rows): (Vec<String>, Vec<Row>),
+    cursor: Option<String>,
+) -> Response {
     let (new_href, new_label) = new.map(|(h, l)| (Some(h), l)).unwrap_or((None, String::new()));
-    render(&ListPage { ctx, title, base_href: base.into(), q: q.q.clone(), new_href, new_label, columns, rows, next_href: next_href(base, &q.q, cursor) })
+    render(&ListPage {
+        ctx,
+        title,
+        base_href: base.into(),
+        q: q.q.clone(),
+        new_href,
+        new_label,
+        columns,
+        rows,
+        next_href: next_href(base, &q.q, cursor),
+    })
 }
 
 async fn calendar_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
@@ -332,8 +353,16 @@ impl CalendarForm {
     fn fields(&self, tr: &Tr, new: bool) -> Vec<Field> {
         let mut v = Vec::new();
         if new {
-            let presets = ["china_mainland", "custom"].iter().map(|p| (p.to_string(), tr.t(&format!("calendar-preset-{}", p.replace('_', "-"))))).collect::<Vec<_>>();
-            v.push(Field::new(tr, "preset", "select", "").required().options(presets, std::slice::from_ref(&self.preset)).help(tr.t("help-calendar-preset")));
+            let presets = ["china_mainland", "custom"]
+                .iter()
+                .map(|p| (p.to_string(), tr.t(&format!("calendar-preset-{}", p.replace('_', "-")))))
+                .collect::<Vec<_>>();
+            v.push(
+                Field::new(tr, "preset", "select", "")
+                    .required()
+                    .options(presets, std::slice::from_ref(&self.preset))
+                    .help(tr.t("help-calendar-preset")),
+            );
         }
         v.push(Field::new(tr, "name", "text", &self.name).required());
         v.push(Field::new(tr, "time_zone", "text", &self.time_zone).required().help(tr.t("help-time-zone")));
@@ -376,7 +405,15 @@ pub async fn calendars(State(state): State<AppState>, tr: Tr, UiUser(who): UiUse
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/calendars", q.flash.as_deref());
     let new = may_manage(p).then(|| ("/calendars/new".to_string(), tr.t("action-new-calendar")));
-    Ok(list_page(ctx, tr.t("nav-calendars"), "/calendars", &q, new, vec![tr.t("field-name"), tr.t("field-time-zone"), tr.t("field-updated-at")], rows, list.next_cursor))
+    Ok(list_page(
+        ctx,
+        tr.t("nav-calendars"),
+        "/calendars",
+        &q,
+        new,
+        (vec![tr.t("field-name"), tr.t("field-time-zone"), tr.t("field-updated-at")], rows),
+        list.next_cursor,
+    ))
 }
 
 fn calendar_new_page(tr: &Tr, who: &Identity, f: &CalendarForm, err: Option<AppError>) -> Response {
@@ -390,7 +427,12 @@ fn calendar_new_page(tr: &Tr, who: &Identity, f: &CalendarForm, err: Option<AppE
 }
 
 fn help_panel(tr: &Tr) -> Panel {
-    Panel { title: tr.t("calendar-help-title"), columns: vec![], rows: vec![], action: Some(("/calendars/help".into(), tr.t("calendar-help-link"))) }
+    Panel {
+        title: tr.t("calendar-help-title"),
+        columns: vec![],
+        rows: vec![],
+        action: Some(("/calendars/help".into(), tr.t("calendar-help-link"))),
+    }
 }
 
 pub async fn calendar_new(tr: Tr, UiUser(who): UiUser) -> Response {
@@ -409,7 +451,14 @@ pub async fn calendar_create(State(state): State<AppState>, tr: Tr, UiUser(who):
     }
 }
 
-async fn calendar_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Option<(CalendarForm, AppError)>, flash: Option<&str>) -> UiResult {
+async fn calendar_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    id: &str,
+    form: Option<(CalendarForm, AppError)>,
+    flash: Option<&str>,
+) -> UiResult {
     let p = &who.principal;
     let c = state.app.get_calendar(p, id).await.or_page(tr)?;
     let (f, err) = match form {
@@ -458,7 +507,10 @@ async fn calendar_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form
             .days
             .iter()
             .rev()
-            .map(|d| Row { href: String::new(), cells: vec![d.date.clone(), tr.t(&format!("day-kind-{}", d.kind)), d.name.clone().unwrap_or_default()] })
+            .map(|d| Row {
+                href: String::new(),
+                cells: vec![d.date.clone(), tr.t(&format!("day-kind-{}", d.kind)), d.name.clone().unwrap_or_default()],
+            })
             .collect(),
         action: None,
     });
@@ -468,11 +520,23 @@ async fn calendar_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form
     Ok(render_status(status_of(&err), &page))
 }
 
-pub async fn calendar_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn calendar_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     calendar_page(&state, &tr, &who, &id, None, q.flash.as_deref()).await
 }
 
-pub async fn calendar_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<CalendarForm>) -> UiResult {
+pub async fn calendar_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<CalendarForm>,
+) -> UiResult {
     match state.app.update_calendar(&who.principal, &id, f.input(), expected(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/calendars/{id}"), "saved")),
         Err(e) => calendar_page(&state, &tr, &who, &id, Some((f, remap(e, calendar_field))), None).await,
@@ -506,7 +570,11 @@ async fn import_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, f: &Im
             let (lines, rest): (Vec<_>, Vec<_>) = list.into_iter().partition(|fe| fe.field.starts_with("line "));
             for fe in lines {
                 let line = fe.field.trim_start_matches("line ");
-                errors.push(format!("{}: {}", tr.t1("calendar-line", "line", line), super::translate_field_error(tr, fe.code, &fe.message)));
+                errors.push(format!(
+                    "{}: {}",
+                    tr.t1("calendar-line", "line", line),
+                    super::translate_field_error(tr, fe.code, &fe.message)
+                ));
             }
             AppError::Validation(rest)
         }
@@ -514,7 +582,13 @@ async fn import_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, f: &Im
     });
     errors.extend(err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default());
     let ctx = Ctx::new(tr, Some(who), &format!("/calendars/{id}/import"), None);
-    let mut page = FormPage::new(ctx, format!("{} — {}", tr.t("action-import-year"), c.name), format!("/calendars/{id}/import"), fields, &format!("/calendars/{id}"));
+    let mut page = FormPage::new(
+        ctx,
+        format!("{} — {}", tr.t("action-import-year"), c.name),
+        format!("/calendars/{id}/import"),
+        fields,
+        &format!("/calendars/{id}"),
+    );
     page.version = Some(c.version);
     page.errors = errors;
     page.submit = tr.t("action-import-year");
@@ -537,7 +611,13 @@ pub struct ImportPost {
     version: Option<String>,
 }
 
-pub async fn calendar_import(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<ImportPost>) -> UiResult {
+pub async fn calendar_import(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<ImportPost>,
+) -> UiResult {
     let form = ImportForm { year: f.year.clone(), format: f.format.clone(), content: f.content.clone() };
     let mut errs = Vec::new();
     let year = number("year", &f.year, &mut errs);
@@ -558,10 +638,21 @@ pub async fn calendar_import(State(state): State<AppState>, tr: Tr, UiUser(who):
     }
 }
 
-pub async fn calendar_china_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path((id, year)): Path<(String, i32)>) -> UiResult {
+pub async fn calendar_china_form(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((id, year)): Path<(String, i32)>,
+) -> UiResult {
     let c = state.app.get_calendar(&who.principal, &id).await.or_page(&tr)?;
     let ctx = Ctx::new(&tr, Some(&who), &format!("/calendars/{id}/china/{year}"), None);
-    let mut page = FormPage::new(ctx, format!("{} — {}", tr.t1("action-load-china", "year", year), c.name), format!("/calendars/{id}/china/{year}"), vec![], &format!("/calendars/{id}"));
+    let mut page = FormPage::new(
+        ctx,
+        format!("{} — {}", tr.t1("action-load-china", "year", year), c.name),
+        format!("/calendars/{id}/china/{year}"),
+        vec![],
+        &format!("/calendars/{id}"),
+    );
     page.version = Some(c.version);
     page.submit = tr.t1("action-load-china", "year", year);
     page.errors = vec![tr.t1("calendar-china-confirm", "year", year)];
@@ -576,7 +667,13 @@ pub struct VersionOnly {
     version: Option<String>,
 }
 
-pub async fn calendar_china(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path((id, year)): Path<(String, i32)>, CsrfForm(f): CsrfForm<VersionOnly>) -> UiResult {
+pub async fn calendar_china(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((id, year)): Path<(String, i32)>,
+    CsrfForm(f): CsrfForm<VersionOnly>,
+) -> UiResult {
     state.app.load_china_year(&who.principal, &id, year, expected(&f.version)).await.or_page(&tr)?;
     Ok(see_other(&format!("/calendars/{id}"), "saved"))
 }
@@ -588,7 +685,13 @@ pub struct ExportQuery {
     format: String,
 }
 
-pub async fn calendar_export(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ExportQuery>) -> UiResult {
+pub async fn calendar_export(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> UiResult {
     let (format, mime, ext) = match q.format.as_str() {
         "ics" => (CalendarFormat::Ics, "text/calendar; charset=utf-8", "ics"),
         _ => (CalendarFormat::Csv, "text/csv; charset=utf-8", "csv"),
@@ -679,8 +782,14 @@ impl ServiceForm {
     }
 
     fn fields(&self, tr: &Tr, calendars: Vec<(String, String)>, services: Vec<(String, String)>) -> Vec<Field> {
-        let lines = ServiceLine::ALL.iter().map(|l| (l.as_str().to_string(), tr.t(&format!("service-line-{}", l.as_str().replace('_', "-"))))).collect::<Vec<_>>();
-        let statuses = ServiceStatus::ALL.iter().map(|s| (s.as_str().to_string(), tr.t(&format!("service-status-{}", s.as_str())))).collect::<Vec<_>>();
+        let lines = ServiceLine::ALL
+            .iter()
+            .map(|l| (l.as_str().to_string(), tr.t(&format!("service-line-{}", l.as_str().replace('_', "-")))))
+            .collect::<Vec<_>>();
+        let statuses = ServiceStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), tr.t(&format!("service-status-{}", s.as_str()))))
+            .collect::<Vec<_>>();
         let status = if self.status.is_empty() { "pipeline".to_string() } else { self.status.clone() };
         vec![
             Field::new(tr, "code", "text", &self.code).required().help(tr.t("help-code")),
@@ -720,8 +829,9 @@ pub async fn catalogue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUse
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/catalogue", q.flash.as_deref());
     let new = may_manage(p).then(|| ("/catalogue/new".to_string(), tr.t("action-new-service")));
-    let columns = vec![tr.t("field-name"), tr.t("field-code"), tr.t("field-service-line"), tr.t("field-status"), tr.t("field-catalogue-version")];
-    Ok(list_page(ctx, tr.t("nav-catalogue"), "/catalogue", &q, new, columns, rows, list.next_cursor))
+    let columns =
+        vec![tr.t("field-name"), tr.t("field-code"), tr.t("field-service-line"), tr.t("field-status"), tr.t("field-catalogue-version")];
+    Ok(list_page(ctx, tr.t("nav-catalogue"), "/catalogue", &q, new, (columns, rows), list.next_cursor))
 }
 
 async fn service_new_page(state: &AppState, tr: &Tr, who: &Identity, f: &ServiceForm, err: Option<AppError>) -> UiResult {
@@ -746,7 +856,14 @@ pub async fn service_create(State(state): State<AppState>, tr: Tr, UiUser(who): 
     }
 }
 
-async fn service_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Option<(ServiceForm, AppError)>, flash: Option<&str>) -> UiResult {
+async fn service_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    id: &str,
+    form: Option<(ServiceForm, AppError)>,
+    flash: Option<&str>,
+) -> UiResult {
     let p = &who.principal;
     let s = state.app.get_service(p, id).await.or_page(tr)?;
     let (f, err) = match form {
@@ -790,11 +907,23 @@ async fn service_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form:
     Ok(render_status(status_of(&err), &page))
 }
 
-pub async fn service_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn service_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     service_page(&state, &tr, &who, &id, None, q.flash.as_deref()).await
 }
 
-pub async fn service_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<ServiceForm>) -> UiResult {
+pub async fn service_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<ServiceForm>,
+) -> UiResult {
     match state.app.update_service(&who.principal, &id, f.input(), expected(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/catalogue/{id}"), "saved")),
         Err(e) => service_page(&state, &tr, &who, &id, Some((f, e)), None).await,
@@ -909,7 +1038,13 @@ impl SlaForm {
         })
     }
 
-    fn fields(&self, tr: &Tr, projects: Option<Vec<(String, String)>>, calendars: Vec<(String, String)>, services: Vec<(String, String)>) -> Vec<Field> {
+    fn fields(
+        &self,
+        tr: &Tr,
+        projects: Option<Vec<(String, String)>>,
+        calendars: Vec<(String, String)>,
+        services: Vec<(String, String)>,
+    ) -> Vec<Field> {
         let mut v = vec![Field::new(tr, "name", "text", &self.name).required()];
         if let Some(projects) = projects {
             v.push(Field::new(tr, "project_id", "select", "").required().options(projects, std::slice::from_ref(&self.project_id)));
@@ -954,7 +1089,11 @@ fn sla_field(f: &str) -> String {
 pub async fn slas(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ListQuery>) -> UiResult {
     let p = &who.principal;
     let list = state.app.list_slas(p, &SlaFilter { q: Some(q.q.clone()), ..Default::default() }, &page(&q)).await.or_page(&tr)?;
-    let projects = state.app.list_projects(p, &Default::default(), &PageRequest { sort: super::admin::PROJECT_SORT, desc: false, after: None, limit: 1000 }).await.or_page(&tr)?;
+    let projects = state
+        .app
+        .list_projects(p, &Default::default(), &PageRequest { sort: super::admin::PROJECT_SORT, desc: false, after: None, limit: 1000 })
+        .await
+        .or_page(&tr)?;
     let project_name = |id: &str| projects.items.iter().find(|pr| pr.id == id).map(|pr| pr.code.clone()).unwrap_or_default();
     let rows = list
         .items
@@ -973,7 +1112,7 @@ pub async fn slas(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
     let ctx = Ctx::new(&tr, Some(&who), "/slas", q.flash.as_deref());
     let new = may_manage(p).then(|| ("/slas/new".to_string(), tr.t("action-new-sla")));
     let columns = vec![tr.t("field-name"), tr.t("field-project-id"), tr.t("field-status"), tr.t("field-validity"), tr.t("field-review-on")];
-    Ok(list_page(ctx, tr.t("nav-slas"), "/slas", &q, new, columns, rows, list.next_cursor))
+    Ok(list_page(ctx, tr.t("nav-slas"), "/slas", &q, new, (columns, rows), list.next_cursor))
 }
 
 async fn sla_choices(state: &AppState, tr: &Tr, who: &Principal) -> Result<(Vec<(String, String)>, Vec<(String, String)>), super::UiError> {
@@ -1006,7 +1145,12 @@ pub async fn sla_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser)
     sla_new_page(&state, &tr, &who, &SlaForm::new_default(), None).await
 }
 
-pub async fn sla_create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn sla_create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SlaForm::from_pairs(&Pairs(f));
     let r = match f.input() {
         Ok(input) => state.app.create_sla(&who.principal, input).await,
@@ -1030,7 +1174,8 @@ async fn sla_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Opt
     let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let status = SlaStatus::parse(&s.status).unwrap_or(SlaStatus::Draft);
     let ctx = Ctx::new(tr, Some(who), &format!("/slas/{id}"), flash);
-    let mut page = FormPage::new(ctx, format!("{} ({})", s.name, tr.t(&format!("sla-status-{}", s.status))), format!("/slas/{id}"), fields, "/slas");
+    let mut page =
+        FormPage::new(ctx, format!("{} ({})", s.name, tr.t(&format!("sla-status-{}", s.status))), format!("/slas/{id}"), fields, "/slas");
     page.version = Some(s.version);
     page.errors = errors;
     page.editable = may_manage(p) && status.is_editable();
@@ -1054,18 +1199,35 @@ async fn sla_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Opt
                 rows.push(Row { href: format!("{base}/{}", a.id), cells: vec![a.name, tr.t(&format!("support-kind-{}", a.kind))] });
             }
         }
-        page.panels.push(Panel { title: tr.t("sla-supported-by"), columns: vec![tr.t("field-name"), tr.t("field-kind")], rows, action: None });
+        page.panels.push(Panel {
+            title: tr.t("sla-supported-by"),
+            columns: vec![tr.t("field-name"), tr.t("field-kind")],
+            rows,
+            action: None,
+        });
     }
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("sla", id).await.or_page(tr)?);
     Ok(render_status(status_of(&err), &page))
 }
 
-pub async fn sla_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn sla_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     sla_page(&state, &tr, &who, &id, None, q.flash.as_deref()).await
 }
 
-pub async fn sla_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn sla_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SlaForm::from_pairs(&Pairs(f));
     let r = match f.input() {
         Ok(input) => state.app.update_sla(&who.principal, &id, input, expected(&f.version)).await,
@@ -1081,12 +1243,18 @@ fn action_of(tr: &Tr, a: &str) -> Result<SlaAction, super::UiError> {
     SlaAction::parse(a).ok_or_else(|| super::UiError(tr.clone(), AppError::NotFound))
 }
 
-pub async fn sla_lifecycle_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path((id, action)): Path<(String, String)>) -> UiResult {
+pub async fn sla_lifecycle_form(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((id, action)): Path<(String, String)>,
+) -> UiResult {
     let a = action_of(&tr, &action)?;
     let s = state.app.get_sla(&who.principal, &id).await.or_page(&tr)?;
     let ctx = Ctx::new(&tr, Some(&who), &format!("/slas/{id}/lifecycle/{action}"), None);
     let label = tr.t(&format!("sla-action-{}", a.as_str()));
-    let mut page = FormPage::new(ctx, format!("{label} — {}", s.name), format!("/slas/{id}/lifecycle/{}", a.as_str()), vec![], &format!("/slas/{id}"));
+    let mut page =
+        FormPage::new(ctx, format!("{label} — {}", s.name), format!("/slas/{id}/lifecycle/{}", a.as_str()), vec![], &format!("/slas/{id}"));
     page.version = Some(s.version);
     page.submit = label;
     page.errors = vec![tr.t(&format!("sla-action-{}-help", a.as_str()))];
@@ -1191,7 +1359,9 @@ impl SupportForm {
     fn fields(&self, tr: &Tr, kind: SupportKind, teams: Vec<(String, String)>, slas: Vec<(String, String)>) -> Vec<Field> {
         let mut v = vec![Field::new(tr, "name", "text", &self.name).required()];
         match kind {
-            SupportKind::Ola => v.push(Field::new(tr, "provider_team_id", "select", "").required().options(teams, std::slice::from_ref(&self.provider_team_id))),
+            SupportKind::Ola => v.push(
+                Field::new(tr, "provider_team_id", "select", "").required().options(teams, std::slice::from_ref(&self.provider_team_id)),
+            ),
             SupportKind::Contract => {
                 v.push(Field::new(tr, "supplier_name", "text", &self.supplier_name).required());
                 v.push(Field::new(tr, "supplier_contact", "textarea", &self.supplier_contact));
@@ -1215,7 +1385,11 @@ fn support_field(f: &str) -> String {
     target_field(f).unwrap_or_else(|| f.to_string())
 }
 
-async fn support_choices(state: &AppState, tr: &Tr, who: &Principal) -> Result<(Vec<(String, String)>, Vec<(String, String)>), super::UiError> {
+async fn support_choices(
+    state: &AppState,
+    tr: &Tr,
+    who: &Principal,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), super::UiError> {
     let teams = state.app.list_teams(who, None, &all()).await.or_page(tr)?.items.into_iter().map(|t| (t.id, t.name)).collect();
     let slas = sla_options(state, who).await.or_page(tr)?;
     Ok((teams, slas))
@@ -1232,7 +1406,8 @@ async fn support_list(state: &AppState, tr: &Tr, who: &Identity, q: &ListQuery, 
     let kind = kind_of(base);
     let (title, new_key) = support_titles(kind);
     let p = &who.principal;
-    let list = state.app.list_support(p, kind, &SupportFilter { q: Some(q.q.clone()), ..Default::default() }, &page(q)).await.or_page(tr)?;
+    let list =
+        state.app.list_support(p, kind, &SupportFilter { q: Some(q.q.clone()), ..Default::default() }, &page(q)).await.or_page(tr)?;
     let rows = list
         .items
         .iter()
@@ -1249,7 +1424,7 @@ async fn support_list(state: &AppState, tr: &Tr, who: &Identity, q: &ListQuery, 
     let ctx = Ctx::new(tr, Some(who), base, q.flash.as_deref());
     let new = may_manage(p).then(|| (format!("{base}/new"), tr.t(new_key)));
     let columns = vec![tr.t("field-name"), tr.t("field-supplier-name"), tr.t("field-sla-count"), tr.t("field-validity")];
-    Ok(list_page(ctx, tr.t(title), base, q, new, columns, rows, list.next_cursor))
+    Ok(list_page(ctx, tr.t(title), base, q, new, (columns, rows), list.next_cursor))
 }
 
 pub async fn olas(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ListQuery>) -> UiResult {
@@ -1290,17 +1465,35 @@ async fn support_create(state: &AppState, tr: &Tr, who: &Identity, base: &str, f
     }
 }
 
-pub async fn ola_create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn ola_create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SupportForm::from_pairs(&Pairs(f));
     support_create(&state, &tr, &who, "/olas", f).await
 }
 
-pub async fn contract_create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn contract_create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SupportForm::from_pairs(&Pairs(f));
     support_create(&state, &tr, &who, "/contracts", f).await
 }
 
-async fn support_page(state: &AppState, tr: &Tr, who: &Identity, base: &str, id: &str, form: Option<(SupportForm, AppError)>, flash: Option<&str>) -> UiResult {
+async fn support_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    base: &str,
+    id: &str,
+    form: Option<(SupportForm, AppError)>,
+    flash: Option<&str>,
+) -> UiResult {
     let kind = kind_of(base);
     let p = &who.principal;
     let a = state.app.get_support(p, kind, id).await.or_page(tr)?;
@@ -1317,15 +1510,30 @@ async fn support_page(state: &AppState, tr: &Tr, who: &Identity, base: &str, id:
     page.errors = errors;
     page.editable = may_manage(p);
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history(if kind == SupportKind::Ola { "ola" } else { "underpinning_contract" }, id).await.or_page(tr)?);
+    page.history = history_views(
+        tr,
+        &state.app.history(if kind == SupportKind::Ola { "ola" } else { "underpinning_contract" }, id).await.or_page(tr)?,
+    );
     Ok(render_status(status_of(&err), &page))
 }
 
-pub async fn ola_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn ola_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     support_page(&state, &tr, &who, "/olas", &id, None, q.flash.as_deref()).await
 }
 
-pub async fn contract_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, Query(q): Query<ListQuery>) -> UiResult {
+pub async fn contract_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
     support_page(&state, &tr, &who, "/contracts", &id, None, q.flash.as_deref()).await
 }
 
@@ -1340,12 +1548,24 @@ async fn support_update(state: &AppState, tr: &Tr, who: &Identity, base: &str, i
     }
 }
 
-pub async fn ola_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn ola_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SupportForm::from_pairs(&Pairs(f));
     support_update(&state, &tr, &who, "/olas", &id, f).await
 }
 
-pub async fn contract_update(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>, CsrfForm(f): CsrfForm<Vec<(String, String)>>) -> UiResult {
+pub async fn contract_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     let f = SupportForm::from_pairs(&Pairs(f));
     support_update(&state, &tr, &who, "/contracts", &id, f).await
 }
