@@ -290,15 +290,9 @@ impl App {
             return Err(AppError::Stale);
         }
         let mut w = self.write(actor).await?;
-        let r = sqlx::query("DELETE FROM business_calendars WHERE id = $1 AND version = $2")
-            .bind(id)
-            .bind(before.version)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(keel_store::StoreError::from);
+        let r = store::delete_calendar(&mut w.tx, id, before.version).await;
         match r {
-            Ok(r) if r.rows_affected() == 0 => return Err(AppError::Stale),
-            Ok(_) => {}
+            Ok(()) => {}
             Err(keel_store::StoreError::ForeignKey) => {
                 return Err(AppError::Conflict {
                     code: "calendar_in_use",
@@ -383,14 +377,13 @@ impl App {
             }
         })
     }
+}
 
-    /// The years that have days in a calendar, ascending.
-    pub fn calendar_years(rec: &CalendarRecord) -> Vec<i32> {
-        let mut y: Vec<i32> =
-            rec.days.iter().filter_map(|d| NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()).map(|d| d.year()).collect();
-        y.dedup();
-        y
-    }
+/// The years that have days in a calendar, ascending.
+pub fn calendar_years(rec: &CalendarRecord) -> Vec<i32> {
+    let mut y: Vec<i32> = rec.days.iter().filter_map(|d| NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()).map(|d| d.year()).collect();
+    y.dedup();
+    y
 }
 
 // ---------------------------------------------------------------- service catalogue

@@ -688,6 +688,13 @@ mod service_level {
             let r = app.import_calendar_year(&sl.w.agent_a, &sl.calendar, 2027, CalendarFormat::Csv, ok, None).await;
             assert!(matches!(r, Err(AppError::Forbidden)), "{}", t.label);
             assert!(matches!(app.get_calendar(&sl.w.contact_a, &sl.calendar).await, Err(AppError::NotFound)));
+            // a calendar in use cannot be deleted; an unused one can
+            let r = app.delete_calendar(&sl.sm, &sl.calendar, None).await;
+            assert!(matches!(r, Err(AppError::Conflict { code: "calendar_in_use", .. })), "{}: {r:?}", t.label);
+            let spare = app.create_china_calendar(&sl.sm, "spare").await.unwrap();
+            app.delete_calendar(&sl.sm, &spare.id, Some(spare.version)).await.unwrap();
+            assert!(matches!(app.get_calendar(&sl.sm, &spare.id).await, Err(AppError::NotFound)), "{}", t.label);
+            assert_eq!(app.history("business_calendar", &spare.id).await.unwrap().last().unwrap().action, "delete");
         }
     }
 

@@ -155,6 +155,16 @@ pub async fn touch_calendar(conn: &mut AnyConnection, id: &str, expected_version
     stale_if_none(r)
 }
 
+/// Deletes a calendar at the given version; `ForeignKey` when a service or SLA still uses it.
+pub async fn delete_calendar(conn: &mut AnyConnection, id: &str, expected_version: i64) -> Result<()> {
+    let r = sqlx::query("DELETE FROM business_calendars WHERE id = $1 AND version = $2")
+        .bind(id)
+        .bind(expected_version)
+        .execute(&mut *conn)
+        .await?;
+    stale_if_none(r)
+}
+
 pub async fn get_calendar(conn: &mut AnyConnection, id: &str) -> Result<Option<CalendarRecord>> {
     let q = format!("SELECT {CAL_COLS} FROM business_calendars WHERE id = $1");
     let Some(r) = sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await? else {

@@ -277,6 +277,11 @@ async fn the_service_level_api_works_end_to_end() {
 #[tokio::test]
 async fn the_service_delivery_pages_render_and_keep_typed_values() {
     let s = site_on(TestDb::sqlite().await).await;
+    for p in ["/calendars", "/calendars/help", "/catalogue", "/slas", "/slas/new", "/olas", "/contracts"] {
+        let r = s.send(Request::get(p).body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{p}");
+        assert!(r.header(header::LOCATION).starts_with("/login"), "{p}");
+    }
     let sm = s.login("sm@keel.test").await;
     let r = s.post_form(&sm, "/calendars", "preset=china_mainland&name=%E4%B8%AD%E5%9B%BD").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());

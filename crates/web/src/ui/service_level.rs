@@ -473,7 +473,7 @@ async fn calendar_page(
     page.version = Some(c.version);
     page.errors = errors;
     page.editable = editable;
-    let years = keel_app::App::calendar_years(&c);
+    let years = keel_app::service_level::calendar_years(&c);
     page.panels.push(Panel {
         title: tr.t("calendar-years-title"),
         columns: vec![tr.t("field-year"), tr.t("calendar-holidays"), tr.t("calendar-workdays"), tr.t("field-format")],
