@@ -1432,3 +1432,412 @@ mod incidents {
         }
     }
 }
+
+// ====================================================================================
+// Service level management (§6.1): calendars, catalogue, SLAs, OLAs/UCs, clock preview.
+// ====================================================================================
+mod service_level {
+    use super::*;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use keel_app::service_level::{CalendarFormat, CalendarInput, ClockPreviewInput, ServiceInput, SlaInput, SupportInput};
+    use keel_domain::sla::agreement::{SlaAction, SupportKind};
+    use keel_domain::sla::calendar::WeekSpec;
+    use keel_domain::sla::{ClockState, Priority};
+
+    const CAL_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
+
+    fn office_hours() -> WeekSpec {
+        let day = || vec!["09:00-12:00".to_string(), "13:30-18:00".to_string()];
+        WeekSpec { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), ..Default::default() }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// The world plus a service department manager, a China 2025/2026 calendar and a live service.
+    struct Sl {
+        w: World,
+        sm: Principal,
+        calendar: String,
+        service: String,
+    }
+
+    async fn setup(app: &App) -> Sl {
+        let w = world(app).await;
+        let sm = staff(app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let calendar = app.create_china_calendar(&sm, "中国大陆工作日历").await.unwrap().id;
+        let service = app
+            .create_service(
+                &sm,
+                ServiceInput {
+                    code: "DESK".into(),
+                    name: "Service desk 服务台".into(),
+                    service_line: "operations_maintenance".into(),
+                    calendar_id: Some(calendar.clone()),
+                    availability_target: Some("99.9".into()),
+                    status: Some("live".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        Sl { w, sm, calendar, service }
+    }
+
+    fn sla_input(sl: &Sl, project: &str, name: &str) -> SlaInput {
+        SlaInput {
+            name: name.into(),
+            project_id: project.into(),
+            calendar_id: sl.calendar.clone(),
+            service_ids: vec![sl.service.clone()],
+            valid_from: Some("2026-01-01".into()),
+            valid_to: Some("2026-12-31".into()),
+            review_on: Some("2026-06-30".into()),
+            workload_min: Some(10),
+            workload_max: Some(500),
+            workload_unit: Some("incidents per month".into()),
+            max_outage_minutes: Some(240),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_calendar_line_is_reported_and_nothing_is_written() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let sl = setup(&app).await;
+            let before = app.get_calendar(&sl.sm, &sl.calendar).await.unwrap();
+            let trail_before = app.history("business_calendar", &sl.calendar).await.unwrap().len();
+            let csv = "date,kind,name\n2027-01-01,holiday,元旦\n2027-13-40,holiday,Bad\n2027-02-06,workday,春节调休上班\n";
+            let e = app.import_calendar_year(&sl.sm, &sl.calendar, 2027, CalendarFormat::Csv, csv, None).await.unwrap_err();
+            let AppError::Validation(fields) = e else { panic!("{}: expected validation, got {e:?}", t.label) };
+            assert!(fields.iter().any(|f| f.field == "line 3"), "{}: {fields:?}", t.label);
+            let after = app.get_calendar(&sl.sm, &sl.calendar).await.unwrap();
+            assert_eq!(after.days, before.days, "{}: a refused import wrote days", t.label);
+            assert_eq!(after.version, before.version);
+            assert_eq!(app.history("business_calendar", &sl.calendar).await.unwrap().len(), trail_before);
+            // a clean file replaces the year, and exports back
+            let ok = "date,kind,name\n2027-01-01,holiday,元旦\n2027-02-06,workday,春节调休上班\n";
+            let cal = app.import_calendar_year(&sl.sm, &sl.calendar, 2027, CalendarFormat::Csv, ok, Some(after.version)).await.unwrap();
+            assert_eq!(cal.days.iter().filter(|d| d.date.starts_with("2027")).count(), 2, "{}", t.label);
+            assert!(cal.days.iter().any(|d| d.date == "2026-02-16"), "other years are kept");
+            let out = app.export_calendar_year(&sl.sm, &sl.calendar, 2027, CalendarFormat::Csv).await.unwrap();
+            assert!(out.contains("2027-02-06,workday"), "{out}");
+            let ics = app.export_calendar_year(&sl.sm, &sl.calendar, 2027, CalendarFormat::Ics).await.unwrap();
+            assert!(ics.contains("BEGIN:VCALENDAR") && ics.contains("20270101"), "{ics}");
+            // a stale import is refused
+            let r = app.import_calendar_year(&sl.sm, &sl.calendar, 2027, CalendarFormat::Csv, ok, Some(after.version)).await;
+            assert!(matches!(r, Err(AppError::Stale)), "{}", t.label);
+            // an agent may read but not import
+            let r = app.import_calendar_year(&sl.w.agent_a, &sl.calendar, 2027, CalendarFormat::Csv, ok, None).await;
+            assert!(matches!(r, Err(AppError::Forbidden)), "{}", t.label);
+            assert!(matches!(app.get_calendar(&sl.w.contact_a, &sl.calendar).await, Err(AppError::NotFound)));
+            // a calendar in use cannot be deleted; an unused one can
+            let r = app.delete_calendar(&sl.sm, &sl.calendar, None).await;
+            assert!(matches!(r, Err(AppError::Conflict { code: "calendar_in_use", .. })), "{}: {r:?}", t.label);
+            let spare = app.create_china_calendar(&sl.sm, "spare").await.unwrap();
+            app.delete_calendar(&sl.sm, &spare.id, Some(spare.version)).await.unwrap();
+            assert!(matches!(app.get_calendar(&sl.sm, &spare.id).await, Err(AppError::NotFound)), "{}", t.label);
+            assert_eq!(app.history("business_calendar", &spare.id).await.unwrap().last().unwrap().action, "delete");
+        }
+    }
+
+    #[tokio::test]
+    async fn china_2026_is_loaded_with_its_make_up_days() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+            let cal = app
+                .create_calendar(
+                    &sm,
+                    CalendarInput {
+                        name: "Shanghai office".into(),
+                        time_zone: "Asia/Shanghai".into(),
+                        hours: office_hours(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(cal.days.is_empty());
+            let cal = app.load_china_year(&sm, &cal.id, 2026, Some(cal.version)).await.unwrap();
+            let b = keel_app::service_level::business_calendar(&cal).unwrap();
+            let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+            assert!(b.is_working_day(d("2026-02-14")), "{}: Saturday 2026-02-14 is a make-up working day", t.label);
+            assert!(!b.is_working_day(d("2026-02-16")), "{}: 2026-02-16 is a Spring Festival holiday", t.label);
+            assert!(b.is_working_day(d("2026-02-13")));
+            assert!(matches!(app.load_china_year(&sm, &cal.id, 2031, None).await, Err(AppError::Validation(_))));
+            let listed = app.list_calendars(&w.agent_a, None, &page(CAL_SORT)).await.unwrap();
+            assert_eq!(listed.items.len(), 1, "{}", t.label);
+            assert!(matches!(app.list_calendars(&w.contact_a, None, &page(CAL_SORT)).await, Err(AppError::Forbidden)));
+            // bad hours are reported per field
+            let mut bad = office_hours();
+            bad.mon = vec!["18:00-09:00".into()];
+            let e = app
+                .create_calendar(&sm, CalendarInput { name: "x".into(), time_zone: "Mars/Base".into(), hours: bad, ..Default::default() })
+                .await;
+            let Err(AppError::Validation(f)) = e else { panic!("{e:?}") };
+            let names: Vec<&str> = f.iter().map(|f| f.field.as_str()).collect();
+            assert!(names.contains(&"time_zone") && names.iter().any(|n| n.starts_with("hours.mon")), "{names:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sla_approval_rules() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let sl = setup(&app).await;
+            assert!(matches!(app.create_sla(&sl.w.agent_a, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await, Err(AppError::Forbidden)));
+            let sla = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await.unwrap();
+            assert_eq!(sla.status, "draft");
+            assert_eq!(sla.organization_id, sl.w.org_a);
+            // the agent on the project reads it but cannot approve
+            assert!(app.get_sla(&sl.w.agent_a, &sla.id).await.is_ok());
+            assert!(
+                matches!(app.sla_action(&sl.w.agent_a, &sla.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)),
+                "{}",
+                t.label
+            );
+            // an administrator without the service manager role cannot approve either
+            assert!(matches!(app.sla_action(&sl.w.admin, &sla.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)));
+            // activation before approval is refused
+            let r = app.sla_action(&sl.sm, &sla.id, SlaAction::Activate, None).await;
+            assert!(matches!(r, Err(AppError::InvalidTransition(_))), "{}: {r:?}", t.label);
+            let approved = app.sla_action(&sl.sm, &sla.id, SlaAction::Approve, Some(sla.version)).await.unwrap();
+            assert_eq!((approved.status.as_str(), approved.approved_by.as_deref()), ("approved", Some(sl.sm.user_id.as_str())));
+            // an approved SLA is not edited in place
+            let r = app.update_sla(&sl.sm, &sla.id, sla_input(&sl, &sl.w.project_a, "Acme SLA v2"), None).await;
+            assert!(matches!(r, Err(AppError::Conflict { code: "sla_not_editable", .. })), "{}: {r:?}", t.label);
+            let active = app.sla_action(&sl.sm, &sla.id, SlaAction::Activate, Some(approved.version)).await.unwrap();
+            assert_eq!(active.status, "active");
+            let expired = app.sla_action(&sl.sm, &sla.id, SlaAction::Expire, None).await.unwrap();
+            assert_eq!(expired.status, "expired");
+            assert!(matches!(app.sla_action(&sl.sm, &sla.id, SlaAction::Activate, None).await, Err(AppError::InvalidTransition(_))));
+            let h = app.history("sla", &sla.id).await.unwrap();
+            assert_eq!(h.len(), 4, "{}", t.label);
+            assert!(h[1].changes.to_string().contains("approve"));
+            // invalid targets are reported per field
+            let mut bad = sla_input(&sl, &sl.w.project_a, "Bad");
+            let targets: keel_domain::sla::target::TargetsSpec = serde_json::from_value(serde_json::json!({
+                "P1": {"first_response_ms": 3600000, "resolution_ms": 60000},
+                "P2": {"first_response_ms": 3600000, "resolution_ms": 28800000},
+                "P3": {"first_response_ms": 3600000, "resolution_ms": 28800000},
+                "P4": {"first_response_ms": 3600000, "resolution_ms": 28800000}
+            }))
+            .unwrap();
+            bad.targets = Some(targets);
+            bad.workload_min = Some(100);
+            bad.workload_max = Some(5);
+            let Err(AppError::Validation(f)) = app.create_sla(&sl.sm, bad).await else { panic!() };
+            let names: Vec<&str> = f.iter().map(|f| f.field.as_str()).collect();
+            assert!(names.contains(&"targets.P1.resolution_ms") && names.contains(&"workload_max"), "{names:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_contact_sees_only_their_organisations_slas_and_services() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let sl = setup(&app).await;
+            let a = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await.unwrap();
+            let hidden = app
+                .create_service(
+                    &sl.sm,
+                    ServiceInput {
+                        code: "DC".into(),
+                        name: "Data centre".into(),
+                        service_line: "infrastructure".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let mut bi = sla_input(&sl, &sl.w.project_b, "Beta SLA");
+            bi.service_ids = vec![hidden.id.clone()];
+            let b = app.create_sla(&sl.sm, bi).await.unwrap();
+            let c = &sl.w.contact_a;
+            assert!(app.get_sla(c, &a.id).await.is_ok(), "{}", t.label);
+            assert!(matches!(app.get_sla(c, &b.id).await, Err(AppError::NotFound)), "{}", t.label);
+            let ids: Vec<String> =
+                app.list_slas(c, &Default::default(), &page(NAME_SORT)).await.unwrap().items.into_iter().map(|s| s.id).collect();
+            assert_eq!(ids, vec![a.id.clone()], "{}", t.label);
+            // the agent of project A sees A only; the service manager sees both
+            assert!(matches!(app.get_sla(&sl.w.agent_a, &b.id).await, Err(AppError::NotFound)));
+            assert_eq!(app.list_slas(&sl.sm, &Default::default(), &page(NAME_SORT)).await.unwrap().items.len(), 2);
+            // the catalogue: the contact sees the services their SLAs include
+            let services = app.list_services(c, &Default::default(), &page(NAME_SORT)).await.unwrap();
+            assert_eq!(services.items.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![sl.service.clone()], "{}", t.label);
+            assert!(matches!(app.get_service(c, &hidden.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.sla_action(c, &a.id, SlaAction::Approve, None).await, Err(AppError::Forbidden)));
+            // supporting agreements are internal
+            assert!(matches!(app.list_support(c, SupportKind::Ola, &Default::default(), &page(NAME_SORT)).await, Err(AppError::Forbidden)));
+        }
+    }
+
+    #[tokio::test]
+    async fn tailored_out_service_level_management_refuses_slas() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let sl = setup(&app).await;
+            app.tailor_project(&sl.sm, &sl.w.project_b, "service_level", false, "customer keeps no SLA").await.unwrap();
+            let r = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_b, "Beta SLA")).await;
+            assert!(matches!(r, Err(AppError::ProcessDisabled(ref p)) if p == "service_level"), "{}: {r:?}", t.label);
+            assert!(app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await.is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clock_preview_gives_the_hand_checked_due_times() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let sl = setup(&app).await;
+            // default targets: P1 first response 1 h, resolution 4 h; pauses in pending_customer
+            let sla = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_a, "Acme SLA")).await.unwrap();
+            // Friday 2026-02-13 17:00 Shanghai. Working time: Fri 17:00-18:00, then the make-up
+            // working day Saturday 2026-02-14 from 09:00 (Monday's hours).
+            let input = |changes: Vec<(DateTime<Utc>, String)>| ClockPreviewInput {
+                priority: Priority::P1,
+                created_at: utc("2026-02-13T09:00:00Z"),
+                initial_status: None,
+                status_changes: changes,
+                priority_changes: vec![],
+                first_response_at: None,
+                public_updates: vec![],
+                now: Some(utc("2026-02-13T09:30:00Z")),
+            };
+            let r = app.sla_clock_preview(&sl.w.agent_a, &sla.id, &input(vec![])).await.unwrap();
+            // first response: 1 h -> Fri 18:00 = 10:00Z; resolution: 1 h Fri + 3 h Sat -> Sat 12:00 = 04:00Z
+            assert_eq!(r.first_response.due_at, Some(utc("2026-02-13T10:00:00Z")), "{}", t.label);
+            assert_eq!(r.resolution.due_at, Some(utc("2026-02-14T04:00:00Z")), "{}", t.label);
+            assert_eq!(r.resolution.state, ClockState::Running);
+            // waiting for the customer Fri 17:30 -> Sat 09:30 pauses 1 business hour:
+            // resolution 0.5 h before, 3.5 h from Sat 09:30 -> 12:00 (2.5 h) + 13:30-14:30 -> 06:30Z
+            let mut i =
+                input(vec![(utc("2026-02-13T09:30:00Z"), "pending_customer".into()), (utc("2026-02-14T01:30:00Z"), "in_progress".into())]);
+            i.now = Some(utc("2026-02-14T02:00:00Z"));
+            let r = app.sla_clock_preview(&sl.w.agent_a, &sla.id, &i).await.unwrap();
+            assert_eq!(r.resolution.paused_ms, 3_600_000, "{}", t.label);
+            assert_eq!(r.resolution.due_at, Some(utc("2026-02-14T06:30:00Z")), "{}", t.label);
+            assert_eq!(r.first_response.due_at, Some(utc("2026-02-14T02:00:00Z")), "{}", t.label);
+            // others' SLAs stay hidden
+            let b = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_b, "Beta SLA")).await.unwrap();
+            assert!(matches!(app.sla_clock_preview(&sl.w.contact_a, &b.id, &i).await, Err(AppError::NotFound)));
+        }
+    }
+
+    #[tokio::test]
+    async fn catalogue_changes_are_versioned_and_supporting_agreements_checked() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let sl = setup(&app).await;
+            let s = app.get_service(&sl.sm, &sl.service).await.unwrap();
+            clock.advance(1000);
+            let input = ServiceInput {
+                code: s.code.clone(),
+                name: s.name.clone(),
+                service_line: s.service_line.clone(),
+                calendar_id: s.calendar_id.clone(),
+                security: Some("等保三级".into()),
+                status: Some("live".into()),
+                ..Default::default()
+            };
+            let v2 = app.update_service(&sl.sm, &s.id, input.clone(), Some(s.version)).await.unwrap();
+            assert_eq!(v2.version, 2);
+            let versions = app.service_versions(&sl.sm, &s.id).await.unwrap();
+            assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2], "{}", t.label);
+            assert_eq!(versions[1].snapshot["security"], "等保三级");
+            let h = app.history("service", &s.id).await.unwrap();
+            assert!(h[1].changes.to_string().contains("catalogue_version"), "{}", t.label);
+            // retired is final; a service cannot depend on itself
+            let retired =
+                app.update_service(&sl.sm, &s.id, ServiceInput { status: Some("retired".into()), ..input.clone() }, None).await.unwrap();
+            let r = app
+                .update_service(&sl.sm, &s.id, ServiceInput { status: Some("live".into()), ..input.clone() }, Some(retired.version))
+                .await;
+            assert!(matches!(r, Err(AppError::Validation(ref f)) if f[0].code == "invalid_transition"), "{}: {r:?}", t.label);
+            let r = app
+                .update_service(
+                    &sl.sm,
+                    &s.id,
+                    ServiceInput { depends_on: vec![s.id.clone()], status: Some("retired".into()), ..input },
+                    None,
+                )
+                .await;
+            assert!(matches!(r, Err(AppError::Validation(ref f)) if f[0].code == "dependency_cycle"), "{}: {r:?}", t.label);
+            // an OLA may not promise less than the SLA it supports
+            let sla = app.create_sla(&sl.sm, sla_input(&sl, &sl.w.project_b, "Beta SLA")).await;
+            let sla = match sla {
+                Ok(s) => s,
+                Err(AppError::Validation(f)) if f[0].code == "service_retired" => {
+                    let mut i = sla_input(&sl, &sl.w.project_b, "Beta SLA");
+                    i.service_ids.clear();
+                    app.create_sla(&sl.sm, i).await.unwrap()
+                }
+                Err(e) => panic!("{e:?}"),
+            };
+            let team = app.create_team(&sl.w.admin, TeamInput { name: "二线网络组".into(), ..Default::default() }).await.unwrap();
+            let mut loose = sla.targets.clone();
+            loose.p1.resolution_ms *= 2;
+            let r = app
+                .create_support(
+                    &sl.sm,
+                    SupportKind::Ola,
+                    SupportInput {
+                        name: "Network OLA".into(),
+                        provider_team_id: Some(team.id.clone()),
+                        targets: Some(loose),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await;
+            assert!(matches!(r, Err(AppError::Validation(ref f)) if f.iter().any(|f| f.code == "looser_than_sla")), "{}: {r:?}", t.label);
+            let mut tight = sla.targets.clone();
+            tight.p1.resolution_ms /= 2;
+            let ola = app
+                .create_support(
+                    &sl.sm,
+                    SupportKind::Ola,
+                    SupportInput {
+                        name: "Network OLA".into(),
+                        provider_team_id: Some(team.id),
+                        targets: Some(tight),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(ola.sla_ids, vec![sla.id.clone()]);
+            let r = app.create_support(&sl.sm, SupportKind::Contract, SupportInput { name: "Line".into(), ..Default::default() }).await;
+            assert!(matches!(r, Err(AppError::Validation(ref f)) if f[0].field == "supplier_name"), "{}", t.label);
+            let uc = app
+                .create_support(
+                    &sl.sm,
+                    SupportKind::Contract,
+                    SupportInput {
+                        name: "Carrier line".into(),
+                        supplier_name: Some("China Telecom".into()),
+                        sla_ids: vec![sla.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(matches!(app.get_support(&sl.sm, SupportKind::Ola, &uc.id).await, Err(AppError::NotFound)), "kinds do not mix");
+            let filtered = app
+                .list_support(
+                    &sl.w.agent_a,
+                    SupportKind::Contract,
+                    &keel_store::service_level::SupportFilter { sla_id: Some(sla.id.clone()), ..Default::default() },
+                    &page(NAME_SORT),
+                )
+                .await
+                .unwrap();
+            assert_eq!(filtered.items.len(), 1, "{}", t.label);
+        }
+    }
+}

@@ -104,6 +104,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::accounts::router())
         .merge(api::directory::router())
         .merge(api::incidents::router())
+        .merge(api::service_level::router())
         .merge(api::trail::router())
         .merge(api::cmdb::router())
         .split_for_parts()
@@ -114,7 +115,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, incidents, session, trail};
+    use ui::{account, admin, cmdb, incidents, service_level as sl, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -146,6 +147,26 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/worklog", post(incidents::worklog))
         .route("/incidents/{id}/rating", post(incidents::rating))
         .route("/incidents/{id}/major", post(incidents::major))
+        .route("/calendars", get(sl::calendars).post(sl::calendar_create))
+        .route("/calendars/new", get(sl::calendar_new))
+        .route("/calendars/help", get(sl::calendar_help))
+        .route("/calendars/{id}", get(sl::calendar_show).post(sl::calendar_update))
+        .route("/calendars/{id}/import", get(sl::calendar_import_form).post(sl::calendar_import))
+        .route("/calendars/{id}/china/{year}", get(sl::calendar_china_form).post(sl::calendar_china))
+        .route("/calendars/{id}/export", get(sl::calendar_export))
+        .route("/catalogue", get(sl::catalogue).post(sl::service_create))
+        .route("/catalogue/new", get(sl::service_new))
+        .route("/catalogue/{id}", get(sl::service_show).post(sl::service_update))
+        .route("/slas", get(sl::slas).post(sl::sla_create))
+        .route("/slas/new", get(sl::sla_new))
+        .route("/slas/{id}", get(sl::sla_show).post(sl::sla_update))
+        .route("/slas/{id}/lifecycle/{action}", get(sl::sla_lifecycle_form).post(sl::sla_lifecycle))
+        .route("/olas", get(sl::olas).post(sl::ola_create))
+        .route("/olas/new", get(sl::ola_new))
+        .route("/olas/{id}", get(sl::ola_show).post(sl::ola_update))
+        .route("/contracts", get(sl::contracts).post(sl::contract_create))
+        .route("/contracts/new", get(sl::contract_new))
+        .route("/contracts/{id}", get(sl::contract_show).post(sl::contract_update))
         .route("/profile", get(account::profile).post(account::profile_update))
         .route("/profile/password", get(account::password_form).post(account::password_change))
         .route("/profile/sessions", get(account::sessions_form).post(account::logout_everywhere))

@@ -576,3 +576,7 @@ async fn tokens_act_for_their_creator_and_die_when_revoked() {
     assert_eq!(s.api(Method::GET, "/api/v1/me", Some(&secret), None, &[]).await.status, StatusCode::UNAUTHORIZED);
     let _ = (&s.app, &s.admin);
 }
+
+/// Service level management pages and API (one test binary per crate).
+#[path = "http/service_level.rs"]
+mod service_level;

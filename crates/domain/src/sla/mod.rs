@@ -1,6 +1,7 @@
 //! Service level management (§6.1): business calendars with public holidays and make-up working
 //! days, service level targets per priority, and the SLA clock that measures tickets against them.
 
+pub mod agreement;
 pub mod calendar;
 pub mod calendar_io;
 pub mod china;

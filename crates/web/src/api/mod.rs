@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
+pub mod service_level;
 pub mod trail;
 
 use crate::error::{ApiError, ErrorBody, FieldProblem};
@@ -29,6 +30,7 @@ use utoipa::OpenApi;
         (name = "accounts"),
         (name = "directory"),
         (name = "incidents", description = "Service desk and incident management"),
+        (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"),
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
         (name = "audit")
     )

@@ -103,7 +103,7 @@ async fn audit(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): Ap
     Ok(axum::Json(AuditPage { items: items.into_iter().map(AuditEntry::from).collect(), next_cursor }).into_response_ok())
 }
 
-#[utoipa::path(get, path = "/api/v1/history/{entity_type}/{id}", tag = "audit", params(("entity_type" = String, Path, description = "organization, project, team, user"), ("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/history/{entity_type}/{id}", tag = "audit", params(("entity_type" = String, Path, description = "organization, project, team, user, business_calendar, service, sla, ola, underpinning_contract"), ("id" = String, Path)),
     responses((status = 200, description = "The record's audit entries, oldest first", body = Vec<AuditEntry>), Unauthorized, NotFound))]
 async fn history(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath((entity_type, id)): ApiPath<(String, String)>) -> ApiResponse {
     let p = &who.principal;
@@ -112,6 +112,11 @@ async fn history(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath((enti
         "project" => drop(s.app.get_project(p, &id).await?),
         "team" => drop(s.app.get_team(p, &id).await?),
         "user" => drop(s.app.get_user(p, &id).await?),
+        "business_calendar" => drop(s.app.get_calendar(p, &id).await?),
+        "service" => drop(s.app.get_service(p, &id).await?),
+        "sla" => drop(s.app.get_sla(p, &id).await?),
+        "ola" => drop(s.app.get_support(p, keel_domain::sla::agreement::SupportKind::Ola, &id).await?),
+        "underpinning_contract" => drop(s.app.get_support(p, keel_domain::sla::agreement::SupportKind::Contract, &id).await?),
         _ if p.may_admin(keel_domain::identity::AdminArea::AuditTrail, keel_domain::identity::Action::Read) => {}
         _ => return Err(AppError::NotFound.into()),
     }

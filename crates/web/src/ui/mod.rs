@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod cmdb;
 pub mod incidents;
+pub mod service_level;
 pub mod session;
 pub mod trail;
 
@@ -83,7 +84,15 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         });
         groups.push(NavGroup {
             title: tr.t("nav-group-delivery"),
-            items: vec![item("/projects", "nav-projects"), item("/teams", "nav-teams")],
+            items: vec![
+                item("/projects", "nav-projects"),
+                item("/teams", "nav-teams"),
+                item("/catalogue", "nav-catalogue"),
+                item("/slas", "nav-slas"),
+                item("/olas", "nav-olas"),
+                item("/contracts", "nav-contracts"),
+                item("/calendars", "nav-calendars"),
+            ],
         });
         groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
         let mut system = Vec::new();
@@ -99,6 +108,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         if !system.is_empty() {
             groups.push(NavGroup { title: tr.t("nav-group-management-system"), items: system });
         }
+    }
+    if !p.is_staff() {
+        groups.push(NavGroup {
+            title: tr.t("nav-group-delivery"),
+            items: vec![item("/catalogue", "nav-catalogue"), item("/slas", "nav-slas")],
+        });
     }
     groups.push(NavGroup { title: tr.t("nav-group-account"), items: vec![item("/profile", "nav-profile"), item("/tokens", "nav-tokens")] });
     groups

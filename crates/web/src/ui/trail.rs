@@ -33,6 +33,11 @@ pub async fn audit(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
                 "project" => format!("/projects/{}", e.entity_id),
                 "team" => format!("/teams/{}", e.entity_id),
                 "user" => format!("/users/{}", e.entity_id),
+                "business_calendar" => format!("/calendars/{}", e.entity_id),
+                "service" => format!("/catalogue/{}", e.entity_id),
+                "sla" => format!("/slas/{}", e.entity_id),
+                "ola" => format!("/olas/{}", e.entity_id),
+                "underpinning_contract" => format!("/contracts/{}", e.entity_id),
                 _ => String::new(),
             };
             Row {
