@@ -198,6 +198,8 @@ async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
+    // Load the translations now: a broken bundle must stop the start, not the first request.
+    let _ = i18n::Tr::new(i18n::Lang::Zh, chrono_tz::UTC).t("app-tagline");
     let (api, openapi) = api_router();
     let docs: Router<AppState> = Router::from(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi));
     let max_body = state.cfg.max_body_bytes;

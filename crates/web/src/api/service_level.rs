@@ -4,7 +4,10 @@
 //! approval lifecycle and the clock preview, and the agreements that support them.
 
 use super::directory::IntoResponseOk;
-use super::{ApiJson, ApiQuery, ApiResponse, ListOf, PageParams, created, if_match, page_request, with_etag};
+use super::{
+    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
+    created, if_match, page_request, with_etag,
+};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
@@ -250,7 +253,7 @@ fn calendar_input(b: CalendarBody, cur: Option<&CalendarRecord>) -> CalendarInpu
 }
 
 #[utoipa::path(get, path = "/api/v1/calendars", tag = "service_level", params(TextQuery, PageParams),
-    responses((status = 200, body = ListOf<Calendar>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<Calendar>), Unauthorized, InvalidQuery, Forbidden))]
 async fn list_calendars(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -263,7 +266,7 @@ async fn list_calendars(
 }
 
 #[utoipa::path(post, path = "/api/v1/calendars", tag = "service_level", request_body = CalendarBody,
-    responses((status = 201, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Calendar), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<CalendarBody>) -> ApiResponse {
     let c = s.app.create_calendar(&who.principal, calendar_input(b, None)).await?;
     Ok(created(c.version, format!("/api/v1/calendars/{}", c.id), Calendar::from(c)))
@@ -277,21 +280,21 @@ pub struct ChinaCalendarBody {
 
 #[utoipa::path(post, path = "/api/v1/calendars/china-mainland", tag = "service_level", request_body = ChinaCalendarBody,
     description = "Creates a mainland China calendar (Asia/Shanghai, Mon–Fri 09:00–12:00 and 13:30–18:00) with the official holidays and make-up working days of 2025 and 2026.",
-    responses((status = 201, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Calendar), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_china_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<ChinaCalendarBody>) -> ApiResponse {
     let c = s.app.create_china_calendar(&who.principal, &b.name).await?;
     Ok(created(c.version, format!("/api/v1/calendars/{}", c.id), Calendar::from(c)))
 }
 
 #[utoipa::path(get, path = "/api/v1/calendars/{id}", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = Calendar, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Calendar, headers(("ETag" = String))), Unauthorized, NotFound))]
 async fn get_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let c = s.app.get_calendar(&who.principal, &id).await?;
     Ok(with_etag(c.version, Calendar::from(c)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/calendars/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = CalendarBody,
-    responses((status = 200, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Calendar), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_calendar(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -306,7 +309,7 @@ async fn update_calendar(
 }
 
 #[utoipa::path(delete, path = "/api/v1/calendars/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 204), (status = 409, body = ErrorBody), Unauthorized, VersionErrors, Forbidden, NotFound))]
 async fn delete_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, headers: HeaderMap) -> ApiResponse {
     s.app.get_calendar(&who.principal, &id).await?;
     let version = if_match(&headers)?;
@@ -341,7 +344,7 @@ fn year_of(year: i64) -> Result<i32, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/calendars/{id}/years/{year}", tag = "service_level", params(("id" = String, Path), ("year" = i64, Path), ExportQuery),
     description = "Exports one year's holidays and make-up working days as CSV or iCalendar.",
-    responses((status = 200, content((String = "text/csv"), (String = "text/calendar"))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, content((String = "text/csv"), (String = "text/calendar"))), Unauthorized, InvalidQuery, NotFound))]
 async fn export_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -362,7 +365,7 @@ async fn export_year(
 #[utoipa::path(put, path = "/api/v1/calendars/{id}/years/{year}", tag = "service_level", params(("id" = String, Path), ("year" = i64, Path), ("If-Match" = String, Header)),
     request_body = YearImport,
     description = "Replaces one year's holidays and make-up working days with those of a CSV or iCalendar file. A file with any problem is refused whole; each problem names its line (`line 3`).",
-    responses((status = 200, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Calendar), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn import_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -379,7 +382,7 @@ async fn import_year(
 
 #[utoipa::path(post, path = "/api/v1/calendars/{id}/years/{year}/china-mainland", tag = "service_level", params(("id" = String, Path), ("year" = i64, Path), ("If-Match" = String, Header)),
     description = "Replaces one year's days with the official mainland China calendar Keel ships (2025, 2026).",
-    responses((status = 200, body = Calendar), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Calendar), Unauthorized, InvalidQuery, VersionErrors, Forbidden, NotFound))]
 async fn load_china_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -503,7 +506,7 @@ pub struct ServiceQuery {
 
 #[utoipa::path(get, path = "/api/v1/services", tag = "service_level", params(ServiceQuery, PageParams),
     description = "The service catalogue. A customer contact sees the services their organisation's SLAs include.",
-    responses((status = 200, body = ListOf<Service>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<Service>), Unauthorized, InvalidQuery))]
 async fn list_services(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -517,21 +520,21 @@ async fn list_services(
 }
 
 #[utoipa::path(post, path = "/api/v1/services", tag = "service_level", request_body = ServiceBody,
-    responses((status = 201, body = Service), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Service), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_service(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<ServiceBody>) -> ApiResponse {
     let v = s.app.create_service(&who.principal, service_input(b, None)).await?;
     Ok(created(v.version, format!("/api/v1/services/{}", v.id), Service::from(v)))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{id}", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = Service, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Service, headers(("ETag" = String))), Unauthorized, NotFound))]
 async fn get_service(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let v = s.app.get_service(&who.principal, &id).await?;
     Ok(with_etag(v.version, Service::from(v)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/services/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = ServiceBody,
-    responses((status = 200, body = Service), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Service), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_service(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -563,7 +566,7 @@ impl From<ServiceVersion> for ServiceVersionOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{id}/versions", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<ServiceVersionOut>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ServiceVersionOut>), Unauthorized, NotFound))]
 async fn service_versions(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let v = s.app.service_versions(&who.principal, &id).await?;
     Ok(axum::Json(v.into_iter().map(ServiceVersionOut::from).collect::<Vec<_>>()).into_response_ok())
@@ -780,7 +783,7 @@ pub struct SlaQuery {
 
 #[utoipa::path(get, path = "/api/v1/slas", tag = "service_level", params(SlaQuery, PageParams),
     description = "SLAs the caller may see: all for the service department, their projects' for project staff, their organisation's for a customer contact.",
-    responses((status = 200, body = ListOf<Sla>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<Sla>), Unauthorized, InvalidQuery))]
 async fn list_slas(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -795,14 +798,14 @@ async fn list_slas(
 
 #[utoipa::path(post, path = "/api/v1/slas", tag = "service_level", request_body = SlaBody,
     description = "Drafts an SLA. Refused with `process_disabled` when the project tailored service level management out.",
-    responses((status = 201, body = Sla), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Sla), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_sla(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<SlaBody>) -> ApiResponse {
     let v = s.app.create_sla(&who.principal, sla_input(b, None)).await?;
     Ok(created(v.version, format!("/api/v1/slas/{}", v.id), Sla::from(v)))
 }
 
 #[utoipa::path(get, path = "/api/v1/slas/{id}", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = Sla, headers(("ETag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Sla, headers(("ETag" = String))), Unauthorized, NotFound))]
 async fn get_sla(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     let v = s.app.get_sla(&who.principal, &id).await?;
     Ok(with_etag(v.version, Sla::from(v)))
@@ -810,7 +813,7 @@ async fn get_sla(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Pat
 
 #[utoipa::path(patch, path = "/api/v1/slas/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = SlaBody,
     description = "Changes a draft SLA (`sla_not_editable` otherwise: revise it first).",
-    responses((status = 200, body = Sla), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Sla), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_sla(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -834,7 +837,7 @@ pub struct LifecycleBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/slas/{id}/lifecycle", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = LifecycleBody,
-    responses((status = 200, body = Sla), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = Sla), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn sla_lifecycle(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -910,7 +913,7 @@ pub struct ClockReport {
 
 #[utoipa::path(post, path = "/api/v1/slas/{id}/clock-preview", tag = "service_level", params(("id" = String, Path)), request_body = ClockPreviewBody,
     description = "Runs a ticket history through the SLA's business calendar, targets and pause statuses and returns its clocks: due times, paused time, warnings and breaches.",
-    responses((status = 200, body = ClockReport), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ClockReport), Unauthorized, JsonBodyErrors, NotFound))]
 async fn clock_preview(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -1062,7 +1065,7 @@ async fn update_kind(
 }
 
 #[utoipa::path(get, path = "/api/v1/olas", tag = "service_level", params(SupportQuery, PageParams),
-    responses((status = 200, body = ListOf<SupportAgreement>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<SupportAgreement>), Unauthorized, InvalidQuery, Forbidden))]
 async fn list_olas(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -1073,19 +1076,19 @@ async fn list_olas(
 }
 
 #[utoipa::path(post, path = "/api/v1/olas", tag = "service_level", request_body = SupportBody,
-    responses((status = 201, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SupportAgreement), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_ola(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<SupportBody>) -> ApiResponse {
     create_kind(s, who, SupportKind::Ola, b, "/api/v1/olas").await
 }
 
 #[utoipa::path(get, path = "/api/v1/olas/{id}", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SupportAgreement), Unauthorized, NotFound))]
 async fn get_ola(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     get_kind(s, who, SupportKind::Ola, id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/olas/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = SupportBody,
-    responses((status = 200, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = SupportAgreement), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_ola(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -1097,7 +1100,7 @@ async fn update_ola(
 }
 
 #[utoipa::path(get, path = "/api/v1/underpinning-contracts", tag = "service_level", params(SupportQuery, PageParams),
-    responses((status = 200, body = ListOf<SupportAgreement>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ListOf<SupportAgreement>), Unauthorized, InvalidQuery, Forbidden))]
 async fn list_contracts(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -1108,19 +1111,19 @@ async fn list_contracts(
 }
 
 #[utoipa::path(post, path = "/api/v1/underpinning-contracts", tag = "service_level", request_body = SupportBody,
-    responses((status = 201, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SupportAgreement), Unauthorized, JsonBodyErrors, Forbidden))]
 async fn create_contract(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<SupportBody>) -> ApiResponse {
     create_kind(s, who, SupportKind::Contract, b, "/api/v1/underpinning-contracts").await
 }
 
 #[utoipa::path(get, path = "/api/v1/underpinning-contracts/{id}", tag = "service_level", params(("id" = String, Path)),
-    responses((status = 200, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SupportAgreement), Unauthorized, NotFound))]
 async fn get_contract(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
     get_kind(s, who, SupportKind::Contract, id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/underpinning-contracts/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)), request_body = SupportBody,
-    responses((status = 200, body = SupportAgreement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)))]
+    responses((status = 200, body = SupportAgreement), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_contract(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
