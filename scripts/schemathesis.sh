@@ -138,6 +138,8 @@ PYEOF
 export SCHEMATHESIS_HOOKS="$WORK/hooks.py"
 
 # ---- the run ----
+# Calendar bodies are left out: schemathesis 4.32.5 fails inside its own schema canonicaliser
+# (a KeyError in its generator) on their weekly-hours map; the HTTP tests cover those two.
 echo "==> schemathesis $SCHEMATHESIS_VERSION: seed $SEED, at most $MAX_EXAMPLES examples per operation, $WORKERS workers"
 START=$SECONDS
 set +e
@@ -150,6 +152,7 @@ set +e
     --generation-database none \
     --request-timeout 30 \
     --no-color \
+    --exclude-operation-id-regex '^(create|update)_calendar$' \
     "$@")
 RC=$?
 set -e

@@ -4,13 +4,13 @@
 
 use super::directory::IntoResponseOk;
 use super::{
-    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
-    created, if_match, page_request, with_etag,
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized,
+    VersionErrors, created, if_match, page_request, with_etag,
 };
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use keel_app::cmdb::{BaselineInput, CiInput, CiQuery, RelationInput};
@@ -193,7 +193,7 @@ async fn create_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b):
 
 #[utoipa::path(get, path = "/api/v1/cis/{id}", tag = "cmdb", params(("id" = String, Path)),
     responses((status = 200, body = Ci, headers(("ETag" = String))), (status = 409, body = ErrorBody), Unauthorized, NotFound))]
-async fn get_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let c = s.app.get_ci(&who.principal, &id).await?;
     Ok(with_etag(c.version, Ci::from(c)))
 }
@@ -204,7 +204,7 @@ async fn get_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path
 async fn update_ci(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<CiPatch>,
 ) -> ApiResponse {
@@ -246,7 +246,7 @@ fn optional_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 async fn transition_ci(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<Transition>,
 ) -> ApiResponse {
@@ -256,7 +256,7 @@ async fn transition_ci(
 
 #[utoipa::path(post, path = "/api/v1/cis/{id}/verifications", tag = "cmdb", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = Ci, description = "the CI with last_verified_at set to now"), (status = 409, body = ErrorBody), Unauthorized, VersionErrors, Forbidden, NotFound))]
-async fn verify_ci(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, headers: HeaderMap) -> ApiResponse {
+async fn verify_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> ApiResponse {
     let c = s.app.verify_ci(&who.principal, &id, optional_if_match(&headers)?).await?;
     Ok(with_etag(c.version, Ci::from(c)))
 }
@@ -315,7 +315,7 @@ pub struct RelationOfCi {
 
 #[utoipa::path(get, path = "/api/v1/cis/{id}/relations", tag = "cmdb", params(("id" = String, Path)),
     responses((status = 200, body = Vec<RelationOfCi>), Unauthorized, NotFound))]
-async fn list_relations(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn list_relations(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let v = s.app.ci_relations(&who.principal, &id).await?;
     let out: Vec<RelationOfCi> =
         v.into_iter().map(|r| RelationOfCi { relation: r.relation.into(), direction: r.direction.into(), other: r.other.into() }).collect();
@@ -337,7 +337,7 @@ pub struct NewRelation {
 async fn add_relation(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<NewRelation>,
 ) -> ApiResponse {
     s.app.get_ci(&who.principal, &id).await?;
@@ -354,7 +354,7 @@ async fn add_relation(
 
 #[utoipa::path(delete, path = "/api/v1/relations/{id}", tag = "cmdb", params(("id" = String, Path)),
     responses((status = 204), Unauthorized, Forbidden, NotFound))]
-async fn remove_relation(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn remove_relation(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     s.app.remove_relation(&who.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -410,7 +410,7 @@ pub struct Impact {
 async fn impact(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ImpactQuery>,
 ) -> ApiResponse {
     let direction = match q.direction.as_deref().unwrap_or("downstream") {
@@ -574,7 +574,7 @@ pub struct BaselineDiffView {
 
 #[utoipa::path(get, path = "/api/v1/baselines/{id}/diff", tag = "cmdb", params(("id" = String, Path)),
     responses((status = 200, body = BaselineDiffView), Unauthorized, NotFound))]
-async fn baseline_diff(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn baseline_diff(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let d = s.app.baseline_diff(&who.principal, &id).await?;
     Ok(axum::Json(BaselineDiffView {
         baseline: d.baseline.into(),

@@ -3,13 +3,13 @@
 
 use super::directory::IntoResponseOk;
 use super::{
-    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
-    created, if_match, page_request, with_etag,
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized,
+    VersionErrors, created, if_match, page_request, with_etag,
 };
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use keel_app::incidents::{NewTicket, Queue, TransitionInput};
 use keel_domain::incident::TicketPatch;
@@ -290,7 +290,7 @@ async fn create_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJs
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", params(("id" = String, Path, description = "Id or number (INC-000042)")),
     responses((status = 200, body = Incident, headers(("ETag" = String))), Unauthorized, NotFound))]
-async fn get_incident(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let t = s.app.get_ticket(&who.principal, &id).await?;
     Ok(with_etag(t.version, detailed(&s, &who.principal, t).await?))
 }
@@ -313,7 +313,7 @@ pub struct IncidentPatch {
 async fn update_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<IncidentPatch>,
 ) -> ApiResponse {
@@ -366,7 +366,7 @@ fn optional_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 async fn transition_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<TransitionBody>,
 ) -> ApiResponse {
@@ -424,7 +424,7 @@ pub struct NewComment {
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", tag = "incidents", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Comment>, description = "Customer contacts receive public replies only"), Unauthorized, NotFound))]
-async fn list_comments(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn list_comments(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let c = s.app.list_comments(&who.principal, &id).await?;
     Ok(axum::Json(c.into_iter().map(Comment::from).collect::<Vec<_>>()).into_response_ok())
 }
@@ -434,7 +434,7 @@ async fn list_comments(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id
 async fn add_comment(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<NewComment>,
 ) -> ApiResponse {
     let c = s.app.add_comment(&who.principal, &id, b.visibility.as_deref().unwrap_or("public"), &b.body).await?;
@@ -480,7 +480,7 @@ pub struct NewWorkLog {
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/worklog", tag = "incidents", params(("id" = String, Path)),
     responses((status = 200, body = Vec<WorkLogEntry>), Unauthorized, Forbidden, NotFound))]
-async fn list_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn list_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let v = s.app.list_work_log(&who.principal, &id).await?;
     Ok(axum::Json(v.into_iter().map(WorkLogEntry::from).collect::<Vec<_>>()).into_response_ok())
 }
@@ -490,7 +490,7 @@ async fn list_work_log(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id
 async fn add_work_log(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<NewWorkLog>,
 ) -> ApiResponse {
     let e = s.app.add_work_log(&who.principal, &id, b.minutes, b.performed_at, b.note.as_deref()).await?;
@@ -520,7 +520,7 @@ impl From<RatingRecord> for Rating {
 async fn rate_incident(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<Rating>,
 ) -> ApiResponse {
     let r = s.app.rate_ticket(&who.principal, &id, b.score, b.comment.as_deref()).await?;
@@ -541,7 +541,7 @@ pub struct MajorIncidentBody {
 async fn declare_major(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<MajorIncidentBody>,
 ) -> ApiResponse {
@@ -556,7 +556,7 @@ async fn declare_major(
 async fn stand_down_major(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<MajorIncidentBody>,
 ) -> ApiResponse {

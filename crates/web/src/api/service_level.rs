@@ -5,13 +5,13 @@
 
 use super::directory::IntoResponseOk;
 use super::{
-    ApiJson, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
-    created, if_match, page_request, with_etag,
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized,
+    VersionErrors, created, if_match, page_request, with_etag,
 };
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -288,7 +288,7 @@ async fn create_china_calendar(State(s): State<AppState>, ApiUser(who): ApiUser,
 
 #[utoipa::path(get, path = "/api/v1/calendars/{id}", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = Calendar, headers(("ETag" = String))), Unauthorized, NotFound))]
-async fn get_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let c = s.app.get_calendar(&who.principal, &id).await?;
     Ok(with_etag(c.version, Calendar::from(c)))
 }
@@ -298,7 +298,7 @@ async fn get_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id)
 async fn update_calendar(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<CalendarBody>,
 ) -> ApiResponse {
@@ -310,7 +310,12 @@ async fn update_calendar(
 
 #[utoipa::path(delete, path = "/api/v1/calendars/{id}", tag = "service_level", params(("id" = String, Path), ("If-Match" = String, Header)),
     responses((status = 204), (status = 409, body = ErrorBody), Unauthorized, VersionErrors, Forbidden, NotFound))]
-async fn delete_calendar(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>, headers: HeaderMap) -> ApiResponse {
+async fn delete_calendar(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> ApiResponse {
     s.app.get_calendar(&who.principal, &id).await?;
     let version = if_match(&headers)?;
     s.app.delete_calendar(&who.principal, &id, Some(version)).await?;
@@ -348,7 +353,7 @@ fn year_of(year: i64) -> Result<i32, ApiError> {
 async fn export_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path((id, year)): Path<(String, i64)>,
+    ApiPath((id, year)): ApiPath<(String, i64)>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResponse {
     let year = year_of(year)?;
@@ -369,7 +374,7 @@ async fn export_year(
 async fn import_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path((id, year)): Path<(String, i64)>,
+    ApiPath((id, year)): ApiPath<(String, i64)>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<YearImport>,
 ) -> ApiResponse {
@@ -386,7 +391,7 @@ async fn import_year(
 async fn load_china_year(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path((id, year)): Path<(String, i64)>,
+    ApiPath((id, year)): ApiPath<(String, i64)>,
     headers: HeaderMap,
 ) -> ApiResponse {
     let year = year_of(year)?;
@@ -528,7 +533,7 @@ async fn create_service(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJso
 
 #[utoipa::path(get, path = "/api/v1/services/{id}", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = Service, headers(("ETag" = String))), Unauthorized, NotFound))]
-async fn get_service(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_service(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let v = s.app.get_service(&who.principal, &id).await?;
     Ok(with_etag(v.version, Service::from(v)))
 }
@@ -538,7 +543,7 @@ async fn get_service(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id):
 async fn update_service(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<ServiceBody>,
 ) -> ApiResponse {
@@ -567,7 +572,7 @@ impl From<ServiceVersion> for ServiceVersionOut {
 
 #[utoipa::path(get, path = "/api/v1/services/{id}/versions", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = Vec<ServiceVersionOut>), Unauthorized, NotFound))]
-async fn service_versions(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn service_versions(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let v = s.app.service_versions(&who.principal, &id).await?;
     Ok(axum::Json(v.into_iter().map(ServiceVersionOut::from).collect::<Vec<_>>()).into_response_ok())
 }
@@ -806,7 +811,7 @@ async fn create_sla(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b)
 
 #[utoipa::path(get, path = "/api/v1/slas/{id}", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = Sla, headers(("ETag" = String))), Unauthorized, NotFound))]
-async fn get_sla(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_sla(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let v = s.app.get_sla(&who.principal, &id).await?;
     Ok(with_etag(v.version, Sla::from(v)))
 }
@@ -817,7 +822,7 @@ async fn get_sla(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Pat
 async fn update_sla(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<SlaBody>,
 ) -> ApiResponse {
@@ -841,7 +846,7 @@ pub struct LifecycleBody {
 async fn sla_lifecycle(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<LifecycleBody>,
 ) -> ApiResponse {
@@ -917,7 +922,7 @@ pub struct ClockReport {
 async fn clock_preview(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<ClockPreviewBody>,
 ) -> ApiResponse {
     let input = ClockPreviewInput {
@@ -1083,7 +1088,7 @@ async fn create_ola(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b)
 
 #[utoipa::path(get, path = "/api/v1/olas/{id}", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = SupportAgreement), Unauthorized, NotFound))]
-async fn get_ola(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_ola(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     get_kind(s, who, SupportKind::Ola, id).await
 }
 
@@ -1092,7 +1097,7 @@ async fn get_ola(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Pat
 async fn update_ola(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<SupportBody>,
 ) -> ApiResponse {
@@ -1118,7 +1123,7 @@ async fn create_contract(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJs
 
 #[utoipa::path(get, path = "/api/v1/underpinning-contracts/{id}", tag = "service_level", params(("id" = String, Path)),
     responses((status = 200, body = SupportAgreement), Unauthorized, NotFound))]
-async fn get_contract(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id): Path<String>) -> ApiResponse {
+async fn get_contract(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     get_kind(s, who, SupportKind::Contract, id).await
 }
 
@@ -1127,7 +1132,7 @@ async fn get_contract(State(s): State<AppState>, ApiUser(who): ApiUser, Path(id)
 async fn update_contract(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<SupportBody>,
 ) -> ApiResponse {
