@@ -580,3 +580,7 @@ async fn tokens_act_for_their_creator_and_die_when_revoked() {
 /// Service level management pages and API (one test binary per crate).
 #[path = "http/service_level.rs"]
 mod service_level;
+
+/// Service desk tenancy over HTTP.
+#[path = "http/incidents.rs"]
+mod incidents;
