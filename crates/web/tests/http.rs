@@ -469,6 +469,12 @@ async fn pages_follow_the_readers_language() {
     for term in ["流程裁剪", "必选流程", "可裁剪流程", "问题管理", "服务项目"] {
         assert!(zh.contains(term), "{term} missing from the Chinese project page");
     }
+    // a tailored-out process disappears from the project's working pages
+    assert!(zh.contains(&format!("/cmdb?project_id={}", s.project_b)));
+    s.app.tailor_project(&s.admin, &s.project_b, "configuration", false, "customer keeps its own CMDB").await.unwrap();
+    let zh = s.page(&format!("{cookie}; keel_lang=zh-CN"), &format!("/projects/{}", s.project_b)).await.text();
+    assert!(!zh.contains(&format!("/cmdb?project_id={}", s.project_b)), "tailored-out process still offered");
+    assert!(zh.contains(&format!("/incidents?project_id={}", s.project_b)), "mandatory process missing");
     let r = s
         .send(Request::get("/lang/zh-CN").header(header::REFERER, "http://127.0.0.1:8080/setup?token=abc").body(Body::empty()).unwrap())
         .await;

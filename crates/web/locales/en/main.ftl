@@ -234,3 +234,4 @@ field-kind = Kind
 field-project-id = Service project
 field-team-id = Resolver group
 err-invalid-choice = Choose one of the offered values.
+project-processes = Working pages of this project

@@ -234,3 +234,4 @@ field-kind = 类型
 field-project-id = 服务项目
 field-team-id = 职能小组
 err-invalid-choice = 请从给出的选项中选择。
+project-processes = 本项目的流程页面

@@ -918,6 +918,23 @@ async fn project_page(
     page.errors = errors;
     page.editable = p.may_admin(AdminArea::Projects, Action::Write) || (is_manager && !p.is_read_only());
     page.tailoring = Some(rows);
+    // The project's working pages, for the processes it has not tailored out.
+    let enabled = |p: Process| !pr.disabled_processes.iter().any(|x| x == p.as_str());
+    let pages = [
+        (Process::Incident, format!("/incidents?project_id={id}")),
+        (Process::Configuration, format!("/cmdb?project_id={id}")),
+        (Process::ServiceLevel, format!("/slas?project_id={id}")),
+    ];
+    page.panels.push(Panel {
+        title: tr.t("project-processes"),
+        columns: vec![tr.t("tailoring-process")],
+        rows: pages
+            .into_iter()
+            .filter(|(p, _)| enabled(*p))
+            .map(|(p, href)| Row { href, cells: vec![tr.t(&format!("process-{}", p.as_str().replace('_', "-")))] })
+            .collect(),
+        action: None,
+    });
     page.editable_tailoring = p.may_admin(AdminArea::ProjectTailoring, Action::Write);
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("project", id).await.or_page(tr)?);
