@@ -2,7 +2,7 @@
 //! contacts, staff users, resolver teams, and service projects with their tailoring.
 
 use super::{
-    Ctx, Field, FormPage, ListPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, history_views, next_href, render,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, history_views, list_page, render,
     render_status, see_other,
 };
 use crate::AppState;
@@ -51,29 +51,6 @@ async fn staff_options(state: &AppState, who: &Principal) -> Result<Vec<(String,
 
 fn expected(v: &Option<String>) -> Option<i64> {
     v.as_deref().and_then(|s| s.parse().ok())
-}
-
-fn list_page(
-    ctx: Ctx,
-    title: String,
-    base: &str,
-    q: &ListQuery,
-    new: Option<(String, String)>,
-    (columns, rows): (Vec<String>, Vec<Row>),
-    cursor: Option<String>,
-) -> Response {
-    let (new_href, new_label) = new.map(|(h, l)| (Some(h), l)).unwrap_or((None, String::new()));
-    render(&ListPage {
-        ctx,
-        title,
-        base_href: base.into(),
-        q: q.q.clone(),
-        new_href,
-        new_label,
-        columns,
-        rows,
-        next_href: next_href(base, &q.q, cursor),
-    })
 }
 
 // ---------------------------------------------------------------- organisations

@@ -415,3 +415,27 @@ pub struct ListQuery {
 pub fn next_href(base: &str, q: &str, cursor: Option<String>) -> Option<String> {
     cursor.map(|c| format!("{base}?q={}&cursor={}", urlencode(q), urlencode(&c)))
 }
+
+/// A list page with search, an optional "new" button and a next-page link.
+pub fn list_page(
+    ctx: Ctx,
+    title: String,
+    base: &str,
+    q: &ListQuery,
+    new: Option<(String, String)>,
+    (columns, rows): (Vec<String>, Vec<Row>),
+    cursor: Option<String>,
+) -> Response {
+    let (new_href, new_label) = new.map(|(h, l)| (Some(h), l)).unwrap_or((None, String::new()));
+    render(&ListPage {
+        ctx,
+        title,
+        base_href: base.into(),
+        q: q.q.clone(),
+        new_href,
+        new_label,
+        columns,
+        rows,
+        next_href: next_href(base, &q.q, cursor),
+    })
+}

@@ -3,8 +3,8 @@
 //! with their approval steps, and the OLAs and underpinning contracts that support them.
 
 use super::{
-    Ctx, Field, FormPage, ListPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, history_views, next_href, render,
-    render_status, see_other,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, history_views, list_page, render, render_status,
+    see_other,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser};
@@ -72,29 +72,6 @@ fn number(field: &'static str, v: &str, errs: &mut Vec<FieldError>) -> Option<i6
             None
         }
     }
-}
-
-fn list_page(
-    ctx: Ctx,
-    title: String,
-    base: &str,
-    q: &ListQuery,
-    new: Option<(String, String)>,
-    (columns, rows): (Vec<String>, Vec<Row>),
-    cursor: Option<String>,
-) -> Response {
-    let (new_href, new_label) = new.map(|(h, l)| (Some(h), l)).unwrap_or((None, String::new()));
-    render(&ListPage {
-        ctx,
-        title,
-        base_href: base.into(),
-        q: q.q.clone(),
-        new_href,
-        new_label,
-        columns,
-        rows,
-        next_href: next_href(base, &q.q, cursor),
-    })
 }
 
 async fn calendar_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
