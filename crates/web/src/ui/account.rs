@@ -1,6 +1,9 @@
 //! One's own account: profile, language and time zone, password, sessions and API tokens.
 
-use super::{Ctx, Field, FormPage, MessagePage, OrPage, Panel, Row, UiResult, attach_errors, render, render_status, see_other};
+use super::{
+    Ctx, Field, FormPage, MessagePage, OrPage, Panel, Row, UiResult, attach_errors, expected_version, render, render_status, see_other,
+    status_for,
+};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser, Via};
 use crate::i18n::Tr;
@@ -85,7 +88,7 @@ async fn profile_page(
         rows: vec![],
         action: Some(("/profile/sessions".into(), tr.t("action-logout-everywhere"))),
     });
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn profile(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<FlashQuery>) -> UiResult {
@@ -100,7 +103,7 @@ pub async fn profile_update(State(state): State<AppState>, tr: Tr, UiUser(who): 
         time_zone: Some(f.time_zone.clone()),
         ..Default::default()
     };
-    let v = f.version.as_deref().and_then(|s| s.parse().ok());
+    let v = expected_version(&f.version);
     match state.app.update_user(&who.principal, &who.principal.user_id, patch, v).await {
         Ok(_) => Ok(see_other("/profile", "saved")),
         Err(e) => profile_page(&state, &tr, &who, Some((f, e)), None).await,
@@ -220,7 +223,7 @@ async fn tokens_page(
             .collect(),
         action: None,
     });
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn tokens(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<FlashQuery>) -> UiResult {

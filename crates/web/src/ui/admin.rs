@@ -2,8 +2,8 @@
 //! contacts, staff users, resolver teams, and service projects with their tailoring.
 
 use super::{
-    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, history_views, list_page, render,
-    render_status, see_other,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, expected_version, history_views, list_page,
+    render, render_status, see_other, status_for,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
@@ -47,10 +47,6 @@ async fn staff_options(state: &AppState, who: &Principal) -> Result<Vec<(String,
         .list_users(who, UserFilter { kind: Some("staff".into()), active: Some(true), ..Default::default() }, &all(USER_SORT))
         .await?;
     Ok(users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect())
-}
-
-fn expected(v: &Option<String>) -> Option<i64> {
-    v.as_deref().and_then(|s| s.parse().ok())
 }
 
 // ---------------------------------------------------------------- organisations
@@ -217,7 +213,7 @@ async fn organization_page(
     });
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("organization", id).await.or_page(tr)?);
-    let status = err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK);
+    let status = status_for(&err);
     Ok(render_status(status, &page))
 }
 
@@ -238,7 +234,7 @@ pub async fn organization_update(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<OrgForm>,
 ) -> UiResult {
-    match state.app.update_organization(&who.principal, &id, org_input(&f), expected(&f.version)).await {
+    match state.app.update_organization(&who.principal, &id, org_input(&f), expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/organizations/{id}"), "saved")),
         Err(e) => organization_page(&state, &tr, &who, &id, Some((f, e)), None).await,
     }
@@ -381,7 +377,7 @@ async fn user_new_page(
     let ctx = Ctx::new(tr, Some(who), &format!("{base}/new"), None);
     let mut page = FormPage::new(ctx, tr.t(new_key), base.to_string(), fields, base);
     page.errors = errors;
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn user_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -481,7 +477,7 @@ async fn user_page(
     }
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("user", id).await.or_page(tr)?);
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn user_show(
@@ -519,7 +515,7 @@ pub async fn user_update(
         },
     };
     let base = if staff { "/users" } else { "/contacts" };
-    match state.app.update_user(&who.principal, &id, patch, expected(&f.version)).await {
+    match state.app.update_user(&who.principal, &id, patch, expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("{base}/{id}"), "saved")),
         Err(e) => user_page(&state, &tr, &who, &id, Some((f, e)), None).await,
     }
@@ -646,7 +642,7 @@ async fn team_new_page(state: &AppState, tr: &Tr, who: &crate::auth::Identity, f
     let ctx = Ctx::new(tr, Some(who), "/teams/new", None);
     let mut page = FormPage::new(ctx, tr.t("action-new-team"), "/teams".into(), fields, "/teams");
     page.errors = errors;
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn team_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -695,7 +691,7 @@ async fn team_page(
         who.principal.may_admin(AdminArea::Teams, Action::Write) || t.lead_user_id.as_deref() == Some(who.principal.user_id.as_str());
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("team", id).await.or_page(tr)?);
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn team_show(
@@ -715,7 +711,7 @@ pub async fn team_update(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<TeamForm>,
 ) -> UiResult {
-    match state.app.update_team(&who.principal, &id, team_input(&f), expected(&f.version)).await {
+    match state.app.update_team(&who.principal, &id, team_input(&f), expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/teams/{id}"), "saved")),
         Err(e) => team_page(&state, &tr, &who, &id, Some((f, e)), None).await,
     }
@@ -815,7 +811,7 @@ async fn project_new_page(state: &AppState, tr: &Tr, who: &crate::auth::Identity
     let ctx = Ctx::new(tr, Some(who), "/projects/new", None);
     let mut page = FormPage::new(ctx, tr.t("action-new-project"), "/projects".into(), fields, "/projects");
     page.errors = errors;
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn project_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -915,7 +911,7 @@ async fn project_page(
     page.editable_tailoring = p.may_admin(AdminArea::ProjectTailoring, Action::Write);
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("project", id).await.or_page(tr)?);
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(axum::http::StatusCode::OK), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn project_show(
@@ -935,7 +931,7 @@ pub async fn project_update(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<ProjectForm>,
 ) -> UiResult {
-    match state.app.update_project(&who.principal, &id, project_input(&f), expected(&f.version)).await {
+    match state.app.update_project(&who.principal, &id, project_input(&f), expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/projects/{id}"), "saved")),
         Err(e) => project_page(&state, &tr, &who, &id, Some((f, e)), None, None).await,
     }

@@ -381,7 +381,7 @@ async fn new_page(state: &AppState, tr: &Tr, who: &Identity, class: &str, f: &Fo
         history: vec![],
         ctx,
     };
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK), &page))
+    Ok(render_status(super::status_for(&err), &page))
 }
 
 pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<NewQuery>) -> UiResult {
@@ -524,7 +524,7 @@ async fn ci_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, q: &CiShow
         history,
         ctx,
     };
-    let status = err.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK);
+    let status = super::status_for(&err);
     Ok(render_status(status, &page))
 }
 
@@ -682,7 +682,7 @@ async fn baselines_page(state: &AppState, tr: &Tr, who: &Identity, f: &FormMap, 
         fields,
         ctx: Ctx::new(tr, Some(who), "/cmdb/baselines", flash),
     };
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK), &page))
+    Ok(render_status(super::status_for(&err), &page))
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -300,7 +300,7 @@ async fn new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Form, err: Opti
     let mut page = FormPage::new(ctx, title, "/incidents".into(), fields, "/incidents");
     page.errors = errors;
     page.submit = tr.t("incident-action-log");
-    Ok(render_status(err.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK), &page))
+    Ok(render_status(super::status_for(&err), &page))
 }
 
 pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {

@@ -439,3 +439,13 @@ pub fn list_page(
         next_href: next_href(base, &q.q, cursor),
     })
 }
+
+/// The version a form was based on (its hidden `_version` field).
+pub fn expected_version(v: &Option<String>) -> Option<i64> {
+    v.as_deref().and_then(|s| s.parse().ok())
+}
+
+/// The status of a page re-rendered after a failed submit (200 when there was no error).
+pub fn status_for(e: &Option<AppError>) -> StatusCode {
+    e.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK)
+}

@@ -3,15 +3,15 @@
 //! with their approval steps, and the OLAs and underpinning contracts that support them.
 
 use super::{
-    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, history_views, list_page, render, render_status,
-    see_other,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, expected_version, history_views, list_page, render,
+    render_status, see_other, status_for,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser};
 use crate::i18n::Tr;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use keel_app::service_level::{CalendarFormat, CalendarInput, ServiceInput, SlaInput, SupportInput, may_approve, may_manage};
 use keel_app::{AppError, Principal};
@@ -35,20 +35,12 @@ fn all() -> PageRequest {
     PageRequest { sort: NAME_SORT, desc: false, after: None, limit: 1000 }
 }
 
-fn expected(v: &Option<String>) -> Option<i64> {
-    v.as_deref().and_then(|s| s.parse().ok())
-}
-
 fn some(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 fn list_of(s: &str) -> Vec<String> {
     s.split([',', '，', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
-}
-
-fn status_of(e: &Option<AppError>) -> StatusCode {
-    e.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK)
 }
 
 /// Renames the fields of validation errors to the form's field names.
@@ -400,7 +392,7 @@ fn calendar_new_page(tr: &Tr, who: &Identity, f: &CalendarForm, err: Option<AppE
     let mut page = FormPage::new(ctx, tr.t("action-new-calendar"), "/calendars".into(), fields, "/calendars");
     page.errors = errors;
     page.panels.push(help_panel(tr));
-    render_status(status_of(&err), &page)
+    render_status(status_for(&err), &page)
 }
 
 fn help_panel(tr: &Tr) -> Panel {
@@ -494,7 +486,7 @@ async fn calendar_page(
     page.panels.push(help_panel(tr));
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("business_calendar", id).await.or_page(tr)?);
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn calendar_show(
@@ -514,7 +506,7 @@ pub async fn calendar_update(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<CalendarForm>,
 ) -> UiResult {
-    match state.app.update_calendar(&who.principal, &id, f.input(), expected(&f.version)).await {
+    match state.app.update_calendar(&who.principal, &id, f.input(), expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/calendars/{id}"), "saved")),
         Err(e) => calendar_page(&state, &tr, &who, &id, Some((f, remap(e, calendar_field))), None).await,
     }
@@ -570,7 +562,7 @@ async fn import_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, f: &Im
     page.errors = errors;
     page.submit = tr.t("action-import-year");
     page.panels.push(help_panel(tr));
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn calendar_import_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
@@ -609,7 +601,7 @@ pub async fn calendar_import(
         return import_page(&state, &tr, &who, &id, &form, Some(AppError::Validation(errs))).await;
     }
     let year = i32::try_from(year.unwrap_or_default()).unwrap_or(0);
-    match state.app.import_calendar_year(&who.principal, &id, year, format, &f.content, expected(&f.version)).await {
+    match state.app.import_calendar_year(&who.principal, &id, year, format, &f.content, expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/calendars/{id}"), "saved")),
         Err(e) => import_page(&state, &tr, &who, &id, &form, Some(e)).await,
     }
@@ -651,7 +643,7 @@ pub async fn calendar_china(
     Path((id, year)): Path<(String, i32)>,
     CsrfForm(f): CsrfForm<VersionOnly>,
 ) -> UiResult {
-    state.app.load_china_year(&who.principal, &id, year, expected(&f.version)).await.or_page(&tr)?;
+    state.app.load_china_year(&who.principal, &id, year, expected_version(&f.version)).await.or_page(&tr)?;
     Ok(see_other(&format!("/calendars/{id}"), "saved"))
 }
 
@@ -819,7 +811,7 @@ async fn service_new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Service
     let ctx = Ctx::new(tr, Some(who), "/catalogue/new", None);
     let mut page = FormPage::new(ctx, tr.t("action-new-service"), "/catalogue".into(), fields, "/catalogue");
     page.errors = errors;
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn service_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -881,7 +873,7 @@ async fn service_page(
         page.show_history = true;
         page.history = history_views(tr, &state.app.history("service", id).await.or_page(tr)?);
     }
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn service_show(
@@ -901,7 +893,7 @@ pub async fn service_update(
     Path(id): Path<String>,
     CsrfForm(f): CsrfForm<ServiceForm>,
 ) -> UiResult {
-    match state.app.update_service(&who.principal, &id, f.input(), expected(&f.version)).await {
+    match state.app.update_service(&who.principal, &id, f.input(), expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/catalogue/{id}"), "saved")),
         Err(e) => service_page(&state, &tr, &who, &id, Some((f, e)), None).await,
     }
@@ -1115,7 +1107,7 @@ async fn sla_new_page(state: &AppState, tr: &Tr, who: &Identity, f: &SlaForm, er
     let ctx = Ctx::new(tr, Some(who), "/slas/new", None);
     let mut page = FormPage::new(ctx, tr.t("action-new-sla"), "/slas".into(), fields, "/slas");
     page.errors = errors;
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn sla_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -1185,7 +1177,7 @@ async fn sla_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Opt
     }
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("sla", id).await.or_page(tr)?);
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn sla_show(
@@ -1207,7 +1199,7 @@ pub async fn sla_update(
 ) -> UiResult {
     let f = SlaForm::from_pairs(&Pairs(f));
     let r = match f.input() {
-        Ok(input) => state.app.update_sla(&who.principal, &id, input, expected(&f.version)).await,
+        Ok(input) => state.app.update_sla(&who.principal, &id, input, expected_version(&f.version)).await,
         Err(e) => Err(e),
     };
     match r {
@@ -1246,7 +1238,7 @@ pub async fn sla_lifecycle(
     CsrfForm(f): CsrfForm<VersionOnly>,
 ) -> UiResult {
     let a = action_of(&tr, &action)?;
-    match state.app.sla_action(&who.principal, &id, a, expected(&f.version)).await {
+    match state.app.sla_action(&who.principal, &id, a, expected_version(&f.version)).await {
         Ok(_) => Ok(see_other(&format!("/slas/{id}"), "saved")),
         Err(e @ (AppError::Forbidden | AppError::InvalidTransition(_) | AppError::Stale | AppError::ProcessDisabled(_))) => {
             let mut r = sla_page(&state, &tr, &who, &id, None, None).await?;
@@ -1420,7 +1412,7 @@ async fn support_new_page(state: &AppState, tr: &Tr, who: &Identity, base: &str,
     let ctx = Ctx::new(tr, Some(who), &format!("{base}/new"), None);
     let mut page = FormPage::new(ctx, tr.t(support_titles(kind).1), base.to_string(), fields, base);
     page.errors = errors;
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn ola_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
@@ -1491,7 +1483,7 @@ async fn support_page(
         tr,
         &state.app.history(if kind == SupportKind::Ola { "ola" } else { "underpinning_contract" }, id).await.or_page(tr)?,
     );
-    Ok(render_status(status_of(&err), &page))
+    Ok(render_status(status_for(&err), &page))
 }
 
 pub async fn ola_show(
@@ -1516,7 +1508,7 @@ pub async fn contract_show(
 
 async fn support_update(state: &AppState, tr: &Tr, who: &Identity, base: &str, id: &str, f: SupportForm) -> UiResult {
     let r = match f.input() {
-        Ok(input) => state.app.update_support(&who.principal, kind_of(base), id, input, expected(&f.version)).await,
+        Ok(input) => state.app.update_support(&who.principal, kind_of(base), id, input, expected_version(&f.version)).await,
         Err(e) => Err(e),
     };
     match r {
