@@ -60,6 +60,24 @@ impl Writer {
         Ok(())
     }
 
+    /// Announces an event for notification, committed with the change it reports, so a
+    /// notification is prepared exactly when (and only if) the change is stored.
+    pub async fn announce(&mut self, a: &keel_domain::notification::Announcement) -> Result<()> {
+        let payload = serde_json::to_string(a).map_err(|e| AppError::Internal(e.to_string()))?;
+        kernel::push_outbox(
+            &mut self.tx,
+            &kernel::OutboxMessage {
+                topic: keel_domain::notification::Announcement::TOPIC,
+                entity_type: &a.entity_type,
+                entity_id: &a.entity_id,
+                payload: &payload,
+            },
+            self.now,
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(())
