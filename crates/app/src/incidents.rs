@@ -694,6 +694,7 @@ impl App {
             let applied = inc::apply(&state, &Command::Assign { assignment: a }, &Context::new(time(w.now), &who, &policy))?;
             persist_applied(&mut w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
         }
+        crate::sla_clocks::refresh(&mut w, &id).await?;
         let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -742,6 +743,7 @@ impl App {
             store::append_priority_log(&mut w.tx, &after.id, w.now, &after.priority, &actor.user_id).await?;
         }
         w.record("ticket", &after.id, AuditAction::Update, Some(&audit_of(&before)), Some(&audit_of(&after))).await?;
+        crate::sla_clocks::refresh(&mut w, &after.id).await?;
         let fresh = store::get_ticket(&mut w.tx, &after.id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -773,6 +775,7 @@ impl App {
             _ => None,
         };
         persist_applied(&mut w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
+        crate::sla_clocks::refresh(&mut w, &before.id).await?;
         let fresh = store::get_ticket(&mut w.tx, &before.id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -905,6 +908,7 @@ impl App {
             let current = store::get_ticket(&mut w.tx, &t.id).await?.ok_or(AppError::NotFound)?;
             persist_applied(&mut w, &current, applied, current.version, "system", Some("resume"), Some("customer replied".into())).await?;
         }
+        crate::sla_clocks::refresh(&mut w, &t.id).await?;
         w.commit().await?;
         Ok(rec)
     }
@@ -1066,7 +1070,7 @@ async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {
     }
 }
 
-async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
+pub(crate) async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
     let days = match kernel::get_setting(conn, REOPEN_WINDOW_SETTING).await? {
         Some(s) if s.trim().is_empty() || s.trim() == "never" => None,
         Some(s) => Some(s.trim().parse::<u32>().map_err(|e| AppError::Internal(format!("reopen window setting: {e}")))?),
@@ -1092,7 +1096,7 @@ async fn log_status(w: &mut Writer, ticket_id: &str, e: &inc::StatusLogEntry, ac
 
 /// Writes the outcome of `apply` onto the ticket (version checked), appends the status log entry
 /// and records the change, naming the transition (and its reason) in the audit entry.
-async fn persist_applied(
+pub(crate) async fn persist_applied(
     w: &mut Writer,
     before: &TicketRecord,
     applied: Applied,

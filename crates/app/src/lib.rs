@@ -9,6 +9,7 @@ pub mod error;
 pub mod incidents;
 pub mod jobs;
 pub mod service_level;
+pub mod sla_clocks;
 pub mod users;
 pub mod writer;
 

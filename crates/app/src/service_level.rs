@@ -277,6 +277,7 @@ impl App {
         };
         store::update_calendar(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await.map_err(unique_as("name"))?;
         w.record("business_calendar", id, AuditAction::Update, Some(&calendar_snapshot(&before)), Some(&calendar_snapshot(&after))).await?;
+        crate::sla_clocks::enqueue_recompute(&mut w.tx, serde_json::json!({ "calendar_id": id }), w.now).await?;
         let fresh = store::get_calendar(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -327,6 +328,7 @@ impl App {
         let mut after = calendar_snapshot(&fresh);
         after["imported_year"] = serde_json::json!(year);
         w.record("business_calendar", id, AuditAction::Update, Some(&calendar_snapshot(&before)), Some(&after)).await?;
+        crate::sla_clocks::enqueue_recompute(&mut w.tx, serde_json::json!({ "calendar_id": id }), w.now).await?;
         w.commit().await?;
         Ok(fresh)
     }
@@ -804,6 +806,7 @@ impl App {
         let mut a = snapshot(&after);
         a["lifecycle_action"] = serde_json::json!(action.as_str());
         w.record("sla", id, AuditAction::Update, Some(&snapshot(&before)), Some(&a)).await?;
+        crate::sla_clocks::enqueue_recompute(&mut w.tx, serde_json::json!({ "project_ids": [before.project_id] }), w.now).await?;
         let fresh = store::get_sla(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)

@@ -1841,3 +1841,241 @@ mod service_level {
         }
     }
 }
+
+mod sla_clocks {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use keel_app::incidents::{NewTicket, TransitionInput};
+    use keel_app::service_level::SlaInput;
+    use keel_app::sla_clocks::RuleInput;
+    use keel_domain::incident::TicketPatch;
+    use keel_domain::notification::Audience;
+    use keel_domain::sla::agreement::SlaAction;
+    use keel_store::sla_clocks::ClockRow;
+
+    fn ms(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).timestamp_millis()
+    }
+
+    /// The world, a service department manager, a mainland China calendar and an active SLA on
+    /// project A with the default targets (P1 1 h / 4 h, P3 4 h / 24 h; thresholds 75, 100).
+    struct Sc {
+        w: World,
+        sm: Principal,
+        calendar: String,
+        sla: String,
+    }
+
+    async fn setup(app: &App) -> Sc {
+        let w = world(app).await;
+        let sm = staff(app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let calendar = app.create_china_calendar(&sm, "中国大陆工作日历").await.unwrap().id;
+        let sla = app
+            .create_sla(
+                &sm,
+                SlaInput { name: "Acme SLA".into(), project_id: w.project_a.clone(), calendar_id: calendar.clone(), ..Default::default() },
+            )
+            .await
+            .unwrap()
+            .id;
+        app.sla_action(&sm, &sla, SlaAction::Approve, None).await.unwrap();
+        app.sla_action(&sm, &sla, SlaAction::Activate, None).await.unwrap();
+        Sc { w, sm, calendar, sla }
+    }
+
+    fn ticket(sc: &Sc, impact: &str, urgency: &str) -> NewTicket {
+        NewTicket {
+            project_id: sc.w.project_a.clone(),
+            reporter_id: Some(sc.w.contact_a.user_id.clone()),
+            title: "ERP 无法登录".into(),
+            impact: Some(impact.into()),
+            urgency: Some(urgency.into()),
+            agent_id: Some(sc.w.agent_a.user_id.clone()),
+            ..Default::default()
+        }
+    }
+
+    async fn clock(app: &App, who: &Principal, id: &str, kind: &str) -> ClockRow {
+        let s = app.ticket_sla(who, id).await.unwrap();
+        s.clocks.into_iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} clock"))
+    }
+
+    async fn announcements(app: &App, kind: &str) -> Vec<serde_json::Value> {
+        let mut c = app.read().await.unwrap();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
+        rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
+    }
+
+    #[tokio::test]
+    async fn a_p1_ticket_is_due_in_china_business_time_and_pauses_waiting_for_the_customer() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            // Friday 2026-02-13 17:00 Shanghai; the make-up working day Saturday 02-14 follows.
+            clock_.0.store(ms("2026-02-13T09:00:00Z"), Ordering::SeqCst);
+            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "high")).await.unwrap();
+            assert_eq!(tk.priority, "p1");
+            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((fr.sla_id.as_str(), fr.state.as_str()), (sc.sla.as_str(), "running"), "{}", t.label);
+            assert_eq!(fr.due_at, Some(ms("2026-02-13T10:00:00Z")), "{}", t.label);
+            assert_eq!(res.due_at, Some(ms("2026-02-14T04:00:00Z")), "{}", t.label);
+            // 75% of 4 h = 3 h: Fri 17:00-18:00 + Sat 09:00-11:00 = 03:00Z
+            assert_eq!(res.warning_at, Some(ms("2026-02-14T03:00:00Z")), "{}", t.label);
+            assert_eq!(res.next_threshold_at, Some(ms("2026-02-14T03:00:00Z")));
+            // waiting for the customer Fri 17:30 -> Sat 09:30 pauses one business hour
+            clock_.0.store(ms("2026-02-13T09:30:00Z"), Ordering::SeqCst);
+            let step = TransitionInput { action: "pend".into(), pending_reason: Some("waiting_for_customer".into()), ..Default::default() };
+            app.transition_ticket(&sc.w.agent_a, &tk.id, step, None).await.unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.state.as_str(), res.due_at, res.next_threshold_at), ("paused", None, None), "{}", t.label);
+            clock_.0.store(ms("2026-02-14T01:30:00Z"), Ordering::SeqCst);
+            app.transition_ticket(&sc.w.agent_a, &tk.id, TransitionInput { action: "resume".into(), ..Default::default() }, None)
+                .await
+                .unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!(res.paused_ms, 3_600_000, "{}", t.label);
+            assert_eq!(res.due_at, Some(ms("2026-02-14T06:30:00Z")), "{}", t.label);
+            // the first response was due Fri 18:00 less the pause: Sat 10:00 = 02:00Z; a public
+            // reply at 01:45Z meets it
+            clock_.0.store(ms("2026-02-14T01:45:00Z"), Ordering::SeqCst);
+            app.add_comment(&sc.w.agent_a, &tk.id, "public", "我们正在处理").await.unwrap();
+            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
+            assert_eq!((fr.state.as_str(), fr.met_at), ("met", Some(ms("2026-02-14T01:45:00Z"))), "{}", t.label);
+            // the contact sees their ticket's clocks, not the escalations
+            assert_eq!(app.ticket_sla(&sc.w.contact_a, &tk.id).await.unwrap().clocks.len(), 2);
+            // past the due time the clock is breached
+            clock_.0.store(ms("2026-02-14T07:00:00Z"), Ordering::SeqCst);
+            app.run_sla_escalations().await.unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.state.as_str(), res.breached_at), ("breached", Some(ms("2026-02-14T06:30:00Z"))), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn raising_the_priority_re_targets_from_creation_and_a_calendar_change_recomputes() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            // Monday 2026-03-02 10:00 Shanghai
+            clock_.0.store(ms("2026-03-02T02:00:00Z"), Ordering::SeqCst);
+            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "medium", "medium")).await.unwrap();
+            assert_eq!(tk.priority, "p3");
+            // P3: 24 business hours (7.5 h a day) from Mon 10:00 -> Thu 2026-03-05 11:30 = 03:30Z
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-05T03:30:00Z")), "{}", t.label);
+            clock_.0.store(ms("2026-03-02T03:00:00Z"), Ordering::SeqCst);
+            let patch = TicketPatch { impact: Some("high".into()), urgency: Some("high".into()), ..Default::default() };
+            let tk = app.update_ticket(&sc.w.agent_a, &tk.id, patch, None).await.unwrap();
+            assert_eq!(tk.priority, "p1");
+            // P1 4 h counted from creation: Mon 10:00-12:00 + 13:30-15:30 = 07:30Z
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.priority.as_str(), res.due_at), ("p1", Some(ms("2026-03-02T07:30:00Z"))), "{}", t.label);
+            // the calendar now works 08:00-18:00 without a break on weekdays: a recompute job runs
+            let mut cal = app.get_calendar(&sc.sm, &sc.calendar).await.unwrap();
+            let day = || vec!["08:00-18:00".to_string()];
+            cal.hours =
+                keel_domain::sla::calendar::WeekSpec { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), ..Default::default() };
+            let input = keel_app::service_level::CalendarInput {
+                name: cal.name.clone(),
+                description: cal.description.clone(),
+                time_zone: cal.time_zone.clone(),
+                hours: cal.hours.clone(),
+                make_up_hours: Some(cal.make_up_hours.clone()),
+            };
+            app.update_calendar(&sc.sm, &sc.calendar, input, None).await.unwrap();
+            // not yet recomputed: the job does it
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T07:30:00Z")));
+            assert!(app.run_due_jobs(10).await.unwrap() >= 1);
+            // Mon 10:00 + 4 h = 14:00 = 06:00Z
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T06:00:00Z")), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_escalation_fires_once_under_concurrent_runs_and_says_when_it_is_late() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            let warn = RuleInput {
+                target_kind: "resolution".into(),
+                percent: 75,
+                action: "notify".into(),
+                audience: vec![Audience::Assignee, Audience::ProjectManager],
+                ..Default::default()
+            };
+            app.create_escalation_rule(&sc.sm, &sc.sla, warn).await.unwrap();
+            let raise = RuleInput { target_kind: "resolution".into(), percent: 100, action: "raise_priority".into(), ..Default::default() };
+            app.create_escalation_rule(&sc.sm, &sc.sla, raise).await.unwrap();
+            let bad = RuleInput { target_kind: "resolution".into(), percent: 80, action: "notify".into(), ..Default::default() };
+            let Err(AppError::Validation(f)) = app.create_escalation_rule(&sc.sm, &sc.sla, bad).await else { panic!() };
+            assert!(f.iter().any(|f| f.field == "percent") && f.iter().any(|f| f.field == "audience"));
+            assert!(matches!(app.create_escalation_rule(&sc.w.agent_a, &sc.sla, RuleInput::default()).await, Err(AppError::Forbidden)));
+            // three P2 tickets (8 h) logged Monday 2026-03-02 09:00 Shanghai
+            clock_.0.store(ms("2026-03-02T01:00:00Z"), Ordering::SeqCst);
+            let mut ids = vec![];
+            for _ in 0..3 {
+                ids.push(app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "medium")).await.unwrap().id);
+            }
+            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
+            // 75% of 8 h = 6 h: Mon 09:00-12:00 + 13:30-16:30 = 08:30Z; the job runs 30 s later
+            clock_.0.store(ms("2026-03-02T08:30:30Z"), Ordering::SeqCst);
+            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
+            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}: one warning per ticket", t.label);
+            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
+            let warnings = announcements(&app, "sla.warning").await;
+            assert_eq!(warnings.len(), 3, "{}", t.label);
+            assert_eq!(warnings[0]["vars"]["late"], false);
+            assert_eq!(warnings[0]["vars"]["percent"], 75);
+            // down over the breach (Mon 18:00 + Tue 09:00-09:30 = Tue 01:30Z); back Tue 03:00Z
+            clock_.0.store(ms("2026-03-03T03:00:00Z"), Ordering::SeqCst);
+            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
+            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}", t.label);
+            let escalated = announcements(&app, "sla.escalated").await;
+            assert_eq!(escalated.len(), 3, "{}", t.label);
+            assert_eq!(escalated[0]["vars"]["late"], true, "{}", t.label);
+            assert_eq!(escalated[0]["vars"]["late_by_ms"], 90 * 60_000, "{}", t.label);
+            let tk = app.get_ticket(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert_eq!(tk.priority, "p1", "{}", t.label);
+            let s = app.ticket_sla(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert_eq!(s.firings.len(), 2);
+            assert!(s.firings[1].late && s.firings[1].outcome == "priority_raised", "{:?}", s.firings);
+            let h = app.ticket_history(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert!(h.iter().any(|e| e.changes.to_string().contains("sla_escalation") && e.changes.to_string().contains("true")));
+            // the report counts the breaches
+            let r = app.sla_attainment(&sc.sm, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await.unwrap();
+            // first response (2 h) and resolution of each ticket
+            assert_eq!((r.total.met, r.total.breached), (0, 6), "{}", t.label);
+            assert_eq!(r.breaches.len(), 6);
+            assert_eq!(r.by_priority.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), vec!["p1"]);
+            assert!(r.breaches[0].reason.contains("p2 → p1"), "{}", r.breaches[0].reason);
+            assert!(matches!(
+                app.sla_attainment(&sc.w.agent_a, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await,
+                Err(AppError::Forbidden)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn review_reminders_are_announced_once_per_version_and_ended_slas_expire() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            let sla = app.get_sla(&sc.sm, &sc.sla).await.unwrap();
+            let mut c = app.db.begin().await.unwrap();
+            sqlx::query("UPDATE slas SET review_on = '2026-03-10', valid_to = '2026-03-31' WHERE id = $1")
+                .bind(&sla.id)
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            c.commit().await.unwrap();
+            clock_.0.store(ms("2026-03-01T00:00:00Z"), Ordering::SeqCst);
+            assert_eq!(app.run_sla_reviews().await.unwrap(), (1, 0), "{}", t.label);
+            assert_eq!(app.run_sla_reviews().await.unwrap(), (0, 0), "{}", t.label);
+            clock_.0.store(ms("2026-04-01T01:00:00Z"), Ordering::SeqCst);
+            assert_eq!(app.run_sla_reviews().await.unwrap().1, 1, "{}", t.label);
+            assert_eq!(app.get_sla(&sc.sm, &sc.sla).await.unwrap().status, "expired");
+            assert_eq!(announcements(&app, "sla.review_due").await.len(), 1);
+        }
+    }
+}

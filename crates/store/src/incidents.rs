@@ -351,6 +351,8 @@ pub struct TicketFilter {
     pub major: Option<bool>,
     /// Text in the number or the title.
     pub q: Option<String>,
+    /// Breaching soon: an open SLA clock in warning or due before this instant.
+    pub breaching_before: Option<i64>,
 }
 
 fn push_scope(q: &mut Sql, scope: &Scope) {
@@ -397,6 +399,9 @@ fn push_filter(q: &mut Sql, f: &TicketFilter) {
     }
     if let Some(m) = f.major {
         q.push(" AND t.major = ").push_bind(m as i64);
+    }
+    if let Some(before) = f.breaching_before {
+        crate::sla_clocks::push_breaching_before(q, before);
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let pat = like_pattern(text);

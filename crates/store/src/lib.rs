@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod page;
 pub mod rows;
 pub mod service_level;
+pub mod sla_clocks;
 pub mod sql;
 pub mod testing;
 
