@@ -107,6 +107,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::service_level::router())
         .merge(api::trail::router())
         .merge(api::cmdb::router())
+        .merge(api::sla_clocks::router())
         .split_for_parts()
 }
 
@@ -161,6 +162,9 @@ fn ui_router() -> Router<AppState> {
         .route("/slas/new", get(sl::sla_new))
         .route("/slas/{id}", get(sl::sla_show).post(sl::sla_update))
         .route("/slas/{id}/lifecycle/{action}", get(sl::sla_lifecycle_form).post(sl::sla_lifecycle))
+        .route("/slas/{id}/escalations", get(ui::sla_clocks::escalations).post(ui::sla_clocks::escalation_create))
+        .route("/slas/{id}/escalations/{rule}/delete", post(ui::sla_clocks::escalation_delete))
+        .route("/reports/sla-attainment", get(ui::sla_clocks::attainment))
         .route("/olas", get(sl::olas).post(sl::ola_create))
         .route("/olas/new", get(sl::ola_new))
         .route("/olas/{id}", get(sl::ola_show).post(sl::ola_update))

@@ -590,3 +590,7 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+/// SLA clocks on tickets, escalation rules and the attainment report over HTTP.
+#[path = "http/sla_clocks.rs"]
+mod sla_clocks;

@@ -176,6 +176,9 @@ pub struct IncidentQuery {
     pub major: Option<bool>,
     /// Text in the number or the title.
     pub q: Option<String>,
+    /// Breaching soon: an open SLA clock in warning or due within the configured horizon
+    /// (setting `sla.breaching_soon_minutes`, default 60).
+    pub breaching_soon: Option<bool>,
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
@@ -218,7 +221,11 @@ async fn list_incidents(
     ApiQuery(pp): ApiQuery<PageParams>,
 ) -> ApiResponse {
     let page = page_request(&pp, INCIDENT_SORTS)?;
-    let f = filter_of(q, &who.principal.user_id)?;
+    let soon = q.breaching_soon == Some(true);
+    let mut f = filter_of(q, &who.principal.user_id)?;
+    if soon {
+        f.breaching_before = Some(s.app.breaching_soon_before().await?);
+    }
     let r = s.app.list_tickets(&who.principal, &f, &page).await?;
     Ok(axum::Json(ListOf { items: r.items.into_iter().map(Incident::from).collect(), next_cursor: r.next_cursor }).into_response_ok())
 }

@@ -6,6 +6,7 @@ pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod service_level;
+pub mod sla_clocks;
 pub mod trail;
 
 use crate::error::{ApiError, ErrorBody, FieldProblem};

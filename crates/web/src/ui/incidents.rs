@@ -15,7 +15,7 @@ use keel_app::{AppError, Principal};
 use keel_domain::incident::{Action, Impact, PendingReason, Priority, ResolutionCode, Status, TicketKind, Urgency};
 use keel_store::accounts::UserFilter;
 use keel_store::directory::ProjectFilter;
-use keel_store::incidents::TicketRecord;
+use keel_store::incidents::{TicketFilter, TicketRecord};
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 use std::collections::HashMap;
 
@@ -107,6 +107,7 @@ pub struct QueueRow {
     pub assignee: String,
     pub reporter: String,
     pub updated: String,
+    pub sla: Option<super::sla_clocks::ClockView>,
 }
 
 #[derive(Template)]
@@ -122,6 +123,7 @@ pub struct QueuePage {
     pub next_href: Option<String>,
     pub total: i64,
     pub q: String,
+    pub breaching: bool,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -140,6 +142,9 @@ pub struct QueueQuery {
     q: String,
     #[serde(default)]
     sort: String,
+    /// `1`: breaching soon only.
+    #[serde(default)]
+    breaching: String,
     cursor: Option<String>,
     flash: Option<String>,
 }
@@ -154,6 +159,7 @@ impl QueueQuery {
             ("project_id", &self.project_id),
             ("q", &self.q),
             ("sort", &self.sort),
+            ("breaching", &self.breaching),
         ] {
             if !v.is_empty() {
                 s.push_str(&format!("&{k}={}", urlencode(v)));
@@ -184,7 +190,10 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         q: Some(q.q.clone()),
         ..Default::default()
     };
-    let filter = filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?;
+    let mut filter = filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?;
+    if q.breaching == "1" {
+        filter.breaching_before = Some(state.app.breaching_soon_before().await.or_page(&tr)?);
+    }
     let (desc, sort_name) = match q.sort.as_str() {
         "" => (!is_staff, if is_staff { "priority" } else { "created_at" }),
         s if s.starts_with('-') => (true, &s[1..]),
@@ -208,7 +217,23 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
             count: v.count(&counts),
             active: v.as_str() == view,
         })
-        .collect();
+        .collect::<Vec<Tab>>();
+    let mut tabs = tabs;
+    if is_staff {
+        tabs.iter_mut().for_each(|t| t.active = t.active && q.breaching != "1");
+        let soon = TicketFilter {
+            open_only: true,
+            breaching_before: Some(state.app.breaching_soon_before().await.or_page(&tr)?),
+            ..Default::default()
+        };
+        let count = state.app.count_tickets(p, &soon).await.or_page(&tr)?;
+        tabs.push(Tab {
+            href: "/incidents?view=open&breaching=1".into(),
+            label: tr.t("incident-view-breaching"),
+            count,
+            active: q.breaching == "1",
+        });
+    }
     let mut filters = vec![
         Field::new(&tr, "status", "select", "")
             .options(choices(&tr, "incident-status", Status::ALL, Status::as_str), std::slice::from_ref(&q.status)),
@@ -229,10 +254,13 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))),
         std::slice::from_ref(&q.sort),
     ));
+    let ids: Vec<String> = list.items.iter().map(|t| t.id.clone()).collect();
+    let mut clocks = super::sla_clocks::queue_clocks(&state, &tr, &ids).await.or_page(&tr)?;
     let rows = list
         .items
         .iter()
         .map(|t| QueueRow {
+            sla: clocks.remove(&t.id),
             href: format!("/incidents/{}", t.id),
             number: t.number.clone(),
             title: t.title.clone(),
@@ -250,7 +278,10 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
     let title = tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" });
     let ctx = Ctx::new(&tr, Some(&who), "/incidents", q.flash.as_deref());
-    Ok(render_status(StatusCode::OK, &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone() }))
+    Ok(render_status(
+        StatusCode::OK,
+        &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone(), breaching: q.breaching == "1" },
+    ))
 }
 
 // ---------------------------------------------------------------- logging a ticket
@@ -398,6 +429,7 @@ pub struct TicketPage {
     pub rating_form: Option<SideForm>,
     pub major_form: Option<SideForm>,
     pub history: Vec<HistoryView>,
+    pub sla: Vec<super::sla_clocks::ClockView>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -649,6 +681,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         rating_form,
         major_form,
         history,
+        sla: super::sla_clocks::ticket_panel(state, tr, p, &t.id).await.or_page(tr)?,
     };
     Ok(render_status(status, &page))
 }

@@ -7,6 +7,7 @@ pub mod cmdb;
 pub mod incidents;
 pub mod service_level;
 pub mod session;
+pub mod sla_clocks;
 pub mod trail;
 
 use crate::auth::{Identity, urlencode};
@@ -92,6 +93,7 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
                 item("/olas", "nav-olas"),
                 item("/contracts", "nav-contracts"),
                 item("/calendars", "nav-calendars"),
+                item("/reports/sla-attainment", "nav-sla-attainment"),
             ],
         });
         groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
@@ -112,7 +114,11 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     if !p.is_staff() {
         groups.push(NavGroup {
             title: tr.t("nav-group-delivery"),
-            items: vec![item("/catalogue", "nav-catalogue"), item("/slas", "nav-slas")],
+            items: vec![
+                item("/catalogue", "nav-catalogue"),
+                item("/slas", "nav-slas"),
+                item("/reports/sla-attainment", "nav-sla-attainment"),
+            ],
         });
     }
     groups.push(NavGroup { title: tr.t("nav-group-account"), items: vec![item("/profile", "nav-profile"), item("/tokens", "nav-tokens")] });

@@ -1175,6 +1175,7 @@ async fn sla_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Opt
             action: None,
         });
     }
+    page.panels.extend(super::sla_clocks::escalation_panel(state, tr, p, id).await.or_page(tr)?);
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("sla", id).await.or_page(tr)?);
     Ok(render_status(status_for(&err), &page))
