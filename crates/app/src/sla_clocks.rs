@@ -61,8 +61,8 @@ fn internal(e: impl std::fmt::Display) -> AppError {
 }
 
 /// Picks the SLA that measures a ticket (the rule is in the module documentation).
-pub fn choose_sla<'a>(slas: &'a [ActiveSla], project_id: &str, service_id: Option<&str>) -> Option<&'a ActiveSla> {
-    let of_project: Vec<&ActiveSla> = slas.iter().filter(|s| s.project_id == project_id).collect();
+pub fn choose_sla<'a>(slas: impl IntoIterator<Item = &'a ActiveSla>, project_id: &str, service_id: Option<&str>) -> Option<&'a ActiveSla> {
+    let of_project: Vec<&ActiveSla> = slas.into_iter().filter(|s| s.project_id == project_id).collect();
     let latest = |list: Vec<&'a ActiveSla>| list.into_iter().max_by(|a, b| (a.activated_at, &a.id).cmp(&(b.activated_at, &b.id)));
     if let Some(service) = service_id
         && let Some(s) = latest(of_project.iter().copied().filter(|s| s.service_ids.iter().any(|x| x == service)).collect())
@@ -114,8 +114,8 @@ impl SlaCache {
 
     fn sla_for(&self, t: &TicketClockInput) -> Option<&Measure> {
         let ids = self.projects.get(&t.project_id)?;
-        let slas: Vec<ActiveSla> = ids.iter().filter_map(|id| self.measures.get(id)).map(|m| m.sla.clone()).collect();
-        let chosen = choose_sla(&slas, &t.project_id, t.service_id.as_deref())?;
+        let slas = ids.iter().filter_map(|id| self.measures.get(id)).map(|m| &m.sla);
+        let chosen = choose_sla(slas, &t.project_id, t.service_id.as_deref())?;
         self.measures.get(&chosen.id)
     }
 
