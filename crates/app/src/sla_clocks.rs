@@ -771,3 +771,41 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sla(id: &str, project: &str, activated: i64, services: &[&str]) -> ActiveSla {
+        ActiveSla {
+            id: id.into(),
+            version: 1,
+            project_id: project.into(),
+            calendar_id: "cal".into(),
+            targets: String::new(),
+            clock_policy: String::new(),
+            activated_at: Some(activated),
+            service_ids: services.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_sla_of_the_service_wins_then_the_project_wide_one_then_the_latest() {
+        let slas = [sla("a", "p", 1, &["mail"]), sla("b", "p", 2, &[]), sla("c", "p", 3, &["erp"]), sla("d", "q", 9, &[])];
+        let pick = |service: Option<&str>| choose_sla(&slas, "p", service).map(|s| s.id.as_str());
+        assert_eq!(pick(Some("mail")), Some("a"));
+        assert_eq!(pick(Some("erp")), Some("c"));
+        assert_eq!(pick(Some("hr")), Some("b"), "no SLA names the service: the project-wide one");
+        assert_eq!(pick(None), Some("b"));
+        let only_named = [sla("a", "p", 1, &["mail"]), sla("c", "p", 3, &["erp"])];
+        assert_eq!(choose_sla(&only_named, "p", None).map(|s| s.id.as_str()), Some("c"), "otherwise the latest activated");
+        assert!(choose_sla(&slas, "none", None).is_none());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("Acme, Inc"), "\"Acme, Inc\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("new → assigned; p3 → p1"), "new → assigned; p3 → p1");
+    }
+}

@@ -237,8 +237,9 @@ pub fn period(q: &PeriodQuery) -> Result<(i64, i64), ApiError> {
             .map_err(|_| ApiError::field(field, "invalid_date", format!("{field} must be a date YYYY-MM-DD")))
     };
     let (from, to) = (day("from", &q.from)?, day("to", &q.to)?);
+    let end = to.succ_opt().ok_or_else(|| ApiError::field("to", "invalid_date", "to is out of range"))?;
     let ms = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default();
-    Ok((ms(from), ms(to + chrono::Duration::days(1))))
+    Ok((ms(from), ms(end)))
 }
 
 /// Met and breached SLA clocks of the tickets created in a period.
