@@ -534,15 +534,21 @@ impl App {
             projects = Some(store::projects_using_calendar(&mut c, cal).await?);
         }
         let mut cache = SlaCache::default();
-        let mut after = String::new();
+        let passes: Vec<Option<String>> = match projects {
+            Some(p) => p.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
         let mut n = 0;
-        loop {
-            let mut tx = self.db.begin().await?;
-            let ids = store::open_ticket_ids(&mut tx, projects.as_deref(), &after, RECOMPUTE_BATCH).await?;
-            let Some(last) = ids.last().cloned() else { break };
-            n += recompute(&mut tx, &ids, self.now(), &mut cache).await?;
-            tx.commit().await.map_err(keel_store::StoreError::from)?;
-            after = last;
+        for project in passes {
+            let mut after = String::new();
+            loop {
+                let mut tx = self.db.begin().await?;
+                let ids = store::open_ticket_ids(&mut tx, project.as_deref(), &after, RECOMPUTE_BATCH).await?;
+                let Some(last) = ids.last().cloned() else { break };
+                n += recompute(&mut tx, &ids, self.now(), &mut cache).await?;
+                tx.commit().await.map_err(keel_store::StoreError::from)?;
+                after = last;
+            }
         }
         Ok(n)
     }

@@ -32,6 +32,9 @@ CREATE INDEX ticket_sla_clocks_due ON ticket_sla_clocks (state, due_at);
 CREATE INDEX ticket_sla_clocks_sla ON ticket_sla_clocks (sla_id);
 CREATE INDEX ticket_sla_clocks_check ON ticket_sla_clocks (needs_check);
 
+-- Keyset walk over one project's tickets for recomputing their clocks in batches.
+CREATE INDEX tickets_project_keyset ON tickets (project_id, id);
+
 CREATE TABLE sla_escalation_rules (
     id TEXT PRIMARY KEY,
     sla_id TEXT NOT NULL REFERENCES slas (id) ON DELETE CASCADE,

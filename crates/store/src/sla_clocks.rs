@@ -130,13 +130,13 @@ pub async fn active_slas(conn: &mut AnyConnection, project_ids: &[String]) -> Re
     Ok(out)
 }
 
-/// Open tickets (not resolved or closed) after `after_id` in id order, of the given projects
-/// (`None`: all), for recomputing in batches.
-pub async fn open_ticket_ids(conn: &mut AnyConnection, project_ids: Option<&[String]>, after_id: &str, limit: i64) -> Result<Vec<String>> {
+/// Open tickets (not resolved or closed) after `after_id` in id order, of one project (`None`:
+/// all), for recomputing in batches; one project at a time keeps the walk on an index.
+pub async fn open_ticket_ids(conn: &mut AnyConnection, project_id: Option<&str>, after_id: &str, limit: i64) -> Result<Vec<String>> {
     let mut q = Sql::new("SELECT id FROM tickets WHERE status NOT IN ('resolved', 'closed') AND id > ");
     q.push_bind(after_id);
-    if let Some(p) = project_ids {
-        q.push(" AND project_id IN ").push_list(p);
+    if let Some(p) = project_id {
+        q.push(" AND project_id = ").push_bind(p);
     }
     q.push(" ORDER BY id LIMIT ").push_bind(limit);
     q.fetch_all(conn).await?.iter().map(|r| r.text("id").map_err(Into::into)).collect()
