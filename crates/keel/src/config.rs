@@ -21,6 +21,10 @@ pub struct Config {
     pub session_max_days: i64,
     pub max_failed_logins: i64,
     pub lockout_minutes: i64,
+    /// Outgoing mail (`[smtp]` / `KEEL_SMTP_HOST`, `_PORT`, `_TLS`, `_USER`, `_PASSWORD`, `_FROM`);
+    /// without it no email notifications are prepared.
+    #[serde(default)]
+    pub smtp: Option<keel_app::notifications::channels::SmtpConfig>,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             session_max_days: 30,
             max_failed_logins: 5,
             lockout_minutes: 15,
+            smtp: None,
         }
     }
 }
@@ -68,6 +73,9 @@ impl Config {
             "max_failed_logins",
             "lockout_minutes",
         ]));
+        fig = fig.merge(
+            Env::prefixed("KEEL_SMTP_").only(&["host", "port", "tls", "user", "password", "from"]).map(|k| format!("smtp.{k}").into()),
+        );
         let mut cfg: Config = fig.extract().context("invalid configuration")?;
         if let Some(b) = bind {
             cfg.bind = b;
@@ -110,6 +118,10 @@ impl Config {
             lockout_ms: self.lockout_minutes * 60_000,
             ..Default::default()
         }
+    }
+
+    pub fn notify(&self) -> keel_app::notifications::NotifyConfig {
+        keel_app::notifications::NotifyConfig { smtp: self.smtp.clone(), ..Default::default() }
     }
 
     pub fn web(&self) -> keel_web::WebConfig {
