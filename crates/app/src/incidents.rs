@@ -907,7 +907,8 @@ impl App {
         store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
         if comment.visibility == Visibility::Public {
             let to = crate::notifications::reply_audience(actor, &t);
-            crate::notifications::announce_ticket(&mut w, "incident.public_reply", &t, to, serde_json::json!({ "reply": rec.body })).await?;
+            crate::notifications::announce_ticket(&mut w, "incident.public_reply", &t, to, serde_json::json!({ "reply": rec.body }))
+                .await?;
         }
         if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
             let policy = policy_in(&mut w.tx).await?;

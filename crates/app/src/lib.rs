@@ -74,7 +74,11 @@ pub struct App {
 
 impl App {
     pub fn new(db: Db, security: SecurityConfig) -> Self {
-        App { db, clock: Arc::new(SystemClock), security, instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
+        App {
+            db,
+            clock: Arc::new(SystemClock),
+            security,
+            instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
             notify: Arc::new(notifications::NotifyConfig::default()),
         }
     }

@@ -2075,7 +2075,13 @@ mod notifications {
         app.update_project(
             &w.admin,
             &w.project_a,
-            ProjectInput { code: project.code.clone(), name: project.name.clone(), organization_id: w.org_a.clone(), member_ids: members, ..Default::default() },
+            ProjectInput {
+                code: project.code.clone(),
+                name: project.name.clone(),
+                organization_id: w.org_a.clone(),
+                member_ids: members,
+                ..Default::default()
+            },
             None,
         )
         .await
@@ -2130,16 +2136,27 @@ mod notifications {
 
             // assignment to the agent, a staff reply to the reporter, the customer's answer to the assignee
             clock.advance(1000);
-            app.transition_ticket(&d.agent2, &tk.id, TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), team_id: Some(d.team.clone()), ..Default::default() }.with("reassign"), None)
-                .await
-                .unwrap();
+            app.transition_ticket(
+                &d.agent2,
+                &tk.id,
+                TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), team_id: Some(d.team.clone()), ..Default::default() }
+                    .with("reassign"),
+                None,
+            )
+            .await
+            .unwrap();
             app.add_comment(&w.agent_a, &tk.id, "internal", "not for the customer").await.unwrap();
             app.add_comment(&w.agent_a, &tk.id, "public", "We are on it <b>now</b>").await.unwrap();
             app.add_comment(&w.contact_a, &tk.id, "public", "Thanks").await.unwrap();
             app.transition_ticket(
                 &w.agent_a,
                 &tk.id,
-                TransitionInput { resolution_code: Some("solved".into()), resolution_notes: Some("new fuser".into()), ..Default::default() }.with("resolve"),
+                TransitionInput {
+                    resolution_code: Some("solved".into()),
+                    resolution_notes: Some("new fuser".into()),
+                    ..Default::default()
+                }
+                .with("resolve"),
                 None,
             )
             .await
@@ -2147,18 +2164,32 @@ mod notifications {
             run(&app).await;
             let mut to_agent: Vec<String> = sink.to("agent@keel.test").iter().map(Mail::subject).collect();
             to_agent.sort();
-            assert_eq!(to_agent, [format!("[{}] Assigned to you: Printer jams", tk.number), format!("[{}] New reply: Printer jams", tk.number)]);
+            assert_eq!(
+                to_agent,
+                [format!("[{}] Assigned to you: Printer jams", tk.number), format!("[{}] New reply: Printer jams", tk.number)]
+            );
             let to_contact = sink.to("li.lei@acme.test");
             let mut subjects: Vec<String> = to_contact.iter().map(Mail::subject).collect();
             subjects.sort();
-            assert_eq!(subjects, [format!("[{}] New reply: Printer jams", tk.number), format!("[{}] Resolved: Printer jams", tk.number)], "{}", t.label);
+            assert_eq!(
+                subjects,
+                [format!("[{}] New reply: Printer jams", tk.number), format!("[{}] Resolved: Printer jams", tk.number)],
+                "{}",
+                t.label
+            );
             assert!(to_contact.iter().all(|m| m.headers()["in-reply-to"] == thread), "one thread per ticket");
             assert!(to_contact.iter().all(|m| m.headers()["message-id"] != first_id), "each message has its own id");
             assert!(!sink.mails().iter().any(|m| m.data.contains("not for the customer")), "internal notes are never announced");
-            let reply = app.list_deliveries(&w.admin, &DeliveryFilter { event_kind: Some("incident.public_reply".into()), ..Default::default() }).await.unwrap();
+            let reply = app
+                .list_deliveries(&w.admin, &DeliveryFilter { event_kind: Some("incident.public_reply".into()), ..Default::default() })
+                .await
+                .unwrap();
             let html = &reply.iter().find(|d| d.recipient == "li.lei@acme.test").unwrap().body_html;
             assert!(html.contains("We are on it &lt;b&gt;now&lt;&#x2f;b&gt;"), "HTML escapes the reply: {html}");
-            assert_eq!(app.list_deliveries(&w.admin, &DeliveryFilter { status: Some("sent".into()), ..Default::default() }).await.unwrap().len(), 5);
+            assert_eq!(
+                app.list_deliveries(&w.admin, &DeliveryFilter { status: Some("sent".into()), ..Default::default() }).await.unwrap().len(),
+                5
+            );
             assert!(matches!(app.list_deliveries(&w.agent_a, &DeliveryFilter::default()).await, Err(AppError::Forbidden)));
         }
     }
@@ -2192,14 +2223,19 @@ mod notifications {
                 language: Some("zh-CN".into()),
                 ..Default::default()
             };
-            for (kind, secret) in [("generic", Some("g-secret")), ("dingtalk", Some("SECd")), ("feishu", Some("f-secret")), ("wecom", None), ("slack", None)] {
+            for (kind, secret) in
+                [("generic", Some("g-secret")), ("dingtalk", Some("SECd")), ("feishu", Some("f-secret")), ("wecom", None), ("slack", None)]
+            {
                 app.create_webhook(&w.admin, hook(kind, secret)).await.unwrap();
             }
             let mut other = hook("generic", None);
             other.project_id = Some(w.project_b.clone());
             other.name = "Beta only".into();
             app.create_webhook(&w.admin, other).await.unwrap();
-            let e = app.create_webhook(&w.admin, WebhookInput { kind: "fax".into(), url: "ftp://x".into(), ..Default::default() }).await.unwrap_err();
+            let e = app
+                .create_webhook(&w.admin, WebhookInput { kind: "fax".into(), url: "ftp://x".into(), ..Default::default() })
+                .await
+                .unwrap_err();
             match e {
                 AppError::Validation(f) => assert_eq!(f.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["name", "kind", "url"]),
                 other => panic!("{other:?}"),
@@ -2319,7 +2355,11 @@ mod notifications {
             let app = app.with_notify(sink.config());
             let w = world(&app).await;
             let d = desk(&app, &w).await;
-            let broken = MessageTemplate { subject: "新 {{ number }}".into(), body_text: "ok\n{% if %}".into(), body_html: "<p>{{ title }</p>".into() };
+            let broken = MessageTemplate {
+                subject: "新 {{ number }}".into(),
+                body_text: "ok\n{% if %}".into(),
+                body_html: "<p>{{ title }</p>".into(),
+            };
             let e = app.save_template(&w.admin, "incident.created", "zh-CN", broken.clone(), None).await.unwrap_err();
             match e {
                 AppError::Validation(f) => {
@@ -2338,7 +2378,10 @@ mod notifications {
             };
             let preview = app.preview_template(&w.admin, &good).unwrap();
             assert_eq!(preview.body_text, "Li Lei：INC-000042");
-            assert!(matches!(app.save_template(&w.agent_a, "incident.created", "zh-CN", good.clone(), None).await, Err(AppError::Forbidden)));
+            assert!(matches!(
+                app.save_template(&w.agent_a, "incident.created", "zh-CN", good.clone(), None).await,
+                Err(AppError::Forbidden)
+            ));
             let saved = app.save_template(&w.admin, "incident.created", "zh-CN", good, None).await.unwrap();
             assert_eq!((saved.overridden, saved.version), (true, 1));
             assert_eq!(app.notification_templates(&w.admin).await.unwrap().len(), 18);

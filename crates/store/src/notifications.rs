@@ -231,7 +231,11 @@ pub async fn list_deliveries(conn: &mut AnyConnection, f: &DeliveryFilter, limit
 }
 
 pub async fn count_deliveries(conn: &mut AnyConnection, status: &str) -> Result<i64> {
-    Ok(sqlx::query("SELECT COUNT(*) AS n FROM notification_deliveries WHERE status = $1").bind(status).fetch_one(&mut *conn).await?.int("n")?)
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM notification_deliveries WHERE status = $1")
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await?
+        .int("n")?)
 }
 
 /// Puts a dead delivery back in the queue with fresh attempts (an administrator's retry).
@@ -456,14 +460,17 @@ pub async fn people(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Pers
 
 /// Active members of a team.
 pub async fn team_members(conn: &mut AnyConnection, team_id: &str) -> Result<Vec<Person>> {
-    let sql = format!("SELECT {PERSON_COLS} FROM users u JOIN team_members m ON m.user_id = u.id WHERE m.team_id = $1 AND u.active = 1 ORDER BY u.id");
+    let sql = format!(
+        "SELECT {PERSON_COLS} FROM users u JOIN team_members m ON m.user_id = u.id WHERE m.team_id = $1 AND u.active = 1 ORDER BY u.id"
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(team_id).fetch_all(&mut *conn).await?;
     rows.iter().map(person).collect()
 }
 
 /// Active contacts (customer accounts) of an organisation.
 pub async fn organization_contacts(conn: &mut AnyConnection, organization_id: &str) -> Result<Vec<Person>> {
-    let sql = format!("SELECT {PERSON_COLS} FROM users u WHERE u.organization_id = $1 AND u.kind = 'contact' AND u.active = 1 ORDER BY u.id");
+    let sql =
+        format!("SELECT {PERSON_COLS} FROM users u WHERE u.organization_id = $1 AND u.kind = 'contact' AND u.active = 1 ORDER BY u.id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(organization_id).fetch_all(&mut *conn).await?;
     rows.iter().map(person).collect()
 }

@@ -590,3 +590,7 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+/// Notification templates, webhooks and the delivery log over HTTP.
+#[path = "http/notifications.rs"]
+mod notifications;

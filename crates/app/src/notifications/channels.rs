@@ -246,7 +246,12 @@ pub fn email_message(smtp: &SmtpConfig, d: &Delivery) -> Result<Message, String>
     let from: Mailbox = from_text.parse().map_err(|e| format!("bad From address {from_text}: {e}"))?;
     let to: Mailbox = d.recipient.parse().map_err(|e| format!("bad recipient address: {e}"))?;
     let domain = mail_domain(from_text);
-    let mut b = Message::builder().from(from).to(to).subject(d.subject.clone()).message_id(Some(format!("<{}@{domain}>", d.id))).header(AutoSubmitted);
+    let mut b = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(d.subject.clone())
+        .message_id(Some(format!("<{}@{domain}>", d.id)))
+        .header(AutoSubmitted);
     if let Some(key) = &d.thread_key {
         let thread = thread_id(key, &domain);
         b = b.in_reply_to(thread.clone()).references(thread);

@@ -308,8 +308,11 @@ impl App {
                 None => None,
             };
             let mut seen = std::collections::HashSet::new();
-            let mut targets: Vec<(String, Option<Person>)> =
-                people.into_iter().filter(|p| actor.as_deref() != Some(p.user_id.as_str())).map(|p| (p.email.to_lowercase(), Some(p))).collect();
+            let mut targets: Vec<(String, Option<Person>)> = people
+                .into_iter()
+                .filter(|p| actor.as_deref() != Some(p.user_id.as_str()))
+                .map(|p| (p.email.to_lowercase(), Some(p)))
+                .collect();
             targets.extend(addresses.into_iter().filter(|a| a.contains('@')).map(|a| (a.to_lowercase(), None)));
             for (address, person) in targets {
                 if !seen.insert(address.clone()) {

@@ -44,17 +44,28 @@ pub struct Rendered {
 
 fn text(kind: &str, lang: &str) -> Option<(&'static str, &'static str)> {
     Some(match (kind, lang) {
-        ("incident.created", "en") => ("New incident: {{ title }}", "A new incident was logged for your team.\n\n{{ number }} {{ title }}\nPriority: {{ priority }}"),
+        ("incident.created", "en") => {
+            ("New incident: {{ title }}", "A new incident was logged for your team.\n\n{{ number }} {{ title }}\nPriority: {{ priority }}")
+        }
         ("incident.created", _) => ("新事件：{{ title }}", "您的团队有一个新的事件。\n\n{{ number }} {{ title }}\n优先级：{{ priority }}"),
-        ("incident.assigned", "en") => ("Assigned to you: {{ title }}", "{{ number }} {{ title }} is now assigned to you.\nPriority: {{ priority }}"),
+        ("incident.assigned", "en") => {
+            ("Assigned to you: {{ title }}", "{{ number }} {{ title }} is now assigned to you.\nPriority: {{ priority }}")
+        }
         ("incident.assigned", _) => ("已分派给您：{{ title }}", "{{ number }} {{ title }} 已分派给您。\n优先级：{{ priority }}"),
         ("incident.public_reply", "en") => ("New reply: {{ title }}", "{{ author }} replied on {{ number }}:\n\n{{ reply }}"),
         ("incident.public_reply", _) => ("新回复：{{ title }}", "{{ author }} 在 {{ number }} 上回复：\n\n{{ reply }}"),
-        ("incident.resolved", "en") => ("Resolved: {{ title }}", "{{ number }} {{ title }} has been resolved.\n\n{{ resolution }}\n\nIf the problem persists, reply to reopen it."),
-        ("incident.resolved", _) => ("已解决：{{ title }}", "{{ number }} {{ title }} 已解决。\n\n{{ resolution }}\n\n如问题仍然存在，请回复以重新打开。"),
+        ("incident.resolved", "en") => (
+            "Resolved: {{ title }}",
+            "{{ number }} {{ title }} has been resolved.\n\n{{ resolution }}\n\nIf the problem persists, reply to reopen it.",
+        ),
+        ("incident.resolved", _) => {
+            ("已解决：{{ title }}", "{{ number }} {{ title }} 已解决。\n\n{{ resolution }}\n\n如问题仍然存在，请回复以重新打开。")
+        }
         ("incident.closed", "en") => ("Closed: {{ title }}", "{{ number }} {{ title }} is now closed. Thank you."),
         ("incident.closed", _) => ("已关闭：{{ title }}", "{{ number }} {{ title }} 已关闭。谢谢。"),
-        ("sla.warning", "en") => ("SLA warning: {{ title }}", "{{ number }} has used {{ threshold }}% of its {{ target }} target (due {{ due }})."),
+        ("sla.warning", "en") => {
+            ("SLA warning: {{ title }}", "{{ number }} has used {{ threshold }}% of its {{ target }} target (due {{ due }}).")
+        }
         ("sla.warning", _) => ("SLA 预警：{{ title }}", "{{ number }} 的{{ target }}目标已用去 {{ threshold }}%（到期 {{ due }}）。"),
         ("sla.breached", "en") => ("SLA breached: {{ title }}", "{{ number }} breached its {{ target }} target (due {{ due }})."),
         ("sla.breached", _) => ("SLA 已违约：{{ title }}", "{{ number }} 的{{ target }}目标已违约（到期 {{ due }}）。"),
