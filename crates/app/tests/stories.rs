@@ -2348,6 +2348,26 @@ mod notifications {
     }
 
     #[tokio::test]
+    async fn the_job_runner_dispatches_and_delivers_right_after_start_and_every_few_seconds() {
+        for t in TestDb::migrated_all().await {
+            let sink = SmtpSink::start().await;
+            let (app, clock) = app_on(&t);
+            let app = app.with_notify(sink.config());
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Screen flickers")).await.unwrap();
+            app.seed_jobs().await.unwrap();
+            assert!(app.run_due_jobs(10).await.unwrap() >= 2, "{}: both notification jobs are due at start", t.label);
+            clock.advance(5_000);
+            app.run_due_jobs(10).await.unwrap();
+            assert_eq!(sink.to("wang.fang@keel.test").len(), 1, "{}", t.label);
+            let jobs = app.list_jobs(&w.admin, None).await.unwrap();
+            let dispatch = jobs.iter().find(|j| j.kind == "notification_dispatch").unwrap();
+            assert_eq!((dispatch.status.as_str(), dispatch.run_at), ("pending", T0 + 10_000), "{}: every five seconds", t.label);
+        }
+    }
+
+    #[tokio::test]
     async fn administrators_override_templates_with_preview_and_broken_ones_are_never_saved() {
         for t in TestDb::migrated_all().await {
             let sink = SmtpSink::start().await;

@@ -132,3 +132,23 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_settings_come_from_keel_toml() {
+        let dir = std::env::temp_dir().join(format!("keel-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keel.toml");
+        std::fs::write(&file, "[smtp]\nhost = \"mail.example.com\"\ntls = \"tls\"\nport = 465\nfrom = \"Desk <desk@example.com>\"\n")
+            .unwrap();
+        let cfg = Config::load(Some(&file), None, None, None).unwrap();
+        let smtp = cfg.notify().smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("mail.example.com", 465, keel_app::notifications::channels::SmtpTls::Tls));
+        std::fs::write(&file, "bind = \"127.0.0.1:9\"\n").unwrap();
+        assert!(Config::load(Some(&file), None, None, None).unwrap().smtp.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -53,7 +53,7 @@ pub async fn mark_dispatched(conn: &mut AnyConnection, announcement_id: &str, de
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Default)]
 pub struct Delivery {
     pub id: String,
     pub announcement_id: String,

@@ -299,15 +299,45 @@ mod tests {
         );
     }
 
+    // Expected values come from running the vendors' own published Python samples (DingTalk
+    // "自定义机器人安全设置 加签", Feishu "自定义机器人 签名校验") with these fixed inputs.
     #[test]
-    fn dingtalk_and_feishu_sign_timestamp_and_secret() {
-        let d = dingtalk_sign("SEC000", 1_700_000_000_000);
-        let expect = b64(&hmac_sha256(b"SEC000", b"1700000000000\nSEC000"));
-        assert_eq!(d, expect);
-        let f = feishu_sign("SEC000", 1_700_000_000);
-        assert_eq!(f, b64(&hmac_sha256(b"1700000000\nSEC000", b"")));
-        assert_ne!(d, f);
+    fn dingtalk_signature_matches_the_vendor_sample() {
+        let sign = dingtalk_sign("this is secret", 1_700_000_000_000);
+        assert_eq!(sign, "sSFWELbV2YwjdDQhWZwTcWlX5BWUx5J6TPpsZmuPii0=");
+        assert_eq!(url_encode(&sign), "sSFWELbV2YwjdDQhWZwTcWlX5BWUx5J6TPpsZmuPii0%3D", "quote_plus of the Base64");
         assert_eq!(url_encode("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+
+    #[test]
+    fn feishu_signature_matches_the_vendor_sample() {
+        assert_eq!(feishu_sign("你的密钥", 1_599_360_473), "LGQ8uyis9+PUlaQz4PLURvxr+NWlGF+dpzH2lNT3ISQ=");
+    }
+
+    #[test]
+    fn vendor_requests_carry_their_signature_where_the_vendor_expects_it() {
+        let d = Delivery {
+            id: "d1".into(),
+            event_kind: "incident.created".into(),
+            subject: "[INC-000001] 新事件".into(),
+            body_text: "打印机".into(),
+            ..Default::default()
+        };
+        let hook = |kind: &str| WebhookRecord {
+            kind: kind.into(),
+            url: "https://h.example/x?access_token=t".into(),
+            secret: Some("s".into()),
+            ..Default::default()
+        };
+        let r = webhook_request(&hook("dingtalk"), &d, 1_700_000_000_000);
+        assert!(r.url.starts_with("https://h.example/x?access_token=t&timestamp=1700000000000&sign="), "{}", r.url);
+        let r = webhook_request(&hook("feishu"), &d, 1_700_000_000_123);
+        let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!((b["timestamp"].as_str(), b["sign"].as_str()), (Some("1700000000"), Some(feishu_sign("s", 1_700_000_000).as_str())));
+        let r = webhook_request(&hook("generic"), &d, 1_700_000_000_000);
+        assert_eq!(r.headers[1], ("X-Keel-Signature".to_string(), keel_signature("s", r.body.as_bytes())));
+        let r = webhook_request(&hook("wecom"), &d, 0);
+        assert!(r.body.contains("\"msgtype\":\"markdown\"") && r.headers.is_empty());
     }
 
     #[test]
