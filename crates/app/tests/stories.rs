@@ -2405,10 +2405,15 @@ mod notifications {
             let saved = app.save_template(&w.admin, "incident.created", "zh-CN", good, None).await.unwrap();
             assert_eq!((saved.overridden, saved.version), (true, 1));
             assert_eq!(app.notification_templates(&w.admin).await.unwrap().len(), 18);
+            assert!(matches!(app.set_project_sender(&w.admin, &w.project_a, Some("not an address")).await, Err(AppError::Validation(_))));
+            app.set_project_sender(&w.admin, &w.project_a, Some("Acme 服务台 <acme@desk.example>")).await.unwrap();
             let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Fan noise")).await.unwrap();
             run(&app).await;
             let m = &sink.to("wang.fang@keel.test")[0];
             assert_eq!(m.subject(), format!("[{}] 有新工单 Fan noise", tk.number), "{}", t.label);
+            let h = m.headers();
+            assert!(h["from"].ends_with("<acme@desk.example>"), "the project's From: {}", h["from"]);
+            assert!(h["message-id"].ends_with("@desk.example>") && h["in-reply-to"] == format!("<ticket-{}@desk.example>", tk.id));
             let _ = d.agent2;
             let back = app.reset_template(&w.admin, "incident.created", "zh-CN").await.unwrap();
             assert!(!back.overridden && back.template.subject.starts_with("新事件"));

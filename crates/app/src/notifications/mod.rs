@@ -520,6 +520,38 @@ impl App {
         Ok(view_of(kind, lang, None))
     }
 
+    /// The From address of a project's notification emails; `None` uses the instance's.
+    pub async fn project_sender(&self, actor: &Principal, project_id: &str) -> Result<Option<String>> {
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden);
+        }
+        let mut c = self.read().await?;
+        keel_store::directory::get_project(&mut c, project_id).await?.ok_or(AppError::NotFound)?;
+        Ok(kernel::get_setting(&mut c, &project_from_setting(project_id)).await?.filter(|f| !f.is_empty()))
+    }
+
+    /// Sets (or with `None` clears) a project's From address, e.g. `Acme Desk <acme@desk.example>`.
+    pub async fn set_project_sender(&self, actor: &Principal, project_id: &str, from: Option<&str>) -> Result<Option<String>> {
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden);
+        }
+        let from = from.map(str::trim).filter(|f| !f.is_empty());
+        if let Some(f) = from
+            && f.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(AppError::field("from", "invalid_email", "a mailbox such as Desk <desk@example.com> is required"));
+        }
+        let mut w = self.write(actor).await?;
+        keel_store::directory::get_project(&mut w.tx, project_id).await?.ok_or(AppError::NotFound)?;
+        let key = project_from_setting(project_id);
+        let before = kernel::get_setting(&mut w.tx, &key).await?.filter(|f| !f.is_empty());
+        kernel::set_setting(&mut w.tx, &key, from.unwrap_or(""), w.now).await?;
+        let snap = |v: &Option<String>| serde_json::json!({ "notification_from": v });
+        w.record("setting", &key, AuditAction::Update, Some(&snap(&before)), Some(&snap(&from.map(str::to_string)))).await?;
+        w.commit().await?;
+        Ok(from.map(str::to_string))
+    }
+
     pub async fn list_webhooks(&self, actor: &Principal) -> Result<Vec<WebhookRecord>> {
         if !actor.is_admin() {
             return Err(AppError::Forbidden);

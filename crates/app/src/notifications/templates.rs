@@ -111,9 +111,13 @@ pub fn sample_vars() -> serde_json::Value {
     })
 }
 
+const FUEL: u64 = 50_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    // An administrator's loop cannot run away with the dispatcher.
+    env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
     env
 }
@@ -193,6 +197,16 @@ mod tests {
         assert_eq!(e[0].field, "body_text");
         assert!(e[0].message.starts_with("line 2:"), "{}", e[0].message);
         assert_eq!(e[1].field, "body_html");
+    }
+
+    #[test]
+    fn runaway_loops_run_out_of_fuel() {
+        let t = MessageTemplate {
+            subject: "x".into(),
+            body_text: "{% for a in range(1000) %}{% for b in range(1000) %}.{% endfor %}{% endfor %}".into(),
+            body_html: String::new(),
+        };
+        assert_eq!(check(&t).unwrap_err()[0].field, "body_text");
     }
 
     #[test]

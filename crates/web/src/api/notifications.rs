@@ -30,6 +30,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(preview_template))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(get_sender, set_sender))
+}
+
+/// The From address of a service project's notification emails.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sender {
+    /// e.g. `Acme Desk <acme@desk.example>`; `null` uses the instance's `[smtp] from`.
+    #[schema(required = true)]
+    pub from: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications/projects/{id}/sender", tag = "notifications", params(("id" = String, Path)),
+    responses((status = 200, description = "The project's From address", body = Sender), Unauthorized, Forbidden, NotFound))]
+async fn get_sender(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    Ok(axum::Json(Sender { from: s.app.project_sender(&who.principal, &id).await? }).into_response())
+}
+
+#[utoipa::path(put, path = "/api/v1/notifications/projects/{id}/sender", tag = "notifications", params(("id" = String, Path)), request_body = Sender,
+    responses((status = 200, description = "The project's From address is set", body = Sender), JsonBodyErrors, Unauthorized, Forbidden, NotFound))]
+async fn set_sender(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<Sender>,
+) -> ApiResponse {
+    let from = s.app.set_project_sender(&who.principal, &id, b.from.as_deref()).await?;
+    Ok(axum::Json(Sender { from }).into_response())
 }
 
 /// One message to one recipient on one channel.

@@ -65,6 +65,15 @@ async fn administrators_manage_templates_webhooks_and_deliveries() {
         assert_eq!((r.status, r.json()["active"].as_bool(), r.json()["has_secret"].as_bool()), (StatusCode::OK, Some(false), Some(true)));
         assert_eq!(s.api(Method::GET, &url, agent, None, &[]).await.status, StatusCode::FORBIDDEN);
 
+        // a project's own From address
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json();
+        let sender = format!("/api/v1/notifications/projects/{}/sender", projects["items"][0]["id"].as_str().unwrap());
+        assert_eq!(s.api(Method::GET, &sender, admin, None, &[]).await.json()["from"], Value::Null);
+        let r = s.api(Method::PUT, &sender, admin, Some(json!({"from": "A1 Desk <a1@desk.example>"})), &[]).await;
+        assert_eq!((r.status, r.json()["from"].as_str()), (StatusCode::OK, Some("A1 Desk <a1@desk.example>")));
+        assert_eq!(s.api(Method::PUT, &sender, admin, Some(json!({"from": "nope"})), &[]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(s.api(Method::PUT, &sender, agent, Some(json!({"from": null})), &[]).await.status, StatusCode::FORBIDDEN);
+
         // pages: the delivery log and a template edit that keeps the typed text and shows the error in place
         let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
         assert_eq!(s.page(&cookie, "/admin/notifications").await.status, StatusCode::OK);
