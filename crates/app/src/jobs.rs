@@ -53,7 +53,13 @@ impl App {
             "notification_dispatch" => {
                 self.dispatch_announcements().await?;
             }
-            "notification_delivery" => while self.deliver_due(50).await? == 50 {},
+            "notification_delivery" => {
+                for _ in 0..20 {
+                    if self.deliver_due(10).await? < 10 {
+                        break;
+                    }
+                }
+            }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }
         Ok(())

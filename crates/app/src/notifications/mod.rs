@@ -22,7 +22,6 @@ use templates::{MessageTemplate, Rendered};
 pub const DISPATCH_WINDOW_MS: i64 = 5 * 60_000;
 const CURSOR_SETTING: &str = "notification.dispatch_cursor";
 const BATCH: i64 = 100;
-const LEASE_MS: i64 = 2 * 60_000;
 
 /// Delivery settings of an instance, from `keel.toml` / `KEEL_SMTP_*`.
 #[derive(Debug, Clone)]
@@ -352,10 +351,13 @@ impl App {
         Ok(n)
     }
 
-    /// Leases and sends the deliveries due now; returns how many were attempted.
+    /// Leases and sends the deliveries due now; returns how many were attempted. The lease
+    /// outlasts sending the whole batch at the worst timeout, so no other instance takes a
+    /// delivery over while this one may still send it.
     pub async fn deliver_due(&self, limit: i64) -> Result<usize> {
         let owner = self.instance_id.clone();
-        let claimed = store::claim_deliveries(&self.db, &owner, self.now(), LEASE_MS, limit).await?;
+        let lease_ms = (self.notify.timeout.as_millis() as i64).saturating_mul(limit.max(1)).saturating_mul(2) + 60_000;
+        let claimed = store::claim_deliveries(&self.db, &owner, self.now(), lease_ms, limit).await?;
         for d in &claimed {
             let outcome = self.send_delivery(d).await;
             let now = self.now();
