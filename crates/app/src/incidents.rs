@@ -696,6 +696,8 @@ impl App {
         }
         crate::sla_clocks::refresh(&mut w, &id).await?;
         let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
+        let team = vec![keel_domain::notification::Audience::AssignmentTeam];
+        crate::notifications::announce_ticket(&mut w, "incident.created", &fresh, team, serde_json::json!({})).await?;
         w.commit().await?;
         Ok(fresh)
     }
@@ -777,6 +779,10 @@ impl App {
         persist_applied(&mut w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
         crate::sla_clocks::refresh(&mut w, &before.id).await?;
         let fresh = store::get_ticket(&mut w.tx, &before.id).await?.ok_or(AppError::NotFound)?;
+        if let Some((kind, to)) = crate::notifications::step_announcement(cmd.action().as_str(), &fresh) {
+            let extra = serde_json::json!({ "resolution": fresh.resolution_notes });
+            crate::notifications::announce_ticket(&mut w, kind, &fresh, to, extra).await?;
+        }
         w.commit().await?;
         Ok(fresh)
     }
@@ -902,6 +908,11 @@ impl App {
         w.record("ticket_comment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
         let first_response = actor.is_staff() && comment.visibility == Visibility::Public;
         store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
+        if comment.visibility == Visibility::Public {
+            let to = crate::notifications::reply_audience(actor, &t);
+            crate::notifications::announce_ticket(&mut w, "incident.public_reply", &t, to, serde_json::json!({ "reply": rec.body }))
+                .await?;
+        }
         if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
             let policy = policy_in(&mut w.tx).await?;
             let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy))?;

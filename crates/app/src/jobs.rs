@@ -6,11 +6,22 @@ use keel_store::jobs::{self, Job, NewJob};
 use std::time::Duration;
 
 /// Recurring platform jobs, seeded on start (one row each, whatever the number of instances).
-pub const BUILTIN: &[(&str, &str)] =
-    &[("audit_checkpoint", "* * * * *"), ("session_sweep", "17 * * * *"), ("sla_escalate", "*/30 * * * * *"), ("sla_review", "23 * * * *")];
+/// Schedules have five fields, or six with seconds first.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("audit_checkpoint", "* * * * *"),
+    ("session_sweep", "17 * * * *"),
+    ("sla_escalate", "*/30 * * * * *"),
+    ("sla_review", "23 * * * *"),
+    ("notification_dispatch", "*/5 * * * * *"),
+    ("notification_delivery", "*/5 * * * * *"),
+];
+
+/// Builtin jobs that also run right after start, not only at their next scheduled time.
+const RUN_AT_START: &[&str] = &["sla_escalate", "notification_dispatch", "notification_delivery"];
 
 fn next_run(schedule: &str, after_ms: i64) -> Option<i64> {
-    let cron: croner::Cron = schedule.parse().ok()?;
+    let parser = croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Optional).build();
+    let cron = parser.parse(schedule).ok()?;
     let after = chrono::DateTime::from_timestamp_millis(after_ms)?;
     cron.find_next_occurrence(&after, false).ok().map(|t| t.timestamp_millis())
 }
@@ -21,13 +32,11 @@ impl App {
         let now = self.now();
         let mut tx = self.db.begin().await?;
         for (kind, schedule) in BUILTIN {
-            let at = next_run(schedule, now).unwrap_or(now);
-            jobs::enqueue(
-                &mut tx,
-                &NewJob { kind, unique_key: Some(kind), payload: "{}", schedule: Some(schedule), run_at: at, max_attempts: 3 },
-                now,
-            )
-            .await?;
+            let at = if RUN_AT_START.contains(kind) { now } else { next_run(schedule, now).unwrap_or(now) };
+            let new = NewJob { kind, unique_key: Some(kind), payload: "{}", schedule: Some(schedule), run_at: at, max_attempts: 3 };
+            if !jobs::enqueue(&mut tx, &new, now).await? && RUN_AT_START.contains(kind) {
+                jobs::run_now(&mut tx, kind, now).await?;
+            }
         }
         tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(())
@@ -51,6 +60,15 @@ impl App {
             }
             crate::sla_clocks::RECOMPUTE_JOB => {
                 self.run_sla_recompute(&job.payload).await?;
+            "notification_dispatch" => {
+                self.dispatch_announcements().await?;
+            }
+            "notification_delivery" => {
+                for _ in 0..20 {
+                    if self.deliver_due(10).await? < 10 {
+                        break;
+                    }
+                }
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

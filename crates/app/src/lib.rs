@@ -8,6 +8,7 @@ pub mod directory;
 pub mod error;
 pub mod incidents;
 pub mod jobs;
+pub mod notifications;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod users;
@@ -68,11 +69,24 @@ pub struct App {
     pub security: SecurityConfig,
     /// Identifies this process as a job lease owner.
     pub instance_id: String,
+    /// Email and webhook delivery settings.
+    pub notify: Arc<notifications::NotifyConfig>,
 }
 
 impl App {
     pub fn new(db: Db, security: SecurityConfig) -> Self {
-        App { db, clock: Arc::new(SystemClock), security, instance_id: format!("keel-{}", uuid::Uuid::new_v4()) }
+        App {
+            db,
+            clock: Arc::new(SystemClock),
+            security,
+            instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
+            notify: Arc::new(notifications::NotifyConfig::default()),
+        }
+    }
+
+    pub fn with_notify(mut self, notify: notifications::NotifyConfig) -> Self {
+        self.notify = Arc::new(notify);
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

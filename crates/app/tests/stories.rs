@@ -1891,6 +1891,266 @@ mod sla_clocks {
             impact: Some(impact.into()),
             urgency: Some(urgency.into()),
             agent_id: Some(sc.w.agent_a.user_id.clone()),
+mod notifications {
+    use super::*;
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    use keel_app::incidents::{NewTicket, TransitionInput};
+    use keel_app::notifications::channels::{SmtpConfig, SmtpTls};
+    use keel_app::notifications::templates::MessageTemplate;
+    use keel_app::notifications::{NotifyConfig, WebhookInput};
+    use keel_store::notifications::DeliveryFilter;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU16;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// One message an SMTP client handed over.
+    #[derive(Debug, Clone)]
+    struct Mail {
+        rcpt: Vec<String>,
+        data: String,
+    }
+
+    impl Mail {
+        /// Header values by lower-case name, folded lines joined.
+        fn headers(&self) -> HashMap<String, String> {
+            let head = self.data.split("\r\n\r\n").next().unwrap_or("");
+            let mut out: HashMap<String, String> = HashMap::new();
+            let mut last = String::new();
+            for line in head.split("\r\n") {
+                if line.starts_with(' ') || line.starts_with('\t') {
+                    out.entry(last.clone()).and_modify(|v| v.push_str(line));
+                } else if let Some((k, v)) = line.split_once(':') {
+                    last = k.trim().to_ascii_lowercase();
+                    out.insert(last.clone(), v.trim().to_string());
+                }
+            }
+            out
+        }
+
+        /// The Subject with RFC 2047 encoded words decoded (space between two encoded words
+        /// is dropped, other space kept).
+        fn subject(&self) -> String {
+            let raw = self.headers().remove("subject").unwrap_or_default();
+            let mut out = String::new();
+            let mut bytes = Vec::new();
+            let mut prev_encoded = false;
+            for (i, word) in raw.split_whitespace().enumerate() {
+                let encoded = word.to_ascii_lowercase().starts_with("=?utf-8?b?") && word.ends_with("?=");
+                if !(encoded && prev_encoded) {
+                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                }
+                if encoded {
+                    bytes.extend(base64::engine::general_purpose::STANDARD.decode(&word[10..word.len() - 2]).unwrap());
+                } else {
+                    out.push_str(word);
+                }
+                prev_encoded = encoded;
+            }
+            out.push_str(&String::from_utf8_lossy(&bytes));
+            out
+        }
+    }
+
+    /// A real SMTP server on loopback speaking just enough for lettre (EHLO, MAIL, RCPT, DATA,
+    /// RSET, NOOP, QUIT), keeping every accepted message.
+    struct SmtpSink {
+        port: u16,
+        mails: Arc<Mutex<Vec<Mail>>>,
+    }
+
+    impl SmtpSink {
+        async fn start() -> SmtpSink {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mails = Arc::new(Mutex::new(Vec::new()));
+            let store = mails.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let (r, mut w) = stream.into_split();
+                        let mut r = BufReader::new(r);
+                        w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                        let mut rcpt = Vec::new();
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let cmd = line.trim_end().to_ascii_uppercase();
+                            let reply: &[u8] = if cmd.starts_with("EHLO") {
+                                b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                            } else if cmd.starts_with("MAIL") || cmd.starts_with("RSET") || cmd.starts_with("NOOP") {
+                                rcpt.clear();
+                                b"250 ok\r\n"
+                            } else if cmd.starts_with("RCPT") {
+                                let to = line.trim_end()[8..].trim_matches(|c| c == '<' || c == '>' || c == ' ').to_string();
+                                rcpt.push(to);
+                                b"250 ok\r\n"
+                            } else if cmd == "DATA" {
+                                w.write_all(b"354 go ahead\r\n").await.unwrap();
+                                let mut data = String::new();
+                                loop {
+                                    line.clear();
+                                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if line == ".\r\n" {
+                                        break;
+                                    }
+                                    data.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
+                                }
+                                store.lock().unwrap().push(Mail { rcpt: std::mem::take(&mut rcpt), data });
+                                b"250 queued\r\n"
+                            } else if cmd == "QUIT" {
+                                let _ = w.write_all(b"221 bye\r\n").await;
+                                return;
+                            } else {
+                                b"502 not implemented\r\n"
+                            };
+                            w.write_all(reply).await.unwrap();
+                        }
+                    });
+                }
+            });
+            SmtpSink { port, mails }
+        }
+
+        fn config(&self) -> NotifyConfig {
+            NotifyConfig {
+                smtp: Some(SmtpConfig {
+                    host: "127.0.0.1".into(),
+                    port: self.port,
+                    tls: SmtpTls::None,
+                    user: None,
+                    password: None,
+                    from: "Keel Desk <desk@keel.test>".into(),
+                }),
+                max_attempts: 3,
+                backoff_ms: 10_000,
+                ..Default::default()
+            }
+        }
+
+        fn mails(&self) -> Vec<Mail> {
+            self.mails.lock().unwrap().clone()
+        }
+
+        fn to(&self, address: &str) -> Vec<Mail> {
+            self.mails().into_iter().filter(|m| m.rcpt.iter().any(|r| r == address)).collect()
+        }
+    }
+
+    /// One request a webhook receiver got.
+    #[derive(Debug, Clone)]
+    struct Hit {
+        path: String,
+        query: String,
+        headers: HashMap<String, String>,
+        body: String,
+    }
+
+    /// A real HTTP receiver on loopback (axum) answering with the status tests set.
+    struct Receiver {
+        base: String,
+        hits: Arc<Mutex<Vec<Hit>>>,
+        status: Arc<AtomicU16>,
+    }
+
+    impl Receiver {
+        async fn start() -> Receiver {
+            let hits = Arc::new(Mutex::new(Vec::new()));
+            let status = Arc::new(AtomicU16::new(200));
+            let (h, s) = (hits.clone(), status.clone());
+            let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
+                let (h, s) = (h.clone(), s.clone());
+                async move {
+                    let headers = headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+                    h.lock().unwrap().push(Hit { path: uri.path().into(), query: uri.query().unwrap_or("").into(), headers, body });
+                    let code = axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                    (code, "{\"errcode\":0}")
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            Receiver { base, hits, status }
+        }
+
+        fn hits(&self, path: &str) -> Vec<Hit> {
+            self.hits.lock().unwrap().iter().filter(|h| h.path == path).cloned().collect()
+        }
+    }
+
+    fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        m.update(msg);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    struct Desk {
+        team: String,
+        agent2: Principal,
+    }
+
+    /// A team of two agents (the second reads Chinese) on project A.
+    async fn desk(app: &App, w: &World) -> Desk {
+        let agent2 = app
+            .create_user(
+                &w.admin,
+                NewUser {
+                    email: "wang.fang@keel.test".into(),
+                    display_name: "王芳".into(),
+                    locale: Some("zh-CN".into()),
+                    roles: vec![Role::ServiceDeskAgent],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let project = app.get_project(&w.admin, &w.project_a).await.unwrap();
+        let mut members = project.member_ids.clone();
+        members.push(agent2.id.clone());
+        app.update_project(
+            &w.admin,
+            &w.project_a,
+            ProjectInput {
+                code: project.code.clone(),
+                name: project.name.clone(),
+                organization_id: w.org_a.clone(),
+                member_ids: members,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let team = app
+            .create_team(
+                &w.admin,
+                TeamInput { name: "一线".into(), member_ids: vec![w.agent_a.user_id.clone(), agent2.id.clone()], ..Default::default() },
+            )
+            .await
+            .unwrap();
+        Desk { team: team.id, agent2: principal(app, &agent2.id).await }
+    }
+
+    fn ticket(w: &World, team: &str, title: &str) -> NewTicket {
+        NewTicket {
+            project_id: w.project_a.clone(),
+            reporter_id: Some(w.contact_a.user_id.clone()),
+            title: title.into(),
+            team_id: Some(team.into()),
             ..Default::default()
         }
     }
@@ -1950,6 +2210,102 @@ mod sla_clocks {
             app.run_sla_escalations().await.unwrap();
             let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
             assert_eq!((res.state.as_str(), res.breached_at), ("breached", Some(ms("2026-02-14T06:30:00Z"))), "{}", t.label);
+    async fn run(app: &App) -> (usize, usize) {
+        let d = app.dispatch_announcements().await.unwrap();
+        let s = app.deliver_due(100).await.unwrap();
+        (d, s)
+    }
+
+    #[tokio::test]
+    async fn incident_events_are_mailed_threaded_numbered_and_in_the_recipients_language() {
+        for t in TestDb::migrated_all().await {
+            let sink = SmtpSink::start().await;
+            let (app, clock) = app_on(&t);
+            let app = app.with_notify(sink.config());
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Printer jams")).await.unwrap();
+            assert_eq!(run(&app).await, (1, 1), "{}: the team hears of it, except the agent who logged it", t.label);
+            let created = sink.to("wang.fang@keel.test");
+            assert_eq!(created.len(), 1, "{}", t.label);
+            let h = created[0].headers();
+            assert_eq!(created[0].subject(), format!("[{}] 新事件：Printer jams", tk.number), "{}", t.label);
+            let first_id = h["message-id"].clone();
+            assert!(first_id.starts_with('<') && first_id.ends_with("@keel.test>"), "{first_id}");
+            let thread = format!("<ticket-{}@keel.test>", tk.id);
+            assert_eq!((h["in-reply-to"].as_str(), h["references"].as_str()), (thread.as_str(), thread.as_str()));
+            assert_eq!(h["auto-submitted"], "auto-generated");
+            assert!(h["content-type"].starts_with("multipart/alternative"), "{}", h["content-type"]);
+            assert!(created[0].data.contains("text/plain") && created[0].data.contains("text/html"));
+
+            // assignment to the agent, a staff reply to the reporter, the customer's answer to the assignee
+            clock.advance(1000);
+            app.transition_ticket(
+                &d.agent2,
+                &tk.id,
+                TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), team_id: Some(d.team.clone()), ..Default::default() }
+                    .with("reassign"),
+                None,
+            )
+            .await
+            .unwrap();
+            app.add_comment(&w.agent_a, &tk.id, "internal", "not for the customer").await.unwrap();
+            app.add_comment(&w.agent_a, &tk.id, "public", "We are on it <b>now</b>").await.unwrap();
+            app.add_comment(&w.contact_a, &tk.id, "public", "Thanks").await.unwrap();
+            app.transition_ticket(
+                &w.agent_a,
+                &tk.id,
+                TransitionInput {
+                    resolution_code: Some("solved".into()),
+                    resolution_notes: Some("new fuser".into()),
+                    ..Default::default()
+                }
+                .with("resolve"),
+                None,
+            )
+            .await
+            .unwrap();
+            run(&app).await;
+            let mut to_agent: Vec<String> = sink.to("agent@keel.test").iter().map(Mail::subject).collect();
+            to_agent.sort();
+            assert_eq!(
+                to_agent,
+                [format!("[{}] Assigned to you: Printer jams", tk.number), format!("[{}] New reply: Printer jams", tk.number)]
+            );
+            let to_contact = sink.to("li.lei@acme.test");
+            let mut subjects: Vec<String> = to_contact.iter().map(Mail::subject).collect();
+            subjects.sort();
+            assert_eq!(
+                subjects,
+                [format!("[{}] New reply: Printer jams", tk.number), format!("[{}] Resolved: Printer jams", tk.number)],
+                "{}",
+                t.label
+            );
+            assert!(to_contact.iter().all(|m| m.headers()["in-reply-to"] == thread), "one thread per ticket");
+            assert!(to_contact.iter().all(|m| m.headers()["message-id"] != first_id), "each message has its own id");
+            assert!(!sink.mails().iter().any(|m| m.data.contains("not for the customer")), "internal notes are never announced");
+            let reply = app
+                .list_deliveries(&w.admin, &DeliveryFilter { event_kind: Some("incident.public_reply".into()), ..Default::default() })
+                .await
+                .unwrap();
+            let html = &reply.iter().find(|d| d.recipient == "li.lei@acme.test").unwrap().body_html;
+            assert!(html.contains("We are on it &lt;b&gt;now&lt;&#x2f;b&gt;"), "HTML escapes the reply: {html}");
+            assert_eq!(
+                app.list_deliveries(&w.admin, &DeliveryFilter { status: Some("sent".into()), ..Default::default() }).await.unwrap().len(),
+                5
+            );
+            assert!(matches!(app.list_deliveries(&w.agent_a, &DeliveryFilter::default()).await, Err(AppError::Forbidden)));
+        }
+    }
+
+    trait With {
+        fn with(self, action: &str) -> Self;
+    }
+
+    impl With for TransitionInput {
+        fn with(mut self, action: &str) -> Self {
+            self.action = action.into();
+            self
         }
     }
 
@@ -2053,6 +2409,144 @@ mod sla_clocks {
                 app.sla_attainment(&sc.w.agent_a, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await,
                 Err(AppError::Forbidden)
             ));
+    async fn webhooks_are_signed_per_vendor_and_a_failing_receiver_ends_in_the_dead_letters() {
+        for t in TestDb::migrated_all().await {
+            let rx = Receiver::start().await;
+            let (app, clock) = app_on(&t);
+            let app = app.with_notify(NotifyConfig { max_attempts: 3, backoff_ms: 10_000, ..Default::default() });
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            let hook = |kind: &str, secret: Option<&str>| WebhookInput {
+                name: format!("{kind} desk"),
+                kind: kind.into(),
+                url: format!("{}/{kind}?access_token=abc", rx.base),
+                secret: secret.map(str::to_string),
+                event_kinds: vec!["incident.created".into()],
+                project_id: Some(w.project_a.clone()),
+                language: Some("zh-CN".into()),
+                ..Default::default()
+            };
+            for (kind, secret) in
+                [("generic", Some("g-secret")), ("dingtalk", Some("SECd")), ("feishu", Some("f-secret")), ("wecom", None), ("slack", None)]
+            {
+                app.create_webhook(&w.admin, hook(kind, secret)).await.unwrap();
+            }
+            let mut other = hook("generic", None);
+            other.project_id = Some(w.project_b.clone());
+            other.name = "Beta only".into();
+            app.create_webhook(&w.admin, other).await.unwrap();
+            let e = app
+                .create_webhook(&w.admin, WebhookInput { kind: "fax".into(), url: "ftp://x".into(), ..Default::default() })
+                .await
+                .unwrap_err();
+            match e {
+                AppError::Validation(f) => assert_eq!(f.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["name", "kind", "url"]),
+                other => panic!("{other:?}"),
+            }
+
+            let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, "VPN down")).await.unwrap();
+            assert_eq!(run(&app).await, (5, 5), "{}: five hooks of project A carry incident.created", t.label);
+            let g = &rx.hits("/generic")[0];
+            let sig = format!("sha256={}", hex::encode(hmac(b"g-secret", g.body.as_bytes())));
+            assert_eq!(g.headers["x-keel-signature"], sig);
+            let body: serde_json::Value = serde_json::from_str(&g.body).unwrap();
+            assert_eq!((body["event"].as_str(), body["entity_id"].as_str()), (Some("incident.created"), Some(tk.id.as_str())));
+            assert_eq!(body["timestamp"].to_string(), g.headers["x-keel-timestamp"]);
+            assert!(body["subject"].as_str().unwrap().starts_with("新事件"), "the hook's language");
+
+            let ding = &rx.hits("/dingtalk")[0];
+            let q: HashMap<&str, &str> = ding.query.split('&').filter_map(|p| p.split_once('=')).collect();
+            assert_eq!(q["access_token"], "abc");
+            let expected = b64(&hmac(b"SECd", format!("{}\nSECd", q["timestamp"]).as_bytes()));
+            let decoded = q["sign"].replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
+            assert_eq!(decoded, expected, "DingTalk signature");
+            let dbody: serde_json::Value = serde_json::from_str(&ding.body).unwrap();
+            assert_eq!(dbody["msgtype"], "markdown");
+
+            let fs: serde_json::Value = serde_json::from_str(&rx.hits("/feishu")[0].body).unwrap();
+            let ts = fs["timestamp"].as_str().unwrap();
+            assert_eq!(fs["sign"].as_str().unwrap(), b64(&hmac(format!("{ts}\nf-secret").as_bytes(), b"")), "Feishu signature");
+            assert_eq!(fs["msg_type"], "text");
+            let wc: serde_json::Value = serde_json::from_str(&rx.hits("/wecom")[0].body).unwrap();
+            assert!(wc["markdown"]["content"].as_str().unwrap().contains(&tk.number));
+            let sl: serde_json::Value = serde_json::from_str(&rx.hits("/slack")[0].body).unwrap();
+            assert!(sl["text"].is_string() && sl["blocks"].is_array());
+
+            // the receiver fails: retried with growing delays, then a dead letter with the last error
+            rx.status.store(500, Ordering::SeqCst);
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Mail down")).await.unwrap();
+            assert_eq!(run(&app).await, (5, 5));
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "not before the back-off");
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 5);
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "the second delay is twice the first");
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 5);
+            clock.advance(3_600_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "dead letters are not tried again");
+            let dead = app.list_deliveries(&w.admin, &DeliveryFilter { status: Some("dead".into()), ..Default::default() }).await.unwrap();
+            assert_eq!(dead.len(), 5, "{}", t.label);
+            assert!(dead.iter().all(|d| d.attempts == 3 && d.last_error.as_deref().unwrap().starts_with("HTTP 500")), "{dead:?}");
+            assert_eq!(rx.hits("/generic").len(), 4);
+            // an administrator retries one once the receiver is back
+            rx.status.store(200, Ordering::SeqCst);
+            let generic = rx_hook_id(&app, &w, "generic desk").await;
+            let one = dead.iter().find(|d| d.recipient == generic).unwrap();
+            assert!(matches!(app.retry_delivery(&w.agent_a, &one.id).await, Err(AppError::Forbidden)));
+            assert_eq!(app.retry_delivery(&w.admin, &one.id).await.unwrap().status, "pending");
+            assert!(matches!(app.retry_delivery(&w.admin, &one.id).await, Err(AppError::Conflict { .. })));
+            assert_eq!(app.deliver_due(100).await.unwrap(), 1);
+            assert_eq!(app.get_delivery(&w.admin, &one.id).await.unwrap().status, "sent");
+        }
+    }
+
+    async fn rx_hook_id(app: &App, w: &World, name: &str) -> String {
+        app.list_webhooks(&w.admin).await.unwrap().into_iter().find(|h| h.name == name).unwrap().id
+    }
+
+    #[tokio::test]
+    async fn two_instances_dispatch_and_send_each_delivery_once_and_late_commits_are_not_missed() {
+        for t in TestDb::migrated_all().await {
+            let sink = SmtpSink::start().await;
+            let (one, clock) = app_on(&t);
+            let one = one.with_notify(sink.config());
+            let two = App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock.clone()).with_notify(sink.config());
+            assert_ne!(one.instance_id, two.instance_id);
+            let w = world(&one).await;
+            let d = desk(&one, &w).await;
+            for i in 0..12 {
+                one.create_ticket(&w.agent_a, ticket(&w, &d.team, &format!("Disk {i}"))).await.unwrap();
+            }
+            let (a, b) = tokio::join!(one.dispatch_announcements(), two.dispatch_announcements());
+            let created = a.unwrap() + b.unwrap();
+            let mut c = one.read().await.unwrap();
+            let rows = keel_store::notifications::list_deliveries(&mut c, &DeliveryFilter::default(), 1000).await.unwrap();
+            drop(c);
+            assert_eq!((created, rows.len()), (12, 12), "{}: one delivery per announcement and recipient", t.label);
+            let (a, b) = tokio::join!(one.deliver_due(5), two.deliver_due(5));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(a + b <= 10);
+            while one.deliver_due(5).await.unwrap() + two.deliver_due(5).await.unwrap() > 0 {}
+            let mails = sink.to("wang.fang@keel.test");
+            let mut ids: Vec<String> = mails.iter().map(|m| m.headers()["message-id"].clone()).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!((mails.len(), ids.len()), (12, 12), "{}: each sent once", t.label);
+
+            // an announcement committed late, stamped before the cursor but inside the window
+            let tk = one.create_ticket(&w.agent_a, ticket(&w, &d.team, "Late")).await.unwrap();
+            let mut tx = t.db.begin().await.unwrap();
+            sqlx::query("UPDATE outbox SET created_at = $1 WHERE topic = 'announcement' AND entity_id = $2")
+                .bind(T0 - 60_000)
+                .bind(&tk.id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            clock.advance(1000);
+            assert_eq!(two.dispatch_announcements().await.unwrap(), 1, "{}", t.label);
+            assert_eq!(one.dispatch_announcements().await.unwrap(), 0, "nothing twice");
         }
     }
 
@@ -2076,6 +2570,75 @@ mod sla_clocks {
             assert_eq!(app.run_sla_reviews().await.unwrap().1, 1, "{}", t.label);
             assert_eq!(app.get_sla(&sc.sm, &sc.sla).await.unwrap().status, "expired");
             assert_eq!(announcements(&app, "sla.review_due").await.len(), 1);
+    async fn the_job_runner_dispatches_and_delivers_right_after_start_and_every_few_seconds() {
+        for t in TestDb::migrated_all().await {
+            let sink = SmtpSink::start().await;
+            let (app, clock) = app_on(&t);
+            let app = app.with_notify(sink.config());
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Screen flickers")).await.unwrap();
+            app.seed_jobs().await.unwrap();
+            assert!(app.run_due_jobs(10).await.unwrap() >= 2, "{}: both notification jobs are due at start", t.label);
+            clock.advance(5_000);
+            app.run_due_jobs(10).await.unwrap();
+            assert_eq!(sink.to("wang.fang@keel.test").len(), 1, "{}", t.label);
+            let jobs = app.list_jobs(&w.admin, None).await.unwrap();
+            let dispatch = jobs.iter().find(|j| j.kind == "notification_dispatch").unwrap();
+            assert_eq!((dispatch.status.as_str(), dispatch.run_at), ("pending", T0 + 10_000), "{}: every five seconds", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn administrators_override_templates_with_preview_and_broken_ones_are_never_saved() {
+        for t in TestDb::migrated_all().await {
+            let sink = SmtpSink::start().await;
+            let (app, _clock) = app_on(&t);
+            let app = app.with_notify(sink.config());
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            let broken = MessageTemplate {
+                subject: "新 {{ number }}".into(),
+                body_text: "ok\n{% if %}".into(),
+                body_html: "<p>{{ title }</p>".into(),
+            };
+            let e = app.save_template(&w.admin, "incident.created", "zh-CN", broken.clone(), None).await.unwrap_err();
+            match e {
+                AppError::Validation(f) => {
+                    assert_eq!(f.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["body_text", "body_html"]);
+                    assert!(f[0].message.starts_with("line 2:"), "{}", f[0].message);
+                    assert!(f[1].message.starts_with("line 1:"), "{}", f[1].message);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(app.preview_template(&w.admin, &broken), Err(AppError::Validation(_))));
+            assert!(!app.notification_template(&w.admin, "incident.created", "zh-CN").await.unwrap().overridden, "nothing saved");
+            let good = MessageTemplate {
+                subject: "有新工单 {{ title }}".into(),
+                body_text: "{{ recipient }}：{{ number }}".into(),
+                body_html: "<p>{{ recipient }}</p>".into(),
+            };
+            let preview = app.preview_template(&w.admin, &good).unwrap();
+            assert_eq!(preview.body_text, "Li Lei：INC-000042");
+            assert!(matches!(
+                app.save_template(&w.agent_a, "incident.created", "zh-CN", good.clone(), None).await,
+                Err(AppError::Forbidden)
+            ));
+            let saved = app.save_template(&w.admin, "incident.created", "zh-CN", good, None).await.unwrap();
+            assert_eq!((saved.overridden, saved.version), (true, 1));
+            assert_eq!(app.notification_templates(&w.admin).await.unwrap().len(), 18);
+            assert!(matches!(app.set_project_sender(&w.admin, &w.project_a, Some("not an address")).await, Err(AppError::Validation(_))));
+            app.set_project_sender(&w.admin, &w.project_a, Some("Acme 服务台 <acme@desk.example>")).await.unwrap();
+            let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Fan noise")).await.unwrap();
+            run(&app).await;
+            let m = &sink.to("wang.fang@keel.test")[0];
+            assert_eq!(m.subject(), format!("[{}] 有新工单 Fan noise", tk.number), "{}", t.label);
+            let h = m.headers();
+            assert!(h["from"].ends_with("<acme@desk.example>"), "the project's From: {}", h["from"]);
+            assert!(h["message-id"].ends_with("@desk.example>") && h["in-reply-to"] == format!("<ticket-{}@desk.example>", tk.id));
+            let _ = d.agent2;
+            let back = app.reset_template(&w.admin, "incident.created", "zh-CN").await.unwrap();
+            assert!(!back.overridden && back.template.subject.starts_with("新事件"));
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct Config {
     pub session_max_days: i64,
     pub max_failed_logins: i64,
     pub lockout_minutes: i64,
+    /// Outgoing mail (`[smtp]` / `KEEL_SMTP_HOST`, `_PORT`, `_TLS`, `_USER`, `_PASSWORD`, `_FROM`);
+    /// without it no email notifications are prepared.
+    #[serde(default)]
+    pub smtp: Option<keel_app::notifications::channels::SmtpConfig>,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             session_max_days: 30,
             max_failed_logins: 5,
             lockout_minutes: 15,
+            smtp: None,
         }
     }
 }
@@ -68,6 +73,9 @@ impl Config {
             "max_failed_logins",
             "lockout_minutes",
         ]));
+        fig = fig.merge(
+            Env::prefixed("KEEL_SMTP_").only(&["host", "port", "tls", "user", "password", "from"]).map(|k| format!("smtp.{k}").into()),
+        );
         let mut cfg: Config = fig.extract().context("invalid configuration")?;
         if let Some(b) = bind {
             cfg.bind = b;
@@ -112,11 +120,35 @@ impl Config {
         }
     }
 
+    pub fn notify(&self) -> keel_app::notifications::NotifyConfig {
+        keel_app::notifications::NotifyConfig { smtp: self.smtp.clone(), ..Default::default() }
+    }
+
     pub fn web(&self) -> keel_web::WebConfig {
         keel_web::WebConfig {
             secure_cookies: self.secure_cookies,
             max_body_bytes: self.max_body_bytes,
             default_time_zone: self.default_time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_settings_come_from_keel_toml() {
+        let dir = std::env::temp_dir().join(format!("keel-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keel.toml");
+        std::fs::write(&file, "[smtp]\nhost = \"mail.example.com\"\ntls = \"tls\"\nport = 465\nfrom = \"Desk <desk@example.com>\"\n")
+            .unwrap();
+        let cfg = Config::load(Some(&file), None, None, None).unwrap();
+        let smtp = cfg.notify().smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("mail.example.com", 465, keel_app::notifications::channels::SmtpTls::Tls));
+        std::fs::write(&file, "bind = \"127.0.0.1:9\"\n").unwrap();
+        assert!(Config::load(Some(&file), None, None, None).unwrap().smtp.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

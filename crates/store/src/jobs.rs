@@ -158,3 +158,13 @@ pub async fn retry(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool>
             .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Brings a waiting recurring job forward to `now` (used on start for jobs that must not wait).
+pub async fn run_now(conn: &mut AnyConnection, unique_key: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE jobs SET run_at = $1, updated_at = $1 WHERE unique_key = $2 AND status = 'pending' AND run_at > $1")
+        .bind(now)
+        .bind(unique_key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -14,6 +14,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod kernel;
 pub mod migrate;
+pub mod notifications;
 pub mod page;
 pub mod rows;
 pub mod service_level;

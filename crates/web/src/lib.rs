@@ -108,6 +108,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::trail::router())
         .merge(api::cmdb::router())
         .merge(api::sla_clocks::router())
+        .merge(api::notifications::router())
         .split_for_parts()
 }
 
@@ -116,7 +117,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, incidents, service_level as sl, session, trail};
+    use ui::{account, admin, cmdb, incidents, notifications, service_level as sl, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -190,6 +191,13 @@ fn ui_router() -> Router<AppState> {
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))
         .route("/admin/jobs/{id}/retry", get(trail::job_retry_form).post(trail::job_retry))
+        .route("/admin/notifications", get(notifications::deliveries))
+        .route("/admin/notifications/{id}/retry", get(notifications::retry_form).post(notifications::retry))
+        .route("/admin/notifications/webhooks", get(notifications::webhooks).post(notifications::webhook_create))
+        .route("/admin/notifications/webhooks/new", get(notifications::webhook_new))
+        .route("/admin/notifications/webhooks/{id}", get(notifications::webhook_show).post(notifications::webhook_update))
+        .route("/admin/notifications/templates", get(notifications::templates))
+        .route("/admin/notifications/templates/{kind}/{lang}", get(notifications::template_show).post(notifications::template_save))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

@@ -594,3 +594,6 @@ mod incidents;
 /// SLA clocks on tickets, escalation rules and the attainment report over HTTP.
 #[path = "http/sla_clocks.rs"]
 mod sla_clocks;
+/// Notification templates, webhooks and the delivery log over HTTP.
+#[path = "http/notifications.rs"]
+mod notifications;

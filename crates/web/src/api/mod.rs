@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
+pub mod notifications;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod trail;
@@ -33,7 +34,8 @@ use utoipa::OpenApi;
         (name = "incidents", description = "Service desk and incident management"),
         (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"),
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
-        (name = "audit")
+        (name = "audit"),
+        (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks")
     )
 )]
 pub struct ApiDoc;

@@ -46,7 +46,7 @@ fn all(sort: SortKey) -> PageRequest {
     PageRequest { sort, desc: false, after: None, limit: 1000 }
 }
 
-async fn team_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+pub(super) async fn team_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     if !who.is_staff() {
         return Ok(vec![]);
     }
@@ -63,7 +63,7 @@ async fn user_options(state: &AppState, who: &Principal, kind: Option<&str>) -> 
     Ok(users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect())
 }
 
-async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+pub(super) async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     let f = ProjectFilter { status: Some("active".into()), ..Default::default() };
     let projects = state.app.list_projects(who, &f, &all(CODE_SORT)).await?;
     Ok(projects.items.into_iter().map(|p| (p.id, format!("{} · {}", p.code, p.name))).collect())

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod cmdb;
 pub mod incidents;
+pub mod notifications;
 pub mod service_level;
 pub mod session;
 pub mod sla_clocks;
@@ -106,6 +107,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         }
         if p.is_admin() || p.has(keel_domain::identity::Role::Auditor) {
             system.push(item("/admin/jobs", "nav-jobs"));
+        }
+        if p.is_admin() || p.has(keel_domain::identity::Role::Auditor) {
+            system.push(item("/admin/notifications", "nav-notifications"));
+        }
+        if p.is_admin() {
+            system.push(item("/admin/notifications/templates", "nav-notification-templates"));
         }
         if !system.is_empty() {
             groups.push(NavGroup { title: tr.t("nav-group-management-system"), items: system });
