@@ -149,7 +149,7 @@ fn internal(what: &str) -> AppError {
     AppError::Internal(format!("stored ticket has an invalid {what}"))
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
@@ -162,7 +162,7 @@ pub fn actor_str(a: &Actor) -> String {
     }
 }
 
-fn parse_actor(s: &str) -> Actor {
+pub(crate) fn parse_actor(s: &str) -> Actor {
     match s.split_once(':') {
         Some(("staff", id)) => Actor::Staff(id.into()),
         Some(("contact", id)) => Actor::Contact(id.into()),
@@ -1043,7 +1043,7 @@ impl App {
 }
 
 /// Loads a ticket by id or number and checks the actor may see it; `NotFound` either way.
-async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
+pub(crate) async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
     let id = id.trim();
     let t = match store::get_ticket(conn, id).await? {
         Some(t) => Some(t),
@@ -1066,7 +1066,7 @@ async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {
     }
 }
 
-async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
+pub(crate) async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
     let days = match kernel::get_setting(conn, REOPEN_WINDOW_SETTING).await? {
         Some(s) if s.trim().is_empty() || s.trim() == "never" => None,
         Some(s) => Some(s.trim().parse::<u32>().map_err(|e| AppError::Internal(format!("reopen window setting: {e}")))?),
@@ -1092,7 +1092,7 @@ async fn log_status(w: &mut Writer, ticket_id: &str, e: &inc::StatusLogEntry, ac
 
 /// Writes the outcome of `apply` onto the ticket (version checked), appends the status log entry
 /// and records the change, naming the transition (and its reason) in the audit entry.
-async fn persist_applied(
+pub(crate) async fn persist_applied(
     w: &mut Writer,
     before: &TicketRecord,
     applied: Applied,

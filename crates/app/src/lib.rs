@@ -8,6 +8,7 @@ pub mod directory;
 pub mod error;
 pub mod incidents;
 pub mod jobs;
+pub mod problems;
 pub mod service_level;
 pub mod users;
 pub mod writer;

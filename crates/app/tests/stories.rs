@@ -1841,3 +1841,536 @@ mod service_level {
         }
     }
 }
+
+mod problems {
+    use super::*;
+    use keel_app::incidents::{NewTicket, TransitionInput};
+    use keel_app::problems::{KnownErrorPatch, NewProblem, ProblemStep, TrendBucket, TrendQuery};
+    use keel_domain::validate::Locale;
+    use keel_store::problems::{KnownErrorFilter, ProblemFilter, TrendDimension};
+
+    const NUMBER: SortKey = SortKey { name: "number", column: "p.number", kind: SortKind::Text };
+
+    struct Desk {
+        w: World,
+        team: String,
+        contact_b: Principal,
+    }
+
+    async fn desk(app: &App) -> Desk {
+        let w = world(app).await;
+        let team = app
+            .create_team(&w.admin, TeamInput { name: "二线".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+            .await
+            .unwrap()
+            .id;
+        let mut c = app.read().await.unwrap();
+        let u = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
+        drop(c);
+        let contact_b = principal(app, &u.id).await;
+        Desk { w, team, contact_b }
+    }
+
+    async fn incident(app: &App, d: &Desk, title: &str, assigned: bool) -> keel_store::incidents::TicketRecord {
+        app.create_ticket(
+            &d.w.agent_a,
+            NewTicket {
+                project_id: d.w.project_a.clone(),
+                reporter_id: Some(d.w.contact_a.user_id.clone()),
+                title: title.into(),
+                team_id: assigned.then(|| d.team.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn step(action: &str) -> ProblemStep {
+        ProblemStep { action: action.into(), ..Default::default() }
+    }
+
+    fn fields(e: AppError) -> Vec<(String, &'static str)> {
+        match e {
+            AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    async fn audit_len(app: &App, w: &World) -> usize {
+        app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 10_000, ..Default::default() }).await.unwrap().len()
+    }
+
+    /// A problem investigated by the team with its root cause and workaround recorded.
+    async fn analysed(app: &App, d: &Desk, incidents: Vec<String>) -> keel_store::problems::ProblemRecord {
+        let p = app
+            .create_problem(
+                &d.w.agent_a,
+                NewProblem {
+                    project_id: d.w.project_a.clone(),
+                    title: "VPN drops every hour".into(),
+                    incident_ids: incidents,
+                    team_id: Some(d.team.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let rca = ProblemStep {
+            rca_method: Some("five_whys".into()),
+            findings: Some("why 1 … why 5".into()),
+            root_cause: Some("firewall session table sized too small on fw-core-01".into()),
+            ..step("record_rca")
+        };
+        app.transition_problem(&d.w.agent_a, &p.id, rca, None).await.unwrap();
+        let wa =
+            ProblemStep { workaround: Some("Reconnect the VPN client; sessions survive for an hour".into()), ..step("record_workaround") };
+        app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap()
+    }
+
+    fn declare(publish: bool) -> ProblemStep {
+        ProblemStep {
+            language: Some("en".into()),
+            title: Some("VPN disconnects hourly".into()),
+            symptoms: Some("The VPN client disconnects about every hour and reconnects".into()),
+            translation_title: Some("VPN 每小时断开".into()),
+            translation_symptoms: Some("VPN 客户端大约每小时断开一次".into()),
+            translation_workaround: Some("重新连接 VPN 客户端".into()),
+            publish_to_portal: Some(publish),
+            ..step("declare_known_error")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_problem_is_raised_from_two_incidents_and_numbered() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let a = incident(&app, &d, "VPN dropped", true).await;
+            let b = incident(&app, &d, "VPN dropped again", false).await;
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "VPN drops every hour".into(),
+                        priority: Some("P2".into()),
+                        incident_ids: vec![a.number.clone(), b.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (p.number.as_str(), p.source.as_str(), p.status.as_str(), p.priority.as_str()),
+                ("PRB-000001", "incident_trend", "new", "p2")
+            );
+            let linked = app.problem_incidents(&d.w.agent_a, "PRB-000001").await.unwrap();
+            assert_eq!(linked.iter().map(|l| l.number.as_str()).collect::<Vec<_>>(), [a.number.as_str(), b.number.as_str()], "{}", t.label);
+            let (problems, _) = app.ticket_problem_links(&d.w.agent_a, &a.id).await.unwrap();
+            assert_eq!(problems.len(), 1);
+            // a trend needs two incidents; incidents come from the problem's own project
+            let e = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "x".into(),
+                        source: Some("incident_trend".into()),
+                        incident_ids: vec![a.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("incident_ids".to_string(), "too_few")]);
+            let elsewhere = app
+                .create_ticket(
+                    &d.w.admin,
+                    NewTicket {
+                        project_id: d.w.project_b.clone(),
+                        reporter_id: Some(d.contact_b.user_id.clone()),
+                        title: "VPN at Beta".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let e = app.link_incidents(&d.w.admin, &p.id, std::slice::from_ref(&elsewhere.number)).await.unwrap_err();
+            assert_eq!(fields(e), [("incident_ids[0]".to_string(), "other_project")]);
+            let e = app.link_incidents(&d.w.agent_a, &p.id, std::slice::from_ref(&elsewhere.number)).await.unwrap_err();
+            assert_eq!(fields(e), [("incident_ids[0]".to_string(), "not_found")], "invisible incidents are not named");
+            // a third incident joins later, once
+            let c = incident(&app, &d, "VPN dropped thrice", false).await;
+            assert_eq!(app.link_incidents(&d.w.agent_a, &p.id, &[c.number.clone(), a.id.clone()]).await.unwrap().len(), 3);
+            // proactive problems need no incident; given a team they start investigated
+            let pro = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "Disk firmware advisory".into(),
+                        team_id: Some(d.team.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!((pro.number.as_str(), pro.source.as_str(), pro.status.as_str()), ("PRB-000002", "proactive", "under_investigation"));
+            let log = app.problem_status_log(&d.w.agent_a, &pro.id).await.unwrap();
+            assert_eq!(log.iter().map(|e| e.to_status.as_str()).collect::<Vec<_>>(), ["new", "under_investigation"]);
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert_eq!(h[0].action, "create");
+            // contacts and staff outside the project see no problem at all
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            for stranger in [&d.w.contact_a, &d.contact_b, &outsider] {
+                assert!(matches!(app.get_problem(stranger, &p.id).await, Err(AppError::NotFound)), "{}", t.label);
+                assert!(matches!(app.get_problem(stranger, "PRB-000001").await, Err(AppError::NotFound)));
+                assert!(matches!(app.transition_problem(stranger, &p.id, step("cancel"), None).await, Err(AppError::NotFound)));
+            }
+            assert!(matches!(app.list_problems(&d.w.contact_a, &ProblemFilter::default(), &page(NUMBER)).await, Err(AppError::NotFound)));
+            assert!(app.list_problems(&outsider, &ProblemFilter::default(), &page(NUMBER)).await.unwrap().items.is_empty());
+            assert_eq!(app.list_problems(&d.w.agent_a, &ProblemFilter::default(), &page(NUMBER)).await.unwrap().items.len(), 2);
+            assert!(matches!(
+                app.create_problem(
+                    &d.w.contact_a,
+                    NewProblem { project_id: d.w.project_a.clone(), title: "x".into(), ..Default::default() }
+                )
+                .await,
+                Err(AppError::NotFound)
+            ));
+            assert!(app.integrity_check().await.unwrap().ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_guards_refuse_and_write_nothing() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem { project_id: d.w.project_a.clone(), title: "Slow ERP".into(), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            let before = audit_len(&app, &d.w).await;
+            let e = app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap_err();
+            assert!(matches!(e, AppError::InvalidTransition(_)), "investigate first: {e:?}");
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("investigate"), None).await.unwrap_err();
+            assert!(fields(e).iter().any(|(f, _)| f == "assignment" || f == "team_id"), "{}", t.label);
+            let inv = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { team_id: Some(d.team.clone()), ..step("investigate") }, None)
+                .await
+                .unwrap();
+            let after_investigate = audit_len(&app, &d.w).await;
+            let e = app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap_err();
+            assert_eq!(fields(e), [("root_cause".to_string(), "root_cause_or_workaround")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { resolution_notes: Some("fixed".into()), ..step("resolve") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("root_cause".to_string(), "required")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { rca_method: Some("guessing".into()), ..step("record_rca") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("rca_method".to_string(), "invalid_choice")]);
+            let wa = ProblemStep { workaround: Some("restart the ERP cache".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap();
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), Some(inv.version)).await.unwrap_err();
+            assert!(matches!(e, AppError::Stale));
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), None).await.unwrap_err();
+            assert_eq!(fields(e), [("reason".to_string(), "required")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { fixing_change_id: Some("chg-1".into()), ..step("resolve") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("fixing_change_id".to_string(), "not_found")]);
+            assert_eq!(audit_len(&app, &d.w).await, after_investigate + 1, "{}: only the workaround was written", t.label);
+            assert!(after_investigate > before);
+            // a workaround is enough for a known error; KE numbers come from their own counter
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let ke = app.problem_known_error(&d.w.agent_a, &p.id).await.unwrap().unwrap();
+            assert_eq!(ke.number, "KE-000001");
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), None).await.unwrap_err();
+            assert!(matches!(e, AppError::InvalidTransition(_)), "known errors are resolved, not cancelled");
+            let actions = app.problem_actions(&d.w.agent_a, &app.get_problem(&d.w.agent_a, &p.id).await.unwrap()).await.unwrap();
+            assert!(!actions.iter().any(|a| a.as_str() == "resolve"), "no root cause yet: {actions:?}");
+            assert!(app.problem_actions(&d.w.auditor, &app.get_problem(&d.w.auditor, &p.id).await.unwrap()).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn resolving_a_problem_follows_up_its_incidents_and_announces_to_their_assignees() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let d = desk(&app).await;
+            let open = incident(&app, &d, "VPN dropped", true).await;
+            let untriaged = incident(&app, &d, "VPN dropped again", false).await;
+            let done = incident(&app, &d, "VPN dropped once", true).await;
+            app.transition_ticket(
+                &d.w.agent_a,
+                &done.id,
+                TransitionInput {
+                    action: "resolve".into(),
+                    resolution_code: Some("workaround".into()),
+                    resolution_notes: Some("reconnected".into()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+            let p = analysed(&app, &d, vec![open.id.clone(), untriaged.id.clone(), done.id.clone()]).await;
+            clock.advance(60_000);
+            let resolved = app
+                .transition_problem(
+                    &d.w.agent_a,
+                    &p.id,
+                    ProblemStep { resolution_notes: Some("Session table doubled".into()), ..step("resolve") },
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!((resolved.status.as_str(), resolved.resolved_at), ("resolved", Some(T0 + 60_000)));
+            let open_now = app.get_ticket(&d.w.agent_a, &open.id).await.unwrap();
+            assert_eq!(
+                (open_now.status.as_str(), open_now.resolution_code.as_deref()),
+                ("resolved", Some("resolved_by_problem")),
+                "{}",
+                t.label
+            );
+            assert!(open_now.resolution_notes.unwrap().starts_with("PRB-000001: Session table doubled"));
+            assert_eq!(app.get_ticket(&d.w.agent_a, &untriaged.id).await.unwrap().status, "new");
+            let notes = |id: String, who: Principal| {
+                let app = app.clone();
+                async move { app.list_comments(&who, &id).await.unwrap().into_iter().map(|c| (c.visibility, c.author_kind)).collect::<Vec<_>>() }
+            };
+            let pubn = ("public".to_string(), "system".to_string());
+            let intn = ("internal".to_string(), "system".to_string());
+            assert_eq!(notes(open.id.clone(), d.w.agent_a.clone()).await, std::slice::from_ref(&pubn));
+            assert_eq!(notes(untriaged.id.clone(), d.w.agent_a.clone()).await, [intn]);
+            assert!(notes(untriaged.id.clone(), d.w.contact_a.clone()).await.is_empty(), "the triage note is internal");
+            assert_eq!(notes(done.id.clone(), d.w.contact_a.clone()).await, [pubn]);
+            // one announcement per incident, to its assignee
+            let mut c = app.read().await.unwrap();
+            let rows = sqlx::query("SELECT entity_id, payload FROM outbox WHERE topic = 'announcement'").fetch_all(&mut *c).await.unwrap();
+            drop(c);
+            let mut seen: Vec<(String, serde_json::Value)> = rows
+                .iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    (r.get::<String, _>("entity_id"), serde_json::from_str(&r.get::<String, _>("payload")).unwrap())
+                })
+                .filter(|(_, v): &(String, serde_json::Value)| v["kind"] == "problem.resolved")
+                .collect();
+            seen.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut want = vec![open.id.clone(), untriaged.id.clone(), done.id.clone()];
+            want.sort();
+            assert_eq!(seen.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), want, "{}", t.label);
+            for (_, v) in &seen {
+                assert_eq!(v["entity_type"], "ticket");
+                assert!(v["audience"].as_array().unwrap().contains(&serde_json::json!({"to": "assignee"})), "{v}");
+                assert_eq!(v["vars"]["problem_number"], "PRB-000001");
+            }
+            // closing is final
+            app.transition_problem(&d.w.agent_a, &p.id, step("close"), None).await.unwrap();
+            assert!(matches!(app.transition_problem(&d.w.agent_a, &p.id, step("reopen"), None).await, Err(AppError::InvalidTransition(_))));
+            assert!(app.integrity_check().await.unwrap().ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_known_error_database_is_searched_in_both_languages_and_suggested() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = analysed(&app, &d, vec![]).await;
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let other = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "Printer jams".into(),
+                        team_id: Some(d.team.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let wa = ProblemStep { workaround: Some("Use tray 2".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &other.id, wa, None).await.unwrap();
+            let ke2 = ProblemStep {
+                title: Some("打印机卡纸".into()),
+                symptoms: Some("三楼打印机经常卡纸".into()),
+                language: Some("zh-CN".into()),
+                ..step("declare_known_error")
+            };
+            app.transition_problem(&d.w.agent_a, &other.id, ke2, None).await.unwrap();
+
+            let numbers = |v: Vec<keel_store::problems::KnownErrorRecord>| v.into_iter().map(|k| k.number).collect::<Vec<_>>();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "vpn disconnects", 10).await.unwrap()), ["KE-000001"], "{}", t.label);
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "VPN 断开", 10).await.unwrap()), ["KE-000001"]);
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "打印机", 10).await.unwrap()), ["KE-000002"]);
+            assert!(app.search_known_errors(&d.w.agent_a, "payroll export", 10).await.unwrap().is_empty());
+            // the workaround is searchable too, and its revision is found
+            let wa = ProblemStep { workaround: Some("Pin the tunnel to gateway gw-bj-02".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "gateway gw", 10).await.unwrap()), ["KE-000001"]);
+            // the suggestion panel of the incident form
+            let s = app.suggest_known_errors(&d.w.agent_a, "VPN keeps disconnecting", "the client disconnects every hour").await.unwrap();
+            assert_eq!(numbers(s), ["KE-000001"]);
+            let s = app.suggest_known_errors(&d.w.agent_a, "三楼打印机卡纸了", "").await.unwrap();
+            assert_eq!(numbers(s), ["KE-000002"]);
+            // contacts find nothing unpublished; staff of another project nothing at all
+            assert!(app.search_known_errors(&d.w.contact_a, "vpn disconnects", 10).await.unwrap().is_empty());
+            assert!(matches!(app.get_known_error(&d.w.contact_a, "KE-000001").await, Err(AppError::NotFound)));
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            assert!(app.search_known_errors(&outsider, "vpn disconnects", 10).await.unwrap().is_empty());
+            // edits in the other language are searchable and audited
+            let k = app.get_known_error(&d.w.agent_a, "KE-000002").await.unwrap();
+            app.update_known_error(
+                &d.w.agent_a,
+                &k.id,
+                KnownErrorPatch { translation_title: Some("Printer on floor 3 jams".into()), ..Default::default() },
+                Some(k.version),
+            )
+            .await
+            .unwrap();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "printer jams floor", 10).await.unwrap()), ["KE-000002"]);
+            let e = app
+                .update_known_error(&d.w.agent_a, &k.id, KnownErrorPatch { title: Some(" ".into()), ..Default::default() }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("title".to_string(), "required")]);
+            // the desk links the known error to an incident
+            let inc = incident(&app, &d, "VPN disconnects", true).await;
+            app.link_known_error(&d.w.agent_a, &inc.number, "KE-000001").await.unwrap();
+            app.link_known_error(&d.w.agent_a, &inc.number, "KE-000001").await.unwrap();
+            let (_, kes) = app.ticket_problem_links(&d.w.agent_a, &inc.id).await.unwrap();
+            assert_eq!(numbers(kes), ["KE-000001"], "{}", t.label);
+            assert!(matches!(app.link_known_error(&d.w.contact_a, &inc.id, "KE-000001").await, Err(AppError::NotFound)));
+            let list = app
+                .list_known_errors(
+                    &d.w.agent_a,
+                    &KnownErrorFilter::default(),
+                    &page(SortKey { name: "number", column: "k.number", kind: SortKind::Text }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(list.items.len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn published_known_errors_reach_their_customers_portal_in_their_language_without_root_cause() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = analysed(&app, &d, vec![]).await;
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let ke = app.problem_known_error(&d.w.agent_a, &p.id).await.unwrap().unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty(), "{}: not published", t.label);
+            assert!(matches!(app.portal_article(&d.w.contact_a, &ke.id, Locale::En).await, Err(AppError::NotFound)));
+            let publish = ProblemStep { publish_to_portal: Some(true), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, publish, None).await.unwrap();
+            let en = app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap();
+            assert_eq!(
+                en.iter().map(|a| (a.number.as_str(), a.title.as_str())).collect::<Vec<_>>(),
+                [("KE-000001", "VPN disconnects hourly")]
+            );
+            assert!(en[0].workaround.starts_with("Reconnect"));
+            let zh = app.portal_article(&d.w.contact_a, &ke.number, Locale::ZhCn).await.unwrap();
+            assert_eq!(
+                (zh.title.as_str(), zh.workaround.as_str(), zh.language.as_str()),
+                ("VPN 每小时断开", "重新连接 VPN 客户端", "zh-CN")
+            );
+            let json = serde_json::to_string(&zh).unwrap() + &serde_json::to_string(&en).unwrap();
+            assert!(!json.contains("firewall") && !json.contains("fw-core"), "root cause on the portal: {json}");
+            assert_eq!(app.portal_articles(&d.w.contact_a, Locale::ZhCn, Some("VPN 断开")).await.unwrap().len(), 1);
+            // another customer's contact never sees it
+            assert!(app.portal_articles(&d.contact_b, Locale::En, None).await.unwrap().is_empty());
+            assert!(matches!(app.portal_article(&d.contact_b, &ke.id, Locale::En).await, Err(AppError::NotFound)));
+            assert!(app.search_known_errors(&d.contact_b, "vpn disconnects", 10).await.unwrap().is_empty());
+            // the contact still cannot read the known error record or its problem
+            assert!(matches!(app.get_known_error(&d.w.contact_a, &ke.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.get_problem(&d.w.contact_a, &p.id).await, Err(AppError::NotFound)));
+            // withdrawn, it is gone again; resolved, it leaves the portal
+            let withdraw = ProblemStep { publish_to_portal: Some(false), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, withdraw, None).await.unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty());
+            let publish = ProblemStep { publish_to_portal: Some(true), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, publish, None).await.unwrap();
+            assert_eq!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().len(), 1);
+            app.transition_problem(&d.w.agent_a, &p.id, ProblemStep { resolution_notes: Some("resized".into()), ..step("resolve") }, None)
+                .await
+                .unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty(), "{}", t.label);
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert!(h.iter().any(|e| e.entity_type == "known_error" && e.changes.to_string().contains("publish_to_portal")));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_trend_counts_incidents_per_category_and_week() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let d = desk(&app).await;
+            let vpn = app
+                .create_category(
+                    &d.w.admin,
+                    keel_app::incidents::CategoryInput { code: "vpn".into(), name: "VPN".into(), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            for week in 0..3 {
+                for _ in 0..=week {
+                    app.create_ticket(
+                        &d.w.agent_a,
+                        NewTicket {
+                            project_id: d.w.project_a.clone(),
+                            reporter_id: Some(d.w.contact_a.user_id.clone()),
+                            title: "VPN dropped".into(),
+                            category_id: Some(vpn.id.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                }
+                incident(&app, &d, "no category", false).await;
+                clock.advance(7 * 24 * 3600 * 1000);
+            }
+            clock.advance(-7 * 24 * 3600 * 1000);
+            let q = TrendQuery { dimension: TrendDimension::Category, bucket: TrendBucket::Week, periods: 4, project_id: None };
+            let trend = app.incident_trend(&d.w.agent_a, &q).await.unwrap();
+            assert_eq!(trend.buckets.len(), 4);
+            let top = &trend.rows[0];
+            assert_eq!((top.label.as_deref(), top.total, top.incident_ids.len()), (Some("VPN"), 6, 6), "{}", t.label);
+            assert_eq!(top.counts.iter().sum::<i64>(), 6);
+            assert_eq!(top.counts[3], 3, "the current week is last: {:?}", top.counts);
+            assert_eq!((trend.rows[1].key.as_deref(), trend.rows[1].total), (None, 3));
+            // raise a problem from the row's incidents
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "VPN".into(),
+                        incident_ids: top.incident_ids.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(app.problem_incidents(&d.w.agent_a, &p.id).await.unwrap().len(), 6);
+            let months =
+                app.incident_trend(&d.w.agent_a, &TrendQuery { bucket: TrendBucket::Month, periods: 2, ..q.clone() }).await.unwrap();
+            assert_eq!(months.rows.iter().map(|r| r.total).sum::<i64>(), 9);
+            assert!(matches!(app.incident_trend(&d.w.contact_a, &q).await, Err(AppError::NotFound)));
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod kernel;
 pub mod migrate;
 pub mod page;
+pub mod problems;
 pub mod rows;
 pub mod service_level;
 pub mod sql;
