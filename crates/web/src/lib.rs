@@ -107,6 +107,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::service_level::router())
         .merge(api::trail::router())
         .merge(api::cmdb::router())
+        .merge(api::problems::router())
         .split_for_parts()
 }
 
@@ -115,7 +116,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, incidents, service_level as sl, session, trail};
+    use ui::{account, admin, cmdb, incidents, problems, service_level as sl, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -182,6 +183,18 @@ fn ui_router() -> Router<AppState> {
         .route("/cmdb/{id}/transition", post(cmdb::transition))
         .route("/cmdb/{id}/verify", post(cmdb::verify))
         .route("/cmdb/{id}/relations", post(cmdb::relation_add))
+        .route("/problems", get(problems::list).post(problems::create))
+        .route("/problems/new", get(problems::new_form))
+        .route("/problems/trend", get(problems::trend))
+        .route("/problems/{id}", get(problems::show))
+        .route("/problems/{id}/transition", post(problems::transition))
+        .route("/problems/{id}/incidents", post(problems::link_incidents))
+        .route("/known-errors", get(problems::known_errors))
+        .route("/known-errors/suggest", get(problems::suggest))
+        .route("/known-errors/{id}", get(problems::known_error_show).post(problems::known_error_update))
+        .route("/incidents/{id}/known-errors", post(problems::link_known_error))
+        .route("/portal/articles", get(problems::articles))
+        .route("/portal/articles/{id}", get(problems::article))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))

@@ -590,3 +590,7 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+/// Problem management and the known error database over HTTP: staff only, except published articles.
+#[path = "http/problems.rs"]
+mod problems;

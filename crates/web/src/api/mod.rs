@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
+pub mod problems;
 pub mod service_level;
 pub mod trail;
 
@@ -32,6 +33,7 @@ use utoipa::OpenApi;
         (name = "incidents", description = "Service desk and incident management"),
         (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"),
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
+        (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
         (name = "audit")
     )
 )]

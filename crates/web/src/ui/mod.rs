@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod cmdb;
 pub mod incidents;
+pub mod problems;
 pub mod service_level;
 pub mod session;
 pub mod trail;
@@ -75,6 +76,18 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     }
     if let Some(queue) = resolution.first_mut() {
         queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
+    }
+    if p.is_staff() {
+        resolution.extend([
+            item("/problems", "nav-problems"),
+            item("/known-errors", "nav-known-errors"),
+            item("/problems/trend", "nav-trends"),
+        ]);
+        if let Some(problems) = resolution.iter_mut().find(|i| i.href == "/problems") {
+            problems.active = path == "/problems" || (path.starts_with("/problems/") && path != "/problems/trend");
+        }
+    } else {
+        resolution.push(item("/portal/articles", "nav-articles"));
     }
     groups.push(NavGroup { title: tr.t("nav-group-resolution"), items: resolution });
     if p.is_staff() {
@@ -299,6 +312,8 @@ pub struct FormPage {
     pub editable_tailoring: bool,
     pub show_history: bool,
     pub history: Vec<HistoryView>,
+    /// Where the form's title and description are sent for matching known errors (htmx).
+    pub suggest_href: Option<String>,
 }
 
 impl FormPage {
@@ -319,6 +334,7 @@ impl FormPage {
             editable_tailoring: false,
             show_history: false,
             history: vec![],
+            suggest_href: None,
         }
     }
 }
