@@ -4,8 +4,8 @@
 
 use super::directory::IntoResponseOk;
 use super::{
-    ApiJson, ApiPath, ApiQuery, ApiResponse, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized, VersionErrors,
-    created, if_match, page_request, with_etag,
+    ApiJson, ApiPath, ApiQuery, ApiResponse, Forbidden, InvalidQuery, JsonBodyErrors, ListOf, NotFound, PageParams, Unauthorized,
+    VersionErrors, created, if_match, page_request, with_etag,
 };
 use crate::AppState;
 use crate::auth::ApiUser;
@@ -206,7 +206,7 @@ pub struct NewProblemBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/problems", tag = "problems", request_body = NewProblemBody,
-    responses((status = 201, body = Problem), Unauthorized, JsonBodyErrors, NotFound))]
+    responses((status = 201, body = Problem), (status = 409, body = ErrorBody, description = "Problem management is switched off for the project"), Unauthorized, JsonBodyErrors, Forbidden, NotFound))]
 async fn create_problem(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewProblemBody>) -> ApiResponse {
     let input = NewProblem {
         project_id: b.project_id,
@@ -247,7 +247,7 @@ pub struct ProblemPatchBody {
 #[utoipa::path(patch, path = "/api/v1/problems/{id}", tag = "problems",
     params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")),
     request_body = ProblemPatchBody,
-    responses((status = 200, body = Problem), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
+    responses((status = 200, body = Problem), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_problem(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -301,7 +301,7 @@ fn optional_if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(post, path = "/api/v1/problems/{id}/transitions", tag = "problems",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Optional: refuse if the problem changed since this ETag")),
     request_body = ProblemStepBody,
-    responses((status = 200, body = Problem), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
+    responses((status = 200, body = Problem), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn transition_problem(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -364,7 +364,7 @@ pub struct LinkIncidentsBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/problems/{id}/incidents", tag = "problems", params(("id" = String, Path)), request_body = LinkIncidentsBody,
-    responses((status = 200, body = Vec<LinkedIncident>, description = "Every incident now linked"), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, NotFound))]
+    responses((status = 200, body = Vec<LinkedIncident>, description = "Every incident now linked"), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, Forbidden, NotFound))]
 async fn link_problem_incidents(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -571,7 +571,7 @@ pub struct KnownErrorPatchBody {
 #[utoipa::path(patch, path = "/api/v1/known-errors/{id}", tag = "problems",
     params(("id" = String, Path), ("If-Match" = String, Header, description = "ETag of the version the change is based on")),
     request_body = KnownErrorPatchBody,
-    responses((status = 200, body = KnownErrorBody), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, NotFound))]
+    responses((status = 200, body = KnownErrorBody), (status = 409, body = ErrorBody), Unauthorized, JsonBodyErrors, VersionErrors, Forbidden, NotFound))]
 async fn update_known_error(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,
@@ -601,7 +601,7 @@ pub struct LinkKnownErrorBody {
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/known-errors", tag = "problems", params(("id" = String, Path, description = "Incident id or number")),
     request_body = LinkKnownErrorBody,
-    responses((status = 200, body = KnownErrorBody, description = "The known error now linked"), Unauthorized, JsonBodyErrors, NotFound))]
+    responses((status = 200, body = KnownErrorBody, description = "The known error now linked"), Unauthorized, JsonBodyErrors, Forbidden, NotFound))]
 async fn link_known_error(
     State(s): State<AppState>,
     ApiUser(who): ApiUser,

@@ -142,3 +142,58 @@ async fn contacts_read_no_problem_and_only_published_known_errors() {
         let _ = (&s.org_a, &s.project_b);
     }
 }
+
+#[tokio::test]
+async fn the_problem_pages_keep_typed_values_and_show_errors_in_place_in_both_languages() {
+    for s in sites().await {
+        let agent = Some(s.agent_token.as_str());
+        let project_a = s.api(Method::GET, "/api/v1/projects?q=A1", Some(&s.admin_token), None, &[]).await.json()["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let me = s.api(Method::GET, "/api/v1/me", agent, None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let mut numbers = Vec::new();
+        for title in ["Mail slow", "Mail slow again"] {
+            let r = s
+                .api(
+                    Method::POST,
+                    "/api/v1/incidents",
+                    agent,
+                    Some(json!({"project_id": project_a, "reporter_id": me, "title": title})),
+                    &[],
+                )
+                .await;
+            numbers.push(r.json()["number"].as_str().unwrap().to_string());
+        }
+        let (cookie, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let form = format!("_csrf={csrf}&project_id={project_a}&title=&description=typed+text&incident_ids={}", numbers.join("%2C"));
+        let r = s.post_form(&cookie, "/problems", &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert!(r.text().contains("typed text") && r.text().contains("data-field=\"title\""), "{}", s._db.label);
+        let form = format!("_csrf={csrf}&project_id={project_a}&title=Mail+slow&incident_ids={}", numbers.join("%2C"));
+        let r = s.post_form(&cookie, "/problems", &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let href = r.header(header::LOCATION);
+        let id = href.trim_start_matches("/problems/").split('?').next().unwrap().to_string();
+        let zh = s.page(&format!("{cookie}; keel_lang=zh-CN"), &format!("/problems/{id}")).await.text();
+        assert!(zh.contains("事件趋势") && zh.contains("开始调查") && zh.contains(&numbers[1]), "{zh}");
+        let tr = format!("/problems/{id}/transition");
+        let r = s.post_form(&cookie, &tr, &format!("_csrf={csrf}&action=investigate&agent_id={me}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = s.post_form(&cookie, &tr, &format!("_csrf={csrf}&action=record_rca&rca_method=ishikawa&root_cause=typed+cause")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"findings\"") && r.text().contains("typed cause"), "{}", r.text());
+        let r = s.post_form(&cookie, &format!("/problems/{id}/incidents"), &format!("_csrf={csrf}&incident_ids=INC-999999")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"incident_ids\""));
+        // the trend view offers to raise a problem once a project is chosen
+        let t = s.page(&cookie, &format!("/problems/trend?dimension=category&bucket=month&periods=3&project_id={project_a}")).await;
+        assert_eq!(t.status, StatusCode::OK);
+        assert!(t.text().contains("Raise a problem from these incidents"), "{}", t.text());
+        let t = s.page(&cookie, "/problems/trend?periods=0").await;
+        assert!(t.text().contains("data-field=\"periods\""));
+        // the incident form asks the known error database while the agent types
+        let f = s.page(&cookie, "/incidents/new").await.text();
+        assert!(f.contains("hx-get=\"/known-errors/suggest\""));
+    }
+}
