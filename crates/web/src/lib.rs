@@ -186,7 +186,7 @@ fn ui_router() -> Router<AppState> {
         .route("/problems", get(problems::list).post(problems::create))
         .route("/problems/new", get(problems::new_form))
         .route("/problems/trend", get(problems::trend))
-        .route("/problems/{id}", get(problems::show))
+        .route("/problems/{id}", get(problems::show).post(problems::update))
         .route("/problems/{id}/transition", post(problems::transition))
         .route("/problems/{id}/incidents", post(problems::link_incidents))
         .route("/known-errors", get(problems::known_errors))

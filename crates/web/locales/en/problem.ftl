@@ -55,6 +55,7 @@ problem-action-resolve = Resolve
 problem-action-reopen = Reopen
 problem-action-close = Close
 problem-action-cancel = Cancel
+problem-action-edit = Edit details
 problem-action-link = Link incidents
 problem-action-link-known-error = Link to this ticket
 problem-action-raise-from-incident = Raise a problem

@@ -55,6 +55,7 @@ problem-action-resolve = 解决
 problem-action-reopen = 重新打开
 problem-action-close = 关闭
 problem-action-cancel = 取消
+problem-action-edit = 编辑详情
 problem-action-link = 关联事件
 problem-action-link-known-error = 关联到本工单
 problem-action-raise-from-incident = 提出问题

@@ -263,6 +263,7 @@ pub struct ProblemPage {
     pub actions: Vec<ActionForm>,
     pub incidents: Vec<LinkedView>,
     pub link_form: Option<Vec<Field>>,
+    pub edit_form: Option<(bool, Vec<Field>)>,
     pub history: Vec<HistoryView>,
 }
 
@@ -402,6 +403,27 @@ async fn problem_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
         }
         fields
     });
+    let open_problem = Status::parse(&p.status).is_some_and(Status::is_open) && !pr.is_read_only();
+    let edit_form = if open_problem {
+        let f = typed("edit");
+        let or = |k: &str, current: String| if f.contains_key(k) { val(f, k) } else { current };
+        let mut fields = vec![
+            Field::new(tr, "title", "text", or("title", p.title.clone())).required(),
+            Field::new(tr, "description", "textarea", or("description", p.description.clone().unwrap_or_default())),
+            Field::new(tr, "priority", "select", "")
+                .required()
+                .options(choices(tr, "incident-priority", Priority::ALL, Priority::as_str), &[or("priority", p.priority.clone())]),
+            Field::new(tr, "service_id", "select", "")
+                .options(service_options(state, pr).await.or_page(tr)?, &[or("service_id", p.service_id.clone().unwrap_or_default())]),
+        ];
+        let open = matches!(&failed, Some(fl) if fl.form == "edit");
+        if open && let Some(fl) = &failed {
+            errors.extend(attach_errors(tr, &mut fields, &fl.error));
+        }
+        Some((open, fields))
+    } else {
+        None
+    };
     if let Some(fl) = &failed
         && errors.is_empty()
     {
@@ -427,6 +449,7 @@ async fn problem_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
         actions,
         incidents,
         link_form,
+        edit_form,
         history,
     };
     Ok(render_status(status, &page))
@@ -486,6 +509,26 @@ pub async fn transition(
     let r = state.app.transition_problem(&who.principal, &id, step, version).await.map(|_| ());
     let form = val(&f, "action");
     after_post(&state, &tr, &who, &id, &form, f, r).await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    staff(&tr, &who)?;
+    let patch = keel_app::problems::ProblemPatch {
+        title: Some(val(&f, "title")),
+        description: Some(val(&f, "description")),
+        priority: Some(val(&f, "priority")),
+        service_id: Some(val(&f, "service_id")),
+        ci_ids: None,
+    };
+    let version = f.get("_version").and_then(|v| v.parse().ok());
+    let r = state.app.update_problem(&who.principal, &id, patch, version).await.map(|_| ());
+    after_post(&state, &tr, &who, &id, "edit", f, r).await
 }
 
 pub async fn link_incidents(

@@ -186,6 +186,15 @@ async fn the_problem_pages_keep_typed_values_and_show_errors_in_place_in_both_la
         let r = s.post_form(&cookie, &format!("/problems/{id}/incidents"), &format!("_csrf={csrf}&incident_ids=INC-999999")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().contains("data-field=\"incident_ids\""));
+        let r = s
+            .post_form(&cookie, &format!("/problems/{id}"), &format!("_csrf={csrf}&title=Mail+slow+everywhere&priority=p1&description="))
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let p = s.api(Method::GET, &format!("/api/v1/problems/{id}"), agent, None, &[]).await.json();
+        assert_eq!((p["title"].as_str(), p["priority"].as_str()), (Some("Mail slow everywhere"), Some("p1")));
+        let r = s.post_form(&cookie, &format!("/problems/{id}"), &format!("_csrf={csrf}&title=&priority=p9")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"title\"") && r.text().contains("data-field=\"priority\""), "{}", r.text());
         // the trend view offers to raise a problem once a project is chosen
         let t = s.page(&cookie, &format!("/problems/trend?dimension=category&bucket=month&periods=3&project_id={project_a}")).await;
         assert_eq!(t.status, StatusCode::OK);
