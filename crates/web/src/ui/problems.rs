@@ -547,6 +547,8 @@ pub async fn link_incidents(
 
 pub struct TrendRowView {
     pub label: String,
+    /// The title offered for a problem raised from the row.
+    pub title: String,
     pub counts: Vec<i64>,
     pub total: i64,
     pub incident_ids: String,
@@ -620,6 +622,7 @@ pub async fn trend(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
                 .rows
                 .into_iter()
                 .map(|r| TrendRowView {
+                    title: r.label.clone().unwrap_or_default(),
                     label: r.label.unwrap_or_else(|| tr.t("problem-trend-none")),
                     counts: r.counts,
                     total: r.total,
