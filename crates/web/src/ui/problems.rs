@@ -96,6 +96,30 @@ async fn service_options(state: &AppState, who: &Principal) -> Result<Vec<(Strin
     Ok(services.items.into_iter().map(|s| (s.id, format!("{} · {}", s.code, s.name))).collect())
 }
 
+async fn ci_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    let page = PageRequest { sort: ALL_SORT, desc: false, after: None, limit: 500 };
+    let list = state.app.list_cis(who, &Default::default(), &page).await?;
+    Ok(list.items.into_iter().map(|c| (c.id, c.name)).collect())
+}
+
+/// A posted form whose `ci_ids` may repeat (a multiselect): the other fields keep their last
+/// value, the CI ids are joined with commas.
+fn form_of(pairs: Vec<(String, String)>) -> Form {
+    let mut f = Form::new();
+    for (k, v) in pairs {
+        if k == "ci_ids" {
+            let joined = match f.get("ci_ids") {
+                Some(prev) if !prev.is_empty() => format!("{prev},{v}"),
+                _ => v,
+            };
+            f.insert(k, joined);
+        } else {
+            f.insert(k, v);
+        }
+    }
+    f
+}
+
 fn status_class(s: &str) -> String {
     format!("status-{}", s.replace('_', "-"))
 }
@@ -163,6 +187,7 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
             .options(choices(tr, "incident-priority", Priority::ALL, Priority::as_str), &[val(f, "priority")]),
         Field::new(tr, "incident_ids", "text", val(f, "incident_ids")).help(tr.t("problem-help-incidents")),
         Field::new(tr, "service_id", "select", "").options(service_options(state, who).await?, &[val(f, "service_id")]),
+        Field::new(tr, "ci_ids", "multiselect", "").options(ci_options(state, who).await?, &split_ids(&val(f, "ci_ids"))),
         Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]),
         Field::new(tr, "agent_id", "select", "").options(agent_options(state, who).await?, &[val(f, "agent_id")]),
     ])
@@ -185,8 +210,14 @@ pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser
     new_page(&state, &tr, &who, &f, None).await
 }
 
-pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Form>) -> UiResult {
+pub async fn create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
     staff(&tr, &who)?;
+    let f = form_of(pairs);
     let input = NewProblem {
         project_id: val(&f, "project_id"),
         title: val(&f, "title"),
@@ -194,7 +225,7 @@ pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, 
         source: opt(&f, "source"),
         priority: opt(&f, "priority"),
         service_id: opt(&f, "service_id"),
-        ci_ids: vec![],
+        ci_ids: split_ids(&val(&f, "ci_ids")),
         incident_ids: split_ids(&val(&f, "incident_ids")),
         team_id: opt(&f, "team_id"),
         agent_id: opt(&f, "agent_id"),
@@ -332,8 +363,11 @@ async fn problem_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
         Detail { label: tr.t("field-created-at"), value: tr.datetime(&p.created_at) },
         Detail { label: tr.t("field-updated-at"), value: tr.datetime(&p.updated_at) },
     ];
+    let cis = ci_options(state, pr).await.or_page(tr)?;
     if !p.ci_ids.is_empty() {
-        details.push(Detail { label: tr.t("field-ci-ids"), value: p.ci_ids.join(", ") });
+        let names: Vec<String> =
+            p.ci_ids.iter().map(|id| cis.iter().find(|(c, _)| c == id).map_or_else(|| id.clone(), |(_, n)| n.clone())).collect();
+        details.push(Detail { label: tr.t("field-ci-ids"), value: names.join(", ") });
     }
     if let Some(k) = &p.closure_kind {
         let reason = p.closure_reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default();
@@ -415,6 +449,7 @@ async fn problem_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
                 .options(choices(tr, "incident-priority", Priority::ALL, Priority::as_str), &[or("priority", p.priority.clone())]),
             Field::new(tr, "service_id", "select", "")
                 .options(service_options(state, pr).await.or_page(tr)?, &[or("service_id", p.service_id.clone().unwrap_or_default())]),
+            Field::new(tr, "ci_ids", "multiselect", "").options(cis.clone(), &split_ids(&or("ci_ids", p.ci_ids.join(",")))),
         ];
         let open = matches!(&failed, Some(fl) if fl.form == "edit");
         if open && let Some(fl) = &failed {
@@ -516,15 +551,16 @@ pub async fn update(
     tr: Tr,
     UiUser(who): UiUser,
     Path(id): Path<String>,
-    CsrfForm(f): CsrfForm<Form>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> UiResult {
     staff(&tr, &who)?;
+    let f = form_of(pairs);
     let patch = keel_app::problems::ProblemPatch {
         title: Some(val(&f, "title")),
         description: Some(val(&f, "description")),
         priority: Some(val(&f, "priority")),
         service_id: Some(val(&f, "service_id")),
-        ci_ids: None,
+        ci_ids: Some(split_ids(&val(&f, "ci_ids"))),
     };
     let version = f.get("_version").and_then(|v| v.parse().ok());
     let r = state.app.update_problem(&who.principal, &id, patch, version).await.map(|_| ());

@@ -192,6 +192,9 @@ async fn the_problem_pages_keep_typed_values_and_show_errors_in_place_in_both_la
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
         let p = s.api(Method::GET, &format!("/api/v1/problems/{id}"), agent, None, &[]).await.json();
         assert_eq!((p["title"].as_str(), p["priority"].as_str()), (Some("Mail slow everywhere"), Some("p1")));
+        let r =
+            s.post_form(&cookie, &format!("/problems/{id}"), &format!("_csrf={csrf}&title=Mail&priority=p1&ci_ids=nope&ci_ids=gone")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "unknown CIs are refused");
         let r = s.post_form(&cookie, &format!("/problems/{id}"), &format!("_csrf={csrf}&title=&priority=p9")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().contains("data-field=\"title\"") && r.text().contains("data-field=\"priority\""), "{}", r.text());
