@@ -2315,6 +2315,93 @@ mod problems {
     }
 
     #[tokio::test]
+    async fn affected_services_and_cis_are_checked_and_edits_audited_with_a_valid_status_log() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let service = app
+                .create_service(
+                    &d.w.admin,
+                    keel_app::service_level::ServiceInput {
+                        code: "MAIL".into(),
+                        name: "E-mail 邮件".into(),
+                        service_line: "operations_maintenance".into(),
+                        status: Some("live".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .id;
+            app.seed_cmdb_classes().await.unwrap();
+            let rack = app
+                .create_ci(
+                    &d.w.admin,
+                    keel_app::cmdb::CiInput { class_key: "location".into(), name: "rack 14".into(), ..Default::default() },
+                )
+                .await
+                .unwrap()
+                .id;
+            let bad = NewProblem {
+                project_id: d.w.project_a.clone(),
+                title: "Mail outage".into(),
+                service_id: Some("nope".into()),
+                ci_ids: vec![rack.clone(), "gone".into()],
+                ..Default::default()
+            };
+            let e = app.create_problem(&d.w.agent_a, bad.clone()).await.unwrap_err();
+            assert_eq!(fields(e), [("service_id".to_string(), "not_found"), ("ci_ids[1]".to_string(), "not_found")], "{}", t.label);
+            let p = app
+                .create_problem(&d.w.agent_a, NewProblem { service_id: Some(service.clone()), ci_ids: vec![rack.clone()], ..bad })
+                .await
+                .unwrap();
+            assert_eq!(
+                (p.service_id.as_deref(), p.ci_ids.clone(), p.names.service_name.as_deref()),
+                (Some(service.as_str()), vec![rack.clone()], Some("E-mail 邮件"))
+            );
+            let patch = keel_app::problems::ProblemPatch { priority: Some("P1".into()), ci_ids: Some(vec![]), ..Default::default() };
+            let edited = app.update_problem(&d.w.agent_a, &p.id, patch.clone(), Some(p.version)).await.unwrap();
+            assert_eq!((edited.priority.as_str(), edited.ci_ids.len(), edited.version), ("p1", 0, p.version + 1));
+            assert!(matches!(app.update_problem(&d.w.agent_a, &p.id, patch, Some(p.version)).await, Err(AppError::Stale)));
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert!(h.last().unwrap().changes.to_string().contains("\"priority\""), "{}", t.label);
+            for (action, extra) in [
+                ("investigate", ProblemStep { team_id: Some(d.team.clone()), ..Default::default() }),
+                (
+                    "record_rca",
+                    ProblemStep {
+                        rca_method: Some("fault_tree".into()),
+                        findings: Some("tree".into()),
+                        root_cause: Some("bad disk".into()),
+                        ..Default::default()
+                    },
+                ),
+                ("resolve", ProblemStep { resolution_notes: Some("disk replaced".into()), ..Default::default() }),
+                ("reopen", ProblemStep { reason: Some("came back".into()), ..Default::default() }),
+                ("resolve", ProblemStep { resolution_notes: Some("controller replaced".into()), ..Default::default() }),
+                ("close", ProblemStep::default()),
+            ] {
+                app.transition_problem(&d.w.agent_a, &p.id, ProblemStep { action: action.into(), ..extra }, None).await.unwrap();
+            }
+            let log = app.problem_status_log(&d.w.agent_a, &p.id).await.unwrap();
+            let entries: Vec<keel_domain::problem::StatusLogEntry> = log
+                .iter()
+                .map(|r| keel_domain::problem::StatusLogEntry {
+                    at: chrono::DateTime::from_timestamp_millis(r.at).unwrap(),
+                    from: r.from_status.as_deref().and_then(keel_domain::problem::Status::parse),
+                    to: keel_domain::problem::Status::parse(&r.to_status).unwrap(),
+                    action: r.action.as_deref().and_then(keel_domain::problem::Action::parse),
+                })
+                .collect();
+            assert_eq!(keel_domain::problem::check_status_log(&entries).unwrap().as_str(), "closed", "{}", t.label);
+            let closed = app.get_problem(&d.w.agent_a, &p.id).await.unwrap();
+            assert_eq!((closed.reopen_count, closed.closure_kind.as_deref()), (1, Some("resolved")));
+            let e = app.update_problem(&d.w.agent_a, &p.id, Default::default(), None).await.unwrap_err();
+            assert!(matches!(e, AppError::Conflict { code: "problem_closed", .. }));
+        }
+    }
+
+    #[tokio::test]
     async fn the_trend_counts_incidents_per_category_and_week() {
         for t in TestDb::migrated_all().await {
             let (app, clock) = app_on(&t);
