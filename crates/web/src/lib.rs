@@ -193,6 +193,7 @@ fn ui_router() -> Router<AppState> {
         .route("/known-errors/suggest", get(problems::suggest))
         .route("/known-errors/{id}", get(problems::known_error_show).post(problems::known_error_update))
         .route("/incidents/{id}/known-errors", post(problems::link_known_error))
+        .route("/incidents/{id}/problems", post(problems::link_to_problem))
         .route("/portal/articles", get(problems::articles))
         .route("/portal/articles/{id}", get(problems::article))
         .route("/audit", get(trail::audit))

@@ -41,8 +41,17 @@ pub struct Ctx {
 }
 
 /// Flash messages travel as a whitelisted key in the query string after a redirect.
-const FLASHES: &[&str] =
-    &["saved", "created", "password-changed", "signed-out-elsewhere", "token-revoked", "tailored", "setup-done", "job-retried"];
+const FLASHES: &[&str] = &[
+    "saved",
+    "created",
+    "password-changed",
+    "signed-out-elsewhere",
+    "token-revoked",
+    "tailored",
+    "setup-done",
+    "job-retried",
+    "problem-not-found",
+];
 
 impl Ctx {
     pub fn new(tr: &Tr, who: Option<&Identity>, path: &str, flash: Option<&str>) -> Ctx {

@@ -874,11 +874,30 @@ pub async fn link_known_error(
     }
 }
 
+/// Links the ticket to an existing problem (by number or id) from the ticket page's panel.
+pub async fn link_to_problem(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    staff(&tr, &who)?;
+    let t = state.app.get_ticket(&who.principal, &id).await.or_page(&tr)?;
+    match state.app.link_incidents(&who.principal, &val(&f, "problem_id"), std::slice::from_ref(&t.id)).await {
+        Ok(_) => Ok(see_other(&format!("/incidents/{}", t.id), "saved")),
+        Err(AppError::NotFound) => Ok(see_other(&format!("/incidents/{}", t.id), "problem-not-found")),
+        Err(e) => Err(super::UiError(tr, e)),
+    }
+}
+
 /// What the ticket page shows of problem management (staff only).
 pub struct ProblemPanel {
     pub problems: Vec<(String, String)>,
     pub known_errors: Vec<(String, String)>,
     pub raise_href: Option<String>,
+    /// Where to post `problem_id` to link the ticket to an existing problem.
+    pub link_action: Option<String>,
     pub suggest_href: String,
     pub ticket_id: String,
 }
@@ -894,6 +913,7 @@ pub async fn ticket_panel(state: &AppState, who: &Principal, t: &TicketRecord) -
     Ok(Some(ProblemPanel {
         problems: problems.into_iter().map(|p| (format!("/problems/{}", p.id), format!("{} {}", p.number, p.title))).collect(),
         known_errors: kes.into_iter().map(|k| (format!("/known-errors/{}", k.id), format!("{} {}", k.number, k.title))).collect(),
+        link_action: (t.kind == "incident" && !who.is_read_only()).then(|| format!("/incidents/{}/problems", t.id)),
         raise_href: raise,
         suggest_href: format!(
             "/known-errors/suggest?ticket_id={}&title={}&description={}",

@@ -198,6 +198,24 @@ async fn the_problem_pages_keep_typed_values_and_show_errors_in_place_in_both_la
         let r = s.post_form(&cookie, &format!("/problems/{id}"), &format!("_csrf={csrf}&title=&priority=p9")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().contains("data-field=\"title\"") && r.text().contains("data-field=\"priority\""), "{}", r.text());
+        // the ticket page links a further incident to the problem by its number
+        let third = s
+            .api(
+                Method::POST,
+                "/api/v1/incidents",
+                agent,
+                Some(json!({"project_id": project_a, "reporter_id": me, "title": "Mail slow thrice"})),
+                &[],
+            )
+            .await
+            .json();
+        let third_id = third["id"].as_str().unwrap();
+        let r = s.post_form(&cookie, &format!("/incidents/{third_id}/problems"), &format!("_csrf={csrf}&problem_id=PRB-000001")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let linked = s.api(Method::GET, &format!("/api/v1/problems/{id}/incidents"), agent, None, &[]).await.json();
+        assert_eq!(linked.as_array().unwrap().len(), 3, "{linked}");
+        let r = s.post_form(&cookie, &format!("/incidents/{third_id}/problems"), &format!("_csrf={csrf}&problem_id=PRB-999999")).await;
+        assert!(r.header(header::LOCATION).contains("flash=problem-not-found"));
         // the trend view offers to raise a problem once a project is chosen
         let t = s.page(&cookie, &format!("/problems/trend?dimension=category&bucket=month&periods=3&project_id={project_a}")).await;
         assert_eq!(t.status, StatusCode::OK);
