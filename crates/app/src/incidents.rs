@@ -149,7 +149,7 @@ fn internal(what: &str) -> AppError {
     AppError::Internal(format!("stored ticket has an invalid {what}"))
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
@@ -162,7 +162,7 @@ pub fn actor_str(a: &Actor) -> String {
     }
 }
 
-fn parse_actor(s: &str) -> Actor {
+pub(crate) fn parse_actor(s: &str) -> Actor {
     match s.split_once(':') {
         Some(("staff", id)) => Actor::Staff(id.into()),
         Some(("contact", id)) => Actor::Contact(id.into()),
@@ -1058,7 +1058,7 @@ impl App {
 }
 
 /// Loads a ticket by id or number and checks the actor may see it; `NotFound` either way.
-async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
+pub(crate) async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
     let id = id.trim();
     let t = match store::get_ticket(conn, id).await? {
         Some(t) => Some(t),

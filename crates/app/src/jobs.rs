@@ -60,6 +60,7 @@ impl App {
             }
             crate::sla_clocks::RECOMPUTE_JOB => {
                 self.run_sla_recompute(&job.payload).await?;
+            }
             "notification_dispatch" => {
                 self.dispatch_announcements().await?;
             }

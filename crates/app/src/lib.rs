@@ -9,6 +9,7 @@ pub mod error;
 pub mod incidents;
 pub mod jobs;
 pub mod notifications;
+pub mod problems;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod users;

@@ -1891,6 +1891,195 @@ mod sla_clocks {
             impact: Some(impact.into()),
             urgency: Some(urgency.into()),
             agent_id: Some(sc.w.agent_a.user_id.clone()),
+            ..Default::default()
+        }
+    }
+
+    async fn clock(app: &App, who: &Principal, id: &str, kind: &str) -> ClockRow {
+        let s = app.ticket_sla(who, id).await.unwrap();
+        s.clocks.into_iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} clock"))
+    }
+
+    async fn announcements(app: &App, kind: &str) -> Vec<serde_json::Value> {
+        let mut c = app.read().await.unwrap();
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
+        rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
+    }
+
+    #[tokio::test]
+    async fn a_p1_ticket_is_due_in_china_business_time_and_pauses_waiting_for_the_customer() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            // Friday 2026-02-13 17:00 Shanghai; the make-up working day Saturday 02-14 follows.
+            clock_.0.store(ms("2026-02-13T09:00:00Z"), Ordering::SeqCst);
+            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "high")).await.unwrap();
+            assert_eq!(tk.priority, "p1");
+            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((fr.sla_id.as_str(), fr.state.as_str()), (sc.sla.as_str(), "running"), "{}", t.label);
+            assert_eq!(fr.due_at, Some(ms("2026-02-13T10:00:00Z")), "{}", t.label);
+            assert_eq!(res.due_at, Some(ms("2026-02-14T04:00:00Z")), "{}", t.label);
+            // 75% of 4 h = 3 h: Fri 17:00-18:00 + Sat 09:00-11:00 = 03:00Z
+            assert_eq!(res.warning_at, Some(ms("2026-02-14T03:00:00Z")), "{}", t.label);
+            assert_eq!(res.next_threshold_at, Some(ms("2026-02-14T03:00:00Z")));
+            // waiting for the customer Fri 17:30 -> Sat 09:30 pauses one business hour
+            clock_.0.store(ms("2026-02-13T09:30:00Z"), Ordering::SeqCst);
+            let step = TransitionInput { action: "pend".into(), pending_reason: Some("waiting_for_customer".into()), ..Default::default() };
+            app.transition_ticket(&sc.w.agent_a, &tk.id, step, None).await.unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.state.as_str(), res.due_at, res.next_threshold_at), ("paused", None, None), "{}", t.label);
+            clock_.0.store(ms("2026-02-14T01:30:00Z"), Ordering::SeqCst);
+            app.transition_ticket(&sc.w.agent_a, &tk.id, TransitionInput { action: "resume".into(), ..Default::default() }, None)
+                .await
+                .unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!(res.paused_ms, 3_600_000, "{}", t.label);
+            assert_eq!(res.due_at, Some(ms("2026-02-14T06:30:00Z")), "{}", t.label);
+            // the first response was due Fri 18:00 less the pause: Sat 10:00 = 02:00Z; a public
+            // reply at 01:45Z meets it
+            clock_.0.store(ms("2026-02-14T01:45:00Z"), Ordering::SeqCst);
+            app.add_comment(&sc.w.agent_a, &tk.id, "public", "我们正在处理").await.unwrap();
+            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
+            assert_eq!((fr.state.as_str(), fr.met_at), ("met", Some(ms("2026-02-14T01:45:00Z"))), "{}", t.label);
+            // the contact sees their ticket's clocks, not the escalations
+            assert_eq!(app.ticket_sla(&sc.w.contact_a, &tk.id).await.unwrap().clocks.len(), 2);
+            // past the due time the clock is breached
+            clock_.0.store(ms("2026-02-14T07:00:00Z"), Ordering::SeqCst);
+            app.run_sla_escalations().await.unwrap();
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.state.as_str(), res.breached_at), ("breached", Some(ms("2026-02-14T06:30:00Z"))), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn raising_the_priority_re_targets_from_creation_and_a_calendar_change_recomputes() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            // Monday 2026-03-02 10:00 Shanghai
+            clock_.0.store(ms("2026-03-02T02:00:00Z"), Ordering::SeqCst);
+            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "medium", "medium")).await.unwrap();
+            assert_eq!(tk.priority, "p3");
+            // P3: 24 business hours (7.5 h a day) from Mon 10:00 -> Thu 2026-03-05 11:30 = 03:30Z
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-05T03:30:00Z")), "{}", t.label);
+            clock_.0.store(ms("2026-03-02T03:00:00Z"), Ordering::SeqCst);
+            let patch = TicketPatch { impact: Some("high".into()), urgency: Some("high".into()), ..Default::default() };
+            let tk = app.update_ticket(&sc.w.agent_a, &tk.id, patch, None).await.unwrap();
+            assert_eq!(tk.priority, "p1");
+            // P1 4 h counted from creation: Mon 10:00-12:00 + 13:30-15:30 = 07:30Z
+            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
+            assert_eq!((res.priority.as_str(), res.due_at), ("p1", Some(ms("2026-03-02T07:30:00Z"))), "{}", t.label);
+            // the calendar now works 08:00-18:00 without a break on weekdays: a recompute job runs
+            let mut cal = app.get_calendar(&sc.sm, &sc.calendar).await.unwrap();
+            let day = || vec!["08:00-18:00".to_string()];
+            cal.hours =
+                keel_domain::sla::calendar::WeekSpec { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), ..Default::default() };
+            let input = keel_app::service_level::CalendarInput {
+                name: cal.name.clone(),
+                description: cal.description.clone(),
+                time_zone: cal.time_zone.clone(),
+                hours: cal.hours.clone(),
+                make_up_hours: Some(cal.make_up_hours.clone()),
+            };
+            app.update_calendar(&sc.sm, &sc.calendar, input, None).await.unwrap();
+            // not yet recomputed: the job does it
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T07:30:00Z")));
+            assert!(app.run_due_jobs(10).await.unwrap() >= 1);
+            // Mon 10:00 + 4 h = 14:00 = 06:00Z
+            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T06:00:00Z")), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_escalation_fires_once_under_concurrent_runs_and_says_when_it_is_late() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            let warn = RuleInput {
+                target_kind: "resolution".into(),
+                percent: 75,
+                action: "notify".into(),
+                audience: vec![Audience::Assignee, Audience::ProjectManager],
+                ..Default::default()
+            };
+            app.create_escalation_rule(&sc.sm, &sc.sla, warn).await.unwrap();
+            let raise = RuleInput { target_kind: "resolution".into(), percent: 100, action: "raise_priority".into(), ..Default::default() };
+            app.create_escalation_rule(&sc.sm, &sc.sla, raise).await.unwrap();
+            let bad = RuleInput { target_kind: "resolution".into(), percent: 80, action: "notify".into(), ..Default::default() };
+            let Err(AppError::Validation(f)) = app.create_escalation_rule(&sc.sm, &sc.sla, bad).await else { panic!() };
+            assert!(f.iter().any(|f| f.field == "percent") && f.iter().any(|f| f.field == "audience"));
+            assert!(matches!(app.create_escalation_rule(&sc.w.agent_a, &sc.sla, RuleInput::default()).await, Err(AppError::Forbidden)));
+            // three P2 tickets (8 h) logged Monday 2026-03-02 09:00 Shanghai
+            clock_.0.store(ms("2026-03-02T01:00:00Z"), Ordering::SeqCst);
+            let mut ids = vec![];
+            for _ in 0..3 {
+                ids.push(app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "medium")).await.unwrap().id);
+            }
+            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
+            // 75% of 8 h = 6 h: Mon 09:00-12:00 + 13:30-16:30 = 08:30Z; the job runs 30 s later
+            clock_.0.store(ms("2026-03-02T08:30:30Z"), Ordering::SeqCst);
+            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
+            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}: one warning per ticket", t.label);
+            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
+            let warnings = announcements(&app, "sla.warning").await;
+            assert_eq!(warnings.len(), 3, "{}", t.label);
+            assert_eq!(warnings[0]["vars"]["late"], false);
+            assert_eq!(warnings[0]["vars"]["percent"], 75);
+            // down over the breach (Mon 18:00 + Tue 09:00-09:30 = Tue 01:30Z); back Tue 03:00Z
+            clock_.0.store(ms("2026-03-03T03:00:00Z"), Ordering::SeqCst);
+            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
+            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}", t.label);
+            let escalated = announcements(&app, "sla.escalated").await;
+            assert_eq!(escalated.len(), 3, "{}", t.label);
+            assert_eq!(escalated[0]["vars"]["late"], true, "{}", t.label);
+            assert_eq!(escalated[0]["vars"]["late_by_ms"], 90 * 60_000, "{}", t.label);
+            let tk = app.get_ticket(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert_eq!(tk.priority, "p1", "{}", t.label);
+            let s = app.ticket_sla(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert_eq!(s.firings.len(), 2);
+            assert!(s.firings[1].late && s.firings[1].outcome == "priority_raised", "{:?}", s.firings);
+            let h = app.ticket_history(&sc.w.agent_a, &ids[0]).await.unwrap();
+            assert!(h.iter().any(|e| e.changes.to_string().contains("sla_escalation") && e.changes.to_string().contains("true")));
+            // the report counts the breaches
+            let r = app.sla_attainment(&sc.sm, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await.unwrap();
+            // first response (2 h) and resolution of each ticket
+            assert_eq!((r.total.met, r.total.breached), (0, 6), "{}", t.label);
+            assert_eq!(r.breaches.len(), 6);
+            assert_eq!(r.by_priority.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), vec!["p1"]);
+            assert!(r.breaches[0].reason.contains("p2 → p1"), "{}", r.breaches[0].reason);
+            assert!(matches!(
+                app.sla_attainment(&sc.w.agent_a, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await,
+                Err(AppError::Forbidden)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn review_reminders_are_announced_once_per_version_and_ended_slas_expire() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            let sla = app.get_sla(&sc.sm, &sc.sla).await.unwrap();
+            let mut c = app.db.begin().await.unwrap();
+            sqlx::query("UPDATE slas SET review_on = '2026-03-10', valid_to = '2026-03-31' WHERE id = $1")
+                .bind(&sla.id)
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            c.commit().await.unwrap();
+            clock_.0.store(ms("2026-03-01T00:00:00Z"), Ordering::SeqCst);
+            assert_eq!(app.run_sla_reviews().await.unwrap(), (1, 0), "{}", t.label);
+            assert_eq!(app.run_sla_reviews().await.unwrap(), (0, 0), "{}", t.label);
+            clock_.0.store(ms("2026-04-01T01:00:00Z"), Ordering::SeqCst);
+            assert_eq!(app.run_sla_reviews().await.unwrap().1, 1, "{}", t.label);
+            assert_eq!(app.get_sla(&sc.sm, &sc.sla).await.unwrap().status, "expired");
+            assert_eq!(announcements(&app, "sla.review_due").await.len(), 1);
+        }
+    }
+}
+
 mod notifications {
     use super::*;
     use base64::Engine;
@@ -2155,61 +2344,6 @@ mod notifications {
         }
     }
 
-    async fn clock(app: &App, who: &Principal, id: &str, kind: &str) -> ClockRow {
-        let s = app.ticket_sla(who, id).await.unwrap();
-        s.clocks.into_iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} clock"))
-    }
-
-    async fn announcements(app: &App, kind: &str) -> Vec<serde_json::Value> {
-        let mut c = app.read().await.unwrap();
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
-        rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
-    }
-
-    #[tokio::test]
-    async fn a_p1_ticket_is_due_in_china_business_time_and_pauses_waiting_for_the_customer() {
-        for t in TestDb::migrated_all().await {
-            let (app, clock_) = app_on(&t);
-            let sc = setup(&app).await;
-            // Friday 2026-02-13 17:00 Shanghai; the make-up working day Saturday 02-14 follows.
-            clock_.0.store(ms("2026-02-13T09:00:00Z"), Ordering::SeqCst);
-            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "high")).await.unwrap();
-            assert_eq!(tk.priority, "p1");
-            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
-            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
-            assert_eq!((fr.sla_id.as_str(), fr.state.as_str()), (sc.sla.as_str(), "running"), "{}", t.label);
-            assert_eq!(fr.due_at, Some(ms("2026-02-13T10:00:00Z")), "{}", t.label);
-            assert_eq!(res.due_at, Some(ms("2026-02-14T04:00:00Z")), "{}", t.label);
-            // 75% of 4 h = 3 h: Fri 17:00-18:00 + Sat 09:00-11:00 = 03:00Z
-            assert_eq!(res.warning_at, Some(ms("2026-02-14T03:00:00Z")), "{}", t.label);
-            assert_eq!(res.next_threshold_at, Some(ms("2026-02-14T03:00:00Z")));
-            // waiting for the customer Fri 17:30 -> Sat 09:30 pauses one business hour
-            clock_.0.store(ms("2026-02-13T09:30:00Z"), Ordering::SeqCst);
-            let step = TransitionInput { action: "pend".into(), pending_reason: Some("waiting_for_customer".into()), ..Default::default() };
-            app.transition_ticket(&sc.w.agent_a, &tk.id, step, None).await.unwrap();
-            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
-            assert_eq!((res.state.as_str(), res.due_at, res.next_threshold_at), ("paused", None, None), "{}", t.label);
-            clock_.0.store(ms("2026-02-14T01:30:00Z"), Ordering::SeqCst);
-            app.transition_ticket(&sc.w.agent_a, &tk.id, TransitionInput { action: "resume".into(), ..Default::default() }, None)
-                .await
-                .unwrap();
-            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
-            assert_eq!(res.paused_ms, 3_600_000, "{}", t.label);
-            assert_eq!(res.due_at, Some(ms("2026-02-14T06:30:00Z")), "{}", t.label);
-            // the first response was due Fri 18:00 less the pause: Sat 10:00 = 02:00Z; a public
-            // reply at 01:45Z meets it
-            clock_.0.store(ms("2026-02-14T01:45:00Z"), Ordering::SeqCst);
-            app.add_comment(&sc.w.agent_a, &tk.id, "public", "我们正在处理").await.unwrap();
-            let fr = clock(&app, &sc.w.agent_a, &tk.id, "first_response").await;
-            assert_eq!((fr.state.as_str(), fr.met_at), ("met", Some(ms("2026-02-14T01:45:00Z"))), "{}", t.label);
-            // the contact sees their ticket's clocks, not the escalations
-            assert_eq!(app.ticket_sla(&sc.w.contact_a, &tk.id).await.unwrap().clocks.len(), 2);
-            // past the due time the clock is breached
-            clock_.0.store(ms("2026-02-14T07:00:00Z"), Ordering::SeqCst);
-            app.run_sla_escalations().await.unwrap();
-            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
-            assert_eq!((res.state.as_str(), res.breached_at), ("breached", Some(ms("2026-02-14T06:30:00Z"))), "{}", t.label);
     async fn run(app: &App) -> (usize, usize) {
         let d = app.dispatch_announcements().await.unwrap();
         let s = app.deliver_due(100).await.unwrap();
@@ -2310,105 +2444,6 @@ mod notifications {
     }
 
     #[tokio::test]
-    async fn raising_the_priority_re_targets_from_creation_and_a_calendar_change_recomputes() {
-        for t in TestDb::migrated_all().await {
-            let (app, clock_) = app_on(&t);
-            let sc = setup(&app).await;
-            // Monday 2026-03-02 10:00 Shanghai
-            clock_.0.store(ms("2026-03-02T02:00:00Z"), Ordering::SeqCst);
-            let tk = app.create_ticket(&sc.w.agent_a, ticket(&sc, "medium", "medium")).await.unwrap();
-            assert_eq!(tk.priority, "p3");
-            // P3: 24 business hours (7.5 h a day) from Mon 10:00 -> Thu 2026-03-05 11:30 = 03:30Z
-            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-05T03:30:00Z")), "{}", t.label);
-            clock_.0.store(ms("2026-03-02T03:00:00Z"), Ordering::SeqCst);
-            let patch = TicketPatch { impact: Some("high".into()), urgency: Some("high".into()), ..Default::default() };
-            let tk = app.update_ticket(&sc.w.agent_a, &tk.id, patch, None).await.unwrap();
-            assert_eq!(tk.priority, "p1");
-            // P1 4 h counted from creation: Mon 10:00-12:00 + 13:30-15:30 = 07:30Z
-            let res = clock(&app, &sc.w.agent_a, &tk.id, "resolution").await;
-            assert_eq!((res.priority.as_str(), res.due_at), ("p1", Some(ms("2026-03-02T07:30:00Z"))), "{}", t.label);
-            // the calendar now works 08:00-18:00 without a break on weekdays: a recompute job runs
-            let mut cal = app.get_calendar(&sc.sm, &sc.calendar).await.unwrap();
-            let day = || vec!["08:00-18:00".to_string()];
-            cal.hours =
-                keel_domain::sla::calendar::WeekSpec { mon: day(), tue: day(), wed: day(), thu: day(), fri: day(), ..Default::default() };
-            let input = keel_app::service_level::CalendarInput {
-                name: cal.name.clone(),
-                description: cal.description.clone(),
-                time_zone: cal.time_zone.clone(),
-                hours: cal.hours.clone(),
-                make_up_hours: Some(cal.make_up_hours.clone()),
-            };
-            app.update_calendar(&sc.sm, &sc.calendar, input, None).await.unwrap();
-            // not yet recomputed: the job does it
-            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T07:30:00Z")));
-            assert!(app.run_due_jobs(10).await.unwrap() >= 1);
-            // Mon 10:00 + 4 h = 14:00 = 06:00Z
-            assert_eq!(clock(&app, &sc.w.agent_a, &tk.id, "resolution").await.due_at, Some(ms("2026-03-02T06:00:00Z")), "{}", t.label);
-        }
-    }
-
-    #[tokio::test]
-    async fn an_escalation_fires_once_under_concurrent_runs_and_says_when_it_is_late() {
-        for t in TestDb::migrated_all().await {
-            let (app, clock_) = app_on(&t);
-            let sc = setup(&app).await;
-            let warn = RuleInput {
-                target_kind: "resolution".into(),
-                percent: 75,
-                action: "notify".into(),
-                audience: vec![Audience::Assignee, Audience::ProjectManager],
-                ..Default::default()
-            };
-            app.create_escalation_rule(&sc.sm, &sc.sla, warn).await.unwrap();
-            let raise = RuleInput { target_kind: "resolution".into(), percent: 100, action: "raise_priority".into(), ..Default::default() };
-            app.create_escalation_rule(&sc.sm, &sc.sla, raise).await.unwrap();
-            let bad = RuleInput { target_kind: "resolution".into(), percent: 80, action: "notify".into(), ..Default::default() };
-            let Err(AppError::Validation(f)) = app.create_escalation_rule(&sc.sm, &sc.sla, bad).await else { panic!() };
-            assert!(f.iter().any(|f| f.field == "percent") && f.iter().any(|f| f.field == "audience"));
-            assert!(matches!(app.create_escalation_rule(&sc.w.agent_a, &sc.sla, RuleInput::default()).await, Err(AppError::Forbidden)));
-            // three P2 tickets (8 h) logged Monday 2026-03-02 09:00 Shanghai
-            clock_.0.store(ms("2026-03-02T01:00:00Z"), Ordering::SeqCst);
-            let mut ids = vec![];
-            for _ in 0..3 {
-                ids.push(app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "medium")).await.unwrap().id);
-            }
-            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
-            // 75% of 8 h = 6 h: Mon 09:00-12:00 + 13:30-16:30 = 08:30Z; the job runs 30 s later
-            clock_.0.store(ms("2026-03-02T08:30:30Z"), Ordering::SeqCst);
-            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
-            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}: one warning per ticket", t.label);
-            assert_eq!(app.run_sla_escalations().await.unwrap(), 0);
-            let warnings = announcements(&app, "sla.warning").await;
-            assert_eq!(warnings.len(), 3, "{}", t.label);
-            assert_eq!(warnings[0]["vars"]["late"], false);
-            assert_eq!(warnings[0]["vars"]["percent"], 75);
-            // down over the breach (Mon 18:00 + Tue 09:00-09:30 = Tue 01:30Z); back Tue 03:00Z
-            clock_.0.store(ms("2026-03-03T03:00:00Z"), Ordering::SeqCst);
-            let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
-            assert_eq!(a.unwrap() + b.unwrap(), 3, "{}", t.label);
-            let escalated = announcements(&app, "sla.escalated").await;
-            assert_eq!(escalated.len(), 3, "{}", t.label);
-            assert_eq!(escalated[0]["vars"]["late"], true, "{}", t.label);
-            assert_eq!(escalated[0]["vars"]["late_by_ms"], 90 * 60_000, "{}", t.label);
-            let tk = app.get_ticket(&sc.w.agent_a, &ids[0]).await.unwrap();
-            assert_eq!(tk.priority, "p1", "{}", t.label);
-            let s = app.ticket_sla(&sc.w.agent_a, &ids[0]).await.unwrap();
-            assert_eq!(s.firings.len(), 2);
-            assert!(s.firings[1].late && s.firings[1].outcome == "priority_raised", "{:?}", s.firings);
-            let h = app.ticket_history(&sc.w.agent_a, &ids[0]).await.unwrap();
-            assert!(h.iter().any(|e| e.changes.to_string().contains("sla_escalation") && e.changes.to_string().contains("true")));
-            // the report counts the breaches
-            let r = app.sla_attainment(&sc.sm, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await.unwrap();
-            // first response (2 h) and resolution of each ticket
-            assert_eq!((r.total.met, r.total.breached), (0, 6), "{}", t.label);
-            assert_eq!(r.breaches.len(), 6);
-            assert_eq!(r.by_priority.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), vec!["p1"]);
-            assert!(r.breaches[0].reason.contains("p2 → p1"), "{}", r.breaches[0].reason);
-            assert!(matches!(
-                app.sla_attainment(&sc.w.agent_a, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await,
-                Err(AppError::Forbidden)
-            ));
     async fn webhooks_are_signed_per_vendor_and_a_failing_receiver_ends_in_the_dead_letters() {
         for t in TestDb::migrated_all().await {
             let rx = Receiver::start().await;
@@ -2551,25 +2586,6 @@ mod notifications {
     }
 
     #[tokio::test]
-    async fn review_reminders_are_announced_once_per_version_and_ended_slas_expire() {
-        for t in TestDb::migrated_all().await {
-            let (app, clock_) = app_on(&t);
-            let sc = setup(&app).await;
-            let sla = app.get_sla(&sc.sm, &sc.sla).await.unwrap();
-            let mut c = app.db.begin().await.unwrap();
-            sqlx::query("UPDATE slas SET review_on = '2026-03-10', valid_to = '2026-03-31' WHERE id = $1")
-                .bind(&sla.id)
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            c.commit().await.unwrap();
-            clock_.0.store(ms("2026-03-01T00:00:00Z"), Ordering::SeqCst);
-            assert_eq!(app.run_sla_reviews().await.unwrap(), (1, 0), "{}", t.label);
-            assert_eq!(app.run_sla_reviews().await.unwrap(), (0, 0), "{}", t.label);
-            clock_.0.store(ms("2026-04-01T01:00:00Z"), Ordering::SeqCst);
-            assert_eq!(app.run_sla_reviews().await.unwrap().1, 1, "{}", t.label);
-            assert_eq!(app.get_sla(&sc.sm, &sc.sla).await.unwrap().status, "expired");
-            assert_eq!(announcements(&app, "sla.review_due").await.len(), 1);
     async fn the_job_runner_dispatches_and_delivers_right_after_start_and_every_few_seconds() {
         for t in TestDb::migrated_all().await {
             let sink = SmtpSink::start().await;
@@ -2639,6 +2655,626 @@ mod notifications {
             let _ = d.agent2;
             let back = app.reset_template(&w.admin, "incident.created", "zh-CN").await.unwrap();
             assert!(!back.overridden && back.template.subject.starts_with("新事件"));
+        }
+    }
+}
+
+mod problems {
+    use super::*;
+    use keel_app::incidents::{NewTicket, TransitionInput};
+    use keel_app::problems::{KnownErrorPatch, NewProblem, ProblemStep, TrendBucket, TrendQuery};
+    use keel_domain::validate::Locale;
+    use keel_store::problems::{KnownErrorFilter, ProblemFilter, TrendDimension};
+
+    const NUMBER: SortKey = SortKey { name: "number", column: "p.number", kind: SortKind::Text };
+
+    struct Desk {
+        w: World,
+        team: String,
+        contact_b: Principal,
+    }
+
+    async fn desk(app: &App) -> Desk {
+        let w = world(app).await;
+        let team = app
+            .create_team(&w.admin, TeamInput { name: "二线".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+            .await
+            .unwrap()
+            .id;
+        let mut c = app.read().await.unwrap();
+        let u = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
+        drop(c);
+        let contact_b = principal(app, &u.id).await;
+        Desk { w, team, contact_b }
+    }
+
+    async fn incident(app: &App, d: &Desk, title: &str, assigned: bool) -> keel_store::incidents::TicketRecord {
+        app.create_ticket(
+            &d.w.agent_a,
+            NewTicket {
+                project_id: d.w.project_a.clone(),
+                reporter_id: Some(d.w.contact_a.user_id.clone()),
+                title: title.into(),
+                team_id: assigned.then(|| d.team.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn step(action: &str) -> ProblemStep {
+        ProblemStep { action: action.into(), ..Default::default() }
+    }
+
+    fn fields(e: AppError) -> Vec<(String, &'static str)> {
+        match e {
+            AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    async fn audit_len(app: &App, w: &World) -> usize {
+        app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 10_000, ..Default::default() }).await.unwrap().len()
+    }
+
+    /// A problem investigated by the team with its root cause and workaround recorded.
+    async fn analysed(app: &App, d: &Desk, incidents: Vec<String>) -> keel_store::problems::ProblemRecord {
+        let p = app
+            .create_problem(
+                &d.w.agent_a,
+                NewProblem {
+                    project_id: d.w.project_a.clone(),
+                    title: "VPN drops every hour".into(),
+                    incident_ids: incidents,
+                    team_id: Some(d.team.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let rca = ProblemStep {
+            rca_method: Some("five_whys".into()),
+            findings: Some("why 1 … why 5".into()),
+            root_cause: Some("firewall session table sized too small on fw-core-01".into()),
+            ..step("record_rca")
+        };
+        app.transition_problem(&d.w.agent_a, &p.id, rca, None).await.unwrap();
+        let wa =
+            ProblemStep { workaround: Some("Reconnect the VPN client; sessions survive for an hour".into()), ..step("record_workaround") };
+        app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap()
+    }
+
+    fn declare(publish: bool) -> ProblemStep {
+        ProblemStep {
+            language: Some("en".into()),
+            title: Some("VPN disconnects hourly".into()),
+            symptoms: Some("The VPN client disconnects about every hour and reconnects".into()),
+            translation_title: Some("VPN 每小时断开".into()),
+            translation_symptoms: Some("VPN 客户端大约每小时断开一次".into()),
+            translation_workaround: Some("重新连接 VPN 客户端".into()),
+            publish_to_portal: Some(publish),
+            ..step("declare_known_error")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_problem_is_raised_from_two_incidents_and_numbered() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let a = incident(&app, &d, "VPN dropped", true).await;
+            let b = incident(&app, &d, "VPN dropped again", false).await;
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "VPN drops every hour".into(),
+                        priority: Some("P2".into()),
+                        incident_ids: vec![a.number.clone(), b.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (p.number.as_str(), p.source.as_str(), p.status.as_str(), p.priority.as_str()),
+                ("PRB-000001", "incident_trend", "new", "p2")
+            );
+            let linked = app.problem_incidents(&d.w.agent_a, "PRB-000001").await.unwrap();
+            assert_eq!(linked.iter().map(|l| l.number.as_str()).collect::<Vec<_>>(), [a.number.as_str(), b.number.as_str()], "{}", t.label);
+            let (problems, _) = app.ticket_problem_links(&d.w.agent_a, &a.id).await.unwrap();
+            assert_eq!(problems.len(), 1);
+            // a trend needs two incidents; incidents come from the problem's own project
+            let e = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "x".into(),
+                        source: Some("incident_trend".into()),
+                        incident_ids: vec![a.id.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("incident_ids".to_string(), "too_few")]);
+            let elsewhere = app
+                .create_ticket(
+                    &d.w.admin,
+                    NewTicket {
+                        project_id: d.w.project_b.clone(),
+                        reporter_id: Some(d.contact_b.user_id.clone()),
+                        title: "VPN at Beta".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let e = app.link_incidents(&d.w.admin, &p.id, std::slice::from_ref(&elsewhere.number)).await.unwrap_err();
+            assert_eq!(fields(e), [("incident_ids[0]".to_string(), "other_project")]);
+            let e = app.link_incidents(&d.w.agent_a, &p.id, std::slice::from_ref(&elsewhere.number)).await.unwrap_err();
+            assert_eq!(fields(e), [("incident_ids[0]".to_string(), "not_found")], "invisible incidents are not named");
+            // a third incident joins later, once
+            let c = incident(&app, &d, "VPN dropped thrice", false).await;
+            assert_eq!(app.link_incidents(&d.w.agent_a, &p.id, &[c.number.clone(), a.id.clone()]).await.unwrap().len(), 3);
+            // proactive problems need no incident; given a team they start investigated
+            let pro = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "Disk firmware advisory".into(),
+                        team_id: Some(d.team.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!((pro.number.as_str(), pro.source.as_str(), pro.status.as_str()), ("PRB-000002", "proactive", "under_investigation"));
+            let log = app.problem_status_log(&d.w.agent_a, &pro.id).await.unwrap();
+            assert_eq!(log.iter().map(|e| e.to_status.as_str()).collect::<Vec<_>>(), ["new", "under_investigation"]);
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert_eq!(h[0].action, "create");
+            // contacts and staff outside the project see no problem at all
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            for stranger in [&d.w.contact_a, &d.contact_b, &outsider] {
+                assert!(matches!(app.get_problem(stranger, &p.id).await, Err(AppError::NotFound)), "{}", t.label);
+                assert!(matches!(app.get_problem(stranger, "PRB-000001").await, Err(AppError::NotFound)));
+                assert!(matches!(app.transition_problem(stranger, &p.id, step("cancel"), None).await, Err(AppError::NotFound)));
+            }
+            assert!(matches!(app.list_problems(&d.w.contact_a, &ProblemFilter::default(), &page(NUMBER)).await, Err(AppError::NotFound)));
+            assert!(app.list_problems(&outsider, &ProblemFilter::default(), &page(NUMBER)).await.unwrap().items.is_empty());
+            assert_eq!(app.list_problems(&d.w.agent_a, &ProblemFilter::default(), &page(NUMBER)).await.unwrap().items.len(), 2);
+            assert!(matches!(
+                app.create_problem(
+                    &d.w.contact_a,
+                    NewProblem { project_id: d.w.project_a.clone(), title: "x".into(), ..Default::default() }
+                )
+                .await,
+                Err(AppError::NotFound)
+            ));
+            assert!(app.integrity_check().await.unwrap().ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_guards_refuse_and_write_nothing() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem { project_id: d.w.project_a.clone(), title: "Slow ERP".into(), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            let before = audit_len(&app, &d.w).await;
+            let e = app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap_err();
+            assert!(matches!(e, AppError::InvalidTransition(_)), "investigate first: {e:?}");
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("investigate"), None).await.unwrap_err();
+            assert!(fields(e).iter().any(|(f, _)| f == "assignment" || f == "team_id"), "{}", t.label);
+            let inv = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { team_id: Some(d.team.clone()), ..step("investigate") }, None)
+                .await
+                .unwrap();
+            let after_investigate = audit_len(&app, &d.w).await;
+            let e = app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap_err();
+            assert_eq!(fields(e), [("root_cause".to_string(), "root_cause_or_workaround")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { resolution_notes: Some("fixed".into()), ..step("resolve") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("root_cause".to_string(), "required")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { rca_method: Some("guessing".into()), ..step("record_rca") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("rca_method".to_string(), "invalid_choice")]);
+            let wa = ProblemStep { workaround: Some("restart the ERP cache".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap();
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), Some(inv.version)).await.unwrap_err();
+            assert!(matches!(e, AppError::Stale));
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), None).await.unwrap_err();
+            assert_eq!(fields(e), [("reason".to_string(), "required")]);
+            let e = app
+                .transition_problem(&d.w.agent_a, &p.id, ProblemStep { fixing_change_id: Some("chg-1".into()), ..step("resolve") }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("fixing_change_id".to_string(), "not_found")]);
+            assert_eq!(audit_len(&app, &d.w).await, after_investigate + 1, "{}: only the workaround was written", t.label);
+            assert!(after_investigate > before);
+            // a workaround is enough for a known error; KE numbers come from their own counter
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let ke = app.problem_known_error(&d.w.agent_a, &p.id).await.unwrap().unwrap();
+            assert_eq!(ke.number, "KE-000001");
+            let e = app.transition_problem(&d.w.agent_a, &p.id, step("cancel"), None).await.unwrap_err();
+            assert!(matches!(e, AppError::InvalidTransition(_)), "known errors are resolved, not cancelled");
+            let actions = app.problem_actions(&d.w.agent_a, &app.get_problem(&d.w.agent_a, &p.id).await.unwrap()).await.unwrap();
+            assert!(!actions.iter().any(|a| a.as_str() == "resolve"), "no root cause yet: {actions:?}");
+            assert!(app.problem_actions(&d.w.auditor, &app.get_problem(&d.w.auditor, &p.id).await.unwrap()).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn resolving_a_problem_follows_up_its_incidents_and_announces_to_their_assignees() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let d = desk(&app).await;
+            let open = incident(&app, &d, "VPN dropped", true).await;
+            let untriaged = incident(&app, &d, "VPN dropped again", false).await;
+            let done = incident(&app, &d, "VPN dropped once", true).await;
+            app.transition_ticket(
+                &d.w.agent_a,
+                &done.id,
+                TransitionInput {
+                    action: "resolve".into(),
+                    resolution_code: Some("workaround".into()),
+                    resolution_notes: Some("reconnected".into()),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+            let p = analysed(&app, &d, vec![open.id.clone(), untriaged.id.clone(), done.id.clone()]).await;
+            clock.advance(60_000);
+            let resolved = app
+                .transition_problem(
+                    &d.w.agent_a,
+                    &p.id,
+                    ProblemStep { resolution_notes: Some("Session table doubled".into()), ..step("resolve") },
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!((resolved.status.as_str(), resolved.resolved_at), ("resolved", Some(T0 + 60_000)));
+            let open_now = app.get_ticket(&d.w.agent_a, &open.id).await.unwrap();
+            assert_eq!(
+                (open_now.status.as_str(), open_now.resolution_code.as_deref()),
+                ("resolved", Some("resolved_by_problem")),
+                "{}",
+                t.label
+            );
+            assert!(open_now.resolution_notes.unwrap().starts_with("PRB-000001: Session table doubled"));
+            assert_eq!(app.get_ticket(&d.w.agent_a, &untriaged.id).await.unwrap().status, "new");
+            let notes = |id: String, who: Principal| {
+                let app = app.clone();
+                async move { app.list_comments(&who, &id).await.unwrap().into_iter().map(|c| (c.visibility, c.author_kind)).collect::<Vec<_>>() }
+            };
+            let pubn = ("public".to_string(), "system".to_string());
+            let intn = ("internal".to_string(), "system".to_string());
+            assert_eq!(notes(open.id.clone(), d.w.agent_a.clone()).await, std::slice::from_ref(&pubn));
+            assert_eq!(notes(untriaged.id.clone(), d.w.agent_a.clone()).await, [intn]);
+            assert!(notes(untriaged.id.clone(), d.w.contact_a.clone()).await.is_empty(), "the triage note is internal");
+            assert_eq!(notes(done.id.clone(), d.w.contact_a.clone()).await, [pubn]);
+            // one announcement per incident, to its assignee
+            let mut c = app.read().await.unwrap();
+            let rows = sqlx::query("SELECT entity_id, payload FROM outbox WHERE topic = 'announcement'").fetch_all(&mut *c).await.unwrap();
+            drop(c);
+            let mut seen: Vec<(String, serde_json::Value)> = rows
+                .iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    (r.get::<String, _>("entity_id"), serde_json::from_str(&r.get::<String, _>("payload")).unwrap())
+                })
+                .filter(|(_, v): &(String, serde_json::Value)| v["kind"] == "problem.resolved")
+                .collect();
+            seen.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut want = vec![open.id.clone(), untriaged.id.clone(), done.id.clone()];
+            want.sort();
+            assert_eq!(seen.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), want, "{}", t.label);
+            for (_, v) in &seen {
+                assert_eq!(v["entity_type"], "ticket");
+                assert!(v["audience"].as_array().unwrap().contains(&serde_json::json!({"to": "assignee"})), "{v}");
+                assert_eq!(v["vars"]["problem_number"], "PRB-000001");
+            }
+            // closing is final
+            app.transition_problem(&d.w.agent_a, &p.id, step("close"), None).await.unwrap();
+            assert!(matches!(app.transition_problem(&d.w.agent_a, &p.id, step("reopen"), None).await, Err(AppError::InvalidTransition(_))));
+            assert!(app.integrity_check().await.unwrap().ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_known_error_database_is_searched_in_both_languages_and_suggested() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = analysed(&app, &d, vec![]).await;
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let other = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "Printer jams".into(),
+                        team_id: Some(d.team.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let wa = ProblemStep { workaround: Some("Use tray 2".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &other.id, wa, None).await.unwrap();
+            let ke2 = ProblemStep {
+                title: Some("打印机卡纸".into()),
+                symptoms: Some("三楼打印机经常卡纸".into()),
+                language: Some("zh-CN".into()),
+                ..step("declare_known_error")
+            };
+            app.transition_problem(&d.w.agent_a, &other.id, ke2, None).await.unwrap();
+
+            let numbers = |v: Vec<keel_store::problems::KnownErrorRecord>| v.into_iter().map(|k| k.number).collect::<Vec<_>>();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "vpn disconnects", 10).await.unwrap()), ["KE-000001"], "{}", t.label);
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "VPN 断开", 10).await.unwrap()), ["KE-000001"]);
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "打印机", 10).await.unwrap()), ["KE-000002"]);
+            assert!(app.search_known_errors(&d.w.agent_a, "payroll export", 10).await.unwrap().is_empty());
+            // the workaround is searchable too, and its revision is found
+            let wa = ProblemStep { workaround: Some("Pin the tunnel to gateway gw-bj-02".into()), ..step("record_workaround") };
+            app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "gateway gw", 10).await.unwrap()), ["KE-000001"]);
+            // the suggestion panel of the incident form
+            let s = app.suggest_known_errors(&d.w.agent_a, "VPN keeps disconnecting", "the client disconnects every hour").await.unwrap();
+            assert_eq!(numbers(s), ["KE-000001"]);
+            let s = app.suggest_known_errors(&d.w.agent_a, "三楼打印机卡纸了", "").await.unwrap();
+            assert_eq!(numbers(s), ["KE-000002"]);
+            // contacts find nothing unpublished; staff of another project nothing at all
+            assert!(app.search_known_errors(&d.w.contact_a, "vpn disconnects", 10).await.unwrap().is_empty());
+            assert!(matches!(app.get_known_error(&d.w.contact_a, "KE-000001").await, Err(AppError::NotFound)));
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            assert!(app.search_known_errors(&outsider, "vpn disconnects", 10).await.unwrap().is_empty());
+            // edits in the other language are searchable and audited
+            let k = app.get_known_error(&d.w.agent_a, "KE-000002").await.unwrap();
+            app.update_known_error(
+                &d.w.agent_a,
+                &k.id,
+                KnownErrorPatch { translation_title: Some("Printer on floor 3 jams".into()), ..Default::default() },
+                Some(k.version),
+            )
+            .await
+            .unwrap();
+            assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "printer jams floor", 10).await.unwrap()), ["KE-000002"]);
+            let e = app
+                .update_known_error(&d.w.agent_a, &k.id, KnownErrorPatch { title: Some(" ".into()), ..Default::default() }, None)
+                .await
+                .unwrap_err();
+            assert_eq!(fields(e), [("title".to_string(), "required")]);
+            // the desk links the known error to an incident
+            let inc = incident(&app, &d, "VPN disconnects", true).await;
+            app.link_known_error(&d.w.agent_a, &inc.number, "KE-000001").await.unwrap();
+            app.link_known_error(&d.w.agent_a, &inc.number, "KE-000001").await.unwrap();
+            let (_, kes) = app.ticket_problem_links(&d.w.agent_a, &inc.id).await.unwrap();
+            assert_eq!(numbers(kes), ["KE-000001"], "{}", t.label);
+            assert!(matches!(app.link_known_error(&d.w.contact_a, &inc.id, "KE-000001").await, Err(AppError::NotFound)));
+            let list = app
+                .list_known_errors(
+                    &d.w.agent_a,
+                    &KnownErrorFilter::default(),
+                    &page(SortKey { name: "number", column: "k.number", kind: SortKind::Text }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(list.items.len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn published_known_errors_reach_their_customers_portal_in_their_language_without_root_cause() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let p = analysed(&app, &d, vec![]).await;
+            app.transition_problem(&d.w.agent_a, &p.id, declare(false), None).await.unwrap();
+            let ke = app.problem_known_error(&d.w.agent_a, &p.id).await.unwrap().unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty(), "{}: not published", t.label);
+            assert!(matches!(app.portal_article(&d.w.contact_a, &ke.id, Locale::En).await, Err(AppError::NotFound)));
+            let publish = ProblemStep { publish_to_portal: Some(true), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, publish, None).await.unwrap();
+            let en = app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap();
+            assert_eq!(
+                en.iter().map(|a| (a.number.as_str(), a.title.as_str())).collect::<Vec<_>>(),
+                [("KE-000001", "VPN disconnects hourly")]
+            );
+            assert!(en[0].workaround.starts_with("Reconnect"));
+            let zh = app.portal_article(&d.w.contact_a, &ke.number, Locale::ZhCn).await.unwrap();
+            assert_eq!(
+                (zh.title.as_str(), zh.workaround.as_str(), zh.language.as_str()),
+                ("VPN 每小时断开", "重新连接 VPN 客户端", "zh-CN")
+            );
+            let json = serde_json::to_string(&zh).unwrap() + &serde_json::to_string(&en).unwrap();
+            assert!(!json.contains("firewall") && !json.contains("fw-core"), "root cause on the portal: {json}");
+            assert_eq!(app.portal_articles(&d.w.contact_a, Locale::ZhCn, Some("VPN 断开")).await.unwrap().len(), 1);
+            // another customer's contact never sees it
+            assert!(app.portal_articles(&d.contact_b, Locale::En, None).await.unwrap().is_empty());
+            assert!(matches!(app.portal_article(&d.contact_b, &ke.id, Locale::En).await, Err(AppError::NotFound)));
+            assert!(app.search_known_errors(&d.contact_b, "vpn disconnects", 10).await.unwrap().is_empty());
+            // the contact still cannot read the known error record or its problem
+            assert!(matches!(app.get_known_error(&d.w.contact_a, &ke.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.get_problem(&d.w.contact_a, &p.id).await, Err(AppError::NotFound)));
+            // withdrawn, it is gone again; resolved, it leaves the portal
+            let withdraw = ProblemStep { publish_to_portal: Some(false), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, withdraw, None).await.unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty());
+            let publish = ProblemStep { publish_to_portal: Some(true), ..step("set_publication") };
+            app.transition_problem(&d.w.agent_a, &p.id, publish, None).await.unwrap();
+            assert_eq!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().len(), 1);
+            app.transition_problem(&d.w.agent_a, &p.id, ProblemStep { resolution_notes: Some("resized".into()), ..step("resolve") }, None)
+                .await
+                .unwrap();
+            assert!(app.portal_articles(&d.w.contact_a, Locale::En, None).await.unwrap().is_empty(), "{}", t.label);
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert!(h.iter().any(|e| e.entity_type == "known_error" && e.changes.to_string().contains("publish_to_portal")));
+        }
+    }
+
+    #[tokio::test]
+    async fn affected_services_and_cis_are_checked_and_edits_audited_with_a_valid_status_log() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let d = desk(&app).await;
+            let service = app
+                .create_service(
+                    &d.w.admin,
+                    keel_app::service_level::ServiceInput {
+                        code: "MAIL".into(),
+                        name: "E-mail 邮件".into(),
+                        service_line: "operations_maintenance".into(),
+                        status: Some("live".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .id;
+            app.seed_cmdb_classes().await.unwrap();
+            let rack = app
+                .create_ci(
+                    &d.w.admin,
+                    keel_app::cmdb::CiInput { class_key: "location".into(), name: "rack 14".into(), ..Default::default() },
+                )
+                .await
+                .unwrap()
+                .id;
+            let bad = NewProblem {
+                project_id: d.w.project_a.clone(),
+                title: "Mail outage".into(),
+                service_id: Some("nope".into()),
+                ci_ids: vec![rack.clone(), "gone".into()],
+                ..Default::default()
+            };
+            let e = app.create_problem(&d.w.agent_a, bad.clone()).await.unwrap_err();
+            assert_eq!(fields(e), [("service_id".to_string(), "not_found"), ("ci_ids[1]".to_string(), "not_found")], "{}", t.label);
+            let p = app
+                .create_problem(&d.w.agent_a, NewProblem { service_id: Some(service.clone()), ci_ids: vec![rack.clone()], ..bad })
+                .await
+                .unwrap();
+            assert_eq!(
+                (p.service_id.as_deref(), p.ci_ids.clone(), p.names.service_name.as_deref()),
+                (Some(service.as_str()), vec![rack.clone()], Some("E-mail 邮件"))
+            );
+            let patch = keel_app::problems::ProblemPatch { priority: Some("P1".into()), ci_ids: Some(vec![]), ..Default::default() };
+            let edited = app.update_problem(&d.w.agent_a, &p.id, patch.clone(), Some(p.version)).await.unwrap();
+            assert_eq!((edited.priority.as_str(), edited.ci_ids.len(), edited.version), ("p1", 0, p.version + 1));
+            assert!(matches!(app.update_problem(&d.w.agent_a, &p.id, patch, Some(p.version)).await, Err(AppError::Stale)));
+            let h = app.problem_history(&d.w.agent_a, &p.id).await.unwrap();
+            assert!(h.last().unwrap().changes.to_string().contains("\"priority\""), "{}", t.label);
+            for (action, extra) in [
+                ("investigate", ProblemStep { team_id: Some(d.team.clone()), ..Default::default() }),
+                (
+                    "record_rca",
+                    ProblemStep {
+                        rca_method: Some("fault_tree".into()),
+                        findings: Some("tree".into()),
+                        root_cause: Some("bad disk".into()),
+                        ..Default::default()
+                    },
+                ),
+                ("resolve", ProblemStep { resolution_notes: Some("disk replaced".into()), ..Default::default() }),
+                ("reopen", ProblemStep { reason: Some("came back".into()), ..Default::default() }),
+                ("resolve", ProblemStep { resolution_notes: Some("controller replaced".into()), ..Default::default() }),
+                ("close", ProblemStep::default()),
+            ] {
+                app.transition_problem(&d.w.agent_a, &p.id, ProblemStep { action: action.into(), ..extra }, None).await.unwrap();
+            }
+            let log = app.problem_status_log(&d.w.agent_a, &p.id).await.unwrap();
+            let entries: Vec<keel_domain::problem::StatusLogEntry> = log
+                .iter()
+                .map(|r| keel_domain::problem::StatusLogEntry {
+                    at: chrono::DateTime::from_timestamp_millis(r.at).unwrap(),
+                    from: r.from_status.as_deref().and_then(keel_domain::problem::Status::parse),
+                    to: keel_domain::problem::Status::parse(&r.to_status).unwrap(),
+                    action: r.action.as_deref().and_then(keel_domain::problem::Action::parse),
+                })
+                .collect();
+            assert_eq!(keel_domain::problem::check_status_log(&entries).unwrap().as_str(), "closed", "{}", t.label);
+            let closed = app.get_problem(&d.w.agent_a, &p.id).await.unwrap();
+            assert_eq!((closed.reopen_count, closed.closure_kind.as_deref()), (1, Some("resolved")));
+            let e = app.update_problem(&d.w.agent_a, &p.id, Default::default(), None).await.unwrap_err();
+            assert!(matches!(e, AppError::Conflict { code: "problem_closed", .. }));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_trend_counts_incidents_per_category_and_week() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let d = desk(&app).await;
+            let vpn = app
+                .create_category(
+                    &d.w.admin,
+                    keel_app::incidents::CategoryInput { code: "vpn".into(), name: "VPN".into(), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            for week in 0..3 {
+                for _ in 0..=week {
+                    app.create_ticket(
+                        &d.w.agent_a,
+                        NewTicket {
+                            project_id: d.w.project_a.clone(),
+                            reporter_id: Some(d.w.contact_a.user_id.clone()),
+                            title: "VPN dropped".into(),
+                            category_id: Some(vpn.id.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                }
+                incident(&app, &d, "no category", false).await;
+                clock.advance(7 * 24 * 3600 * 1000);
+            }
+            clock.advance(-7 * 24 * 3600 * 1000);
+            let q = TrendQuery { dimension: TrendDimension::Category, bucket: TrendBucket::Week, periods: 4, project_id: None };
+            let trend = app.incident_trend(&d.w.agent_a, &q).await.unwrap();
+            assert_eq!(trend.buckets.len(), 4);
+            let top = &trend.rows[0];
+            assert_eq!((top.label.as_deref(), top.total, top.incident_ids.len()), (Some("VPN"), 6, 6), "{}", t.label);
+            assert_eq!(top.counts.iter().sum::<i64>(), 6);
+            assert_eq!(top.counts[3], 3, "the current week is last: {:?}", top.counts);
+            assert_eq!((trend.rows[1].key.as_deref(), trend.rows[1].total), (None, 3));
+            // raise a problem from the row's incidents
+            let p = app
+                .create_problem(
+                    &d.w.agent_a,
+                    NewProblem {
+                        project_id: d.w.project_a.clone(),
+                        title: "VPN".into(),
+                        incident_ids: top.incident_ids.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(app.problem_incidents(&d.w.agent_a, &p.id).await.unwrap().len(), 6);
+            let months =
+                app.incident_trend(&d.w.agent_a, &TrendQuery { bucket: TrendBucket::Month, periods: 2, ..q.clone() }).await.unwrap();
+            assert_eq!(months.rows.iter().map(|r| r.total).sum::<i64>(), 9);
+            assert!(matches!(app.incident_trend(&d.w.contact_a, &q).await, Err(AppError::NotFound)));
         }
     }
 }

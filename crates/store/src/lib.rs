@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod migrate;
 pub mod notifications;
 pub mod page;
+pub mod problems;
 pub mod rows;
 pub mod service_level;
 pub mod sla_clocks;

@@ -109,6 +109,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::cmdb::router())
         .merge(api::sla_clocks::router())
         .merge(api::notifications::router())
+        .merge(api::problems::router())
         .split_for_parts()
 }
 
@@ -117,7 +118,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, incidents, notifications, service_level as sl, session, trail};
+    use ui::{account, admin, cmdb, incidents, notifications, problems, service_level as sl, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -187,6 +188,19 @@ fn ui_router() -> Router<AppState> {
         .route("/cmdb/{id}/transition", post(cmdb::transition))
         .route("/cmdb/{id}/verify", post(cmdb::verify))
         .route("/cmdb/{id}/relations", post(cmdb::relation_add))
+        .route("/problems", get(problems::list).post(problems::create))
+        .route("/problems/new", get(problems::new_form))
+        .route("/problems/trend", get(problems::trend))
+        .route("/problems/{id}", get(problems::show).post(problems::update))
+        .route("/problems/{id}/transition", post(problems::transition))
+        .route("/problems/{id}/incidents", post(problems::link_incidents))
+        .route("/known-errors", get(problems::known_errors))
+        .route("/known-errors/suggest", get(problems::suggest))
+        .route("/known-errors/{id}", get(problems::known_error_show).post(problems::known_error_update))
+        .route("/incidents/{id}/known-errors", post(problems::link_known_error))
+        .route("/incidents/{id}/problems", post(problems::link_to_problem))
+        .route("/portal/articles", get(problems::articles))
+        .route("/portal/articles/{id}", get(problems::article))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))

@@ -594,6 +594,11 @@ mod incidents;
 /// SLA clocks on tickets, escalation rules and the attainment report over HTTP.
 #[path = "http/sla_clocks.rs"]
 mod sla_clocks;
+
 /// Notification templates, webhooks and the delivery log over HTTP.
 #[path = "http/notifications.rs"]
 mod notifications;
+
+/// Problem management and the known error database over HTTP: staff only, except published articles.
+#[path = "http/problems.rs"]
+mod problems;

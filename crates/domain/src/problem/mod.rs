@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod linked;
 pub mod number;
 pub mod record;
+pub mod search;
 
 #[cfg(test)]
 mod proptests;
@@ -24,3 +25,4 @@ pub use record::{
     Applied, Command, Context, Event, ProblemClosure, ProblemClosureKind, ProblemResolution, ProblemState, Rca, RcaMethod, StatusLogEntry,
     Workaround, apply, available_actions, check_status_log,
 };
+pub use search::{min_hits, search_terms};

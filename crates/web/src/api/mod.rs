@@ -6,6 +6,7 @@ pub mod cmdb;
 pub mod directory;
 pub mod incidents;
 pub mod notifications;
+pub mod problems;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod trail;
@@ -34,8 +35,9 @@ use utoipa::OpenApi;
         (name = "incidents", description = "Service desk and incident management"),
         (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"),
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
-        (name = "audit"),
-        (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks")
+        (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks"),
+        (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
+        (name = "audit")
     )
 )]
 pub struct ApiDoc;

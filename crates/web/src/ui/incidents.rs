@@ -331,6 +331,7 @@ async fn new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Form, err: Opti
     let mut page = FormPage::new(ctx, title, "/incidents".into(), fields, "/incidents");
     page.errors = errors;
     page.submit = tr.t("incident-action-log");
+    page.suggest_href = who.principal.is_staff().then(|| "/known-errors/suggest".to_string());
     Ok(render_status(super::status_for(&err), &page))
 }
 
@@ -430,6 +431,7 @@ pub struct TicketPage {
     pub major_form: Option<SideForm>,
     pub history: Vec<HistoryView>,
     pub sla: Vec<super::sla_clocks::ClockView>,
+    pub problem_panel: Option<super::problems::ProblemPanel>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -653,6 +655,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     }
 
     let history = if is_staff { history_views(tr, &state.app.ticket_history(p, &t.id).await.or_page(tr)?) } else { vec![] };
+    let problem_panel = super::problems::ticket_panel(state, p, &t).await.or_page(tr)?;
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let ctx = Ctx::new(tr, Some(who), "/incidents", flash);
     let page = TicketPage {
@@ -682,6 +685,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         major_form,
         history,
         sla: super::sla_clocks::ticket_panel(state, tr, p, &t.id).await.or_page(tr)?,
+        problem_panel,
     };
     Ok(render_status(status, &page))
 }

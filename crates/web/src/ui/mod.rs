@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cmdb;
 pub mod incidents;
 pub mod notifications;
+pub mod problems;
 pub mod service_level;
 pub mod session;
 pub mod sla_clocks;
@@ -42,8 +43,17 @@ pub struct Ctx {
 }
 
 /// Flash messages travel as a whitelisted key in the query string after a redirect.
-const FLASHES: &[&str] =
-    &["saved", "created", "password-changed", "signed-out-elsewhere", "token-revoked", "tailored", "setup-done", "job-retried"];
+const FLASHES: &[&str] = &[
+    "saved",
+    "created",
+    "password-changed",
+    "signed-out-elsewhere",
+    "token-revoked",
+    "tailored",
+    "setup-done",
+    "job-retried",
+    "problem-not-found",
+];
 
 impl Ctx {
     pub fn new(tr: &Tr, who: Option<&Identity>, path: &str, flash: Option<&str>) -> Ctx {
@@ -77,6 +87,18 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     }
     if let Some(queue) = resolution.first_mut() {
         queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
+    }
+    if p.is_staff() {
+        resolution.extend([
+            item("/problems", "nav-problems"),
+            item("/known-errors", "nav-known-errors"),
+            item("/problems/trend", "nav-trends"),
+        ]);
+        if let Some(problems) = resolution.iter_mut().find(|i| i.href == "/problems") {
+            problems.active = path == "/problems" || (path.starts_with("/problems/") && path != "/problems/trend");
+        }
+    } else {
+        resolution.push(item("/portal/articles", "nav-articles"));
     }
     groups.push(NavGroup { title: tr.t("nav-group-resolution"), items: resolution });
     if p.is_staff() {
@@ -312,6 +334,8 @@ pub struct FormPage {
     pub editable_tailoring: bool,
     pub show_history: bool,
     pub history: Vec<HistoryView>,
+    /// Where the form's title and description are sent for matching known errors (htmx).
+    pub suggest_href: Option<String>,
 }
 
 impl FormPage {
@@ -332,6 +356,7 @@ impl FormPage {
             editable_tailoring: false,
             show_history: false,
             history: vec![],
+            suggest_href: None,
         }
     }
 }
