@@ -96,7 +96,6 @@ field-root-cause = Root cause
 field-workaround = Workaround
 field-workaround-recorded-by = Workaround recorded by
 field-fixing-change-id = Fixing change
-field-language = Language
 field-symptoms = Symptoms
 field-translation-title = Title (other language)
 field-translation-symptoms = Symptoms (other language)

@@ -96,7 +96,6 @@ field-root-cause = 根本原因
 field-workaround = 临时解决方案
 field-workaround-recorded-by = 临时解决方案记录人
 field-fixing-change-id = 修复变更
-field-language = 语言
 field-symptoms = 症状
 field-translation-title = 标题（另一种语言）
 field-translation-symptoms = 症状（另一种语言）
