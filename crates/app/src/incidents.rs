@@ -149,7 +149,7 @@ fn internal(what: &str) -> AppError {
     AppError::Internal(format!("stored ticket has an invalid {what}"))
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
@@ -881,30 +881,7 @@ impl App {
     pub async fn add_comment(&self, actor: &Principal, id: &str, visibility: &str, body: &str) -> Result<CommentRecord> {
         let mut w = self.write(actor).await?;
         let t = load_visible(&mut w.tx, actor, id).await?;
-        let state = state_of(&t)?;
-        let who = Actor::from(actor);
-        let visibility = Visibility::parse_field("visibility", visibility)?;
-        let comment = inc::new_comment(state.status, &who, visibility, body)?;
-        let rec = CommentRecord {
-            id: keel_store::new_id(),
-            ticket_id: t.id.clone(),
-            visibility: comment.visibility.as_str().into(),
-            body: comment.body.clone(),
-            author_id: actor.user_id.clone(),
-            author_kind: actor.kind.as_str().into(),
-            created_at: w.now,
-            author_name: Some(actor.display_name.clone()),
-        };
-        store::insert_comment(&mut w.tx, &rec).await?;
-        w.record("ticket_comment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
-        let first_response = actor.is_staff() && comment.visibility == Visibility::Public;
-        store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
-        if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
-            let policy = policy_in(&mut w.tx).await?;
-            let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy))?;
-            let current = store::get_ticket(&mut w.tx, &t.id).await?.ok_or(AppError::NotFound)?;
-            persist_applied(&mut w, &current, applied, current.version, "system", Some("resume"), Some("customer replied".into())).await?;
-        }
+        let rec = comment_in(&mut w, actor, &t, visibility, body).await?;
         w.commit().await?;
         Ok(rec)
     }
@@ -1042,8 +1019,37 @@ impl App {
     }
 }
 
+/// Adds a comment inside the caller's transaction (the reply form and a reply with files).
+pub(crate) async fn comment_in(w: &mut Writer, actor: &Principal, t: &TicketRecord, visibility: &str, body: &str) -> Result<CommentRecord> {
+    let state = state_of(t)?;
+    let who = Actor::from(actor);
+    let visibility = Visibility::parse_field("visibility", visibility)?;
+    let comment = inc::new_comment(state.status, &who, visibility, body)?;
+    let rec = CommentRecord {
+        id: keel_store::new_id(),
+        ticket_id: t.id.clone(),
+        visibility: comment.visibility.as_str().into(),
+        body: comment.body.clone(),
+        author_id: actor.user_id.clone(),
+        author_kind: actor.kind.as_str().into(),
+        created_at: w.now,
+        author_name: Some(actor.display_name.clone()),
+    };
+    store::insert_comment(&mut w.tx, &rec).await?;
+    w.record("ticket_comment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+    let first_response = actor.is_staff() && comment.visibility == Visibility::Public;
+    store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
+    if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
+        let policy = policy_in(&mut w.tx).await?;
+        let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy))?;
+        let current = store::get_ticket(&mut w.tx, &t.id).await?.ok_or(AppError::NotFound)?;
+        persist_applied(w, &current, applied, current.version, "system", Some("resume"), Some("customer replied".into())).await?;
+    }
+    Ok(rec)
+}
+
 /// Loads a ticket by id or number and checks the actor may see it; `NotFound` either way.
-async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
+pub(crate) async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<TicketRecord> {
     let id = id.trim();
     let t = match store::get_ticket(conn, id).await? {
         Some(t) => Some(t),
@@ -1066,7 +1072,7 @@ async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {
     }
 }
 
-async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
+pub(crate) async fn policy_in(conn: &mut sqlx::AnyConnection) -> Result<LifecyclePolicy> {
     let days = match kernel::get_setting(conn, REOPEN_WINDOW_SETTING).await? {
         Some(s) if s.trim().is_empty() || s.trim() == "never" => None,
         Some(s) => Some(s.trim().parse::<u32>().map_err(|e| AppError::Internal(format!("reopen window setting: {e}")))?),
@@ -1092,7 +1098,7 @@ async fn log_status(w: &mut Writer, ticket_id: &str, e: &inc::StatusLogEntry, ac
 
 /// Writes the outcome of `apply` onto the ticket (version checked), appends the status log entry
 /// and records the change, naming the transition (and its reason) in the audit entry.
-async fn persist_applied(
+pub(crate) async fn persist_applied(
     w: &mut Writer,
     before: &TicketRecord,
     applied: Applied,

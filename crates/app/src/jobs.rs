@@ -6,7 +6,8 @@ use keel_store::jobs::{self, Job, NewJob};
 use std::time::Duration;
 
 /// Recurring platform jobs, seeded on start (one row each, whatever the number of instances).
-pub const BUILTIN: &[(&str, &str)] = &[("audit_checkpoint", "* * * * *"), ("session_sweep", "17 * * * *")];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("audit_checkpoint", "* * * * *"), ("session_sweep", "17 * * * *"), ("ticket_auto_close", "7,37 * * * *")];
 
 fn next_run(schedule: &str, after_ms: i64) -> Option<i64> {
     let cron: croner::Cron = schedule.parse().ok()?;
@@ -41,6 +42,9 @@ impl App {
                 let mut tx = self.db.begin().await?;
                 keel_store::accounts::sweep_sessions(&mut tx, self.now()).await?;
                 tx.commit().await.map_err(keel_store::StoreError::from)?;
+            }
+            "ticket_auto_close" => {
+                self.auto_close_resolved().await?;
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cmdb;
+pub mod desk;
 pub mod directory;
 pub mod error;
 pub mod incidents;
@@ -67,15 +68,28 @@ pub struct App {
     pub security: SecurityConfig,
     /// Identifies this process as a job lease owner.
     pub instance_id: String,
+    /// Where attachments are kept, and how large one may be.
+    pub files: Arc<desk::FileStore>,
 }
 
 impl App {
     pub fn new(db: Db, security: SecurityConfig) -> Self {
-        App { db, clock: Arc::new(SystemClock), security, instance_id: format!("keel-{}", uuid::Uuid::new_v4()) }
+        App {
+            db,
+            clock: Arc::new(SystemClock),
+            security,
+            instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
+            files: Arc::new(desk::FileStore::default()),
+        }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_files(mut self, files: desk::FileStore) -> Self {
+        self.files = Arc::new(files);
         self
     }
 

@@ -58,6 +58,7 @@ macro_rules! stable_str_enum {
 }
 pub(crate) use stable_str_enum;
 
+pub mod attachment;
 pub mod closure;
 pub mod comment;
 pub mod fields;

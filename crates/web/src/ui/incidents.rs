@@ -398,6 +398,8 @@ pub struct TicketPage {
     pub rating_form: Option<SideForm>,
     pub major_form: Option<SideForm>,
     pub history: Vec<HistoryView>,
+    pub attachments: Vec<super::desk::AttachmentView>,
+    pub upload: Option<SideForm>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -614,6 +616,25 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
             fields,
         }
     });
+    let (attachments, upload) = super::desk::attachments_panel(
+        state,
+        tr,
+        p,
+        &t,
+        typed("attachment"),
+        &failed.as_ref().filter(|f| f.form == "attachment").map(|f| &f.error),
+        &mut errors,
+    )
+    .await
+    .or_page(tr)?;
+    let mut merged = Vec::new();
+    let (children, duplicates) = state.app.related_tickets(p, &t.id).await.or_page(tr)?;
+    for (key, list) in [("incident-children", children), ("incident-merged", duplicates)] {
+        if !list.is_empty() {
+            merged.push(Detail { label: tr.t(key), value: list.iter().map(|x| x.number.clone()).collect::<Vec<_>>().join(", ") });
+        }
+    }
+    details.extend(merged);
     if let Some(fl) = &failed
         && errors.is_empty()
     {
@@ -649,6 +670,8 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         rating_form,
         major_form,
         history,
+        attachments,
+        upload,
     };
     Ok(render_status(status, &page))
 }
@@ -672,7 +695,15 @@ fn expected(f: &Form) -> Option<i64> {
     f.get("_version").and_then(|v| v.parse().ok())
 }
 
-async fn after_post(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: &str, f: Form, r: Result<(), AppError>) -> UiResult {
+pub(crate) async fn after_post(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    id: &str,
+    form: &str,
+    f: Form,
+    r: Result<(), AppError>,
+) -> UiResult {
     match r {
         Ok(()) => Ok(see_other(&format!("/incidents/{id}"), "saved")),
         Err(AppError::NotFound) => Err(super::UiError(tr.clone(), AppError::NotFound)),

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod cmdb;
+pub mod desk;
 pub mod incidents;
 pub mod service_level;
 pub mod session;

@@ -1,0 +1,377 @@
+//! `/api/v1/incidents/{id}/attachments…`, `/api/v1/attachments/{id}`, watchers and links of
+//! the service desk's tickets (REQUIREMENTS §4): files with a size limit served with a safe
+//! content type and `Content-Disposition`, and the links between tickets and other records.
+
+use super::directory::IntoResponseOk;
+use super::incidents::Incident;
+use super::{ApiJson, ApiPath, ApiResponse, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
+use crate::AppState;
+use crate::auth::ApiUser;
+use crate::error::{ApiError, ErrorBody};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_app::desk::{AttachInput, Staged};
+use keel_app::{App, AppError, Principal};
+use keel_domain::incident::attachment;
+use keel_store::desk::{AttachmentRecord, WatcherRecord};
+use keel_store::incidents::LinkRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_attachments, upload_attachment))
+        .routes(routes!(download_attachment))
+        .routes(routes!(list_watchers, add_watcher))
+        .routes(routes!(remove_watcher))
+        .routes(routes!(list_links, add_link))
+        .routes(routes!(remove_link))
+        .routes(routes!(set_parent))
+        .routes(routes!(merge_incident))
+        .routes(routes!(set_service))
+}
+
+/// A file attached to a ticket or to one of its replies.
+#[derive(Serialize, ToSchema)]
+pub struct Attachment {
+    pub id: String,
+    pub ticket_id: String,
+    pub comment_id: Option<String>,
+    /// `public` or `internal`.
+    pub visibility: String,
+    pub file_name: String,
+    /// The type it is served with: an image type or `application/pdf` when the bytes are
+    /// really that, `application/octet-stream` otherwise.
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub uploader_name: Option<String>,
+    pub created_at: i64,
+    /// Where to download it.
+    pub href: String,
+}
+
+impl From<AttachmentRecord> for Attachment {
+    fn from(a: AttachmentRecord) -> Self {
+        Attachment {
+            href: format!("/api/v1/attachments/{}", a.id),
+            id: a.id,
+            ticket_id: a.ticket_id,
+            comment_id: a.comment_id,
+            visibility: a.visibility,
+            file_name: a.file_name,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            uploaded_by: a.uploaded_by,
+            uploader_name: a.uploader_name,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// A multipart upload: the file and where it goes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AttachmentUpload {
+    /// The file (its part's `filename` is kept, cleaned of paths).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// Attach to this reply of the ticket (the file takes its visibility).
+    pub comment_id: Option<String>,
+    /// `public` (default) or `internal` (staff only).
+    pub visibility: Option<String>,
+    /// A reply to write with the file, in the same transaction.
+    pub body: Option<String>,
+}
+
+/// What an upload can be refused for.
+#[derive(utoipa::IntoResponses)]
+pub enum UploadErrors {
+    /// The body is not `multipart/form-data` or is malformed (`bad_request`).
+    #[response(status = 400)]
+    Malformed(ErrorBody),
+    /// The request is larger than the attachment limit allows (`payload_too_large`).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// No file, an empty file, a file over the size limit (`file`: `too_large`), or an invalid
+    /// visibility or reply (`validation_failed`, naming the field).
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::field("file", "too_large", "the file is larger than the attachment limit")
+    } else {
+        AppError::field("file", "malformed", format!("the upload could not be read: {}", e.body_text()))
+    }
+}
+
+/// Reads a multipart upload: its text fields, and its `file` part streamed to a synced
+/// temporary file (removed again if anything fails later).
+pub async fn receive(app: &App, mut mp: Multipart) -> Result<(HashMap<String, String>, Option<(AttachInput, Staged)>), AppError> {
+    let mut fields = HashMap::new();
+    let mut file = None;
+    while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            if file.is_some() {
+                return Err(AppError::field("file", "too_many", "send one file per request"));
+            }
+            let input = AttachInput {
+                file_name: field.file_name().unwrap_or("").to_string(),
+                declared_type: field.content_type().unwrap_or("").to_string(),
+                ..Default::default()
+            };
+            let mut up = app.files.begin().await?;
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                up.write(&chunk).await?;
+            }
+            file = Some((input, up.finish().await?));
+        } else {
+            let text = field.text().await.map_err(multipart_error)?;
+            if text.contains('\0') {
+                return Err(AppError::field(&name, "invalid_characters", format!("{name} contains a NUL character")));
+            }
+            fields.insert(name, text);
+        }
+    }
+    Ok((fields, file))
+}
+
+/// Receives an upload for a ticket the actor may see and records it.
+pub async fn upload(
+    app: &App,
+    who: &Principal,
+    ticket: &str,
+    mp: Multipart,
+    check: impl FnOnce(&HashMap<String, String>) -> Result<(), AppError>,
+) -> Result<AttachmentRecord, AppError> {
+    // Refused before a byte is stored when the ticket is not the actor's to see.
+    let t = app.get_ticket(who, ticket).await?;
+    let (fields, file) = receive(app, mp).await?;
+    check(&fields)?;
+    let (mut input, staged) = file.ok_or_else(|| AppError::field("file", "required", "choose a file"))?;
+    let get = |k: &str| fields.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    input.comment_id = get("comment_id");
+    input.visibility = get("visibility");
+    input.body = get("body");
+    app.attach_file(who, &t.id, input, staged).await
+}
+
+/// The bytes of an attachment with headers that keep a browser from running them.
+pub async fn serve(app: &App, who: &Principal, id: &str) -> Result<Response, AppError> {
+    let (a, path) = app.attachment_file(who, id).await?;
+    let bytes = tokio::fs::read(&path).await.map_err(|e| AppError::Internal(format!("attachment {}: {e}", a.id)))?;
+    let inline = attachment::is_inline(&a.content_type);
+    let content_type = if inline { a.content_type.as_str() } else { attachment::OPAQUE_TYPE };
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(static_type(content_type)));
+    if let Ok(v) = HeaderValue::from_str(&attachment::content_disposition(inline, &a.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(res)
+}
+
+fn static_type(t: &str) -> &'static str {
+    attachment::INLINE_TYPES.iter().find(|x| **x == t).copied().unwrap_or(attachment::OPAQUE_TYPE)
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/attachments", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Attachment>, description = "Customer contacts receive public files only"), Unauthorized, NotFound))]
+async fn list_attachments(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let list = s.app.list_attachments(&who.principal, &id).await?;
+    Ok(axum::Json(list.into_iter().map(Attachment::from).collect::<Vec<_>>()).into_response_ok())
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/attachments", tag = "incidents", params(("id" = String, Path)),
+    request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = Attachment), Unauthorized, UploadErrors, NotFound))]
+async fn upload_attachment(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResponse {
+    let mp = mp.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let a = upload(&s.app, &who.principal, &id, mp, |_| Ok(())).await?;
+    Ok((StatusCode::CREATED, axum::Json(Attachment::from(a))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, description = "The file; images and PDF inline, anything else as a download", content_type = "application/octet-stream", body = Vec<u8>), Unauthorized, NotFound))]
+async fn download_attachment(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    Ok(serve(&s.app, &who.principal, &id).await?)
+}
+
+/// Someone who follows a ticket.
+#[derive(Serialize, ToSchema)]
+pub struct Watcher {
+    pub user_id: String,
+    pub display_name: String,
+    /// `staff` or `contact`.
+    pub kind: String,
+    pub created_at: i64,
+}
+
+impl From<WatcherRecord> for Watcher {
+    fn from(w: WatcherRecord) -> Self {
+        Watcher { user_id: w.user_id, display_name: w.display_name, kind: w.kind, created_at: w.created_at }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWatcher {
+    /// Blank or absent: the caller.
+    pub user_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/watchers", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Watcher>), Unauthorized, NotFound))]
+async fn list_watchers(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let list = s.app.list_watchers(&who.principal, &id).await?;
+    Ok(axum::Json(list.into_iter().map(Watcher::from).collect::<Vec<_>>()).into_response_ok())
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/watchers", tag = "incidents", params(("id" = String, Path)), request_body = NewWatcher,
+    responses((status = 204, description = "Watching"), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn add_watcher(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<NewWatcher>,
+) -> ApiResponse {
+    s.app.add_watcher(&who.principal, &id, b.user_id.as_deref().unwrap_or("")).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/incidents/{id}/watchers/{user_id}", tag = "incidents", params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204, description = "No longer watching"), Unauthorized, Forbidden, NotFound))]
+async fn remove_watcher(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath((id, user_id)): ApiPath<(String, String)>,
+) -> ApiResponse {
+    s.app.remove_watcher(&who.principal, &id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A link from a ticket to a problem, a change (by reference) or a configuration item.
+#[derive(Serialize, ToSchema)]
+pub struct Link {
+    pub id: String,
+    /// `problem`, `change` or `ci`.
+    pub target_type: String,
+    pub target_id: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+impl From<LinkRecord> for Link {
+    fn from(l: LinkRecord) -> Self {
+        Link { id: l.id, target_type: l.target_type, target_id: l.target_id, created_by: l.created_by, created_at: l.created_at }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    /// `problem`, `change` or `ci`.
+    pub target_type: String,
+    /// The problem's or change's reference, or the CI's id.
+    pub target_id: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/links", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Link>, description = "Staff only; contacts receive an empty list"), Unauthorized, NotFound))]
+async fn list_links(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let list = s.app.list_links(&who.principal, &id).await?;
+    Ok(axum::Json(list.into_iter().map(Link::from).collect::<Vec<_>>()).into_response_ok())
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/links", tag = "incidents", params(("id" = String, Path)), request_body = NewLink,
+    responses((status = 201, body = Link), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn add_link(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<NewLink>,
+) -> ApiResponse {
+    let l = s.app.link_record(&who.principal, &id, &b.target_type, &b.target_id).await?;
+    Ok((StatusCode::CREATED, axum::Json(Link::from(l))).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/incidents/{id}/links/{link_id}", tag = "incidents", params(("id" = String, Path), ("link_id" = String, Path)),
+    responses((status = 204, description = "Unlinked"), Unauthorized, Forbidden, NotFound))]
+async fn remove_link(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath((id, link_id)): ApiPath<(String, String)>) -> ApiResponse {
+    s.app.unlink_record(&who.principal, &id, &link_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParentInput {
+    /// The parent's id or number; `null` clears it.
+    pub parent: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/parent", tag = "incidents", params(("id" = String, Path)), request_body = ParentInput,
+    responses((status = 200, body = Incident), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn set_parent(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<ParentInput>,
+) -> ApiResponse {
+    let t = s.app.set_parent(&who.principal, &id, b.parent.as_deref()).await?;
+    Ok(axum::Json(Incident::from(t)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeInput {
+    /// The id or number of the ticket that carries on.
+    pub into: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/merge", tag = "incidents", params(("id" = String, Path)), request_body = MergeInput,
+    responses((status = 200, body = Incident, description = "The duplicate, closed and pointing to the ticket it was merged into"), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn merge_incident(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<MergeInput>,
+) -> ApiResponse {
+    let t = s.app.merge_ticket(&who.principal, &id, &b.into).await?;
+    Ok(axum::Json(Incident::from(t)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceInput {
+    /// A catalogue service's id; `null` clears it.
+    pub service_id: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/incidents/{id}/service", tag = "incidents", params(("id" = String, Path)), request_body = ServiceInput,
+    responses((status = 200, body = Incident), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn set_service(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<ServiceInput>,
+) -> ApiResponse {
+    let t = s.app.set_affected_service(&who.principal, &id, b.service_id.as_deref()).await?;
+    Ok(axum::Json(Incident::from(t)).into_response())
+}
