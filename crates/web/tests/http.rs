@@ -59,7 +59,8 @@ async fn principal(app: &App, id: &str) -> Principal {
 
 async fn site_on(db: TestDb) -> Site {
     keel_store::migrate::run(&db.db).await.unwrap();
-    let app = App::new(db.db.clone(), SecurityConfig::default());
+    let files = std::env::temp_dir().join(format!("keel-http-files-{}", keel_store::new_id()));
+    let app = App::new(db.db.clone(), SecurityConfig::default()).with_files(keel_app::desk::FileStore::new(files, 16 * 1024));
     let sys = Principal::system();
     let mk = |email: &str, roles: Vec<Role>| NewUser {
         email: email.into(),
@@ -590,3 +591,6 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+#[path = "http/desk.rs"]
+mod desk;

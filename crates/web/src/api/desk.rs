@@ -93,14 +93,18 @@ pub struct AttachmentUpload {
 /// What an upload can be refused for.
 #[derive(utoipa::IntoResponses)]
 pub enum UploadErrors {
-    /// The body is not `multipart/form-data` or is malformed (`bad_request`).
+    /// The multipart body has no boundary or cannot be read (`malformed_body`).
     #[response(status = 400)]
     Malformed(ErrorBody),
+    /// The body is not sent as `multipart/form-data` (`unsupported_media_type`).
+    #[response(status = 415)]
+    NotMultipart(ErrorBody),
     /// The request is larger than the attachment limit allows (`payload_too_large`).
     #[response(status = 413)]
     TooLarge(ErrorBody),
-    /// No file, an empty file, a file over the size limit (`file`: `too_large`), or an invalid
-    /// visibility or reply (`validation_failed`, naming the field).
+    /// No file, an empty file, a file over the size limit (`file`: `too_large`), a malformed
+    /// multipart body (`file`: `malformed`), or an invalid visibility or reply
+    /// (`validation_failed`, naming the field).
     #[response(status = 422)]
     Invalid(ErrorBody),
 }
@@ -203,7 +207,9 @@ async fn upload_attachment(
     ApiPath(id): ApiPath<String>,
     mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResponse {
-    let mp = mp.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let mp = mp.map_err(|_| {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: multipart/form-data")
+    })?;
     let a = upload(&s.app, &who.principal, &id, mp, |_| Ok(())).await?;
     Ok((StatusCode::CREATED, axum::Json(Attachment::from(a))).into_response())
 }

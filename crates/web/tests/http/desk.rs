@@ -1,0 +1,258 @@
+//! Service desk, second part, through the HTTP surface: attachments never reach another
+//! organisation nor a customer when they belong to an internal note, are served with a safe
+//! content type and `Content-Disposition`, respect the size limit; merging duplicates.
+
+use super::*;
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR fake image bytes";
+
+/// A `multipart/form-data` body: text fields, then an optional file part.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "keel-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    if let Some((name, ty, bytes)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {ty}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Site {
+    async fn upload(&self, token: &str, ticket: &str, fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Resp {
+        let (ct, body) = multipart(fields, file);
+        self.raw(Method::POST, &format!("/api/v1/incidents/{ticket}/attachments"), token, Some(&ct), body).await
+    }
+
+    async fn contact_b_token(&self) -> String {
+        let b = self
+            .app
+            .create_user(
+                &self.admin,
+                NewUser {
+                    kind: AccountKind::Contact,
+                    email: "contact@beta.test".into(),
+                    display_name: "Beta contact".into(),
+                    organization_id: Some(self.org_b.clone()),
+                    password: Some("correct horse battery".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let p = principal(&self.app, &b.id).await;
+        self.app.create_api_token(&p, "t", None).await.unwrap().0
+    }
+
+    /// A ticket of project A reported by contact A; returns its id.
+    async fn ticket_a(&self, title: &str) -> String {
+        let me = self.api(Method::GET, "/api/v1/me", Some(&self.contact_a_token), None, &[]).await.json();
+        let projects = self.api(Method::GET, "/api/v1/projects?q=A1", Some(&self.admin_token), None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let r = self
+            .api(
+                Method::POST,
+                "/api/v1/incidents",
+                Some(&self.admin_token),
+                Some(json!({"project_id": project_a, "reporter_id": me["id"], "title": title})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn attachments_reach_only_those_who_may_see_them_and_are_served_safely() {
+    for s in sites().await {
+        let id = s.ticket_a("Screen flickers").await;
+        let admin = s.admin_token.as_str();
+        // a public screenshot, and an internal note with an HTML file
+        let r = s.upload(admin, &id, &[], Some(("screen shot.png", "image/png", PNG))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let public = r.json();
+        assert_eq!(public["content_type"], "image/png");
+        assert_eq!(public["visibility"], "public");
+        let public_id = public["id"].as_str().unwrap().to_string();
+        let r = s
+            .upload(
+                admin,
+                &id,
+                &[("visibility", "internal"), ("body", "SECRET vendor dump attached")],
+                Some(("../../报告<script>.html", "text/html", b"<html><script>alert(1)</script></html>")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let internal = r.json();
+        assert_eq!(internal["visibility"], "internal");
+        assert!(internal["comment_id"].is_string(), "the reply was written with the file");
+        assert_eq!(internal["content_type"], "application/octet-stream", "HTML is never served as HTML");
+        assert_eq!(internal["file_name"], "报告script.html");
+        let internal_id = internal["id"].as_str().unwrap().to_string();
+
+        // staff download: HTML as a download with RFC 6266 filename*, the image inline
+        let r = s.api(Method::GET, &format!("/api/v1/attachments/{internal_id}"), Some(admin), None, &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header(header::CONTENT_TYPE), "application/octet-stream");
+        assert_eq!(r.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        let cd = r.header(header::CONTENT_DISPOSITION);
+        assert!(cd.starts_with("attachment; filename=\""), "{cd}");
+        assert!(cd.contains("filename*=UTF-8''%E6%8A%A5%E5%91%8Ascript.html"), "{cd}");
+        assert_eq!(r.body, b"<html><script>alert(1)</script></html>");
+        let r = s.api(Method::GET, &format!("/api/v1/attachments/{public_id}"), Some(admin), None, &[]).await;
+        assert_eq!(r.header(header::CONTENT_TYPE), "image/png");
+        assert!(r.header(header::CONTENT_DISPOSITION).starts_with("inline; filename=\"screen shot.png\""));
+        assert_eq!(r.body, PNG);
+
+        // the reporter's organisation: the public file only
+        let contact_a = s.contact_a_token.as_str();
+        let list = s.api(Method::GET, &format!("/api/v1/incidents/{id}/attachments"), Some(contact_a), None, &[]).await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(list.text().contains(&public_id) && !list.text().contains(&internal_id), "{}", list.text());
+        assert_eq!(
+            s.api(Method::GET, &format!("/api/v1/attachments/{public_id}"), Some(contact_a), None, &[]).await.status,
+            StatusCode::OK
+        );
+        let r = s.api(Method::GET, &format!("/api/v1/attachments/{internal_id}"), Some(contact_a), None, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}: a contact downloaded an internal note's file", s._db.label);
+        let r = s.upload(contact_a, &id, &[("visibility", "internal")], Some(("x.txt", "text/plain", b"x"))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "contacts cannot add internal files");
+
+        // the portal page links the public file only, and the link obeys the same rule
+        let (cookie, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/incidents/{id}")).await.text();
+        assert!(page.contains(&format!("/attachments/{public_id}")), "the page links the file");
+        assert!(!page.contains(&internal_id) && !page.contains("SECRET"), "{}: internal file on the portal page", s._db.label);
+        assert_eq!(s.page(&cookie, &format!("/attachments/{public_id}")).await.status, StatusCode::OK);
+        assert_eq!(s.page(&cookie, &format!("/attachments/{internal_id}")).await.status, StatusCode::NOT_FOUND);
+
+        // another organisation: nothing at all
+        let b = s.contact_b_token().await;
+        for path in [format!("/api/v1/attachments/{public_id}"), format!("/api/v1/incidents/{id}/attachments")] {
+            assert_eq!(s.api(Method::GET, &path, Some(&b), None, &[]).await.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        let r = s.upload(&b, &id, &[], Some(("x.png", "image/png", PNG))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let (cookie_b, _) = s.browser_login("contact@beta.test", "correct horse battery").await;
+        assert_eq!(s.page(&cookie_b, &format!("/attachments/{public_id}")).await.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn oversized_or_missing_files_are_refused_clearly_and_leave_nothing() {
+    for s in sites().await {
+        let id = s.ticket_a("Big log").await;
+        let admin = s.admin_token.as_str();
+        let big = vec![b'a'; 20 * 1024];
+        let r = s.upload(admin, &id, &[("body", "here is the log")], Some(("big.log", "text/plain", &big))).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let e = r.json();
+        assert_eq!(e["details"][0]["field"], "file");
+        assert_eq!(e["details"][0]["code"], "too_large");
+        let r = s.upload(admin, &id, &[], None).await;
+        assert_eq!((r.status, r.json()["details"][0]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("required")));
+        let r = s.upload(admin, &id, &[], Some(("empty.txt", "text/plain", b""))).await;
+        assert_eq!(r.json()["details"][0]["code"], "empty_file");
+        let r = s.raw(Method::POST, &format!("/api/v1/incidents/{id}/attachments"), admin, Some("application/json"), b"{}".to_vec()).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
+        // nothing half-written: no row, no reply, no stray temporary file
+        let list = s.api(Method::GET, &format!("/api/v1/incidents/{id}/attachments"), Some(admin), None, &[]).await.json();
+        assert_eq!(list.as_array().unwrap().len(), 0);
+        let comments = s.api(Method::GET, &format!("/api/v1/incidents/{id}/comments"), Some(admin), None, &[]).await.json();
+        assert_eq!(comments.as_array().unwrap().len(), 0, "the reply of a refused upload is not kept");
+        let tmp = s.app.files.dir.join("tmp");
+        let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "temporary files left in {}", tmp.display());
+    }
+}
+
+#[tokio::test]
+async fn the_portal_form_uploads_with_its_csrf_token_only() {
+    for s in sites().await {
+        let id = s.ticket_a("Portal upload").await;
+        let (cookie, csrf) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let post = |fields: Vec<(&'static str, String)>| {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (ct, body) = multipart(&f, Some(("photo.png", "image/png", PNG)));
+            Request::post(format!("/incidents/{id}/attachments"))
+                .header(header::COOKIE, &cookie)
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let r = s.send(post(vec![("_csrf", "forged".into())])).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = s.send(post(vec![("_csrf", csrf.clone()), ("body", "photo of the error".into())])).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let list = s.api(Method::GET, &format!("/api/v1/incidents/{id}/attachments"), Some(&s.admin_token), None, &[]).await.json();
+        assert_eq!(list.as_array().unwrap().len(), 1, "only the upload with the right token is kept");
+        assert!(list[0]["comment_id"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn merging_closes_the_duplicate_and_keeps_its_conversation() {
+    for s in sites().await {
+        let keep = s.ticket_a("Mail down").await;
+        let dup = s.ticket_a("Cannot send email").await;
+        let admin = Some(s.admin_token.as_str());
+        let r = s.api(Method::POST, &format!("/api/v1/incidents/{dup}/comments"), admin, Some(json!({"body": "since 9:00"})), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let number = s.api(Method::GET, &format!("/api/v1/incidents/{keep}"), admin, None, &[]).await.json()["number"].clone();
+        let r = s.api(Method::POST, &format!("/api/v1/incidents/{dup}/merge"), admin, Some(json!({"into": number})), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let d = r.json();
+        assert_eq!((d["status"].as_str(), d["closure_kind"].as_str()), (Some("closed"), Some("duplicate")));
+        assert_eq!(d["duplicate_of_id"], keep.as_str());
+        let conv = s.api(Method::GET, &format!("/api/v1/incidents/{dup}/comments"), admin, None, &[]).await.text();
+        assert!(conv.contains("since 9:00"), "the duplicate's conversation is kept");
+        let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/incidents/{keep}")).await.text();
+        let dup_number = d["number"].as_str().unwrap();
+        assert!(page.contains(dup_number), "the target points to the merged duplicate");
+        // merging into itself or into another organisation's ticket is refused
+        let r = s.api(Method::POST, &format!("/api/v1/incidents/{keep}/merge"), admin, Some(json!({"into": keep})), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn watchers_and_links_follow_the_same_tenancy() {
+    for s in sites().await {
+        let id = s.ticket_a("VPN slow").await;
+        let contact_a = Some(s.contact_a_token.as_str());
+        let admin = Some(s.admin_token.as_str());
+        let w = format!("/api/v1/incidents/{id}/watchers");
+        assert_eq!(s.api(Method::GET, &w, contact_a, None, &[]).await.json().as_array().unwrap().len(), 1, "the reporter watches");
+        let agent_id = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let r = s.api(Method::POST, &w, admin, Some(json!({"user_id": agent_id})), &[]).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+        let b = s.contact_b_token().await;
+        let b_id = s.api(Method::GET, "/api/v1/me", Some(&b), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let r = s.api(Method::POST, &w, admin, Some(json!({"user_id": b_id})), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "another organisation's contact cannot watch");
+        assert_eq!(s.api(Method::GET, &w, Some(&b), None, &[]).await.status, StatusCode::NOT_FOUND);
+        let r = s.api(Method::DELETE, &format!("{w}/{agent_id}"), contact_a, None, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "a contact removes only themselves");
+        assert_eq!(s.api(Method::DELETE, &format!("{w}/{agent_id}"), admin, None, &[]).await.status, StatusCode::NO_CONTENT);
+
+        let l = format!("/api/v1/incidents/{id}/links");
+        let r = s.api(Method::POST, &l, admin, Some(json!({"target_type": "problem", "target_id": "PRB-000007"})), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let r = s.api(Method::POST, &l, admin, Some(json!({"target_type": "ci", "target_id": "no-such-ci"})), &[]).await;
+        assert_eq!(r.json()["details"][0]["code"], "unknown_reference");
+        assert_eq!(
+            s.api(Method::POST, &l, contact_a, Some(json!({"target_type": "change", "target_id": "x"})), &[]).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(s.api(Method::GET, &l, contact_a, None, &[]).await.json().as_array().unwrap().len(), 0);
+    }
+}
