@@ -471,6 +471,23 @@ impl App {
         })
     }
 
+    /// Sets the business days after which resolved tickets close on their own (`None`: never).
+    pub async fn set_auto_close_days(&self, actor: &Principal, days: Option<u32>) -> Result<()> {
+        if !(actor.is_staff() && !actor.is_read_only() && (actor.is_admin() || actor.has(keel_domain::identity::Role::ServiceManager))) {
+            return Err(AppError::Forbidden);
+        }
+        if days.is_some_and(|d| d > 365) {
+            return Err(AppError::field("days", "out_of_range", "at most 365 business days"));
+        }
+        let before = self.auto_close_days().await?;
+        let mut w = self.write(actor).await?;
+        let value = days.map(|d| d.to_string()).unwrap_or_else(|| "never".into());
+        kernel::set_setting(&mut w.tx, AUTO_CLOSE_SETTING, &value, w.now).await?;
+        let (b, a) = (serde_json::json!({ "days": before }), serde_json::json!({ "days": days }));
+        w.record("setting", AUTO_CLOSE_SETTING, AuditAction::Update, Some(&b), Some(&a)).await?;
+        w.commit().await
+    }
+
     /// The calendar of the active SLA of a project, if there is one.
     async fn project_calendar(
         &self,
