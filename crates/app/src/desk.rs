@@ -7,17 +7,20 @@
 //! file, synced, renamed into place and the directory synced, and only then is the row
 //! committed. A failed commit leaves an unreferenced file behind, never a row without its file.
 
+use crate::incidents::NewTicket;
 use crate::incidents::{comment_in, load_visible, persist_applied, policy_in, state_of, time};
 use crate::writer::snapshot;
 use crate::{App, AppError, Principal, Result};
 use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
 use keel_domain::audit::AuditAction;
 use keel_domain::identity::AccountKind;
+use keel_domain::incident::request_form::{FormField, check_form, validate_answers};
 use keel_domain::incident::{self as inc, Actor, Command, Context, Status, TicketKind, Visibility, attachment};
-use keel_store::desk::{self as store, AttachmentRecord, WatcherRecord};
+use keel_store::desk::{self as store, AttachmentRecord, CatalogueItemRecord, WatcherRecord};
 use keel_store::incidents::{self as tickets, LinkRecord, TicketRecord};
 use keel_store::{accounts, kernel};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
@@ -473,7 +476,7 @@ impl App {
 
     /// Sets the business days after which resolved tickets close on their own (`None`: never).
     pub async fn set_auto_close_days(&self, actor: &Principal, days: Option<u32>) -> Result<()> {
-        if !(actor.is_staff() && !actor.is_read_only() && (actor.is_admin() || actor.has(keel_domain::identity::Role::ServiceManager))) {
+        if !may_configure(actor) {
             return Err(AppError::Forbidden);
         }
         if days.is_some_and(|d| d > 365) {
@@ -565,5 +568,195 @@ mod tests {
     fn the_size_limit_is_a_field_error() {
         let e: AppError = attachment::check_size(11, 10).unwrap_err().into();
         assert!(matches!(e, AppError::Validation(ref v) if v[0].field == "file"));
+    }
+}
+
+// ---- service requests from catalogue items ----
+
+/// A catalogue item as an administrator defines it.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogueItemInput {
+    pub service_id: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub fields: Vec<FormField>,
+    pub active: Option<bool>,
+}
+
+/// A request for a catalogue item.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceRequestInput {
+    pub catalogue_item_id: String,
+    pub project_id: String,
+    /// Staff ordering on a caller's behalf name the caller; contacts order for themselves.
+    pub reporter_id: Option<String>,
+    /// Blank: the item's name.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub answers: BTreeMap<String, String>,
+}
+
+/// The form fields of a stored item.
+pub fn form_of(item: &CatalogueItemRecord) -> Result<Vec<FormField>> {
+    serde_json::from_str(&item.form).map_err(|e| AppError::Internal(format!("catalogue item form: {e}")))
+}
+
+fn may_configure(actor: &Principal) -> bool {
+    actor.is_staff() && !actor.is_read_only() && (actor.is_admin() || actor.has(keel_domain::identity::Role::ServiceManager))
+}
+
+fn unique_code(e: keel_store::StoreError) -> AppError {
+    match e {
+        keel_store::StoreError::Unique { .. } => AppError::field("code", "already_taken", "another catalogue item has this code"),
+        other => other.into(),
+    }
+}
+
+/// Whether a catalogue service may be named on a ticket by this actor: it exists, and for a
+/// contact their organisation's SLAs include it.
+pub(crate) async fn service_open_to(conn: &mut sqlx::AnyConnection, actor: &Principal, service_id: &str) -> Result<bool> {
+    if keel_store::service_level::get_service(conn, service_id).await?.is_none() {
+        return Ok(false);
+    }
+    if actor.is_staff() {
+        return Ok(true);
+    }
+    let org = actor.organization_id.clone().unwrap_or_default();
+    Ok(keel_store::service_level::service_is_included_for(conn, service_id, &org).await?)
+}
+
+/// Whether a catalogue item may be ordered by this actor: active, and of a service open to them.
+pub(crate) async fn catalogue_item_open_to(conn: &mut sqlx::AnyConnection, actor: &Principal, item_id: &str) -> Result<bool> {
+    match store::get_catalogue_item(conn, item_id).await? {
+        Some(i) if i.active => service_open_to(conn, actor, &i.service_id).await,
+        _ => Ok(false),
+    }
+}
+
+impl App {
+    async fn check_item(&self, conn: &mut sqlx::AnyConnection, input: &CatalogueItemInput) -> Result<CatalogueItemRecord> {
+        let mut e = keel_domain::error::Errors::new();
+        let code = e.check(keel_domain::validate::code("code", &input.code, 32));
+        let name = e.check(keel_domain::validate::required_text("name", &input.name, 200));
+        let description = e.check(keel_domain::validate::optional_text("description", input.description.as_deref(), 4000));
+        if keel_store::service_level::get_service(conn, input.service_id.trim()).await?.is_none() {
+            e.push(keel_domain::error::FieldError::new("service_id", "unknown_reference", "no such catalogue service"));
+        }
+        if let Err(keel_domain::DomainError::Invalid(list)) = check_form(&input.fields) {
+            list.into_iter().for_each(|x| e.push(x));
+        }
+        e.finish()?;
+        Ok(CatalogueItemRecord {
+            id: String::new(),
+            service_id: input.service_id.trim().into(),
+            code: code.unwrap_or_default(),
+            name: name.unwrap_or_default(),
+            description: description.flatten(),
+            form: serde_json::to_string(&input.fields).map_err(|e| AppError::Internal(e.to_string()))?,
+            active: input.active.unwrap_or(true),
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+        })
+    }
+
+    pub async fn create_catalogue_item(&self, actor: &Principal, input: CatalogueItemInput) -> Result<CatalogueItemRecord> {
+        if !may_configure(actor) {
+            return Err(AppError::Forbidden);
+        }
+        let mut w = self.write(actor).await?;
+        let mut rec = self.check_item(&mut w.tx, &input).await?;
+        rec.id = keel_store::new_id();
+        rec.created_at = w.now;
+        rec.updated_at = w.now;
+        store::insert_catalogue_item(&mut w.tx, &rec).await.map_err(unique_code)?;
+        w.record("catalogue_item", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    pub async fn update_catalogue_item(
+        &self,
+        actor: &Principal,
+        id: &str,
+        input: CatalogueItemInput,
+        expected_version: Option<i64>,
+    ) -> Result<CatalogueItemRecord> {
+        if !may_configure(actor) {
+            return Err(AppError::Forbidden);
+        }
+        let mut w = self.write(actor).await?;
+        let before = store::get_catalogue_item(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
+        let checked = self.check_item(&mut w.tx, &input).await?;
+        let after = CatalogueItemRecord {
+            id: before.id.clone(),
+            created_at: before.created_at,
+            updated_at: w.now,
+            version: before.version,
+            ..checked
+        };
+        store::update_catalogue_item(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await.map_err(unique_code)?;
+        w.record("catalogue_item", id, AuditAction::Update, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
+        let fresh = store::get_catalogue_item(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
+        w.commit().await?;
+        Ok(fresh)
+    }
+
+    /// The items the actor may see: staff all of them, a contact the active items of services
+    /// their organisation's SLAs include (as in the public catalogue view).
+    pub async fn list_catalogue_items(&self, actor: &Principal) -> Result<Vec<CatalogueItemRecord>> {
+        let mut c = self.read().await?;
+        let org = if actor.is_staff() { None } else { Some(actor.organization_id.clone().unwrap_or_default()) };
+        Ok(store::list_catalogue_items(&mut c, org.as_deref()).await?)
+    }
+
+    pub async fn get_catalogue_item(&self, actor: &Principal, id: &str) -> Result<CatalogueItemRecord> {
+        let mut c = self.read().await?;
+        let item = store::get_catalogue_item(&mut c, id.trim()).await?.ok_or(AppError::NotFound)?;
+        if !actor.is_staff() && !catalogue_item_open_to(&mut c, actor, &item.id).await? {
+            return Err(AppError::NotFound);
+        }
+        Ok(item)
+    }
+
+    /// Opens a service request (REQ-…) for a catalogue item with the answers to its form, all
+    /// validated, in one transaction; the answers are kept with the ticket.
+    pub async fn request_service(&self, actor: &Principal, input: ServiceRequestInput) -> Result<TicketRecord> {
+        let mut w = self.write(actor).await?;
+        let item = store::get_catalogue_item(&mut w.tx, input.catalogue_item_id.trim()).await?;
+        let item = match item {
+            Some(i) if catalogue_item_open_to(&mut w.tx, actor, &i.id).await? => i,
+            _ => return Err(AppError::field("catalogue_item_id", "not_found", "no such catalogue item")),
+        };
+        let answers = validate_answers(&form_of(&item)?, &input.answers)?;
+        let title = blank(&input.title).map(str::to_string).unwrap_or_else(|| item.name.clone());
+        let ticket = NewTicket {
+            kind: Some(TicketKind::ServiceRequest.as_str().into()),
+            project_id: input.project_id.clone(),
+            reporter_id: input.reporter_id.clone(),
+            title,
+            description: input.description.clone(),
+            service_id: Some(item.service_id.clone()),
+            catalogue_item_id: Some(item.id.clone()),
+            ..Default::default()
+        };
+        let t = self.create_ticket_in(&mut w, actor, ticket).await?;
+        let json = serde_json::to_string(&answers).map_err(|e| AppError::Internal(e.to_string()))?;
+        store::insert_request_answers(&mut w.tx, &t.id, &item.id, &json, w.now).await?;
+        let a = serde_json::json!({ "catalogue_item_id": item.id, "answers": answers });
+        w.record("ticket_request", &t.id, AuditAction::Create, None, Some(&a)).await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// The answers given when a service request was opened.
+    pub async fn request_answers(&self, actor: &Principal, ticket: &str) -> Result<Option<serde_json::Value>> {
+        let mut c = self.read().await?;
+        let t = load_visible(&mut c, actor, ticket).await?;
+        match store::request_answers(&mut c, &t.id).await? {
+            Some(s) => Ok(Some(serde_json::from_str(&s).map_err(|e| AppError::Internal(e.to_string()))?)),
+            None => Ok(None),
+        }
     }
 }

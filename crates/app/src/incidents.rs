@@ -52,6 +52,10 @@ pub struct NewTicket {
     /// Staff may assign while logging.
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
+    /// The affected catalogue service (one the customer's SLAs include).
+    pub service_id: Option<String>,
+    /// Service requests: the catalogue item ordered (see `desk::request_service`).
+    pub catalogue_item_id: Option<String>,
 }
 
 /// A lifecycle step as a form or the API delivers it; which fields matter depends on `action`.
@@ -299,6 +303,8 @@ enum RefKey {
     Agent,
     Team,
     Category,
+    Service,
+    CatalogueItem,
 }
 
 impl Known {
@@ -315,7 +321,9 @@ impl References for Known {
             Ref::Agent => RefKey::Agent,
             Ref::Team => RefKey::Team,
             Ref::Category => RefKey::Category,
-            // Services, catalogue items, CIs, problems and changes are not in Keel yet.
+            Ref::Service => RefKey::Service,
+            Ref::CatalogueItem => RefKey::CatalogueItem,
+            // CIs, problems and changes are linked through `desk`.
             _ => return false,
         };
         self.0.contains(&(key, id.to_string()))
@@ -574,9 +582,16 @@ impl App {
     /// Logs a ticket: staff on behalf of a caller, or a customer contact from the portal for a
     /// project of their own organisation. Staff may assign it at once.
     pub async fn create_ticket(&self, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
+        let mut w = self.write(actor).await?;
+        let t = self.create_ticket_in(&mut w, actor, input).await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Logs a ticket inside the caller's transaction.
+    pub(crate) async fn create_ticket_in(&self, w: &mut Writer, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
         let who = Actor::from(actor);
         let is_contact = actor.kind == AccountKind::Contact;
-        let mut w = self.write(actor).await?;
         let project = directory::get_project(&mut w.tx, input.project_id.trim()).await?;
         let project = project.filter(|p| actor.can_see_project(&p.id, Some(&p.organization_id)));
         let mut known = Known::default();
@@ -603,6 +618,16 @@ impl App {
         {
             known.add(RefKey::Category, cat);
         }
+        if let Some(svc) = blank(&input.service_id)
+            && crate::desk::service_open_to(&mut w.tx, actor, svc).await?
+        {
+            known.add(RefKey::Service, svc);
+        }
+        if let Some(item) = blank(&input.catalogue_item_id)
+            && crate::desk::catalogue_item_open_to(&mut w.tx, actor, item).await?
+        {
+            known.add(RefKey::CatalogueItem, item);
+        }
         let channel = if is_contact { "portal".to_string() } else { blank(&input.channel).unwrap_or("phone").to_string() };
         let form = TicketForm {
             kind: blank(&input.kind).unwrap_or("incident").to_string(),
@@ -614,8 +639,8 @@ impl App {
             impact: input.impact.clone(),
             urgency: input.urgency.clone(),
             category_id: input.category_id.clone(),
-            service_id: None,
-            catalogue_item_id: None,
+            service_id: input.service_id.clone(),
+            catalogue_item_id: input.catalogue_item_id.clone(),
             ci_ids: vec![],
         };
         let matrix = matrix_in(&mut w.tx).await?;
@@ -685,17 +710,16 @@ impl App {
         };
         write_state(&mut rec, &state);
         store::insert_ticket(&mut w.tx, &rec).await?;
-        log_status(&mut w, &rec.id, &first, &actor.user_id).await?;
+        log_status(w, &rec.id, &first, &actor.user_id).await?;
         store::append_priority_log(&mut w.tx, &rec.id, w.now, &rec.priority, &actor.user_id).await?;
         store::add_watcher(&mut w.tx, &rec.id, &rec.reporter_id, w.now).await?;
         w.record("ticket", &rec.id, AuditAction::Create, None, Some(&audit_of(&rec))).await?;
         if let Some(a) = assignment {
             let policy = policy_in(&mut w.tx).await?;
             let applied = inc::apply(&state, &Command::Assign { assignment: a }, &Context::new(time(w.now), &who, &policy))?;
-            persist_applied(&mut w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
+            persist_applied(w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
         }
         let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
-        w.commit().await?;
         Ok(fresh)
     }
 

@@ -189,3 +189,121 @@ pub async fn resolved_before(conn: &mut AnyConnection, resolved_before: i64, lim
         .await?;
     rows.iter().map(|r| r.text("id").map_err(Into::into)).collect()
 }
+
+// ---- catalogue items (service requests) ----
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CatalogueItemRecord {
+    pub id: String,
+    pub service_id: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON list of `keel_domain::incident::request_form::FormField`.
+    pub form: String,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+const ITEM_COLS: &str = "id, service_id, code, name, description, form, active, created_at, updated_at, version";
+
+fn item(r: &AnyRow) -> Result<CatalogueItemRecord> {
+    Ok(CatalogueItemRecord {
+        id: r.text("id")?,
+        service_id: r.text("service_id")?,
+        code: r.text("code")?,
+        name: r.text("name")?,
+        description: r.opt_text("description")?,
+        form: r.text("form")?,
+        active: r.flag("active")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+pub async fn insert_catalogue_item(conn: &mut AnyConnection, i: &CatalogueItemRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO catalogue_items (id, service_id, code, name, description, form, active, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&i.id)
+    .bind(&i.service_id)
+    .bind(&i.code)
+    .bind(&i.name)
+    .bind(&i.description)
+    .bind(&i.form)
+    .bind(i64::from(i.active))
+    .bind(i.created_at)
+    .bind(i.updated_at)
+    .bind(i.version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_catalogue_item(conn: &mut AnyConnection, i: &CatalogueItemRecord, expected_version: i64) -> Result<()> {
+    let r = sqlx::query(
+        "UPDATE catalogue_items SET service_id = $1, code = $2, name = $3, description = $4, form = $5, active = $6, updated_at = $7, \
+         version = version + 1 WHERE id = $8 AND version = $9",
+    )
+    .bind(&i.service_id)
+    .bind(&i.code)
+    .bind(&i.name)
+    .bind(&i.description)
+    .bind(&i.form)
+    .bind(i64::from(i.active))
+    .bind(i.updated_at)
+    .bind(&i.id)
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(crate::StoreError::Stale);
+    }
+    Ok(())
+}
+
+pub async fn get_catalogue_item(conn: &mut AnyConnection, id: &str) -> Result<Option<CatalogueItemRecord>> {
+    let sql = format!("SELECT {ITEM_COLS} FROM catalogue_items WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?.as_ref().map(item).transpose()
+}
+
+/// Catalogue items by name; `organization_id` keeps only active items of services that
+/// organisation's SLAs include (a contact's view).
+pub async fn list_catalogue_items(conn: &mut AnyConnection, organization_id: Option<&str>) -> Result<Vec<CatalogueItemRecord>> {
+    let rows = match organization_id {
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ITEM_COLS} FROM catalogue_items ORDER BY name, id")))
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        Some(org) => {
+            let sql = format!(
+                "SELECT {ITEM_COLS} FROM catalogue_items WHERE active = 1 AND service_id IN \
+                 (SELECT ss.service_id FROM sla_services ss JOIN slas s ON s.id = ss.sla_id WHERE s.organization_id = $1) ORDER BY name, id"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org).fetch_all(&mut *conn).await?
+        }
+    };
+    rows.iter().map(item).collect()
+}
+
+pub async fn insert_request_answers(conn: &mut AnyConnection, ticket_id: &str, item_id: &str, answers: &str, at: i64) -> Result<()> {
+    sqlx::query("INSERT INTO ticket_request_answers (ticket_id, catalogue_item_id, answers, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(ticket_id)
+        .bind(item_id)
+        .bind(answers)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn request_answers(conn: &mut AnyConnection, ticket_id: &str) -> Result<Option<String>> {
+    let r =
+        sqlx::query("SELECT answers FROM ticket_request_answers WHERE ticket_id = $1").bind(ticket_id).fetch_optional(&mut *conn).await?;
+    r.map(|r| r.text("answers").map_err(Into::into)).transpose()
+}

@@ -68,6 +68,7 @@ pub mod major;
 pub mod number;
 pub mod priority;
 pub mod refs;
+pub mod request_form;
 pub mod satisfaction;
 pub mod ticket;
 pub mod worklog;

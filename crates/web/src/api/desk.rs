@@ -4,16 +4,18 @@
 
 use super::directory::IntoResponseOk;
 use super::incidents::Incident;
-use super::{ApiJson, ApiPath, ApiResponse, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
+use super::{ApiJson, ApiPath, ApiResponse, Forbidden, JsonBodyErrors, NotFound, Unauthorized, VersionErrors};
 use crate::AppState;
 use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keel_app::desk::{AttachInput, Staged};
+use keel_app::desk::{AttachInput, CatalogueItemInput, ServiceRequestInput, Staged};
 use keel_app::{App, AppError, Principal};
 use keel_domain::incident::attachment;
+use keel_domain::incident::request_form::{FieldKind, FormField};
+use keel_store::desk::CatalogueItemRecord;
 use keel_store::desk::{AttachmentRecord, WatcherRecord};
 use keel_store::incidents::LinkRecord;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_parent))
         .routes(routes!(merge_incident))
         .routes(routes!(set_service))
+        .routes(routes!(list_catalogue_items, create_catalogue_item))
+        .routes(routes!(get_catalogue_item, update_catalogue_item))
+        .routes(routes!(create_service_request))
+        .routes(routes!(request_answers))
 }
 
 /// A file attached to a ticket or to one of its replies.
@@ -380,4 +386,173 @@ async fn set_service(
 ) -> ApiResponse {
     let t = s.app.set_affected_service(&who.principal, &id, b.service_id.as_deref()).await?;
     Ok(axum::Json(Incident::from(t)).into_response())
+}
+
+/// One question of a catalogue item's form.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormFieldDoc {
+    /// Key the answer is stored under: a-z, 0-9 and `_`, starting with a letter.
+    pub key: String,
+    pub label: String,
+    /// `text`, `number`, `date` (YYYY-MM-DD) or `choice`.
+    pub kind: String,
+    #[serde(default)]
+    pub required: bool,
+    /// For `choice` fields: the allowed answers.
+    #[serde(default)]
+    pub choices: Vec<String>,
+}
+
+fn domain_fields(list: Vec<FormFieldDoc>) -> Result<Vec<FormField>, AppError> {
+    let mut out = Vec::new();
+    for (i, f) in list.into_iter().enumerate() {
+        let kind = FieldKind::parse_field(&format!("fields[{i}].kind"), &f.kind).map_err(|e| AppError::Validation(vec![e]))?;
+        out.push(FormField { key: f.key, label: f.label, kind, required: f.required, choices: f.choices });
+    }
+    Ok(out)
+}
+
+/// An orderable item of the service catalogue with its request form.
+#[derive(Serialize, ToSchema)]
+pub struct CatalogueItem {
+    pub id: String,
+    pub service_id: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub fields: Vec<FormFieldDoc>,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+fn item_doc(i: CatalogueItemRecord) -> Result<CatalogueItem, AppError> {
+    let fields = keel_app::desk::form_of(&i)?
+        .into_iter()
+        .map(|f| FormFieldDoc { key: f.key, label: f.label, kind: f.kind.as_str().into(), required: f.required, choices: f.choices })
+        .collect();
+    Ok(CatalogueItem {
+        id: i.id,
+        service_id: i.service_id,
+        code: i.code,
+        name: i.name,
+        description: i.description,
+        fields,
+        active: i.active,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        version: i.version,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueItemBody {
+    pub service_id: String,
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<FormFieldDoc>,
+    pub active: Option<bool>,
+}
+
+fn item_input(b: CatalogueItemBody) -> Result<CatalogueItemInput, AppError> {
+    Ok(CatalogueItemInput {
+        service_id: b.service_id,
+        code: b.code,
+        name: b.name,
+        description: b.description,
+        fields: domain_fields(b.fields)?,
+        active: b.active,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogue-items", tag = "incidents",
+    responses((status = 200, body = Vec<CatalogueItem>, description = "Contacts receive the active items of services their organisation's SLAs include"), Unauthorized))]
+async fn list_catalogue_items(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
+    let items = s.app.list_catalogue_items(&who.principal).await?;
+    let docs = items.into_iter().map(item_doc).collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(docs).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/catalogue-items", tag = "incidents", request_body = CatalogueItemBody,
+    responses((status = 201, body = CatalogueItem), Unauthorized, Forbidden, JsonBodyErrors))]
+async fn create_catalogue_item(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<CatalogueItemBody>) -> ApiResponse {
+    let i = s.app.create_catalogue_item(&who.principal, item_input(b)?).await?;
+    let (v, loc) = (i.version, format!("/api/v1/catalogue-items/{}", i.id));
+    Ok(super::created(v, loc, item_doc(i)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/catalogue-items/{id}", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = CatalogueItem), Unauthorized, NotFound))]
+async fn get_catalogue_item(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let i = s.app.get_catalogue_item(&who.principal, &id).await?;
+    Ok(super::with_etag(i.version, item_doc(i)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/catalogue-items/{id}", tag = "incidents", params(("id" = String, Path)), request_body = CatalogueItemBody,
+    responses((status = 200, body = CatalogueItem), Unauthorized, Forbidden, JsonBodyErrors, VersionErrors, NotFound))]
+async fn update_catalogue_item(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(b): ApiJson<CatalogueItemBody>,
+) -> ApiResponse {
+    let expected = super::if_match(&headers)?;
+    let i = s.app.update_catalogue_item(&who.principal, &id, item_input(b)?, Some(expected)).await?;
+    Ok(super::with_etag(i.version, item_doc(i)?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewServiceRequest {
+    pub catalogue_item_id: String,
+    pub project_id: String,
+    /// Staff: the caller who orders; contacts order for themselves.
+    pub reporter_id: Option<String>,
+    /// Blank: the item's name.
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Answers by field key: strings, numbers or booleans.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub answers: serde_json::Map<String, serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/service-requests", tag = "incidents", request_body = NewServiceRequest,
+    responses((status = 201, body = Incident, description = "The REQ ticket opened"), Unauthorized, Forbidden, JsonBodyErrors))]
+async fn create_service_request(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<NewServiceRequest>) -> ApiResponse {
+    let mut answers = std::collections::BTreeMap::new();
+    for (k, v) in b.answers {
+        let text = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => return Err(ApiError::field(&format!("answers.{k}"), "invalid_value", "answer with a string, number or boolean")),
+        };
+        answers.insert(k, text);
+    }
+    let input = ServiceRequestInput {
+        catalogue_item_id: b.catalogue_item_id,
+        project_id: b.project_id,
+        reporter_id: b.reporter_id,
+        title: b.title,
+        description: b.description,
+        answers,
+    };
+    let t = s.app.request_service(&who.principal, input).await?;
+    let (v, loc) = (t.version, format!("/api/v1/incidents/{}", t.id));
+    Ok(super::created(v, loc, Incident::from(t)))
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/answers", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "The answers of a service request's form (`null` for other tickets)"), Unauthorized, NotFound))]
+async fn request_answers(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let a = s.app.request_answers(&who.principal, &id).await?;
+    Ok(axum::Json(a).into_response())
 }

@@ -324,6 +324,7 @@ pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, 
         category_id: opt(&f, "category_id"),
         team_id: opt(&f, "team_id"),
         agent_id: opt(&f, "agent_id"),
+        ..Default::default()
     };
     match state.app.create_ticket(&who.principal, input).await {
         Ok(t) => Ok(see_other(&format!("/incidents/{}", t.id), "created")),

@@ -256,3 +256,126 @@ async fn watchers_and_links_follow_the_same_tenancy() {
         assert_eq!(s.api(Method::GET, &l, contact_a, None, &[]).await.json().as_array().unwrap().len(), 0);
     }
 }
+
+#[tokio::test]
+async fn service_requests_validate_their_form_and_show_contacts_only_their_items() {
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let contact_a = Some(s.contact_a_token.as_str());
+        let r = s.api(Method::POST, "/api/v1/calendars/china-mainland", admin, Some(json!({"name": "中国大陆"})), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let cal = r.json()["id"].as_str().unwrap().to_string();
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let mut services = Vec::new();
+        for (code, project) in [("workplace", project_a.clone()), ("banking", s.project_b.clone())] {
+            let body = json!({"code": code, "name": code, "service_line": "operations_maintenance", "calendar_id": cal, "status": "live"});
+            let r = s.api(Method::POST, "/api/v1/services", admin, Some(body), &[]).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            let service = r.json()["id"].as_str().unwrap().to_string();
+            let sla = json!({"name": format!("{code} SLA"), "project_id": project, "calendar_id": cal, "service_ids": [service]});
+            let r = s.api(Method::POST, "/api/v1/slas", admin, Some(sla), &[]).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            services.push(service);
+        }
+        let form = json!([
+            {"key": "model", "label": "型号", "kind": "choice", "required": true, "choices": ["ThinkPad", "MacBook"]},
+            {"key": "quantity", "label": "Quantity", "kind": "number", "required": true},
+            {"key": "needed_by", "label": "Needed by", "kind": "date"}
+        ]);
+        let bad = json!({"service_id": services[0], "code": "laptop", "name": "New laptop", "fields": [{"key": "model", "label": "Model", "kind": "choice"}]});
+        let r = s.api(Method::POST, "/api/v1/catalogue-items", admin, Some(bad), &[]).await;
+        assert_eq!((r.status, r.json()["details"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("fields[0].choices")));
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/catalogue-items",
+                contact_a,
+                Some(json!({"service_id": services[0], "code": "x", "name": "x"})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/catalogue-items",
+                admin,
+                Some(json!({"service_id": services[0], "code": "laptop", "name": "New laptop", "fields": form})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let laptop = r.json()["id"].as_str().unwrap().to_string();
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/catalogue-items",
+                admin,
+                Some(json!({"service_id": services[1], "code": "token", "name": "Bank token"})),
+                &[],
+            )
+            .await;
+        let token = r.json()["id"].as_str().unwrap().to_string();
+
+        // the contact sees the items of services their organisation's SLAs cover
+        let items = s.api(Method::GET, "/api/v1/catalogue-items", contact_a, None, &[]).await.text();
+        assert!(items.contains(&laptop) && !items.contains(&token), "{items}");
+        assert_eq!(
+            s.api(Method::GET, &format!("/api/v1/catalogue-items/{token}"), contact_a, None, &[]).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // every bad answer is named and nothing is opened
+        let before = s.api(Method::GET, "/api/v1/incidents", admin, None, &[]).await.json()["items"].as_array().unwrap().len();
+        let req = |answers: Value| json!({"catalogue_item_id": laptop, "project_id": project_a, "answers": answers});
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/service-requests",
+                contact_a,
+                Some(req(json!({"model": "Toaster", "quantity": "two", "colour": "red"}))),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let fields: Vec<String> =
+            r.json()["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap().to_string()).collect();
+        assert_eq!(fields, ["answers.colour", "answers.model", "answers.quantity"]);
+        let r = s.api(Method::POST, "/api/v1/service-requests", contact_a, Some(req(json!({}))), &[]).await;
+        assert_eq!(r.json()["details"].as_array().unwrap().len(), 2, "both required answers are missing");
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/service-requests",
+                contact_a,
+                Some(json!({"catalogue_item_id": token, "project_id": project_a})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.json()["details"][0]["field"], "catalogue_item_id", "another organisation's item");
+        let after = s.api(Method::GET, "/api/v1/incidents", admin, None, &[]).await.json()["items"].as_array().unwrap().len();
+        assert_eq!(before, after, "{}: a refused request opened a ticket", s._db.label);
+
+        // a good request opens REQ-… with its answers
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/service-requests",
+                contact_a,
+                Some(req(json!({"model": "MacBook", "quantity": 2, "needed_by": "2026-12-01"}))),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let t = r.json();
+        assert!(t["number"].as_str().unwrap().starts_with("REQ-"), "{t}");
+        assert_eq!(
+            (t["kind"].as_str(), t["title"].as_str(), t["channel"].as_str()),
+            (Some("service_request"), Some("New laptop"), Some("portal"))
+        );
+        let answers =
+            s.api(Method::GET, &format!("/api/v1/incidents/{}/answers", t["id"].as_str().unwrap()), contact_a, None, &[]).await.json();
+        assert_eq!(answers, json!({"model": "MacBook", "quantity": 2.0, "needed_by": "2026-12-01"}));
+    }
+}
