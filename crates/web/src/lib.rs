@@ -150,6 +150,8 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/major", post(incidents::major))
         .route("/incidents/{id}/attachments", post(desk::upload))
         .route("/attachments/{id}", get(desk::download))
+        .route("/requests", get(desk::requests))
+        .route("/requests/{id}", get(desk::request_form).post(desk::request_create))
         .route("/calendars", get(sl::calendars).post(sl::calendar_create))
         .route("/calendars/new", get(sl::calendar_new))
         .route("/calendars/help", get(sl::calendar_help))

@@ -8,3 +8,7 @@ incident-merged = Merged duplicates
 field-file = File
 err-empty-file = The file is empty.
 err-too-many = Send one file at a time.
+nav-requests = Request a service
+request-title = Request a service
+request-submit = Send request
+err-unknown-field = This form does not ask that.

@@ -63,6 +63,10 @@ async fn user_options(state: &AppState, who: &Principal, kind: Option<&str>) -> 
     Ok(users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect())
 }
 
+pub(crate) async fn project_choices(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    project_options(state, who).await
+}
+
 async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     let f = ProjectFilter { status: Some("active".into()), ..Default::default() };
     let projects = state.app.list_projects(who, &f, &all(CODE_SORT)).await?;

@@ -73,6 +73,7 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     let mut resolution = vec![item("/incidents", queue_key)];
     if !p.is_read_only() {
         resolution.push(NavItem { active: path == "/incidents/new", ..item("/incidents/new", new_key) });
+        resolution.push(item("/requests", "nav-requests"));
     }
     if let Some(queue) = resolution.first_mut() {
         queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");

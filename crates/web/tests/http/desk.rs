@@ -377,5 +377,20 @@ async fn service_requests_validate_their_form_and_show_contacts_only_their_items
         let answers =
             s.api(Method::GET, &format!("/api/v1/incidents/{}/answers", t["id"].as_str().unwrap()), contact_a, None, &[]).await.json();
         assert_eq!(answers, json!({"model": "MacBook", "quantity": 2.0, "needed_by": "2026-12-01"}));
+
+        // the portal: the contact's items only, errors in place with the typed values kept
+        let (cookie, csrf) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let list = s.page(&cookie, "/requests").await.text();
+        assert!(list.contains("New laptop") && !list.contains("Bank token"), "{list}");
+        assert_eq!(s.page(&cookie, &format!("/requests/{token}")).await.status, StatusCode::NOT_FOUND);
+        let form = s.page(&cookie, &format!("/requests/{laptop}")).await.text();
+        assert!(form.contains("型号") && form.contains("name=\"a_quantity\""), "{form}");
+        let body = format!("_csrf={csrf}&project_id={project_a}&a_model=MacBook&a_quantity=lots&title=");
+        let r = s.post_form(&cookie, &format!("/requests/{laptop}"), &body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"a_quantity\"") && r.text().contains("value=\"lots\""), "{}", r.text());
+        let body = format!("_csrf={csrf}&project_id={project_a}&a_model=ThinkPad&a_quantity=1");
+        let r = s.post_form(&cookie, &format!("/requests/{laptop}"), &body).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     }
 }
