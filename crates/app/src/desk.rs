@@ -760,3 +760,48 @@ impl App {
         }
     }
 }
+
+// ---- bulk changes ----
+
+/// At most this many tickets in one bulk change.
+pub const BULK_MAX: usize = 500;
+
+impl App {
+    /// Applies one lifecycle step (assign, start, resolve, …) to several tickets, each through
+    /// the normal use case, all or nothing: when any ticket refuses, none changes and the error
+    /// names every refusing ticket (as the `field`) with its own code and message.
+    pub async fn bulk_transition(
+        &self,
+        actor: &Principal,
+        ids: &[String],
+        input: crate::incidents::TransitionInput,
+    ) -> Result<Vec<TicketRecord>> {
+        if ids.is_empty() || ids.len() > BULK_MAX {
+            return Err(AppError::field("ids", "out_of_range", format!("choose 1 to {BULK_MAX} tickets")));
+        }
+        let mut w = self.write(actor).await?;
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id.trim().to_string()) {
+                continue;
+            }
+            match self.transition_in(&mut w, actor, id, &input, None).await {
+                Ok(t) => done.push(t),
+                Err(AppError::Validation(list)) => {
+                    for fe in list {
+                        refused.push(keel_domain::error::FieldError::new(id.clone(), fe.code, format!("{}: {}", fe.field, fe.message)));
+                    }
+                }
+                Err(AppError::Internal(e)) => return Err(AppError::Internal(e)),
+                Err(e) => refused.push(keel_domain::error::FieldError::new(id.clone(), e.code(), e.to_string())),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(AppError::Validation(refused));
+        }
+        w.commit().await?;
+        Ok(done)
+    }
+}

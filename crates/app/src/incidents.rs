@@ -781,6 +781,20 @@ impl App {
         expected_version: Option<i64>,
     ) -> Result<TicketRecord> {
         let mut w = self.write(actor).await?;
+        let fresh = self.transition_in(&mut w, actor, id, &input, expected_version).await?;
+        w.commit().await?;
+        Ok(fresh)
+    }
+
+    /// A lifecycle step inside the caller's transaction (one ticket of a bulk change).
+    pub(crate) async fn transition_in(
+        &self,
+        w: &mut Writer,
+        actor: &Principal,
+        id: &str,
+        input: &TransitionInput,
+        expected_version: Option<i64>,
+    ) -> Result<TicketRecord> {
         let before = load_visible(&mut w.tx, actor, id).await?;
         let expected = expected_version.unwrap_or(before.version);
         if expected != before.version {
@@ -788,7 +802,7 @@ impl App {
         }
         let state = state_of(&before)?;
         let who = Actor::from(actor);
-        let cmd = self.command(&mut w, actor, &before, &state, &input).await?;
+        let cmd = self.command(w, actor, &before, &state, input).await?;
         let policy = policy_in(&mut w.tx).await?;
         let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &who, &policy))?;
         let reason = match &cmd {
@@ -796,9 +810,8 @@ impl App {
             Command::Pend { note, .. } => note.clone(),
             _ => None,
         };
-        persist_applied(&mut w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
+        persist_applied(w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
         let fresh = store::get_ticket(&mut w.tx, &before.id).await?.ok_or(AppError::NotFound)?;
-        w.commit().await?;
         Ok(fresh)
     }
 

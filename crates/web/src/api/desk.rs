@@ -39,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_catalogue_item, update_catalogue_item))
         .routes(routes!(create_service_request))
         .routes(routes!(request_answers))
+        .routes(routes!(bulk_change))
+        .routes(routes!(export_incidents))
 }
 
 /// A file attached to a ticket or to one of its replies.
@@ -555,4 +557,144 @@ async fn create_service_request(State(s): State<AppState>, ApiUser(who): ApiUser
 async fn request_answers(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     let a = s.app.request_answers(&who.principal, &id).await?;
     Ok(axum::Json(a).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkChange {
+    /// Ticket ids or numbers, 1 to 500.
+    pub ids: Vec<String>,
+    /// The lifecycle action for every ticket, e.g. `assign`, `reassign`, `start`, `resolve`.
+    pub action: String,
+    pub team_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub pending_reason: Option<String>,
+    pub note: Option<String>,
+    pub resolution_code: Option<String>,
+    pub resolution_notes: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkResult {
+    /// The tickets as changed.
+    pub items: Vec<Incident>,
+}
+
+#[utoipa::path(post, path = "/api/v1/incidents/bulk", tag = "incidents", request_body = BulkChange,
+    responses((status = 200, body = BulkResult, description = "Every ticket changed"),
+        (status = 422, body = ErrorBody, description = "Nothing changed: `details` names each refusing ticket (as `field`) with its code and message"),
+        Unauthorized, JsonBodyErrors))]
+async fn bulk_change(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<BulkChange>) -> ApiResponse {
+    let input = keel_app::incidents::TransitionInput {
+        action: b.action,
+        team_id: b.team_id,
+        agent_id: b.agent_id,
+        pending_reason: b.pending_reason,
+        note: b.note,
+        resolution_code: b.resolution_code,
+        resolution_notes: b.resolution_notes,
+        reason: b.reason,
+        duplicate_of: None,
+    };
+    let done = s.app.bulk_transition(&who.principal, &b.ids, input).await?;
+    Ok(axum::Json(BulkResult { items: done.into_iter().map(Incident::from).collect() }).into_response())
+}
+
+/// One CSV cell: quoted when needed, and a leading `=`, `+`, `-` or `@` neutralised so a
+/// spreadsheet does not run it as a formula.
+fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) { format!("'{v}") } else { v.to_string() };
+    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "number",
+    "kind",
+    "title",
+    "status",
+    "priority",
+    "impact",
+    "urgency",
+    "organization",
+    "project",
+    "reporter",
+    "team",
+    "agent",
+    "category",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "closed_at",
+];
+
+fn csv_row(t: &keel_store::incidents::TicketRecord) -> String {
+    let at = |ms: Option<i64>| ms.and_then(chrono::DateTime::from_timestamp_millis).map(|d| d.to_rfc3339()).unwrap_or_default();
+    let cells = [
+        t.number.clone(),
+        t.kind.clone(),
+        t.title.clone(),
+        t.status.clone(),
+        t.priority.clone(),
+        t.impact.clone(),
+        t.urgency.clone(),
+        t.names.organization_name.clone(),
+        t.names.project_code.clone(),
+        t.names.reporter_name.clone(),
+        t.names.team_name.clone().unwrap_or_default(),
+        t.names.agent_name.clone().unwrap_or_default(),
+        t.names.category_name.clone().unwrap_or_default(),
+        at(Some(t.created_at)),
+        at(Some(t.updated_at)),
+        at(t.resolved_at),
+        at(t.closed_at),
+    ];
+    let mut line = cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The CSV of every ticket a filtered list shows the caller, written page by page as it is
+/// read (the same filters and tenancy as the list).
+pub fn csv_stream(app: App, who: Principal, filter: keel_store::incidents::TicketFilter, sort: keel_store::page::PageRequest) -> Response {
+    let header_line = format!("{}\r\n", CSV_COLUMNS.join(","));
+    let state = (Some(header_line), Some(sort), app, who, filter);
+    let stream = futures_util::stream::unfold(state, |(header, page, app, who, filter)| async move {
+        if let Some(h) = header {
+            return Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(h)), (None, page, app, who, filter)));
+        }
+        let mut page = page?;
+        page.limit = 500;
+        match app.list_tickets(&who, &filter, &page).await {
+            Ok(r) => {
+                let chunk: String = r.items.iter().map(csv_row).collect();
+                let next = r
+                    .next_cursor
+                    .as_deref()
+                    .and_then(|c| keel_store::page::decode_cursor(&page.sort, c))
+                    .map(|after| keel_store::page::PageRequest { after: Some(after), ..page.clone() });
+                Some((Ok(axum::body::Bytes::from(chunk)), (None, next, app, who, filter)))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, None, app, who, filter))),
+        }
+    });
+    let mut res = axum::body::Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"tickets.csv\""));
+    res
+}
+
+#[utoipa::path(get, path = "/api/v1/incidents/export", tag = "incidents", params(super::incidents::IncidentQuery, super::PageParams),
+    responses((status = 200, description = "CSV (UTF-8) of every ticket the list would show, one header line", content_type = "text/csv", body = String),
+        Unauthorized, super::InvalidQuery))]
+async fn export_incidents(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    super::ApiQuery(q): super::ApiQuery<super::incidents::IncidentQuery>,
+    super::ApiQuery(pp): super::ApiQuery<super::PageParams>,
+) -> ApiResponse {
+    let page = super::page_request(&pp, super::incidents::INCIDENT_SORTS)?;
+    let f = super::incidents::filter_of(q, &who.principal.user_id)?;
+    Ok(csv_stream(s.app.clone(), who.principal, f, page))
 }

@@ -394,3 +394,63 @@ async fn service_requests_validate_their_form_and_show_contacts_only_their_items
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     }
 }
+
+#[tokio::test]
+async fn bulk_changes_are_all_or_nothing_and_name_each_refusing_ticket() {
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let a = s.ticket_a("One").await;
+        let b = s.ticket_a("Two").await;
+        let agent_id = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        // b is resolved already: assigning it is refused, so a must stay new too
+        let r = s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [b], "action": "assign", "agent_id": agent_id})), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let resolve = json!({"ids": [b], "action": "resolve", "resolution_code": "solved", "resolution_notes": "done"});
+        assert_eq!(s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(resolve), &[]).await.status, StatusCode::OK);
+        let r = s
+            .api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [a, b, "INC-999999"], "action": "assign", "agent_id": agent_id})), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let details = r.json()["details"].clone();
+        let named: Vec<&str> = details.as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        assert_eq!(named, [b.as_str(), "INC-999999"], "{details}");
+        assert_eq!(details[0]["code"], "invalid_transition");
+        assert_eq!(details[1]["code"], "not_found");
+        let one = s.api(Method::GET, &format!("/api/v1/incidents/{a}"), admin, None, &[]).await.json();
+        assert_eq!(one["status"], "new", "{}: a ticket changed although the bulk change was refused", s._db.label);
+        let r = s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [a], "action": "assign", "agent_id": agent_id})), &[]).await;
+        assert_eq!(r.json()["items"][0]["status"], "assigned");
+        // a contact cannot assign
+        let r = s.api(Method::POST, "/api/v1/incidents/bulk", Some(&s.contact_a_token), Some(json!({"ids": [a], "action": "start"})), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+#[tokio::test]
+async fn csv_export_follows_the_view_and_the_readers_scope() {
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        s.ticket_a("Printer, \"jammed\"").await;
+        s.ticket_a("=HYPERLINK(\"http://evil\")").await;
+        let r = s
+            .api(Method::POST, "/api/v1/incidents", admin, Some(json!({"project_id": s.project_b, "reporter_id": s.admin.user_id, "title": "Beta vault"})), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let all = s.api(Method::GET, "/api/v1/incidents/export", admin, None, &[]).await;
+        assert_eq!(all.status, StatusCode::OK);
+        assert!(all.header(header::CONTENT_TYPE).starts_with("text/csv"));
+        let text = all.text();
+        assert!(text.starts_with("number,kind,title,status"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.contains("\"Printer, \"\"jammed\"\"\""), "quoting: {text}");
+        assert!(text.contains("'=HYPERLINK"), "formula neutralised: {text}");
+        assert!(text.contains("Beta vault"));
+        let contact = s.api(Method::GET, "/api/v1/incidents/export", Some(&s.contact_a_token), None, &[]).await.text();
+        assert_eq!(contact.lines().count(), 3, "{contact}");
+        assert!(!contact.contains("Beta vault"), "{}: another organisation's ticket in a contact's export", s._db.label);
+        let filtered = s.api(Method::GET, "/api/v1/incidents/export?q=Printer", admin, None, &[]).await.text();
+        assert_eq!(filtered.lines().count(), 2, "{filtered}");
+        let r = s.api(Method::GET, "/api/v1/incidents/export?view=nonsense", admin, None, &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
