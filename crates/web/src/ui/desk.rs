@@ -245,3 +245,240 @@ pub async fn request_create(
         Err(e) => request_page(&state, &tr, &who, &id, &f, Some(e)).await,
     }
 }
+
+// ---- service desk configuration: the category tree and the priority matrix ----
+
+fn category_fields(tr: &Tr, f: &Form, parents: &[(String, String)]) -> Vec<super::Field> {
+    use super::Field;
+    let val = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let active = if f.contains_key("active") { val("active") } else { "1".into() };
+    vec![
+        Field::new(tr, "parent_id", "select", "").options(parents.to_vec(), &[val("parent_id")]),
+        Field::new(tr, "code", "text", val("code")).required(),
+        Field::new(tr, "name", "text", val("name")).required(),
+        Field::new(tr, "description", "textarea", val("description")),
+        Field::new(tr, "sort_order", "text", val("sort_order")),
+        Field::new(tr, "active", "select", "")
+            .required()
+            .options([("1".to_string(), tr.t("value-yes")), ("0".to_string(), tr.t("value-no"))], &[active]),
+    ]
+}
+
+fn category_input(f: &Form) -> Result<keel_app::incidents::CategoryInput, AppError> {
+    let get = |k: &str| f.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let sort_order = match get("sort_order") {
+        None => None,
+        Some(s) => Some(s.parse::<i64>().map_err(|_| AppError::field("sort_order", "not_a_number", "enter a whole number"))?),
+    };
+    Ok(keel_app::incidents::CategoryInput {
+        parent_id: get("parent_id"),
+        code: get("code").unwrap_or_default(),
+        name: get("name").unwrap_or_default(),
+        description: get("description"),
+        active: Some(get("active").as_deref() != Some("0")),
+        sort_order,
+    })
+}
+
+async fn parent_choices(state: &AppState, p: &keel_app::Principal, except: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
+    let cats = state.app.list_categories(p).await?;
+    Ok(cats.into_iter().filter(|c| Some(c.id.as_str()) != except).map(|c| (c.id, format!("{} · {}", c.code, c.name))).collect())
+}
+
+pub async fn categories(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    axum::extract::Query(q): axum::extract::Query<super::ListQuery>,
+) -> UiResult {
+    let cats = state.app.list_categories(&who.principal).await.or_page(&tr)?;
+    let names: std::collections::HashMap<String, String> = cats.iter().map(|c| (c.id.clone(), c.name.clone())).collect();
+    let needle = q.q.trim().to_lowercase();
+    let rows = cats
+        .iter()
+        .filter(|c| needle.is_empty() || c.name.to_lowercase().contains(&needle) || c.code.to_lowercase().contains(&needle))
+        .map(|c| super::Row {
+            href: format!("/admin/categories/{}", c.id),
+            cells: vec![
+                c.name.clone(),
+                c.code.clone(),
+                c.parent_id.as_ref().and_then(|p| names.get(p).cloned()).unwrap_or_default(),
+                tr.t(if c.active { "value-yes" } else { "value-no" }),
+            ],
+        })
+        .collect();
+    let ctx = super::Ctx::new(&tr, Some(&who), "/admin/categories", q.flash.as_deref());
+    let new = who.principal.is_staff().then(|| ("/admin/categories/new".to_string(), tr.t("category-new")));
+    let columns = vec![tr.t("field-name"), tr.t("field-code"), tr.t("field-parent-id"), tr.t("field-active")];
+    Ok(super::list_page(ctx, tr.t("nav-categories"), "/admin/categories", &q, new, (columns, rows), None))
+}
+
+async fn category_form_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &crate::auth::Identity,
+    id: Option<&str>,
+    f: &Form,
+    err: Option<AppError>,
+) -> UiResult {
+    let p = &who.principal;
+    let mut fields = category_fields(tr, f, &parent_choices(state, p, id).await.or_page(tr)?);
+    let errors = err.as_ref().map(|e| super::attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let (title, action, path) = match id {
+        Some(id) => (f.get("name").cloned().unwrap_or_default(), format!("/admin/categories/{id}"), format!("/admin/categories/{id}")),
+        None => (tr.t("category-new"), "/admin/categories".to_string(), "/admin/categories/new".to_string()),
+    };
+    let ctx = super::Ctx::new(tr, Some(who), &path, f.get("flash").map(String::as_str));
+    let mut page = super::FormPage::new(ctx, title, action, fields, "/admin/categories");
+    page.errors = errors;
+    page.version = f.get("_version").and_then(|v| v.parse().ok());
+    if let Some(id) = id {
+        page.show_history = true;
+        page.history = super::history_views(tr, &state.app.history("ticket_category", id).await.or_page(tr)?);
+    }
+    Ok(super::render_status(super::status_for(&err), &page))
+}
+
+pub async fn category_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
+    category_form_page(&state, &tr, &who, None, &Form::new(), None).await
+}
+
+pub async fn category_create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    crate::auth::CsrfForm(f): crate::auth::CsrfForm<Form>,
+) -> UiResult {
+    let r = match category_input(&f) {
+        Ok(input) => state.app.create_category(&who.principal, input).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(c) => Ok(super::see_other(&format!("/admin/categories/{}", c.id), "created")),
+        Err(e) => category_form_page(&state, &tr, &who, None, &f, Some(e)).await,
+    }
+}
+
+pub async fn category_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<super::ListQuery>,
+) -> UiResult {
+    let cats = state.app.list_categories(&who.principal).await.or_page(&tr)?;
+    let c = cats.into_iter().find(|c| c.id == id).ok_or(AppError::NotFound).or_page(&tr)?;
+    let mut f = Form::new();
+    f.insert("parent_id".into(), c.parent_id.clone().unwrap_or_default());
+    f.insert("code".into(), c.code.clone());
+    f.insert("name".into(), c.name.clone());
+    f.insert("description".into(), c.description.clone().unwrap_or_default());
+    f.insert("sort_order".into(), c.sort_order.to_string());
+    f.insert("active".into(), if c.active { "1" } else { "0" }.into());
+    f.insert("_version".into(), c.version.to_string());
+    if let Some(fl) = q.flash {
+        f.insert("flash".into(), fl);
+    }
+    category_form_page(&state, &tr, &who, Some(&id), &f, None).await
+}
+
+pub async fn category_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    crate::auth::CsrfForm(f): crate::auth::CsrfForm<Form>,
+) -> UiResult {
+    let version = f.get("_version").and_then(|v| v.parse().ok());
+    let r = match category_input(&f) {
+        Ok(input) => state.app.update_category(&who.principal, &id, input, version).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(_) => Ok(super::see_other(&format!("/admin/categories/{id}"), "saved")),
+        Err(e) => category_form_page(&state, &tr, &who, Some(&id), &f, Some(e)).await,
+    }
+}
+
+/// Field names of the matrix cells, impact first (`high`, `medium`, `low` each way).
+const MATRIX_CELLS: [&str; 9] =
+    ["high_high", "high_medium", "high_low", "medium_high", "medium_medium", "medium_low", "low_high", "low_medium", "low_low"];
+
+async fn matrix_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &crate::auth::Identity,
+    f: Option<&Form>,
+    err: Option<AppError>,
+    flash: Option<&str>,
+) -> UiResult {
+    use keel_domain::incident::Priority;
+    let matrix = state.app.priority_matrix().await.or_page(tr)?;
+    let current: std::collections::HashMap<String, String> = matrix
+        .cells()
+        .into_iter()
+        .map(|c| (format!("{}_{}", c.impact.as_str(), c.urgency.as_str()), c.priority.as_str().to_string()))
+        .collect();
+    let prios: Vec<(String, String)> =
+        Priority::ALL.iter().map(|p| (p.as_str().to_string(), tr.t(&format!("incident-priority-{}", p.as_str())))).collect();
+    let mut fields: Vec<super::Field> = MATRIX_CELLS
+        .iter()
+        .map(|name| {
+            let (impact, urgency) = name.split_once('_').unwrap_or((name, name));
+            let sel = f.and_then(|f| f.get(*name)).or_else(|| current.get(*name)).cloned().unwrap_or_default();
+            let mut field = super::Field::new(tr, name, "select", "").required().options(prios.clone(), &[sel]);
+            field.label = format!(
+                "{} {} × {} {}",
+                tr.t("field-impact"),
+                tr.t(&format!("incident-level-{impact}")),
+                tr.t("field-urgency"),
+                tr.t(&format!("incident-level-{urgency}"))
+            );
+            field
+        })
+        .collect();
+    let errors = err.as_ref().map(|e| super::attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let ctx = super::Ctx::new(tr, Some(who), "/admin/priority-matrix", flash);
+    let mut page = super::FormPage::new(ctx, tr.t("nav-priority-matrix"), "/admin/priority-matrix".into(), fields, "/incidents");
+    page.errors = errors;
+    page.editable = !who.principal.is_read_only();
+    page.show_history = true;
+    page.history = super::history_views(tr, &state.app.history("setting", keel_app::incidents::PRIORITY_MATRIX_SETTING).await.or_page(tr)?);
+    Ok(super::render_status(super::status_for(&err), &page))
+}
+
+pub async fn priority_matrix(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    axum::extract::Query(q): axum::extract::Query<super::ListQuery>,
+) -> UiResult {
+    matrix_page(&state, &tr, &who, None, None, q.flash.as_deref()).await
+}
+
+pub async fn priority_matrix_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    crate::auth::CsrfForm(f): crate::auth::CsrfForm<Form>,
+) -> UiResult {
+    use keel_domain::incident::{Impact, MatrixCell, Priority, Urgency};
+    let mut cells = Vec::new();
+    let mut errs = Vec::new();
+    for name in MATRIX_CELLS {
+        let (i, u) = name.split_once('_').unwrap_or((name, name));
+        match (Impact::parse(i), Urgency::parse(u), f.get(name).and_then(|p| Priority::parse(p.trim()))) {
+            (Some(impact), Some(urgency), Some(priority)) => cells.push(MatrixCell { impact, urgency, priority }),
+            _ => errs.push(keel_domain::error::FieldError::new(name, "required", "choose a priority")),
+        }
+    }
+    let r = if errs.is_empty() {
+        state.app.set_priority_matrix(&who.principal, cells).await.map(|_| ())
+    } else {
+        Err(AppError::Validation(errs))
+    };
+    match r {
+        Ok(()) => Ok(super::see_other("/admin/priority-matrix", "saved")),
+        Err(e) => matrix_page(&state, &tr, &who, Some(&f), Some(e), None).await,
+    }
+}

@@ -97,6 +97,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
             ],
         });
         groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
+        if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
+            groups.push(NavGroup {
+                title: tr.t("nav-group-desk-setup"),
+                items: vec![item("/admin/categories", "nav-categories"), item("/admin/priority-matrix", "nav-priority-matrix")],
+            });
+        }
         let mut system = Vec::new();
         if p.may_admin(AdminArea::Users, Action::Read) {
             system.push(item("/users", "nav-users"));

@@ -403,12 +403,20 @@ async fn bulk_changes_are_all_or_nothing_and_name_each_refusing_ticket() {
         let b = s.ticket_a("Two").await;
         let agent_id = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
         // b is resolved already: assigning it is refused, so a must stay new too
-        let r = s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [b], "action": "assign", "agent_id": agent_id})), &[]).await;
+        let r = s
+            .api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [b], "action": "assign", "agent_id": agent_id})), &[])
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let resolve = json!({"ids": [b], "action": "resolve", "resolution_code": "solved", "resolution_notes": "done"});
         assert_eq!(s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(resolve), &[]).await.status, StatusCode::OK);
         let r = s
-            .api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [a, b, "INC-999999"], "action": "assign", "agent_id": agent_id})), &[])
+            .api(
+                Method::POST,
+                "/api/v1/incidents/bulk",
+                admin,
+                Some(json!({"ids": [a, b, "INC-999999"], "action": "assign", "agent_id": agent_id})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
         let details = r.json()["details"].clone();
@@ -418,10 +426,14 @@ async fn bulk_changes_are_all_or_nothing_and_name_each_refusing_ticket() {
         assert_eq!(details[1]["code"], "not_found");
         let one = s.api(Method::GET, &format!("/api/v1/incidents/{a}"), admin, None, &[]).await.json();
         assert_eq!(one["status"], "new", "{}: a ticket changed although the bulk change was refused", s._db.label);
-        let r = s.api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [a], "action": "assign", "agent_id": agent_id})), &[]).await;
+        let r = s
+            .api(Method::POST, "/api/v1/incidents/bulk", admin, Some(json!({"ids": [a], "action": "assign", "agent_id": agent_id})), &[])
+            .await;
         assert_eq!(r.json()["items"][0]["status"], "assigned");
         // a contact cannot assign
-        let r = s.api(Method::POST, "/api/v1/incidents/bulk", Some(&s.contact_a_token), Some(json!({"ids": [a], "action": "start"})), &[]).await;
+        let r = s
+            .api(Method::POST, "/api/v1/incidents/bulk", Some(&s.contact_a_token), Some(json!({"ids": [a], "action": "start"})), &[])
+            .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
@@ -433,7 +445,13 @@ async fn csv_export_follows_the_view_and_the_readers_scope() {
         s.ticket_a("Printer, \"jammed\"").await;
         s.ticket_a("=HYPERLINK(\"http://evil\")").await;
         let r = s
-            .api(Method::POST, "/api/v1/incidents", admin, Some(json!({"project_id": s.project_b, "reporter_id": s.admin.user_id, "title": "Beta vault"})), &[])
+            .api(
+                Method::POST,
+                "/api/v1/incidents",
+                admin,
+                Some(json!({"project_id": s.project_b, "reporter_id": s.admin.user_id, "title": "Beta vault"})),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let all = s.api(Method::GET, "/api/v1/incidents/export", admin, None, &[]).await;
@@ -452,5 +470,60 @@ async fn csv_export_follows_the_view_and_the_readers_scope() {
         assert_eq!(filtered.lines().count(), 2, "{filtered}");
         let r = s.api(Method::GET, "/api/v1/incidents/export?view=nonsense", admin, None, &[]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+#[tokio::test]
+async fn administrators_keep_the_category_tree_and_the_priority_matrix_in_pages() {
+    for s in sites().await {
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let r = s.post_form(&cookie, "/admin/categories", &format!("_csrf={csrf}&code=HW&name=Hardware&active=1")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let hw = r.header(header::LOCATION).split('?').next().unwrap().to_string();
+        let hw_id = hw.rsplit('/').next().unwrap().to_string();
+        let r = s.post_form(&cookie, "/admin/categories", &format!("_csrf={csrf}&code=bad code&name=&parent_id={hw_id}")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("data-field=\"code\"") && r.text().contains("value=\"bad code\""), "errors in place");
+        let r = s.post_form(&cookie, "/admin/categories", &format!("_csrf={csrf}&code=PRN&name=打印机&parent_id={hw_id}&active=1")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let list = s.page(&cookie, "/admin/categories").await.text();
+        assert!(list.contains("打印机") && list.contains("Hardware"), "{list}");
+        // a category cannot be moved under its own child
+        let prn_id = s.app.list_categories(&s.admin).await.unwrap().into_iter().find(|c| c.code == "PRN").unwrap().id;
+        let r = s.post_form(&cookie, &hw, &format!("_csrf={csrf}&_version=1&code=HW&name=Hardware&parent_id={prn_id}&active=1")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+
+        let page = s.page(&cookie, "/admin/priority-matrix").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let mut form = format!("_csrf={csrf}");
+        for cell in ["high_high", "high_medium", "high_low", "medium_high", "medium_medium", "medium_low", "low_high", "low_medium", "low_low"] {
+            form.push_str(&format!("&{cell}={}", if cell == "low_low" { "p3" } else { "p1" }));
+        }
+        let r = s.post_form(&cookie, "/admin/priority-matrix", &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let m = s.app.priority_matrix().await.unwrap();
+        use keel_domain::incident::{Impact, Priority, Urgency};
+        assert_eq!((m.priority(Impact::Low, Urgency::Low), m.priority(Impact::Low, Urgency::High)), (Priority::P3, Priority::P1));
+        let r = s.post_form(&cookie, "/admin/priority-matrix", &format!("_csrf={csrf}&high_high=p9")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // agents cannot change either
+        let agent = s
+            .app
+            .create_user(
+                &s.admin,
+                NewUser {
+                    email: "agent2@keel.test".into(),
+                    display_name: "Agent two".into(),
+                    roles: vec![Role::ServiceDeskAgent],
+                    password: Some("correct horse battery".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let _ = agent;
+        let (c2, csrf2) = s.browser_login("agent2@keel.test", "correct horse battery").await;
+        let r = s.post_form(&c2, "/admin/categories", &format!("_csrf={csrf2}&code=X&name=X")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
 }
