@@ -151,6 +151,7 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/attachments", post(desk::upload))
         .route("/attachments/{id}", get(desk::download))
         .route("/requests", get(desk::requests))
+        .route("/typeahead/{kind}", get(desk::typeahead))
         .route("/admin/categories", get(desk::categories).post(desk::category_create))
         .route("/admin/categories/new", get(desk::category_new))
         .route("/admin/categories/{id}", get(desk::category_show).post(desk::category_update))

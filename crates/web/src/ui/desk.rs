@@ -7,6 +7,7 @@ use crate::auth::UiUser;
 use crate::i18n::Tr;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use keel_app::AppError;
 
 /// Uploads a file (optionally with a reply) from the ticket page; the form carries `_csrf`.
@@ -481,4 +482,68 @@ pub async fn priority_matrix_update(
         Ok(()) => Ok(super::see_other("/admin/priority-matrix", "saved")),
         Err(e) => matrix_page(&state, &tr, &who, Some(&f), Some(e), None).await,
     }
+}
+
+// ---- type-ahead (htmx) for the create form ----
+
+#[derive(serde::Deserialize, Default)]
+pub struct TypeaheadQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Up to 20 `<option>`s matching `q` for a `<datalist>`: `contacts`, `organizations`,
+/// `categories` or `cis`; each within the reader's scope (contacts, organisations and CIs are
+/// for staff only).
+pub async fn typeahead(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(kind): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TypeaheadQuery>,
+) -> UiResult {
+    use keel_store::page::{PageRequest, SortKey, SortKind};
+    let p = &who.principal;
+    let text = q.q.trim().to_string();
+    let page = |column: &'static str| PageRequest {
+        sort: SortKey { name: column, column, kind: SortKind::Text },
+        desc: false,
+        after: None,
+        limit: 20,
+    };
+    let staff_only = || if p.is_staff() { Ok(()) } else { Err(AppError::NotFound) };
+    let options: Vec<(String, String)> = match kind.as_str() {
+        "contacts" => {
+            staff_only().or_page(&tr)?;
+            let f =
+                keel_store::accounts::UserFilter { kind: Some("contact".into()), active: Some(true), q: Some(text), ..Default::default() };
+            let users = state.app.list_users(p, f, &page("display_name")).await.or_page(&tr)?;
+            users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect()
+        }
+        "organizations" => {
+            staff_only().or_page(&tr)?;
+            let f = keel_store::directory::OrgFilter { q: Some(text), active: Some(true) };
+            let orgs = state.app.list_organizations(p, &f, &page("name")).await.or_page(&tr)?;
+            orgs.items.into_iter().map(|o| (o.id, format!("{} · {}", o.code, o.name))).collect()
+        }
+        "categories" => {
+            let needle = text.to_lowercase();
+            let cats = state.app.list_categories(p).await.or_page(&tr)?;
+            cats.into_iter()
+                .filter(|c| c.active && (c.name.to_lowercase().contains(&needle) || c.code.to_lowercase().contains(&needle)))
+                .take(20)
+                .map(|c| (c.id, format!("{} · {}", c.code, c.name)))
+                .collect()
+        }
+        "cis" => {
+            staff_only().or_page(&tr)?;
+            let query = keel_app::cmdb::CiQuery { q: Some(text), ..Default::default() };
+            let cis = state.app.list_cis(p, &query, &page("name")).await.or_page(&tr)?;
+            cis.items.into_iter().map(|c| (c.id, format!("{} ({})", c.name, c.class_key))).collect()
+        }
+        _ => return Err(super::UiError(tr, AppError::NotFound)),
+    };
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let html: String = options.iter().map(|(v, l)| format!("<option value=\"{}\">{}</option>", esc(v), esc(l))).collect();
+    Ok(axum::response::Html(html).into_response())
 }

@@ -496,7 +496,9 @@ async fn administrators_keep_the_category_tree_and_the_priority_matrix_in_pages(
         let page = s.page(&cookie, "/admin/priority-matrix").await;
         assert_eq!(page.status, StatusCode::OK);
         let mut form = format!("_csrf={csrf}");
-        for cell in ["high_high", "high_medium", "high_low", "medium_high", "medium_medium", "medium_low", "low_high", "low_medium", "low_low"] {
+        for cell in
+            ["high_high", "high_medium", "high_low", "medium_high", "medium_medium", "medium_low", "low_high", "low_medium", "low_low"]
+        {
             form.push_str(&format!("&{cell}={}", if cell == "low_low" { "p3" } else { "p1" }));
         }
         let r = s.post_form(&cookie, "/admin/priority-matrix", &form).await;
@@ -507,8 +509,7 @@ async fn administrators_keep_the_category_tree_and_the_priority_matrix_in_pages(
         let r = s.post_form(&cookie, "/admin/priority-matrix", &format!("_csrf={csrf}&high_high=p9")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         // agents cannot change either
-        let agent = s
-            .app
+        s.app
             .create_user(
                 &s.admin,
                 NewUser {
@@ -521,9 +522,41 @@ async fn administrators_keep_the_category_tree_and_the_priority_matrix_in_pages(
             )
             .await
             .unwrap();
-        let _ = agent;
         let (c2, csrf2) = s.browser_login("agent2@keel.test", "correct horse battery").await;
         let r = s.post_form(&c2, "/admin/categories", &format!("_csrf={csrf2}&code=X&name=X")).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn typeahead_answers_within_scope_and_pages_offer_shortcuts() {
+    for s in sites().await {
+        s.app
+            .create_user(
+                &s.admin,
+                NewUser {
+                    email: "lookup@keel.test".into(),
+                    display_name: "Lookup".into(),
+                    roles: vec![Role::Administrator],
+                    password: Some("correct horse battery".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let (cookie, _) = s.browser_login("lookup@keel.test", "correct horse battery").await;
+        let r = s.page(&cookie, "/typeahead/contacts?q=contact").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text().contains("<option value=") && r.text().contains("contact@acme.test"), "{}", r.text());
+        assert!(s.page(&cookie, "/typeahead/organizations?q=Bet").await.text().contains("Beta"));
+        assert_eq!(s.page(&cookie, "/typeahead/nonsense?q=x").await.status, StatusCode::NOT_FOUND);
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        assert_eq!(s.page(&contact, "/typeahead/contacts?q=a").await.status, StatusCode::NOT_FOUND, "contacts do not look up people");
+        assert_eq!(s.page(&contact, "/typeahead/categories?q=").await.status, StatusCode::OK);
+        let queue = s.page(&cookie, "/incidents").await.text();
+        assert!(queue.contains("/static/desk.js") && queue.contains("id=\"shortcuts\""), "the help overlay is on the queue");
+        let js = s.send(Request::get("/static/desk.js").body(Body::empty()).unwrap()).await;
+        assert_eq!(js.status, StatusCode::OK);
+        assert!(js.header(header::CONTENT_TYPE).starts_with("text/javascript"));
     }
 }
