@@ -29,3 +29,4 @@ shortcuts-actions = Assign, start work, resolve
 shortcuts-upload = Attach a file
 shortcuts-go = Go to the queue / log a new ticket
 shortcuts-close = Close
+incident-export-csv = Export as CSV

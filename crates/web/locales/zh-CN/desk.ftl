@@ -29,3 +29,4 @@ shortcuts-actions = 分派、开始处理、解决
 shortcuts-upload = 添加附件
 shortcuts-go = 转到队列 / 登记新工单
 shortcuts-close = 关闭
+incident-export-csv = 导出 CSV

@@ -126,9 +126,11 @@ pub struct QueuePage {
     pub next_href: Option<String>,
     pub total: i64,
     pub q: String,
+    /// The CSV of this view (same filters, the reader's scope).
+    pub export_href: String,
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 pub struct QueueQuery {
     #[serde(default)]
     view: String,
@@ -254,7 +256,12 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
     let title = tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" });
     let ctx = Ctx::new(&tr, Some(&who), "/incidents", q.flash.as_deref());
-    Ok(render_status(StatusCode::OK, &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone() }))
+    let export_href =
+        QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1);
+    Ok(render_status(
+        StatusCode::OK,
+        &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone(), export_href },
+    ))
 }
 
 // ---------------------------------------------------------------- logging a ticket

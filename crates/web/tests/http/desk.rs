@@ -470,6 +470,16 @@ async fn csv_export_follows_the_view_and_the_readers_scope() {
         assert_eq!(filtered.lines().count(), 2, "{filtered}");
         let r = s.api(Method::GET, "/api/v1/incidents/export?view=nonsense", admin, None, &[]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // the queue page links the CSV of the view it shows, in the reader's scope
+        let (cookie, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let page = s.page(&cookie, "/incidents?q=Printer").await.text();
+        let i = page.find("data-testid=\"export\"").expect("export link");
+        let start = page[..i].rfind("href=\"").unwrap() + 6;
+        let href = page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&").replace("&#38;", "&");
+        assert!(href.starts_with("/api/v1/incidents/export?") && href.contains("q=Printer"), "{href}");
+        let csv = s.page(&cookie, &href).await;
+        assert_eq!(csv.status, StatusCode::OK, "{}", csv.text());
+        assert_eq!(csv.text().lines().count(), 2, "{}", csv.text());
     }
 }
 
