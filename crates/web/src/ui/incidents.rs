@@ -647,6 +647,22 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         }
     }
     details.extend(merged);
+    let watchers = state.app.list_watchers(p, &t.id).await.or_page(tr)?;
+    if !watchers.is_empty() {
+        details.push(Detail {
+            label: tr.t("incident-watchers"),
+            value: watchers.iter().map(|w| w.display_name.clone()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let links = state.app.list_links(p, &t.id).await.or_page(tr)?;
+    if !links.is_empty() {
+        let value = links
+            .iter()
+            .map(|l| format!("{} {}", tr.t(&format!("incident-link-{}", l.target_type)), l.target_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        details.push(Detail { label: tr.t("incident-links"), value });
+    }
     if let Some(fl) = &failed
         && errors.is_empty()
     {

@@ -254,6 +254,11 @@ async fn watchers_and_links_follow_the_same_tenancy() {
             StatusCode::FORBIDDEN
         );
         assert_eq!(s.api(Method::GET, &l, contact_a, None, &[]).await.json().as_array().unwrap().len(), 0);
+        let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/incidents/{id}")).await.text();
+        assert!(page.contains("PRB-000007"), "the ticket page shows its related records");
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        assert!(!s.page(&contact, &format!("/incidents/{id}")).await.text().contains("PRB-000007"), "links are internal");
     }
 }
 
