@@ -52,6 +52,10 @@ pub struct NewTicket {
     /// Staff may assign while logging.
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
+    /// The affected catalogue service (one the customer's SLAs include).
+    pub service_id: Option<String>,
+    /// Service requests: the catalogue item ordered (see `desk::request_service`).
+    pub catalogue_item_id: Option<String>,
 }
 
 /// A lifecycle step as a form or the API delivers it; which fields matter depends on `action`.
@@ -299,6 +303,8 @@ enum RefKey {
     Agent,
     Team,
     Category,
+    Service,
+    CatalogueItem,
 }
 
 impl Known {
@@ -315,7 +321,9 @@ impl References for Known {
             Ref::Agent => RefKey::Agent,
             Ref::Team => RefKey::Team,
             Ref::Category => RefKey::Category,
-            // Services, catalogue items, CIs, problems and changes are not in Keel yet.
+            Ref::Service => RefKey::Service,
+            Ref::CatalogueItem => RefKey::CatalogueItem,
+            // CIs, problems and changes are linked through `desk`.
             _ => return false,
         };
         self.0.contains(&(key, id.to_string()))
@@ -574,9 +582,16 @@ impl App {
     /// Logs a ticket: staff on behalf of a caller, or a customer contact from the portal for a
     /// project of their own organisation. Staff may assign it at once.
     pub async fn create_ticket(&self, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
+        let mut w = self.write(actor).await?;
+        let t = self.create_ticket_in(&mut w, actor, input).await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    /// Logs a ticket inside the caller's transaction.
+    pub(crate) async fn create_ticket_in(&self, w: &mut Writer, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
         let who = Actor::from(actor);
         let is_contact = actor.kind == AccountKind::Contact;
-        let mut w = self.write(actor).await?;
         let project = directory::get_project(&mut w.tx, input.project_id.trim()).await?;
         let project = project.filter(|p| actor.can_see_project(&p.id, Some(&p.organization_id)));
         let mut known = Known::default();
@@ -603,6 +618,16 @@ impl App {
         {
             known.add(RefKey::Category, cat);
         }
+        if let Some(svc) = blank(&input.service_id)
+            && crate::desk::service_open_to(&mut w.tx, actor, svc).await?
+        {
+            known.add(RefKey::Service, svc);
+        }
+        if let Some(item) = blank(&input.catalogue_item_id)
+            && crate::desk::catalogue_item_open_to(&mut w.tx, actor, item).await?
+        {
+            known.add(RefKey::CatalogueItem, item);
+        }
         let channel = if is_contact { "portal".to_string() } else { blank(&input.channel).unwrap_or("phone").to_string() };
         let form = TicketForm {
             kind: blank(&input.kind).unwrap_or("incident").to_string(),
@@ -614,8 +639,8 @@ impl App {
             impact: input.impact.clone(),
             urgency: input.urgency.clone(),
             category_id: input.category_id.clone(),
-            service_id: None,
-            catalogue_item_id: None,
+            service_id: input.service_id.clone(),
+            catalogue_item_id: input.catalogue_item_id.clone(),
             ci_ids: vec![],
         };
         let matrix = matrix_in(&mut w.tx).await?;
@@ -685,20 +710,19 @@ impl App {
         };
         write_state(&mut rec, &state);
         store::insert_ticket(&mut w.tx, &rec).await?;
-        log_status(&mut w, &rec.id, &first, &actor.user_id).await?;
+        log_status(w, &rec.id, &first, &actor.user_id).await?;
         store::append_priority_log(&mut w.tx, &rec.id, w.now, &rec.priority, &actor.user_id).await?;
         store::add_watcher(&mut w.tx, &rec.id, &rec.reporter_id, w.now).await?;
         w.record("ticket", &rec.id, AuditAction::Create, None, Some(&audit_of(&rec))).await?;
         if let Some(a) = assignment {
             let policy = policy_in(&mut w.tx).await?;
             let applied = inc::apply(&state, &Command::Assign { assignment: a }, &Context::new(time(w.now), &who, &policy))?;
-            persist_applied(&mut w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
+            persist_applied(w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
         }
-        crate::sla_clocks::refresh(&mut w, &id).await?;
+        crate::sla_clocks::refresh(w, &id).await?;
         let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
         let team = vec![keel_domain::notification::Audience::AssignmentTeam];
-        crate::notifications::announce_ticket(&mut w, "incident.created", &fresh, team, serde_json::json!({})).await?;
-        w.commit().await?;
+        crate::notifications::announce_ticket(w, "incident.created", &fresh, team, serde_json::json!({})).await?;
         Ok(fresh)
     }
 
@@ -761,6 +785,20 @@ impl App {
         expected_version: Option<i64>,
     ) -> Result<TicketRecord> {
         let mut w = self.write(actor).await?;
+        let fresh = self.transition_in(&mut w, actor, id, &input, expected_version).await?;
+        w.commit().await?;
+        Ok(fresh)
+    }
+
+    /// A lifecycle step inside the caller's transaction (one ticket of a bulk change).
+    pub(crate) async fn transition_in(
+        &self,
+        w: &mut Writer,
+        actor: &Principal,
+        id: &str,
+        input: &TransitionInput,
+        expected_version: Option<i64>,
+    ) -> Result<TicketRecord> {
         let before = load_visible(&mut w.tx, actor, id).await?;
         let expected = expected_version.unwrap_or(before.version);
         if expected != before.version {
@@ -768,7 +806,7 @@ impl App {
         }
         let state = state_of(&before)?;
         let who = Actor::from(actor);
-        let cmd = self.command(&mut w, actor, &before, &state, &input).await?;
+        let cmd = self.command(w, actor, &before, &state, input).await?;
         let policy = policy_in(&mut w.tx).await?;
         let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &who, &policy))?;
         let reason = match &cmd {
@@ -776,14 +814,13 @@ impl App {
             Command::Pend { note, .. } => note.clone(),
             _ => None,
         };
-        persist_applied(&mut w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
-        crate::sla_clocks::refresh(&mut w, &before.id).await?;
+        persist_applied(w, &before, applied, expected, &actor.user_id, Some(cmd.action().as_str()), reason).await?;
+        crate::sla_clocks::refresh(w, &before.id).await?;
         let fresh = store::get_ticket(&mut w.tx, &before.id).await?.ok_or(AppError::NotFound)?;
         if let Some((kind, to)) = crate::notifications::step_announcement(cmd.action().as_str(), &fresh) {
             let extra = serde_json::json!({ "resolution": fresh.resolution_notes });
-            crate::notifications::announce_ticket(&mut w, kind, &fresh, to, extra).await?;
+            crate::notifications::announce_ticket(w, kind, &fresh, to, extra).await?;
         }
-        w.commit().await?;
         Ok(fresh)
     }
 
@@ -890,36 +927,7 @@ impl App {
     pub async fn add_comment(&self, actor: &Principal, id: &str, visibility: &str, body: &str) -> Result<CommentRecord> {
         let mut w = self.write(actor).await?;
         let t = load_visible(&mut w.tx, actor, id).await?;
-        let state = state_of(&t)?;
-        let who = Actor::from(actor);
-        let visibility = Visibility::parse_field("visibility", visibility)?;
-        let comment = inc::new_comment(state.status, &who, visibility, body)?;
-        let rec = CommentRecord {
-            id: keel_store::new_id(),
-            ticket_id: t.id.clone(),
-            visibility: comment.visibility.as_str().into(),
-            body: comment.body.clone(),
-            author_id: actor.user_id.clone(),
-            author_kind: actor.kind.as_str().into(),
-            created_at: w.now,
-            author_name: Some(actor.display_name.clone()),
-        };
-        store::insert_comment(&mut w.tx, &rec).await?;
-        w.record("ticket_comment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
-        let first_response = actor.is_staff() && comment.visibility == Visibility::Public;
-        store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
-        if comment.visibility == Visibility::Public {
-            let to = crate::notifications::reply_audience(actor, &t);
-            crate::notifications::announce_ticket(&mut w, "incident.public_reply", &t, to, serde_json::json!({ "reply": rec.body }))
-                .await?;
-        }
-        if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
-            let policy = policy_in(&mut w.tx).await?;
-            let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy))?;
-            let current = store::get_ticket(&mut w.tx, &t.id).await?.ok_or(AppError::NotFound)?;
-            persist_applied(&mut w, &current, applied, current.version, "system", Some("resume"), Some("customer replied".into())).await?;
-        }
-        crate::sla_clocks::refresh(&mut w, &t.id).await?;
+        let rec = comment_in(&mut w, actor, &t, visibility, body).await?;
         w.commit().await?;
         Ok(rec)
     }
@@ -1055,6 +1063,40 @@ impl App {
         w.commit().await?;
         Ok(fresh)
     }
+}
+
+/// Adds a comment inside the caller's transaction (the reply form and a reply with files).
+pub(crate) async fn comment_in(w: &mut Writer, actor: &Principal, t: &TicketRecord, visibility: &str, body: &str) -> Result<CommentRecord> {
+    let state = state_of(t)?;
+    let who = Actor::from(actor);
+    let visibility = Visibility::parse_field("visibility", visibility)?;
+    let comment = inc::new_comment(state.status, &who, visibility, body)?;
+    let rec = CommentRecord {
+        id: keel_store::new_id(),
+        ticket_id: t.id.clone(),
+        visibility: comment.visibility.as_str().into(),
+        body: comment.body.clone(),
+        author_id: actor.user_id.clone(),
+        author_kind: actor.kind.as_str().into(),
+        created_at: w.now,
+        author_name: Some(actor.display_name.clone()),
+    };
+    store::insert_comment(&mut w.tx, &rec).await?;
+    w.record("ticket_comment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+    let first_response = actor.is_staff() && comment.visibility == Visibility::Public;
+    store::touch_ticket(&mut w.tx, &t.id, w.now, first_response).await?;
+    if comment.visibility == Visibility::Public {
+        let to = crate::notifications::reply_audience(actor, t);
+        crate::notifications::announce_ticket(w, "incident.public_reply", t, to, serde_json::json!({ "reply": rec.body })).await?;
+    }
+    if let Some(cmd) = inc::resume_on_reply(&state, &comment) {
+        let policy = policy_in(&mut w.tx).await?;
+        let applied = inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy))?;
+        let current = store::get_ticket(&mut w.tx, &t.id).await?.ok_or(AppError::NotFound)?;
+        persist_applied(w, &current, applied, current.version, "system", Some("resume"), Some("customer replied".into())).await?;
+    }
+    crate::sla_clocks::refresh(w, &t.id).await?;
+    Ok(rec)
 }
 
 /// Loads a ticket by id or number and checks the actor may see it; `NotFound` either way.

@@ -14,6 +14,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("sla_review", "23 * * * *"),
     ("notification_dispatch", "*/5 * * * * *"),
     ("notification_delivery", "*/5 * * * * *"),
+    ("ticket_auto_close", "7,37 * * * *"),
 ];
 
 /// Builtin jobs that also run right after start, not only at their next scheduled time.
@@ -70,6 +71,9 @@ impl App {
                         break;
                     }
                 }
+            }
+            "ticket_auto_close" => {
+                self.auto_close_resolved().await?;
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

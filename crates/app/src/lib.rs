@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cmdb;
+pub mod desk;
 pub mod directory;
 pub mod error;
 pub mod incidents;
@@ -72,6 +73,8 @@ pub struct App {
     pub instance_id: String,
     /// Email and webhook delivery settings.
     pub notify: Arc<notifications::NotifyConfig>,
+    /// Where attachments are kept, and how large one may be.
+    pub files: Arc<desk::FileStore>,
 }
 
 impl App {
@@ -82,6 +85,7 @@ impl App {
             security,
             instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
             notify: Arc::new(notifications::NotifyConfig::default()),
+            files: Arc::new(desk::FileStore::default()),
         }
     }
 
@@ -92,6 +96,11 @@ impl App {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_files(mut self, files: desk::FileStore) -> Self {
+        self.files = Arc::new(files);
         self
     }
 

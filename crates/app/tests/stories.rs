@@ -3278,3 +3278,77 @@ mod problems {
         }
     }
 }
+
+mod desk {
+    use super::*;
+    use keel_app::incidents::{NewTicket, TransitionInput};
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    fn step(action: &str) -> TransitionInput {
+        TransitionInput { action: action.into(), ..Default::default() }
+    }
+
+    async fn resolved_ticket(app: &App, w: &World, title: &str) -> String {
+        let t = app
+            .create_ticket(
+                &w.agent_a,
+                NewTicket {
+                    project_id: w.project_a.clone(),
+                    reporter_id: Some(w.contact_a.user_id.clone()),
+                    title: title.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let assign = TransitionInput { agent_id: Some(w.agent_a.user_id.clone()), ..step("assign") };
+        app.transition_ticket(&w.agent_a, &t.id, assign, None).await.unwrap();
+        let resolve =
+            TransitionInput { resolution_code: Some("solved".into()), resolution_notes: Some("restarted".into()), ..step("resolve") };
+        app.transition_ticket(&w.agent_a, &t.id, resolve, None).await.unwrap();
+        t.id
+    }
+
+    /// T0 is a Thursday evening (UTC): two business days later is the next Monday evening.
+    #[tokio::test]
+    async fn resolved_tickets_close_after_business_days_by_the_system() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            assert!(matches!(app.set_auto_close_days(&w.agent_a, Some(2)).await, Err(AppError::Forbidden)));
+            app.set_auto_close_days(&w.admin, Some(2)).await.unwrap();
+            let id = resolved_ticket(&app, &w, "Printer jam").await;
+            let confirmed = resolved_ticket(&app, &w, "Answered").await;
+            app.transition_ticket(&w.contact_a, &confirmed, step("confirm"), None).await.unwrap();
+
+            clock.advance(2 * DAY); // Saturday: two calendar days, not two business days
+            assert_eq!(app.auto_close_resolved().await.unwrap(), 0, "{}", t.label);
+            assert_eq!(app.get_ticket(&w.agent_a, &id).await.unwrap().status, "resolved");
+
+            clock.advance(2 * DAY); // Monday evening: due
+            app.seed_jobs().await.unwrap();
+            clock.advance(DAY); // the job runs on the leased runner
+            assert!(app.run_due_jobs(20).await.unwrap() >= 1);
+            let closed = app.get_ticket(&w.agent_a, &id).await.unwrap();
+            assert_eq!(
+                (closed.status.as_str(), closed.closure_kind.as_deref(), closed.closed_by.as_deref()),
+                ("closed", Some("auto_closed"), Some("system")),
+                "{}",
+                t.label
+            );
+            let log = app.status_log(&w.agent_a, &id).await.unwrap();
+            let last = log.last().unwrap();
+            assert_eq!((last.to_status.as_str(), last.action.as_deref(), last.actor_id.as_str()), ("closed", Some("auto_close"), "system"));
+            let other = app.get_ticket(&w.agent_a, &confirmed).await.unwrap();
+            assert_eq!(other.closure_kind.as_deref(), Some("confirmed_by_reporter"), "a confirmed ticket keeps its closure");
+            assert_eq!(app.auto_close_resolved().await.unwrap(), 0, "nothing left to close");
+
+            app.set_auto_close_days(&w.admin, None).await.unwrap();
+            let later = resolved_ticket(&app, &w, "Never closes").await;
+            clock.advance(30 * DAY);
+            assert_eq!(app.auto_close_resolved().await.unwrap(), 0, "switched off");
+            assert_eq!(app.get_ticket(&w.agent_a, &later).await.unwrap().status, "resolved");
+        }
+    }
+}

@@ -17,6 +17,8 @@ pub struct Config {
     /// Time zone for people who have not chosen one.
     pub default_time_zone: String,
     pub max_body_bytes: usize,
+    /// Largest attachment accepted (bytes); files are kept under `data_dir/attachments`.
+    pub max_attachment_bytes: u64,
     pub session_idle_minutes: i64,
     pub session_max_days: i64,
     pub max_failed_logins: i64,
@@ -36,6 +38,7 @@ impl Default for Config {
             secure_cookies: false,
             default_time_zone: "Asia/Shanghai".into(),
             max_body_bytes: 2 * 1024 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
             session_idle_minutes: 8 * 60,
             session_max_days: 30,
             max_failed_logins: 5,
@@ -68,6 +71,7 @@ impl Config {
             "secure_cookies",
             "default_time_zone",
             "max_body_bytes",
+            "max_attachment_bytes",
             "session_idle_minutes",
             "session_max_days",
             "max_failed_logins",

@@ -175,7 +175,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir()?) } else { None };
     let db = open(&cfg).await?;
     keel_store::migrate::run(&db).await?;
-    let app = App::new(db.clone(), cfg.security()).with_notify(cfg.notify());
+    let files = keel_app::desk::FileStore::new(std::path::absolute(cfg.data_dir.join("attachments"))?, cfg.max_attachment_bytes);
+    let app = App::new(db.clone(), cfg.security()).with_files(files).with_notify(cfg.notify());
     app.seed_jobs().await?;
     app.seed_cmdb_classes().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();

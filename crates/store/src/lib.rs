@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cmdb;
+pub mod desk;
 pub mod directory;
 pub mod incidents;
 pub mod jobs;

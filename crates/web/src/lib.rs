@@ -110,6 +110,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::sla_clocks::router())
         .merge(api::notifications::router())
         .merge(api::problems::router())
+        .merge(api::desk::router())
         .split_for_parts()
 }
 
@@ -118,7 +119,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn ui_router() -> Router<AppState> {
-    use ui::{account, admin, cmdb, incidents, notifications, problems, service_level as sl, session, trail};
+    use ui::{account, admin, cmdb, desk, incidents, notifications, problems, service_level as sl, session, trail};
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_form).post(session::login))
@@ -150,6 +151,15 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/worklog", post(incidents::worklog))
         .route("/incidents/{id}/rating", post(incidents::rating))
         .route("/incidents/{id}/major", post(incidents::major))
+        .route("/incidents/{id}/attachments", post(desk::upload))
+        .route("/attachments/{id}", get(desk::download))
+        .route("/requests", get(desk::requests))
+        .route("/typeahead/{kind}", get(desk::typeahead))
+        .route("/admin/categories", get(desk::categories).post(desk::category_create))
+        .route("/admin/categories/new", get(desk::category_new))
+        .route("/admin/categories/{id}", get(desk::category_show).post(desk::category_update))
+        .route("/admin/priority-matrix", get(desk::priority_matrix).post(desk::priority_matrix_update))
+        .route("/requests/{id}", get(desk::request_form).post(desk::request_create))
         .route("/calendars", get(sl::calendars).post(sl::calendar_create))
         .route("/calendars/new", get(sl::calendar_new))
         .route("/calendars/help", get(sl::calendar_help))
@@ -222,13 +232,37 @@ async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
     }
 }
 
+/// The request body limit: the configured one, or the attachment limit plus room for the
+/// multipart envelope on the paths that receive files.
+async fn body_limit(State(s): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tower::{Layer, ServiceExt};
+    let upload = req.method() == axum::http::Method::POST && req.uri().path().ends_with("/attachments");
+    let limit = if upload {
+        usize::try_from(s.app.files.max_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024).max(s.cfg.max_body_bytes)
+    } else {
+        s.cfg.max_body_bytes
+    };
+    let inner = tower::util::MapRequest::new(next, boxed_body);
+    match RequestBodyLimitLayer::new(limit).layer(inner).oneshot(req).await {
+        Ok(res) => res.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
+}
+
+fn boxed_body<B>(r: axum::http::Request<B>) -> axum::extract::Request
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    r.map(axum::body::Body::new)
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     // Load the translations now: a broken bundle must stop the start, not the first request.
     let _ = i18n::Tr::new(i18n::Lang::Zh, chrono_tz::UTC).t("app-tagline");
     let (api, openapi) = api_router();
     let docs: Router<AppState> = Router::from(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi));
-    let max_body = state.cfg.max_body_bytes;
     let pages = ui_router()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
@@ -245,7 +279,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::identify))
         .layer(axum::middleware::from_fn(track))
-        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(axum::middleware::from_fn(api::json_errors))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

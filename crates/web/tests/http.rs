@@ -59,7 +59,8 @@ async fn principal(app: &App, id: &str) -> Principal {
 
 async fn site_on(db: TestDb) -> Site {
     keel_store::migrate::run(&db.db).await.unwrap();
-    let app = App::new(db.db.clone(), SecurityConfig::default());
+    let files = std::env::temp_dir().join(format!("keel-http-files-{}", keel_store::new_id()));
+    let app = App::new(db.db.clone(), SecurityConfig::default()).with_files(keel_app::desk::FileStore::new(files, 16 * 1024));
     let sys = Principal::system();
     let mk = |email: &str, roles: Vec<Role>| NewUser {
         email: email.into(),
@@ -602,3 +603,6 @@ mod notifications;
 /// Problem management and the known error database over HTTP: staff only, except published articles.
 #[path = "http/problems.rs"]
 mod problems;
+
+#[path = "http/desk.rs"]
+mod desk;

@@ -58,6 +58,7 @@ macro_rules! stable_str_enum {
 }
 pub(crate) use stable_str_enum;
 
+pub mod attachment;
 pub mod closure;
 pub mod comment;
 pub mod fields;
@@ -67,6 +68,7 @@ pub mod major;
 pub mod number;
 pub mod priority;
 pub mod refs;
+pub mod request_form;
 pub mod satisfaction;
 pub mod ticket;
 pub mod worklog;

@@ -289,6 +289,7 @@ async fn create_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJs
         category_id: b.category_id,
         team_id: b.team_id,
         agent_id: b.agent_id,
+        ..Default::default()
     };
     let t = s.app.create_ticket(&who.principal, input).await?;
     let (version, location) = (t.version, format!("/api/v1/incidents/{}", t.id));

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod cmdb;
+pub mod desk;
 pub mod directory;
 pub mod incidents;
 pub mod notifications;

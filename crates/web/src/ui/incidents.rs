@@ -63,6 +63,10 @@ async fn user_options(state: &AppState, who: &Principal, kind: Option<&str>) -> 
     Ok(users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect())
 }
 
+pub(crate) async fn project_choices(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    project_options(state, who).await
+}
+
 pub(super) async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     let f = ProjectFilter { status: Some("active".into()), ..Default::default() };
     let projects = state.app.list_projects(who, &f, &all(CODE_SORT)).await?;
@@ -124,9 +128,11 @@ pub struct QueuePage {
     pub total: i64,
     pub q: String,
     pub breaching: bool,
+    /// The CSV of this view (same filters, the reader's scope).
+    pub export_href: String,
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 pub struct QueueQuery {
     #[serde(default)]
     view: String,
@@ -278,9 +284,24 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
     let title = tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" });
     let ctx = Ctx::new(&tr, Some(&who), "/incidents", q.flash.as_deref());
+    let export_href =
+        QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1);
     Ok(render_status(
         StatusCode::OK,
-        &QueuePage { ctx, title, is_staff, tabs, view, filters, rows, next_href, total, q: q.q.clone(), breaching: q.breaching == "1" },
+        &QueuePage {
+            ctx,
+            title,
+            is_staff,
+            tabs,
+            view,
+            filters,
+            rows,
+            next_href,
+            total,
+            q: q.q.clone(),
+            breaching: q.breaching == "1",
+            export_href,
+        },
     ))
 }
 
@@ -356,6 +377,7 @@ pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, 
         category_id: opt(&f, "category_id"),
         team_id: opt(&f, "team_id"),
         agent_id: opt(&f, "agent_id"),
+        ..Default::default()
     };
     match state.app.create_ticket(&who.principal, input).await {
         Ok(t) => Ok(see_other(&format!("/incidents/{}", t.id), "created")),
@@ -432,6 +454,8 @@ pub struct TicketPage {
     pub history: Vec<HistoryView>,
     pub sla: Vec<super::sla_clocks::ClockView>,
     pub problem_panel: Option<super::problems::ProblemPanel>,
+    pub attachments: Vec<super::desk::AttachmentView>,
+    pub upload: Option<SideForm>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -648,6 +672,41 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
             fields,
         }
     });
+    let (attachments, upload) = super::desk::attachments_panel(
+        state,
+        tr,
+        p,
+        &t,
+        typed("attachment"),
+        &failed.as_ref().filter(|f| f.form == "attachment").map(|f| &f.error),
+        &mut errors,
+    )
+    .await
+    .or_page(tr)?;
+    let mut merged = Vec::new();
+    let (children, duplicates) = state.app.related_tickets(p, &t.id).await.or_page(tr)?;
+    for (key, list) in [("incident-children", children), ("incident-merged", duplicates)] {
+        if !list.is_empty() {
+            merged.push(Detail { label: tr.t(key), value: list.iter().map(|x| x.number.clone()).collect::<Vec<_>>().join(", ") });
+        }
+    }
+    details.extend(merged);
+    let watchers = state.app.list_watchers(p, &t.id).await.or_page(tr)?;
+    if !watchers.is_empty() {
+        details.push(Detail {
+            label: tr.t("incident-watchers"),
+            value: watchers.iter().map(|w| w.display_name.clone()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let links = state.app.list_links(p, &t.id).await.or_page(tr)?;
+    if !links.is_empty() {
+        let value = links
+            .iter()
+            .map(|l| format!("{} {}", tr.t(&format!("incident-link-{}", l.target_type)), l.target_id))
+            .collect::<Vec<_>>()
+            .join(", ");
+        details.push(Detail { label: tr.t("incident-links"), value });
+    }
     if let Some(fl) = &failed
         && errors.is_empty()
     {
@@ -686,6 +745,8 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         history,
         sla: super::sla_clocks::ticket_panel(state, tr, p, &t.id).await.or_page(tr)?,
         problem_panel,
+        attachments,
+        upload,
     };
     Ok(render_status(status, &page))
 }
@@ -709,7 +770,15 @@ fn expected(f: &Form) -> Option<i64> {
     f.get("_version").and_then(|v| v.parse().ok())
 }
 
-async fn after_post(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: &str, f: Form, r: Result<(), AppError>) -> UiResult {
+pub(crate) async fn after_post(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    id: &str,
+    form: &str,
+    f: Form,
+    r: Result<(), AppError>,
+) -> UiResult {
     match r {
         Ok(()) => Ok(see_other(&format!("/incidents/{id}"), "saved")),
         Err(AppError::NotFound) => Err(super::UiError(tr.clone(), AppError::NotFound)),

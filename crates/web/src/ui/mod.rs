@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod cmdb;
+pub mod desk;
 pub mod incidents;
 pub mod notifications;
 pub mod problems;
@@ -84,6 +85,7 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     let mut resolution = vec![item("/incidents", queue_key)];
     if !p.is_read_only() {
         resolution.push(NavItem { active: path == "/incidents/new", ..item("/incidents/new", new_key) });
+        resolution.push(item("/requests", "nav-requests"));
     }
     if let Some(queue) = resolution.first_mut() {
         queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
@@ -120,6 +122,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
             ],
         });
         groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
+        if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
+            groups.push(NavGroup {
+                title: tr.t("nav-group-desk-setup"),
+                items: vec![item("/admin/categories", "nav-categories"), item("/admin/priority-matrix", "nav-priority-matrix")],
+            });
+        }
         let mut system = Vec::new();
         if p.may_admin(AdminArea::Users, Action::Read) {
             system.push(item("/users", "nav-users"));
