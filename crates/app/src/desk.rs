@@ -67,7 +67,7 @@ impl FileStore {
     }
 
     /// Moves a received file to its content address and makes the rename durable.
-    async fn keep(&self, staged: &mut Staged) -> Result<()> {
+    pub(crate) async fn keep(&self, staged: &mut Staged) -> Result<()> {
         let target = self.object_path(&staged.sha256);
         let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.dir.clone());
         tokio::fs::create_dir_all(&parent).await.map_err(io)?;

@@ -574,9 +574,23 @@ impl App {
     /// Logs a ticket: staff on behalf of a caller, or a customer contact from the portal for a
     /// project of their own organisation. Staff may assign it at once.
     pub async fn create_ticket(&self, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
+        let mut w = self.write(actor).await?;
+        let fresh = self.create_ticket_in(&mut w, actor, input, None).await?;
+        w.commit().await?;
+        Ok(fresh)
+    }
+
+    /// Creates a ticket inside the caller's transaction; `channel` fixes the channel it came
+    /// by (the mail gateway: `email`) whoever reports it.
+    pub(crate) async fn create_ticket_in(
+        &self,
+        w: &mut Writer,
+        actor: &Principal,
+        input: NewTicket,
+        channel: Option<&str>,
+    ) -> Result<TicketRecord> {
         let who = Actor::from(actor);
         let is_contact = actor.kind == AccountKind::Contact;
-        let mut w = self.write(actor).await?;
         let project = directory::get_project(&mut w.tx, input.project_id.trim()).await?;
         let project = project.filter(|p| actor.can_see_project(&p.id, Some(&p.organization_id)));
         let mut known = Known::default();
@@ -603,7 +617,13 @@ impl App {
         {
             known.add(RefKey::Category, cat);
         }
-        let channel = if is_contact { "portal".to_string() } else { blank(&input.channel).unwrap_or("phone").to_string() };
+        let channel = if let Some(c) = channel {
+            c.to_string()
+        } else if is_contact {
+            "portal".to_string()
+        } else {
+            blank(&input.channel).unwrap_or("phone").to_string()
+        };
         let form = TicketForm {
             kind: blank(&input.kind).unwrap_or("incident").to_string(),
             project_id: input.project_id.clone(),
@@ -685,17 +705,16 @@ impl App {
         };
         write_state(&mut rec, &state);
         store::insert_ticket(&mut w.tx, &rec).await?;
-        log_status(&mut w, &rec.id, &first, &actor.user_id).await?;
+        log_status(w, &rec.id, &first, &actor.user_id).await?;
         store::append_priority_log(&mut w.tx, &rec.id, w.now, &rec.priority, &actor.user_id).await?;
         store::add_watcher(&mut w.tx, &rec.id, &rec.reporter_id, w.now).await?;
         w.record("ticket", &rec.id, AuditAction::Create, None, Some(&audit_of(&rec))).await?;
         if let Some(a) = assignment {
             let policy = policy_in(&mut w.tx).await?;
             let applied = inc::apply(&state, &Command::Assign { assignment: a }, &Context::new(time(w.now), &who, &policy))?;
-            persist_applied(&mut w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
+            persist_applied(w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
         }
         let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
-        w.commit().await?;
         Ok(fresh)
     }
 

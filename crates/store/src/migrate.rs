@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "cmdb", sql: include_str!("../migrations/0003_cmdb.sql") },
     Migration { version: 4, name: "service_level", sql: include_str!("../migrations/0004_service_level.sql") },
     Migration { version: 8, name: "desk", sql: include_str!("../migrations/0008_desk.sql") },
+    Migration { version: 11, name: "mail", sql: include_str!("../migrations/0011_mail.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
