@@ -220,6 +220,12 @@ fn may_configure(actor: &Principal, project_id: &str, org: &str) -> bool {
             || (actor.has(Role::ProjectManager) && actor.can_see_project(project_id, Some(org))))
 }
 
+/// A project by its id or its code.
+async fn project_by_key(conn: &mut sqlx::AnyConnection, key: &str) -> Result<directory::ProjectRecord> {
+    let id = store::project_id_by_id_or_code(conn, key.trim()).await?.ok_or(AppError::NotFound)?;
+    directory::get_project(conn, &id).await?.ok_or(AppError::NotFound)
+}
+
 /// Outcome of deciding, inside the transaction, what a message becomes.
 struct Decision {
     outcome: &'static str,
@@ -246,7 +252,7 @@ impl App {
 
     pub async fn create_mailbox(&self, actor: &Principal, project_id: &str, input: MailboxInput) -> Result<MailboxRecord> {
         let mut w = self.write(actor).await?;
-        let project = directory::get_project(&mut w.tx, project_id.trim()).await?.ok_or(AppError::NotFound)?;
+        let project = project_by_key(&mut w.tx, project_id).await?;
         if !may_configure(actor, &project.id, &project.organization_id) {
             return Err(if actor.can_see_project(&project.id, Some(&project.organization_id)) {
                 AppError::Forbidden
@@ -302,7 +308,7 @@ impl App {
 
     pub async fn list_mailboxes(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailboxRecord>> {
         let mut c = self.read().await?;
-        let project = directory::get_project(&mut c, project_id.trim()).await?.ok_or(AppError::NotFound)?;
+        let project = project_by_key(&mut c, project_id).await?;
         if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
             return Err(AppError::NotFound);
         }
@@ -312,7 +318,7 @@ impl App {
     /// The messages received for a project with what became of them (staff only).
     pub async fn list_received_mail(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailMessageRecord>> {
         let mut c = self.read().await?;
-        let project = directory::get_project(&mut c, project_id.trim()).await?.ok_or(AppError::NotFound)?;
+        let project = project_by_key(&mut c, project_id).await?;
         if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
             return Err(AppError::NotFound);
         }
@@ -321,13 +327,13 @@ impl App {
 
     // ---- receiving ----
 
-    /// Receives one message for a project (by id or code-free id): records it once by its
+    /// Receives one message for a project (by id or code): records it once by its
     /// Message-ID, with the ticket or reply it became in the same transaction, or with the
     /// reason it became neither.
     pub async fn receive_mail(&self, actor: &Principal, project_id: &str, raw: &[u8]) -> Result<Receipt> {
         let project = {
             let mut c = self.read().await?;
-            directory::get_project(&mut c, project_id.trim()).await?.ok_or(AppError::NotFound)?
+            project_by_key(&mut c, project_id).await?
         };
         // The gateway acts for the project: staff of it (an API token) or the system.
         if !(actor.is_staff() && !actor.is_read_only() && actor.can_see_project(&project.id, Some(&project.organization_id))) {

@@ -179,3 +179,10 @@ pub async fn count_from_sender(conn: &mut AnyConnection, sender: &str, since: i6
         .await?;
     Ok(r.int("n")?)
 }
+
+/// The id of a project by its id or its code.
+pub async fn project_id_by_id_or_code(conn: &mut AnyConnection, key: &str) -> Result<Option<String>> {
+    let r =
+        sqlx::query("SELECT id FROM projects WHERE id = $1 OR code = $1 ORDER BY id LIMIT 1").bind(key).fetch_optional(&mut *conn).await?;
+    r.map(|r| r.text("id").map_err(Into::into)).transpose()
+}
