@@ -336,8 +336,11 @@ impl App {
             project_by_key(&mut c, project_id).await?
         };
         // The gateway acts for the project: staff of it (an API token) or the system.
-        if !(actor.is_staff() && !actor.is_read_only() && actor.can_see_project(&project.id, Some(&project.organization_id))) {
-            return Err(if actor.is_staff() { AppError::Forbidden } else { AppError::NotFound });
+        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+            return Err(AppError::NotFound);
+        }
+        if actor.is_read_only() {
+            return Err(AppError::Forbidden);
         }
         let own_host = self.mail_host().await?;
         let mail = parse_mail(raw, own_host.as_deref())?;

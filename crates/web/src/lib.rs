@@ -108,6 +108,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::trail::router())
         .merge(api::cmdb::router())
         .merge(api::desk::router())
+        .merge(api::mail::router())
         .split_for_parts()
 }
 
@@ -204,7 +205,11 @@ async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
 async fn body_limit(State(s): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use tower::{Layer, ServiceExt};
     let upload = req.method() == axum::http::Method::POST && req.uri().path().ends_with("/attachments");
-    let limit = if upload {
+    let mail = req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/mail/inbound";
+    let limit = if mail {
+        // A message carries several attachments, base64-encoded.
+        usize::try_from(s.app.files.max_bytes).unwrap_or(usize::MAX).saturating_mul(4).saturating_add(1024 * 1024).max(s.cfg.max_body_bytes)
+    } else if upload {
         usize::try_from(s.app.files.max_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024).max(s.cfg.max_body_bytes)
     } else {
         s.cfg.max_body_bytes

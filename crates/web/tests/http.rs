@@ -594,3 +594,6 @@ mod incidents;
 
 #[path = "http/desk.rs"]
 mod desk;
+
+#[path = "http/mail.rs"]
+mod mail;
