@@ -6,8 +6,12 @@ use keel_store::jobs::{self, Job, NewJob};
 use std::time::Duration;
 
 /// Recurring platform jobs, seeded on start (one row each, whatever the number of instances).
-pub const BUILTIN: &[(&str, &str)] =
-    &[("audit_checkpoint", "* * * * *"), ("session_sweep", "17 * * * *"), ("ticket_auto_close", "7,37 * * * *")];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("audit_checkpoint", "* * * * *"),
+    ("session_sweep", "17 * * * *"),
+    ("ticket_auto_close", "7,37 * * * *"),
+    ("mail_poll", "* * * * *"),
+];
 
 fn next_run(schedule: &str, after_ms: i64) -> Option<i64> {
     let cron: croner::Cron = schedule.parse().ok()?;
@@ -45,6 +49,9 @@ impl App {
             }
             "ticket_auto_close" => {
                 self.auto_close_resolved().await?;
+            }
+            "mail_poll" => {
+                self.poll_mailboxes().await?;
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

@@ -2109,4 +2109,122 @@ mod mail_in {
             assert_eq!(outcome(&last.unwrap()), ("ignored", Some("storm")), "{}", t.label);
         }
     }
+
+    /// A real IMAP server on loopback: Debian's dovecot with a temporary configuration and a
+    /// passwd-file user per database run (`scripts/setup-test-tools` installs it).
+    struct Dovecot {
+        dir: std::path::PathBuf,
+        port: u16,
+        child: tokio::process::Child,
+    }
+
+    impl Drop for Dovecot {
+        fn drop(&mut self) {
+            let _ = self.child.start_kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn id(flag: &str) -> String {
+        String::from_utf8(std::process::Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
+    }
+
+    async fn dovecot(users: &[&str]) -> Option<Dovecot> {
+        let bin = std::path::Path::new("/usr/sbin/dovecot");
+        if !bin.exists() {
+            eprintln!("dovecot is not installed (scripts/setup-test-tools installs it): IMAP test skipped");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("keel-dovecot-{}", keel_store::new_id()));
+        std::fs::create_dir_all(dir.join("mail")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for d in [dir.clone(), dir.join("mail")] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let passwd: String = users.iter().map(|u| format!("{u}:{{PLAIN}}imap-secret-{u}\n")).collect();
+        std::fs::write(dir.join("passwd"), passwd).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let root = id("-u") == "0";
+        let (uid, gid) = if root { ("65534".to_string(), "65534".to_string()) } else { (id("-u"), id("-g")) };
+        let own = if root {
+            String::new()
+        } else {
+            let (u, g) = (id("-un"), id("-gn"));
+            format!(
+                "default_internal_user = {u}\ndefault_login_user = {u}\ndefault_internal_group = {g}\nservice imap-login {{\n  chroot =\n}}\n"
+            )
+        };
+        let d = dir.display();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\nfirst_valid_uid = 1\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/mail/%u\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n{own}"
+        );
+        std::fs::write(dir.join("dovecot.conf"), conf).unwrap();
+        let child = tokio::process::Command::new(bin).arg("-F").arg("-c").arg(dir.join("dovecot.conf")).kill_on_drop(true).spawn().unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(Dovecot { dir, port, child });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("dovecot did not start: {}", std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default());
+    }
+
+    async fn imap_session(port: u16, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+        let mut client = async_imap::Client::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        client.read_response().await.unwrap().unwrap();
+        client.login(user, format!("imap-secret-{user}")).await.map_err(|(e, _)| e).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_imap_mailbox_is_polled_once_per_message_even_after_a_crash() {
+        let dbs = TestDb::migrated_all().await;
+        let users: Vec<String> = (0..dbs.len()).map(|i| format!("desk{i}")).collect();
+        let Some(server) = dovecot(&users.iter().map(String::as_str).collect::<Vec<_>>()).await else { return };
+        for (t, user) in dbs.iter().zip(&users) {
+            let (app, clock) = mail_app(t);
+            let w = world(&app).await;
+            let input = MailboxInput {
+                address: "desk@acme-ops.keel.test".into(),
+                unknown_sender: Some("create_contact".into()),
+                imap_host: Some("127.0.0.1".into()),
+                imap_port: Some(i64::from(server.port)),
+                imap_tls: Some("plain".into()),
+                imap_user: Some(user.clone()),
+                imap_secret: Some(format!("imap-secret-{user}")),
+                ..Default::default()
+            };
+            let mailbox = app.create_mailbox(&w.admin, &w.project_a, input).await.unwrap();
+
+            let mut s = imap_session(server.port, user).await;
+            for f in ["outlook_new.eml", "auto_reply.eml", "foxmail_gbk.eml"] {
+                s.append("INBOX", None, None, corpus(f)).await.unwrap();
+            }
+            // Stored by an earlier poll that crashed before it could flag the message.
+            app.receive_mail(&Principal::system(), &w.project_a, &corpus("foxmail_gbk.eml")).await.unwrap();
+
+            let report = app.poll_mailbox(&mailbox).await.unwrap();
+            assert_eq!((report.fetched, report.received, report.duplicates), (3, 2, 1), "{}", t.label);
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert_eq!(log.iter().filter(|m| m.outcome == "ticket").count(), 2, "the crashed message is not stored twice");
+            assert!(log.iter().any(|m| m.outcome == "ignored" && m.reason.as_deref() == Some("auto_reply")));
+            s.select("INBOX").await.unwrap();
+            assert!(s.uid_search("UNSEEN").await.unwrap().is_empty(), "every message is flagged once received");
+            assert_eq!(app.poll_mailbox(&mailbox).await.unwrap(), Default::default(), "nothing new");
+
+            // The same through the leased job runner.
+            s.append("INBOX", None, None, corpus("html_only.eml")).await.unwrap();
+            app.seed_jobs().await.unwrap();
+            clock.advance(61_000);
+            app.run_due_jobs(20).await.unwrap();
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert!(log.iter().any(|m| m.subject == "Newsletter signup form broken" && m.outcome == "ticket"), "{}", t.label);
+            s.logout().await.unwrap();
+        }
+        drop(server);
+    }
 }

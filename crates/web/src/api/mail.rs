@@ -9,6 +9,7 @@ use crate::auth::ApiUser;
 use crate::error::{ApiError, ErrorBody};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use keel_app::mail_in::{MailboxInput, Receipt};
@@ -62,6 +63,9 @@ impl From<Receipt> for MailReceipt {
 /// What an inbound message can be refused for.
 #[derive(utoipa::IntoResponses)]
 pub enum InboundErrors {
+    /// The body could not be read (`malformed_body`).
+    #[response(status = 400)]
+    Malformed(ErrorBody),
     /// The message is larger than the limit (`payload_too_large`).
     #[response(status = 413)]
     TooLarge(ErrorBody),
@@ -84,8 +88,15 @@ async fn receive_mail(
     ApiUser(who): ApiUser,
     ApiQuery(q): ApiQuery<InboundQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResponse {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the message is larger than the limit")
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", "the message could not be read")
+        }
+    })?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.trim().to_ascii_lowercase().starts_with("message/rfc822") {
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: message/rfc822"));
