@@ -7,7 +7,7 @@
 CREATE TABLE mailboxes (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects (id),
-    address TEXT NOT NULL UNIQUE,
+    address TEXT NOT NULL,
     -- What happens to mail from an address no contact has: `create_contact` (in the
     -- project's organisation) or `hold` (recorded for review, no ticket).
     unknown_sender TEXT NOT NULL,
@@ -25,11 +25,12 @@ CREATE TABLE mailboxes (
     updated_at BIGINT NOT NULL,
     version BIGINT NOT NULL
 );
+CREATE UNIQUE INDEX mailboxes_address ON mailboxes (address);
 CREATE INDEX mailboxes_project ON mailboxes (project_id);
 
 CREATE TABLE mail_messages (
     id TEXT PRIMARY KEY,
-    message_id TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
     project_id TEXT NOT NULL REFERENCES projects (id),
     mailbox_id TEXT REFERENCES mailboxes (id),
     sender TEXT NOT NULL,
@@ -45,5 +46,6 @@ CREATE TABLE mail_messages (
     raw_sha256 TEXT,
     received_at BIGINT NOT NULL
 );
+CREATE UNIQUE INDEX mail_messages_message_id ON mail_messages (message_id);
 CREATE INDEX mail_messages_sender ON mail_messages (sender, received_at);
 CREATE INDEX mail_messages_project ON mail_messages (project_id, received_at);
