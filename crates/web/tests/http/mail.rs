@@ -53,3 +53,26 @@ async fn mail_posted_over_http_becomes_a_ticket_once() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "not the agent's project");
     }
 }
+
+#[tokio::test]
+async fn mailboxes_are_configured_from_the_project_pages() {
+    for s in sites().await {
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let r = s.page(&cookie, "/projects/B1/mailboxes/new").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text().contains("name=\"imap_secret\""));
+        let bad = format!("_csrf={csrf}&address=not-an-address&unknown_sender=hold&imap_host=&imap_port=&imap_tls=tls");
+        let r = s.post_form(&cookie, "/projects/B1/mailboxes", &bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("not-an-address"), "typed values are kept");
+        let good = format!("_csrf={csrf}&address=desk%40b1.keel.test&unknown_sender=create_contact&imap_host=&imap_port=&imap_tls=tls");
+        let r = s.post_form(&cookie, "/projects/B1/mailboxes", &good).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = s.page(&cookie, "/projects/B1/mailboxes").await;
+        assert!(r.text().contains("desk@b1.keel.test"));
+        let r = s.page(&cookie, "/projects/B1/mail").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let r = s.post_form(&cookie, "/projects/B1/mailboxes", "address=x%40y.z").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+    }
+}
