@@ -39,7 +39,7 @@ fn ok(o: &std::process::Output) -> String {
 #[test]
 fn help_documents_every_subcommand() {
     let out = ok(&keel(&["--help"], &[]));
-    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi"] {
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate"] {
         assert!(out.contains(sub), "{sub} missing from --help");
     }
     let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
