@@ -70,7 +70,7 @@ impl FileStore {
     }
 
     /// Moves a received file to its content address and makes the rename durable.
-    async fn keep(&self, staged: &mut Staged) -> Result<()> {
+    pub(crate) async fn keep(&self, staged: &mut Staged) -> Result<()> {
         let target = self.object_path(&staged.sha256);
         let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.dir.clone());
         tokio::fs::create_dir_all(&parent).await.map_err(io)?;
@@ -741,7 +741,7 @@ impl App {
             catalogue_item_id: Some(item.id.clone()),
             ..Default::default()
         };
-        let t = self.create_ticket_in(&mut w, actor, ticket).await?;
+        let t = self.create_ticket_in(&mut w, actor, ticket, None).await?;
         let json = serde_json::to_string(&answers).map_err(|e| AppError::Internal(e.to_string()))?;
         store::insert_request_answers(&mut w.tx, &t.id, &item.id, &json, w.now).await?;
         let a = serde_json::json!({ "catalogue_item_id": item.id, "answers": answers });

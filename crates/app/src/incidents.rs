@@ -583,13 +583,20 @@ impl App {
     /// project of their own organisation. Staff may assign it at once.
     pub async fn create_ticket(&self, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
         let mut w = self.write(actor).await?;
-        let t = self.create_ticket_in(&mut w, actor, input).await?;
+        let fresh = self.create_ticket_in(&mut w, actor, input, None).await?;
         w.commit().await?;
-        Ok(t)
+        Ok(fresh)
     }
 
-    /// Logs a ticket inside the caller's transaction.
-    pub(crate) async fn create_ticket_in(&self, w: &mut Writer, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
+    /// Creates a ticket inside the caller's transaction; `channel` fixes the channel it came
+    /// by (the mail gateway: `email`) whoever reports it.
+    pub(crate) async fn create_ticket_in(
+        &self,
+        w: &mut Writer,
+        actor: &Principal,
+        input: NewTicket,
+        channel: Option<&str>,
+    ) -> Result<TicketRecord> {
         let who = Actor::from(actor);
         let is_contact = actor.kind == AccountKind::Contact;
         let project = directory::get_project(&mut w.tx, input.project_id.trim()).await?;
@@ -628,7 +635,13 @@ impl App {
         {
             known.add(RefKey::CatalogueItem, item);
         }
-        let channel = if is_contact { "portal".to_string() } else { blank(&input.channel).unwrap_or("phone").to_string() };
+        let channel = if let Some(c) = channel {
+            c.to_string()
+        } else if is_contact {
+            "portal".to_string()
+        } else {
+            blank(&input.channel).unwrap_or("phone").to_string()
+        };
         let form = TicketForm {
             kind: blank(&input.kind).unwrap_or("incident").to_string(),
             project_id: input.project_id.clone(),

@@ -15,6 +15,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("notification_dispatch", "*/5 * * * * *"),
     ("notification_delivery", "*/5 * * * * *"),
     ("ticket_auto_close", "7,37 * * * *"),
+    ("mail_poll", "* * * * *"),
 ];
 
 /// Builtin jobs that also run right after start, not only at their next scheduled time.
@@ -74,6 +75,9 @@ impl App {
             }
             "ticket_auto_close" => {
                 self.auto_close_resolved().await?;
+            }
+            "mail_poll" => {
+                self.poll_mailboxes().await?;
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

@@ -9,6 +9,8 @@ pub mod directory;
 pub mod error;
 pub mod incidents;
 pub mod jobs;
+pub mod mail_imap;
+pub mod mail_in;
 pub mod notifications;
 pub mod problems;
 pub mod service_level;

@@ -3352,3 +3352,316 @@ mod desk {
         }
     }
 }
+
+mod mail_in {
+    use super::*;
+    use keel_app::mail_in::{MailboxInput, Receipt, parse_mail};
+    use keel_domain::mail::{Noise, STORM_PER_HOUR};
+
+    fn corpus(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/mail/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn with_id(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8_lossy(raw).replace(from, to).into_bytes()
+    }
+
+    fn mail_app(t: &TestDb) -> (App, Arc<TestClock>) {
+        let (app, clock) = app_on(t);
+        let files = std::env::temp_dir().join(format!("keel-mail-files-{}", keel_store::new_id()));
+        (app.with_files(keel_app::desk::FileStore::new(files, 64 * 1024)), clock)
+    }
+
+    fn parsed(name: &str) -> keel_app::mail_in::InboundMail {
+        parse_mail(&corpus(name), Some("keel.example.com")).unwrap()
+    }
+
+    #[test]
+    fn the_corpus_parses_as_people_send_it() {
+        let m = parsed("outlook_new.eml");
+        assert_eq!((m.from.as_str(), m.from_name.as_deref()), ("li.lei@acme.test", Some("李雷")));
+        assert!(m.text.contains("\"authentication timed out\""), "{}", m.text);
+        assert_eq!(m.safe_html, None, "text/plain is preferred");
+        assert_eq!(m.files.len(), 1);
+        assert_eq!((m.files[0].file_name.as_str(), m.files[0].content_type.as_str()), ("vpn-error-log.pdf", "application/pdf"));
+        assert!(m.files[0].bytes.starts_with(b"%PDF"));
+        assert_eq!(m.noise, None);
+
+        let m = parsed("gmail_reply_in_reply_to.eml");
+        assert_eq!(m.in_reply_to, vec!["0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b@keel.example.com".to_string()]);
+        assert!(m.references.contains(&"ticket-{TICKET_ID}@keel.example.com".to_string()));
+        assert_eq!(m.reply_text, "It works again after the certificate update, thank you!");
+        assert_eq!(m.message_id, "CAJx9ZQk7Vq1pXyZ3bT5n+Wm=QeR8sLdF2u0aB4cD6eF8gH0iJ@mail.gmail.com");
+
+        let m = parsed("apple_mail_inline_image.eml");
+        assert_eq!(m.files.len(), 1);
+        assert!(m.files[0].inline && m.files[0].file_name == "display.png" && m.files[0].content_type == "image/png");
+        assert!(m.text.starts_with("The display in meeting room 3 flickers"));
+
+        let m = parsed("foxmail_gbk.eml");
+        assert_eq!((m.subject.as_str(), m.from_name.as_deref()), ("财务室打印机无法打印", Some("李雷")));
+        assert!(m.text.contains("三楼财务室的打印机从昨天开始无法打印，显示“脱机”。"), "{}", m.text);
+
+        let m = parsed("html_only.eml");
+        let html = m.safe_html.clone().unwrap();
+        for bad in ["<script", "document.cookie", "tracker.example.net", "onload", "onclick", "<style"] {
+            assert!(!html.contains(bad), "{bad} left in {html}");
+            assert!(!m.text.contains(bad), "{bad} left in {}", m.text);
+        }
+        assert!(html.contains("<b>signup form</b>") && m.text.contains("signup form"), "{}", m.text);
+
+        let m = parsed("big5_stranger.eml");
+        assert_eq!((m.subject.as_str(), m.from_name.as_deref()), ("電子郵件無法寄出", Some("陳小姐")));
+        assert!(m.text.contains("台北分公司的電子郵件無法寄出"));
+
+        let m = parsed("encoded_subject_gb18030.eml");
+        assert_eq!(m.subject, "报销系统无法登录");
+        assert!(m.text.contains("会话已过期"));
+
+        assert_eq!(parsed("auto_reply.eml").noise, Some(Noise::AutoReply));
+        assert_eq!(parsed("dsn_bounce.eml").noise, Some(Noise::Bounce));
+        assert_eq!(parsed("own_mail.eml").noise, Some(Noise::OwnMail));
+        assert_eq!(parsed("reply_by_subject.eml").reply_text, "The Beijing office has the same problem now.");
+    }
+
+    async fn mailbox(app: &App, w: &World, project: &str, address: &str, policy: &str) {
+        let input = MailboxInput { address: address.into(), unknown_sender: Some(policy.into()), ..Default::default() };
+        app.create_mailbox(&w.admin, project, input).await.unwrap();
+    }
+
+    fn outcome(r: &Receipt) -> (&str, Option<&str>) {
+        (r.message.outcome.as_str(), r.message.reason.as_deref())
+    }
+
+    #[tokio::test]
+    async fn mail_becomes_tickets_and_replies_once_and_noise_is_recorded() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock) = mail_app(&t);
+            let w = world(&app).await;
+            let sys = Principal::system();
+            mailbox(&app, &w, &w.project_a, "desk@acme-ops.keel.test", "create_contact").await;
+            mailbox(&app, &w, &w.project_b, "desk@beta-dc.keel.test", "hold").await;
+
+            // A new message from a known contact: a ticket of their organisation, by email.
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("outlook_new.eml")).await.unwrap();
+            assert_eq!(outcome(&r), ("ticket", None), "{}", t.label);
+            let ticket = app.get_ticket(&w.agent_a, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(
+                (ticket.number.as_str(), ticket.channel.as_str(), ticket.reporter_id.as_str(), ticket.title.as_str()),
+                ("INC-000001", "email", w.contact_a.user_id.as_str(), "VPN cannot connect from the Shanghai office")
+            );
+            assert_eq!(ticket.organization_id, w.org_a);
+            let files = app.list_attachments(&w.contact_a, &ticket.id).await.unwrap();
+            assert_eq!(files.iter().map(|f| f.file_name.as_str()).collect::<Vec<_>>(), vec!["vpn-error-log.pdf"]);
+
+            // The same message again (an MTA retry): nothing stored twice.
+            let again = app.receive_mail(&sys, &w.project_a, &corpus("outlook_new.eml")).await.unwrap();
+            assert!(again.duplicate && again.message.ticket_id == r.message.ticket_id);
+            assert_eq!(app.list_attachments(&w.agent_a, &ticket.id).await.unwrap().len(), 1);
+
+            // A reply threaded by Keel's thread id in References.
+            let raw = with_id(&corpus("gmail_reply_in_reply_to.eml"), "{TICKET_ID}", &ticket.id);
+            let raw = with_id(&raw, "[INC-000001]", "");
+            let r = app.receive_mail(&sys, &w.project_a, &raw).await.unwrap();
+            assert_eq!((outcome(&r).0, r.message.ticket_id.as_deref()), ("reply", Some(ticket.id.as_str())), "{}", t.label);
+            let comments = app.list_comments(&w.contact_a, &ticket.id).await.unwrap();
+            assert_eq!(comments.len(), 1);
+            assert_eq!(
+                (comments[0].body.as_str(), comments[0].visibility.as_str(), comments[0].author_id.as_str()),
+                ("It works again after the certificate update, thank you!", "public", w.contact_a.user_id.as_str())
+            );
+
+            // A reply found by the number in its subject, Outlook's quoted history cut off.
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("reply_by_subject.eml")).await.unwrap();
+            assert_eq!(outcome(&r).0, "reply");
+            let comments = app.list_comments(&w.agent_a, &ticket.id).await.unwrap();
+            assert_eq!(comments.last().unwrap().body, "The Beijing office has the same problem now.");
+
+            // Noise is recorded with its reason and touches no ticket.
+            for (file, reason) in [("auto_reply.eml", "auto_reply"), ("dsn_bounce.eml", "bounce"), ("own_mail.eml", "own_mail")] {
+                let r = app.receive_mail(&sys, &w.project_a, &corpus(file)).await.unwrap();
+                assert_eq!(outcome(&r), ("ignored", Some(reason)), "{file} {}", t.label);
+                assert!(r.accepted() && r.message.ticket_id.is_none());
+            }
+            assert_eq!(app.list_comments(&w.agent_a, &ticket.id).await.unwrap().len(), 2);
+
+            // A contact of another organisation quoting Acme's ticket number: never a comment
+            // on it. Sent to Beta's desk it is a new Beta ticket; to Acme's desk it is held.
+            let stranger = corpus("stranger_quotes_ticket.eml");
+            let r = app.receive_mail(&sys, &w.project_b, &stranger).await.unwrap();
+            assert_eq!(outcome(&r).0, "ticket", "{}", t.label);
+            assert!(outcome(&r).1.unwrap().contains("may not see"));
+            let beta = app.get_ticket(&w.admin, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!((beta.project_id.as_str(), beta.organization_id.as_str()), (w.project_b.as_str(), w.org_b.as_str()));
+            assert_eq!(beta.title, "VPN cannot connect from the Shanghai office");
+            let to_acme = with_id(&stranger, "5b6c7d8e", "5b6c7d8f");
+            let r = app.receive_mail(&sys, &w.project_a, &to_acme).await.unwrap();
+            assert_eq!(outcome(&r).0, "held");
+            assert!(outcome(&r).1.unwrap().starts_with("sender_of_another_organization"));
+            assert_eq!(app.list_comments(&w.agent_a, &ticket.id).await.unwrap().len(), 2);
+
+            // Unknown senders: Acme's mailbox creates the contact in Acme, Beta's holds.
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("big5_stranger.eml")).await.unwrap();
+            assert_eq!(outcome(&r), ("ticket", Some("contact created")), "{}", t.label);
+            let big5 = app.get_ticket(&w.admin, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(big5.title, "電子郵件無法寄出");
+            assert!(big5.description.as_deref().unwrap().contains("台北分公司"));
+            let mut c = app.read().await.unwrap();
+            let chen = keel_store::accounts::get_user_by_email(&mut c, "chen@newbranch.example.tw").await.unwrap().unwrap();
+            drop(c);
+            assert_eq!(
+                (chen.kind.as_str(), chen.organization_id.as_deref(), chen.display_name.as_str()),
+                ("contact", Some(w.org_a.as_str()), "陳小姐")
+            );
+            let unknown_to_beta = with_id(&corpus("big5_stranger.eml"), "000a01d9b2c3", "000a01d9b2c4");
+            let r = app.receive_mail(&sys, &w.project_b, &with_id(&unknown_to_beta, "chen@", "lin@")).await.unwrap();
+            assert_eq!(outcome(&r), ("held", Some("unknown_sender")));
+
+            // Chinese and HTML-only mail become readable, safe tickets.
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("foxmail_gbk.eml")).await.unwrap();
+            let fox = app.get_ticket(&w.admin, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(fox.title, "财务室打印机无法打印");
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("html_only.eml")).await.unwrap();
+            let html = app.get_ticket(&w.admin, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            let d = html.description.unwrap();
+            assert!(d.contains("signup form") && !d.contains("script") && !d.contains("tracker"), "{d}");
+            let r = app.receive_mail(&sys, &w.project_a, &corpus("apple_mail_inline_image.eml")).await.unwrap();
+            let files = app.list_attachments(&w.agent_a, r.message.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!((files[0].file_name.as_str(), files[0].content_type.as_str()), ("display.png", "image/png"));
+
+            // Only staff of the project (or the system) feed the gateway.
+            assert!(matches!(app.receive_mail(&w.contact_a, &w.project_a, &corpus("foxmail_gbk.eml")).await, Err(AppError::NotFound)));
+            assert!(matches!(app.receive_mail(&w.auditor, &w.project_a, &corpus("foxmail_gbk.eml")).await, Err(AppError::Forbidden)));
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert!(log.iter().any(|m| m.outcome == "ignored" && m.reason.as_deref() == Some("bounce")));
+            assert!(log.iter().any(|m| m.safe_html.is_some()));
+
+            // A storm from one sender: after the hourly limit further mail is ignored.
+            clock.advance(2 * 3_600_000);
+            let mut last = None;
+            for i in 0..=STORM_PER_HOUR {
+                let raw = format!("From: li.lei@acme.test\r\nSubject: storm {i}\r\nMessage-ID: <storm-{i}@acme.test>\r\n\r\nagain\r\n");
+                last = Some(app.receive_mail(&sys, &w.project_a, raw.as_bytes()).await.unwrap());
+            }
+            assert_eq!(outcome(&last.unwrap()), ("ignored", Some("storm")), "{}", t.label);
+        }
+    }
+
+    /// A real IMAP server on loopback: Debian's dovecot with a temporary configuration and a
+    /// passwd-file user per database run (`scripts/setup-test-tools` installs it).
+    struct Dovecot {
+        dir: std::path::PathBuf,
+        port: u16,
+        child: tokio::process::Child,
+    }
+
+    impl Drop for Dovecot {
+        fn drop(&mut self) {
+            let _ = self.child.start_kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn id(flag: &str) -> String {
+        String::from_utf8(std::process::Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
+    }
+
+    async fn dovecot(users: &[&str]) -> Option<Dovecot> {
+        let bin = std::path::Path::new("/usr/sbin/dovecot");
+        if !bin.exists() {
+            eprintln!("dovecot is not installed (scripts/setup-test-tools installs it): IMAP test skipped");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("keel-dovecot-{}", keel_store::new_id()));
+        std::fs::create_dir_all(dir.join("mail")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for d in [dir.clone(), dir.join("mail")] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let passwd: String = users.iter().map(|u| format!("{u}:{{PLAIN}}imap-secret-{u}\n")).collect();
+        std::fs::write(dir.join("passwd"), passwd).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let root = id("-u") == "0";
+        let (uid, gid) = if root { ("65534".to_string(), "65534".to_string()) } else { (id("-u"), id("-g")) };
+        let own = if root {
+            String::new()
+        } else {
+            let (u, g) = (id("-un"), id("-gn"));
+            format!(
+                "default_internal_user = {u}\ndefault_login_user = {u}\ndefault_internal_group = {g}\nservice imap-login {{\n  chroot =\n}}\n"
+            )
+        };
+        let d = dir.display();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\nfirst_valid_uid = 1\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/mail/%u\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n{own}"
+        );
+        std::fs::write(dir.join("dovecot.conf"), conf).unwrap();
+        let child = tokio::process::Command::new(bin).arg("-F").arg("-c").arg(dir.join("dovecot.conf")).kill_on_drop(true).spawn().unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(Dovecot { dir, port, child });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("dovecot did not start: {}", std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default());
+    }
+
+    async fn imap_session(port: u16, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+        let mut client = async_imap::Client::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        client.read_response().await.unwrap().unwrap();
+        client.login(user, format!("imap-secret-{user}")).await.map_err(|(e, _)| e).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_imap_mailbox_is_polled_once_per_message_even_after_a_crash() {
+        let dbs = TestDb::migrated_all().await;
+        let users: Vec<String> = (0..dbs.len()).map(|i| format!("desk{i}")).collect();
+        let Some(server) = dovecot(&users.iter().map(String::as_str).collect::<Vec<_>>()).await else { return };
+        for (t, user) in dbs.iter().zip(&users) {
+            let (app, clock) = mail_app(t);
+            let w = world(&app).await;
+            let input = MailboxInput {
+                address: "desk@acme-ops.keel.test".into(),
+                unknown_sender: Some("create_contact".into()),
+                imap_host: Some("127.0.0.1".into()),
+                imap_port: Some(i64::from(server.port)),
+                imap_tls: Some("plain".into()),
+                imap_user: Some(user.clone()),
+                imap_secret: Some(format!("imap-secret-{user}")),
+                ..Default::default()
+            };
+            let mailbox = app.create_mailbox(&w.admin, &w.project_a, input).await.unwrap();
+
+            let mut s = imap_session(server.port, user).await;
+            for f in ["outlook_new.eml", "auto_reply.eml", "foxmail_gbk.eml"] {
+                s.append("INBOX", None, None, corpus(f)).await.unwrap();
+            }
+            // Stored by an earlier poll that crashed before it could flag the message.
+            app.receive_mail(&Principal::system(), &w.project_a, &corpus("foxmail_gbk.eml")).await.unwrap();
+
+            let report = app.poll_mailbox(&mailbox).await.unwrap();
+            assert_eq!((report.fetched, report.received, report.duplicates), (3, 2, 1), "{}", t.label);
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert_eq!(log.iter().filter(|m| m.outcome == "ticket").count(), 2, "the crashed message is not stored twice");
+            assert!(log.iter().any(|m| m.outcome == "ignored" && m.reason.as_deref() == Some("auto_reply")));
+            s.select("INBOX").await.unwrap();
+            assert!(s.uid_search("UNSEEN").await.unwrap().is_empty(), "every message is flagged once received");
+            assert_eq!(app.poll_mailbox(&mailbox).await.unwrap(), Default::default(), "nothing new");
+
+            // The same through the leased job runner.
+            s.append("INBOX", None, None, corpus("html_only.eml")).await.unwrap();
+            app.seed_jobs().await.unwrap();
+            clock.advance(61_000);
+            app.run_due_jobs(20).await.unwrap();
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert!(log.iter().any(|m| m.subject == "Newsletter signup form broken" && m.outcome == "ticket"), "{}", t.label);
+            s.logout().await.unwrap();
+        }
+        drop(server);
+    }
+}

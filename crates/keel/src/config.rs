@@ -114,6 +114,12 @@ impl Config {
         Ok(f)
     }
 
+    /// The largest email message the gateway accepts: room for a few attachments of the
+    /// largest size in base64.
+    pub fn max_mail_bytes(&self) -> u64 {
+        self.max_attachment_bytes.saturating_mul(4).saturating_add(1024 * 1024)
+    }
+
     pub fn security(&self) -> keel_app::SecurityConfig {
         keel_app::SecurityConfig {
             session_idle_ms: self.session_idle_minutes * 60_000,

@@ -1,5 +1,5 @@
 //! The `keel` binary: serves every process (web, API and background jobs in one process) and
-//! carries the operator's commands: migrate, user, backup, restore, check.
+//! carries the operator's commands: migrate, user, backup, restore, check, and the mail gateway.
 
 mod config;
 
@@ -47,6 +47,14 @@ enum Command {
     Check,
     /// Print the OpenAPI document.
     Openapi,
+    /// Receive one email message on standard input for a project (an MTA pipe): exits 0 when
+    /// it was stored or deliberately ignored, 65 when refused, 67 for an unknown project and
+    /// 75 (EX_TEMPFAIL) when the MTA should try again later.
+    Mailgate {
+        /// The project's id or code.
+        #[arg(long)]
+        project: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,7 +164,68 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&keel_web::openapi())?);
             Ok(())
         }
+        Command::Mailgate { project } => std::process::exit(mailgate(&cfg, &project).await),
     }
+}
+
+/// sysexits(3) codes an MTA understands.
+const EX_DATAERR: i32 = 65;
+const EX_NOUSER: i32 = 67;
+const EX_TEMPFAIL: i32 = 75;
+
+async fn mailgate(cfg: &Config, project: &str) -> i32 {
+    use std::io::Read;
+    let limit = cfg.max_mail_bytes();
+    let mut raw = Vec::new();
+    if let Err(e) = std::io::stdin().lock().take(limit + 1).read_to_end(&mut raw) {
+        eprintln!("keel mailgate: cannot read the message: {e}");
+        return EX_TEMPFAIL;
+    }
+    if raw.len() as u64 > limit {
+        eprintln!("keel mailgate: message refused: larger than {limit} bytes");
+        return EX_DATAERR;
+    }
+    let app = match async {
+        let db = open(cfg).await?;
+        keel_store::migrate::run(&db).await?;
+        let files = keel_app::desk::FileStore::new(std::path::absolute(cfg.data_dir.join("attachments"))?, cfg.max_attachment_bytes);
+        anyhow::Ok(App::new(db, cfg.security()).with_files(files))
+    }
+    .await
+    {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("keel mailgate: temporary failure: {e:#}");
+            return EX_TEMPFAIL;
+        }
+    };
+    let code = match app.receive_mail(&keel_domain::identity::Principal::system(), project, &raw).await {
+        Ok(r) if r.accepted() => {
+            let m = &r.message;
+            let what = if r.duplicate { "already received" } else { m.outcome.as_str() };
+            println!("{what}: <{}>{}", m.message_id, m.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+            0
+        }
+        Ok(r) => {
+            eprintln!("keel mailgate: message refused: {}", r.message.reason.as_deref().unwrap_or("refused"));
+            EX_DATAERR
+        }
+        Err(keel_app::AppError::NotFound) => {
+            eprintln!("keel mailgate: no such project: {project}");
+            EX_NOUSER
+        }
+        Err(keel_app::AppError::Validation(errors)) => {
+            let text: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+            eprintln!("keel mailgate: message refused: {}", text.join("; "));
+            EX_DATAERR
+        }
+        Err(e) => {
+            eprintln!("keel mailgate: temporary failure: {e}");
+            EX_TEMPFAIL
+        }
+    };
+    app.db.close().await;
+    code
 }
 
 async fn open(cfg: &Config) -> anyhow::Result<Db> {

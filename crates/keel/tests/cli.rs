@@ -39,7 +39,7 @@ fn ok(o: &std::process::Output) -> String {
 #[test]
 fn help_documents_every_subcommand() {
     let out = ok(&keel(&["--help"], &[]));
-    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi"] {
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate"] {
         assert!(out.contains(sub), "{sub} missing from --help");
     }
     let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
@@ -201,4 +201,79 @@ async fn answered_writes_survive_sigkill_on_postgres() {
     let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
     kill_during_writes(vec!["--database-url".into(), t.url.clone()], open).await;
     drop(t);
+}
+
+fn mailgate(args: &[&str], message: &[u8]) -> std::process::Output {
+    let mut c = Command::new(KEEL);
+    c.args(args).env_remove("KEEL_DATABASE_URL").env_remove("KEEL_DATA_DIR").env_remove("KEEL_BIND");
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), message).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `keel mailgate` as an MTA pipe runs it: 0 when stored or deliberately ignored, so the MTA
+/// is done; non-zero with a reason on stderr when refused, 75 when it should retry.
+#[tokio::test]
+async fn mailgate_exit_codes_tell_the_mta_what_to_do() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    let ds = d.to_str().unwrap();
+    ok(&keel(&["--data-dir", ds, "migrate"], &[]));
+    let url = keel_store::sqlite_url_for_dir(&d);
+    let db = keel_store::Db::connect(&url, &Default::default()).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let sys = Principal::system();
+    let org = app
+        .create_organization(
+            &sys,
+            keel_app::directory::OrganizationInput { name: "Acme".into(), code: "acme".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let input = keel_app::directory::ProjectInput {
+        code: "ACME-OPS".into(),
+        name: "Acme ops".into(),
+        organization_id: org.id.clone(),
+        ..Default::default()
+    };
+    app.create_project(&sys, input).await.unwrap();
+    let mailbox = keel_app::mail_in::MailboxInput {
+        address: "desk@acme-ops.keel.test".into(),
+        unknown_sender: Some("create_contact".into()),
+        ..Default::default()
+    };
+    app.create_mailbox(&sys, "ACME-OPS", mailbox).await.unwrap();
+    db.close().await;
+
+    let mail = b"From: Wang Fang <wang.fang@acme.test>\r\nTo: desk@acme-ops.keel.test\r\nSubject: =?UTF-8?B?5omT5Y2w5py65Z2P5LqG?=\r\nMessage-ID: <cli-1@acme.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPaper jam on floor 3.\r\n";
+    let stored = mailgate(&["--data-dir", ds, "mailgate", "--project", "ACME-OPS"], mail);
+    assert_eq!(stored.status.code(), Some(0), "{}", String::from_utf8_lossy(&stored.stderr));
+    assert!(String::from_utf8_lossy(&stored.stdout).starts_with("ticket: <cli-1@acme.test>"));
+    let again = mailgate(&["--data-dir", ds, "mailgate", "--project", "ACME-OPS"], mail);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("already received"));
+
+    let auto = b"From: wang.fang@acme.test\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <cli-2@acme.test>\r\n\r\naway\r\n";
+    let ignored = mailgate(&["--data-dir", ds, "mailgate", "--project", "ACME-OPS"], auto);
+    assert_eq!(ignored.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ignored.stdout).contains("ignored: <cli-2@acme.test> (auto_reply)"));
+
+    let junk = mailgate(&["--data-dir", ds, "mailgate", "--project", "ACME-OPS"], b"no headers at all\r\n");
+    assert_eq!(junk.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&junk.stderr).contains("refused"));
+    let nowhere = mailgate(&["--data-dir", ds, "mailgate", "--project", "NOPE"], mail);
+    assert_eq!(nowhere.status.code(), Some(67));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("no such project"));
+    let down = mailgate(&["--database-url", "postgres://nobody@127.0.0.1:1/none", "mailgate", "--project", "ACME-OPS"], mail);
+    assert_eq!(down.status.code(), Some(75), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("temporary failure"));
+
+    let db = keel_store::Db::connect(&url, &Default::default()).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let log = app.list_received_mail(&sys, "ACME-OPS").await.unwrap();
+    db.close().await;
+    let outcomes: Vec<&str> = log.iter().map(|m| m.outcome.as_str()).collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.contains(&"ticket") && outcomes.contains(&"ignored"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod incidents;
 pub mod jobs;
 pub mod kernel;
+pub mod mail;
 pub mod migrate;
 pub mod notifications;
 pub mod page;

@@ -111,6 +111,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::notifications::router())
         .merge(api::problems::router())
         .merge(api::desk::router())
+        .merge(api::mail::router())
         .split_for_parts()
 }
 
@@ -143,6 +144,9 @@ fn ui_router() -> Router<AppState> {
         .route("/projects/new", get(admin::project_new))
         .route("/projects/{id}", get(admin::project_show).post(admin::project_update))
         .route("/projects/{id}/tailoring", post(admin::project_tailor))
+        .route("/projects/{id}/mailboxes", get(ui::mail::mailboxes).post(ui::mail::mailbox_create))
+        .route("/projects/{id}/mailboxes/new", get(ui::mail::mailbox_new))
+        .route("/projects/{id}/mail", get(ui::mail::received))
         .route("/incidents", get(incidents::queue).post(incidents::create))
         .route("/incidents/new", get(incidents::new_form))
         .route("/incidents/{id}", get(incidents::show))
@@ -237,7 +241,11 @@ async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {
 async fn body_limit(State(s): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use tower::{Layer, ServiceExt};
     let upload = req.method() == axum::http::Method::POST && req.uri().path().ends_with("/attachments");
-    let limit = if upload {
+    let mail = req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/mail/inbound";
+    let limit = if mail {
+        // A message carries several attachments, base64-encoded.
+        usize::try_from(s.app.files.max_bytes).unwrap_or(usize::MAX).saturating_mul(4).saturating_add(1024 * 1024).max(s.cfg.max_body_bytes)
+    } else if upload {
         usize::try_from(s.app.files.max_bytes).unwrap_or(usize::MAX).saturating_add(64 * 1024).max(s.cfg.max_body_bytes)
     } else {
         s.cfg.max_body_bytes

@@ -606,3 +606,6 @@ mod problems;
 
 #[path = "http/desk.rs"]
 mod desk;
+
+#[path = "http/mail.rs"]
+mod mail;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cmdb;
 pub mod desk;
 pub mod incidents;
+pub mod mail;
 pub mod notifications;
 pub mod problems;
 pub mod service_level;

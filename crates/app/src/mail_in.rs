@@ -1,0 +1,588 @@
+//! Service desk (ISO/IEC 20000-1 §8.6.1, REQUIREMENTS §4), email channel, mail coming in: a
+//! message becomes a ticket or a public reply on its ticket, or is recorded as noise or held
+//! for review — each exactly once, by its Message-ID.
+//!
+//! The parsing step (`parse_mail`) is pure: raw RFC 5322 bytes in, the facts Keel acts on out
+//! (sanitised HTML, decoded charsets and encoded words, attachments, the new part of a reply,
+//! and whether it is an auto-reply, a bounce or Keel's own mail).
+
+use crate::desk::Staged;
+use crate::incidents::{NewTicket, comment_in};
+use crate::users::{NewUser, insert_user_in};
+use crate::writer::snapshot;
+use crate::{App, AppError, Principal, Result};
+use keel_domain::audit::AuditAction;
+use keel_domain::identity::{AccountKind, Role};
+use keel_domain::incident::{Status, TicketNumber, Visibility, attachment};
+use keel_domain::mail::{self as rules, MailSignals, Noise};
+use keel_store::desk::AttachmentRecord;
+use keel_store::incidents::{self as tickets, TicketRecord};
+use keel_store::mail::{self as store, MailMessageRecord, MailboxRecord};
+use keel_store::{accounts, directory, kernel};
+use mail_parser::{MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+/// The host Keel writes into its own Message-IDs (`<{uuid}@{host}>`); mail carrying it is
+/// Keel's own and never becomes a ticket.
+pub const MAIL_HOST_SETTING: &str = "mail.host";
+
+/// Unknown-sender policies of a mailbox.
+pub const UNKNOWN_SENDER_POLICIES: &[&str] = &["create_contact", "hold"];
+/// How a mailbox talks to its IMAP server.
+pub const IMAP_TLS_MODES: &[&str] = &["tls", "starttls", "plain"];
+
+/// A file carried by a message: an attachment or an inline image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub inline: bool,
+}
+
+/// What Keel takes from a message.
+#[derive(Debug, Clone, Default)]
+pub struct InboundMail {
+    /// Without angle brackets; a digest of the message when it has none, so a retry of the
+    /// same bytes is still recognised.
+    pub message_id: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Lower-cased address of the sender.
+    pub from: String,
+    pub from_name: Option<String>,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// The whole text body (the text rendering of HTML-only mail).
+    pub text: String,
+    /// The new part of a reply, quoted history cut off.
+    pub reply_text: String,
+    /// HTML-only mail, sanitised: no scripts, styles, remote images or event handlers.
+    pub safe_html: Option<String>,
+    pub files: Vec<MailFile>,
+    pub noise: Option<Noise>,
+}
+
+/// Sanitises mail HTML for showing: ammonia's defaults (no script/style content, no event
+/// handler or style attributes, safe URL schemes) and no images, which in mail are remote
+/// trackers or inline parts Keel keeps as attachments.
+pub fn sanitize_html(html: &str) -> String {
+    ammonia::Builder::default().rm_tags(["img"]).clean(html).to_string()
+}
+
+fn ids(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
+    match v {
+        mail_parser::HeaderValue::Text(t) => vec![rules::bare_id(t).to_string()],
+        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| rules::bare_id(t).to_string()).collect(),
+        _ => vec![],
+    }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+fn extension_for(content_type: &str) -> &'static str {
+    match content_type {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "message/rfc822" => "eml",
+        _ => "bin",
+    }
+}
+
+/// Parses raw RFC 5322 bytes; `own_host` is the host of Keel's own Message-IDs.
+pub fn parse_mail(raw: &[u8], own_host: Option<&str>) -> Result<InboundMail> {
+    let invalid = |m: &str| AppError::field("message", "invalid", m.to_string());
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(invalid("the message is empty"));
+    }
+    let msg = MessageParser::default().parse(raw).ok_or_else(|| invalid("not an RFC 5322 message"))?;
+    let from_addr = msg.from().and_then(|a| a.first());
+    let from = from_addr.and_then(|a| a.address()).map(|a| a.trim().to_lowercase()).unwrap_or_default();
+    if !from.contains('@') {
+        return Err(invalid("the message has no sender address"));
+    }
+    let from_name = from_addr.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    let message_id = match msg.message_id().map(rules::bare_id).filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => format!("sha256-{}@keel.invalid", hex::encode(Sha256::digest(raw))),
+    };
+    let to =
+        msg.to().into_iter().chain(msg.cc()).flat_map(|a| a.iter()).filter_map(|a| a.address()).map(|a| a.trim().to_lowercase()).collect();
+    let subject = msg.subject().unwrap_or("").trim().to_string();
+
+    let has_plain = msg.text_bodies().any(|p| p.is_text() && !p.is_text_html());
+    let (text, safe_html) = if has_plain {
+        (msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(), None)
+    } else {
+        match msg.body_html(0) {
+            Some(html) => {
+                let safe = sanitize_html(&html);
+                (mail_parser::decoders::html::html_to_text(&safe), Some(safe))
+            }
+            None => (String::new(), None),
+        }
+    };
+    let text = text.replace("\r\n", "\n").trim().to_string();
+    let reply_text = rules::trim_quoted(&text);
+
+    let root_type = msg.root_part().content_type();
+    let header_text = |name: &'static str| msg.header_raw(name).map(str::trim);
+    let signals = MailSignals {
+        auto_submitted: header_text("Auto-Submitted"),
+        precedence: header_text("Precedence"),
+        x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
+        x_keel: header_text("X-Keel").is_some(),
+        is_report: root_type
+            .is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart") && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))),
+        report_type: root_type.and_then(|c| c.attribute("report-type")),
+        from: &from,
+        return_path_empty: header_text("Return-Path").is_some_and(|r| r.trim() == "<>"),
+        message_id: &message_id,
+    };
+    let noise = rules::classify(&signals, own_host);
+
+    let mut files = Vec::new();
+    for (i, part) in msg.attachments().enumerate() {
+        let content_type = part
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let inline = part.content_disposition().is_some_and(|d| d.is_inline()) || part.content_id().is_some();
+        let file_name = match part.attachment_name().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => format!("{}-{}.{}", if inline { "inline" } else { "attachment" }, i + 1, extension_for(&content_type)),
+        };
+        let bytes = match part.message() {
+            Some(inner) => inner.raw_message().to_vec(),
+            None => part.contents().to_vec(),
+        };
+        files.push(MailFile { file_name, content_type, bytes, inline });
+    }
+
+    Ok(InboundMail {
+        message_id,
+        in_reply_to: ids(msg.in_reply_to()),
+        references: ids(msg.references()),
+        from,
+        from_name,
+        to,
+        subject,
+        text,
+        reply_text,
+        safe_html,
+        files,
+        noise,
+    })
+}
+
+/// What became of a received message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    pub message: MailMessageRecord,
+    /// The message had been received before; nothing new was stored.
+    pub duplicate: bool,
+}
+
+impl Receipt {
+    /// Stored as a ticket or reply, or deliberately ignored: the sender's MTA is done.
+    pub fn accepted(&self) -> bool {
+        matches!(self.message.outcome.as_str(), "ticket" | "reply" | "ignored" | "held")
+    }
+}
+
+/// A mailbox as the settings form or the API delivers it.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxInput {
+    pub address: String,
+    pub unknown_sender: Option<String>,
+    pub imap_host: Option<String>,
+    pub imap_port: Option<i64>,
+    pub imap_tls: Option<String>,
+    pub imap_user: Option<String>,
+    pub imap_secret: Option<String>,
+    pub imap_folder: Option<String>,
+    pub imap_done_folder: Option<String>,
+}
+
+fn blank(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn may_configure(actor: &Principal, project_id: &str, org: &str) -> bool {
+    actor.is_staff()
+        && !actor.is_read_only()
+        && (actor.is_admin()
+            || actor.has(Role::ServiceManager)
+            || (actor.has(Role::ProjectManager) && actor.can_see_project(project_id, Some(org))))
+}
+
+/// A project by its id or its code.
+async fn project_by_key(conn: &mut sqlx::AnyConnection, key: &str) -> Result<directory::ProjectRecord> {
+    let id = store::project_id_by_id_or_code(conn, key.trim()).await?.ok_or(AppError::NotFound)?;
+    directory::get_project(conn, &id).await?.ok_or(AppError::NotFound)
+}
+
+/// Outcome of deciding, inside the transaction, what a message becomes.
+struct Decision {
+    outcome: &'static str,
+    reason: Option<String>,
+    ticket: Option<TicketRecord>,
+    comment_id: Option<String>,
+    uploader: Option<String>,
+}
+
+impl Decision {
+    fn just(outcome: &'static str, reason: impl Into<String>) -> Self {
+        Decision { outcome, reason: Some(reason.into()), ticket: None, comment_id: None, uploader: None }
+    }
+}
+
+impl App {
+    /// The host of Keel's own Message-IDs, when configured.
+    pub async fn mail_host(&self) -> Result<Option<String>> {
+        let mut c = self.read().await?;
+        Ok(kernel::get_setting(&mut c, MAIL_HOST_SETTING).await?.map(|h| h.trim().to_lowercase()).filter(|h| !h.is_empty()))
+    }
+
+    // ---- mailboxes ----
+
+    pub async fn create_mailbox(&self, actor: &Principal, project_id: &str, input: MailboxInput) -> Result<MailboxRecord> {
+        let mut w = self.write(actor).await?;
+        let project = project_by_key(&mut w.tx, project_id).await?;
+        if !may_configure(actor, &project.id, &project.organization_id) {
+            return Err(if actor.can_see_project(&project.id, Some(&project.organization_id)) {
+                AppError::Forbidden
+            } else {
+                AppError::NotFound
+            });
+        }
+        let mut errs = keel_domain::error::Errors::new();
+        let address = input.address.trim().to_lowercase();
+        if !(address.contains('@') && address.len() <= 254 && !address.contains(char::is_whitespace)) {
+            errs.push(keel_domain::FieldError::new("address", "invalid", "an email address"));
+        }
+        let policy = blank(&input.unknown_sender).unwrap_or_else(|| "hold".into());
+        if !UNKNOWN_SENDER_POLICIES.contains(&policy.as_str()) {
+            errs.push(keel_domain::FieldError::new("unknown_sender", "invalid_choice", "create_contact or hold"));
+        }
+        let imap_host = blank(&input.imap_host);
+        let tls = blank(&input.imap_tls);
+        if imap_host.is_some() {
+            if !tls.as_deref().is_some_and(|t| IMAP_TLS_MODES.contains(&t)) {
+                errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "tls, starttls or plain"));
+            }
+            if !input.imap_port.is_some_and(|p| (1..=65535).contains(&p)) {
+                errs.push(keel_domain::FieldError::new("imap_port", "out_of_range", "a port from 1 to 65535"));
+            }
+            if blank(&input.imap_user).is_none() {
+                errs.push(keel_domain::FieldError::new("imap_user", "required", "the IMAP user"));
+            }
+        }
+        errs.finish()?;
+        let rec = MailboxRecord {
+            id: keel_store::new_id(),
+            project_id: project.id.clone(),
+            address,
+            unknown_sender: policy,
+            imap_port: imap_host.as_ref().and(input.imap_port),
+            imap_tls: imap_host.as_ref().and(tls),
+            imap_user: imap_host.as_ref().and(blank(&input.imap_user)),
+            imap_secret: imap_host.as_ref().and(input.imap_secret.clone()),
+            imap_folder: imap_host.as_ref().map(|_| blank(&input.imap_folder).unwrap_or_else(|| "INBOX".into())),
+            imap_done_folder: imap_host.as_ref().and(blank(&input.imap_done_folder)),
+            imap_host,
+            active: true,
+            created_at: w.now,
+            updated_at: w.now,
+            version: 1,
+        };
+        store::insert_mailbox(&mut w.tx, &rec).await?;
+        w.record("mailbox", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+        w.commit().await?;
+        Ok(rec)
+    }
+
+    pub async fn list_mailboxes(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailboxRecord>> {
+        let mut c = self.read().await?;
+        let project = project_by_key(&mut c, project_id).await?;
+        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+            return Err(AppError::NotFound);
+        }
+        Ok(store::project_mailboxes(&mut c, &project.id).await?)
+    }
+
+    /// The messages received for a project with what became of them (staff only).
+    pub async fn list_received_mail(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailMessageRecord>> {
+        let mut c = self.read().await?;
+        let project = project_by_key(&mut c, project_id).await?;
+        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+            return Err(AppError::NotFound);
+        }
+        Ok(store::list_messages(&mut c, &project.id, 200).await?)
+    }
+
+    // ---- receiving ----
+
+    /// Receives one message for a project (by id or code): records it once by its
+    /// Message-ID, with the ticket or reply it became in the same transaction, or with the
+    /// reason it became neither.
+    pub async fn receive_mail(&self, actor: &Principal, project_id: &str, raw: &[u8]) -> Result<Receipt> {
+        let project = {
+            let mut c = self.read().await?;
+            project_by_key(&mut c, project_id).await?
+        };
+        // The gateway acts for the project: staff of it (an API token) or the system.
+        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+            return Err(AppError::NotFound);
+        }
+        if actor.is_read_only() {
+            return Err(AppError::Forbidden);
+        }
+        let own_host = self.mail_host().await?;
+        let mail = parse_mail(raw, own_host.as_deref())?;
+        {
+            let mut c = self.read().await?;
+            if let Some(m) = store::get_message_by_message_id(&mut c, &mail.message_id).await? {
+                return Ok(Receipt { message: m, duplicate: true });
+            }
+        }
+        // Files are made durable before the transaction; an abandoned one is only an
+        // unreferenced file.
+        let mut staged = Vec::new();
+        let mut skipped = Vec::new();
+        if mail.noise.is_none() {
+            for f in &mail.files {
+                match self.stage(&f.bytes, self.files.max_bytes).await {
+                    Ok(s) => staged.push((f, s)),
+                    Err(AppError::Validation(_)) => skipped.push(f.file_name.clone()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut raw_staged = self.stage(raw, u64::MAX).await?;
+
+        let system = Principal::system();
+        let mut w = self.write(&system).await?;
+        let mailboxes = store::project_mailboxes(&mut w.tx, &project.id).await?;
+        let mailbox = mailboxes
+            .iter()
+            .filter(|m| m.active)
+            .find(|m| mail.to.contains(&m.address))
+            .or_else(|| mailboxes.iter().find(|m| m.active))
+            .cloned();
+        let decision = self.decide(&mut w, &project, mailbox.as_ref(), &mail).await?;
+        let mut reason = decision.reason.clone();
+        if let (Some(t), Some(uploader)) = (&decision.ticket, &decision.uploader) {
+            for (f, mut s) in staged {
+                self.files.keep(&mut s).await?;
+                let rec = AttachmentRecord {
+                    id: keel_store::new_id(),
+                    ticket_id: t.id.clone(),
+                    comment_id: decision.comment_id.clone(),
+                    visibility: Visibility::Public.as_str().into(),
+                    file_name: attachment::clean_file_name(&f.file_name),
+                    content_type: attachment::served_type(&f.content_type, &f.bytes[..f.bytes.len().min(16)]).into(),
+                    size_bytes: i64::try_from(s.size).unwrap_or(i64::MAX),
+                    sha256: s.sha256.clone(),
+                    uploaded_by: uploader.clone(),
+                    created_at: w.now,
+                    uploader_name: None,
+                };
+                keel_store::desk::insert_attachment(&mut w.tx, &rec).await?;
+                w.record("ticket_attachment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+            }
+            if !skipped.is_empty() {
+                let note = format!("attachments over the size limit left out: {}", skipped.join(", "));
+                reason = Some(reason.map_or(note.clone(), |r| format!("{r}; {note}")));
+            }
+        }
+        self.files.keep(&mut raw_staged).await?;
+        let rec = MailMessageRecord {
+            id: keel_store::new_id(),
+            message_id: mail.message_id.clone(),
+            project_id: project.id.clone(),
+            mailbox_id: mailbox.map(|m| m.id),
+            sender: mail.from.clone(),
+            subject: rules::truncate_chars(&mail.subject, 998),
+            outcome: decision.outcome.into(),
+            reason,
+            ticket_id: decision.ticket.as_ref().map(|t| t.id.clone()),
+            comment_id: decision.comment_id.clone(),
+            safe_html: mail.safe_html.clone(),
+            raw_sha256: Some(raw_staged.sha256.clone()),
+            received_at: w.now,
+        };
+        match store::insert_message(&mut w.tx, &rec).await {
+            Ok(()) => {}
+            // Received concurrently by another delivery: that one counts.
+            Err(keel_store::StoreError::Unique { .. }) => {
+                drop(w);
+                let mut c = self.read().await?;
+                let m = store::get_message_by_message_id(&mut c, &mail.message_id).await?.ok_or(AppError::NotFound)?;
+                return Ok(Receipt { message: m, duplicate: true });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        w.actor = system;
+        w.record("mail_message", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+        w.commit().await?;
+        Ok(Receipt { message: rec, duplicate: false })
+    }
+
+    async fn stage(&self, bytes: &[u8], max: u64) -> Result<Staged> {
+        let mut up = crate::desk::FileStore::new(self.files.dir.clone(), max).begin().await?;
+        up.write(bytes).await?;
+        up.finish().await
+    }
+
+    async fn decide(
+        &self,
+        w: &mut crate::Writer,
+        project: &directory::ProjectRecord,
+        mailbox: Option<&MailboxRecord>,
+        mail: &InboundMail,
+    ) -> Result<Decision> {
+        if let Some(n) = mail.noise {
+            return Ok(Decision::just("ignored", n.as_str()));
+        }
+        let since = w.now - 3_600_000;
+        if rules::is_storm(store::count_from_sender(&mut w.tx, &mail.from, since).await?) {
+            return Ok(Decision::just("ignored", Noise::Storm.as_str()));
+        }
+        let policy = mailbox.map_or("hold", |m| m.unknown_sender.as_str());
+        let mut notes: Vec<String> = Vec::new();
+        let sender = match accounts::get_user_by_email(&mut w.tx, &mail.from).await? {
+            Some(u) if !u.active => return Ok(Decision::just("held", "inactive_sender")),
+            Some(u) => crate::auth::principal_of(&mut w.tx, &u).await?,
+            None if policy == "create_contact" => {
+                let name = mail.from_name.clone().unwrap_or_else(|| mail.from.split('@').next().unwrap_or("").to_string());
+                let input = NewUser {
+                    kind: AccountKind::Contact,
+                    email: mail.from.clone(),
+                    display_name: rules::truncate_chars(&name, 100),
+                    organization_id: Some(project.organization_id.clone()),
+                    ..Default::default()
+                };
+                let u = match insert_user_in(w, input).await {
+                    Ok(u) => u,
+                    Err(AppError::Validation(_)) => return Ok(Decision::just("held", "unknown_sender_invalid")),
+                    Err(e) => return Err(e),
+                };
+                notes.push("contact created".into());
+                crate::auth::principal_of(&mut w.tx, &u).await?
+            }
+            None => return Ok(Decision::just("held", "unknown_sender")),
+        };
+        w.actor = sender.clone();
+
+        // Threading: Keel's thread id or a message received before, then the subject's number.
+        let mut candidates: Vec<TicketRecord> = Vec::new();
+        for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
+            let t = match rules::thread_ticket_id(id) {
+                Some(tid) => tickets::get_ticket(&mut w.tx, tid).await?,
+                None => match store::get_message_by_message_id(&mut w.tx, id).await?.and_then(|m| m.ticket_id) {
+                    Some(tid) => tickets::get_ticket(&mut w.tx, &tid).await?,
+                    None => None,
+                },
+            };
+            if let Some(t) = t {
+                candidates.push(t);
+            }
+        }
+        if let Some(n) = rules::subject_ticket_number(&mail.subject)
+            && let Some(t) = tickets::get_ticket_by_number(&mut w.tx, &n.to_string()).await?
+        {
+            candidates.push(t);
+        }
+        let mut closed = None;
+        let mut foreign = false;
+        for t in candidates {
+            if !sender.can_see_project(&t.project_id, Some(&t.organization_id)) {
+                foreign = true;
+                continue;
+            }
+            if t.status == Status::Closed.as_str() {
+                closed.get_or_insert(t.number.clone());
+                continue;
+            }
+            let body = if mail.reply_text.trim().is_empty() { "(empty message)".to_string() } else { mail.reply_text.clone() };
+            let body = rules::truncate_chars(&body, keel_domain::incident::comment::BODY_MAX);
+            let c = comment_in(w, &sender, &t, Visibility::Public.as_str(), &body).await?;
+            return Ok(Decision {
+                outcome: "reply",
+                reason: (!notes.is_empty()).then(|| notes.join("; ")),
+                ticket: Some(t),
+                comment_id: Some(c.id),
+                uploader: Some(sender.user_id.clone()),
+            });
+        }
+        if foreign {
+            notes.push("reference to a ticket the sender may not see ignored".into());
+        }
+        if let Some(n) = closed {
+            notes.push(format!("{n} is closed"));
+        }
+        if sender.kind != AccountKind::Contact {
+            return Ok(Decision::just("held", "staff mail without a ticket"));
+        }
+        if !sender.can_see_project(&project.id, Some(&project.organization_id)) {
+            notes.insert(0, "sender_of_another_organization".into());
+            return Ok(Decision { outcome: "held", reason: Some(notes.join("; ")), ticket: None, comment_id: None, uploader: None });
+        }
+        let title = rules::clean_subject(&mail.subject);
+        let title = if title.is_empty() {
+            "(no subject)".to_string()
+        } else {
+            rules::truncate_chars(&title, keel_domain::incident::fields::TITLE_MAX)
+        };
+        let description =
+            Some(rules::truncate_chars(&mail.text, keel_domain::incident::fields::DESCRIPTION_MAX)).filter(|d| !d.trim().is_empty());
+        let input = NewTicket { project_id: project.id.clone(), title, description, ..Default::default() };
+        let t = self.create_ticket_in(w, &sender, input, Some("email")).await?;
+        Ok(Decision {
+            outcome: "ticket",
+            reason: (!notes.is_empty()).then(|| notes.join("; ")),
+            ticket: Some(t),
+            comment_id: None,
+            uploader: Some(sender.user_id.clone()),
+        })
+    }
+}
+
+/// A ticket number is only ever read from a tag, never from free text.
+pub fn subject_number(subject: &str) -> Option<TicketNumber> {
+    rules::subject_ticket_number(subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_sanitised() {
+        let safe = sanitize_html(
+            r#"<p onclick="x()">Hi <b>there</b></p><script>alert(1)</script><style>p{}</style><img src="https://track.example/p.gif"><a href="javascript:x()">l</a>"#,
+        );
+        assert!(!safe.contains("script") && !safe.contains("onclick") && !safe.contains("track.example") && !safe.contains("p{}"));
+        assert!(!safe.contains("javascript"));
+        assert!(safe.contains("<b>there</b>"));
+    }
+
+    #[test]
+    fn empty_and_senderless_mail_is_invalid() {
+        assert!(parse_mail(b"", None).is_err());
+        assert!(parse_mail(b"Subject: x\r\n\r\nbody", None).is_err());
+    }
+
+    #[test]
+    fn missing_message_id_is_a_digest() {
+        let raw = b"From: a@example.com\r\nSubject: x\r\n\r\nbody";
+        let a = parse_mail(raw, None).unwrap();
+        assert!(a.message_id.starts_with("sha256-"));
+        assert_eq!(a.message_id, parse_mail(raw, None).unwrap().message_id);
+    }
+}

@@ -1,0 +1,188 @@
+//! Service desk (REQUIREMENTS §4), email channel: the mailboxes of projects and the record of
+//! every message received, which makes receiving idempotent on the Message-ID.
+
+use crate::rows::RowExt;
+use crate::{AnyConnection, Result};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct MailboxRecord {
+    pub id: String,
+    pub project_id: String,
+    pub address: String,
+    /// `create_contact` or `hold`.
+    pub unknown_sender: String,
+    pub imap_host: Option<String>,
+    pub imap_port: Option<i64>,
+    /// `tls`, `starttls` or `plain`.
+    pub imap_tls: Option<String>,
+    pub imap_user: Option<String>,
+    #[serde(skip)]
+    pub imap_secret: Option<String>,
+    pub imap_folder: Option<String>,
+    pub imap_done_folder: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+const MAILBOX_COLS: &str = "id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
+    imap_done_folder, active, created_at, updated_at, version";
+
+fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
+    Ok(MailboxRecord {
+        id: r.text("id")?,
+        project_id: r.text("project_id")?,
+        address: r.text("address")?,
+        unknown_sender: r.text("unknown_sender")?,
+        imap_host: r.opt_text("imap_host")?,
+        imap_port: r.opt_int("imap_port")?,
+        imap_tls: r.opt_text("imap_tls")?,
+        imap_user: r.opt_text("imap_user")?,
+        imap_secret: r.opt_text("imap_secret")?,
+        imap_folder: r.opt_text("imap_folder")?,
+        imap_done_folder: r.opt_text("imap_done_folder")?,
+        active: r.flag("active")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+        version: r.int("version")?,
+    })
+}
+
+pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mailboxes (id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
+         imap_done_folder, active, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)",
+    )
+    .bind(&m.id)
+    .bind(&m.project_id)
+    .bind(&m.address)
+    .bind(&m.unknown_sender)
+    .bind(&m.imap_host)
+    .bind(m.imap_port)
+    .bind(&m.imap_tls)
+    .bind(&m.imap_user)
+    .bind(&m.imap_secret)
+    .bind(&m.imap_folder)
+    .bind(&m.imap_done_folder)
+    .bind(m.active as i64)
+    .bind(m.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_mailbox(conn: &mut AnyConnection, id: &str) -> Result<Option<MailboxRecord>> {
+    let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    r.as_ref().map(mailbox).transpose()
+}
+
+/// The mailboxes of a project, by address.
+pub async fn project_mailboxes(conn: &mut AnyConnection, project_id: &str) -> Result<Vec<MailboxRecord>> {
+    let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE project_id = $1 ORDER BY address");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(mailbox).collect()
+}
+
+/// Active mailboxes with an IMAP server to poll.
+pub async fn imap_mailboxes(conn: &mut AnyConnection) -> Result<Vec<MailboxRecord>> {
+    let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE active = 1 AND imap_host IS NOT NULL ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    rows.iter().map(mailbox).collect()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct MailMessageRecord {
+    pub id: String,
+    pub message_id: String,
+    pub project_id: String,
+    pub mailbox_id: Option<String>,
+    pub sender: String,
+    pub subject: String,
+    /// `ticket`, `reply`, `ignored`, `held` or `refused`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub ticket_id: Option<String>,
+    pub comment_id: Option<String>,
+    #[serde(skip)]
+    pub safe_html: Option<String>,
+    pub raw_sha256: Option<String>,
+    pub received_at: i64,
+}
+
+const MESSAGE_COLS: &str =
+    "id, message_id, project_id, mailbox_id, sender, subject, outcome, reason, ticket_id, comment_id, safe_html, raw_sha256, received_at";
+
+fn message(r: &AnyRow) -> Result<MailMessageRecord> {
+    Ok(MailMessageRecord {
+        id: r.text("id")?,
+        message_id: r.text("message_id")?,
+        project_id: r.text("project_id")?,
+        mailbox_id: r.opt_text("mailbox_id")?,
+        sender: r.text("sender")?,
+        subject: r.text("subject")?,
+        outcome: r.text("outcome")?,
+        reason: r.opt_text("reason")?,
+        ticket_id: r.opt_text("ticket_id")?,
+        comment_id: r.opt_text("comment_id")?,
+        safe_html: r.opt_text("safe_html")?,
+        raw_sha256: r.opt_text("raw_sha256")?,
+        received_at: r.int("received_at")?,
+    })
+}
+
+pub async fn insert_message(conn: &mut AnyConnection, m: &MailMessageRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mail_messages (id, message_id, project_id, mailbox_id, sender, subject, outcome, reason, ticket_id, comment_id, \
+         safe_html, raw_sha256, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&m.id)
+    .bind(&m.message_id)
+    .bind(&m.project_id)
+    .bind(&m.mailbox_id)
+    .bind(&m.sender)
+    .bind(&m.subject)
+    .bind(&m.outcome)
+    .bind(&m.reason)
+    .bind(&m.ticket_id)
+    .bind(&m.comment_id)
+    .bind(&m.safe_html)
+    .bind(&m.raw_sha256)
+    .bind(m.received_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_message_by_message_id(conn: &mut AnyConnection, message_id: &str) -> Result<Option<MailMessageRecord>> {
+    let sql = format!("SELECT {MESSAGE_COLS} FROM mail_messages WHERE message_id = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(message_id).fetch_optional(&mut *conn).await?;
+    r.as_ref().map(message).transpose()
+}
+
+/// The messages received for a project, newest first.
+pub async fn list_messages(conn: &mut AnyConnection, project_id: &str, limit: i64) -> Result<Vec<MailMessageRecord>> {
+    let sql = format!("SELECT {MESSAGE_COLS} FROM mail_messages WHERE project_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(message).collect()
+}
+
+/// How many messages a sender sent since `since` (for the storm limit).
+pub async fn count_from_sender(conn: &mut AnyConnection, sender: &str, since: i64) -> Result<i64> {
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM mail_messages WHERE sender = $1 AND received_at >= $2")
+        .bind(sender)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(r.int("n")?)
+}
+
+/// The id of a project by its id or its code.
+pub async fn project_id_by_id_or_code(conn: &mut AnyConnection, key: &str) -> Result<Option<String>> {
+    let r =
+        sqlx::query("SELECT id FROM projects WHERE id = $1 OR code = $1 ORDER BY id LIMIT 1").bind(key).fetch_optional(&mut *conn).await?;
+    r.map(|r| r.text("id").map_err(Into::into)).transpose()
+}
