@@ -8,6 +8,7 @@ pub mod directory;
 pub mod error;
 pub mod incidents;
 pub mod jobs;
+pub mod search;
 pub mod service_level;
 pub mod users;
 pub mod writer;
@@ -67,11 +68,19 @@ pub struct App {
     pub security: SecurityConfig,
     /// Identifies this process as a job lease owner.
     pub instance_id: String,
+    /// This process's full-text index (see `search`).
+    pub search: search::Search,
 }
 
 impl App {
     pub fn new(db: Db, security: SecurityConfig) -> Self {
-        App { db, clock: Arc::new(SystemClock), security, instance_id: format!("keel-{}", uuid::Uuid::new_v4()) }
+        App {
+            db,
+            clock: Arc::new(SystemClock),
+            security,
+            instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
+            search: search::Search::disabled(),
+        }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod migrate;
 pub mod page;
 pub mod rows;
+pub mod search;
 pub mod service_level;
 pub mod sql;
 pub mod testing;
