@@ -339,6 +339,8 @@ pub struct SearchInput {
 
 pub const MAX_QUERY_CHARS: usize = 500;
 
+pub use keel_search::warm;
+
 impl App {
     pub fn with_search(mut self, search: Search) -> Self {
         self.search = search;

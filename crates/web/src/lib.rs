@@ -107,6 +107,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::service_level::router())
         .merge(api::trail::router())
         .merge(api::cmdb::router())
+        .merge(api::search::router())
         .split_for_parts()
 }
 
@@ -182,6 +183,8 @@ fn ui_router() -> Router<AppState> {
         .route("/cmdb/{id}/transition", post(cmdb::transition))
         .route("/cmdb/{id}/verify", post(cmdb::verify))
         .route("/cmdb/{id}/relations", post(cmdb::relation_add))
+        .route("/search", get(ui::search::page))
+        .route("/search/suggest", get(ui::search::suggest))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))

@@ -590,3 +590,7 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+/// Full-text search over HTTP: API, results page, type-ahead.
+#[path = "http/search.rs"]
+mod search;

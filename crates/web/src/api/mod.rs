@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod cmdb;
 pub mod directory;
 pub mod incidents;
+pub mod search;
 pub mod service_level;
 pub mod trail;
 
@@ -32,7 +33,8 @@ use utoipa::OpenApi;
         (name = "incidents", description = "Service desk and incident management"),
         (name = "service_level", description = "Service level management (§6.1): calendars, catalogue, SLAs, OLAs, underpinning contracts"),
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
-        (name = "audit")
+        (name = "audit"),
+        (name = "search", description = "Full-text search across every process, in Chinese and English")
     )
 )]
 pub struct ApiDoc;

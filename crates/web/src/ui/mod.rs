@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod cmdb;
 pub mod incidents;
+pub mod search;
 pub mod service_level;
 pub mod session;
 pub mod trail;
