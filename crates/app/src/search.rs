@@ -335,6 +335,8 @@ pub struct SearchInput {
     pub cursor: Option<String>,
     pub limit: usize,
     pub utc_offset_minutes: i32,
+    /// Type-ahead: the last word may be unfinished.
+    pub typing: bool,
 }
 
 pub const MAX_QUERY_CHARS: usize = 500;
@@ -387,7 +389,8 @@ impl App {
             offset,
             limit,
             utc_offset_minutes: input.utc_offset_minutes,
-            snippets: true,
+            snippets: !input.typing,
+            prefix_last: input.typing,
         };
         let r = tokio::task::spawn_blocking(move || ix.search(&req, asker)).await.map_err(internal)?.map_err(internal)?;
         let next_cursor = (offset + r.hits.len() < r.total && !r.hits.is_empty()).then(|| (offset + r.hits.len()).to_string());

@@ -12,7 +12,7 @@ use collect::{HitCollector, Hits};
 use query::{Clause, ParsedQuery};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions, Value,
 };
@@ -152,6 +152,8 @@ pub struct SearchRequest {
     /// The asker's offset from UTC, for the days of `created:` ranges.
     pub utc_offset_minutes: i32,
     pub snippets: bool,
+    /// Type-ahead: the last word may be the beginning of a word (`prin` finds `printer`).
+    pub prefix_last: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -337,11 +339,37 @@ impl SearchIndex {
         Some(Box::new(BooleanQuery::new(per_field)))
     }
 
+    /// The title beginning with what is typed: earlier words whole, the last one as a prefix.
+    fn title_prefix_query(&self, text: &str) -> Option<Box<dyn Query>> {
+        let tokens = KeelTokenizer::new(Mode::Query).analyze(text);
+        let (last, rest) = tokens.split_last()?;
+        let base = tokens[0].position;
+        let mut terms: Vec<(usize, Term)> =
+            rest.iter().map(|t| (t.position - base, Term::from_field_text(self.f.title, &t.text))).collect();
+        let typed = text[last.offset_from..last.offset_to].to_lowercase();
+        terms.push((last.position - base, Term::from_field_text(self.f.title, &typed)));
+        Some(Box::new(PhrasePrefixQuery::new_with_offset(terms)))
+    }
+
     fn build(&self, parsed: &ParsedQuery, req: &SearchRequest, p: &dyn Permission) -> Box<dyn Query> {
         let fields = self.text_fields(p);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = false;
-        for c in &parsed.clauses {
+        let typing = req.prefix_last && !req.query.ends_with(char::is_whitespace);
+        for (i, c) in parsed.clauses.iter().enumerate() {
+            if typing
+                && i + 1 == parsed.clauses.len()
+                && let Clause::Text { text, exclude: false, phrase: false } = c
+                && let Some(prefix) = self.title_prefix_query(text)
+            {
+                let mut either: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, prefix)];
+                if let Some(q) = self.text_query(text, &fields) {
+                    either.push((Occur::Should, q));
+                }
+                clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+                positive = true;
+                continue;
+            }
             match c {
                 Clause::Text { text, exclude, .. } => match self.text_query(text, &fields) {
                     Some(q) => {

@@ -189,3 +189,17 @@ fn paging_with_offset() {
     assert_eq!((a.total, a.hits.len(), b.hits.len()), (30, 20, 10));
     assert!(a.hits.iter().all(|h| !b.hits.iter().any(|x| x.id == h.id)));
 }
+
+#[test]
+fn type_ahead_completes_the_last_word_of_titles() {
+    let ix = index();
+    let typing = |q: &str| {
+        let r = ix.search(&SearchRequest { query: q.into(), limit: 8, prefix_last: true, ..Default::default() }, Arc::new(Staff)).unwrap();
+        ids(&r)
+    };
+    assert_eq!(typing("prin"), vec!["s1"]);
+    assert_eq!(typing("打"), vec!["1"]);
+    assert_eq!(typing("VPN 连"), vec!["2"]);
+    assert_eq!(typing("INC-00004"), vec!["1", "2"]);
+    assert!(find(&ix, "prin").hits.is_empty(), "whole words only outside type-ahead");
+}

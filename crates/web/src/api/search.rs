@@ -109,6 +109,7 @@ async fn search(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): A
         cursor: q.cursor,
         limit: usize::try_from(limit).unwrap_or(20),
         utc_offset_minutes: utc_offset_minutes(tz),
+        typing: false,
     };
     let r = s.app.search_records(&who.principal, &input).await?;
     Ok(axum::Json(SearchResults {

@@ -86,19 +86,27 @@ fn views(tr: &Tr, r: &SearchPage) -> Vec<HitView> {
         .collect()
 }
 
-async fn run(state: &AppState, tr: &Tr, who: &crate::auth::Identity, p: &SearchParams, limit: usize) -> Result<SearchPage, super::UiError> {
+async fn run(
+    state: &AppState,
+    tr: &Tr,
+    who: &crate::auth::Identity,
+    p: &SearchParams,
+    limit: usize,
+    typing: bool,
+) -> Result<SearchPage, super::UiError> {
     let input = SearchInput {
         q: p.q.clone(),
         kind: p.kind.clone().filter(|k| !k.is_empty()),
         cursor: p.cursor.clone(),
         limit,
         utc_offset_minutes: utc_offset_minutes(tr.tz),
+        typing,
     };
     state.app.search_records(&who.principal, &input).await.or_page(tr)
 }
 
 pub async fn page(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(p): Query<SearchParams>) -> UiResult {
-    let r = run(&state, &tr, &who, &p, 20).await?;
+    let r = run(&state, &tr, &who, &p, 20, false).await?;
     let q = urlencode(&p.q);
     let kind = p.kind.clone().unwrap_or_default();
     let mut types = vec![FacetView {
@@ -143,6 +151,6 @@ pub async fn suggest(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser,
     if p.q.trim().is_empty() {
         return Ok(render(&Suggestions { tr, q: String::new(), hits: vec![] }));
     }
-    let r = run(&state, &tr, &who, &p, 8).await?;
+    let r = run(&state, &tr, &who, &p, 8, true).await?;
     Ok(render(&Suggestions { hits: views(&tr, &r), q: p.q, tr }))
 }
