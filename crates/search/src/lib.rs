@@ -442,7 +442,7 @@ impl SearchIndex {
         for (field, g) in gens {
             let s = g.snippet_from_doc(&doc);
             if !s.highlighted().is_empty() && *field != f.title {
-                snippet = s.to_html();
+                snippet = snippet_html(s.fragment(), s.highlighted());
                 break;
             }
         }
@@ -468,6 +468,33 @@ impl SearchIndex {
             created_at: doc.get_first(f.created).and_then(|v| v.as_i64()).unwrap_or_default(),
         })
     }
+}
+
+/// The fragment as HTML with the matched words in `<b>`. Tantivy's own `to_html` can panic
+/// when overlapping Chinese tokens (search mode yields `服务` inside `服务器`) start before the
+/// fragment: such ranges are dropped here, the others merged.
+fn snippet_html(fragment: &str, highlighted: &[std::ops::Range<usize>]) -> String {
+    let mut ranges: Vec<_> = highlighted
+        .iter()
+        .filter(|r| r.start < r.end && r.end <= fragment.len() && fragment.is_char_boundary(r.start) && fragment.is_char_boundary(r.end))
+        .cloned()
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut html = String::new();
+    let mut at = 0;
+    for r in ranges {
+        if r.end <= at {
+            continue;
+        }
+        let start = r.start.max(at);
+        html.push_str(&html_escape(&fragment[at..start]));
+        html.push_str("<b>");
+        html.push_str(&html_escape(&fragment[start..r.end]));
+        html.push_str("</b>");
+        at = r.end;
+    }
+    html.push_str(&html_escape(&fragment[at..]));
+    html
 }
 
 fn html_escape(s: &str) -> String {

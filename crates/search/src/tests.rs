@@ -203,3 +203,10 @@ fn type_ahead_completes_the_last_word_of_titles() {
     assert_eq!(typing("INC-00004"), vec!["1", "2"]);
     assert!(find(&ix, "prin").hits.is_empty(), "whole words only outside type-ahead");
 }
+
+#[test]
+fn snippets_survive_overlapping_and_out_of_fragment_ranges() {
+    let f = "服务器缓慢 <b>";
+    assert_eq!(snippet_html(f, &[0..9, 0..6, usize::MAX - 2..3, 9..15]), "<b>服务器</b><b>缓慢</b> &lt;b&gt;");
+    assert_eq!(snippet_html(f, &[]), "服务器缓慢 &lt;b&gt;");
+}
