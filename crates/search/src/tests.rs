@@ -207,6 +207,9 @@ fn type_ahead_completes_the_last_word_of_titles() {
 #[test]
 fn snippets_survive_overlapping_and_out_of_fragment_ranges() {
     let f = "服务器缓慢 <b>";
-    assert_eq!(snippet_html(f, &[0..9, 0..6, usize::MAX - 2..3, 9..15]), "<b>服务器</b><b>缓慢</b> &lt;b&gt;");
+    assert_eq!(
+        snippet_html(f, &[0..9, 0..6, std::ops::Range { start: usize::MAX - 2, end: 3 }, 9..15]),
+        "<b>服务器</b><b>缓慢</b> &lt;b&gt;"
+    );
     assert_eq!(snippet_html(f, &[]), "服务器缓慢 &lt;b&gt;");
 }
