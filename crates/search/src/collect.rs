@@ -4,6 +4,7 @@
 
 use crate::{Access, Permission};
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
@@ -45,12 +46,36 @@ pub(crate) struct SegmentHits {
     id: StrColumn,
     project: StrColumn,
     org: StrColumn,
-    decided: HashMap<(u64, u64, u64, u64), bool>,
+    decided: HashMap<(u64, u64, u64, u64), bool, BuildHasherDefault<Fnv>>,
+    /// The last decision, reused while consecutive hits share kind, project and organisation.
+    last: Option<((u64, u64, u64, u64), bool)>,
     kind_needs_id: HashMap<u64, bool>,
     heap: BinaryHeap<Ranked>,
     total: usize,
-    kinds: HashMap<u64, usize>,
-    statuses: HashMap<u64, usize>,
+    /// Counts by term ordinal (the last slot for documents without a value).
+    kinds: Vec<usize>,
+    statuses: Vec<usize>,
+}
+
+/// FNV-1a: the decision cache is keyed by small integers and looked up for every match.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn write_u64(&mut self, v: u64) {
+        let h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        self.0 = (h ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    }
 }
 
 pub(crate) struct SegmentFruit {
@@ -77,21 +102,25 @@ impl Collector for HitCollector {
     type Child = SegmentHits;
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentHits> {
+        let kind = column(reader, "kind")?;
+        let status = column(reader, "status")?;
+        let (kinds, statuses) = (vec![0; kind.num_terms() + 1], vec![0; status.num_terms() + 1]);
         Ok(SegmentHits {
             segment,
             keep: self.keep,
             permission: self.permission.clone(),
-            kind: column(reader, "kind")?,
-            status: column(reader, "status")?,
+            kind,
+            status,
             id: column(reader, "id")?,
             project: column(reader, "project_id")?,
             org: column(reader, "organization_id")?,
-            decided: HashMap::new(),
+            decided: HashMap::default(),
+            last: None,
             kind_needs_id: HashMap::new(),
             heap: BinaryHeap::new(),
             total: 0,
-            kinds: HashMap::new(),
-            statuses: HashMap::new(),
+            kinds,
+            statuses,
         })
     }
 
@@ -133,7 +162,13 @@ impl SegmentHits {
         let org = self.org.ords().first(doc).unwrap_or(NONE);
         let id = if needs_id { self.id.ords().first(doc).unwrap_or(NONE) } else { NONE };
         let key = (kind, project, org, id);
+        if let Some((k, d)) = self.last
+            && k == key
+        {
+            return (d, kind);
+        }
         if let Some(&d) = self.decided.get(&key) {
+            self.last = Some((key, d));
             return (d, kind);
         }
         let access = Access {
@@ -144,6 +179,7 @@ impl SegmentHits {
         };
         let d = self.permission.allows(&access);
         self.decided.insert(key, d);
+        self.last = Some((key, d));
         (d, kind)
     }
 }
@@ -157,8 +193,10 @@ impl SegmentCollector for SegmentHits {
             return;
         }
         self.total += 1;
-        *self.kinds.entry(kind).or_default() += 1;
-        *self.statuses.entry(self.status.ords().first(doc).unwrap_or(NONE)).or_default() += 1;
+        let k = usize::try_from(kind).unwrap_or(usize::MAX).min(self.kinds.len() - 1);
+        self.kinds[k] += 1;
+        let st = self.status.ords().first(doc).and_then(|o| usize::try_from(o).ok()).unwrap_or(usize::MAX).min(self.statuses.len() - 1);
+        self.statuses[st] += 1;
         let r = Ranked(score, DocAddress::new(self.segment, doc));
         if self.heap.len() < self.keep {
             self.heap.push(r);
@@ -169,7 +207,14 @@ impl SegmentCollector for SegmentHits {
     }
 
     fn harvest(self) -> SegmentFruit {
-        let named = |col: &StrColumn, m: HashMap<u64, usize>| m.into_iter().map(|(o, n)| (text_of(col, o), n)).collect();
+        let named = |col: &StrColumn, v: Vec<usize>| {
+            let none = v.len() - 1;
+            v.into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(o, n)| (if o == none { String::new() } else { text_of(col, o as u64) }, n))
+                .collect()
+        };
         SegmentFruit {
             kinds: named(&self.kind, self.kinds),
             statuses: named(&self.status, self.statuses),
