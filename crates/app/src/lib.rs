@@ -13,6 +13,7 @@ pub mod mail_imap;
 pub mod mail_in;
 pub mod notifications;
 pub mod problems;
+pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod users;
@@ -77,6 +78,8 @@ pub struct App {
     pub notify: Arc<notifications::NotifyConfig>,
     /// Where attachments are kept, and how large one may be.
     pub files: Arc<desk::FileStore>,
+    /// This process's full-text index (see `search`).
+    pub search: search::Search,
 }
 
 impl App {
@@ -88,6 +91,7 @@ impl App {
             instance_id: format!("keel-{}", uuid::Uuid::new_v4()),
             notify: Arc::new(notifications::NotifyConfig::default()),
             files: Arc::new(desk::FileStore::default()),
+            search: search::Search::disabled(),
         }
     }
 

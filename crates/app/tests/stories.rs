@@ -3665,3 +3665,224 @@ mod mail_in {
         drop(server);
     }
 }
+
+mod search {
+    use super::*;
+    use keel_app::cmdb::CiInput;
+    use keel_app::incidents::NewTicket;
+    use keel_app::search::{Search, SearchInput, SearchPage};
+    use keel_app::service_level::ServiceInput;
+    use serde_json::json;
+
+    fn index_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("keel-search-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// An application with its own index, built (empty) and followed like `keel serve` does.
+    async fn searching(t: &TestDb, dir: &std::path::Path) -> (App, World) {
+        let (app, _) = app_on(t);
+        let app = app.with_search(Search::at(dir));
+        let w = world(&app).await;
+        app.seed_cmdb_classes().await.unwrap();
+        app.rebuild_search_index(|_, _| {}).await.unwrap();
+        (app, w)
+    }
+
+    async fn find(app: &App, who: &Principal, q: &str) -> SearchPage {
+        app.search_records(who, &SearchInput { q: q.into(), limit: 20, ..Default::default() }).await.unwrap()
+    }
+
+    fn titles(p: &SearchPage) -> Vec<String> {
+        let mut v: Vec<_> = p.hits.iter().map(|h| h.title.clone()).collect();
+        v.sort();
+        v
+    }
+
+    async fn ticket(app: &App, who: &Principal, project: &str, reporter: &str, title: &str, description: &str) -> String {
+        app.create_ticket(
+            who,
+            NewTicket {
+                project_id: project.into(),
+                reporter_id: Some(reporter.into()),
+                title: title.into(),
+                description: Some(description.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    async fn contact_b(app: &App) -> Principal {
+        let mut c = app.read().await.unwrap();
+        let u = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
+        drop(c);
+        principal(app, &u.id).await
+    }
+
+    #[tokio::test]
+    async fn committed_changes_are_searchable_and_deletions_disappear() {
+        for t in TestDb::migrated_all().await {
+            let dir = index_dir();
+            let (app, w) = searching(&t, &dir).await;
+            let id = ticket(&app, &w.admin, &w.project_a, &w.contact_a.user_id, "打印机无法打印", "The printers on floor 3 jam").await;
+            assert!(find(&app, &w.admin, "打印").await.hits.is_empty(), "{}: not before the follower ran", t.label);
+            assert!(app.follow_outbox().await.unwrap() > 0);
+            for q in ["打印机", "打印", "printer", "INC-000001"] {
+                assert_eq!(titles(&find(&app, &w.admin, q).await), vec!["打印机无法打印"], "{}: {q}", t.label);
+            }
+            // a reply reindexes its ticket
+            app.add_comment(&w.admin, &id, "public", "请重启 spooler 服务").await.unwrap();
+            app.follow_outbox().await.unwrap();
+            assert_eq!(find(&app, &w.admin, "spooler").await.hits[0].id, id, "{}", t.label);
+            // configuration items by attribute values, catalogue services by name
+            app.create_ci(
+                &w.admin,
+                CiInput {
+                    class_key: "server".into(),
+                    name: "数据库服务器".into(),
+                    attributes: json!({ "hostname": "srv-db01.corp.local", "ip_address": "10.0.12.7" }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+            app.create_service(
+                &sm,
+                ServiceInput {
+                    code: "PRINT".into(),
+                    name: "打印服务 Printing".into(),
+                    service_line: "operations_maintenance".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            app.follow_outbox().await.unwrap();
+            assert_eq!(titles(&find(&app, &w.admin, "10.0.12.7").await), vec!["数据库服务器"], "{}", t.label);
+            assert_eq!(titles(&find(&app, &w.admin, "srv-db01.corp.local").await), vec!["数据库服务器"], "{}", t.label);
+            let p = find(&app, &w.admin, "打印").await;
+            assert_eq!((p.total, p.by_kind.len()), (2, 2), "{}: {:?}", t.label, p.by_kind);
+            let p = app
+                .search_records(&w.admin, &SearchInput { q: "打印".into(), kind: Some("service".into()), limit: 5, ..Default::default() })
+                .await
+                .unwrap();
+            assert_eq!(titles(&p), vec!["打印服务 Printing"], "{}", t.label);
+            // a record gone from the database leaves the index at the next step
+            let mut w_ = app.write(&w.admin).await.unwrap();
+            sqlx::query("DELETE FROM tickets WHERE id = $1").bind(&id).execute(w_.conn()).await.unwrap();
+            w_.record("ticket", &id, keel_domain::audit::AuditAction::Delete, Some(&json!({ "id": id })), None).await.unwrap();
+            w_.commit().await.unwrap();
+            app.follow_outbox().await.unwrap();
+            assert!(find(&app, &w.admin, "打印机").await.hits.is_empty(), "{}", t.label);
+            assert_eq!(app.follow_outbox().await.unwrap(), 0, "{}: nothing applied twice", t.label);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_crash_index_and_position_agree_and_late_commits_are_applied() {
+        for t in TestDb::migrated_all().await {
+            let dir = index_dir();
+            let (app, w) = searching(&t, &dir).await;
+            ticket(&app, &w.admin, &w.project_a, &w.contact_a.user_id, "VPN 连接失败", "").await;
+            app.follow_outbox().await.unwrap();
+            let ix = app.search.index().unwrap().unwrap();
+            let committed = ix.position().unwrap();
+            // a change written into the index but never committed, then the process dies
+            ix.add(&[keel_search::Document {
+                source: "ticket".into(),
+                id: "ghost".into(),
+                kind: "incident".into(),
+                title: "幽灵工单".into(),
+                ..Default::default()
+            }])
+            .unwrap();
+            drop(ix);
+            let second = ticket(&app, &w.admin, &w.project_a, &w.contact_a.user_id, "邮件无法发送", "").await;
+            drop(app);
+            let (app, _) = app_on(&t);
+            let app = app.with_search(Search::at(&dir));
+            let ix = app.search.index().unwrap().unwrap();
+            assert_eq!(ix.position().unwrap(), committed, "{}: the position is the one committed with the index", t.label);
+            assert!(find(&app, &w.admin, "幽灵").await.hits.is_empty(), "{}", t.label);
+            assert!(find(&app, &w.admin, "邮件").await.hits.is_empty(), "{}", t.label);
+            assert_eq!(app.follow_outbox().await.unwrap(), 1, "{}: only the change after the position", t.label);
+            assert_eq!(find(&app, &w.admin, "邮件").await.hits[0].id, second, "{}", t.label);
+            assert_eq!(ix.num_docs(), 2, "{}", t.label);
+            // an outbox row committed late with an earlier time inside the window is still applied
+            let late = ticket(&app, &w.admin, &w.project_a, &w.contact_a.user_id, "磁盘空间不足", "").await;
+            let mut tx = t.db.begin().await.unwrap();
+            sqlx::query("UPDATE outbox SET created_at = created_at - 20000 WHERE entity_id = $1")
+                .bind(&late)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let mut pos: keel_app::search::Position = serde_json::from_str(&ix.position().unwrap().unwrap()).unwrap();
+            pos.at = T0 + 1;
+            ix.commit(&serde_json::to_string(&pos).unwrap()).unwrap();
+            assert_eq!(app.follow_outbox().await.unwrap(), 1, "{}", t.label);
+            assert_eq!(find(&app, &w.admin, "磁盘").await.hits[0].id, late, "{}", t.label);
+            assert_eq!(app.follow_outbox().await.unwrap(), 0, "{}", t.label);
+            // a full rebuild beside the running index swaps in with the same content
+            app.rebuild_search_index(|_, _| {}).await.unwrap();
+            let rebuilt = app.search.index().unwrap().unwrap();
+            assert!(!Arc::ptr_eq(&ix, &rebuilt), "{}", t.label);
+            assert_eq!(rebuilt.num_docs(), 3, "{}", t.label);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn contacts_never_see_other_organisations_or_internal_notes_through_search() {
+        for t in TestDb::migrated_all().await {
+            let dir = index_dir();
+            let (app, w) = searching(&t, &dir).await;
+            let b = contact_b(&app).await;
+            let outsider = staff(&app, "tech@keel.test", vec![Role::Technician]).await;
+            let mine = ticket(&app, &w.admin, &w.project_a, &w.contact_a.user_id, "打印机卡纸", "纸盒卡住").await;
+            app.add_comment(&w.admin, &mine, "internal", "机密备注 secretword 客户设备过保").await.unwrap();
+            app.add_comment(&w.admin, &mine, "public", "已派工程师 printer fixed").await.unwrap();
+            ticket(&app, &w.admin, &w.project_b, &b.user_id, "打印机无法连接", "Beta 的打印机 secretword").await;
+            app.follow_outbox().await.unwrap();
+
+            let staff_view = find(&app, &w.admin, "打印机").await;
+            assert_eq!(staff_view.total, 2, "{}", t.label);
+            let p = find(&app, &w.contact_a, "打印机").await;
+            assert_eq!((p.total, titles(&p)), (1, vec!["打印机卡纸".to_string()]), "{}", t.label);
+            assert_eq!(p.by_kind, vec![("incident".to_string(), 1)], "{}: facets count only visible hits", t.label);
+            assert_eq!(p.by_status.iter().map(|s| s.1).sum::<usize>(), 1, "{}", t.label);
+            // the internal note neither matches nor shows for the contact; the other
+            // organisation's ticket with the same word is not counted
+            let p = find(&app, &w.contact_a, "secretword").await;
+            assert_eq!((p.total, p.hits.len(), p.by_kind.len(), p.by_status.len()), (0, 0, 0, 0), "{}", t.label);
+            let p = find(&app, &w.contact_a, "printer").await;
+            assert_eq!(p.hits.len(), 1, "{}", t.label);
+            assert!(!p.hits[0].snippet.contains("机密") && !p.hits[0].snippet.contains("secretword"), "{}: {}", t.label, p.hits[0].snippet);
+            let p = find(&app, &w.contact_a, "type:incident").await;
+            assert_eq!(p.total, 1, "{}", t.label);
+            // staff see internal notes; staff outside both projects see neither ticket
+            let p = find(&app, &w.agent_a, "secretword").await;
+            assert_eq!(p.total, 1, "{}: the agent's project only", t.label);
+            assert!(p.hits[0].snippet.contains("<b>secretword</b>"), "{}: {}", t.label, p.hits[0].snippet);
+            assert_eq!(find(&app, &w.admin, "secretword").await.total, 2, "{}", t.label);
+            assert_eq!(find(&app, &outsider, "打印机").await.total, 0, "{}", t.label);
+            assert_eq!(find(&app, &b, "打印机").await.total, 1, "{}", t.label);
+            // paging by cursor
+            let all = app.search_records(&w.admin, &SearchInput { q: "打印机".into(), limit: 1, ..Default::default() }).await.unwrap();
+            let next = app
+                .search_records(
+                    &w.admin,
+                    &SearchInput { q: "打印机".into(), limit: 1, cursor: all.next_cursor.clone(), ..Default::default() },
+                )
+                .await
+                .unwrap();
+            assert_eq!((all.hits.len(), next.hits.len(), next.next_cursor.clone()), (1, 1, None), "{}", t.label);
+            assert_ne!(all.hits[0].id, next.hits[0].id, "{}", t.label);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! The `keel` binary: serves every process (web, API and background jobs in one process) and
-//! carries the operator's commands: migrate, user, backup, restore, check, and the mail gateway.
+//! carries the operator's commands: migrate, user, backup, restore, check, reindex, and the mail gateway.
 
 mod config;
 
@@ -55,6 +55,9 @@ enum Command {
         #[arg(long)]
         project: String,
     },
+    /// Rebuild the search index from the database beside the current one and swap it in; a
+    /// running `keel serve` with the same data directory keeps serving and switches over.
+    Reindex,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Mailgate { project } => std::process::exit(mailgate(&cfg, &project).await),
+        Command::Reindex => reindex(&cfg).await,
     }
 }
 
@@ -228,6 +232,35 @@ async fn mailgate(cfg: &Config, project: &str) -> i32 {
     code
 }
 
+/// Loads the Chinese dictionary now, so the first search or indexed record does not wait.
+fn keel_search_warm() {
+    let t = std::time::Instant::now();
+    keel_app::search::warm();
+    tracing::info!(ms = t.elapsed().as_millis() as u64, "search dictionary loaded");
+}
+
+async fn reindex(cfg: &Config) -> anyhow::Result<()> {
+    let db = open(cfg).await?;
+    let app = App::new(db.clone(), cfg.security()).with_search(keel_app::search::Search::at(&cfg.data_dir.join("search")));
+    keel_search_warm();
+    let start = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let n = app
+        .rebuild_search_index(|done, total| {
+            if done == total || last.elapsed().as_millis() >= 250 {
+                last = std::time::Instant::now();
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                let bar = "#".repeat((pct / 4) as usize);
+                eprint!("\rreindex [{bar:<25}] {pct:>3}% {done}/{total} records");
+            }
+        })
+        .await?;
+    eprintln!();
+    println!("search index rebuilt: {n} records in {:.1} s", start.elapsed().as_secs_f64());
+    db.close().await;
+    Ok(())
+}
+
 async fn open(cfg: &Config) -> anyhow::Result<Db> {
     let url = cfg.database_url()?;
     Db::connect(&url, &ConnectOptions::default()).await.with_context(|| format!("cannot open the database {}", redact(&url)))
@@ -245,7 +278,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let db = open(&cfg).await?;
     keel_store::migrate::run(&db).await?;
     let files = keel_app::desk::FileStore::new(std::path::absolute(cfg.data_dir.join("attachments"))?, cfg.max_attachment_bytes);
-    let app = App::new(db.clone(), cfg.security()).with_files(files).with_notify(cfg.notify());
+    let app = App::new(db.clone(), cfg.security())
+        .with_files(files)
+        .with_notify(cfg.notify())
+        .with_search(keel_app::search::Search::at(&cfg.data_dir.join("search")));
+    keel_search_warm();
     app.seed_jobs().await?;
     app.seed_cmdb_classes().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
@@ -261,6 +298,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = {
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { app.search_follower(stop).await })
+    };
     let jobs = {
         let app = app.clone();
         tokio::spawn(async move { app.job_loop(stop_rx).await })
@@ -270,6 +312,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await?;
     let _ = stop_tx.send(true);
     let _ = jobs.await;
+    let _ = follower.await;
     db.close().await;
     Ok(())
 }

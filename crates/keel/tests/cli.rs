@@ -39,7 +39,7 @@ fn ok(o: &std::process::Output) -> String {
 #[test]
 fn help_documents_every_subcommand() {
     let out = ok(&keel(&["--help"], &[]));
-    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate"] {
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate", "reindex"] {
         assert!(out.contains(sub), "{sub} missing from --help");
     }
     let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
@@ -275,5 +275,94 @@ async fn mailgate_exit_codes_tell_the_mta_what_to_do() {
     let outcomes: Vec<&str> = log.iter().map(|m| m.outcome.as_str()).collect();
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes.contains(&"ticket") && outcomes.contains(&"ignored"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn get_json(addr: &str, path: &str, token: &str) -> (u16, String) {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return (0, String::new()) };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// How long until `q` finds `count` records through the running server.
+async fn until_found(addr: &str, token: &str, q: &str, count: u64) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let (code, body) = get_json(addr, &format!("/api/v1/search?q={q}"), token).await;
+        if code == 200 && serde_json::from_str::<serde_json::Value>(&body).unwrap()["total"].as_u64() == Some(count) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{q} not found: {code} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn served_changes_are_searchable_at_once_and_reindex_swaps_while_serving() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    let db = keel_store::Db::connect(&keel_store::sqlite_url_for_dir(&d), &Default::default()).await.unwrap();
+    keel_store::migrate::run(&db).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let admin = app
+        .create_user(
+            &Principal::system(),
+            keel_app::users::NewUser {
+                email: "admin@keel.test".into(),
+                display_name: "Admin".into(),
+                roles: vec![keel_domain::identity::Role::Administrator],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut c = app.read().await.unwrap();
+    let u = keel_store::accounts::get_user(&mut c, &admin.id).await.unwrap().unwrap();
+    let p = keel_app::auth::principal_of(&mut c, &u).await.unwrap();
+    drop(c);
+    let token = app.create_api_token(&p, "search", None).await.unwrap().0;
+    db.close().await;
+
+    let ds = d.to_str().unwrap().to_string();
+    let (mut child, addr) = start_server(vec!["--data-dir".into(), ds.clone()]).await;
+    let mut waits = Vec::new();
+    for (i, host) in ["mail01.corp.local", "mail02.corp.local", "mail03.corp.local"].into_iter().enumerate() {
+        let body = format!(r#"{{"class_key": "server", "name": "邮件服务器 {i}", "attributes": {{"hostname": "{host}"}}}}"#);
+        let (code, resp) = post_json(&addr, "/api/v1/cis", &token, &body).await;
+        assert_eq!(code, 201, "{resp}");
+        waits.push(until_found(&addr, &token, host, 1).await);
+    }
+    println!("committed change to searchable: {waits:?}");
+    assert!(waits.iter().skip(1).all(|w| *w < Duration::from_secs(2)), "{waits:?}");
+
+    let out = Command::new(KEEL).args(["--data-dir", &ds, "reindex"]).env_remove("KEEL_DATABASE_URL").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("search index rebuilt: 3 records"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100%"));
+    // the server switches to the new index and keeps following the outbox
+    until_found(&addr, &token, "%E9%82%AE%E4%BB%B6%E6%9C%8D%E5%8A%A1%E5%99%A8", 3).await;
+    let (code, _) = post_json(
+        &addr,
+        "/api/v1/cis",
+        &token,
+        r#"{"class_key": "server", "name": "late", "attributes": {"hostname": "mail04.corp.local"}}"#,
+    )
+    .await;
+    assert_eq!(code, 201);
+    until_found(&addr, &token, "mail04.corp.local", 1).await;
+    let dirs: Vec<_> =
+        std::fs::read_dir(d.join("search")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    assert_eq!(dirs.iter().filter(|n| n.starts_with("index-")).count(), 1, "the old index is removed: {dirs:?}");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

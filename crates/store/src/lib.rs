@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod page;
 pub mod problems;
 pub mod rows;
+pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod sql;

@@ -112,6 +112,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::problems::router())
         .merge(api::desk::router())
         .merge(api::mail::router())
+        .merge(api::search::router())
         .split_for_parts()
 }
 
@@ -215,6 +216,8 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/problems", post(problems::link_to_problem))
         .route("/portal/articles", get(problems::articles))
         .route("/portal/articles/{id}", get(problems::article))
+        .route("/search", get(ui::search::page))
+        .route("/search/suggest", get(ui::search::suggest))
         .route("/audit", get(trail::audit))
         .route("/audit/verify", get(trail::verify))
         .route("/admin/jobs", get(trail::jobs))

@@ -609,3 +609,7 @@ mod desk;
 
 #[path = "http/mail.rs"]
 mod mail;
+
+/// Full-text search over HTTP: API, results page, type-ahead.
+#[path = "http/search.rs"]
+mod search;

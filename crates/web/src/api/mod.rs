@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod mail;
 pub mod notifications;
 pub mod problems;
+pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod trail;
@@ -39,7 +40,8 @@ use utoipa::OpenApi;
         (name = "cmdb", description = "Configuration management: CIs, relationships, impact analysis, baselines"),
         (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks"),
         (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
-        (name = "audit")
+        (name = "audit"),
+        (name = "search", description = "Full-text search across every process, in Chinese and English")
     )
 )]
 pub struct ApiDoc;

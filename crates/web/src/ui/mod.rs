@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod mail;
 pub mod notifications;
 pub mod problems;
+pub mod search;
 pub mod service_level;
 pub mod session;
 pub mod sla_clocks;

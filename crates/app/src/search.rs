@@ -1,0 +1,542 @@
+//! Service desk and every process (ISO/IEC 20000-1 8.6, 8.2, 8.7.3): full-text search over the
+//! records of all processes. The index is derived data under the data directory, fed from the
+//! outbox written in each record's transaction; the follower position is committed inside the
+//! index, so index and position never disagree. Every hit is re-checked against the asker.
+//!
+//! `SOURCES` is the one place where each process declares what it indexes.
+
+use crate::{App, AppError, Principal, Result};
+use keel_domain::identity::AccountKind;
+use keel_search::{Access, Change, Document, Permission, SearchIndex, SearchRequest};
+use keel_store::AnyConnection;
+use keel_store::search::{self as store, Indexed, OutboxRow};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+/// Outbox rows may commit after rows with a later `created_at`: each step re-reads this
+/// window behind the position and applies the rows it has not seen yet.
+pub const LATE_COMMIT_WINDOW_MS: i64 = 30_000;
+const OUTBOX_PAGE: i64 = 500;
+const MAX_ROWS_PER_COMMIT: usize = 2_000;
+
+type Loaded<'c> = Pin<Box<dyn Future<Output = keel_store::Result<Option<Document>>> + Send + 'c>>;
+type Loader = for<'c> fn(&'c mut AnyConnection, &'c str) -> Loaded<'c>;
+
+/// An outbox entity type that changes an indexed record; the record id is the entity id, or
+/// the named field of the payload's record (a comment names its ticket).
+pub struct Trigger {
+    pub entity_type: &'static str,
+    pub id_field: Option<&'static str>,
+}
+
+/// What one process indexes: its records' kinds, how to list and load them fresh from the
+/// database, which outbox messages touch them, and who may see a hit.
+pub struct Source {
+    pub name: &'static str,
+    pub kinds: &'static [&'static str],
+    pub table: Indexed,
+    pub triggers: &'static [Trigger],
+    pub load: Loader,
+    pub visible: fn(&Asker, &Access) -> bool,
+    /// Whether `visible` depends on the record itself rather than on its project/organisation.
+    pub per_record: bool,
+}
+
+/// The registry: add a process here (problems, changes, documents, suppliers…).
+pub static SOURCES: &[Source] = &[
+    Source {
+        name: "ticket",
+        kinds: &["incident", "request"],
+        table: Indexed::Tickets,
+        triggers: &[
+            Trigger { entity_type: "ticket", id_field: None },
+            Trigger { entity_type: "ticket_comment", id_field: Some("ticket_id") },
+            Trigger { entity_type: "ticket_work_log", id_field: Some("ticket_id") },
+            Trigger { entity_type: "ticket_attachment", id_field: Some("ticket_id") },
+        ],
+        load: load_ticket,
+        visible: |a, x| a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
+        per_record: false,
+    },
+    Source {
+        name: "ci",
+        kinds: &["ci"],
+        table: Indexed::ConfigurationItems,
+        triggers: &[Trigger { entity_type: "configuration_item", id_field: None }],
+        load: load_ci,
+        visible: |a, x| {
+            let p = &a.principal;
+            p.is_staff() && (x.project_id.is_empty() || p.sees_all_projects() || p.project_ids.contains(&x.project_id))
+        },
+        per_record: false,
+    },
+    Source {
+        name: "service",
+        kinds: &["service"],
+        table: Indexed::Services,
+        triggers: &[Trigger { entity_type: "service", id_field: None }],
+        load: load_service,
+        visible: |a, x| a.principal.is_staff() || a.services.contains(&x.id),
+        per_record: true,
+    },
+];
+
+fn source_of_kind(kind: &str) -> Option<&'static Source> {
+    SOURCES.iter().find(|s| s.kinds.contains(&kind))
+}
+
+fn source_named(name: &str) -> Option<&'static Source> {
+    SOURCES.iter().find(|s| s.name == name)
+}
+
+/// The records an outbox message asks to (re)index.
+fn targets(row: &OutboxRow) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for s in SOURCES {
+        for t in s.triggers.iter().filter(|t| t.entity_type == row.entity_type) {
+            let id = match t.id_field {
+                None => Some(row.entity_id.clone()),
+                Some(f) => serde_json::from_str::<serde_json::Value>(&row.payload)
+                    .ok()
+                    .and_then(|v| v.get("record").and_then(|r| r.get(f)).and_then(|v| v.as_str()).map(str::to_string)),
+            };
+            if let Some(id) = id {
+                out.push((s.name, id));
+            }
+        }
+    }
+    out
+}
+
+// ---- loading documents, one per process ----
+
+fn text_of(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Array(a) => a.iter().map(text_of).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    }
+}
+
+fn joined(parts: &[&Option<String>]) -> String {
+    parts.iter().filter_map(|p| p.as_deref()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n")
+}
+
+fn load_ticket<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+    Box::pin(async move {
+        let Some(t) = keel_store::incidents::get_ticket(c, id).await? else { return Ok(None) };
+        let comments = keel_store::incidents::list_comments(c, id, false).await?;
+        let work = keel_store::incidents::list_work_log(c, id).await?;
+        let team = match &t.team_id {
+            Some(team) => store::team_name(c, team).await?.unwrap_or_default(),
+            None => String::new(),
+        };
+        let project = store::project_of(c, &t.project_id).await?.map(|p| p.0).unwrap_or_default();
+        let (public, internal): (Vec<_>, Vec<_>) = comments.into_iter().partition(|cm| cm.visibility == "public");
+        let mut internal: Vec<String> = internal.into_iter().map(|cm| cm.body).collect();
+        internal.extend(work.into_iter().filter_map(|w| w.note));
+        Ok(Some(Document {
+            source: "ticket".into(),
+            id: t.id.clone(),
+            kind: t.kind.clone(),
+            number: Some(t.number.clone()),
+            title: t.title.clone(),
+            body: joined(&[&t.description, &t.resolution_notes]),
+            comments: public.into_iter().map(|cm| cm.body).collect(),
+            internal,
+            attachments: store::attachment_names(c, id).await?,
+            status: t.status.clone(),
+            priority: t.priority.clone(),
+            team,
+            project,
+            project_id: t.project_id.clone(),
+            organization_id: t.organization_id.clone(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }))
+    })
+}
+
+fn load_ci<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+    Box::pin(async move {
+        let Some(ci) = keel_store::cmdb::get_ci(c, id).await? else { return Ok(None) };
+        let (project, organization_id) = match &ci.project_id {
+            Some(p) => store::project_of(c, p).await?.unwrap_or_default(),
+            None => Default::default(),
+        };
+        let team = match &ci.team_id {
+            Some(team) => store::team_name(c, team).await?.unwrap_or_default(),
+            None => String::new(),
+        };
+        let attributes: Vec<String> = ci.attributes.values().map(text_of).filter(|s| !s.is_empty()).collect();
+        Ok(Some(Document {
+            source: "ci".into(),
+            id: ci.id.clone(),
+            kind: "ci".into(),
+            title: ci.name.clone(),
+            body: [joined(&[&ci.description, &ci.location]), ci.class_key.clone(), attributes.join("\n")].join("\n"),
+            status: ci.status.clone(),
+            team,
+            project,
+            project_id: ci.project_id.clone().unwrap_or_default(),
+            organization_id,
+            created_at: ci.created_at,
+            updated_at: ci.updated_at,
+            ..Default::default()
+        }))
+    })
+}
+
+fn load_service<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+    Box::pin(async move {
+        let Some(s) = keel_store::service_level::get_service(c, id).await? else { return Ok(None) };
+        Ok(Some(Document {
+            source: "service".into(),
+            id: s.id.clone(),
+            kind: "service".into(),
+            number: Some(s.code.clone()),
+            title: s.name.clone(),
+            body: [joined(&[&s.description, &s.targets, &s.contact_points, &s.service_hours]), s.service_line.clone()].join("\n"),
+            status: s.status.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            ..Default::default()
+        }))
+    })
+}
+
+// ---- permissions ----
+
+/// The asker, with what their hits are checked against.
+pub struct Asker {
+    pub principal: Principal,
+    /// For contacts: the catalogue services their organisation's SLAs include.
+    pub services: HashSet<String>,
+}
+
+impl Permission for Asker {
+    fn allows(&self, a: &Access) -> bool {
+        source_of_kind(&a.kind).is_some_and(|s| (s.visible)(self, a))
+    }
+    fn needs_id(&self, kind: &str) -> bool {
+        source_of_kind(kind).is_some_and(|s| s.per_record)
+    }
+    fn sees_internal(&self) -> bool {
+        self.principal.is_staff()
+    }
+}
+
+// ---- the index and its follower ----
+
+/// The follower position stored as the index's commit payload.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Position {
+    /// The latest `created_at` applied.
+    pub at: i64,
+    /// Rows applied inside the late-commit window behind `at`: (id, created_at).
+    pub seen: Vec<(String, i64)>,
+}
+
+/// The directory name in use and its open index.
+type OpenIndex = (String, Arc<SearchIndex>);
+
+/// This process's search index, under `<data>/search/`: `CURRENT` names the directory in use,
+/// so `keel reindex` can build a new one beside it and swap.
+#[derive(Clone)]
+pub struct Search {
+    root: Option<PathBuf>,
+    current: Arc<RwLock<Option<OpenIndex>>>,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search").field("root", &self.root).finish()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
+}
+
+impl Search {
+    /// No index: searches answer nothing (processes that do not serve search).
+    pub fn disabled() -> Self {
+        Search { root: None, current: Arc::new(RwLock::new(None)) }
+    }
+
+    /// The index under `root` (created by the follower or `keel reindex` when missing).
+    pub fn at(root: &Path) -> Self {
+        Search { root: Some(root.to_path_buf()), current: Arc::new(RwLock::new(None)) }
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    fn current_name(&self) -> Option<String> {
+        let root = self.root.as_ref()?;
+        std::fs::read_to_string(root.join("CURRENT")).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    /// The open index, reopening when `CURRENT` names another directory (after a reindex).
+    pub fn index(&self) -> Result<Option<Arc<SearchIndex>>> {
+        let Some(root) = &self.root else { return Ok(None) };
+        let Some(name) = self.current_name() else { return Ok(None) };
+        if let Some((open, ix)) = self.current.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *open == name
+        {
+            return Ok(Some(ix.clone()));
+        }
+        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((open, ix)) = cur.as_ref()
+            && *open == name
+        {
+            return Ok(Some(ix.clone()));
+        }
+        let previous = cur.take();
+        drop(previous);
+        let ix = Arc::new(SearchIndex::open(&root.join(&name)).map_err(internal)?);
+        *cur = Some((name.clone(), ix.clone()));
+        // Directories of earlier builds are no longer read by this process.
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with("index-") && n != name && !n.ends_with(".building") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(Some(ix))
+    }
+}
+
+/// One page of search results for an asker.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SearchPage {
+    pub total: usize,
+    pub hits: Vec<keel_search::Hit>,
+    pub by_kind: Vec<(String, usize)>,
+    pub by_status: Vec<(String, usize)>,
+    /// Pass back as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+    /// False while the index is first being built.
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchInput {
+    pub q: String,
+    pub kind: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: usize,
+    pub utc_offset_minutes: i32,
+    /// Type-ahead: the last word may be unfinished.
+    pub typing: bool,
+}
+
+pub const MAX_QUERY_CHARS: usize = 500;
+
+pub use keel_search::warm;
+
+impl App {
+    pub fn with_search(mut self, search: Search) -> Self {
+        self.search = search;
+        self
+    }
+
+    async fn asker(&self, actor: &Principal) -> Result<Asker> {
+        let services = if actor.kind == AccountKind::Contact {
+            let mut c = self.read().await?;
+            store::services_for_organization(&mut c, actor.organization_id.as_deref().unwrap_or_default()).await?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        Ok(Asker { principal: actor.clone(), services })
+    }
+
+    /// Searches every indexed process for the actor: hits, counts and facets hold only records
+    /// the actor may see; a contact's query never reads internal notes.
+    pub async fn search_records(&self, actor: &Principal, input: &SearchInput) -> Result<SearchPage> {
+        if input.q.chars().count() > MAX_QUERY_CHARS {
+            return Err(AppError::field("q", "too_long", format!("at most {MAX_QUERY_CHARS} characters")));
+        }
+        if let Some(k) = input.kind.as_deref().filter(|k| !k.is_empty())
+            && source_of_kind(k).is_none()
+        {
+            return Err(AppError::field("type", "unknown_type", format!("no record type {k}")));
+        }
+        let offset = match input.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|o| *o <= 10_000)
+                .ok_or_else(|| AppError::field("cursor", "invalid", "not a cursor from this search"))?,
+            None => 0,
+        };
+        let limit = input.limit.clamp(1, 100);
+        let Some(ix) = self.search.index()? else {
+            return Ok(SearchPage { total: 0, hits: vec![], by_kind: vec![], by_status: vec![], next_cursor: None, ready: false });
+        };
+        let asker: Arc<dyn Permission> = Arc::new(self.asker(actor).await?);
+        let req = SearchRequest {
+            query: input.q.clone(),
+            kind: input.kind.clone().filter(|k| !k.is_empty()),
+            offset,
+            limit,
+            utc_offset_minutes: input.utc_offset_minutes,
+            snippets: !input.typing,
+            prefix_last: input.typing,
+        };
+        let r = tokio::task::spawn_blocking(move || ix.search(&req, asker)).await.map_err(internal)?.map_err(internal)?;
+        let next_cursor = (offset + r.hits.len() < r.total && !r.hits.is_empty()).then(|| (offset + r.hits.len()).to_string());
+        Ok(SearchPage { total: r.total, hits: r.hits, by_kind: r.by_kind, by_status: r.by_status, next_cursor, ready: true })
+    }
+
+    /// Applies the outbox rows this index has not applied yet, loading each named record fresh
+    /// from the database; returns how many rows were applied.
+    pub async fn follow_outbox(&self) -> Result<usize> {
+        let Some(ix) = self.search.index()? else { return Ok(0) };
+        let mut pos: Position = ix.position().map_err(internal)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default();
+        let seen: HashSet<String> = pos.seen.iter().map(|(id, _)| id.clone()).collect();
+        let mut fresh: Vec<OutboxRow> = Vec::new();
+        {
+            let mut c = self.read().await?;
+            let (mut at, mut id) = (pos.at - LATE_COMMIT_WINDOW_MS - 1, String::new());
+            loop {
+                let rows = store::outbox_after(&mut c, at, &id, OUTBOX_PAGE).await?;
+                let full = rows.len() as i64 == OUTBOX_PAGE;
+                if let Some(last) = rows.last() {
+                    (at, id) = (last.created_at, last.id.clone());
+                }
+                fresh.extend(rows.into_iter().filter(|r| !seen.contains(&r.id)));
+                if !full || fresh.len() >= MAX_ROWS_PER_COMMIT {
+                    break;
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let wanted: BTreeSet<(&'static str, String)> = fresh.iter().flat_map(targets).collect();
+        let changes = self.load_changes(wanted).await?;
+        pos.at = fresh.iter().map(|r| r.created_at).max().unwrap_or(pos.at).max(pos.at);
+        pos.seen.extend(fresh.iter().map(|r| (r.id.clone(), r.created_at)));
+        let horizon = pos.at - LATE_COMMIT_WINDOW_MS;
+        pos.seen.retain(|(_, at)| *at >= horizon);
+        let payload = serde_json::to_string(&pos).map_err(internal)?;
+        tokio::task::spawn_blocking(move || ix.apply(&changes, &payload)).await.map_err(internal)?.map_err(internal)?;
+        Ok(fresh.len())
+    }
+
+    async fn load_changes(&self, wanted: BTreeSet<(&'static str, String)>) -> Result<Vec<Change>> {
+        let mut c = self.read().await?;
+        let mut changes = Vec::with_capacity(wanted.len());
+        for (source, id) in wanted {
+            let Some(s) = source_named(source) else { continue };
+            match (s.load)(&mut c, &id).await? {
+                Some(doc) => changes.push(Change::Upsert(Box::new(doc))),
+                None => changes.push(Change::Delete { source: source.to_string(), id }),
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Builds a complete index from the database in a new directory beside the current one,
+    /// then makes it current; the running index keeps serving meanwhile. `progress` gets
+    /// (records done, records total).
+    pub async fn rebuild_search_index(&self, mut progress: impl FnMut(u64, u64)) -> Result<u64> {
+        let Some(root) = self.search.root().map(Path::to_path_buf) else { return Ok(0) };
+        let name = format!("index-{}", keel_store::new_id());
+        let building = root.join(format!("{name}.building"));
+        // Changes committed while the build reads are re-applied by the follower from here.
+        let start = Position { at: self.now() - LATE_COMMIT_WINDOW_MS, seen: vec![] };
+        let mut total = 0u64;
+        {
+            let mut c = self.read().await?;
+            for s in SOURCES {
+                total += u64::try_from(store::count(&mut c, s.table).await?).unwrap_or(0);
+            }
+        }
+        let ix = Arc::new(SearchIndex::open(&building).map_err(internal)?);
+        let mut done = 0u64;
+        progress(0, total);
+        for s in SOURCES {
+            let mut after = String::new();
+            loop {
+                let mut c = self.read().await?;
+                let ids = store::ids_after(&mut c, s.table, &after, 500).await?;
+                let Some(last) = ids.last().cloned() else { break };
+                let mut docs = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(d) = (s.load)(&mut c, id).await? {
+                        docs.push(d);
+                    }
+                }
+                drop(c);
+                let ix2 = ix.clone();
+                tokio::task::spawn_blocking(move || ix2.add(&docs)).await.map_err(internal)?.map_err(internal)?;
+                done += ids.len() as u64;
+                progress(done, total);
+                after = last;
+            }
+        }
+        let payload = serde_json::to_string(&start).map_err(internal)?;
+        let ix = Arc::into_inner(ix).ok_or_else(|| internal("index still shared"))?;
+        tokio::task::spawn_blocking(move || {
+            ix.commit(&payload)?;
+            ix.finish()
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        std::fs::rename(&building, root.join(&name)).map_err(internal)?;
+        let tmp = root.join("CURRENT.tmp");
+        std::fs::write(&tmp, &name).map_err(internal)?;
+        std::fs::rename(&tmp, root.join("CURRENT")).map_err(internal)?;
+        Ok(done)
+    }
+
+    /// The follower of this process: builds the index when there is none, then applies the
+    /// outbox as it grows (every 200 ms), until `stop` turns true.
+    pub async fn search_follower(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if self.search.root().is_none() {
+            return;
+        }
+        keel_search::warm();
+        loop {
+            let step = async {
+                if self.search.index()?.is_none() {
+                    let n = self.rebuild_search_index(|_, _| {}).await?;
+                    tracing::info!(records = n, "search index built");
+                }
+                self.follow_outbox().await
+            };
+            let wait = match step.await {
+                Ok(n) if n > 0 => 0,
+                Ok(_) => 200,
+                Err(e) => {
+                    tracing::warn!(error = %e, "search follower");
+                    2_000
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    }
+}
+
+impl From<keel_search::SearchError> for AppError {
+    fn from(e: keel_search::SearchError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}

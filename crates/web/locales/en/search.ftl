@@ -1,0 +1,14 @@
+search-title = Search
+search-placeholder = Search tickets, CIs, services…
+search-help = Words in Chinese or English, "exact phrase", -exclude, status:open, type:incident, team:…, project:…, priority:…, created:2026-01-01..2026-02-01
+search-found = { $count } found
+search-no-results = Nothing found.
+search-building = The search index is being built; results will appear shortly.
+search-facet-type = Type
+search-facet-status = Status
+search-all-types = All types
+search-all-results = All results
+search-type-incident = Incident
+search-type-request = Service request
+search-type-ci = Configuration item
+search-type-service = Catalogue service

@@ -1,0 +1,14 @@
+search-title = 搜索
+search-placeholder = 搜索工单、配置项、服务…
+search-help = 中文或英文词语、"完整短语"、-排除词、status:open、type:incident、team:…、project:…、priority:…、created:2026-01-01..2026-02-01
+search-found = 找到 { $count } 条
+search-no-results = 没有找到结果。
+search-building = 正在建立搜索索引，结果稍后显示。
+search-facet-type = 类型
+search-facet-status = 状态
+search-all-types = 全部类型
+search-all-results = 全部结果
+search-type-incident = 事件
+search-type-request = 服务请求
+search-type-ci = 配置项
+search-type-service = 服务目录项
