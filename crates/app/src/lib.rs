@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cmdb;
 pub mod directory;
 pub mod error;
+pub mod import;
 pub mod incidents;
 pub mod jobs;
 pub mod service_level;

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cmdb;
 pub mod directory;
+pub mod imports;
 pub mod incidents;
 pub mod jobs;
 pub mod kernel;

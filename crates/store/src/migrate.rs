@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "incidents", sql: include_str!("../migrations/0002_incidents.sql") },
     Migration { version: 3, name: "cmdb", sql: include_str!("../migrations/0003_cmdb.sql") },
     Migration { version: 4, name: "service_level", sql: include_str!("../migrations/0004_service_level.sql") },
+    Migration { version: 9, name: "imports", sql: include_str!("../migrations/0009_imports.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
