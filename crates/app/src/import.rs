@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The fields a mapping may fill.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "external_ref",
     "title",
     "description",
@@ -36,6 +36,7 @@ pub const FIELDS: [&str; 17] = [
     "category",
     "team",
     "reporter_email",
+    "agent_email",
     "resolution_code",
     "resolution_notes",
     "opened_at",
@@ -286,6 +287,7 @@ struct Lookups {
     /// When a row gives no opening date.
     now: i64,
     reporters: HashMap<String, Option<String>>,
+    agents: HashMap<String, Option<String>>,
 }
 
 fn bad(line: u64, external_ref: Option<&str>, field: &str, reason: impl Into<String>) -> BadRow {
@@ -353,6 +355,7 @@ impl App {
             default_reporter: actor.user_id.clone(),
             now: self.now(),
             reporters: HashMap::new(),
+            agents: HashMap::new(),
         };
         let reader = Reader { m: mapping, tz: mapping.source.time_zone.as_deref().unwrap_or("UTC").parse().unwrap_or(chrono_tz::UTC) };
         let mut prepared = Vec::new();
@@ -764,6 +767,22 @@ async fn prepare(
         return Ok(Err(bad(line, Some(&xref), "reporter_email", "no active person of this customer has this e-mail")));
     };
     p.record.reporter_id = reporter;
+    match r.value(row, "agent_email") {
+        Err(e) => return Ok(Err(bad(line, Some(&xref), "agent_email", e))),
+        Ok(None) => {}
+        Ok(Some(email)) => {
+            if !lk.agents.contains_key(&email) {
+                let u = accounts::get_user_by_email(conn, &email).await?;
+                let ok = u.filter(|u| u.active && u.kind == AccountKind::Staff.as_str());
+                lk.agents.insert(email.clone(), ok.map(|u| u.id));
+            }
+            match &lk.agents[&email] {
+                Some(id) if p.record.status != Status::New.as_str() => p.record.agent_id = Some(id.clone()),
+                Some(_) => {}
+                None => return Ok(Err(bad(line, Some(&xref), "agent_email", "no active staff member has this e-mail"))),
+            }
+        }
+    }
     if let Err(e) = state_of(&p.record).and_then(|s| s.check_invariants().map_err(AppError::from)) {
         return Ok(Err(bad(line, Some(&xref), "status", e.to_string())));
     }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cmdb;
+pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod import;

@@ -2051,3 +2051,48 @@ A-1,Printer again,Open,?,?,3/2/2026 09:15,?
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// First look: the bilingual demo
+// ---------------------------------------------------------------------------------------------
+
+mod demo {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_demo_loads_a_living_bilingual_desk_once() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let r = app.load_demo(300, &|_| {}).await.unwrap_or_else(|e| panic!("{}: {e:?}", t.label));
+            assert_eq!((r.organizations, r.tickets), (3, 300), "{}", t.label);
+            assert!(r.accounts.iter().all(|a| a.password.len() >= 10));
+            let admin = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "admin@demo.keel.test").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let all = app.count_tickets(&admin, &Default::default()).await.unwrap();
+            assert_eq!(all, 300, "{}", t.label);
+            let chinese = keel_store::incidents::TicketFilter { q: Some("打印".into()), ..Default::default() };
+            assert!(app.count_tickets(&admin, &chinese).await.unwrap() > 0, "{}: Chinese tickets", t.label);
+            let agent = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "li.na@demo.keel.test").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let counts = app.queue_counts(&agent).await.unwrap();
+            assert!(counts.mine > 0 && counts.open > 0 && counts.unassigned > 0, "{}: {counts:?}", t.label);
+            // a contact sees only their organisation's tickets
+            let contact = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "chen.jing@ecm.example").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let theirs = app.count_tickets(&contact, &Default::default()).await.unwrap();
+            assert!(theirs > 0 && theirs < all, "{}", t.label);
+            assert!(app.integrity_check().await.unwrap().ok(), "{}", t.label);
+            let again = app.load_demo(10, &|_| {}).await;
+            assert!(matches!(again, Err(AppError::Conflict { code: "not_empty", .. })), "{}: the demo refuses a used instance", t.label);
+        }
+    }
+}
