@@ -367,7 +367,7 @@ impl App {
                 Ok(p) => prepared.push(p),
                 Err(b) => bad_rows.push(b),
             }
-            if i % 500 == 0 {
+            if i.is_multiple_of(500) {
                 progress(Progress::Checking(i as u64, total));
             }
         }
@@ -436,7 +436,7 @@ impl App {
             }
             w.record("ticket", &p.record.id, AuditAction::Create, None, Some(&after)).await?;
             report.numbers.push((p.external_ref, p.record.number));
-            if i % 200 == 0 {
+            if i.is_multiple_of(200) {
                 progress(Progress::Writing(i as u64, total));
             }
         }
@@ -448,6 +448,8 @@ impl App {
 }
 
 type Headers = HashMap<String, usize>;
+/// The cells of one ticket's row and the line it starts on.
+type TicketRow = (Vec<String>, u64);
 
 /// Reads the file into one row per ticket (the last snapshot of each, for event logs).
 /// File-level faults (broken quoting, wrong encoding, missing columns) are bad rows too.
@@ -456,7 +458,7 @@ fn read_rows(
     m: &Mapping,
     report: &mut ImportReport,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<(Headers, Vec<(Vec<String>, u64)>, Vec<BadRow>)> {
+) -> Result<(Headers, Vec<TicketRow>, Vec<BadRow>)> {
     let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
     let mut rd = csv::ReaderBuilder::new().delimiter(m.source.delimiter.as_bytes()[0]).flexible(true).from_reader(csv);
     let mut bad_rows = Vec::new();
@@ -553,7 +555,7 @@ fn read_rows(
                 kept.insert(key, (rank, line, cells));
             }
         }
-        if n % 5000 == 0 {
+        if n.is_multiple_of(5000) {
             progress(Progress::Reading(n));
         }
     }
@@ -683,10 +685,8 @@ async fn prepare(
             }
             None => None,
         };
-        if status.requires_assignment() || status == Status::Closed {
-            if team_id.is_none() {
-                return Err(bad(line, Some(&xref), "team", format!("a {} ticket needs a team", status.as_str())));
-            }
+        if (status.requires_assignment() || status == Status::Closed) && team_id.is_none() {
+            return Err(bad(line, Some(&xref), "team", format!("a {} ticket needs a team", status.as_str())));
         }
         let (category_id, new_category) = match text("category")? {
             Some(value) => match lk.categories.get(&value).or_else(|| lk.categories.get(&category_code(&value))) {

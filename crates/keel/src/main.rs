@@ -266,15 +266,15 @@ fn progress_bar(p: keel_app::import::Progress) {
         Progress::Writing(n, t) => ("writing ", n, t),
     };
     let mut err = std::io::stderr().lock();
-    if total == 0 {
-        let _ = write!(err, "\r{label} {done} rows{:30}", "");
-    } else {
-        let width = 30u64;
-        let filled = (done * width / total).min(width) as usize;
+    let width = 30u64;
+    if let Some(share) = (done * width).checked_div(total) {
+        let filled = share.min(width) as usize;
         let _ = write!(err, "\r{label} [{}{}] {done}/{total}", "#".repeat(filled), "-".repeat(width as usize - filled));
         if done == total {
             let _ = writeln!(err);
         }
+    } else {
+        let _ = write!(err, "\r{label} {done} rows{:30}", "");
     }
     let _ = err.flush();
 }
