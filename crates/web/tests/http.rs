@@ -590,3 +590,7 @@ mod service_level;
 /// Service desk tenancy over HTTP.
 #[path = "http/incidents.rs"]
 mod incidents;
+
+/// Incident import pages.
+#[path = "http/import.rs"]
+mod import;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod cmdb;
+pub mod import;
 pub mod incidents;
 pub mod service_level;
 pub mod session;
@@ -73,8 +74,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
     if !p.is_read_only() {
         resolution.push(NavItem { active: path == "/incidents/new", ..item("/incidents/new", new_key) });
     }
+    if p.is_staff() && !p.is_read_only() {
+        resolution.push(item("/incidents/import", "nav-incident-import"));
+    }
     if let Some(queue) = resolution.first_mut() {
-        queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
+        queue.active =
+            path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new" && !path.starts_with("/incidents/import"));
     }
     groups.push(NavGroup { title: tr.t("nav-group-resolution"), items: resolution });
     if p.is_staff() {
