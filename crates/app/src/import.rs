@@ -277,6 +277,9 @@ impl Reader<'_> {
     }
 }
 
+/// Marks a reference seen earlier in the same file (in `Lookups::imported`).
+const IN_THIS_FILE: &str = "\u{0}line ";
+
 /// What the checks look up once per import.
 struct Lookups {
     categories: HashMap<String, String>,
@@ -582,7 +585,11 @@ async fn prepare(
         Err(b) => return Ok(Err(b)),
     };
     if let Some(number) = lk.imported.get(&xref) {
-        return Ok(Err(bad(line, Some(&xref), "external_ref", format!("already imported as {number}"))));
+        let reason = match number.strip_prefix(IN_THIS_FILE) {
+            Some(first) => format!("appears twice in the file (first on line {first})"),
+            None => format!("already imported as {number}"),
+        };
+        return Ok(Err(bad(line, Some(&xref), "external_ref", reason)));
     }
     let out = (|| -> std::result::Result<Prepared, BadRow> {
         let with_ref = |mut b: BadRow| {
@@ -786,6 +793,6 @@ async fn prepare(
     if let Err(e) = state_of(&p.record).and_then(|s| s.check_invariants().map_err(AppError::from)) {
         return Ok(Err(bad(line, Some(&xref), "status", e.to_string())));
     }
-    lk.imported.insert(xref.clone(), format!("line {line} of this file"));
+    lk.imported.insert(xref.clone(), format!("{IN_THIS_FILE}{line}"));
     Ok(Ok(p))
 }

@@ -1970,6 +1970,11 @@ A-1,Printer again,Open,?,?,3/2/2026 09:15,?
             let r = run(&app, &w, &gbk, &m, false).await;
             assert_eq!(r.bad_rows.len(), 1);
             assert!(r.bad_rows[0].line == 2 && r.bad_rows[0].reason.contains("UTF-8"), "{:?}", r.bad_rows);
+            let no_grouping = mapping(&MAPPING.replace("group_by = \"id\"", ""));
+            let twice = "id,subject,state,group,code,opened,resolved\nA-9,x,Open,?,?,3/2/2026 09:15,?\nA-9,y,Open,?,?,3/2/2026 09:15,?\n";
+            let r = run(&app, &w, twice.as_bytes(), &no_grouping, false).await;
+            assert_eq!(r.bad_rows.len(), 1, "{:?}", r.bad_rows);
+            assert!(r.bad_rows[0].line == 3 && r.bad_rows[0].reason.contains("first on line 2"), "{:?}", r.bad_rows);
             assert_eq!(counts(&app, &w).await, before, "{}", t.label);
 
             // the good rows alone import, with audit and outbox, numbered in Keel's sequence
