@@ -365,7 +365,7 @@ fn may_configure(actor: &Principal) -> bool {
 
 /// The audited view of a ticket. The per-status timestamps are left out: every audit entry has
 /// its own instant, and the status log keeps the exact times the SLA engine reads.
-fn audit_of(t: &TicketRecord) -> serde_json::Value {
+pub(crate) fn audit_of(t: &TicketRecord) -> serde_json::Value {
     let mut v = snapshot(t);
     if let Some(o) = v.as_object_mut() {
         for k in [
@@ -1129,7 +1129,7 @@ pub(crate) async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Princip
     Ok(t)
 }
 
-async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {
+pub(crate) async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {
     match kernel::get_setting(conn, PRIORITY_MATRIX_SETTING).await? {
         Some(json) => serde_json::from_str(&json).map_err(|e| AppError::Internal(format!("priority matrix setting: {e}"))),
         None => Ok(PriorityMatrix::default()),

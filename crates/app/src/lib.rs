@@ -4,9 +4,11 @@
 pub mod audit;
 pub mod auth;
 pub mod cmdb;
+pub mod demo;
 pub mod desk;
 pub mod directory;
 pub mod error;
+pub mod import;
 pub mod incidents;
 pub mod jobs;
 pub mod mail_imap;

@@ -3886,3 +3886,263 @@ mod search {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Service desk: importing incidents from other tools' CSV exports
+// ---------------------------------------------------------------------------------------------
+
+mod import {
+    use super::*;
+    use keel_app::import::{ImportReport, Mapping};
+
+    const MAPPING: &str = r#"
+        [source]
+        name = "legacy"
+        missing = ["?"]
+        date_formats = ["%d/%m/%Y %H:%M"]
+        time_zone = "Asia/Shanghai"
+        group_by = "id"
+
+        [fields]
+        external_ref = "id"
+        title = "subject"
+        status = "state"
+        team = "group"
+        resolution_code = "code"
+        opened_at = "opened"
+        resolved_at = "resolved"
+
+        [values.status]
+        "Open" = "new"
+        "Working" = "in_progress"
+        "Done" = "resolved"
+    "#;
+
+    fn mapping(text: &str) -> Mapping {
+        Mapping::from_toml(text).unwrap()
+    }
+
+    fn docs_mapping(name: &str) -> Mapping {
+        let path = format!("{}/../../docs/import/{name}", env!("CARGO_MANIFEST_DIR"));
+        mapping(&std::fs::read_to_string(path).unwrap())
+    }
+
+    fn data(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    async fn counts(app: &App, w: &World) -> (i64, usize) {
+        let tickets = app.count_tickets(&w.admin, &Default::default()).await.unwrap();
+        let audit =
+            app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 100_000, ..Default::default() }).await.unwrap().len();
+        (tickets, audit)
+    }
+
+    async fn desk_team(app: &App, w: &World, name: &str) {
+        app.create_team(&w.admin, TeamInput { name: name.into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+            .await
+            .unwrap();
+    }
+
+    async fn run(app: &App, w: &World, csv: &[u8], m: &Mapping, dry_run: bool) -> ImportReport {
+        app.import_incidents(&w.agent_a, &w.project_a, csv, m, dry_run, &|_| {}).await.unwrap()
+    }
+
+    const GOOD_AND_BAD: &str = "id,subject,state,group,code,opened,resolved
+A-1,Printer jammed 打印机卡纸,Open,?,?,3/2/2026 09:15,?
+A-2,VPN down,Working,Desk,?,3/2/2026 10:00,?
+A-3,Mail slow,Sleeping,Desk,?,3/2/2026 10:00,?
+A-4,Disk full,Done,Desk,solved,31/2/2026 10:00,4/2/2026 10:00
+A-5,Laptop,Done,Desk,?,3/2/2026 10:00,4/2/2026 10:00
+A-6,Phone,Working,Nobody,?,3/2/2026 10:00,?
+A-7,Wifi,Done,Desk,solved,3/2/2026 10:00,1/2/2026 10:00
+A-1,Printer again,Open,?,?,3/2/2026 09:15,?
+";
+
+    #[tokio::test]
+    async fn a_dry_run_lists_each_bad_row_with_its_line_and_reason_and_writes_nothing() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            desk_team(&app, &w, "Desk").await;
+            let before = counts(&app, &w).await;
+            let r = run(&app, &w, GOOD_AND_BAD.as_bytes(), &mapping(MAPPING), true).await;
+            assert_eq!((r.rows, r.tickets, r.imported), (8, 7, 0), "{}", t.label);
+            let found: Vec<(u64, &str, &str)> =
+                r.bad_rows.iter().map(|b| (b.line, b.external_ref.as_deref().unwrap_or(""), b.field.as_str())).collect();
+            assert_eq!(
+                found,
+                [
+                    (4, "A-3", "status"),
+                    (5, "A-4", "opened_at"),
+                    (6, "A-5", "resolution_code"),
+                    (7, "A-6", "team"),
+                    (8, "A-7", "resolved_at")
+                ],
+                "{}: {:#?}",
+                t.label,
+                r.bad_rows
+            );
+            assert!(r.bad_rows[0].reason.contains("'Sleeping'"), "{}", r.bad_rows[0].reason);
+            assert!(r.bad_rows[1].reason.contains("31/2/2026"), "{}", r.bad_rows[1].reason);
+            assert!(r.bad_rows[3].reason.contains("'Nobody'"), "{}", r.bad_rows[3].reason);
+            assert_eq!(counts(&app, &w).await, before, "{}: a dry run writes nothing", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_import_is_all_or_nothing() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            desk_team(&app, &w, "Desk").await;
+            let before = counts(&app, &w).await;
+            let m = mapping(MAPPING);
+            let r = run(&app, &w, GOOD_AND_BAD.as_bytes(), &m, false).await;
+            assert_eq!((r.imported, r.bad_rows.len()), (0, 5), "{}", t.label);
+            assert_eq!(counts(&app, &w).await, before, "{}: one bad row, nothing written", t.label);
+            // file-level faults: a missing column, broken quoting, text that is not UTF-8 (GBK)
+            let r = run(&app, &w, b"id,subject,state\nA-1,x,Open\n", &m, false).await;
+            assert_eq!((r.bad_rows[0].line, r.bad_rows[0].field.as_str()), (1, "file"));
+            assert!(r.bad_rows[0].reason.contains("group") && r.bad_rows[0].reason.contains("opened"), "{}", r.bad_rows[0].reason);
+            let broken =
+                "id,subject,state,group,code,opened,resolved\nA-1,\"unclosed,Open,?,?,3/2/2026 09:15,?\nA-2,ok,Open,?,?,3/2/2026 09:15,?\n";
+            let r = run(&app, &w, broken.as_bytes(), &m, false).await;
+            assert!(!r.ok() && r.imported == 0, "{}: {:?}", t.label, r.bad_rows);
+            let mut gbk = b"id,subject,state,group,code,opened,resolved\nA-1,".to_vec();
+            gbk.extend([0xB4, 0xF2, 0xD3, 0xA1, 0xBB, 0xFA]); // 打印机 in GBK
+            gbk.extend(b",Open,?,?,3/2/2026 09:15,?\n");
+            let r = run(&app, &w, &gbk, &m, false).await;
+            assert_eq!(r.bad_rows.len(), 1);
+            assert!(r.bad_rows[0].line == 2 && r.bad_rows[0].reason.contains("UTF-8"), "{:?}", r.bad_rows);
+            let no_grouping = mapping(&MAPPING.replace("group_by = \"id\"", ""));
+            let twice = "id,subject,state,group,code,opened,resolved\nA-9,x,Open,?,?,3/2/2026 09:15,?\nA-9,y,Open,?,?,3/2/2026 09:15,?\n";
+            let r = run(&app, &w, twice.as_bytes(), &no_grouping, false).await;
+            assert_eq!(r.bad_rows.len(), 1, "{:?}", r.bad_rows);
+            assert!(r.bad_rows[0].line == 3 && r.bad_rows[0].reason.contains("first on line 2"), "{:?}", r.bad_rows);
+            assert_eq!(counts(&app, &w).await, before, "{}", t.label);
+
+            // the good rows alone import, with audit and outbox, numbered in Keel's sequence
+            let good: String =
+                GOOD_AND_BAD.lines().enumerate().filter(|(i, _)| [0, 1, 2].contains(i)).map(|(_, l)| format!("{l}\n")).collect();
+            let r = run(&app, &w, good.as_bytes(), &m, false).await;
+            assert!(r.ok(), "{:?}", r.bad_rows);
+            assert_eq!(r.numbers, [("A-1".to_string(), "INC-000001".to_string()), ("A-2".into(), "INC-000002".into())]);
+            let a1 = app.get_ticket(&w.agent_a, "INC-000001").await.unwrap();
+            assert_eq!(a1.title, "Printer jammed 打印机卡纸");
+            // 09:15 in Shanghai is 01:15 UTC
+            let opened = chrono::DateTime::from_timestamp_millis(a1.created_at).unwrap();
+            assert_eq!(opened.to_rfc3339(), "2026-02-03T01:15:00+00:00", "{}", t.label);
+            let a2 = app.get_ticket(&w.agent_a, "INC-000002").await.unwrap();
+            assert_eq!((a2.status.as_str(), a2.team_id.is_some()), ("in_progress", true));
+            let h = app.ticket_history(&w.agent_a, &a2.id).await.unwrap();
+            assert!(h[0].changes.to_string().contains("legacy"), "{}: the audit entry names the source", t.label);
+            assert!(app.integrity_check().await.unwrap().ok(), "{}", t.label);
+            // importing again refuses what is already there
+            let r = run(&app, &w, good.as_bytes(), &m, true).await;
+            assert_eq!(
+                r.bad_rows.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>(),
+                ["already imported as INC-000001", "already imported as INC-000002"]
+            );
+            // a contact cannot import
+            let denied = app.import_incidents(&w.contact_a, &w.project_a, good.as_bytes(), &m, true, &|_| {}).await;
+            assert!(matches!(denied, Err(AppError::Forbidden)), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_uci_servicenow_excerpt_imports_with_its_dates_and_statuses() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            desk_team(&app, &w, "Service desk").await;
+            let m = docs_mapping("uci-servicenow-event-log.toml");
+            let csv = data("uci_event_log_excerpt.csv");
+            let dry = run(&app, &w, &csv, &m, true).await;
+            assert!(dry.ok(), "{}: {:?}", t.label, dry.bad_rows);
+            assert_eq!((dry.rows, dry.tickets, dry.imported), (300, 49, 0), "{}", t.label);
+            let r = run(&app, &w, &csv, &m, false).await;
+            assert_eq!(r.imported, 49, "{}", t.label);
+            let number = &r.numbers.iter().find(|(x, _)| x == "INC0000045").unwrap().1;
+            let tk = app.get_ticket(&w.agent_a, number).await.unwrap();
+            let at = |ms: Option<i64>| chrono::DateTime::from_timestamp_millis(ms.unwrap()).unwrap().format("%Y-%m-%d %H:%M").to_string();
+            assert_eq!(tk.status, "closed", "{}: the last snapshot (sys_mod_count 4) wins", t.label);
+            assert_eq!(at(Some(tk.created_at)), "2016-02-29 01:16");
+            assert_eq!(at(tk.resolved_at), "2016-02-29 11:29");
+            assert_eq!(at(tk.closed_at), "2016-03-05 12:00");
+            assert_eq!(
+                (tk.impact.as_str(), tk.urgency.as_str(), tk.priority.as_str(), tk.channel.as_str()),
+                ("medium", "medium", "p3", "phone")
+            );
+            assert!(tk.title.starts_with("Category 55 / Subcategory 170"), "{}", tk.title);
+            let log = app.status_log(&w.agent_a, &tk.id).await.unwrap();
+            let steps: Vec<&str> = log.iter().map(|e| e.to_status.as_str()).collect();
+            assert_eq!(steps, ["new", "resolved", "closed"], "{}", t.label);
+            let cats = app.list_categories(&w.admin).await.unwrap();
+            assert!(cats.iter().any(|c| c.code == "CATEGORY-55"), "{}", t.label);
+            let open = r.numbers.iter().find(|(x, _)| x == "INC0000125").unwrap();
+            assert_eq!(app.get_ticket(&w.agent_a, &open.1).await.unwrap().status, "new", "{}", t.label);
+            assert!(app.integrity_check().await.unwrap().ok(), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_endava_excerpt_imports_with_line_numbers_as_references() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            let m = docs_mapping("endava-helpdesk-tickets.toml");
+            let r = run(&app, &w, &data("endava_tickets_excerpt.csv"), &m, false).await;
+            assert!(r.ok(), "{}: {:?}", t.label, r.bad_rows);
+            assert_eq!(r.imported, 150, "{}", t.label);
+            assert_eq!(r.numbers[0].0, "2", "{}: the first data row is on line 2: {:?}", t.label, &r.numbers[..3]);
+            let first = app.get_ticket(&w.agent_a, &r.numbers[0].1).await.unwrap();
+            assert!(first.title.starts_with("hi since recruiter"), "{}: an empty title falls back to the body", first.title);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// First look: the bilingual demo
+// ---------------------------------------------------------------------------------------------
+
+mod demo {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_demo_loads_a_living_bilingual_desk_once() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let r = app.load_demo(300, &|_| {}).await.unwrap_or_else(|e| panic!("{}: {e:?}", t.label));
+            assert_eq!((r.organizations, r.tickets), (3, 300), "{}", t.label);
+            assert!(r.accounts.iter().all(|a| a.password.len() >= 10));
+            let admin = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "admin@demo.keel.test").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let all = app.count_tickets(&admin, &Default::default()).await.unwrap();
+            assert_eq!(all, 300, "{}", t.label);
+            let chinese = keel_store::incidents::TicketFilter { q: Some("打印".into()), ..Default::default() };
+            assert!(app.count_tickets(&admin, &chinese).await.unwrap() > 0, "{}: Chinese tickets", t.label);
+            let agent = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "li.na@demo.keel.test").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let counts = app.queue_counts(&agent).await.unwrap();
+            assert!(counts.mine > 0 && counts.open > 0 && counts.unassigned > 0, "{}: {counts:?}", t.label);
+            // a contact sees only their organisation's tickets
+            let contact = {
+                let mut c = app.read().await.unwrap();
+                let u = keel_store::accounts::get_user_by_email(&mut c, "chen.jing@ecm.example").await.unwrap().unwrap();
+                keel_app::auth::principal_of(&mut c, &u).await.unwrap()
+            };
+            let theirs = app.count_tickets(&contact, &Default::default()).await.unwrap();
+            assert!(theirs > 0 && theirs < all, "{}", t.label);
+            assert!(app.integrity_check().await.unwrap().ok(), "{}", t.label);
+            let again = app.load_demo(10, &|_| {}).await;
+            assert!(matches!(again, Err(AppError::Conflict { code: "not_empty", .. })), "{}: the demo refuses a used instance", t.label);
+        }
+    }
+}

@@ -33,7 +33,20 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the web interface, the API and the background jobs (the default).
-    Serve,
+    Serve {
+        /// On an empty data directory, load the demo first (see `keel demo`).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Import records from another tool's CSV export.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Load a bilingual demo desk into an empty data directory and print its accounts.
+    Demo {
+        /// Number of incidents over all demo projects.
+        #[arg(long, default_value_t = 3000)]
+        tickets: usize,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage accounts from the shell.
@@ -58,6 +71,25 @@ enum Command {
     /// Rebuild the search index from the database beside the current one and swap it in; a
     /// running `keel serve` with the same data directory keeps serving and switches over.
     Reindex,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Import incidents: check every row (`--dry-run` stops there), then write all or nothing.
+    Incidents {
+        file: PathBuf,
+        /// TOML mapping of columns to fields (examples in docs/import/).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Service project code or id.
+        #[arg(long)]
+        project: String,
+        /// E-mail of the staff account the import is done as (reporter unless the mapping names one).
+        #[arg(long = "as")]
+        as_user: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,8 +123,21 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let cfg = Config::load(cli.config.as_deref(), cli.bind.clone(), cli.data_dir.clone(), cli.database_url.clone())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cfg).await,
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => serve(cfg, demo).await,
+        Command::Import(ImportCommand::Incidents { file, mapping, project, as_user, dry_run }) => {
+            import_incidents(&cfg, &file, &mapping, &project, &as_user, dry_run).await
+        }
+        Command::Demo { tickets } => {
+            let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir().context("stop keel serve first")?) } else { None };
+            let db = open(&cfg).await?;
+            keel_store::migrate::run(&db).await?;
+            let app = App::new(db.clone(), cfg.security());
+            app.seed_jobs().await?;
+            load_demo(&app, tickets).await?;
+            db.close().await;
+            Ok(())
+        }
         Command::Migrate => {
             let db = open(&cfg).await?;
             let applied = keel_store::migrate::run(&db).await?;
@@ -273,7 +318,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir()?) } else { None };
     let db = open(&cfg).await?;
     keel_store::migrate::run(&db).await?;
@@ -285,6 +330,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     keel_search_warm();
     app.seed_jobs().await?;
     app.seed_cmdb_classes().await?;
+    if demo {
+        if app.is_empty_instance().await? {
+            load_demo(&app, 3000).await?;
+        } else {
+            println!("--demo: the data directory is not empty; serving it as it is");
+        }
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = keel_web::AppState { app: app.clone(), cfg: Arc::new(cfg.web()), metrics };
     let router = keel_web::router(state);
@@ -314,6 +366,92 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = jobs.await;
     let _ = follower.await;
     db.close().await;
+    Ok(())
+}
+
+/// A progress bar on standard error (no dependency: one line redrawn with `\r`).
+fn progress_bar(p: keel_app::import::Progress) {
+    use keel_app::import::Progress;
+    use std::io::Write;
+    let (label, done, total) = match p {
+        Progress::Reading(n) => ("reading ", n, 0),
+        Progress::Checking(n, t) => ("checking", n, t),
+        Progress::Writing(n, t) => ("writing ", n, t),
+    };
+    let mut err = std::io::stderr().lock();
+    let width = 30u64;
+    if let Some(share) = (done * width).checked_div(total) {
+        let filled = share.min(width) as usize;
+        let _ = write!(err, "\r{label} [{}{}] {done}/{total}", "#".repeat(filled), "-".repeat(width as usize - filled));
+        if done == total {
+            let _ = writeln!(err);
+        }
+    } else {
+        let _ = write!(err, "\r{label} {done} rows{:30}", "");
+    }
+    let _ = err.flush();
+}
+
+async fn import_incidents(
+    cfg: &Config,
+    file: &std::path::Path,
+    mapping: &std::path::Path,
+    project: &str,
+    as_user: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(mapping).with_context(|| format!("cannot read {}", mapping.display()))?;
+    let mapping = match keel_app::import::Mapping::from_toml(&text) {
+        Ok(m) => m,
+        Err(keel_app::AppError::Validation(errors)) => bail!("{}: {}", errors[0].field, errors[0].message),
+        Err(e) => return Err(e.into()),
+    };
+    let csv = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let db = open(cfg).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db.clone(), cfg.security());
+    let actor = {
+        let mut c = app.read().await?;
+        let u = keel_store::accounts::get_user_by_email(&mut c, as_user).await?.with_context(|| format!("no account {as_user}"))?;
+        keel_app::auth::principal_of(&mut c, &u).await?
+    };
+    let report = match app.import_incidents(&actor, project, &csv, &mapping, dry_run, &progress_bar).await {
+        Ok(r) => r,
+        Err(keel_app::AppError::NotFound) => bail!("no service project {project} that {as_user} may log tickets on"),
+        Err(keel_app::AppError::Forbidden) => bail!("{as_user} may not import tickets"),
+        Err(e) => return Err(e.into()),
+    };
+    db.close().await;
+    println!("{} rows, {} tickets", report.rows, report.tickets);
+    if !report.new_categories.is_empty() {
+        println!("new categories: {}", report.new_categories.join(", "));
+    }
+    for b in &report.bad_rows {
+        println!("line {}: {}{}: {}", b.line, b.external_ref.as_deref().map(|x| format!("{x}: ")).unwrap_or_default(), b.field, b.reason);
+    }
+    if !report.ok() {
+        bail!("{} bad row(s); nothing was imported", report.bad_rows.len());
+    }
+    if dry_run {
+        println!("dry run: every row is good; nothing was written");
+    } else {
+        println!("imported {} tickets", report.imported);
+    }
+    Ok(())
+}
+
+async fn load_demo(app: &App, tickets: usize) -> anyhow::Result<()> {
+    let report = match app.load_demo(tickets, &progress_bar).await {
+        Ok(r) => r,
+        Err(keel_app::AppError::Conflict { message, .. }) => bail!("{message}"),
+        Err(e) => return Err(e.into()),
+    };
+    println!("Demo loaded: {} customers, {} incidents.", report.organizations, report.tickets);
+    println!("Accounts (the passwords are shown only now):\n");
+    for a in &report.accounts {
+        println!("    {:<34} {:<20} {:<24} {}", a.email, a.password, a.role, a.name);
+    }
+    println!();
     Ok(())
 }
 

@@ -39,7 +39,7 @@ fn ok(o: &std::process::Output) -> String {
 #[test]
 fn help_documents_every_subcommand() {
     let out = ok(&keel(&["--help"], &[]));
-    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate", "reindex"] {
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate", "reindex", "import", "demo"] {
         assert!(out.contains(sub), "{sub} missing from --help");
     }
     let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
@@ -365,4 +365,50 @@ async fn served_changes_are_searchable_at_once_and_reindex_swaps_while_serving()
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_then_import_from_the_shell() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    let ds = d.to_str().unwrap();
+    let out = ok(&keel(&["--data-dir", ds, "demo", "--tickets", "60"], &[]));
+    assert!(out.contains("60 incidents"), "{out}");
+    let admin_line = out.lines().find(|l| l.contains("admin@demo.keel.test")).unwrap();
+    assert!(admin_line.split_whitespace().nth(1).unwrap().starts_with("demo-"), "{admin_line}");
+    let again = keel(&["--data-dir", ds, "demo"], &[]);
+    assert!(!again.status.success(), "the demo refuses a used data directory");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty"));
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mapping = format!("{root}/docs/import/endava-helpdesk-tickets.toml");
+    let csv = format!("{root}/crates/app/tests/data/endava_tickets_excerpt.csv");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "--data-dir",
+            ds,
+            "import",
+            "incidents",
+            &csv,
+            "--mapping",
+            &mapping,
+            "--project",
+            "ECM-OPS",
+            "--as",
+            "wang.fang@demo.keel.test",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| keel(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let dry = ok(&run(args(&["--dry-run"])));
+    assert!(dry.contains("150 rows, 150 tickets") && dry.contains("nothing was written"), "{dry}");
+    let done = ok(&run(args(&[])));
+    assert!(done.contains("imported 150 tickets"), "{done}");
+    let twice = run(args(&[]));
+    assert!(!twice.status.success());
+    let listed = String::from_utf8_lossy(&twice.stdout);
+    assert!(listed.contains("line 2: 2: external_ref: already imported as"), "{listed}");
+    assert!(ok(&keel(&["--data-dir", ds, "check"], &[])).contains("ok"));
+    let _ = std::fs::remove_dir_all(dir);
 }

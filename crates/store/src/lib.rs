@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cmdb;
 pub mod desk;
 pub mod directory;
+pub mod imports;
 pub mod incidents;
 pub mod jobs;
 pub mod kernel;

@@ -613,3 +613,7 @@ mod mail;
 /// Full-text search over HTTP: API, results page, type-ahead.
 #[path = "http/search.rs"]
 mod search;
+
+/// Incident import pages.
+#[path = "http/import.rs"]
+mod import;

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod cmdb;
 pub mod desk;
+pub mod import;
 pub mod incidents;
 pub mod mail;
 pub mod notifications;
@@ -89,8 +90,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         resolution.push(NavItem { active: path == "/incidents/new", ..item("/incidents/new", new_key) });
         resolution.push(item("/requests", "nav-requests"));
     }
+    if p.is_staff() && !p.is_read_only() {
+        resolution.push(item("/incidents/import", "nav-incident-import"));
+    }
     if let Some(queue) = resolution.first_mut() {
-        queue.active = path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new");
+        queue.active =
+            path == "/incidents" || (path.starts_with("/incidents/") && path != "/incidents/new" && !path.starts_with("/incidents/import"));
     }
     if p.is_staff() {
         resolution.extend([

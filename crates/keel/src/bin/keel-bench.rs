@@ -1,0 +1,514 @@
+//! Service desk and incident management: the million-ticket benchmark. Loads a generated desk
+//! (200 customers with a project each, 50 resolver groups, 100 agents, N incidents in Chinese and
+//! English, 20 comments per 100 tickets) and measures the queries an agent's day is made of.
+//!
+//! The bulk loader writes rows with multi-row INSERTs in large transactions and skips the audit
+//! trail, status log and outbox: it exists only to make the data set fast and is never used by
+//! Keel itself. Everything measured goes through the ordinary use cases.
+//!
+//!     cargo run --release -p keel --bin keel-bench -- --data-dir /tmp/bench --tickets 1000000
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use keel_app::directory::{OrganizationInput, ProjectInput, TeamInput};
+use keel_app::incidents::{NewTicket, Queue, TransitionInput};
+use keel_app::users::NewUser;
+use keel_app::{App, SecurityConfig};
+use keel_domain::identity::{AccountKind, Principal, Role};
+use keel_store::incidents::TicketFilter;
+use keel_store::page::{PageRequest, SortKey, SortKind};
+use keel_store::{ConnectOptions, Db};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "keel-bench", about = "Loads N incidents and measures the service desk's queries")]
+struct Args {
+    /// Empty directory for the SQLite database (ignored with --database-url).
+    #[arg(long, default_value = "keel-bench-data")]
+    data_dir: PathBuf,
+    /// A PostgreSQL database to use instead (it must be empty).
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long, default_value_t = 1_000_000)]
+    tickets: usize,
+    /// Samples per measurement.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+}
+
+const ORGS: usize = 200;
+const TEAMS: usize = 50;
+const AGENTS: usize = 100;
+const BATCH: usize = 400;
+
+const PRIORITY: SortKey = SortKey { name: "priority", column: "t.priority", kind: SortKind::Text };
+const UPDATED: SortKey = SortKey { name: "updated_at", column: "t.updated_at", kind: SortKind::Int };
+
+const ZH: [&str; 12] = [
+    "打印机卡纸，无法打印",
+    "VPN 连接频繁断开",
+    "邮箱容量已满，无法收信",
+    "ERP 系统登录缓慢",
+    "新员工入职需要开通账号",
+    "会议室投影仪无信号",
+    "OA 审批流程卡在部门经理节点",
+    "无线网络信号弱，经常掉线",
+    "电脑蓝屏，提示内存错误",
+    "共享盘无法访问",
+    "服务器磁盘空间告警",
+    "数据库备份任务失败",
+];
+const EN: [&str; 12] = [
+    "Cannot connect to the VPN from home",
+    "Outlook does not sync the calendar",
+    "Password expired, account locked",
+    "Laptop overheats and shuts down",
+    "Request access to the finance share",
+    "Website returns 502 Bad Gateway",
+    "Printer on floor 3 is offline",
+    "Slow response in the CRM",
+    "New starter needs a laptop and accounts",
+    "Backup job failed overnight",
+    "Wi-Fi drops in meeting room B",
+    "Excel export shows garbled characters",
+];
+
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+struct Desk {
+    admin: Principal,
+    agents: Vec<Principal>,
+    /// Per team: its id and its agents' ids.
+    teams: Vec<(String, Vec<String>)>,
+    /// Per project: id, organisation, the two teams serving it, a contact.
+    projects: Vec<(String, String, [usize; 2], String)>,
+    categories: Vec<String>,
+}
+
+async fn principal(app: &App, id: &str) -> anyhow::Result<Principal> {
+    let mut c = app.read().await?;
+    let u = keel_store::accounts::get_user(&mut c, id).await?.context("user")?;
+    Ok(keel_app::auth::principal_of(&mut c, &u).await?)
+}
+
+async fn set_up(app: &App) -> anyhow::Result<Desk> {
+    let sys = Principal::system();
+    let user = |email: String, kind: AccountKind, org: Option<String>, roles: Vec<Role>| NewUser {
+        kind,
+        display_name: email.split('@').next().unwrap_or("x").to_string(),
+        email,
+        organization_id: org,
+        password: None,
+        roles,
+        ..Default::default()
+    };
+    let admin = app.create_user(&sys, user("admin@bench.test".into(), AccountKind::Staff, None, vec![Role::Administrator])).await?;
+    let admin = principal(app, &admin.id).await?;
+    let mut agent_ids = Vec::new();
+    for i in 0..AGENTS {
+        let u =
+            app.create_user(&admin, user(format!("agent{i}@bench.test"), AccountKind::Staff, None, vec![Role::ServiceDeskAgent])).await?;
+        agent_ids.push(u.id);
+    }
+    let mut teams = Vec::new();
+    for t in 0..TEAMS {
+        let members = vec![agent_ids[2 * t].clone(), agent_ids[2 * t + 1].clone()];
+        let team = app
+            .create_team(&admin, TeamInput { name: format!("Team {t:02} 小组"), member_ids: members.clone(), ..Default::default() })
+            .await?;
+        teams.push((team.id, members));
+    }
+    let mut categories = Vec::new();
+    for c in ["HARDWARE", "SOFTWARE", "NETWORK", "ACCESS", "EMAIL", "APPLICATION"] {
+        let k = app
+            .create_category(&admin, keel_app::incidents::CategoryInput { code: c.into(), name: c.into(), ..Default::default() })
+            .await?;
+        categories.push(k.id);
+    }
+    let mut projects = Vec::new();
+    for o in 0..ORGS {
+        let org = app
+            .create_organization(
+                &admin,
+                OrganizationInput { name: format!("Customer {o:03} 客户"), code: format!("C{o:03}"), ..Default::default() },
+            )
+            .await?;
+        let serving = [o % TEAMS, (o + 7) % TEAMS];
+        let members: Vec<String> = serving.iter().flat_map(|t| teams[*t].1.clone()).collect();
+        let p = app
+            .create_project(
+                &admin,
+                ProjectInput {
+                    code: format!("P{o:03}"),
+                    name: format!("Project {o:03}"),
+                    organization_id: org.id.clone(),
+                    member_ids: members,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let contact =
+            app.create_user(&admin, user(format!("contact{o}@c{o}.test"), AccountKind::Contact, Some(org.id.clone()), vec![])).await?;
+        projects.push((p.id, org.id, serving, contact.id));
+    }
+    let mut agents = Vec::new();
+    for id in &agent_ids {
+        agents.push(principal(app, id).await?);
+    }
+    Ok(Desk { admin, agents, teams, projects, categories })
+}
+
+const TICKET_COLS: [&str; 24] = [
+    "id",
+    "number",
+    "kind",
+    "project_id",
+    "organization_id",
+    "reporter_id",
+    "created_by",
+    "title",
+    "description",
+    "channel",
+    "category_id",
+    "impact",
+    "urgency",
+    "priority",
+    "status",
+    "pending_reason",
+    "team_id",
+    "agent_id",
+    "resolution_code",
+    "resolved_by",
+    "status_changed_at",
+    "resolved_at",
+    "created_at",
+    "updated_at",
+];
+
+fn insert_sql(table: &str, cols: &[&str], rows: usize) -> String {
+    let mut s = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols.len() {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${n}"));
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+#[derive(Clone)]
+enum V {
+    T(String),
+    O(Option<String>),
+    I(i64),
+    OI(Option<i64>),
+}
+
+async fn flush(db: &Db, table: &str, cols: &[&str], rows: &mut Vec<Vec<V>>, tx: &mut keel_store::Tx) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = insert_sql(table, cols, rows.len());
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in rows.drain(..) {
+        for v in r {
+            q = match v {
+                V::T(s) => q.bind(s),
+                V::O(s) => q.bind(s),
+                V::I(i) => q.bind(i),
+                V::OI(i) => q.bind(i),
+            };
+        }
+    }
+    q.execute(&mut **tx).await?;
+    let _ = db;
+    Ok(())
+}
+
+/// The bench-only bulk loader.
+async fn bulk_load(db: &Db, desk: &Desk, n: usize, now: i64) -> anyhow::Result<()> {
+    let mut dice = Dice(0x0b5e_55ed_1234_5678);
+    let mut tx = db.begin().await?;
+    let mut tickets: Vec<Vec<V>> = Vec::with_capacity(BATCH);
+    let mut comments: Vec<Vec<V>> = Vec::with_capacity(BATCH);
+    let comment_cols = ["id", "ticket_id", "visibility", "body", "author_id", "author_kind", "created_at"];
+    let levels = ["high", "medium", "medium", "low", "low"];
+    let started = Instant::now();
+    for i in 0..n {
+        // Larger customers first: a skewed choice of project.
+        let r = dice.below(1 << 20) as f64 / f64::from(1 << 20);
+        let p = &desk.projects[((r * r) * ORGS as f64) as usize % ORGS];
+        let roll = dice.below(100);
+        let status = match roll {
+            0..70 => "closed",
+            70..78 => "resolved",
+            78..83 => "new",
+            83..88 => "assigned",
+            88..96 => "in_progress",
+            _ => "pending",
+        };
+        let (team, agent) = if status == "new" {
+            (None, None)
+        } else {
+            let t = &desk.teams[p.2[dice.below(2)]];
+            let agent = if status == "assigned" && dice.below(2) == 0 { None } else { Some(t.1[dice.below(2)].clone()) };
+            (Some(t.0.clone()), agent)
+        };
+        let created = now - (dice.below(3 * 365 * 24 * 60) as i64) * 60_000;
+        let updated = created + (dice.below(5 * 24 * 60) as i64) * 60_000;
+        let (impact, urgency) = (levels[dice.below(5)], levels[dice.below(5)]);
+        let priority = keel_domain::incident::PriorityMatrix::default()
+            .priority(
+                keel_domain::incident::Impact::parse(impact).unwrap_or(keel_domain::incident::Impact::Low),
+                keel_domain::incident::Urgency::parse(urgency).unwrap_or(keel_domain::incident::Urgency::Low),
+            )
+            .as_str();
+        let chinese = dice.below(2) == 0;
+        let title = if chinese { ZH[dice.below(ZH.len())] } else { EN[dice.below(EN.len())] };
+        let done = matches!(status, "resolved" | "closed");
+        let id = keel_store::new_id();
+        tickets.push(vec![
+            V::T(id.clone()),
+            V::T(format!("INC-{:06}", i + 1)),
+            V::T("incident".into()),
+            V::T(p.0.clone()),
+            V::T(p.1.clone()),
+            V::T(p.3.clone()),
+            V::T(desk.admin.user_id.clone()),
+            V::T(format!("{title} #{i}")),
+            V::O(Some(if chinese {
+                format!("{title}，请尽快处理。工单 {i}。")
+            } else {
+                format!("{title}. Reported as ticket {i}.")
+            })),
+            V::T(["portal", "email", "phone"][dice.below(3)].into()),
+            V::O(Some(desk.categories[dice.below(desk.categories.len())].clone())),
+            V::T(impact.into()),
+            V::T(urgency.into()),
+            V::T(priority.into()),
+            V::T(status.into()),
+            V::O((status == "pending").then(|| "waiting_for_customer".to_string())),
+            V::O(team),
+            V::O(agent),
+            V::O(done.then(|| "solved".to_string())),
+            V::O(done.then(|| "system".to_string())),
+            V::I(updated),
+            V::OI(done.then_some(updated)),
+            V::I(created),
+            V::I(updated),
+        ]);
+        if dice.below(100) < 20 {
+            comments.push(vec![
+                V::T(keel_store::new_id()),
+                V::T(id),
+                V::T(if dice.below(3) == 0 { "internal" } else { "public" }.into()),
+                V::T(if chinese { "已收到，正在处理。".into() } else { "Thanks, we are looking into it.".into() }),
+                V::T(desk.admin.user_id.clone()),
+                V::T("staff".into()),
+                V::I(updated),
+            ]);
+        }
+        if tickets.len() == BATCH {
+            flush(db, "tickets", &TICKET_COLS, &mut tickets, &mut tx).await?;
+        }
+        if comments.len() == BATCH {
+            // A comment's ticket must be written first.
+            flush(db, "tickets", &TICKET_COLS, &mut tickets, &mut tx).await?;
+            flush(db, "ticket_comments", &comment_cols, &mut comments, &mut tx).await?;
+        }
+        if (i + 1) % 50_000 == 0 {
+            flush(db, "tickets", &TICKET_COLS, &mut tickets, &mut tx).await?;
+            flush(db, "ticket_comments", &comment_cols, &mut comments, &mut tx).await?;
+            tx.commit().await?;
+            tx = db.begin().await?;
+            eprint!("\rloaded {} tickets ({:.0}/s)", i + 1, (i + 1) as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    flush(db, "tickets", &TICKET_COLS, &mut tickets, &mut tx).await?;
+    flush(db, "ticket_comments", &comment_cols, &mut comments, &mut tx).await?;
+    sqlx::query("INSERT INTO counters (name, value) VALUES ('INC', $1) ON CONFLICT (name) DO UPDATE SET value = $1")
+        .bind(n as i64)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    eprintln!();
+    Ok(())
+}
+
+struct Stat {
+    name: String,
+    samples: Vec<Duration>,
+}
+
+impl Stat {
+    fn pct(&self, p: f64) -> f64 {
+        let mut s = self.samples.clone();
+        s.sort();
+        let i = (((s.len() as f64) * p).ceil() as usize).clamp(1, s.len()) - 1;
+        s[i].as_secs_f64() * 1000.0
+    }
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => {
+            if args.data_dir.exists() && std::fs::read_dir(&args.data_dir)?.next().is_some() {
+                bail!("{} is not empty", args.data_dir.display());
+            }
+            std::fs::create_dir_all(&args.data_dir)?;
+            keel_store::sqlite_url_for_dir(&std::path::absolute(&args.data_dir)?)
+        }
+    };
+    let db = Db::connect(&url, &ConnectOptions::default()).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let t = Instant::now();
+    let desk = set_up(&app).await?;
+    println!("set-up (200 customers, 50 teams, 100 agents through the use cases): {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    bulk_load(&db, &desk, args.tickets, app.now()).await?;
+    let load = t.elapsed();
+    println!(
+        "bulk load of {} tickets: {:.1} s ({:.0} tickets/s)",
+        args.tickets,
+        load.as_secs_f64(),
+        args.tickets as f64 / load.as_secs_f64()
+    );
+    let t = Instant::now();
+    let mut tx = db.begin().await?;
+    sqlx::query("ANALYZE").execute(&mut *tx).await?;
+    tx.commit().await?;
+    println!("ANALYZE: {:.1} s", t.elapsed().as_secs_f64());
+
+    let n = args.samples;
+    let mut stats = Vec::new();
+    let mut dice = Dice(42);
+    let page = |sort: SortKey, desc: bool| PageRequest { sort, desc, after: None, limit: 50 };
+
+    let mut s = Vec::new();
+    for i in 0..n {
+        let a = &desk.agents[i % desk.agents.len()];
+        let q = [Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Open][i % 4];
+        let mut f = TicketFilter::default();
+        q.apply(&mut f, &a.user_id);
+        let t = Instant::now();
+        app.list_tickets(a, &f, &page(PRIORITY, false)).await?;
+        app.count_tickets(a, &f).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat { name: "queue first page + its count (mine/team/unassigned/open, 50 rows by priority)".into(), samples: s });
+
+    let mut s = Vec::new();
+    for i in 0..n {
+        let a = &desk.agents[i % desk.agents.len()];
+        let t = Instant::now();
+        app.queue_counts(a).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat { name: "queue counts (all six tabs)".into(), samples: s });
+
+    let mut s = Vec::new();
+    for i in 0..n {
+        let a = &desk.agents[i % desk.agents.len()];
+        let team = &desk.teams[(i % desk.agents.len()) / 2].0;
+        let f = TicketFilter {
+            team_id: Some(team.clone()),
+            statuses: vec!["in_progress".into(), "assigned".into()],
+            priorities: vec!["p1".into(), "p2".into(), "p3".into()],
+            ..Default::default()
+        };
+        let t = Instant::now();
+        app.list_tickets(a, &f, &page(UPDATED, true)).await?;
+        app.count_tickets(a, &f).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat { name: "filtered list (team + statuses + priorities, by updated) + count".into(), samples: s });
+
+    let mut s = Vec::new();
+    for _ in 0..n {
+        let number = format!("INC-{:06}", 1 + dice.below(args.tickets));
+        let admin = &desk.admin;
+        let t = Instant::now();
+        let tk = app.get_ticket(admin, &number).await?;
+        app.list_comments(admin, &tk.id).await?;
+        app.ticket_history(admin, &tk.id).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat { name: "ticket page data (get + comments + history)".into(), samples: s });
+
+    let mut created = Vec::new();
+    let mut s = Vec::new();
+    for i in 0..n {
+        let a = &desk.agents[i % desk.agents.len()];
+        let team = i % desk.agents.len() / 2;
+        let p = desk.projects.iter().find(|p| p.2.contains(&team)).context("project")?;
+        let t = Instant::now();
+        let tk = app
+            .create_ticket(
+                a,
+                NewTicket {
+                    project_id: p.0.clone(),
+                    reporter_id: Some(p.3.clone()),
+                    title: format!("基准测试工单 benchmark ticket {i}"),
+                    impact: Some("medium".into()),
+                    urgency: Some("high".into()),
+                    team_id: Some(desk.teams[team].0.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        s.push(t.elapsed());
+        created.push((a.clone(), tk.id));
+    }
+    stats.push(Stat { name: "create ticket (assigned to a team; audit + outbox)".into(), samples: s });
+
+    let mut s = Vec::new();
+    for (a, id) in &created {
+        let t = Instant::now();
+        app.transition_ticket(a, id, TransitionInput { action: "start".into(), ..Default::default() }, None).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat { name: "transition (start work)".into(), samples: s });
+
+    println!("\n| measurement | samples | p50 ms | p99 ms |\n|---|---|---|---|");
+    for st in &stats {
+        println!("| {} | {} | {:.2} | {:.2} |", st.name, st.samples.len(), st.pct(0.5), st.pct(0.99));
+    }
+    if let Some(mb) = peak_rss_mb() {
+        println!("\npeak memory of the benchmark process (VmHWM): {mb:.0} MB");
+    }
+    db.close().await;
+    Ok(())
+}
