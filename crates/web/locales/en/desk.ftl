@@ -7,7 +7,6 @@ incident-children = Child tickets
 incident-merged = Merged duplicates
 field-file = File
 err-empty-file = The file is empty.
-err-too-many = Send one file at a time.
 nav-requests = Request a service
 request-title = Request a service
 request-submit = Send request

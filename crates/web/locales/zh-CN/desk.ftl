@@ -7,7 +7,6 @@ incident-children = 子工单
 incident-merged = 已合并的重复工单
 field-file = 文件
 err-empty-file = 文件为空。
-err-too-many = 每次只能上传一个文件。
 nav-requests = 申请服务
 request-title = 申请服务
 request-submit = 提交申请
