@@ -20,10 +20,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "service_level", sql: include_str!("../migrations/0004_service_level.sql") },
     Migration { version: 5, name: "sla_clocks", sql: include_str!("../migrations/0005_sla_clocks.sql") },
     Migration { version: 6, name: "notifications", sql: include_str!("../migrations/0006_notifications.sql") },
-    Migration { version: 10, name: "problems", sql: include_str!("../migrations/0010_problems.sql") },
     Migration { version: 8, name: "desk", sql: include_str!("../migrations/0008_desk.sql") },
-    Migration { version: 11, name: "mail", sql: include_str!("../migrations/0011_mail.sql") },
     Migration { version: 9, name: "imports", sql: include_str!("../migrations/0009_imports.sql") },
+    Migration { version: 10, name: "problems", sql: include_str!("../migrations/0010_problems.sql") },
+    Migration { version: 11, name: "mail", sql: include_str!("../migrations/0011_mail.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
@@ -141,4 +141,16 @@ pub async fn describe_schema(db: &Db) -> Result<(Vec<(String, String, String, bo
     cols.sort();
     idx.sort();
     Ok((cols, idx))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runner applies the list in order and `latest_version` reads its end, so versions
+    /// written on parallel branches must be merged into ascending order.
+    #[test]
+    fn migrations_are_listed_in_ascending_version_order() {
+        let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+        assert_eq!(super::latest_version(), *versions.iter().max().unwrap());
+    }
 }

@@ -78,11 +78,10 @@ pub async fn project_of(conn: &mut AnyConnection, id: &str) -> Result<Option<(St
 
 /// File names of a ticket's attachments; empty while no attachment table exists.
 pub async fn attachment_names(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<String>> {
-    let present = sqlx::query("SELECT 1 AS x FROM ticket_attachments WHERE 1 = 0").fetch_all(&mut *conn).await.is_ok();
-    if !present {
-        return Ok(vec![]);
-    }
-    let rows = sqlx::query("SELECT file_name FROM ticket_attachments WHERE ticket_id = $1").bind(ticket_id).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT file_name FROM ticket_attachments WHERE ticket_id = $1 AND visibility = 'public'")
+        .bind(ticket_id)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.iter().map(|r| r.text("file_name")).collect::<std::result::Result<_, _>>()?)
 }
 

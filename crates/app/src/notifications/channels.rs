@@ -228,6 +228,22 @@ impl Header for AutoSubmitted {
     }
 }
 
+/// `X-Keel: notification`, so Keel's own mail gateway recognises its mail coming back.
+#[derive(Clone)]
+struct XKeel;
+
+impl Header for XKeel {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Keel")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(XKeel)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "notification".to_string())
+    }
+}
+
 /// The domain right of the `@` in a From address, used in Message-IDs.
 pub fn mail_domain(from: &str) -> String {
     let addr = from.rsplit('<').next().unwrap_or(from).trim_end_matches('>');
@@ -251,7 +267,8 @@ pub fn email_message(smtp: &SmtpConfig, d: &Delivery) -> Result<Message, String>
         .to(to)
         .subject(d.subject.clone())
         .message_id(Some(format!("<{}@{domain}>", d.id)))
-        .header(AutoSubmitted);
+        .header(AutoSubmitted)
+        .header(XKeel);
     if let Some(key) = &d.thread_key {
         let thread = thread_id(key, &domain);
         b = b.in_reply_to(thread.clone()).references(thread);
