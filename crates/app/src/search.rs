@@ -83,6 +83,26 @@ pub static SOURCES: &[Source] = &[
         visible: |a, x| a.principal.is_staff() || a.services.contains(&x.id),
         per_record: true,
     },
+    // Problem management is staff-only; customers read published known errors as portal
+    // articles, not through search.
+    Source {
+        name: "problem",
+        kinds: &["problem"],
+        table: Indexed::Problems,
+        triggers: &[Trigger { entity_type: "problem", id_field: None }],
+        load: load_problem,
+        visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
+        per_record: false,
+    },
+    Source {
+        name: "known_error",
+        kinds: &["known_error"],
+        table: Indexed::KnownErrors,
+        triggers: &[Trigger { entity_type: "known_error", id_field: None }],
+        load: load_known_error,
+        visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
+        per_record: false,
+    },
 ];
 
 fn source_of_kind(kind: &str) -> Option<&'static Source> {
@@ -205,6 +225,57 @@ fn load_service<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
             status: s.status.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,
+            ..Default::default()
+        }))
+    })
+}
+
+fn load_problem<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+    Box::pin(async move {
+        let Some(p) = keel_store::problems::get_problem(c, id).await? else { return Ok(None) };
+        let team = match &p.team_id {
+            Some(team) => store::team_name(c, team).await?.unwrap_or_default(),
+            None => String::new(),
+        };
+        let project = store::project_of(c, &p.project_id).await?.map(|x| x.0).unwrap_or_default();
+        Ok(Some(Document {
+            source: "problem".into(),
+            id: p.id.clone(),
+            kind: "problem".into(),
+            number: Some(p.number.clone()),
+            title: p.title.clone(),
+            body: joined(&[&p.description, &p.rca_findings, &p.root_cause, &p.workaround, &p.resolution_notes]),
+            status: p.status.clone(),
+            priority: p.priority.clone(),
+            team,
+            project,
+            project_id: p.project_id.clone(),
+            organization_id: p.organization_id.clone(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            ..Default::default()
+        }))
+    })
+}
+
+fn load_known_error<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+    Box::pin(async move {
+        let Some(k) = keel_store::problems::get_known_error(c, id).await? else { return Ok(None) };
+        let project = store::project_of(c, &k.problem.project_id).await?.map(|x| x.0).unwrap_or_default();
+        let symptoms = Some(k.symptoms.clone());
+        Ok(Some(Document {
+            source: "known_error".into(),
+            id: k.id.clone(),
+            kind: "known_error".into(),
+            number: Some(k.number.clone()),
+            title: joined(&[&Some(k.title.clone()), &k.translation_title]).replace('\n', " · "),
+            body: joined(&[&symptoms, &k.translation_symptoms, &k.problem.workaround, &k.translation_workaround]),
+            status: k.problem.status.clone(),
+            project,
+            project_id: k.problem.project_id.clone(),
+            organization_id: k.problem.organization_id.clone(),
+            created_at: k.created_at,
+            updated_at: k.updated_at,
             ..Default::default()
         }))
     })

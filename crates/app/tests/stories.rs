@@ -3885,6 +3885,60 @@ mod search {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+
+    #[tokio::test]
+    async fn problems_and_known_errors_are_found_by_staff_and_never_by_contacts() {
+        for t in TestDb::migrated_all().await {
+            let dir = index_dir();
+            let (app, w) = searching(&t, &dir).await;
+            let p = app
+                .create_problem(
+                    &w.agent_a,
+                    keel_app::problems::NewProblem {
+                        project_id: w.project_a.clone(),
+                        title: "VPN 每小时断线".into(),
+                        description: Some("firewall session table too small on fw-core-01".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            app.follow_outbox().await.unwrap();
+            for q in ["fw-core-01", "断线", p.number.as_str()] {
+                let ids: Vec<String> = find(&app, &w.agent_a, q).await.hits.iter().map(|h| h.id.clone()).collect();
+                assert_eq!(ids, vec![p.id.clone()], "{}: {q}", t.label);
+            }
+            // investigated, with a workaround, declared a known error in both languages
+            let team = app
+                .create_team(&w.admin, TeamInput { name: "二线".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+                .await
+                .unwrap()
+                .id;
+            let step = |action: &str| keel_app::problems::ProblemStep { action: action.into(), ..Default::default() };
+            let investigate = keel_app::problems::ProblemStep { team_id: Some(team), ..step("investigate") };
+            app.transition_problem(&w.agent_a, &p.id, investigate, None).await.unwrap();
+            let wa = keel_app::problems::ProblemStep { workaround: Some("Reconnect the VPN client".into()), ..step("record_workaround") };
+            app.transition_problem(&w.agent_a, &p.id, wa, None).await.unwrap();
+            let declare = keel_app::problems::ProblemStep {
+                language: Some("en".into()),
+                title: Some("VPN disconnects hourly".into()),
+                symptoms: Some("The tunnel drops about every hour".into()),
+                translation_title: Some("VPN 每小时断开".into()),
+                translation_symptoms: Some("隧道大约每小时掉线一次".into()),
+                ..step("declare_known_error")
+            };
+            app.transition_problem(&w.agent_a, &p.id, declare, None).await.unwrap();
+            app.follow_outbox().await.unwrap();
+            let ke = find(&app, &w.agent_a, "隧道").await;
+            assert_eq!(ke.hits.iter().map(|h| h.kind.as_str()).collect::<Vec<_>>(), vec!["known_error"], "{}", t.label);
+            assert_eq!(ke.hits[0].number.as_deref(), Some("KE-000001"), "{}", t.label);
+            for q in ["fw-core-01", "隧道", "Reconnect", "KE-000001"] {
+                let c = find(&app, &w.contact_a, q).await;
+                assert!(c.hits.is_empty() && c.total == 0 && c.by_kind.is_empty(), "{}: {q}: {:?}", t.label, c.by_kind);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

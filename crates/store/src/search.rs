@@ -43,6 +43,8 @@ pub enum Indexed {
     Tickets,
     ConfigurationItems,
     Services,
+    Problems,
+    KnownErrors,
 }
 
 /// Ids after `after`, in id order.
@@ -51,6 +53,8 @@ pub async fn ids_after(conn: &mut AnyConnection, t: Indexed, after: &str, limit:
         Indexed::Tickets => "SELECT id FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
         Indexed::ConfigurationItems => "SELECT id FROM configuration_items WHERE id > $1 ORDER BY id LIMIT $2",
         Indexed::Services => "SELECT id FROM services WHERE id > $1 ORDER BY id LIMIT $2",
+        Indexed::Problems => "SELECT id FROM problems WHERE id > $1 ORDER BY id LIMIT $2",
+        Indexed::KnownErrors => "SELECT id FROM known_errors WHERE id > $1 ORDER BY id LIMIT $2",
     };
     let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&mut *conn).await?;
     Ok(rows.iter().map(|r| r.text("id")).collect::<std::result::Result<_, _>>()?)
@@ -61,6 +65,8 @@ pub async fn count(conn: &mut AnyConnection, t: Indexed) -> Result<i64> {
         Indexed::Tickets => "SELECT COUNT(*) AS n FROM tickets",
         Indexed::ConfigurationItems => "SELECT COUNT(*) AS n FROM configuration_items",
         Indexed::Services => "SELECT COUNT(*) AS n FROM services",
+        Indexed::Problems => "SELECT COUNT(*) AS n FROM problems",
+        Indexed::KnownErrors => "SELECT COUNT(*) AS n FROM known_errors",
     };
     Ok(sqlx::query(sql).fetch_one(&mut *conn).await?.int("n")?)
 }

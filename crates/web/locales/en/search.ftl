@@ -12,3 +12,5 @@ search-type-incident = Incident
 search-type-request = Service request
 search-type-ci = Configuration item
 search-type-service = Catalogue service
+search-type-problem = Problem
+search-type-known_error = Known error

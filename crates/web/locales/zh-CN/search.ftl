@@ -12,3 +12,5 @@ search-type-incident = 事件
 search-type-request = 服务请求
 search-type-ci = 配置项
 search-type-service = 服务目录项
+search-type-problem = 问题
+search-type-known_error = 已知错误

@@ -82,6 +82,8 @@ pub fn href_of(source: &str, id: &str) -> String {
         "ticket" => format!("/incidents/{id}"),
         "ci" => format!("/cmdb/{id}"),
         "service" => format!("/catalogue/{id}"),
+        "problem" => format!("/problems/{id}"),
+        "known_error" => format!("/known-errors/{id}"),
         _ => "/".into(),
     }
 }

@@ -67,6 +67,7 @@ fn status_label(tr: &Tr, kind: &str, status: &str) -> String {
     let keys = match kind {
         "ci" => vec![format!("ci-status-{s}")],
         "incident" | "request" => vec![format!("incident-status-{s}")],
+        "problem" | "known_error" => vec![format!("problem-status-{s}")],
         _ => vec![format!("incident-status-{s}"), format!("ci-status-{s}")],
     };
     keys.into_iter().find(|k| tr.has(k)).map(|k| tr.t(&k)).unwrap_or_else(|| status.to_string())
