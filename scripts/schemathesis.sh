@@ -140,6 +140,8 @@ export SCHEMATHESIS_HOOKS="$WORK/hooks.py"
 # ---- the run ----
 # Calendar bodies are left out: schemathesis 4.32.5 fails inside its own schema canonicaliser
 # (a KeyError in its generator) on their weekly-hours map; the HTTP tests cover those two.
+# The mail gateway takes `message/rfc822`, which schemathesis cannot serialise (it fails the
+# run in the fuzzing phase whenever it picks that operation); tests/http/mail.rs covers it.
 echo "==> schemathesis $SCHEMATHESIS_VERSION: seed $SEED, at most $MAX_EXAMPLES examples per operation, $WORKERS workers"
 START=$SECONDS
 set +e
@@ -152,7 +154,7 @@ set +e
     --generation-database none \
     --request-timeout 30 \
     --no-color \
-    --exclude-operation-id-regex '^(create|update)_calendar$' \
+    --exclude-operation-id-regex '^((create|update)_calendar|receive_mail)$' \
     "$@")
 RC=$?
 set -e
