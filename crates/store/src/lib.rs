@@ -85,7 +85,7 @@ impl From<sqlx::Error> for StoreError {
         if let sqlx::Error::Database(d) = &e {
             match d.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    return StoreError::Unique { field: unique_field(d.constraint(), d.message()) };
+                    return StoreError::Unique { field: unique_field(d.constraint(), d.table(), d.message()) };
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::ForeignKey,
                 _ => {}
@@ -99,8 +99,11 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Index names follow `<table>_<column>`; SQLite reports `table.column` in its message.
-fn unique_field(constraint: Option<&str>, message: &str) -> String {
+fn unique_field(constraint: Option<&str>, table: Option<&str>, message: &str) -> String {
     if let Some(c) = constraint {
+        if let Some(col) = table.and_then(|t| c.strip_prefix(t)).and_then(|rest| rest.strip_prefix('_')) {
+            return col.to_string();
+        }
         return c.split_once('_').map(|(_, col)| col).unwrap_or(c).to_string();
     }
     message
@@ -227,4 +230,18 @@ pub fn new_id() -> String {
 pub fn short_digest(secret: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_field;
+
+    #[test]
+    fn unique_field_names_the_column_after_the_table_name() {
+        assert_eq!(unique_field(Some("catalogue_items_code"), Some("catalogue_items"), ""), "code");
+        assert_eq!(unique_field(Some("ticket_external_refs_source"), Some("ticket_external_refs"), ""), "source");
+        assert_eq!(unique_field(Some("users_email"), None, ""), "email");
+        assert_eq!(unique_field(None, None, "UNIQUE constraint failed: mailboxes.address"), "address");
+        assert_eq!(unique_field(None, None, "something else"), "value");
+    }
 }
