@@ -177,7 +177,7 @@ impl App {
             return Err(AppError::field("current_password", "wrong_password", "the current password is not correct"));
         }
         let hash = hash_password(new.to_string()).await?;
-        let mut w = Writer::begin(&self.db, actor, self.now()).await?;
+        let mut w = Writer::begin(&self.db, actor, self.clock.as_ref()).await?;
         accounts::set_password_hash(&mut w.tx, &user.id, &hash, w.now).await?;
         let keep = keep_token.map(digest);
         accounts::delete_user_sessions(&mut w.tx, &user.id, keep.as_deref()).await?;
@@ -213,7 +213,7 @@ impl App {
             return Err(AppError::field("expires_in_days", "out_of_range", "between 1 and 3650 days"));
         }
         let secret = format!("keel_{}", random_secret());
-        let mut w = Writer::begin(&self.db, actor, self.now()).await?;
+        let mut w = Writer::begin(&self.db, actor, self.clock.as_ref()).await?;
         let rec = TokenRecord {
             id: keel_store::new_id(),
             user_id: actor.user_id.clone(),

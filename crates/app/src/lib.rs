@@ -126,6 +126,6 @@ impl App {
         if actor.is_read_only() {
             return Err(AppError::Forbidden);
         }
-        Writer::begin(&self.db, actor, self.now()).await
+        Writer::begin(&self.db, actor, self.clock.as_ref()).await
     }
 }

@@ -12,8 +12,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(crate) async fn begin(db: &Db, actor: &Principal, now: i64) -> Result<Writer> {
-        Ok(Writer { tx: db.begin().await?, actor: actor.clone(), now })
+    /// The time is read once the transaction has begun: on SQLite that is after waiting for the
+    /// single writer, so `created_at` of outbox rows stays close to their commit, which the
+    /// outbox followers' re-read window relies on.
+    pub(crate) async fn begin(db: &Db, actor: &Principal, clock: &dyn crate::Clock) -> Result<Writer> {
+        let tx = db.begin().await?;
+        Ok(Writer { tx, actor: actor.clone(), now: clock.now_ms() })
     }
 
     /// The connection inside the transaction, for store calls.
