@@ -13,6 +13,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod mail_imap;
 pub mod mail_in;
+pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
 pub mod search;

@@ -4200,3 +4200,6 @@ mod demo {
         }
     }
 }
+
+#[path = "stories/major_incidents.rs"]
+mod major_incidents;

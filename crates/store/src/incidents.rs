@@ -881,3 +881,80 @@ pub async fn list_categories(conn: &mut AnyConnection) -> Result<Vec<CategoryRec
     let rows = sqlx::query(sqlx::AssertSqlSafe(q)).fetch_all(&mut *conn).await?;
     rows.iter().map(category).collect()
 }
+
+// ---- major incident communication log ----
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommunicationRecord {
+    pub id: String,
+    pub ticket_id: String,
+    pub seq: i64,
+    pub audience: String,
+    pub medium: String,
+    pub summary: String,
+    pub sent_at: i64,
+    pub next_update_due: Option<i64>,
+    pub author_id: String,
+    pub created_at: i64,
+    #[serde(skip)]
+    pub author_name: Option<String>,
+}
+
+/// Appends to the log; the sequence number is assigned here.
+pub async fn insert_communication(conn: &mut AnyConnection, r: &CommunicationRecord) -> Result<CommunicationRecord> {
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM major_incident_communications WHERE ticket_id = $1")
+        .bind(&r.ticket_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO major_incident_communications \
+         (id, ticket_id, seq, audience, medium, summary, sent_at, next_update_due, author_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&r.id)
+    .bind(&r.ticket_id)
+    .bind(seq)
+    .bind(&r.audience)
+    .bind(&r.medium)
+    .bind(&r.summary)
+    .bind(r.sent_at)
+    .bind(r.next_update_due)
+    .bind(&r.author_id)
+    .bind(r.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(CommunicationRecord { seq, ..r.clone() })
+}
+
+/// The log in sequence; `customers_only` keeps the communications addressed to customers.
+pub async fn list_communications(conn: &mut AnyConnection, ticket_id: &str, customers_only: bool) -> Result<Vec<CommunicationRecord>> {
+    let mut q = Sql::new(
+        "SELECT m.id AS id, m.ticket_id AS ticket_id, m.seq AS seq, m.audience AS audience, m.medium AS medium, \
+         m.summary AS summary, m.sent_at AS sent_at, m.next_update_due AS next_update_due, m.author_id AS author_id, \
+         m.created_at AS created_at, u.display_name AS author_name \
+         FROM major_incident_communications m LEFT JOIN users u ON u.id = m.author_id WHERE m.ticket_id = ",
+    );
+    q.push_bind(ticket_id);
+    if customers_only {
+        q.push(" AND m.audience = 'customers'");
+    }
+    q.push(" ORDER BY m.seq");
+    let rows = q.fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CommunicationRecord {
+                id: r.text("id")?,
+                ticket_id: r.text("ticket_id")?,
+                seq: r.int("seq")?,
+                audience: r.text("audience")?,
+                medium: r.text("medium")?,
+                summary: r.text("summary")?,
+                sent_at: r.int("sent_at")?,
+                next_update_due: r.opt_int("next_update_due")?,
+                author_id: r.text("author_id")?,
+                created_at: r.int("created_at")?,
+                author_name: r.opt_text("author_name")?,
+            })
+        })
+        .collect()
+}

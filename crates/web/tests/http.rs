@@ -617,3 +617,6 @@ mod search;
 /// Incident import pages.
 #[path = "http/import.rs"]
 mod import;
+
+#[path = "http/major_incidents.rs"]
+mod major_incidents;

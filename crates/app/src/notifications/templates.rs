@@ -15,6 +15,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "incident.public_reply",
     "incident.resolved",
     "incident.closed",
+    "incident.major_update",
     "sla.warning",
     "sla.breached",
     "sla.escalated",
@@ -63,6 +64,14 @@ fn text(kind: &str, lang: &str) -> Option<(&'static str, &'static str)> {
         }
         ("incident.closed", "en") => ("Closed: {{ title }}", "{{ number }} {{ title }} is now closed. Thank you."),
         ("incident.closed", _) => ("已关闭：{{ title }}", "{{ number }} {{ title }} 已关闭。谢谢。"),
+        ("incident.major_update", "en") => (
+            "Major incident update: {{ title }}",
+            "Update on {{ number }} {{ title }}:\n\n{{ summary }}{% if next_update %}\n\nNext update by {{ next_update }}.{% endif %}",
+        ),
+        ("incident.major_update", _) => (
+            "重大事件通报：{{ title }}",
+            "{{ number }} {{ title }} 最新进展：\n\n{{ summary }}{% if next_update %}\n\n下次通报时间：{{ next_update }}。{% endif %}",
+        ),
         ("sla.warning", "en") => {
             ("SLA warning: {{ title }}", "{{ number }} has used {{ threshold }}% of its {{ target }} target (due {{ due }}).")
         }

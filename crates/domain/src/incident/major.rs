@@ -189,8 +189,9 @@ pub fn record_communication(
 
 /// Whether the update promised in the latest communication is overdue at `now`, while the
 /// incident is still open: the reminder the major incident manager gets.
-pub fn communication_overdue(ticket: &TicketState, latest: Option<&CommunicationEntry>, now: DateTime<Utc>) -> bool {
-    ticket.status.is_open() && latest.and_then(|c| c.next_update_due).is_some_and(|due| now > due)
+/// `promised` is the next update due of the latest communication.
+pub fn communication_overdue(ticket: &TicketState, promised: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    ticket.status.is_open() && promised.is_some_and(|due| now > due)
 }
 
 #[cfg(test)]
@@ -268,8 +269,8 @@ mod tests {
         };
         let e = record_communication(&t, Some(&m), &input, &staff(), now()).unwrap();
         assert_eq!((e.audience, e.medium, e.sent_at), (Audience::Customers, CommunicationMedium::Email, now()));
-        assert!(!communication_overdue(&t, Some(&e), now() + Duration::hours(1)));
-        assert!(communication_overdue(&t, Some(&e), now() + Duration::minutes(61)));
+        assert!(!communication_overdue(&t, e.next_update_due, now() + Duration::hours(1)));
+        assert!(communication_overdue(&t, e.next_update_due, now() + Duration::minutes(61)));
         assert!(!communication_overdue(&t, None, now() + Duration::days(1)));
 
         let bad = CommunicationInput {

@@ -7,6 +7,7 @@ pub mod desk;
 pub mod directory;
 pub mod incidents;
 pub mod mail;
+pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
 pub mod search;

@@ -451,6 +451,7 @@ pub struct TicketPage {
     pub rating: Option<String>,
     pub rating_form: Option<SideForm>,
     pub major_form: Option<SideForm>,
+    pub communications: Option<super::major_incidents::CommunicationPanel>,
     pub history: Vec<HistoryView>,
     pub sla: Vec<super::sla_clocks::ClockView>,
     pub problem_panel: Option<super::problems::ProblemPanel>,
@@ -672,6 +673,17 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
             fields,
         }
     });
+    let communications = super::major_incidents::panel(
+        state,
+        tr,
+        p,
+        &t,
+        typed("communication"),
+        failed.as_ref().filter(|f| f.form == "communication").map(|f| &f.error),
+        &mut errors,
+    )
+    .await
+    .or_page(tr)?;
     let (attachments, upload) = super::desk::attachments_panel(
         state,
         tr,
@@ -742,6 +754,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         rating,
         rating_form,
         major_form,
+        communications,
         history,
         sla: super::sla_clocks::ticket_panel(state, tr, p, &t.id).await.or_page(tr)?,
         problem_panel,

@@ -8,6 +8,7 @@ pub mod desk;
 pub mod import;
 pub mod incidents;
 pub mod mail;
+pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
 pub mod search;

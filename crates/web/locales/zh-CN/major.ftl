@@ -1,0 +1,24 @@
+# 事件管理：重大事件的沟通记录。
+major-communications = 沟通记录
+major-communications-none = 尚无沟通记录。
+major-communication-add = 记录一次沟通
+major-action-record = 记录沟通
+major-summary-help = 沟通的内容。通过电子邮件或门户发给客户、服务台、管理层或相关方的沟通，也会发送给他们。
+major-next-update = 下次通报时间
+major-next-update-in = { $minutes } 分钟后
+major-next-update-overdue = 承诺的下次通报已逾期。
+major-audience-customers = 客户
+major-audience-service-desk = 服务台
+major-audience-management = 管理层
+major-audience-stakeholders = 相关方
+major-audience-suppliers = 供应商
+major-medium-email = 电子邮件
+major-medium-portal = 门户
+major-medium-phone = 电话
+major-medium-chat = 即时消息
+major-medium-sms = 短信
+major-medium-meeting = 会议
+field-medium = 渠道
+field-summary = 摘要
+field-next-update-minutes = 下次通报
+event-incident-major-update = 重大事件通报
