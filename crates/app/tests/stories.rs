@@ -2642,7 +2642,10 @@ mod notifications {
             ));
             let saved = app.save_template(&w.admin, "incident.created", "zh-CN", good, None).await.unwrap();
             assert_eq!((saved.overridden, saved.version), (true, 1));
-            assert_eq!(app.notification_templates(&w.admin).await.unwrap().len(), 18);
+            assert_eq!(
+                app.notification_templates(&w.admin).await.unwrap().len(),
+                keel_app::notifications::templates::EVENT_KINDS.len() * keel_app::notifications::templates::LANGUAGES.len()
+            );
             assert!(matches!(app.set_project_sender(&w.admin, &w.project_a, Some("not an address")).await, Err(AppError::Validation(_))));
             app.set_project_sender(&w.admin, &w.project_a, Some("Acme 服务台 <acme@desk.example>")).await.unwrap();
             let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Fan noise")).await.unwrap();
