@@ -166,6 +166,16 @@ pub fn actor_str(a: &Actor) -> String {
     }
 }
 
+/// The ticket's major incident flag as the domain holds it.
+pub(crate) fn major_of(t: &TicketRecord) -> Option<inc::MajorIncident> {
+    t.major.then(|| inc::MajorIncident {
+        manager_id: t.major_manager_id.clone().unwrap_or_default(),
+        reason: t.major_reason.clone().unwrap_or_default(),
+        declared_at: time(t.major_declared_at.unwrap_or_default()),
+        declared_by: parse_actor(t.major_declared_by.as_deref().unwrap_or("system")),
+    })
+}
+
 pub(crate) fn parse_actor(s: &str) -> Actor {
     match s.split_once(':') {
         Some(("staff", id)) => Actor::Staff(id.into()),
@@ -1021,12 +1031,7 @@ impl App {
         if is_agent_for(&mut w.tx, manager_id.trim(), &before.project_id, &before.organization_id).await? {
             known.add(RefKey::Agent, manager_id);
         }
-        let current = before.major.then(|| inc::MajorIncident {
-            manager_id: before.major_manager_id.clone().unwrap_or_default(),
-            reason: before.major_reason.clone().unwrap_or_default(),
-            declared_at: time(before.major_declared_at.unwrap_or_default()),
-            declared_by: parse_actor(before.major_declared_by.as_deref().unwrap_or("system")),
-        });
+        let current = major_of(&before);
         let m = inc::declare_major_incident(&state, current.as_ref(), manager_id, reason, &Actor::from(actor), &known, time(w.now))?;
         let mut after = before.clone();
         after.major = true;
@@ -1054,12 +1059,7 @@ impl App {
         let before = load_visible(&mut w.tx, actor, id).await?;
         let expected = expected_version.unwrap_or(before.version);
         let state = state_of(&before)?;
-        let current = before.major.then(|| inc::MajorIncident {
-            manager_id: before.major_manager_id.clone().unwrap_or_default(),
-            reason: before.major_reason.clone().unwrap_or_default(),
-            declared_at: time(before.major_declared_at.unwrap_or_default()),
-            declared_by: parse_actor(before.major_declared_by.as_deref().unwrap_or("system")),
-        });
+        let current = major_of(&before);
         let down = inc::stand_down_major_incident(&state, current.as_ref(), reason, &Actor::from(actor), time(w.now))?;
         let mut after = before.clone();
         after.major = false;

@@ -3,7 +3,7 @@
 //! promised and an overdue reminder. Updates to customers are what contacts of the ticket's
 //! organisation may read; the rest is for staff.
 
-use crate::incidents::{load_visible, parse_actor, state_of, time};
+use crate::incidents::{load_visible, major_of, state_of, time};
 use crate::writer::snapshot;
 use crate::{App, Principal, Result};
 use chrono::{DateTime, Utc};
@@ -27,15 +27,6 @@ pub struct CommunicationPost {
 pub struct CommunicationLog {
     pub entries: Vec<CommunicationRecord>,
     pub next_update_overdue: bool,
-}
-
-fn major_of(t: &TicketRecord) -> Option<inc::MajorIncident> {
-    t.major.then(|| inc::MajorIncident {
-        manager_id: t.major_manager_id.clone().unwrap_or_default(),
-        reason: t.major_reason.clone().unwrap_or_default(),
-        declared_at: time(t.major_declared_at.unwrap_or_default()),
-        declared_by: parse_actor(t.major_declared_by.as_deref().unwrap_or("system")),
-    })
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -102,9 +93,22 @@ impl App {
     pub async fn major_communications(&self, actor: &Principal, id: &str) -> Result<CommunicationLog> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, id).await?;
-        let entries = store::list_communications(&mut c, &t.id, !actor.is_staff()).await?;
+        self.communications_in(&mut c, actor, &t).await
+    }
+
+    /// The same for a ticket the caller has already loaded through [`App::get_ticket`] (the ticket page).
+    pub async fn major_communications_of(&self, actor: &Principal, t: &TicketRecord) -> Result<CommunicationLog> {
+        if !actor.can_see_project(&t.project_id, Some(&t.organization_id)) {
+            return Err(crate::AppError::NotFound);
+        }
+        let mut c = self.read().await?;
+        self.communications_in(&mut c, actor, t).await
+    }
+
+    async fn communications_in(&self, c: &mut sqlx::AnyConnection, actor: &Principal, t: &TicketRecord) -> Result<CommunicationLog> {
+        let entries = store::list_communications(c, &t.id, !actor.is_staff()).await?;
         let promised = entries.last().and_then(|r| r.next_update_due).map(time);
-        let overdue = actor.is_staff() && t.major && inc::communication_overdue(&state_of(&t)?, promised, time(self.now()));
+        let overdue = actor.is_staff() && t.major && inc::communication_overdue(&state_of(t)?, promised, time(self.now()));
         Ok(CommunicationLog { entries, next_update_overdue: overdue })
     }
 }

@@ -65,6 +65,22 @@ async fn staff(app: &App, email: &str, roles: Vec<Role>) -> Principal {
 }
 
 /// A small world: two customers, each with a project, a contact, and an agent on one project.
+/// The fields and codes of a validation error, in the order given.
+fn fields(e: AppError) -> Vec<(String, &'static str)> {
+    match e {
+        AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// The announcements of one kind written to the outbox so far, oldest first.
+async fn announcements(app: &App, kind: &str) -> Vec<serde_json::Value> {
+    let mut c = app.read().await.unwrap();
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
+    rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
+}
+
 struct World {
     admin: Principal,
     org_a: String,
@@ -1043,13 +1059,6 @@ mod incidents {
         app.audit_trail(&w.admin, &keel_store::audit::TrailFilter { limit: 10_000, ..Default::default() }).await.unwrap().len()
     }
 
-    fn fields(e: AppError) -> Vec<(String, &'static str)> {
-        match e {
-            AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
-            other => panic!("expected a validation error, got {other:?}"),
-        }
-    }
-
     #[tokio::test]
     async fn tickets_are_numbered_in_sequence_and_their_status_log_feeds_the_sla() {
         for t in TestDb::migrated_all().await {
@@ -1900,13 +1909,6 @@ mod sla_clocks {
         s.clocks.into_iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} clock"))
     }
 
-    async fn announcements(app: &App, kind: &str) -> Vec<serde_json::Value> {
-        let mut c = app.read().await.unwrap();
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
-        rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
-    }
-
     #[tokio::test]
     async fn a_p1_ticket_is_due_in_china_business_time_and_pauses_waiting_for_the_customer() {
         for t in TestDb::migrated_all().await {
@@ -2708,13 +2710,6 @@ mod problems {
 
     fn step(action: &str) -> ProblemStep {
         ProblemStep { action: action.into(), ..Default::default() }
-    }
-
-    fn fields(e: AppError) -> Vec<(String, &'static str)> {
-        match e {
-            AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
-            other => panic!("expected a validation error, got {other:?}"),
-        }
     }
 
     async fn audit_len(app: &App, w: &World) -> usize {

@@ -4,22 +4,8 @@ use super::*;
 use keel_app::incidents::NewTicket;
 use keel_app::major_incidents::CommunicationPost;
 
-async fn announced(app: &App, kind: &str) -> Vec<serde_json::Value> {
-    let mut c = app.read().await.unwrap();
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT payload FROM outbox WHERE topic = 'announcement' ORDER BY id").fetch_all(&mut *c).await.unwrap();
-    rows.into_iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.0).unwrap()).filter(|v| v["kind"] == kind).collect()
-}
-
 fn post(audience: &str, medium: &str, summary: &str) -> CommunicationPost {
     CommunicationPost { audience: audience.into(), medium: medium.into(), summary: summary.into(), ..Default::default() }
-}
-
-fn codes(e: AppError) -> Vec<(String, &'static str)> {
-    match e {
-        AppError::Validation(f) => f.into_iter().map(|f| (f.field, f.code)).collect(),
-        other => panic!("expected a validation error, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -42,7 +28,7 @@ async fn a_major_incident_keeps_a_communication_log_customers_read_their_part_of
 
         // not a major incident yet: nothing may be logged
         let e = app.record_major_communication(&w.agent_a, &ticket.id, post("customers", "email", "We are on it")).await.unwrap_err();
-        assert!(codes(e).contains(&("major_incident".into(), "not_major")), "{}", t.label);
+        assert!(fields(e).contains(&("major_incident".into(), "not_major")), "{}", t.label);
 
         app.declare_major_incident(&w.agent_a, &ticket.id, &w.agent_a.user_id, "whole site down", None).await.unwrap();
         let due = clock.now_ms() + 30 * 60_000;
@@ -70,14 +56,14 @@ async fn a_major_incident_keeps_a_communication_log_customers_read_their_part_of
             )
             .await
             .unwrap_err();
-        let c = codes(e);
+        let c = fields(e);
         for field in ["audience", "medium", "summary", "next_update_due"] {
             assert!(c.iter().any(|(f, _)| f == field), "{}: {field} not named in {c:?}", t.label);
         }
         assert_eq!(app.major_communications(&w.agent_a, &ticket.id).await.unwrap().entries.len(), 2);
 
         // the e-mail to customers went to the notification outbox; the phone call did not
-        let sent = announced(&app, "incident.major_update").await;
+        let sent = announcements(&app, "incident.major_update").await;
         assert_eq!(sent.len(), 1, "{}", t.label);
         assert!(sent[0]["vars"]["summary"].as_str().unwrap().contains("供电"));
         assert!(sent[0]["audience"].as_array().unwrap().iter().any(|a| a["to"] == "customer_contacts"));
@@ -94,7 +80,7 @@ async fn a_major_incident_keeps_a_communication_log_customers_read_their_part_of
         };
         assert!(matches!(app.major_communications(&contact_b, &ticket.id).await, Err(AppError::NotFound)), "{}", t.label);
         let e = app.record_major_communication(&w.contact_a, &ticket.id, post("customers", "portal", "hello")).await.unwrap_err();
-        assert!(codes(e).contains(&("actor".into(), "not_staff")));
+        assert!(fields(e).contains(&("actor".into(), "not_staff")));
 
         // the promise of the latest communication: overdue once its time has passed
         assert!(!app.major_communications(&w.agent_a, &ticket.id).await.unwrap().next_update_overdue);

@@ -8,6 +8,9 @@
 //!
 //!     cargo run --release -p keel --bin keel-bench -- --data-dir /tmp/bench --tickets 1000000
 
+#[path = "../bench_stats.rs"]
+mod bench_stats;
+
 use anyhow::{Context, bail};
 use clap::Parser;
 use keel_app::directory::{OrganizationInput, ProjectInput, TeamInput};
@@ -364,18 +367,8 @@ struct Stat {
 
 impl Stat {
     fn pct(&self, p: f64) -> f64 {
-        let mut s = self.samples.clone();
-        s.sort();
-        let i = (((s.len() as f64) * p).ceil() as usize).clamp(1, s.len()) - 1;
-        s[i].as_secs_f64() * 1000.0
+        bench_stats::percentile_ms(&self.samples, p)
     }
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 #[tokio::main]
@@ -506,7 +499,7 @@ async fn main() -> anyhow::Result<()> {
     for st in &stats {
         println!("| {} | {} | {:.2} | {:.2} |", st.name, st.samples.len(), st.pct(0.5), st.pct(0.99));
     }
-    if let Some(mb) = peak_rss_mb() {
+    if let Some(mb) = bench_stats::peak_memory_mb(None) {
         println!("\npeak memory of the benchmark process (VmHWM): {mb:.0} MB");
     }
     db.close().await;

@@ -10,6 +10,9 @@
 //!     target/release/keel serve --data-dir /tmp/kb &
 //!     target/release/keel-load --data-dir /tmp/kb --pid $!
 
+#[path = "../bench_stats.rs"]
+mod bench_stats;
+
 use anyhow::{Context, bail};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
@@ -93,15 +96,12 @@ struct Run {
 
 impl Run {
     fn print(&self, what: &str, concurrency: usize) {
-        let mut l = self.latencies.clone();
-        l.sort();
-        let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)].as_secs_f64() * 1000.0;
+        let n = self.latencies.len();
         println!(
-            "| {what} | {concurrency} | {} | {:.0} | {:.1} | {:.1} |",
-            l.len(),
-            l.len() as f64 / self.wall.as_secs_f64(),
-            at(0.50),
-            at(0.99)
+            "| {what} | {concurrency} | {n} | {:.0} | {:.1} | {:.1} |",
+            n as f64 / self.wall.as_secs_f64(),
+            bench_stats::percentile_ms(&self.latencies, 0.50),
+            bench_stats::percentile_ms(&self.latencies, 0.99)
         );
     }
 }
@@ -140,12 +140,6 @@ where
         latencies.extend(w.await??);
     }
     Ok(Run { wall: start.elapsed(), latencies })
-}
-
-fn peak_memory(pid: u32) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map(|l| l[name.len()..].trim().to_string());
-    Some(format!("VmHWM {} (now VmRSS {})", field("VmHWM:")?, field("VmRSS:")?))
 }
 
 #[tokio::main]
@@ -208,7 +202,10 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     run.print("queue page (team + status, by priority, with counts)", 16);
     if let Some(pid) = args.pid {
-        println!("\nserver {pid}: {}", peak_memory(pid).unwrap_or_else(|| "no /proc entry".into()));
+        match bench_stats::peak_memory_mb(Some(pid)) {
+            Some(mb) => println!("\npeak memory of the server {pid} (VmHWM): {mb:.0} MB"),
+            None => println!("\nserver {pid}: no /proc entry"),
+        }
     }
     Ok(())
 }

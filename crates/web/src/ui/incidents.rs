@@ -19,7 +19,7 @@ use keel_store::incidents::{TicketFilter, TicketRecord};
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 use std::collections::HashMap;
 
-type Form = HashMap<String, String>;
+pub(crate) type Form = HashMap<String, String>;
 
 fn val(f: &Form, k: &str) -> String {
     f.get(k).cloned().unwrap_or_default()
@@ -33,7 +33,7 @@ fn choices<T: Copy>(tr: &Tr, prefix: &str, all: &[T], as_str: fn(T) -> &'static 
     all.iter().map(|v| (as_str(*v).to_string(), tr.t(&format!("{prefix}-{}", as_str(*v).replace('_', "-"))))).collect()
 }
 
-fn label(tr: &Tr, prefix: &str, v: &str) -> String {
+pub(crate) fn label(tr: &Tr, prefix: &str, v: &str) -> String {
     let key = format!("{prefix}-{}", v.replace('_', "-"));
     if tr.has(&key) { tr.t(&key) } else { v.to_string() }
 }

@@ -2,7 +2,7 @@
 //! REQUIREMENTS §4): what was told to whom and when, the next update promised, and the form the
 //! major incident team logs or sends a communication with.
 
-use super::incidents::{SideForm, after_post};
+use super::incidents::{Form, SideForm, after_post, label};
 use super::{Field, attach_errors};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
@@ -11,9 +11,6 @@ use axum::extract::{Path, State};
 use keel_app::major_incidents::CommunicationPost;
 use keel_app::{AppError, Principal};
 use keel_store::incidents::TicketRecord;
-use std::collections::HashMap;
-
-type Form = HashMap<String, String>;
 
 const AUDIENCES: [&str; 5] = ["customers", "service_desk", "management", "stakeholders", "suppliers"];
 const MEDIA: [&str; 6] = ["email", "portal", "phone", "chat", "sms", "meeting"];
@@ -34,10 +31,6 @@ pub struct CommunicationPanel {
     pub form: Option<SideForm>,
 }
 
-fn label(tr: &Tr, prefix: &str, value: &str) -> String {
-    tr.t(&format!("{prefix}-{}", value.replace('_', "-")))
-}
-
 /// The panel, when the ticket is or was a major incident; `failed` is a refused post to show in place.
 pub async fn panel(
     state: &AppState,
@@ -48,7 +41,7 @@ pub async fn panel(
     failed: Option<&AppError>,
     errors: &mut Vec<String>,
 ) -> Result<Option<CommunicationPanel>, AppError> {
-    let log = state.app.major_communications(p, &t.id).await?;
+    let log = state.app.major_communications_of(p, t).await?;
     if !t.major && log.entries.is_empty() {
         return Ok(None);
     }
