@@ -11,7 +11,7 @@ use keel_search::{Access, Change, Document, Permission, SearchIndex, SearchReque
 use keel_store::AnyConnection;
 use keel_store::search::{self as store, Indexed, OutboxRow};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -22,9 +22,21 @@ use std::sync::{Arc, RwLock};
 pub const LATE_COMMIT_WINDOW_MS: i64 = 30_000;
 const OUTBOX_PAGE: i64 = 500;
 const MAX_ROWS_PER_COMMIT: usize = 2_000;
+/// Records loaded from the database per batch (a ticket batch is four queries).
+const LOAD_BATCH: usize = 500;
 
-type Loaded<'c> = Pin<Box<dyn Future<Output = keel_store::Result<Option<Document>>> + Send + 'c>>;
-type Loader = for<'c> fn(&'c mut AnyConnection, &'c str) -> Loaded<'c>;
+/// The documents of the given ids that still exist (a missing id is a deleted record).
+type Loaded<'c> = Pin<Box<dyn Future<Output = keel_store::Result<Vec<Document>>> + Send + 'c>>;
+type Loader = for<'c> fn(&'c mut AnyConnection, &'c [String]) -> Loaded<'c>;
+
+/// Records whose document shows a field of another record (a ticket shows its team's name):
+/// when an outbox row of `entity_type` changed `field`, the records of this source whose
+/// `column` holds that entity's id are indexed again.
+pub struct Cascade {
+    pub entity_type: &'static str,
+    pub field: &'static str,
+    pub column: &'static str,
+}
 
 /// An outbox entity type that changes an indexed record; the record id is the entity id, or
 /// the named field of the payload's record (a comment names its ticket).
@@ -41,6 +53,7 @@ pub struct Source {
     pub table: Indexed,
     pub triggers: &'static [Trigger],
     pub load: Loader,
+    pub cascades: &'static [Cascade],
     pub visible: fn(&Asker, &Access) -> bool,
     /// Whether `visible` depends on the record itself rather than on its project/organisation.
     pub per_record: bool,
@@ -58,7 +71,11 @@ pub static SOURCES: &[Source] = &[
             Trigger { entity_type: "ticket_work_log", id_field: Some("ticket_id") },
             Trigger { entity_type: "ticket_attachment", id_field: Some("ticket_id") },
         ],
-        load: load_ticket,
+        load: load_tickets,
+        cascades: &[
+            Cascade { entity_type: "team", field: "name", column: "team_id" },
+            Cascade { entity_type: "project", field: "code", column: "project_id" },
+        ],
         visible: |a, x| a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
         per_record: false,
     },
@@ -67,7 +84,11 @@ pub static SOURCES: &[Source] = &[
         kinds: &["ci"],
         table: Indexed::ConfigurationItems,
         triggers: &[Trigger { entity_type: "configuration_item", id_field: None }],
-        load: load_ci,
+        load: load_cis,
+        cascades: &[
+            Cascade { entity_type: "team", field: "name", column: "team_id" },
+            Cascade { entity_type: "project", field: "code", column: "project_id" },
+        ],
         visible: |a, x| {
             let p = &a.principal;
             p.is_staff() && (x.project_id.is_empty() || p.sees_all_projects() || p.project_ids.contains(&x.project_id))
@@ -79,7 +100,8 @@ pub static SOURCES: &[Source] = &[
         kinds: &["service"],
         table: Indexed::Services,
         triggers: &[Trigger { entity_type: "service", id_field: None }],
-        load: load_service,
+        load: load_services,
+        cascades: &[],
         visible: |a, x| a.principal.is_staff() || a.services.contains(&x.id),
         per_record: true,
     },
@@ -90,7 +112,11 @@ pub static SOURCES: &[Source] = &[
         kinds: &["problem"],
         table: Indexed::Problems,
         triggers: &[Trigger { entity_type: "problem", id_field: None }],
-        load: load_problem,
+        load: load_problems,
+        cascades: &[
+            Cascade { entity_type: "team", field: "name", column: "team_id" },
+            Cascade { entity_type: "project", field: "code", column: "project_id" },
+        ],
         visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
         per_record: false,
     },
@@ -99,7 +125,8 @@ pub static SOURCES: &[Source] = &[
         kinds: &["known_error"],
         table: Indexed::KnownErrors,
         triggers: &[Trigger { entity_type: "known_error", id_field: None }],
-        load: load_known_error,
+        load: load_known_errors,
+        cascades: &[],
         visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
         per_record: false,
     },
@@ -113,7 +140,24 @@ fn source_named(name: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.name == name)
 }
 
-/// The records an outbox message asks to (re)index.
+fn payload_changed(row: &OutboxRow, field: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(&row.payload)
+        .ok()
+        .and_then(|v| v.get("changed").and_then(|c| c.as_array()).map(|c| c.iter().any(|f| f.as_str() == Some(field))))
+        .unwrap_or(false)
+}
+
+/// Records an outbox message asks to (re)index through a `Cascade`: (source, column, value).
+fn cascades(row: &OutboxRow) -> Vec<(&'static str, &'static str, String)> {
+    SOURCES
+        .iter()
+        .flat_map(|s| s.cascades.iter().map(move |c| (s, c)))
+        .filter(|(_, c)| c.entity_type == row.entity_type && payload_changed(row, c.field))
+        .map(|(s, c)| (s.name, c.column, row.entity_id.clone()))
+        .collect()
+}
+
+/// The records an outbox message asks to (re)index by id.
 fn targets(row: &OutboxRow) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for s in SOURCES {
@@ -147,42 +191,72 @@ fn joined(parts: &[&Option<String>]) -> String {
     parts.iter().filter_map(|p| p.as_deref()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n")
 }
 
-fn load_ticket<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+fn load_tickets<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
     Box::pin(async move {
-        let Some(t) = keel_store::incidents::get_ticket(c, id).await? else { return Ok(None) };
-        let comments = keel_store::incidents::list_comments(c, id, false).await?;
-        let work = keel_store::incidents::list_work_log(c, id).await?;
-        let team = match &t.team_id {
-            Some(team) => store::team_name(c, team).await?.unwrap_or_default(),
-            None => String::new(),
-        };
-        let project = store::project_of(c, &t.project_id).await?.map(|p| p.0).unwrap_or_default();
-        let (public, internal): (Vec<_>, Vec<_>) = comments.into_iter().partition(|cm| cm.visibility == "public");
-        let mut internal: Vec<String> = internal.into_iter().map(|cm| cm.body).collect();
-        internal.extend(work.into_iter().filter_map(|w| w.note));
-        Ok(Some(Document {
-            source: "ticket".into(),
-            id: t.id.clone(),
-            kind: t.kind.clone(),
-            number: Some(t.number.clone()),
-            title: t.title.clone(),
-            body: joined(&[&t.description, &t.resolution_notes]),
-            comments: public.into_iter().map(|cm| cm.body).collect(),
-            internal,
-            attachments: store::attachment_names(c, id).await?,
-            status: t.status.clone(),
-            priority: t.priority.clone(),
-            team,
-            project,
-            project_id: t.project_id.clone(),
-            organization_id: t.organization_id.clone(),
-            created_at: t.created_at,
-            updated_at: t.updated_at,
-        }))
+        let tickets = keel_store::incidents::tickets_by_ids(c, ids).await?;
+        let mut public: HashMap<String, Vec<String>> = HashMap::new();
+        let mut internal: HashMap<String, Vec<String>> = HashMap::new();
+        for t in store::ticket_texts(c, ids).await? {
+            if t.public { &mut public } else { &mut internal }.entry(t.ticket_id).or_default().push(t.body);
+        }
+        let mut attachments: HashMap<String, Vec<String>> = HashMap::new();
+        for (ticket_id, name) in store::attachment_names_of(c, ids).await? {
+            attachments.entry(ticket_id).or_default().push(name);
+        }
+        Ok(tickets
+            .into_iter()
+            .map(|t| Document {
+                source: "ticket".into(),
+                comments: public.remove(&t.id).unwrap_or_default(),
+                internal: internal.remove(&t.id).unwrap_or_default(),
+                attachments: attachments.remove(&t.id).unwrap_or_default(),
+                body: joined(&[&t.description, &t.resolution_notes]),
+                number: Some(t.number),
+                id: t.id,
+                kind: t.kind,
+                title: t.title,
+                status: t.status,
+                priority: t.priority,
+                team: t.names.team_name.unwrap_or_default(),
+                project: t.names.project_code,
+                project_id: t.project_id,
+                organization_id: t.organization_id,
+                created_at: t.created_at,
+                updated_at: t.updated_at,
+            })
+            .collect())
     })
 }
 
-fn load_ci<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+type LoadedOne<'c> = Pin<Box<dyn Future<Output = keel_store::Result<Option<Document>>> + Send + 'c>>;
+type LoaderOne = for<'c> fn(&'c mut AnyConnection, &'c str) -> LoadedOne<'c>;
+
+/// A batch loader for processes with few records: one record at a time.
+async fn one_by_one(c: &mut AnyConnection, ids: &[String], one: LoaderOne) -> keel_store::Result<Vec<Document>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(one(c, id).await?);
+    }
+    Ok(out)
+}
+
+fn load_cis<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(one_by_one(c, ids, load_ci))
+}
+
+fn load_services<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(one_by_one(c, ids, load_service))
+}
+
+fn load_problems<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(one_by_one(c, ids, load_problem))
+}
+
+fn load_known_errors<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(one_by_one(c, ids, load_known_error))
+}
+
+fn load_ci<'c>(c: &'c mut AnyConnection, id: &'c str) -> LoadedOne<'c> {
     Box::pin(async move {
         let Some(ci) = keel_store::cmdb::get_ci(c, id).await? else { return Ok(None) };
         let (project, organization_id) = match &ci.project_id {
@@ -212,7 +286,7 @@ fn load_ci<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
     })
 }
 
-fn load_service<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+fn load_service<'c>(c: &'c mut AnyConnection, id: &'c str) -> LoadedOne<'c> {
     Box::pin(async move {
         let Some(s) = keel_store::service_level::get_service(c, id).await? else { return Ok(None) };
         Ok(Some(Document {
@@ -230,7 +304,7 @@ fn load_service<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
     })
 }
 
-fn load_problem<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+fn load_problem<'c>(c: &'c mut AnyConnection, id: &'c str) -> LoadedOne<'c> {
     Box::pin(async move {
         let Some(p) = keel_store::problems::get_problem(c, id).await? else { return Ok(None) };
         let team = match &p.team_id {
@@ -258,7 +332,7 @@ fn load_problem<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
     })
 }
 
-fn load_known_error<'c>(c: &'c mut AnyConnection, id: &'c str) -> Loaded<'c> {
+fn load_known_error<'c>(c: &'c mut AnyConnection, id: &'c str) -> LoadedOne<'c> {
     Box::pin(async move {
         let Some(k) = keel_store::problems::get_known_error(c, id).await? else { return Ok(None) };
         let project = store::project_of(c, &k.problem.project_id).await?.map(|x| x.0).unwrap_or_default();
@@ -493,7 +567,15 @@ impl App {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let wanted: BTreeSet<(&'static str, String)> = fresh.iter().flat_map(targets).collect();
+        let mut wanted: BTreeSet<(&'static str, String)> = fresh.iter().flat_map(targets).collect();
+        let cascaded: BTreeSet<_> = fresh.iter().flat_map(cascades).collect();
+        if !cascaded.is_empty() {
+            let mut c = self.read().await?;
+            for (source, column, value) in cascaded {
+                let Some(s) = source_named(source) else { continue };
+                wanted.extend(store::ids_where(&mut c, s.table, column, &value).await?.into_iter().map(|id| (source, id)));
+            }
+        }
         let changes = self.load_changes(wanted).await?;
         pos.at = fresh.iter().map(|r| r.created_at).max().unwrap_or(pos.at).max(pos.at);
         pos.seen.extend(fresh.iter().map(|r| (r.id.clone(), r.created_at)));
@@ -507,11 +589,18 @@ impl App {
     async fn load_changes(&self, wanted: BTreeSet<(&'static str, String)>) -> Result<Vec<Change>> {
         let mut c = self.read().await?;
         let mut changes = Vec::with_capacity(wanted.len());
-        for (source, id) in wanted {
-            let Some(s) = source_named(source) else { continue };
-            match (s.load)(&mut c, &id).await? {
-                Some(doc) => changes.push(Change::Upsert(Box::new(doc))),
-                None => changes.push(Change::Delete { source: source.to_string(), id }),
+        for s in SOURCES {
+            let ids: Vec<String> = wanted.iter().filter(|(name, _)| *name == s.name).map(|(_, id)| id.clone()).collect();
+            for chunk in ids.chunks(LOAD_BATCH) {
+                let docs = (s.load)(&mut c, chunk).await?;
+                let found: HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+                let gone: Vec<Change> = chunk
+                    .iter()
+                    .filter(|id| !found.contains(id.as_str()))
+                    .map(|id| Change::Delete { source: s.name.to_string(), id: id.clone() })
+                    .collect();
+                changes.extend(gone);
+                changes.extend(docs.into_iter().map(|d| Change::Upsert(Box::new(d))));
             }
         }
         Ok(changes)
@@ -540,14 +629,9 @@ impl App {
             let mut after = String::new();
             loop {
                 let mut c = self.read().await?;
-                let ids = store::ids_after(&mut c, s.table, &after, 500).await?;
+                let ids = store::ids_after(&mut c, s.table, &after, LOAD_BATCH as i64).await?;
                 let Some(last) = ids.last().cloned() else { break };
-                let mut docs = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    if let Some(d) = (s.load)(&mut c, id).await? {
-                        docs.push(d);
-                    }
-                }
+                let docs = (s.load)(&mut c, &ids).await?;
                 drop(c);
                 let ix2 = ix.clone();
                 tokio::task::spawn_blocking(move || ix2.add(&docs)).await.map_err(internal)?.map_err(internal)?;

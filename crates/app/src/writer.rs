@@ -54,7 +54,8 @@ impl Writer {
             },
         )
         .await?;
-        let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before) }).to_string();
+        let changed: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before), "changed": changed }).to_string();
         kernel::push_outbox(
             &mut self.tx,
             &kernel::OutboxMessage { topic: "record_changed", entity_type, entity_id, payload: &payload },

@@ -3937,6 +3937,51 @@ mod search {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+
+    #[tokio::test]
+    async fn renaming_a_team_reindexes_its_tickets() {
+        for t in TestDb::migrated_all().await {
+            let dir = index_dir();
+            let (app, w) = searching(&t, &dir).await;
+            let team =
+                app.create_team(&w.admin, keel_app::directory::TeamInput { name: "网络组".into(), ..Default::default() }).await.unwrap();
+            for title in ["交换机端口故障", "Core switch flapping"] {
+                app.create_ticket(
+                    &w.admin,
+                    NewTicket {
+                        project_id: w.project_a.clone(),
+                        reporter_id: Some(w.contact_a.user_id.clone()),
+                        title: title.into(),
+                        team_id: Some(team.id.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            app.follow_outbox().await.unwrap();
+            assert_eq!(find(&app, &w.admin, "team:网络组").await.total, 2, "{}", t.label);
+            let renamed = keel_app::directory::TeamInput { name: "网络运维组".into(), ..Default::default() };
+            app.update_team(&w.admin, &team.id, renamed, Some(team.version)).await.unwrap();
+            app.follow_outbox().await.unwrap();
+            assert_eq!(find(&app, &w.admin, "team:网络组").await.total, 0, "{}: the old name is gone", t.label);
+            let p = find(&app, &w.admin, "team:网络运维组").await;
+            assert_eq!(titles(&p), vec!["Core switch flapping", "交换机端口故障"], "{}", t.label);
+            let ix = app.search.index().unwrap().unwrap();
+            let before = ix.position().unwrap();
+            // a change that documents do not show moves the position and keeps the tickets found
+            let described = keel_app::directory::TeamInput {
+                name: "网络运维组".into(),
+                description: Some("负责园区网络".into()),
+                ..Default::default()
+            };
+            app.update_team(&w.admin, &team.id, described, None).await.unwrap();
+            assert_eq!(app.follow_outbox().await.unwrap(), 1, "{}", t.label);
+            assert_ne!(ix.position().unwrap(), before);
+            assert_eq!(find(&app, &w.admin, "team:网络运维组").await.total, 2, "{}", t.label);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -325,6 +325,13 @@ pub async fn get_ticket(conn: &mut AnyConnection, id: &str) -> Result<Option<Tic
     sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await?.map(|r| ticket(&r)).transpose()
 }
 
+/// The tickets of the given ids that exist, in no particular order.
+pub async fn tickets_by_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<TicketRecord>> {
+    let mut q = Sql::new(format!("{TICKET_SELECT} AND t.id IN "));
+    q.push_list(ids);
+    q.fetch_all(conn).await?.iter().map(ticket).collect()
+}
+
 pub async fn get_ticket_by_number(conn: &mut AnyConnection, number: &str) -> Result<Option<TicketRecord>> {
     let q = format!("{TICKET_SELECT} AND t.number = $1");
     sqlx::query(sqlx::AssertSqlSafe(q)).bind(number).fetch_optional(&mut *conn).await?.map(|r| ticket(&r)).transpose()

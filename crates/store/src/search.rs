@@ -2,6 +2,7 @@
 //! of each indexed table for a rebuild, and the names documents show instead of ids.
 
 use crate::rows::RowExt;
+use crate::sql::Sql;
 use crate::{AnyConnection, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,26 +50,14 @@ pub enum Indexed {
 
 /// Ids after `after`, in id order.
 pub async fn ids_after(conn: &mut AnyConnection, t: Indexed, after: &str, limit: i64) -> Result<Vec<String>> {
-    let sql = match t {
-        Indexed::Tickets => "SELECT id FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
-        Indexed::ConfigurationItems => "SELECT id FROM configuration_items WHERE id > $1 ORDER BY id LIMIT $2",
-        Indexed::Services => "SELECT id FROM services WHERE id > $1 ORDER BY id LIMIT $2",
-        Indexed::Problems => "SELECT id FROM problems WHERE id > $1 ORDER BY id LIMIT $2",
-        Indexed::KnownErrors => "SELECT id FROM known_errors WHERE id > $1 ORDER BY id LIMIT $2",
-    };
-    let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&mut *conn).await?;
+    let sql = format!("SELECT id FROM {} WHERE id > $1 ORDER BY id LIMIT $2", table_name(t));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(&mut *conn).await?;
     Ok(rows.iter().map(|r| r.text("id")).collect::<std::result::Result<_, _>>()?)
 }
 
 pub async fn count(conn: &mut AnyConnection, t: Indexed) -> Result<i64> {
-    let sql = match t {
-        Indexed::Tickets => "SELECT COUNT(*) AS n FROM tickets",
-        Indexed::ConfigurationItems => "SELECT COUNT(*) AS n FROM configuration_items",
-        Indexed::Services => "SELECT COUNT(*) AS n FROM services",
-        Indexed::Problems => "SELECT COUNT(*) AS n FROM problems",
-        Indexed::KnownErrors => "SELECT COUNT(*) AS n FROM known_errors",
-    };
-    Ok(sqlx::query(sql).fetch_one(&mut *conn).await?.int("n")?)
+    let sql = format!("SELECT COUNT(*) AS n FROM {}", table_name(t));
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await?.int("n")?)
 }
 
 pub async fn team_name(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
@@ -82,13 +71,51 @@ pub async fn project_of(conn: &mut AnyConnection, id: &str) -> Result<Option<(St
     Ok(row.map(|r| Ok::<_, sqlx::Error>((r.text("code")?, r.text("organization_id")?))).transpose()?)
 }
 
-/// File names of a ticket's attachments; empty while no attachment table exists.
-pub async fn attachment_names(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT file_name FROM ticket_attachments WHERE ticket_id = $1 AND visibility = 'public'")
-        .bind(ticket_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows.iter().map(|r| r.text("file_name")).collect::<std::result::Result<_, _>>()?)
+/// A ticket's reply, internal note or work-log note, as the index reads it.
+pub struct TicketText {
+    pub ticket_id: String,
+    pub public: bool,
+    pub body: String,
+}
+
+/// The comments and work-log notes of the given tickets, oldest first per ticket.
+pub async fn ticket_texts(conn: &mut AnyConnection, ticket_ids: &[String]) -> Result<Vec<TicketText>> {
+    let mut q = Sql::new("SELECT ticket_id, visibility, body, created_at, id FROM ticket_comments WHERE ticket_id IN ");
+    q.push_list(ticket_ids);
+    q.push(" UNION ALL SELECT ticket_id, 'internal' AS visibility, note AS body, performed_at AS created_at, id FROM ticket_work_log WHERE note IS NOT NULL AND ticket_id IN ");
+    q.push_list(ticket_ids);
+    q.push(" ORDER BY created_at, id");
+    q.fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| Ok(TicketText { ticket_id: r.text("ticket_id")?, public: r.text("visibility")? == "public", body: r.text("body")? }))
+        .collect()
+}
+
+/// (ticket id, file name) of the public attachments of the given tickets.
+pub async fn attachment_names_of(conn: &mut AnyConnection, ticket_ids: &[String]) -> Result<Vec<(String, String)>> {
+    let mut q = Sql::new("SELECT ticket_id, file_name FROM ticket_attachments WHERE visibility = 'public' AND ticket_id IN ");
+    q.push_list(ticket_ids);
+    q.push(" ORDER BY created_at, id");
+    q.fetch_all(conn).await?.iter().map(|r| Ok((r.text("ticket_id")?, r.text("file_name")?))).collect()
+}
+
+/// Ids of the records of `t` whose `column` holds `value`; the column is named in code, never
+/// taken from input.
+pub async fn ids_where(conn: &mut AnyConnection, t: Indexed, column: &'static str, value: &str) -> Result<Vec<String>> {
+    let mut q = Sql::new(format!("SELECT id FROM {} WHERE {column} = ", table_name(t)));
+    q.push_bind(value);
+    q.fetch_all(conn).await?.iter().map(|r| Ok(r.text("id")?)).collect()
+}
+
+fn table_name(t: Indexed) -> &'static str {
+    match t {
+        Indexed::Tickets => "tickets",
+        Indexed::ConfigurationItems => "configuration_items",
+        Indexed::Services => "services",
+        Indexed::Problems => "problems",
+        Indexed::KnownErrors => "known_errors",
+    }
 }
 
 /// Catalogue services an organisation's SLAs include (what its contacts may see).
