@@ -167,6 +167,8 @@ pub struct Hit {
     pub score: f32,
     /// HTML: the matched words in `<b>`, everything else escaped.
     pub snippet: String,
+    /// HTML: the title with the matched words in `<b>`, everything else escaped.
+    pub title_html: String,
     pub created_at: i64,
 }
 
@@ -420,7 +422,11 @@ impl SearchIndex {
         let Hits { top, total, by_kind, by_status } =
             searcher.search(&q, &HitCollector { keep: req.offset + limit, permission: p.clone() })?;
         let mut gens = Vec::new();
+        let mut title_gen = None;
         if req.snippets {
+            let mut g = SnippetGenerator::create(&searcher, &*q, self.f.title)?;
+            g.set_max_num_chars(MAX_TITLE_CHARS);
+            title_gen = Some(g);
             for (field, _) in self.text_fields(&*p) {
                 let mut g = SnippetGenerator::create(&searcher, &*q, field)?;
                 g.set_max_num_chars(160);
@@ -429,12 +435,19 @@ impl SearchIndex {
         }
         let mut hits = Vec::new();
         for (score, addr) in top.into_iter().skip(req.offset).take(limit) {
-            hits.push(self.hit(&searcher, addr, score, &gens)?);
+            hits.push(self.hit(&searcher, addr, score, &gens, title_gen.as_ref())?);
         }
         Ok(Results { total, hits, by_kind, by_status })
     }
 
-    fn hit(&self, searcher: &tantivy::Searcher, addr: DocAddress, score: f32, gens: &[(Field, SnippetGenerator)]) -> Result<Hit> {
+    fn hit(
+        &self,
+        searcher: &tantivy::Searcher,
+        addr: DocAddress,
+        score: f32,
+        gens: &[(Field, SnippetGenerator)],
+        title_gen: Option<&SnippetGenerator>,
+    ) -> Result<Hit> {
         let doc: TantivyDocument = searcher.doc(addr)?;
         let f = &self.f;
         let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -452,9 +465,20 @@ impl SearchIndex {
             snippet = html_escape(&short);
         }
         let number = doc.get_first(f.number).and_then(|v| v.as_str()).map(str::to_string);
-        let mut title = text(f.title);
+        let full_title = text(f.title);
+        let mut title = full_title.clone();
         if let Some(n) = &number {
             title = title.strip_prefix(n.as_str()).map(|t| t.trim_start().to_string()).unwrap_or(title);
+        }
+        let mut title_html = html_escape(&title);
+        if let Some(g) = title_gen {
+            let s = g.snippet_from_doc(&doc);
+            if s.fragment() == full_title {
+                // The stored title starts with the number, which the hit shows apart.
+                let cut = full_title.len() - title.len();
+                let ranges: Vec<_> = s.highlighted().iter().filter(|r| r.start >= cut).map(|r| (r.start - cut)..(r.end - cut)).collect();
+                title_html = snippet_html(&title, &ranges);
+            }
         }
         Ok(Hit {
             source: text(f.source),
@@ -465,6 +489,7 @@ impl SearchIndex {
             status: text(f.status),
             score,
             snippet,
+            title_html,
             created_at: doc.get_first(f.created).and_then(|v| v.as_i64()).unwrap_or_default(),
         })
     }
@@ -473,6 +498,9 @@ impl SearchIndex {
 /// The fragment as HTML with the matched words in `<b>`. Tantivy's own `to_html` can panic
 /// when overlapping Chinese tokens (search mode yields `服务` inside `服务器`) start before the
 /// fragment: such ranges are dropped here, the others merged.
+/// Titles longer than this are shown without highlighting.
+const MAX_TITLE_CHARS: usize = 1_000;
+
 fn snippet_html(fragment: &str, highlighted: &[std::ops::Range<usize>]) -> String {
     let mut ranges: Vec<_> = highlighted
         .iter()

@@ -131,6 +131,11 @@ fn facets_count_by_kind_and_status_and_snippets_highlight() {
     assert!(r.hits[0].snippet.contains("<b>spooler</b>"), "{}", r.hits[0].snippet);
     assert_eq!(r.hits[0].number.as_deref(), Some("INC-000042"));
     assert_eq!(r.hits[0].title, "打印机无法打印");
+    assert_eq!(r.hits[0].title_html, "打印机无法打印", "no title word matched");
+    let r = find(&ix, "打印机");
+    let incident = r.hits.iter().find(|h| h.id == "1").unwrap();
+    assert!(incident.title_html.starts_with("<b>打印机</b>"), "{}", incident.title_html);
+    assert!(!incident.title_html.contains("INC-000042"), "the number is shown apart: {}", incident.title_html);
 }
 
 #[test]

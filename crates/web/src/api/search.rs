@@ -46,6 +46,8 @@ pub struct SearchHit {
     /// Ticket number or service code, when the record has one.
     pub number: Option<String>,
     pub title: String,
+    /// HTML: the title with the matched words in `<b>`, all other text escaped.
+    pub title_html: String,
     pub status: String,
     /// HTML: the matched words in `<b>`, all other text escaped.
     pub snippet: String,
@@ -125,6 +127,7 @@ async fn search(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): A
                 id: h.id,
                 number: h.number,
                 title: h.title,
+                title_html: h.title_html,
                 status: h.status,
                 snippet: h.snippet,
                 score: h.score,

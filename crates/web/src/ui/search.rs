@@ -24,6 +24,8 @@ pub struct HitView {
     pub kind: String,
     pub number: String,
     pub title: String,
+    /// The title with the matched words in `<b>`, everything else escaped.
+    pub title_html: String,
     pub status: String,
     pub snippet: String,
 }
@@ -81,6 +83,7 @@ fn views(tr: &Tr, r: &SearchPage) -> Vec<HitView> {
             kind: kind_label(tr, &h.kind),
             number: h.number.clone().unwrap_or_default(),
             title: h.title.clone(),
+            title_html: h.title_html.clone(),
             status: status_label(tr, &h.kind, &h.status),
             snippet: h.snippet.clone(),
         })

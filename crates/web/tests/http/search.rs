@@ -85,6 +85,9 @@ async fn search_api_page_and_type_ahead_show_only_what_the_caller_may_see() {
         let page =
             s.api(Method::GET, "/search?q=%E6%89%93%E5%8D%B0%E6%9C%BA+printer", admin, None, &[("cookie", "keel_lang=zh-CN")]).await.text();
         assert!(page.contains("找到 2 条") && page.contains("事件") && page.contains("<b>printer</b>"), "{page}");
+        assert!(page.contains("<b>打印机</b>无法打印"), "titles are highlighted: {page}");
+        let v = s.api(Method::GET, "/api/v1/search?q=%E6%89%93%E5%8D%B0%E6%9C%BA", admin, None, &[]).await.json();
+        assert!(v["items"][0]["title_html"].as_str().unwrap().starts_with("<b>打印机</b>"), "{v}");
         let frag = s.api(Method::GET, "/search/suggest?q=INC-00000", admin, None, &[]).await;
         assert_eq!(frag.status, StatusCode::OK);
         assert!(
