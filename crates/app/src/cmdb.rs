@@ -10,8 +10,8 @@ use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, OverdueCi, Relation, RelationType, Snapshot,
-    SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
+    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, OverdueCi, Relation, RelationType, Snapshot, SnapshotDiff,
+    VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
@@ -740,19 +740,13 @@ impl App {
     pub async fn impact(&self, actor: &Principal, id: &str, direction: Direction, max_depth: Option<u32>) -> Result<ImpactResult> {
         let origin = self.get_ci(actor, id).await?;
         let registry = self.class_registry().await?;
+        let g = self.cmdb_graph().await?;
         let mut c = self.read().await?;
-        let nodes = store::graph_nodes(&mut c, &cmdb_scope(actor)).await?;
-        let triples = store::all_relation_triples(&mut c).await?;
-        let mut b = GraphBuilder::with_capacity(nodes.len(), triples.len());
-        for n in &nodes {
-            b.add_node(&n.id, &n.class_key, n.project_id.iter(), n.organization_id.iter())?;
-        }
-        for (s, t, k) in &triples {
-            if let (Some(si), Some(ti), Some(k)) = (b.index_of(s), b.index_of(t), RelationType::parse(k)) {
-                b.add_relation_at(si, ti, k)?;
-            }
-        }
-        let graph = b.build();
+        let hidden = store::projects_without_configuration(&mut c).await?;
+        let scope = cmdb_scope(actor);
+        // Per project of the graph: may the actor see its CIs? Shared CIs are always visible.
+        let visible: Vec<bool> =
+            g.projects.iter().map(|p| !hidden.contains(p) && scope.project_ids.as_ref().is_none_or(|ps| ps.contains(p))).collect();
         let mut result = ImpactResult {
             origin: CiSummary::from(&origin),
             direction,
@@ -762,39 +756,43 @@ impl App {
             projects: vec![],
             customers: vec![],
         };
-        if !graph.contains(id) {
+        if !g.graph.contains(id) {
             return Ok(result);
         }
-        let t = graph.traverse(&[id], direction, max_depth)?;
-        let reached: Vec<(String, u32, Vec<ImpactStep>)> = t
+        let t = g.graph.traverse_where(&[id], direction, max_depth, |n| g.ci(n).project.is_none_or(|p| visible[p as usize]))?;
+        let summary = |i: &str| {
+            g.graph.index_of(i).map(|n| {
+                let ci = g.ci(n);
+                CiSummary {
+                    id: ci.id.clone(),
+                    name: ci.name.clone(),
+                    class_key: ci.class_key.clone(),
+                    status: ci.status.clone(),
+                    project_id: g.project_of(ci).map(str::to_string),
+                }
+            })
+        };
+        result.reached = t
             .reached()
-            .map(|r| {
+            .filter_map(|r| {
                 let path = t
                     .path_to(r.id)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|s| ImpactStep { source_id: s.source.to_string(), target_id: s.target.to_string(), kind: s.kind })
                     .collect();
-                (r.id.to_string(), r.depth, path)
+                Some(ImpactEntry { ci: summary(r.id)?, depth: r.depth, path })
             })
             .collect();
-        let Affected { services, projects, customers } = t.affected(|class| registry.is_a(class, "service"));
-        let mut ids: Vec<String> = reached.iter().map(|r| r.0.clone()).collect();
-        ids.extend(services.iter().cloned());
-        let cis: HashMap<String, CiRecord> = store::get_cis(&mut c, &ids).await?.into_iter().map(|c| (c.id.clone(), c)).collect();
-        let summary = |i: &str| cis.get(i).map(CiSummary::from).or_else(|| (i == origin.id).then(|| CiSummary::from(&origin)));
-        result.reached = reached.into_iter().filter_map(|(i, depth, path)| Some(ImpactEntry { ci: summary(&i)?, depth, path })).collect();
+        let Affected { services, projects, .. } = t.affected(|class| registry.is_a(class, "service"));
         result.services = services.iter().filter_map(|i| summary(i)).collect();
-        for p in projects {
-            if let Some(pr) = directory::get_project(&mut c, &p).await? {
-                result.projects.push(ProjectRef { id: pr.id, code: pr.code, name: pr.name });
-            }
+        let mut customers = std::collections::BTreeMap::new();
+        for (id, code, name, org_id, org_name) in store::projects_with_customers(&mut c, &projects).await? {
+            result.projects.push(ProjectRef { id, code, name });
+            customers.insert(org_id, org_name);
         }
-        for o in customers {
-            if let Some(org) = directory::get_organization(&mut c, &o).await? {
-                result.customers.push(CustomerRef { id: org.id, name: org.name });
-            }
-        }
+        result.projects.sort_by(|a, b| a.id.cmp(&b.id));
+        result.customers = customers.into_iter().map(|(id, name)| CustomerRef { id, name }).collect();
         Ok(result)
     }
 

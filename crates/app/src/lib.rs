@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cmdb;
+pub mod cmdb_graph;
 pub mod demo;
 pub mod desk;
 pub mod directory;
@@ -83,6 +84,8 @@ pub struct App {
     pub files: Arc<desk::FileStore>,
     /// This process's full-text index (see `search`).
     pub search: search::Search,
+    /// This process's copy of the CI graph for impact analysis (see `cmdb_graph`).
+    pub cmdb_graph: Arc<cmdb_graph::GraphCache>,
 }
 
 impl App {
@@ -95,6 +98,7 @@ impl App {
             notify: Arc::new(notifications::NotifyConfig::default()),
             files: Arc::new(desk::FileStore::default()),
             search: search::Search::disabled(),
+            cmdb_graph: Arc::default(),
         }
     }
 

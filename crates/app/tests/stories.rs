@@ -615,7 +615,7 @@ mod cmdb {
 
     const CI_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
 
-    async fn setup(t: &TestDb) -> (App, World) {
+    pub(crate) async fn setup(t: &TestDb) -> (App, World) {
         let (app, _) = app_on(t);
         let w = world(&app).await;
         assert!(app.seed_cmdb_classes().await.unwrap() >= 10, "{}: shipped classes seeded", t.label);
@@ -623,7 +623,14 @@ mod cmdb {
         (app, w)
     }
 
-    async fn ci(app: &App, who: &Principal, class: &str, name: &str, project: Option<&str>, attributes: serde_json::Value) -> CiRecord {
+    pub(crate) async fn ci(
+        app: &App,
+        who: &Principal,
+        class: &str,
+        name: &str,
+        project: Option<&str>,
+        attributes: serde_json::Value,
+    ) -> CiRecord {
         app.create_ci(
             who,
             CiInput {
@@ -638,7 +645,13 @@ mod cmdb {
         .unwrap_or_else(|e| panic!("create {name}: {e:?}"))
     }
 
-    async fn relate(app: &App, who: &Principal, source: &str, kind: RelationType, target: &str) -> keel_store::cmdb::RelationRecord {
+    pub(crate) async fn relate(
+        app: &App,
+        who: &Principal,
+        source: &str,
+        kind: RelationType,
+        target: &str,
+    ) -> keel_store::cmdb::RelationRecord {
         app.add_relation(who, RelationInput { kind: kind.as_str().into(), source_id: source.into(), target_id: target.into() })
             .await
             .unwrap_or_else(|e| panic!("relate {source} {kind:?} {target}: {e:?}"))
@@ -4246,3 +4259,6 @@ mod demo {
 
 #[path = "stories/major_incidents.rs"]
 mod major_incidents;
+
+#[path = "stories/cmdb_more.rs"]
+mod cmdb_more;

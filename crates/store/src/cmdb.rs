@@ -132,7 +132,7 @@ pub async fn insert_ci(conn: &mut AnyConnection, c: &CiRecord) -> Result<()> {
     .bind(c.created_at)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    bump_graph_generation(conn).await
 }
 
 /// Writes every field of `c` if the stored version is still `expected_version`.
@@ -157,7 +157,10 @@ pub async fn update_ci(conn: &mut AnyConnection, c: &CiRecord, expected_version:
     .bind(expected_version)
     .execute(&mut *conn)
     .await?;
-    if r.rows_affected() == 0 { Err(StoreError::Stale) } else { Ok(()) }
+    if r.rows_affected() == 0 {
+        return Err(StoreError::Stale);
+    }
+    bump_graph_generation(conn).await
 }
 
 pub async fn get_ci(conn: &mut AnyConnection, id: &str) -> Result<Option<CiRecord>> {
@@ -286,6 +289,78 @@ pub async fn set_unique_values(conn: &mut AnyConnection, ci_id: &str, values: &[
     Ok(())
 }
 
+// ---- the impact graph ----
+
+const GRAPH_COUNTER: &str = "cmdb_graph";
+
+/// Counts writes to CIs and relations. Every such write bumps it in its own transaction, so a
+/// process holding a copy of the graph knows, by one read, whether the copy is current —
+/// whichever instance wrote.
+pub async fn bump_graph_generation(conn: &mut AnyConnection) -> Result<()> {
+    crate::kernel::next_counter(conn, GRAPH_COUNTER).await?;
+    Ok(())
+}
+
+pub async fn graph_generation(conn: &mut AnyConnection) -> Result<i64> {
+    let row = sqlx::query("SELECT value FROM counters WHERE name = $1").bind(GRAPH_COUNTER).fetch_optional(&mut *conn).await?;
+    Ok(match row {
+        Some(r) => r.int("value")?,
+        None => 0,
+    })
+}
+
+/// A CI as the cached impact graph keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphCi {
+    pub id: String,
+    pub class_key: String,
+    pub name: String,
+    pub status: String,
+    pub project_id: Option<String>,
+}
+
+/// Every CI that is not retired, whatever its project (readers filter by scope).
+pub async fn graph_cis(conn: &mut AnyConnection) -> Result<Vec<GraphCi>> {
+    let rows = sqlx::query("SELECT id, class_key, name, status, project_id FROM configuration_items WHERE status <> 'retired'")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GraphCi {
+                id: r.text("id")?,
+                class_key: r.text("class_key")?,
+                name: r.text("name")?,
+                status: r.text("status")?,
+                project_id: r.opt_text("project_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Projects that tailored configuration management out: their CIs are hidden from everyone.
+pub async fn projects_without_configuration(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT project_id FROM project_processes WHERE process = 'configuration' AND enabled = 0")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| r.text("project_id")).collect::<std::result::Result<_, _>>().map_err(Into::into)
+}
+
+/// (id, code, name, organization id, organization name) of the projects among `ids`.
+pub async fn projects_with_customers(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<(String, String, String, String, String)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut q = Sql::new(
+            "SELECT p.id, p.code, p.name, o.id AS org_id, o.name AS org_name FROM projects p JOIN organizations o ON o.id = p.organization_id \
+             WHERE p.id IN ",
+        );
+        q.push_list(chunk);
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push((r.text("id")?, r.text("code")?, r.text("name")?, r.text("org_id")?, r.text("org_name")?));
+        }
+    }
+    Ok(out)
+}
+
 /// A CI as the impact graph needs it: its class, project and the project's customer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphRow {
@@ -362,12 +437,15 @@ pub async fn insert_relation(conn: &mut AnyConnection, r: &RelationRecord) -> Re
             StoreError::Unique { .. } => StoreError::Unique { field: "target_id".into() },
             other => other,
         })?;
-    Ok(())
+    bump_graph_generation(conn).await
 }
 
 pub async fn delete_relation(conn: &mut AnyConnection, id: &str) -> Result<()> {
     let r = sqlx::query("DELETE FROM ci_relations WHERE id = $1").bind(id).execute(&mut *conn).await?;
-    if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    bump_graph_generation(conn).await
 }
 
 pub async fn get_relation(conn: &mut AnyConnection, id: &str) -> Result<Option<RelationRecord>> {

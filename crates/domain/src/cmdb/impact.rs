@@ -121,6 +121,12 @@ impl Tags {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeIndex(u32);
 
+impl NodeIndex {
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Collects CIs, then relations between them, into an [`ImpactGraph`].
 #[derive(Debug, Clone)]
 pub struct GraphBuilder {
@@ -288,6 +294,11 @@ impl ImpactGraph {
         self.index.contains_key(id)
     }
 
+    /// A CI's index: the order in which it was added to the [`GraphBuilder`].
+    pub fn index_of(&self, id: &str) -> Option<NodeIndex> {
+        self.index.get(id).copied().map(NodeIndex)
+    }
+
     pub fn class_of(&self, id: &str) -> Option<&str> {
         self.index.get(id).map(|&i| self.classes[self.class_of[i as usize] as usize].as_str())
     }
@@ -310,6 +321,18 @@ impl ImpactGraph {
         origins: &[S],
         direction: Direction,
         max_depth: Option<u32>,
+    ) -> Result<Traversal<'_>, DomainError> {
+        self.traverse_where(origins, direction, max_depth, |_| true)
+    }
+
+    /// [`ImpactGraph::traverse`] through the CIs `enter` admits only, as if the others were not in
+    /// the graph: one graph serves readers who may see different parts of it.
+    pub fn traverse_where<S: AsRef<str>>(
+        &self,
+        origins: &[S],
+        direction: Direction,
+        max_depth: Option<u32>,
+        enter: impl Fn(NodeIndex) -> bool,
     ) -> Result<Traversal<'_>, DomainError> {
         let n = self.ids.len();
         let mut depth = vec![NONE; n];
@@ -335,7 +358,7 @@ impl ImpactGraph {
             }
             for arc in adjacency.of(node) {
                 let next = arc.to as usize;
-                if depth[next] == NONE {
+                if depth[next] == NONE && enter(NodeIndex(arc.to)) {
                     depth[next] = d + 1;
                     via[next] = arc.relation;
                     visit.push(arc.to);
@@ -657,6 +680,18 @@ mod tests {
         assert!(!g.impacted_by("b", "a", Some(1)));
         assert!(g.impacted_by("b", "a", Some(2)));
         assert!(!g.impacted_by("b", "zz", None));
+    }
+
+    #[test]
+    fn a_filtered_traversal_is_the_traversal_of_the_graph_without_the_excluded_cis() {
+        let g = estate();
+        let hidden = g.index_of("switch").unwrap();
+        let t = g.traverse_where(&["disk"], Direction::Downstream, None, |n| n != hidden).unwrap();
+        assert_eq!(t.depth_of("switch"), None);
+        assert_eq!(t.depth_of("mail"), None, "mail was reached only through the switch");
+        assert_eq!(t.depth_of("billing"), Some(4));
+        assert_eq!(depths(&t), pairs(&[("host2", 1), ("bill-db", 2), ("bill-app", 3), ("billing", 4)]));
+        assert_eq!(g.traverse(&["disk"], Direction::Downstream, None).unwrap().len(), 9);
     }
 
     #[test]
