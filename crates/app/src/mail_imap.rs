@@ -1,12 +1,17 @@
 //! Service desk (ISO/IEC 20000-1 §8.6.1, REQUIREMENTS §4), email channel: polling the IMAP
 //! mailboxes of projects on the leased job runner. Each unseen message is fetched without
 //! marking it (`BODY.PEEK[]`), received, and only then flagged `\Seen` or moved: a crash in
-//! between fetches it again, and receiving is idempotent on the Message-ID.
+//! between fetches it again, and receiving is idempotent on the Message-ID. Connections are
+//! TLS, STARTTLS, or plain on loopback only; a mailbox may trust its own private CA.
 
 use crate::{App, AppError, Principal, Result};
 use futures_util::StreamExt;
 use keel_store::mail::{self as store, MailboxRecord};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 const IMAP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -57,14 +62,39 @@ impl App {
     pub async fn poll_mailbox(&self, m: &MailboxRecord) -> Result<PollReport> {
         let host = m.imap_host.as_deref().ok_or_else(|| imap("the mailbox has no IMAP server"))?;
         let port = u16::try_from(m.imap_port.unwrap_or(143)).map_err(imap)?;
-        match m.imap_tls.as_deref() {
-            Some("plain") => {}
-            // TLS and STARTTLS need a TLS stream under async-imap; not built yet.
-            other => return Err(imap(format!("connection mode {} is not supported yet; use plain on loopback", other.unwrap_or("none")))),
+        let mode = m.imap_tls.as_deref().unwrap_or("tls");
+        if mode == "plain" && !is_loopback(host) {
+            return Err(imap("plain connections are only made on loopback; use tls or starttls"));
         }
-        let stream = timed(tokio::net::TcpStream::connect((host, port))).await?.map_err(imap)?;
-        let mut client = async_imap::Client::new(stream);
-        timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
+        let tcp = timed(tokio::net::TcpStream::connect((host, port))).await?.map_err(imap)?;
+        match mode {
+            "plain" => {
+                let mut client = async_imap::Client::new(tcp);
+                timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
+                self.poll_client(m, client).await
+            }
+            "tls" => {
+                let tls = tls_handshake(m, host, tcp).await?;
+                let mut client = async_imap::Client::new(tls);
+                timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
+                self.poll_client(m, client).await
+            }
+            "starttls" => {
+                let mut client = async_imap::Client::new(tcp);
+                timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
+                timed(client.run_command_and_check_ok("STARTTLS", None)).await?.map_err(imap)?;
+                // The server sends nothing more in clear text; the greeting is not repeated.
+                let tls = tls_handshake(m, host, client.into_inner()).await?;
+                self.poll_client(m, async_imap::Client::new(tls)).await
+            }
+            other => Err(imap(format!("unknown connection mode {other}"))),
+        }
+    }
+
+    async fn poll_client<S>(&self, m: &MailboxRecord, client: async_imap::Client<S>) -> Result<PollReport>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+    {
         let user = m.imap_user.clone().unwrap_or_default();
         let secret = m.imap_secret.clone().unwrap_or_default();
         let mut session = timed(client.login(user, secret)).await?.map_err(|(e, _)| imap(e))?;
@@ -106,4 +136,46 @@ impl App {
         let _ = timed(session.logout()).await;
         Ok(report)
     }
+}
+
+/// Whether a host name or address is the local machine (the only place clear-text IMAP is
+/// allowed: the password would otherwise cross the network readable).
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The certificates of a PEM text (a private CA); an error when it holds none or a broken one.
+pub fn ca_certificates(pem: &str) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM text".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &certs {
+        roots.add(c.clone()).map_err(|e| e.to_string())?;
+    }
+    Ok(certs)
+}
+
+/// TLS with the public web roots plus the mailbox's own CA, if it has one.
+async fn tls_handshake(
+    m: &MailboxRecord,
+    host: &str,
+    tcp: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(pem) = m.imap_ca_pem.as_deref().filter(|p| !p.trim().is_empty()) {
+        for c in ca_certificates(pem).map_err(|e| imap(format!("CA certificate: {e}")))? {
+            roots.add(c).map_err(imap)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(imap)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string()).map_err(imap)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    timed(connector.connect(name, tcp)).await?.map_err(|e| imap(format!("TLS: {e}")))
 }

@@ -206,6 +206,8 @@ pub struct MailboxInput {
     pub imap_secret: Option<String>,
     pub imap_folder: Option<String>,
     pub imap_done_folder: Option<String>,
+    /// PEM certificate(s) of a private CA the IMAP server's certificate is issued by.
+    pub imap_ca_pem: Option<String>,
 }
 
 fn blank(s: &Option<String>) -> Option<String> {
@@ -281,6 +283,14 @@ impl App {
             if blank(&input.imap_user).is_none() {
                 errs.push(keel_domain::FieldError::new("imap_user", "required", "the IMAP user"));
             }
+            if tls.as_deref() == Some("plain") && !crate::mail_imap::is_loopback(imap_host.as_deref().unwrap_or("")) {
+                errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "plain only on loopback; tls or starttls"));
+            }
+            if let Some(pem) = blank(&input.imap_ca_pem)
+                && crate::mail_imap::ca_certificates(&pem).is_err()
+            {
+                errs.push(keel_domain::FieldError::new("imap_ca_pem", "invalid", "PEM certificates (-----BEGIN CERTIFICATE-----)"));
+            }
         }
         errs.finish()?;
         let rec = MailboxRecord {
@@ -294,6 +304,7 @@ impl App {
             imap_secret: imap_host.as_ref().and(input.imap_secret.clone()),
             imap_folder: imap_host.as_ref().map(|_| blank(&input.imap_folder).unwrap_or_else(|| "INBOX".into())),
             imap_done_folder: imap_host.as_ref().and(blank(&input.imap_done_folder)),
+            imap_ca_pem: imap_host.as_ref().and(blank(&input.imap_ca_pem)),
             imap_host,
             active: true,
             created_at: w.now,

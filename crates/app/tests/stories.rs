@@ -3562,7 +3562,12 @@ mod mail_in {
     /// passwd-file user per database run (`scripts/setup-test-tools` installs it).
     struct Dovecot {
         dir: std::path::PathBuf,
+        /// IMAP (with STARTTLS when the server has a certificate).
         port: u16,
+        /// IMAP over TLS, when the server has a certificate.
+        tls_port: u16,
+        /// The private CA that issued the server's certificate.
+        ca_pem: String,
         child: tokio::process::Child,
     }
 
@@ -3577,7 +3582,37 @@ mod mail_in {
         String::from_utf8(std::process::Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
     }
 
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (scripts/setup-test-tools)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A private CA and a certificate for 127.0.0.1 and localhost issued by it, made with the
+    /// openssl CLI as an administrator would.
+    fn private_ca(dir: &std::path::Path) -> String {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ca = [&ec[..], &["-x509", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Keel test CA"]].concat();
+        openssl(
+            dir,
+            &[&["req"][..], &ca, &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]]
+                .concat(),
+        );
+        openssl(dir, &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat());
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"];
+        openssl(dir, &[&sign[..], &["-extfile", "server.ext", "-out", "server.pem"]].concat());
+        std::fs::read_to_string(dir.join("ca.pem")).unwrap()
+    }
+
     async fn dovecot(users: &[&str]) -> Option<Dovecot> {
+        dovecot_with(users, false).await
+    }
+
+    async fn dovecot_with(users: &[&str], tls: bool) -> Option<Dovecot> {
         let bin = std::path::Path::new("/usr/sbin/dovecot");
         if !bin.exists() {
             eprintln!("dovecot is not installed (scripts/setup-test-tools installs it): IMAP test skipped");
@@ -3592,6 +3627,13 @@ mod mail_in {
         let passwd: String = users.iter().map(|u| format!("{u}:{{PLAIN}}imap-secret-{u}\n")).collect();
         std::fs::write(dir.join("passwd"), passwd).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls_port = if tls { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() } else { 0 };
+        let ca_pem = if tls { private_ca(&dir) } else { String::new() };
+        let ssl = if tls {
+            format!("ssl = yes\nssl_cert = <{0}/server.pem\nssl_key = <{0}/server.key\n", dir.display())
+        } else {
+            "ssl = no\n".into()
+        };
         let root = id("-u") == "0";
         let (uid, gid) = if root { ("65534".to_string(), "65534".to_string()) } else { (id("-u"), id("-g")) };
         let own = if root {
@@ -3604,18 +3646,18 @@ mod mail_in {
         };
         let d = dir.display();
         let conf = format!(
-            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n{ssl}\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\nfirst_valid_uid = 1\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/mail/%u\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n  }}\n}}\n\
              service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  unix_listener stats-writer {{\n    mode = 0666\n  }}\n}}\n{own}"
         );
         std::fs::write(dir.join("dovecot.conf"), conf).unwrap();
         let child = tokio::process::Command::new(bin).arg("-F").arg("-c").arg(dir.join("dovecot.conf")).kill_on_drop(true).spawn().unwrap();
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(Dovecot { dir, port, child });
+                return Some(Dovecot { dir, port, tls_port, ca_pem, child });
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -3672,6 +3714,66 @@ mod mail_in {
             let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
             assert!(log.iter().any(|m| m.subject == "Newsletter signup form broken" && m.outcome == "ticket"), "{}", t.label);
             s.logout().await.unwrap();
+        }
+        drop(server);
+    }
+
+    #[tokio::test]
+    async fn an_imap_mailbox_is_polled_over_tls_and_starttls_with_a_private_ca() {
+        let dbs = TestDb::migrated_all().await;
+        let users: Vec<String> = (0..dbs.len()).map(|i| format!("secure{i}")).collect();
+        let Some(server) = dovecot_with(&users.iter().map(String::as_str).collect::<Vec<_>>(), true).await else { return };
+        for (t, user) in dbs.iter().zip(&users) {
+            let (app, _) = mail_app(t);
+            let w = world(&app).await;
+            let input = |address: &str, mode: &str, port: u16, ca: Option<&str>| MailboxInput {
+                address: address.into(),
+                unknown_sender: Some("create_contact".into()),
+                imap_host: Some("127.0.0.1".into()),
+                imap_port: Some(i64::from(port)),
+                imap_tls: Some(mode.into()),
+                imap_user: Some(user.clone()),
+                imap_secret: Some(format!("imap-secret-{user}")),
+                imap_ca_pem: ca.map(str::to_string),
+                ..Default::default()
+            };
+            let ca = Some(server.ca_pem.as_str());
+            let tls =
+                app.create_mailbox(&w.admin, &w.project_a, input("tls@acme-ops.keel.test", "tls", server.tls_port, ca)).await.unwrap();
+            let starttls = app
+                .create_mailbox(&w.admin, &w.project_a, input("starttls@acme-ops.keel.test", "starttls", server.port, ca))
+                .await
+                .unwrap();
+            let untrusted = app
+                .create_mailbox(&w.admin, &w.project_a, input("untrusted@acme-ops.keel.test", "tls", server.tls_port, None))
+                .await
+                .unwrap();
+            assert_eq!(tls.imap_ca_pem.as_deref(), ca.map(str::trim));
+
+            // The certificate of a CA nobody trusts is refused before the password is sent.
+            let err = format!("{:?}", app.poll_mailbox(&untrusted).await.unwrap_err());
+            assert!(err.contains("TLS") && err.contains("UnknownIssuer"), "{err}");
+
+            let mut s = imap_session(server.port, user).await;
+            s.append("INBOX", None, None, corpus("outlook_new.eml")).await.unwrap();
+            let report = app.poll_mailbox(&tls).await.unwrap();
+            assert_eq!((report.fetched, report.received), (1, 1), "{}", t.label);
+            s.append("INBOX", None, None, corpus("foxmail_gbk.eml")).await.unwrap();
+            let report = app.poll_mailbox(&starttls).await.unwrap();
+            assert_eq!((report.fetched, report.received), (1, 1), "{}", t.label);
+            let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert!(log.iter().any(|m| m.subject == "财务室打印机无法打印" && m.outcome == "ticket"), "{}", t.label);
+            s.logout().await.unwrap();
+
+            // Clear text only on loopback; a broken CA text is named.
+            let err = app.create_mailbox(
+                &w.admin,
+                &w.project_a,
+                MailboxInput { imap_host: Some("imap.acme.test".into()), ..input("plain@acme-ops.keel.test", "plain", 143, None) },
+            );
+            assert!(matches!(err.await, Err(AppError::Validation(e)) if e.iter().any(|f| f.field == "imap_tls")));
+            let err = app.create_mailbox(&w.admin, &w.project_a, input("badca@acme-ops.keel.test", "tls", 993, Some("not a certificate")));
+            assert!(matches!(err.await, Err(AppError::Validation(e)) if e.iter().any(|f| f.field == "imap_ca_pem")));
         }
         drop(server);
     }

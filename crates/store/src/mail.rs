@@ -22,6 +22,8 @@ pub struct MailboxRecord {
     pub imap_secret: Option<String>,
     pub imap_folder: Option<String>,
     pub imap_done_folder: Option<String>,
+    /// PEM certificate(s) of a private CA trusted for this mailbox's server.
+    pub imap_ca_pem: Option<String>,
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -29,7 +31,7 @@ pub struct MailboxRecord {
 }
 
 const MAILBOX_COLS: &str = "id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
-    imap_done_folder, active, created_at, updated_at, version";
+    imap_done_folder, imap_ca_pem, active, created_at, updated_at, version";
 
 fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
     Ok(MailboxRecord {
@@ -44,6 +46,7 @@ fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
         imap_secret: r.opt_text("imap_secret")?,
         imap_folder: r.opt_text("imap_folder")?,
         imap_done_folder: r.opt_text("imap_done_folder")?,
+        imap_ca_pem: r.opt_text("imap_ca_pem")?,
         active: r.flag("active")?,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
@@ -54,7 +57,7 @@ fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
 pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO mailboxes (id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
-         imap_done_folder, active, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, 1)",
+         imap_done_folder, imap_ca_pem, active, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1)",
     )
     .bind(&m.id)
     .bind(&m.project_id)
@@ -67,6 +70,7 @@ pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Resu
     .bind(&m.imap_secret)
     .bind(&m.imap_folder)
     .bind(&m.imap_done_folder)
+    .bind(&m.imap_ca_pem)
     .bind(m.active as i64)
     .bind(m.created_at)
     .execute(&mut *conn)

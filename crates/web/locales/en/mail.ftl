@@ -27,3 +27,5 @@ field-imap-user = IMAP user
 field-imap-secret = IMAP password
 field-imap-folder = Folder
 field-imap-done-folder = Move processed mail to
+field-imap-ca-pem = Private CA certificate (PEM)
+mail-ca-help = Only when the IMAP server's certificate is issued by your own CA: paste that CA's certificate (-----BEGIN CERTIFICATE-----). Public CAs are trusted already.

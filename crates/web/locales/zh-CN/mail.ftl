@@ -27,3 +27,5 @@ field-imap-user = IMAP 用户
 field-imap-secret = IMAP 密码
 field-imap-folder = 文件夹
 field-imap-done-folder = 处理后移至
+field-imap-ca-pem = 私有 CA 证书（PEM）
+mail-ca-help = 仅当 IMAP 服务器证书由贵单位自建 CA 签发时填写：粘贴该 CA 证书（-----BEGIN CERTIFICATE-----）。公共 CA 已默认信任。

@@ -122,6 +122,8 @@ pub struct Mailbox {
     pub imap_user: Option<String>,
     pub imap_folder: Option<String>,
     pub imap_done_folder: Option<String>,
+    /// The private CA trusted for the IMAP server, PEM.
+    pub imap_ca_pem: Option<String>,
     pub active: bool,
     pub created_at: i64,
 }
@@ -139,6 +141,7 @@ impl From<MailboxRecord> for Mailbox {
             imap_user: m.imap_user,
             imap_folder: m.imap_folder,
             imap_done_folder: m.imap_done_folder,
+            imap_ca_pem: m.imap_ca_pem,
             active: m.active,
             created_at: m.created_at,
         }
@@ -161,6 +164,8 @@ pub struct NewMailbox {
     pub imap_folder: Option<String>,
     /// Where processed mail is moved; flagged as seen when absent.
     pub imap_done_folder: Option<String>,
+    /// PEM certificate(s) of a private CA that issued the IMAP server's certificate.
+    pub imap_ca_pem: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/mailboxes", tag = "incidents", params(("id" = String, Path)),
@@ -188,6 +193,7 @@ async fn create_mailbox(
         imap_secret: b.imap_secret,
         imap_folder: b.imap_folder,
         imap_done_folder: b.imap_done_folder,
+        imap_ca_pem: b.imap_ca_pem,
     };
     let m = s.app.create_mailbox(&who.principal, &id, input).await?;
     Ok((StatusCode::CREATED, axum::Json(Mailbox::from(m))).into_response())

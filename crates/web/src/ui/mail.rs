@@ -29,6 +29,8 @@ pub struct MailboxForm {
     imap_folder: String,
     #[serde(default)]
     imap_done_folder: String,
+    #[serde(default)]
+    imap_ca_pem: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -52,6 +54,7 @@ fn fields(tr: &Tr, f: &MailboxForm) -> Vec<Field> {
         Field::new(tr, "imap_secret", "password", "").autocomplete("new-password"),
         Field::new(tr, "imap_folder", "text", f.imap_folder.clone()),
         Field::new(tr, "imap_done_folder", "text", f.imap_done_folder.clone()),
+        Field::new(tr, "imap_ca_pem", "textarea", f.imap_ca_pem.clone()).help(tr.t("mail-ca-help")),
     ]
 }
 
@@ -114,6 +117,7 @@ pub async fn mailbox_create(
         imap_secret: opt(&f.imap_secret),
         imap_folder: opt(&f.imap_folder),
         imap_done_folder: opt(&f.imap_done_folder),
+        imap_ca_pem: opt(&f.imap_ca_pem),
     };
     match state.app.create_mailbox(&who.principal, &id, input).await {
         Ok(_) => see_other(&back, "created"),
