@@ -4201,3 +4201,6 @@ mod demo {
 
 #[path = "stories/major_incidents.rs"]
 mod major_incidents;
+
+#[path = "stories/desk_views.rs"]
+mod desk_views;
