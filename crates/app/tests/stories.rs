@@ -4364,3 +4364,5 @@ mod major_incidents;
 
 #[path = "stories/cmdb_more.rs"]
 mod cmdb_more;
+#[path = "stories/desk_views.rs"]
+mod desk_views;

@@ -286,8 +286,88 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &TicketRecord) -> Result
     let mut q = Sql::new(format!("INSERT INTO tickets ({}) VALUES (", cols.join(", ")));
     bind_values(&mut q, t, &cols);
     q.push(")");
-    q.execute(conn).await?;
+    q.execute(&mut *conn).await?;
+    add_to_counter(conn, &CounterKey::of(t), 1).await
+}
+
+// ---- maintained queue counters ----
+
+/// The cell of `ticket_queue_counters` a ticket is counted in ('' for no team or agent).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CounterKey([String; 5]);
+
+impl CounterKey {
+    fn of(t: &TicketRecord) -> Self {
+        CounterKey([
+            t.project_id.clone(),
+            t.organization_id.clone(),
+            t.team_id.clone().unwrap_or_default(),
+            t.agent_id.clone().unwrap_or_default(),
+            t.status.clone(),
+        ])
+    }
+}
+
+async fn add_to_counter(conn: &mut AnyConnection, k: &CounterKey, delta: i64) -> Result<()> {
+    let [project, org, team, agent, status] = &k.0;
+    sqlx::query(
+        "INSERT INTO ticket_queue_counters (project_id, organization_id, team_id, agent_id, status, n) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (project_id, organization_id, team_id, agent_id, status) DO UPDATE SET n = ticket_queue_counters.n + excluded.n",
+    )
+    .bind(project)
+    .bind(org)
+    .bind(team)
+    .bind(agent)
+    .bind(status)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+/// Moves a ticket from one counter cell to another. Cells are touched in key order, so two
+/// transactions moving tickets between the same cells cannot deadlock on PostgreSQL.
+async fn move_in_counters(conn: &mut AnyConnection, from: CounterKey, to: CounterKey) -> Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    let mut steps = [(from, -1), (to, 1)];
+    steps.sort();
+    for (k, d) in &steps {
+        add_to_counter(conn, k, *d).await?;
+    }
+    Ok(())
+}
+
+/// Recounts `ticket_queue_counters` from the tickets. Loaders that insert tickets without
+/// `insert_ticket` (bulk loads, benchmarks) call it before the desk is used.
+pub async fn rebuild_queue_counters(conn: &mut AnyConnection) -> Result<()> {
+    sqlx::query("DELETE FROM ticket_queue_counters").execute(&mut *conn).await?;
+    sqlx::query(
+        "INSERT INTO ticket_queue_counters (project_id, organization_id, team_id, agent_id, status, n) \
+         SELECT project_id, organization_id, COALESCE(team_id, ''), COALESCE(agent_id, ''), status, COUNT(*) FROM tickets \
+         GROUP BY project_id, organization_id, COALESCE(team_id, ''), COALESCE(agent_id, ''), status",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn counter_key_of(conn: &mut AnyConnection, id: &str) -> Result<Option<CounterKey>> {
+    let row = sqlx::query("SELECT project_id, organization_id, team_id, agent_id, status FROM tickets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| {
+        Ok(CounterKey([
+            r.text("project_id")?,
+            r.text("organization_id")?,
+            r.opt_text("team_id")?.unwrap_or_default(),
+            r.opt_text("agent_id")?.unwrap_or_default(),
+            r.text("status")?,
+        ]))
+    })
+    .transpose()
 }
 
 /// Writes every column of `t` if the stored version is still `expected_version`, raising the
@@ -304,8 +384,12 @@ pub async fn update_ticket(conn: &mut AnyConnection, t: &TicketRecord, expected_
         bind_values(&mut q, t, &[col]);
     }
     q.push(", version = version + 1 WHERE id = ").push_bind(t.id.clone()).push(" AND version = ").push_bind(expected_version);
-    let r = q.execute(conn).await?;
-    if r.rows_affected() == 0 { Err(StoreError::Stale) } else { Ok(()) }
+    let before = counter_key_of(conn, &t.id).await?;
+    let r = q.execute(&mut *conn).await?;
+    match before {
+        Some(before) if r.rows_affected() > 0 => move_in_counters(conn, before, CounterKey::of(t)).await,
+        _ => Err(StoreError::Stale),
+    }
 }
 
 /// Marks activity on a ticket (a comment, a work log entry) for the queues' "updated" order
@@ -427,8 +511,55 @@ pub async fn list_tickets(conn: &mut AnyConnection, scope: &Scope, f: &TicketFil
     fetch_page(conn, q, "t.id", p, ticket).await
 }
 
-/// How many tickets match a filter within a scope.
+/// Whether the counters answer a count for this filter: it names only what they are keyed by.
+fn counters_answer(f: &TicketFilter) -> bool {
+    f.priorities.is_empty()
+        && f.kind.is_none()
+        && f.reporter_id.is_none()
+        && f.major.is_none()
+        && f.breaching_before.is_none()
+        && f.q.as_deref().is_none_or(|q| q.trim().is_empty())
+}
+
+/// `push_filter` for `ticket_queue_counters t` (only the fields `counters_answer` allows).
+fn push_counter_filter(q: &mut Sql, f: &TicketFilter) {
+    if let Some(a) = &f.agent_id {
+        q.push(" AND t.agent_id = ").push_bind(a.clone());
+    }
+    if let Some(u) = &f.teams_of_user {
+        q.push(" AND t.team_id IN (SELECT team_id FROM team_members WHERE user_id = ").push_bind(u.clone()).push(")");
+    }
+    if f.unassigned {
+        q.push(" AND t.team_id = '' AND t.agent_id = ''");
+    }
+    if f.open_only {
+        q.push(format!(" AND {OPEN}"));
+    }
+    if !f.statuses.is_empty() {
+        q.push(" AND t.status IN ").push_list(&f.statuses);
+    }
+    for (col, v) in [("t.team_id", &f.team_id), ("t.project_id", &f.project_id), ("t.organization_id", &f.organization_id)] {
+        if let Some(v) = v {
+            q.push(format!(" AND {col} = ")).push_bind(v.clone());
+        }
+    }
+}
+
+/// How many tickets match a filter within a scope: from the maintained counters when the
+/// filter allows, else by counting the tickets.
 pub async fn count_tickets(conn: &mut AnyConnection, scope: &Scope, f: &TicketFilter) -> Result<i64> {
+    if counters_answer(f) {
+        let mut q = Sql::new("SELECT CAST(COALESCE(SUM(t.n), 0) AS BIGINT) AS n FROM ticket_queue_counters t WHERE 1 = 1");
+        push_scope(&mut q, scope);
+        push_counter_filter(&mut q, f);
+        let rows = q.fetch_all(conn).await?;
+        return Ok(rows.first().map(|r| r.int("n")).transpose()?.unwrap_or(0));
+    }
+    count_by_scan(conn, scope, f).await
+}
+
+/// Counts the tickets themselves (what the counters must always agree with).
+pub async fn count_by_scan(conn: &mut AnyConnection, scope: &Scope, f: &TicketFilter) -> Result<i64> {
     let mut q = Sql::new("SELECT COUNT(*) AS n FROM tickets t WHERE 1 = 1");
     push_scope(&mut q, scope);
     push_filter(&mut q, f);
@@ -451,18 +582,22 @@ pub struct QueueCounts {
     pub all: i64,
 }
 
+/// The queue tabs' numbers, from the maintained counters (one row per project, organisation,
+/// team, agent and status — not per ticket).
 pub async fn queue_counts(conn: &mut AnyConnection, scope: &Scope, user_id: &str) -> Result<QueueCounts> {
-    let mut q = Sql::new("SELECT COALESCE(SUM(CASE WHEN ");
-    q.push(OPEN).push(" AND t.agent_id = ").push_bind(user_id.to_string()).push(" THEN 1 ELSE 0 END), 0) AS mine, ");
-    q.push("COALESCE(SUM(CASE WHEN ")
+    let mut q = Sql::new("SELECT CAST(COALESCE(SUM(CASE WHEN ");
+    q.push(OPEN).push(" AND t.agent_id = ").push_bind(user_id.to_string()).push(" THEN t.n ELSE 0 END), 0) AS BIGINT) AS mine, ");
+    q.push("CAST(COALESCE(SUM(CASE WHEN ")
         .push(OPEN)
         .push(" AND t.team_id IN (SELECT team_id FROM team_members WHERE user_id = ")
         .push_bind(user_id.to_string())
-        .push(") THEN 1 ELSE 0 END), 0) AS team, ");
-    q.push(format!("COALESCE(SUM(CASE WHEN {OPEN} AND {UNASSIGNED} THEN 1 ELSE 0 END), 0) AS unassigned, "));
-    q.push("COALESCE(SUM(CASE WHEN t.status = 'pending' THEN 1 ELSE 0 END), 0) AS pending, ");
-    q.push(format!("COALESCE(SUM(CASE WHEN {OPEN} THEN 1 ELSE 0 END), 0) AS open, "));
-    q.push("COUNT(*) AS total FROM tickets t WHERE 1 = 1");
+        .push(") THEN t.n ELSE 0 END), 0) AS BIGINT) AS team, ");
+    q.push(format!(
+        "CAST(COALESCE(SUM(CASE WHEN {OPEN} AND t.team_id = '' AND t.agent_id = '' THEN t.n ELSE 0 END), 0) AS BIGINT) AS unassigned, "
+    ));
+    q.push("CAST(COALESCE(SUM(CASE WHEN t.status = 'pending' THEN t.n ELSE 0 END), 0) AS BIGINT) AS pending, ");
+    q.push(format!("CAST(COALESCE(SUM(CASE WHEN {OPEN} THEN t.n ELSE 0 END), 0) AS BIGINT) AS open, "));
+    q.push("CAST(COALESCE(SUM(t.n), 0) AS BIGINT) AS total FROM ticket_queue_counters t WHERE 1 = 1");
     push_scope(&mut q, scope);
     let rows = q.fetch_all(conn).await?;
     let Some(r) = rows.first() else { return Ok(QueueCounts::default()) };

@@ -11,6 +11,16 @@ use sqlx::any::AnyRow;
 pub enum SortKind {
     Text,
     Int,
+    /// A NOT NULL text column: ordered without `COALESCE`, so an index can serve the order.
+    TextNotNull,
+    /// A NOT NULL integer column, likewise.
+    IntNotNull,
+}
+
+impl SortKind {
+    fn is_text(self) -> bool {
+        matches!(self, SortKind::Text | SortKind::TextNotNull)
+    }
 }
 
 /// A sortable column, named as the API names it.
@@ -63,17 +73,18 @@ pub fn decode_cursor(sort: &SortKey, s: &str) -> Option<(CursorValue, String)> {
     if w.s != sort.name {
         return None;
     }
-    let v = match sort.kind {
-        SortKind::Text => CursorValue::Text(match w.v {
+    let v = if sort.kind.is_text() {
+        CursorValue::Text(match w.v {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s),
             _ => return None,
-        }),
-        SortKind::Int => CursorValue::Int(match w.v {
+        })
+    } else {
+        CursorValue::Int(match w.v {
             serde_json::Value::Null => None,
             serde_json::Value::Number(n) => Some(n.as_i64()?),
             _ => return None,
-        }),
+        })
     };
     Some((v, w.id))
 }
@@ -90,6 +101,7 @@ pub async fn fetch_page<T>(
     let col = match p.sort.kind {
         SortKind::Text => format!("COALESCE({}, '')", p.sort.column),
         SortKind::Int => format!("COALESCE({}, 0)", p.sort.column),
+        SortKind::TextNotNull | SortKind::IntNotNull => p.sort.column.to_string(),
     };
     let (cmp, dir) = if p.desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some((v, id)) = &p.after {
@@ -105,9 +117,10 @@ pub async fn fetch_page<T>(
     let rows = &rows[..rows.len().min(p.limit as usize)];
     let next_cursor = match (more, rows.last()) {
         (true, Some(last)) => {
-            let v = match p.sort.kind {
-                SortKind::Text => CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default())),
-                SortKind::Int => CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default())),
+            let v = if p.sort.kind.is_text() {
+                CursorValue::Text(Some(last.opt_text(p.sort.name)?.unwrap_or_default()))
+            } else {
+                CursorValue::Int(Some(last.opt_int(p.sort.name)?.unwrap_or_default()))
             };
             Some(encode_cursor(&p.sort, &v, &last.text("id")?))
         }

@@ -48,8 +48,8 @@ const TEAMS: usize = 50;
 const AGENTS: usize = 100;
 const BATCH: usize = 500;
 
-const PRIORITY: SortKey = SortKey { name: "priority", column: "t.priority", kind: SortKind::Text };
-const UPDATED: SortKey = SortKey { name: "updated_at", column: "t.updated_at", kind: SortKind::Int };
+const PRIORITY: SortKey = SortKey { name: "priority", column: "t.priority", kind: SortKind::TextNotNull };
+const UPDATED: SortKey = SortKey { name: "updated_at", column: "t.updated_at", kind: SortKind::IntNotNull };
 
 const ZH: [&str; 12] = [
     "打印机卡纸，无法打印",
@@ -428,6 +428,8 @@ async fn bulk_load(db: &Db, desk: &Desk, n: usize, now: i64) -> anyhow::Result<(
         .bind(n as i64)
         .execute(&mut *tx)
         .await?;
+    // the rows went in without `insert_ticket`, so the queue counters are recounted
+    keel_store::incidents::rebuild_queue_counters(&mut tx).await?;
     tx.commit().await?;
     eprintln!();
     let rows_done = started.elapsed();

@@ -33,11 +33,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 pub const INCIDENT_SORTS: &[SortKey] = &[
-    SortKey { name: "updated_at", column: "t.updated_at", kind: SortKind::Int },
-    SortKey { name: "created_at", column: "t.created_at", kind: SortKind::Int },
-    SortKey { name: "priority", column: "t.priority", kind: SortKind::Text },
-    SortKey { name: "number", column: "t.number", kind: SortKind::Text },
-    SortKey { name: "status", column: "t.status", kind: SortKind::Text },
+    SortKey { name: "updated_at", column: "t.updated_at", kind: SortKind::IntNotNull },
+    SortKey { name: "created_at", column: "t.created_at", kind: SortKind::IntNotNull },
+    SortKey { name: "priority", column: "t.priority", kind: SortKind::TextNotNull },
+    SortKey { name: "number", column: "t.number", kind: SortKind::TextNotNull },
+    SortKey { name: "status", column: "t.status", kind: SortKind::TextNotNull },
 ];
 
 /// A ticket: an incident (`INC-000042`) or a service request (`REQ-000042`).
