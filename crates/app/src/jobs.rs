@@ -16,6 +16,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("notification_delivery", "*/5 * * * * *"),
     ("ticket_auto_close", "7,37 * * * *"),
     ("mail_poll", "* * * * *"),
+    ("outbox_prune", "41 3 * * *"),
 ];
 
 /// Builtin jobs that also run right after start, not only at their next scheduled time.
@@ -78,6 +79,9 @@ impl App {
             }
             "mail_poll" => {
                 self.poll_mailboxes().await?;
+            }
+            "outbox_prune" => {
+                self.prune_outbox().await?;
             }
             other => return Err(AppError::Internal(format!("unknown job kind {other}"))),
         }

@@ -16,6 +16,7 @@ pub mod mail_imap;
 pub mod mail_in;
 pub mod major_incidents;
 pub mod notifications;
+pub mod outbox;
 pub mod problems;
 pub mod search;
 pub mod service_level;

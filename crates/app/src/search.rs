@@ -547,6 +547,13 @@ impl App {
     pub async fn follow_outbox(&self) -> Result<usize> {
         let Some(ix) = self.search.index()? else { return Ok(0) };
         let mut pos: Position = ix.position().map_err(internal)?.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default();
+        let pruned_before = self.outbox_pruned_before().await?;
+        if pruned_before > 0 && pruned_before > pos.at - LATE_COMMIT_WINDOW_MS {
+            // Rows this index has not applied may have been pruned: only a rebuild is exact.
+            tracing::warn!("search index is behind the pruned outbox; rebuilding");
+            drop(ix);
+            return Ok(usize::try_from(self.rebuild_search_index(|_, _| {}).await?).unwrap_or(usize::MAX));
+        }
         let seen: HashSet<String> = pos.seen.iter().map(|(id, _)| id.clone()).collect();
         let mut fresh: Vec<OutboxRow> = Vec::new();
         {

@@ -336,6 +336,11 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
+/// An instant as notices show it: minutes, in UTC, said so.
+fn notice_time(ms: Option<i64>) -> String {
+    ms.and_then(DateTime::from_timestamp_millis).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+}
+
 fn iso(ms: Option<i64>) -> String {
     ms.and_then(DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
 }
@@ -601,7 +606,7 @@ impl App {
                     if !store::insert_firing(&mut w.tx, &firing).await? {
                         continue;
                     }
-                    let outcome = self.act(&mut w, rule, &firing).await?;
+                    let outcome = self.act(&mut w, rule, &firing, c.due_at).await?;
                     sqlx::query("UPDATE sla_escalation_firings SET outcome = $1 WHERE id = $2")
                         .bind(outcome)
                         .bind(&firing.id)
@@ -618,7 +623,7 @@ impl App {
     }
 
     /// Carries out one escalation inside the firing's transaction and announces it.
-    async fn act(&self, w: &mut Writer, rule: &RuleRecord, f: &FiringRecord) -> Result<&'static str> {
+    async fn act(&self, w: &mut Writer, rule: &RuleRecord, f: &FiringRecord, due_at: Option<i64>) -> Result<&'static str> {
         let t = keel_store::incidents::get_ticket(&mut w.tx, &f.ticket_id).await?.ok_or(AppError::NotFound)?;
         let outcome = match rule.action.as_str() {
             "reassign" => {
@@ -656,11 +661,16 @@ impl App {
             },
             _ => "notified",
         };
+        let priority = if outcome == "priority_raised" { raise(&t.priority).unwrap_or_default() } else { t.priority.as_str() };
         let vars = serde_json::json!({
             "number": t.number,
+            "title": t.title,
+            "priority": priority,
             "target": f.target_kind,
             "percent": f.percent,
-            "threshold_at": iso(Some(f.threshold_at)),
+            "threshold": f.percent,
+            "due": notice_time(due_at),
+            "threshold_at": notice_time(Some(f.threshold_at)),
             "late": f.late,
             "late_by_ms": f.late_by_ms,
             "action": rule.action,
@@ -689,7 +699,7 @@ impl App {
         let mut reminders = 0;
         for (id, version, name, review_on) in store::slas_for_review(&mut w.tx, &horizon).await? {
             if store::insert_notice(&mut w.tx, &id, version, "review_due", now).await? {
-                let vars = serde_json::json!({ "name": name, "review_on": review_on, "version": version });
+                let vars = serde_json::json!({ "name": name, "sla": name, "review_on": review_on, "due": review_on, "version": version });
                 w.announce(&Announcement {
                     kind: "sla.review_due".into(),
                     entity_type: "sla".into(),
@@ -716,7 +726,7 @@ impl App {
                 entity_type: "sla".into(),
                 entity_id: id.clone(),
                 audience: vec![Audience::ProjectManager],
-                vars: serde_json::json!({ "name": before.name, "valid_to": before.valid_to }),
+                vars: serde_json::json!({ "name": before.name, "sla": before.name, "valid_to": before.valid_to, "due": before.valid_to }),
             })
             .await?;
             enqueue_recompute(&mut w.tx, serde_json::json!({ "project_ids": [before.project_id] }), now).await?;

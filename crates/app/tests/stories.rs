@@ -2007,6 +2007,12 @@ mod sla_clocks {
         }
     }
 
+    /// The shipped template of an event kind rendered with an announcement's variables.
+    fn text(kind: &str, lang: &str, vars: &serde_json::Value) -> String {
+        let t = keel_app::notifications::templates::default_template(kind, lang).unwrap();
+        keel_app::notifications::templates::render(&t, vars).unwrap().body_text
+    }
+
     #[tokio::test]
     async fn an_escalation_fires_once_under_concurrent_runs_and_says_when_it_is_late() {
         for t in TestDb::migrated_all().await {
@@ -2042,6 +2048,11 @@ mod sla_clocks {
             assert_eq!(warnings.len(), 3, "{}", t.label);
             assert_eq!(warnings[0]["vars"]["late"], false);
             assert_eq!(warnings[0]["vars"]["percent"], 75);
+            let body = text("sla.warning", "en", &warnings[0]["vars"]);
+            assert!(body.contains("used 75% of its resolution target (due 2026-03-03 01:30 UTC)"), "{body}");
+            assert!(!body.contains("late"), "{body}");
+            let body = text("sla.warning", "zh-CN", &warnings[0]["vars"]);
+            assert!(body.contains("已用去 75%（到期 2026-03-03 01:30 UTC）"), "{body}");
             // down over the breach (Mon 18:00 + Tue 09:00-09:30 = Tue 01:30Z); back Tue 03:00Z
             clock_.0.store(ms("2026-03-03T03:00:00Z"), Ordering::SeqCst);
             let (a, b) = tokio::join!(app.run_sla_escalations(), app.run_sla_escalations());
@@ -2050,6 +2061,11 @@ mod sla_clocks {
             assert_eq!(escalated.len(), 3, "{}", t.label);
             assert_eq!(escalated[0]["vars"]["late"], true, "{}", t.label);
             assert_eq!(escalated[0]["vars"]["late_by_ms"], 90 * 60_000, "{}", t.label);
+            let body = text("sla.escalated", "en", &escalated[0]["vars"]);
+            assert!(body.contains("reached 100% of its resolution target (due 2026-03-03 01:30 UTC)"), "{body}");
+            assert!(body.contains("priority raised to p1"), "{body}");
+            let late = serde_json::json!({ "number": "INC-1", "target": "resolution", "threshold": 100, "due": "d", "late": true, "threshold_at": "t0" });
+            assert!(text("sla.breached", "en", &late).contains("This notice is late: the breach happened at t0"));
             let tk = app.get_ticket(&sc.w.agent_a, &ids[0]).await.unwrap();
             assert_eq!(tk.priority, "p1", "{}", t.label);
             let s = app.ticket_sla(&sc.w.agent_a, &ids[0]).await.unwrap();
@@ -2090,7 +2106,13 @@ mod sla_clocks {
             clock_.0.store(ms("2026-04-01T01:00:00Z"), Ordering::SeqCst);
             assert_eq!(app.run_sla_reviews().await.unwrap().1, 1, "{}", t.label);
             assert_eq!(app.get_sla(&sc.sm, &sc.sla).await.unwrap().status, "expired");
-            assert_eq!(announcements(&app, "sla.review_due").await.len(), 1);
+            let due = announcements(&app, "sla.review_due").await;
+            assert_eq!(due.len(), 1);
+            let body = text("sla.review_due", "zh-CN", &due[0]["vars"]);
+            assert!(body.contains(&format!("服务级别协议 {} 应于 2026-03-10 评审", sla.name)), "{body}");
+            let expired = announcements(&app, "sla.expired").await;
+            let body = text("sla.expired", "en", &expired[0]["vars"]);
+            assert!(body.contains(&format!("{} expired on 2026-03-31", sla.name)), "{body}");
         }
     }
 }
@@ -4366,3 +4388,5 @@ mod major_incidents;
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]
 mod desk_views;
+#[path = "stories/outbox.rs"]
+mod outbox;

@@ -37,6 +37,39 @@ pub async fn push_outbox(conn: &mut AnyConnection, m: &OutboxMessage<'_>, at_ms:
     Ok(())
 }
 
+/// Deletes up to `limit` outbox rows that every follower is done with: `record_changed` and
+/// other topics older than `before`; announcements older than `announcements_before` and only
+/// once dispatched (with their dispatch marks). Returns how many outbox rows went.
+pub async fn prune_outbox(conn: &mut AnyConnection, before: i64, announcements_before: i64, limit: i64) -> Result<u64> {
+    let others =
+        sqlx::query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE topic <> 'announcement' AND created_at < $1 LIMIT $2)")
+            .bind(before)
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    let gone: Vec<String> = sqlx::query(
+        "SELECT o.id FROM outbox o JOIN notification_dispatched d ON d.announcement_id = o.id \
+         WHERE o.topic = 'announcement' AND o.created_at < $1 LIMIT $2",
+    )
+    .bind(announcements_before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.text("id"))
+    .collect::<std::result::Result<_, _>>()?;
+    if !gone.is_empty() {
+        let mut q = crate::sql::Sql::new("DELETE FROM outbox WHERE id IN ");
+        q.push_list(&gone);
+        q.execute(conn).await?;
+        let mut q = crate::sql::Sql::new("DELETE FROM notification_dispatched WHERE announcement_id IN ");
+        q.push_list(&gone);
+        q.execute(conn).await?;
+    }
+    Ok(others + gone.len() as u64)
+}
+
 pub async fn outbox_len(conn: &mut AnyConnection) -> Result<i64> {
     Ok(sqlx::query("SELECT COUNT(*) AS n FROM outbox").fetch_one(&mut *conn).await?.int("n")?)
 }

@@ -21,6 +21,11 @@ use templates::{MessageTemplate, Rendered};
 /// with an earlier `created_at` (a long transaction) is still dispatched.
 pub const DISPATCH_WINDOW_MS: i64 = 5 * 60_000;
 const CURSOR_SETTING: &str = "notification.dispatch_cursor";
+
+/// The dispatcher's position: announcements before it (less its window) are dispatched.
+pub async fn dispatch_cursor(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(kernel::get_setting(conn, CURSOR_SETTING).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+}
 const BATCH: i64 = 100;
 
 /// Delivery settings of an instance, from `keel.toml` / `KEEL_SMTP_*`.
@@ -230,7 +235,7 @@ impl App {
     pub async fn dispatch_announcements(&self) -> Result<usize> {
         let cursor = {
             let mut c = self.read().await?;
-            kernel::get_setting(&mut c, CURSOR_SETTING).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+            dispatch_cursor(&mut c).await?
         };
         let mut high = cursor;
         let mut created = 0;

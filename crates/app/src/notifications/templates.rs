@@ -20,6 +20,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "sla.breached",
     "sla.escalated",
     "sla.review_due",
+    "sla.expired",
+    "problem.resolved",
 ];
 
 /// The language a locale is written in (`zh`, `zh-CN`, `zh-Hans` → `zh-CN`; anything else → `en`).
@@ -72,16 +74,59 @@ fn text(kind: &str, lang: &str) -> Option<(&'static str, &'static str)> {
             "重大事件通报：{{ title }}",
             "{{ number }} {{ title }} 最新进展：\n\n{{ summary }}{% if next_update %}\n\n下次通报时间：{{ next_update }}。{% endif %}",
         ),
-        ("sla.warning", "en") => {
-            ("SLA warning: {{ title }}", "{{ number }} has used {{ threshold }}% of its {{ target }} target (due {{ due }}).")
-        }
-        ("sla.warning", _) => ("SLA 预警：{{ title }}", "{{ number }} 的{{ target }}目标已用去 {{ threshold }}%（到期 {{ due }}）。"),
-        ("sla.breached", "en") => ("SLA breached: {{ title }}", "{{ number }} breached its {{ target }} target (due {{ due }})."),
-        ("sla.breached", _) => ("SLA 已违约：{{ title }}", "{{ number }} 的{{ target }}目标已违约（到期 {{ due }}）。"),
-        ("sla.escalated", "en") => ("Escalated: {{ title }}", "{{ number }} was escalated: {{ escalation }}."),
-        ("sla.escalated", _) => ("已升级：{{ title }}", "{{ number }} 已升级：{{ escalation }}。"),
+        ("sla.warning", "en") => (
+            "SLA warning: {{ title }}",
+            "{{ number }} has used {{ threshold }}% of its {{ target }} target (due {{ due }}).{% if late %}\n\nThis notice is late: \
+             the threshold was crossed at {{ threshold_at }} while notices were not being sent.{% endif %}",
+        ),
+        ("sla.warning", _) => (
+            "SLA 预警：{{ title }}",
+            "{{ number }} 的{{ target }}目标已用去 {{ threshold }}%（到期 {{ due }}）。{% if late %}\n\n本通知延迟发送：\
+             阈值于 {{ threshold_at }} 越过时通知未能发出。{% endif %}",
+        ),
+        ("sla.breached", "en") => (
+            "SLA breached: {{ title }}",
+            "{{ number }} breached its {{ target }} target (due {{ due }}).{% if late %}\n\nThis notice is late: \
+             the breach happened at {{ threshold_at }} while notices were not being sent.{% endif %}",
+        ),
+        ("sla.breached", _) => (
+            "SLA 已违约：{{ title }}",
+            "{{ number }} 的{{ target }}目标已违约（到期 {{ due }}）。{% if late %}\n\n本通知延迟发送：\
+             违约发生于 {{ threshold_at }}，当时通知未能发出。{% endif %}",
+        ),
+        ("sla.escalated", "en") => (
+            "Escalated: {{ title }}",
+            "{{ number }} reached {{ threshold }}% of its {{ target }} target (due {{ due }}) and was escalated: \
+             {% if outcome == \"reassigned\" %}reassigned{% elif outcome == \"priority_raised\" %}priority raised to {{ priority }}\
+             {% else %}no change was possible in its current state{% endif %}.",
+        ),
+        ("sla.escalated", _) => (
+            "已升级：{{ title }}",
+            "{{ number }} 的{{ target }}目标已用去 {{ threshold }}%（到期 {{ due }}），已升级：\
+             {% if outcome == \"reassigned\" %}已重新分派{% elif outcome == \"priority_raised\" %}优先级提升为 {{ priority }}\
+             {% else %}当前状态下无法调整{% endif %}。",
+        ),
         ("sla.review_due", "en") => ("SLA review due: {{ sla }}", "The service level agreement {{ sla }} is due for review on {{ due }}."),
         ("sla.review_due", _) => ("SLA 评审到期：{{ sla }}", "服务级别协议 {{ sla }} 应于 {{ due }} 评审。"),
+        ("sla.expired", "en") => (
+            "SLA expired: {{ sla }}",
+            "The service level agreement {{ sla }} expired on {{ due }}. Tickets of its project are no longer measured against it.",
+        ),
+        ("sla.expired", _) => ("SLA 已到期：{{ sla }}", "服务级别协议 {{ sla }} 已于 {{ due }} 到期，其项目的工单不再按该协议计量。"),
+        ("problem.resolved", "en") => (
+            "Problem resolved: {{ problem_number }} {{ problem_title }}",
+            "The problem {{ problem_number }} {{ problem_title }}, linked to {{ number }}, has been resolved.\
+             {% if follow_up == \"resolved\" %} {{ number }} has been resolved with it.\
+             {% elif follow_up == \"notify_reporter\" %} Its underlying cause has been removed.\
+             {% else %} Please review {{ number }}.{% endif %}",
+        ),
+        ("problem.resolved", _) => (
+            "问题已解决：{{ problem_number }} {{ problem_title }}",
+            "与 {{ number }} 关联的问题 {{ problem_number }} {{ problem_title }} 已解决。\
+             {% if follow_up == \"resolved\" %}{{ number }} 已随之解决。\
+             {% elif follow_up == \"notify_reporter\" %}其根本原因已消除。\
+             {% else %}请处理 {{ number }}。{% endif %}",
+        ),
         _ => return None,
     })
 }
@@ -114,8 +159,13 @@ pub fn sample_vars() -> serde_json::Value {
         "threshold": 75,
         "target": "resolution",
         "due": "2026-11-25 18:00",
-        "escalation": "raised to p1",
+        "outcome": "priority_raised",
+        "late": false,
+        "threshold_at": "2026-11-25 16:30 UTC",
         "sla": "Acme operations SLA",
+        "problem_number": "PRB-000007",
+        "problem_title": "Fuser units fail after 20,000 pages / 定影器在两万页后故障",
+        "follow_up": "resolved",
         "project": "ACME-OPS",
     })
 }
