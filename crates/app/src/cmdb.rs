@@ -10,8 +10,8 @@ use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, OverdueCi, Relation, RelationType, Snapshot,
-    SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
+    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, ImpactGraph, OverdueCi, Relation, RelationType,
+    Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
@@ -207,7 +207,7 @@ pub fn cmdb_scope(actor: &Principal) -> CmdbScope {
     if actor.sees_all_projects() { CmdbScope { project_ids: None } } else { CmdbScope { project_ids: Some(actor.project_ids.clone()) } }
 }
 
-fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
+pub(crate) fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
     actor.is_staff() && project_id.is_none_or(|p| actor.sees_all_projects() || actor.project_ids.iter().any(|x| x == p))
 }
 
@@ -255,6 +255,22 @@ fn csv_cell(s: &str) -> String {
     // Cells starting with a formula character are prefixed so spreadsheets show them as text.
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// The impact graph of the CIs the actor may see (retired CIs excluded).
+pub(crate) async fn visible_graph(c: &mut sqlx::AnyConnection, actor: &Principal) -> Result<ImpactGraph> {
+    let nodes = store::graph_nodes(c, &cmdb_scope(actor)).await?;
+    let triples = store::all_relation_triples(c).await?;
+    let mut b = GraphBuilder::with_capacity(nodes.len(), triples.len());
+    for n in &nodes {
+        b.add_node(&n.id, &n.class_key, n.project_id.iter(), n.organization_id.iter())?;
+    }
+    for (s, t, k) in &triples {
+        if let (Some(si), Some(ti), Some(k)) = (b.index_of(s), b.index_of(t), RelationType::parse(k)) {
+            b.add_relation_at(si, ti, k)?;
+        }
+    }
+    Ok(b.build())
 }
 
 impl App {
@@ -741,18 +757,7 @@ impl App {
         let origin = self.get_ci(actor, id).await?;
         let registry = self.class_registry().await?;
         let mut c = self.read().await?;
-        let nodes = store::graph_nodes(&mut c, &cmdb_scope(actor)).await?;
-        let triples = store::all_relation_triples(&mut c).await?;
-        let mut b = GraphBuilder::with_capacity(nodes.len(), triples.len());
-        for n in &nodes {
-            b.add_node(&n.id, &n.class_key, n.project_id.iter(), n.organization_id.iter())?;
-        }
-        for (s, t, k) in &triples {
-            if let (Some(si), Some(ti), Some(k)) = (b.index_of(s), b.index_of(t), RelationType::parse(k)) {
-                b.add_relation_at(si, ti, k)?;
-            }
-        }
-        let graph = b.build();
+        let graph = visible_graph(&mut c, actor).await?;
         let mut result = ImpactResult {
             origin: CiSummary::from(&origin),
             direction,

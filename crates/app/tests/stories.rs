@@ -4199,5 +4199,7 @@ mod demo {
     }
 }
 
+#[path = "stories/changes.rs"]
+mod changes;
 #[path = "stories/major_incidents.rs"]
 mod major_incidents;

@@ -114,6 +114,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::desk::router())
         .merge(api::mail::router())
         .merge(api::search::router())
+        .merge(api::changes::router())
         .split_for_parts()
 }
 
