@@ -1520,3 +1520,100 @@ async fn link(w: &mut Writer, ticket_id: &str, change_id: &str, actor_id: &str) 
     w.record("ticket_link", &l.id, AuditAction::Create, None, Some(&snapshot(&l))).await?;
     Ok(())
 }
+
+/// How strictly modifications of live CIs must reference a change (`cmdb.change_control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeControl {
+    Off,
+    /// Accept, and note the missing or unsuitable change in the audit entry.
+    Warn,
+    /// Refuse without a change in implementation that lists the CI.
+    Enforce,
+}
+
+impl ChangeControl {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(ChangeControl::Off),
+            "warn" => Some(ChangeControl::Warn),
+            "enforce" => Some(ChangeControl::Enforce),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeControl::Off => "off",
+            ChangeControl::Warn => "warn",
+            ChangeControl::Enforce => "enforce",
+        }
+    }
+}
+
+pub const CHANGE_CONTROL_SETTING: &str = "cmdb.change_control";
+
+impl App {
+    async fn change_control_in(&self, conn: &mut sqlx::AnyConnection) -> Result<ChangeControl> {
+        Ok(kernel::get_setting(conn, CHANGE_CONTROL_SETTING).await?.as_deref().and_then(ChangeControl::parse).unwrap_or(ChangeControl::Off))
+    }
+
+    pub async fn change_control_mode(&self) -> Result<ChangeControl> {
+        let mut c = self.read().await?;
+        self.change_control_in(&mut c).await
+    }
+
+    /// Sets how strictly live CIs need a change (administrators and service managers).
+    pub async fn set_change_control_mode(&self, actor: &Principal, mode: &str) -> Result<ChangeControl> {
+        if actor.is_read_only() || !(actor.is_admin() || actor.has(Role::ServiceManager)) {
+            return Err(AppError::Forbidden);
+        }
+        let mode = ChangeControl::parse(mode.trim()).ok_or_else(|| AppError::field("mode", "invalid_choice", "off, warn or enforce"))?;
+        let mut w = self.write(actor).await?;
+        let before = self.change_control_in(&mut w.tx).await?;
+        kernel::set_setting(&mut w.tx, CHANGE_CONTROL_SETTING, mode.as_str(), w.now).await?;
+        let (b, a) = (serde_json::json!({ "mode": before.as_str() }), serde_json::json!({ "mode": mode.as_str() }));
+        w.record("setting", CHANGE_CONTROL_SETTING, AuditAction::Update, Some(&b), Some(&a)).await?;
+        w.commit().await?;
+        Ok(mode)
+    }
+
+    /// Checks the change an update of `ci` references, as the setting says: a live CI is changed
+    /// under a change in implementation that lists it. Returns what the audit entry should note.
+    pub(crate) async fn change_control(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        actor: &Principal,
+        ci: &keel_store::cmdb::CiRecord,
+        change_ref: Option<&str>,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let mode = self.change_control_in(conn).await?;
+        let change = match change_ref.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(r) => Some(
+                self.change_ref(conn, actor, r)
+                    .await?
+                    .ok_or_else(|| AppError::field("change_id", "unknown_reference", "no such change"))?,
+            ),
+            None => None,
+        };
+        let mut note = serde_json::Map::new();
+        if let Some(c) = &change {
+            note.insert("change_id".into(), serde_json::json!(c.id));
+        }
+        let authorises = change
+            .as_ref()
+            .is_some_and(|c| c.ci_ids.contains(&ci.id) && ChangeStatus::parse(&c.status).is_some_and(ChangeStatus::authorises_ci_updates));
+        if ci.status == "live" && !authorises && mode != ChangeControl::Off {
+            let (code, message) = if change.is_some() {
+                ("change_not_authorising", "the change is not in implementation or does not list this CI")
+            } else {
+                ("change_required", "a live CI is changed under an approved change in implementation")
+            };
+            if mode == ChangeControl::Enforce {
+                return Err(AppError::field("change_id", code, message));
+            }
+            note.insert("change_control_warning".into(), serde_json::json!(code));
+        }
+        Ok((!note.is_empty()).then_some(note))
+    }
+}

@@ -43,6 +43,9 @@ pub struct CiInput {
     pub description: Option<String>,
     /// A JSON object of attribute values, checked against the class.
     pub attributes: Value,
+    /// On update: the change (id or number) that authorises modifying a live CI; checked as
+    /// the `cmdb.change_control` setting says.
+    pub change_id: Option<String>,
 }
 
 /// List filter as the API and UI take it.
@@ -503,6 +506,7 @@ impl App {
         }
         let registry = self.class_registry().await?;
         let mut w = self.write(actor).await?;
+        let control = self.change_control(&mut w.tx, actor, &before, input.change_id.as_deref()).await?;
         let input = CiInput { status: Some(before.status.clone()), ..input };
         let (checked, unique) = self.check_ci(actor, &mut w.tx, &registry, Some(id), &input).await?;
         let after = CiRecord {
@@ -515,7 +519,11 @@ impl App {
         };
         store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
         store::set_unique_values(&mut w.tx, id, &unique).await?;
-        w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&audit_view(&after))).await?;
+        let mut a = audit_view(&after);
+        if let (Some(o), Some(c)) = (a.as_object_mut(), control) {
+            o.extend(c);
+        }
+        w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&a)).await?;
         let fresh = store::get_ci(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)

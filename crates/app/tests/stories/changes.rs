@@ -510,3 +510,56 @@ async fn insert_sla(app: &App, w: &World) -> String {
     .unwrap();
     id
 }
+
+#[tokio::test]
+async fn live_cis_change_only_under_a_change_in_implementation_when_enforced() {
+    for t in TestDb::migrated_all().await {
+        let (app, clock) = app_on(&t);
+        let w = world(&app).await;
+        app.seed_cmdb_classes().await.unwrap();
+        let cab = cab(&app, &w).await;
+        let ci = server(&app, &w, "core-sw").await;
+        for to in ["in_build", "live"] {
+            app.transition_ci(&w.agent_a, &ci, to, None).await.unwrap();
+        }
+        let edit = |change: Option<&str>| CiInput {
+            class_key: "server".into(),
+            name: "core-sw".into(),
+            project_id: Some(w.project_a.clone()),
+            description: Some("new firmware".into()),
+            attributes: json!({ "hostname": "core-sw" }),
+            change_id: change.map(str::to_string),
+            ..Default::default()
+        };
+        // off (the default): anything goes
+        app.update_ci(&w.agent_a, &ci, edit(None), None).await.unwrap();
+        assert_eq!(app.set_change_control_mode(&w.agent_a, "enforce").await.unwrap_err().code(), "forbidden");
+        assert_eq!(
+            fields(app.set_change_control_mode(&w.admin, "strict").await.unwrap_err()),
+            vec![("mode".to_string(), "invalid_choice")]
+        );
+        app.set_change_control_mode(&w.admin, "warn").await.unwrap();
+        app.update_ci(&w.agent_a, &ci, edit(None), None).await.unwrap();
+        let h = app.history(keel_app::cmdb::CI_ENTITY, &ci).await.unwrap();
+        assert!(format!("{:?}", h.last().unwrap()).contains("change_required"), "{}: the warning is in the trail", t.label);
+        app.set_change_control_mode(&w.admin, "enforce").await.unwrap();
+        let e = app.update_ci(&w.agent_a, &ci, edit(None), None).await.unwrap_err();
+        assert_eq!(fields(e), vec![("change_id".to_string(), "change_required")], "{}", t.label);
+        let e = app.update_ci(&w.agent_a, &ci, edit(Some("CHG-000404")), None).await.unwrap_err();
+        assert_eq!(fields(e), vec![("change_id".to_string(), "unknown_reference")], "{}", t.label);
+        // an emergency change approved and in implementation authorises it
+        let steps = vec![StepInput { name: "ECAB".into(), approvers: vec![user(&cab.a)], quorum: "any".into(), quorum_n: None }];
+        let ch = app
+            .create_change(&w.agent_a, NewChange { change_type: "emergency".into(), ..normal(&w, "Firmware", vec![ci.clone()], steps) })
+            .await
+            .unwrap();
+        let e = app.update_ci(&w.agent_a, &ci, edit(Some(&ch.number)), None).await.unwrap_err();
+        assert_eq!(fields(e), vec![("change_id".to_string(), "change_not_authorising")], "{}: a draft authorises nothing", t.label);
+        app.transition_change(&w.agent_a, &ch.id, "submitted", None, None).await.unwrap();
+        app.decide_change(&cab.a, &ch.id, vote("approve", None)).await.unwrap();
+        app.transition_change(&w.agent_a, &ch.id, "implementing", None, None).await.unwrap();
+        let updated = app.update_ci(&w.agent_a, &ci, edit(Some(&ch.number)), None).await.unwrap();
+        assert_eq!(updated.description.as_deref(), Some("new firmware"));
+        let _ = clock;
+    }
+}

@@ -47,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_template_active))
         .routes(routes!(list_delegations, create_delegation))
         .routes(routes!(set_sla_change_approval))
+        .routes(routes!(get_change_control, set_change_control))
 }
 
 pub const CHANGE_SORTS: &[SortKey] = &[
@@ -872,4 +873,25 @@ async fn set_sla_change_approval(
 ) -> ApiResponse {
     s.app.set_sla_change_approval(&who.principal, &id, b.change_approval_by_customer).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// How strictly changes to live CIs must reference a change in implementation.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeControlBody {
+    /// `off`, `warn` (accepted, noted in the audit trail) or `enforce` (refused).
+    pub mode: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/cmdb/change-control", tag = "changes",
+    responses((status = 200, body = ChangeControlBody), Unauthorized))]
+async fn get_change_control(State(s): State<AppState>, ApiUser(_who): ApiUser) -> ApiResponse {
+    Ok(axum::Json(ChangeControlBody { mode: s.app.change_control_mode().await?.as_str().into() }).into_response_ok())
+}
+
+#[utoipa::path(put, path = "/api/v1/cmdb/change-control", tag = "changes", request_body = ChangeControlBody,
+    responses((status = 200, body = ChangeControlBody), Unauthorized, JsonBodyErrors, Forbidden))]
+async fn set_change_control(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<ChangeControlBody>) -> ApiResponse {
+    let mode = s.app.set_change_control_mode(&who.principal, &b.mode).await?;
+    Ok(axum::Json(ChangeControlBody { mode: mode.as_str().into() }).into_response_ok())
 }

@@ -131,3 +131,48 @@ async fn a_change_moves_through_the_api_with_stable_error_codes() {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
 }
+
+#[tokio::test]
+async fn change_pages_keep_typed_values_and_hide_from_contacts() {
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let project_a =
+            s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json()["items"][0]["id"].as_str().unwrap().to_string();
+        let (cookie, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let list = s.page(&cookie, "/changes").await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.text());
+        assert_eq!(s.page(&cookie, "/changes/new").await.status, StatusCode::OK);
+        // a refused form keeps what was typed, escaped
+        let form = format!(
+            "_csrf={csrf}&project_id={project_a}&change_type=normal&title=&description={}&planned_start=2026-13-01T10:00",
+            urlenc("<b>x</b> 升级")
+        );
+        let r = s.post_form(&cookie, "/changes", &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let html = r.text();
+        assert!(
+            (html.contains("&lt;b&gt;x&lt;/b&gt; 升级") || html.contains("&#60;b&#62;x&#60;/b&#62; 升级")) && !html.contains("<b>x</b>"),
+            "typed value kept and escaped"
+        );
+        assert!(html.contains("data-field=\"planned_start\""), "the bad date is named");
+        let form = format!(
+            "_csrf={csrf}&project_id={project_a}&change_type=normal&title={}&implementation_plan=a&back_out_plan=b&planned_start=2030-01-07T10:00&planned_end=2030-01-07T12:00",
+            urlenc("数据库升级")
+        );
+        let r = s.post_form(&cookie, "/changes", &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let loc = r.header(header::LOCATION);
+        let page = s.page(&cookie, loc.split('?').next().unwrap()).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let html = page.text();
+        assert!(html.contains("CHG-000001") && html.contains("data-action=\"submitted\""), "{html}");
+        let sched = s.page(&cookie, "/changes/schedule?view=week&date=2030-01-07").await;
+        assert_eq!(sched.status, StatusCode::OK);
+        assert!(sched.text().contains("2030-01-07"), "the week is shown");
+        // the contact sees none of it
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        for p in ["/changes", "/changes/new", "/changes/schedule", "/changes/CHG-000001"] {
+            assert_eq!(s.page(&contact, p).await.status, StatusCode::NOT_FOUND, "{p}");
+        }
+    }
+}
