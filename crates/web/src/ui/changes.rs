@@ -7,7 +7,7 @@ use super::{Ctx, Field, FormPage, HistoryView, OrPage, Row, UiResult, attach_err
 use crate::AppState;
 use crate::api::changes::CHANGE_SORTS;
 use crate::auth::{CsrfForm, Identity, UiUser};
-use crate::i18n::{Lang, Tr};
+use crate::i18n::Tr;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,40 +15,13 @@ use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use keel_app::changes::{ApproverInput, DecisionInput, NewChange, ReviewInput, StepInput};
 use keel_app::{AppError, Principal};
 use keel_domain::change::{ChangeStatus, ChangeType, Conflict, ReviewOutcome};
-use keel_domain::validate::Locale;
 use keel_store::changes::ChangeFilter;
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 use std::collections::{BTreeMap, HashMap};
 
 type Form = HashMap<String, String>;
 
-fn val(f: &Form, k: &str) -> String {
-    f.get(k).cloned().unwrap_or_default()
-}
-
-fn opt(f: &Form, k: &str) -> Option<String> {
-    f.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-fn label(tr: &Tr, prefix: &str, v: &str) -> String {
-    let key = format!("{prefix}-{}", v.replace('_', "-"));
-    if tr.has(&key) { tr.t(&key) } else { v.to_string() }
-}
-
-fn locale_of(tr: &Tr) -> Locale {
-    match tr.lang {
-        Lang::Zh => Locale::ZhCn,
-        Lang::En => Locale::En,
-    }
-}
-
-fn split_ids(s: &str) -> Vec<String> {
-    s.split([',', ' ', '\n', '\r', '\t']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
-}
-
-fn staff(tr: &Tr, who: &Identity) -> Result<(), super::UiError> {
-    if who.principal.is_staff() { Ok(()) } else { Err(super::UiError(tr.clone(), AppError::NotFound)) }
-}
+use super::problems::{label, locale_of, opt, split_ids, staff, val};
 
 const NAME_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
 const CODE_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
