@@ -360,7 +360,12 @@ async fn change_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     let typed = |name: &str| failed.as_ref().filter(|fl| fl.form == name).map(|fl| &fl.values).unwrap_or(&empty);
     let mut errors = Vec::new();
     let may_work = pr.is_staff() && !pr.is_read_only() && pr.can_see_project(&c.project_id, Some(&c.organization_id));
-    let o = options(state, pr).await.or_page(tr)?;
+    // A customer's contact opens the page only to approve: no directory lists for them.
+    let o = if pr.is_staff() {
+        options(state, pr).await.or_page(tr)?
+    } else {
+        Options { projects: vec![], teams: vec![], users: vec![], cis: vec![], templates: vec![] }
+    };
     let name_of =
         |list: &[(String, String)], id: &str| list.iter().find(|(i, _)| i == id).map_or_else(|| id.to_string(), |(_, n)| n.clone());
     let mut details = vec![
