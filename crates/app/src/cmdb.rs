@@ -10,8 +10,8 @@ use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, OverdueCi, Relation, RelationType, Snapshot, SnapshotDiff,
-    VerificationState, check_new_relation, overdue_verifications,
+    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, ImpactGraph, OverdueCi, Relation, RelationType,
+    Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
@@ -43,6 +43,9 @@ pub struct CiInput {
     pub description: Option<String>,
     /// A JSON object of attribute values, checked against the class.
     pub attributes: Value,
+    /// On update: the change (id or number) that authorises modifying a live CI; checked as
+    /// the `cmdb.change_control` setting says.
+    pub change_id: Option<String>,
 }
 
 /// List filter as the API and UI take it.
@@ -207,7 +210,7 @@ pub fn cmdb_scope(actor: &Principal) -> CmdbScope {
     if actor.sees_all_projects() { CmdbScope { project_ids: None } } else { CmdbScope { project_ids: Some(actor.project_ids.clone()) } }
 }
 
-fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
+pub(crate) fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
     actor.is_staff() && project_id.is_none_or(|p| actor.sees_all_projects() || actor.project_ids.iter().any(|x| x == p))
 }
 
@@ -255,6 +258,22 @@ fn csv_cell(s: &str) -> String {
     // Cells starting with a formula character are prefixed so spreadsheets show them as text.
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// The impact graph of the CIs the actor may see (retired CIs excluded).
+pub(crate) async fn visible_graph(c: &mut sqlx::AnyConnection, actor: &Principal) -> Result<ImpactGraph> {
+    let nodes = store::graph_nodes(c, &cmdb_scope(actor)).await?;
+    let triples = store::all_relation_triples(c).await?;
+    let mut b = GraphBuilder::with_capacity(nodes.len(), triples.len());
+    for n in &nodes {
+        b.add_node(&n.id, &n.class_key, n.project_id.iter(), n.organization_id.iter())?;
+    }
+    for (s, t, k) in &triples {
+        if let (Some(si), Some(ti), Some(k)) = (b.index_of(s), b.index_of(t), RelationType::parse(k)) {
+            b.add_relation_at(si, ti, k)?;
+        }
+    }
+    Ok(b.build())
 }
 
 impl App {
@@ -487,6 +506,7 @@ impl App {
         }
         let registry = self.class_registry().await?;
         let mut w = self.write(actor).await?;
+        let control = self.change_control(&mut w.tx, actor, &before, input.change_id.as_deref()).await?;
         let input = CiInput { status: Some(before.status.clone()), ..input };
         let (checked, unique) = self.check_ci(actor, &mut w.tx, &registry, Some(id), &input).await?;
         let after = CiRecord {
@@ -499,7 +519,11 @@ impl App {
         };
         store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
         store::set_unique_values(&mut w.tx, id, &unique).await?;
-        w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&audit_view(&after))).await?;
+        let mut a = audit_view(&after);
+        if let (Some(o), Some(c)) = (a.as_object_mut(), control) {
+            o.extend(c);
+        }
+        w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&a)).await?;
         let fresh = store::get_ci(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)

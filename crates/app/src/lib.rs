@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod cmdb;
 pub mod cmdb_graph;
 pub mod demo;

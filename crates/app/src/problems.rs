@@ -795,12 +795,14 @@ impl App {
             }
             Action::SetPublication => Command::SetPublication { publish_to_portal: step.publish_to_portal.unwrap_or(false) },
             Action::Resolve => {
-                if let Some(change) = blank(&step.fixing_change_id) {
-                    // Change records are not in Keel yet, so no id can name one.
-                    let _ = change;
-                    return Err(AppError::field("fixing_change_id", "not_found", "no such change"));
-                }
-                Command::Resolve { notes: text(&step.resolution_notes), fixing_change_id: None }
+                let fixing_change_id = match blank(&step.fixing_change_id) {
+                    Some(r) => match self.change_ref(&mut w.tx, actor, r).await? {
+                        Some(c) => Some(c.id),
+                        None => return Err(AppError::field("fixing_change_id", "not_found", "no such change")),
+                    },
+                    None => None,
+                };
+                Command::Resolve { notes: text(&step.resolution_notes), fixing_change_id }
             }
             Action::Reopen => Command::Reopen { reason: text(&step.reason) },
             Action::Close => Command::Close,

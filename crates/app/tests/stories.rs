@@ -4381,6 +4381,8 @@ mod demo {
     }
 }
 
+#[path = "stories/changes.rs"]
+mod changes;
 #[path = "stories/major_incidents.rs"]
 mod major_incidents;
 

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod changes;
 pub mod cmdb;
 pub mod desk;
 pub mod directory;

@@ -126,6 +126,9 @@ pub struct CiPatch {
     pub description: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
+    /// The change (id or number, in implementation, listing this CI) that authorises changing
+    /// a live CI; required or warned about as the `cmdb.change_control` setting says.
+    pub change_id: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams, Default)]
@@ -186,6 +189,7 @@ async fn create_ci(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b):
         location: b.location,
         description: b.description,
         attributes: Value::Object(b.attributes),
+        change_id: None,
     };
     let c = s.app.create_ci(&who.principal, input).await?;
     Ok(created(c.version, format!("/api/v1/cis/{}", c.id), Ci::from(c)))
@@ -224,6 +228,7 @@ async fn update_ci(
         location: b.location.or(cur.location),
         description: b.description.or(cur.description),
         attributes: Value::Object(attributes),
+        change_id: b.change_id,
     };
     let c = s.app.update_ci(&who.principal, &id, input, Some(version)).await?;
     Ok(with_etag(c.version, Ci::from(c)))

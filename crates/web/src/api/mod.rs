@@ -2,6 +2,7 @@
 //! parsing with stable error codes, cursor pagination, and ETag / If-Match on updates.
 
 pub mod accounts;
+pub mod changes;
 pub mod cmdb;
 pub mod desk;
 pub mod directory;
@@ -42,7 +43,8 @@ use utoipa::OpenApi;
         (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks"),
         (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
         (name = "audit"),
-        (name = "search", description = "Full-text search across every process, in Chinese and English")
+        (name = "search", description = "Full-text search across every process, in Chinese and English"),
+        (name = "changes", description = "Change management: requests for change, risk, impact, CAB approval, the forward schedule of change, freezes, standard templates")
     )
 )]
 pub struct ApiDoc;

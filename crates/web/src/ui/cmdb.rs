@@ -29,7 +29,7 @@ type FormMap = HashMap<String, String>;
 
 /// Form field names of attributes (`attributes.<key>`) live as long as the process: one copy per
 /// distinct key, a set bounded by the class definitions.
-fn intern(s: String) -> &'static str {
+pub(crate) fn intern(s: String) -> &'static str {
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
     let mut set = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(x) = set.get(s.as_str()) {
@@ -305,6 +305,9 @@ async fn ci_fields(
     v.push(Field::new(tr, "team_id", "select", "").options(teams, &[get(f, "team_id")]));
     v.push(Field::new(tr, "location", "text", get(f, "location")));
     v.push(Field::new(tr, "description", "textarea", get(f, "description")));
+    if !with_status {
+        v.push(Field::new(tr, "change_id", "text", get(f, "change_id")));
+    }
     for (_, def) in registry.attributes(class) {
         let name = intern(format!("attributes.{}", def.key));
         let value = get(f, name);
@@ -348,6 +351,7 @@ fn input_of(f: &FormMap, registry: &ClassRegistry, class: &str, with_status: boo
         location: Some(get(f, "location")),
         description: Some(get(f, "description")),
         attributes: Value::Object(attributes),
+        change_id: f.get("change_id").cloned(),
     }
 }
 

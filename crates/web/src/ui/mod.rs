@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod changes;
 pub mod cmdb;
 pub mod desk;
 pub mod import;
@@ -129,7 +130,12 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
                 item("/reports/sla-attainment", "nav-sla-attainment"),
             ],
         });
-        groups.push(NavGroup { title: tr.t("nav-group-control"), items: vec![item("/cmdb", "nav-cmdb")] });
+        let mut control =
+            vec![item("/cmdb", "nav-cmdb"), item("/changes", "nav-changes"), item("/changes/schedule", "nav-change-schedule")];
+        if let Some(changes) = control.iter_mut().find(|i| i.href == "/changes") {
+            changes.active = path == "/changes" || (path.starts_with("/changes/") && path != "/changes/schedule");
+        }
+        groups.push(NavGroup { title: tr.t("nav-group-control"), items: control });
         if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
             groups.push(NavGroup {
                 title: tr.t("nav-group-desk-setup"),

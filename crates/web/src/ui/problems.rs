@@ -25,15 +25,15 @@ use std::collections::HashMap;
 
 type Form = HashMap<String, String>;
 
-fn val(f: &Form, k: &str) -> String {
+pub(super) fn val(f: &Form, k: &str) -> String {
     f.get(k).cloned().unwrap_or_default()
 }
 
-fn opt(f: &Form, k: &str) -> Option<String> {
+pub(super) fn opt(f: &Form, k: &str) -> Option<String> {
     f.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn label(tr: &Tr, prefix: &str, v: &str) -> String {
+pub(super) fn label(tr: &Tr, prefix: &str, v: &str) -> String {
     let key = format!("{prefix}-{}", v.replace('_', "-"));
     if tr.has(&key) { tr.t(&key) } else { v.to_string() }
 }
@@ -42,7 +42,7 @@ fn choices<T: Copy>(tr: &Tr, prefix: &str, all: &[T], as_str: fn(T) -> &'static 
     all.iter().map(|v| (as_str(*v).to_string(), label(tr, prefix, as_str(*v)))).collect()
 }
 
-fn locale_of(tr: &Tr) -> Locale {
+pub(super) fn locale_of(tr: &Tr) -> Locale {
     match tr.lang {
         Lang::Zh => Locale::ZhCn,
         Lang::En => Locale::En,
@@ -57,12 +57,12 @@ fn yes_no(tr: &Tr) -> Vec<(String, String)> {
     vec![("true".into(), tr.t("problem-yes")), ("false".into(), tr.t("problem-no"))]
 }
 
-fn split_ids(s: &str) -> Vec<String> {
+pub(super) fn split_ids(s: &str) -> Vec<String> {
     s.split([',', ' ', '\n', '\r', '\t']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// Problem management pages answer contacts as if they did not exist.
-fn staff(tr: &Tr, who: &Identity) -> Result<(), super::UiError> {
+pub(super) fn staff(tr: &Tr, who: &Identity) -> Result<(), super::UiError> {
     if who.principal.is_staff() { Ok(()) } else { Err(super::UiError(tr.clone(), AppError::NotFound)) }
 }
 
