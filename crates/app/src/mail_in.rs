@@ -93,6 +93,21 @@ fn extension_for(content_type: &str) -> &'static str {
     }
 }
 
+/// The whole inbound parsing path on arbitrary bytes, as the fuzz target (`fuzz/`) and the
+/// property test drive it: it must never panic. Returns whether the bytes parsed as mail.
+pub fn exercise_parsing(data: &[u8]) -> bool {
+    let parsed = parse_mail(data, Some("keel.example.com")).map(|mail| {
+        let _ = rules::trim_quoted(&mail.text);
+        let _ = rules::clean_subject(&mail.subject);
+        let _ = rules::subject_ticket_number(&mail.subject);
+        for id in mail.in_reply_to.iter().chain(&mail.references) {
+            let _ = rules::thread_ticket_id(id);
+        }
+    });
+    let _ = sanitize_html(&String::from_utf8_lossy(data));
+    parsed.is_ok()
+}
+
 /// Parses raw RFC 5322 bytes; `own_host` is the host of Keel's own Message-IDs.
 pub fn parse_mail(raw: &[u8], own_host: Option<&str>) -> Result<InboundMail> {
     let invalid = |m: &str| AppError::field("message", "invalid", m.to_string());

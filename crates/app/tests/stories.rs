@@ -3279,6 +3279,71 @@ mod mail_in {
         assert_eq!(parsed("reply_by_subject.eml").reply_text, "The Beijing office has the same problem now.");
     }
 
+    /// Stable cargo cannot run cargo-fuzz (it needs nightly's sanitizers), so the fuzz target's
+    /// entry point also runs here under proptest: arbitrary bytes, and the corpus mangled by
+    /// byte flips, insertions and truncation.
+    mod fuzzing {
+        use super::corpus;
+        use keel_app::mail_in::exercise_parsing;
+        use proptest::prelude::*;
+
+        const FILES: &[&str] = &[
+            "apple_mail_inline_image.eml",
+            "auto_reply.eml",
+            "big5_stranger.eml",
+            "dsn_bounce.eml",
+            "encoded_subject_gb18030.eml",
+            "foxmail_gbk.eml",
+            "gmail_reply_in_reply_to.eml",
+            "html_only.eml",
+            "outlook_new.eml",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            #[test]
+            fn any_bytes_and_mangled_mail_parse_without_panicking(
+                noise in proptest::collection::vec(any::<u8>(), 0..2048),
+                file in 0..FILES.len(),
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..24),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                exercise_parsing(&noise);
+                let mut raw = corpus(FILES[file]);
+                for (at, byte, how) in edits {
+                    let i = at.index(raw.len().max(1)).min(raw.len().saturating_sub(1));
+                    match how {
+                        0 if !raw.is_empty() => raw[i] = byte,
+                        1 => raw.insert(i, byte),
+                        _ if !raw.is_empty() => { raw.remove(i); }
+                        _ => {}
+                    }
+                }
+                exercise_parsing(&raw);
+                raw.truncate(cut.index(raw.len() + 1));
+                exercise_parsing(&raw);
+            }
+        }
+
+        #[test]
+        fn parsing_regressions() {
+            // Inputs that have broken parsers of this kind before: the corpus still parses,
+            // and degenerate mail is refused without a panic.
+            for f in FILES {
+                assert!(exercise_parsing(&corpus(f)), "{f}");
+            }
+            for raw in [
+                &b""[..],
+                b"\r\n\r\n",
+                b"From: a@b\r\nContent-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n--\r\n",
+                b"From: a@b\r\nSubject: =?GBK?B?\xff\xfe?=\r\nContent-Type: text/html\r\n\r\n<a href=<script>",
+                b"From: =?utf-8?q?=ZZ?= <@>\r\nReferences: <<<>>>\r\nIn-Reply-To: <ticket-@>\r\n\r\n> > >",
+            ] {
+                exercise_parsing(raw);
+            }
+        }
+    }
+
     async fn mailbox(app: &App, w: &World, project: &str, address: &str, policy: &str) {
         let input = MailboxInput { address: address.into(), unknown_sender: Some(policy.into()), ..Default::default() };
         app.create_mailbox(&w.admin, project, input).await.unwrap();
