@@ -3628,6 +3628,57 @@ mod mail_in {
     }
 
     #[tokio::test]
+    async fn held_mail_is_released_or_discarded_and_mailboxes_are_edited() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = mail_app(&t);
+            let w = world(&app).await;
+            let sys = Principal::system();
+            let input =
+                MailboxInput { address: "desk@acme-ops.keel.test".into(), unknown_sender: Some("hold".into()), ..Default::default() };
+            let mb = app.create_mailbox(&w.admin, &w.project_a, input.clone()).await.unwrap();
+            let held = app.receive_mail(&sys, &w.project_a, &corpus("big5_stranger.eml")).await.unwrap().message;
+            let other = with_id(&with_id(&corpus("big5_stranger.eml"), "000a01d9b2c3", "000a01d9b2c5"), "chen@", "lin@");
+            let other = app.receive_mail(&sys, &w.project_a, &other).await.unwrap().message;
+            assert_eq!((held.outcome.as_str(), other.outcome.as_str()), ("held", "held"));
+            let list = app.list_held_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert_eq!(list.len(), 2, "{}", t.label);
+
+            // Tenancy: staff of another project, contacts and auditors cannot act on it.
+            assert!(matches!(app.list_held_mail(&w.contact_a, &w.project_a).await, Err(AppError::NotFound)));
+            assert!(matches!(app.release_held_mail(&w.contact_a, &held.id).await, Err(AppError::NotFound)));
+            let beta_agent = staff(&app, "beta.agent@keel.test", vec![Role::ServiceDeskAgent]).await;
+            assert!(matches!(app.discard_held_mail(&beta_agent, &held.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.release_held_mail(&w.auditor, &held.id).await, Err(AppError::Forbidden)));
+
+            // Released: the contact is created in the project's organisation, the ticket made.
+            let released = app.release_held_mail(&w.agent_a, &held.id).await.unwrap();
+            assert_eq!(released.outcome, "ticket", "{}", t.label);
+            assert!(released.reason.as_deref().unwrap().starts_with("released by"));
+            let ticket = app.get_ticket(&w.agent_a, released.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(
+                (ticket.title.as_str(), ticket.organization_id.as_str(), ticket.channel.as_str()),
+                ("電子郵件無法寄出", w.org_a.as_str(), "email")
+            );
+            assert!(matches!(app.release_held_mail(&w.agent_a, &held.id).await, Err(AppError::Conflict { .. })), "released once");
+            let discarded = app.discard_held_mail(&w.agent_a, &other.id).await.unwrap();
+            assert_eq!(discarded.outcome, "discarded");
+            assert!(discarded.ticket_id.is_none());
+            assert!(app.list_held_mail(&w.agent_a, &w.project_a).await.unwrap().is_empty());
+            let mut c = app.read().await.unwrap();
+            assert!(keel_store::accounts::get_user_by_email(&mut c, "lin@newbranch.example.tw").await.unwrap().is_none());
+            drop(c);
+
+            // Edited and deactivated: only managers; a deactivated mailbox is not polled.
+            let edit = MailboxInput { unknown_sender: Some("create_contact".into()), ..input };
+            assert!(matches!(app.update_mailbox(&w.agent_a, &mb.id, edit.clone(), true).await, Err(AppError::Forbidden)));
+            let changed = app.update_mailbox(&w.admin, &mb.id, edit, false).await.unwrap();
+            assert_eq!((changed.unknown_sender.as_str(), changed.active, changed.version), ("create_contact", false, 2));
+            assert_eq!(app.get_mailbox(&w.agent_a, &mb.id).await.unwrap(), changed);
+            assert!(matches!(app.get_mailbox(&beta_agent, &mb.id).await, Err(AppError::NotFound)));
+        }
+    }
+
+    #[tokio::test]
     async fn an_imap_mailbox_is_polled_over_tls_and_starttls_with_a_private_ca() {
         let dbs = TestDb::migrated_all().await;
         let users: Vec<String> = (0..dbs.len()).map(|i| format!("secure{i}")).collect();
