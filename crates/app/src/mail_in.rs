@@ -285,6 +285,15 @@ fn mailbox_of(input: MailboxInput) -> Result<MailboxRecord> {
     })
 }
 
+/// A project whose staff the actor is; not found for anyone else.
+async fn staff_of(conn: &mut sqlx::AnyConnection, actor: &Principal, project_id: &str) -> Result<directory::ProjectRecord> {
+    let project = directory::get_project(conn, project_id).await?.ok_or(AppError::NotFound)?;
+    if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+        return Err(AppError::NotFound);
+    }
+    Ok(project)
+}
+
 /// A project by its id or its code.
 async fn project_by_key(conn: &mut sqlx::AnyConnection, key: &str) -> Result<directory::ProjectRecord> {
     let id = store::project_id_by_id_or_code(conn, key.trim()).await?.ok_or(AppError::NotFound)?;
@@ -382,10 +391,7 @@ impl App {
     pub async fn get_mailbox(&self, actor: &Principal, id: &str) -> Result<MailboxRecord> {
         let mut c = self.read().await?;
         let m = store::get_mailbox(&mut c, id).await?.ok_or(AppError::NotFound)?;
-        let project = directory::get_project(&mut c, &m.project_id).await?.ok_or(AppError::NotFound)?;
-        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
-            return Err(AppError::NotFound);
-        }
+        staff_of(&mut c, actor, &m.project_id).await?;
         Ok(m)
     }
 
@@ -534,6 +540,14 @@ impl App {
 
     // ---- held messages ----
 
+    /// One received message (staff of its project).
+    pub async fn received_mail(&self, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
+        let mut c = self.read().await?;
+        let m = store::get_message(&mut c, id).await?.ok_or(AppError::NotFound)?;
+        staff_of(&mut c, actor, &m.project_id).await?;
+        Ok(m)
+    }
+
     /// The messages held for review in a project, newest first (staff of the project).
     pub async fn list_held_mail(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailMessageRecord>> {
         Ok(self.list_received_mail(actor, project_id).await?.into_iter().filter(|m| m.outcome == "held").collect())
@@ -542,10 +556,7 @@ impl App {
     /// A held message with its project, for an actor who may review it.
     async fn held_for(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
         let m = store::get_message(conn, id).await?.ok_or(AppError::NotFound)?;
-        let project = directory::get_project(conn, &m.project_id).await?.ok_or(AppError::NotFound)?;
-        if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
-            return Err(AppError::NotFound);
-        }
+        staff_of(conn, actor, &m.project_id).await?;
         if actor.is_read_only() {
             return Err(AppError::Forbidden);
         }
