@@ -22,6 +22,7 @@ pub mod problems;
 pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
+pub mod testing;
 pub mod users;
 pub mod writer;
 

@@ -93,6 +93,21 @@ fn extension_for(content_type: &str) -> &'static str {
     }
 }
 
+/// The whole inbound parsing path on arbitrary bytes, as the fuzz target (`fuzz/`) and the
+/// property test drive it: it must never panic. Returns whether the bytes parsed as mail.
+pub fn exercise_parsing(data: &[u8]) -> bool {
+    let parsed = parse_mail(data, Some("keel.example.com")).map(|mail| {
+        let _ = rules::trim_quoted(&mail.text);
+        let _ = rules::clean_subject(&mail.subject);
+        let _ = rules::subject_ticket_number(&mail.subject);
+        for id in mail.in_reply_to.iter().chain(&mail.references) {
+            let _ = rules::thread_ticket_id(id);
+        }
+    });
+    let _ = sanitize_html(&String::from_utf8_lossy(data));
+    parsed.is_ok()
+}
+
 /// Parses raw RFC 5322 bytes; `own_host` is the host of Keel's own Message-IDs.
 pub fn parse_mail(raw: &[u8], own_host: Option<&str>) -> Result<InboundMail> {
     let invalid = |m: &str| AppError::field("message", "invalid", m.to_string());
@@ -222,6 +237,63 @@ fn may_configure(actor: &Principal, project_id: &str, org: &str) -> bool {
             || (actor.has(Role::ProjectManager) && actor.can_see_project(project_id, Some(org))))
 }
 
+/// The validated settings of a mailbox (no id, times or state).
+fn mailbox_of(input: MailboxInput) -> Result<MailboxRecord> {
+    let mut errs = keel_domain::error::Errors::new();
+    let address = input.address.trim().to_lowercase();
+    if !(address.contains('@') && address.len() <= 254 && !address.contains(char::is_whitespace)) {
+        errs.push(keel_domain::FieldError::new("address", "invalid", "an email address"));
+    }
+    let policy = blank(&input.unknown_sender).unwrap_or_else(|| "hold".into());
+    if !UNKNOWN_SENDER_POLICIES.contains(&policy.as_str()) {
+        errs.push(keel_domain::FieldError::new("unknown_sender", "invalid_choice", "create_contact or hold"));
+    }
+    let imap_host = blank(&input.imap_host);
+    let tls = blank(&input.imap_tls);
+    if imap_host.is_some() {
+        if !tls.as_deref().is_some_and(|t| IMAP_TLS_MODES.contains(&t)) {
+            errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "tls, starttls or plain"));
+        }
+        if !input.imap_port.is_some_and(|p| (1..=65535).contains(&p)) {
+            errs.push(keel_domain::FieldError::new("imap_port", "out_of_range", "a port from 1 to 65535"));
+        }
+        if blank(&input.imap_user).is_none() {
+            errs.push(keel_domain::FieldError::new("imap_user", "required", "the IMAP user"));
+        }
+        if tls.as_deref() == Some("plain") && !crate::mail_imap::is_loopback(imap_host.as_deref().unwrap_or("")) {
+            errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "plain only on loopback; tls or starttls"));
+        }
+        if let Some(pem) = blank(&input.imap_ca_pem)
+            && crate::mail_imap::ca_certificates(&pem).is_err()
+        {
+            errs.push(keel_domain::FieldError::new("imap_ca_pem", "invalid", "PEM certificates (-----BEGIN CERTIFICATE-----)"));
+        }
+    }
+    errs.finish()?;
+    Ok(MailboxRecord {
+        address,
+        unknown_sender: policy,
+        imap_port: imap_host.as_ref().and(input.imap_port),
+        imap_tls: imap_host.as_ref().and(tls),
+        imap_user: imap_host.as_ref().and(blank(&input.imap_user)),
+        imap_secret: imap_host.as_ref().and(blank(&input.imap_secret)),
+        imap_folder: imap_host.as_ref().map(|_| blank(&input.imap_folder).unwrap_or_else(|| "INBOX".into())),
+        imap_done_folder: imap_host.as_ref().and(blank(&input.imap_done_folder)),
+        imap_ca_pem: imap_host.as_ref().and(blank(&input.imap_ca_pem)),
+        imap_host,
+        ..Default::default()
+    })
+}
+
+/// A project whose staff the actor is; not found for anyone else.
+async fn staff_of(conn: &mut sqlx::AnyConnection, actor: &Principal, project_id: &str) -> Result<directory::ProjectRecord> {
+    let project = directory::get_project(conn, project_id).await?.ok_or(AppError::NotFound)?;
+    if !actor.is_staff() || !actor.can_see_project(&project.id, Some(&project.organization_id)) {
+        return Err(AppError::NotFound);
+    }
+    Ok(project)
+}
+
 /// A project by its id or its code.
 async fn project_by_key(conn: &mut sqlx::AnyConnection, key: &str) -> Result<directory::ProjectRecord> {
     let id = store::project_id_by_id_or_code(conn, key.trim()).await?.ok_or(AppError::NotFound)?;
@@ -229,6 +301,12 @@ async fn project_by_key(conn: &mut sqlx::AnyConnection, key: &str) -> Result<dir
 }
 
 /// Outcome of deciding, inside the transaction, what a message becomes.
+#[derive(Default)]
+struct StagedFiles<'m> {
+    kept: Vec<(&'m MailFile, Staged)>,
+    skipped: Vec<String>,
+}
+
 struct Decision {
     outcome: &'static str,
     reason: Option<String>,
@@ -262,59 +340,59 @@ impl App {
                 AppError::NotFound
             });
         }
-        let mut errs = keel_domain::error::Errors::new();
-        let address = input.address.trim().to_lowercase();
-        if !(address.contains('@') && address.len() <= 254 && !address.contains(char::is_whitespace)) {
-            errs.push(keel_domain::FieldError::new("address", "invalid", "an email address"));
-        }
-        let policy = blank(&input.unknown_sender).unwrap_or_else(|| "hold".into());
-        if !UNKNOWN_SENDER_POLICIES.contains(&policy.as_str()) {
-            errs.push(keel_domain::FieldError::new("unknown_sender", "invalid_choice", "create_contact or hold"));
-        }
-        let imap_host = blank(&input.imap_host);
-        let tls = blank(&input.imap_tls);
-        if imap_host.is_some() {
-            if !tls.as_deref().is_some_and(|t| IMAP_TLS_MODES.contains(&t)) {
-                errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "tls, starttls or plain"));
-            }
-            if !input.imap_port.is_some_and(|p| (1..=65535).contains(&p)) {
-                errs.push(keel_domain::FieldError::new("imap_port", "out_of_range", "a port from 1 to 65535"));
-            }
-            if blank(&input.imap_user).is_none() {
-                errs.push(keel_domain::FieldError::new("imap_user", "required", "the IMAP user"));
-            }
-            if tls.as_deref() == Some("plain") && !crate::mail_imap::is_loopback(imap_host.as_deref().unwrap_or("")) {
-                errs.push(keel_domain::FieldError::new("imap_tls", "invalid_choice", "plain only on loopback; tls or starttls"));
-            }
-            if let Some(pem) = blank(&input.imap_ca_pem)
-                && crate::mail_imap::ca_certificates(&pem).is_err()
-            {
-                errs.push(keel_domain::FieldError::new("imap_ca_pem", "invalid", "PEM certificates (-----BEGIN CERTIFICATE-----)"));
-            }
-        }
-        errs.finish()?;
         let rec = MailboxRecord {
             id: keel_store::new_id(),
             project_id: project.id.clone(),
-            address,
-            unknown_sender: policy,
-            imap_port: imap_host.as_ref().and(input.imap_port),
-            imap_tls: imap_host.as_ref().and(tls),
-            imap_user: imap_host.as_ref().and(blank(&input.imap_user)),
-            imap_secret: imap_host.as_ref().and(input.imap_secret.clone()),
-            imap_folder: imap_host.as_ref().map(|_| blank(&input.imap_folder).unwrap_or_else(|| "INBOX".into())),
-            imap_done_folder: imap_host.as_ref().and(blank(&input.imap_done_folder)),
-            imap_ca_pem: imap_host.as_ref().and(blank(&input.imap_ca_pem)),
-            imap_host,
             active: true,
             created_at: w.now,
             updated_at: w.now,
             version: 1,
+            ..mailbox_of(input)?
         };
         store::insert_mailbox(&mut w.tx, &rec).await?;
         w.record("mailbox", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
         w.commit().await?;
         Ok(rec)
+    }
+
+    /// Changes a mailbox; `active: false` stops polling it and receiving through it. An
+    /// empty IMAP secret keeps the stored one.
+    pub async fn update_mailbox(&self, actor: &Principal, id: &str, input: MailboxInput, active: bool) -> Result<MailboxRecord> {
+        let mut w = self.write(actor).await?;
+        let before = store::get_mailbox(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
+        let project = directory::get_project(&mut w.tx, &before.project_id).await?.ok_or(AppError::NotFound)?;
+        if !may_configure(actor, &project.id, &project.organization_id) {
+            return Err(if actor.is_staff() && actor.can_see_project(&project.id, Some(&project.organization_id)) {
+                AppError::Forbidden
+            } else {
+                AppError::NotFound
+            });
+        }
+        let keep_secret = blank(&input.imap_secret).is_none();
+        let mut after = MailboxRecord {
+            id: before.id.clone(),
+            project_id: before.project_id.clone(),
+            active,
+            created_at: before.created_at,
+            updated_at: w.now,
+            version: before.version + 1,
+            ..mailbox_of(input)?
+        };
+        if keep_secret && after.imap_host.is_some() {
+            after.imap_secret = before.imap_secret.clone();
+        }
+        store::update_mailbox(&mut w.tx, &after).await?;
+        w.record("mailbox", &after.id, AuditAction::Update, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// One mailbox, for staff of its project.
+    pub async fn get_mailbox(&self, actor: &Principal, id: &str) -> Result<MailboxRecord> {
+        let mut c = self.read().await?;
+        let m = store::get_mailbox(&mut c, id).await?.ok_or(AppError::NotFound)?;
+        staff_of(&mut c, actor, &m.project_id).await?;
+        Ok(m)
     }
 
     pub async fn list_mailboxes(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailboxRecord>> {
@@ -363,17 +441,7 @@ impl App {
         }
         // Files are made durable before the transaction; an abandoned one is only an
         // unreferenced file.
-        let mut staged = Vec::new();
-        let mut skipped = Vec::new();
-        if mail.noise.is_none() {
-            for f in &mail.files {
-                match self.stage(&f.bytes, self.files.max_bytes).await {
-                    Ok(s) => staged.push((f, s)),
-                    Err(AppError::Validation(_)) => skipped.push(f.file_name.clone()),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let staged = if mail.noise.is_none() { self.stage_files(&mail).await? } else { Default::default() };
         let mut raw_staged = self.stage(raw, u64::MAX).await?;
 
         let system = Principal::system();
@@ -386,31 +454,7 @@ impl App {
             .or_else(|| mailboxes.iter().find(|m| m.active))
             .cloned();
         let decision = self.decide(&mut w, &project, mailbox.as_ref(), &mail).await?;
-        let mut reason = decision.reason.clone();
-        if let (Some(t), Some(uploader)) = (&decision.ticket, &decision.uploader) {
-            for (f, mut s) in staged {
-                self.files.keep(&mut s).await?;
-                let rec = AttachmentRecord {
-                    id: keel_store::new_id(),
-                    ticket_id: t.id.clone(),
-                    comment_id: decision.comment_id.clone(),
-                    visibility: Visibility::Public.as_str().into(),
-                    file_name: attachment::clean_file_name(&f.file_name),
-                    content_type: attachment::served_type(&f.content_type, &f.bytes[..f.bytes.len().min(16)]).into(),
-                    size_bytes: i64::try_from(s.size).unwrap_or(i64::MAX),
-                    sha256: s.sha256.clone(),
-                    uploaded_by: uploader.clone(),
-                    created_at: w.now,
-                    uploader_name: None,
-                };
-                keel_store::desk::insert_attachment(&mut w.tx, &rec).await?;
-                w.record("ticket_attachment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
-            }
-            if !skipped.is_empty() {
-                let note = format!("attachments over the size limit left out: {}", skipped.join(", "));
-                reason = Some(reason.map_or(note.clone(), |r| format!("{r}; {note}")));
-            }
-        }
+        let reason = self.attach_files(&mut w, &decision, staged).await?;
         self.files.keep(&mut raw_staged).await?;
         let rec = MailMessageRecord {
             id: keel_store::new_id(),
@@ -448,6 +492,135 @@ impl App {
         let mut up = crate::desk::FileStore::new(self.files.dir.clone(), max).begin().await?;
         up.write(bytes).await?;
         up.finish().await
+    }
+
+    /// The message's files made durable before the transaction (an abandoned one is only an
+    /// unreferenced file); those over the size limit are named instead.
+    async fn stage_files<'m>(&self, mail: &'m InboundMail) -> Result<StagedFiles<'m>> {
+        let mut out = StagedFiles::default();
+        for f in &mail.files {
+            match self.stage(&f.bytes, self.files.max_bytes).await {
+                Ok(s) => out.kept.push((f, s)),
+                Err(AppError::Validation(_)) => out.skipped.push(f.file_name.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attaches the staged files to the ticket or reply a message became; returns the
+    /// decision's reason with any files left out named.
+    async fn attach_files(&self, w: &mut crate::Writer, decision: &Decision, staged: StagedFiles<'_>) -> Result<Option<String>> {
+        let mut reason = decision.reason.clone();
+        let (Some(t), Some(uploader)) = (&decision.ticket, &decision.uploader) else { return Ok(reason) };
+        for (f, mut s) in staged.kept {
+            self.files.keep(&mut s).await?;
+            let rec = AttachmentRecord {
+                id: keel_store::new_id(),
+                ticket_id: t.id.clone(),
+                comment_id: decision.comment_id.clone(),
+                visibility: Visibility::Public.as_str().into(),
+                file_name: attachment::clean_file_name(&f.file_name),
+                content_type: attachment::served_type(&f.content_type, &f.bytes[..f.bytes.len().min(16)]).into(),
+                size_bytes: i64::try_from(s.size).unwrap_or(i64::MAX),
+                sha256: s.sha256.clone(),
+                uploaded_by: uploader.clone(),
+                created_at: w.now,
+                uploader_name: None,
+            };
+            keel_store::desk::insert_attachment(&mut w.tx, &rec).await?;
+            w.record("ticket_attachment", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+        }
+        if !staged.skipped.is_empty() {
+            let note = format!("attachments over the size limit left out: {}", staged.skipped.join(", "));
+            reason = Some(reason.map_or(note.clone(), |r| format!("{r}; {note}")));
+        }
+        Ok(reason)
+    }
+
+    // ---- held messages ----
+
+    /// One received message (staff of its project).
+    pub async fn received_mail(&self, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
+        let mut c = self.read().await?;
+        let m = store::get_message(&mut c, id).await?.ok_or(AppError::NotFound)?;
+        staff_of(&mut c, actor, &m.project_id).await?;
+        Ok(m)
+    }
+
+    /// The messages held for review in a project, newest first (staff of the project).
+    pub async fn list_held_mail(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailMessageRecord>> {
+        Ok(self.list_received_mail(actor, project_id).await?.into_iter().filter(|m| m.outcome == "held").collect())
+    }
+
+    /// A held message with its project, for an actor who may review it.
+    async fn held_for(&self, conn: &mut sqlx::AnyConnection, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
+        let m = store::get_message(conn, id).await?.ok_or(AppError::NotFound)?;
+        staff_of(conn, actor, &m.project_id).await?;
+        if actor.is_read_only() {
+            return Err(AppError::Forbidden);
+        }
+        if m.outcome != "held" {
+            return Err(AppError::Conflict { code: "conflict", field: None, message: "the message is no longer held".into() });
+        }
+        Ok(m)
+    }
+
+    /// Releases a held message: it is received again as if its mailbox created contacts for
+    /// unknown senders (the contact in the project's organisation), so it becomes a ticket
+    /// or a reply. Mail held for another reason (another organisation's contact, staff mail)
+    /// stays held and the reason is returned as a validation error.
+    pub async fn release_held_mail(&self, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
+        let held = {
+            let mut c = self.read().await?;
+            self.held_for(&mut c, actor, id).await?
+        };
+        let sha = held.raw_sha256.clone().ok_or_else(|| AppError::field("message", "invalid", "the raw message was not kept"))?;
+        let raw = tokio::fs::read(self.files.object_path(&sha)).await.map_err(|e| AppError::Internal(format!("held message: {e}")))?;
+        let own_host = self.mail_host().await?;
+        let mail = parse_mail(&raw, own_host.as_deref())?;
+        let staged = self.stage_files(&mail).await?;
+        let mut w = self.write(actor).await?;
+        let held = self.held_for(&mut w.tx, actor, id).await?;
+        let project = directory::get_project(&mut w.tx, &held.project_id).await?.ok_or(AppError::NotFound)?;
+        let mailboxes = store::project_mailboxes(&mut w.tx, &project.id).await?;
+        let mut mailbox = held.mailbox_id.as_ref().and_then(|b| mailboxes.iter().find(|m| &m.id == b)).cloned().unwrap_or_default();
+        mailbox.unknown_sender = "create_contact".into();
+        let reviewer = actor.clone();
+        let decision = self.decide(&mut w, &project, Some(&mailbox), &mail).await?;
+        if decision.outcome == "held" || decision.outcome == "ignored" {
+            let why = decision.reason.unwrap_or_default();
+            return Err(AppError::field("message", "invalid", format!("the message cannot be released: {why}")));
+        }
+        let reason = self.attach_files(&mut w, &decision, staged).await?;
+        let released = format!("released by {}", reviewer.user_id);
+        let after = MailMessageRecord {
+            outcome: decision.outcome.into(),
+            reason: Some(reason.map_or(released.clone(), |r| format!("{released}; {r}"))),
+            ticket_id: decision.ticket.as_ref().map(|t| t.id.clone()),
+            comment_id: decision.comment_id.clone(),
+            ..held.clone()
+        };
+        store::update_message_outcome(&mut w.tx, &after).await?;
+        w.actor = reviewer;
+        w.record("mail_message", &after.id, AuditAction::Update, Some(&snapshot(&held)), Some(&snapshot(&after))).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// Discards a held message: it stays in the log as `discarded`, nothing else is made.
+    pub async fn discard_held_mail(&self, actor: &Principal, id: &str) -> Result<MailMessageRecord> {
+        let mut w = self.write(actor).await?;
+        let held = self.held_for(&mut w.tx, actor, id).await?;
+        let after = MailMessageRecord {
+            outcome: "discarded".into(),
+            reason: Some(format!("{}; discarded by {}", held.reason.clone().unwrap_or_default(), actor.user_id)),
+            ..held.clone()
+        };
+        store::update_message_outcome(&mut w.tx, &after).await?;
+        w.record("mail_message", &after.id, AuditAction::Update, Some(&snapshot(&held)), Some(&snapshot(&after))).await?;
+        w.commit().await?;
+        Ok(after)
     }
 
     async fn decide(

@@ -2122,156 +2122,13 @@ mod notifications {
     use base64::Engine;
     use hmac::{KeyInit, Mac};
     use keel_app::incidents::{NewTicket, TransitionInput};
-    use keel_app::notifications::channels::{SmtpConfig, SmtpTls};
     use keel_app::notifications::templates::MessageTemplate;
     use keel_app::notifications::{NotifyConfig, WebhookInput};
+    use keel_app::testing::{Mail, SmtpSink};
     use keel_store::notifications::DeliveryFilter;
     use std::collections::HashMap;
     use std::sync::Mutex;
     use std::sync::atomic::AtomicU16;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-    /// One message an SMTP client handed over.
-    #[derive(Debug, Clone)]
-    struct Mail {
-        rcpt: Vec<String>,
-        data: String,
-    }
-
-    impl Mail {
-        /// Header values by lower-case name, folded lines joined.
-        fn headers(&self) -> HashMap<String, String> {
-            let head = self.data.split("\r\n\r\n").next().unwrap_or("");
-            let mut out: HashMap<String, String> = HashMap::new();
-            let mut last = String::new();
-            for line in head.split("\r\n") {
-                if line.starts_with(' ') || line.starts_with('\t') {
-                    out.entry(last.clone()).and_modify(|v| v.push_str(line));
-                } else if let Some((k, v)) = line.split_once(':') {
-                    last = k.trim().to_ascii_lowercase();
-                    out.insert(last.clone(), v.trim().to_string());
-                }
-            }
-            out
-        }
-
-        /// The Subject with RFC 2047 encoded words decoded (space between two encoded words
-        /// is dropped, other space kept).
-        fn subject(&self) -> String {
-            let raw = self.headers().remove("subject").unwrap_or_default();
-            let mut out = String::new();
-            let mut bytes = Vec::new();
-            let mut prev_encoded = false;
-            for (i, word) in raw.split_whitespace().enumerate() {
-                let encoded = word.to_ascii_lowercase().starts_with("=?utf-8?b?") && word.ends_with("?=");
-                if !(encoded && prev_encoded) {
-                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut bytes)));
-                    if i > 0 {
-                        out.push(' ');
-                    }
-                }
-                if encoded {
-                    bytes.extend(base64::engine::general_purpose::STANDARD.decode(&word[10..word.len() - 2]).unwrap());
-                } else {
-                    out.push_str(word);
-                }
-                prev_encoded = encoded;
-            }
-            out.push_str(&String::from_utf8_lossy(&bytes));
-            out
-        }
-    }
-
-    /// A real SMTP server on loopback speaking just enough for lettre (EHLO, MAIL, RCPT, DATA,
-    /// RSET, NOOP, QUIT), keeping every accepted message.
-    struct SmtpSink {
-        port: u16,
-        mails: Arc<Mutex<Vec<Mail>>>,
-    }
-
-    impl SmtpSink {
-        async fn start() -> SmtpSink {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let mails = Arc::new(Mutex::new(Vec::new()));
-            let store = mails.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        let (r, mut w) = stream.into_split();
-                        let mut r = BufReader::new(r);
-                        w.write_all(b"220 sink ESMTP\r\n").await.unwrap();
-                        let mut rcpt = Vec::new();
-                        let mut line = String::new();
-                        loop {
-                            line.clear();
-                            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let cmd = line.trim_end().to_ascii_uppercase();
-                            let reply: &[u8] = if cmd.starts_with("EHLO") {
-                                b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
-                            } else if cmd.starts_with("MAIL") || cmd.starts_with("RSET") || cmd.starts_with("NOOP") {
-                                rcpt.clear();
-                                b"250 ok\r\n"
-                            } else if cmd.starts_with("RCPT") {
-                                let to = line.trim_end()[8..].trim_matches(|c| c == '<' || c == '>' || c == ' ').to_string();
-                                rcpt.push(to);
-                                b"250 ok\r\n"
-                            } else if cmd == "DATA" {
-                                w.write_all(b"354 go ahead\r\n").await.unwrap();
-                                let mut data = String::new();
-                                loop {
-                                    line.clear();
-                                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                        return;
-                                    }
-                                    if line == ".\r\n" {
-                                        break;
-                                    }
-                                    data.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
-                                }
-                                store.lock().unwrap().push(Mail { rcpt: std::mem::take(&mut rcpt), data });
-                                b"250 queued\r\n"
-                            } else if cmd == "QUIT" {
-                                let _ = w.write_all(b"221 bye\r\n").await;
-                                return;
-                            } else {
-                                b"502 not implemented\r\n"
-                            };
-                            w.write_all(reply).await.unwrap();
-                        }
-                    });
-                }
-            });
-            SmtpSink { port, mails }
-        }
-
-        fn config(&self) -> NotifyConfig {
-            NotifyConfig {
-                smtp: Some(SmtpConfig {
-                    host: "127.0.0.1".into(),
-                    port: self.port,
-                    tls: SmtpTls::None,
-                    user: None,
-                    password: None,
-                    from: "Keel Desk <desk@keel.test>".into(),
-                }),
-                max_attempts: 3,
-                backoff_ms: 10_000,
-                ..Default::default()
-            }
-        }
-
-        fn mails(&self) -> Vec<Mail> {
-            self.mails.lock().unwrap().clone()
-        }
-
-        fn to(&self, address: &str) -> Vec<Mail> {
-            self.mails().into_iter().filter(|m| m.rcpt.iter().any(|r| r == address)).collect()
-        }
-    }
 
     /// One request a webhook receiver got.
     #[derive(Debug, Clone)]
@@ -3457,6 +3314,71 @@ mod mail_in {
         assert_eq!(parsed("reply_by_subject.eml").reply_text, "The Beijing office has the same problem now.");
     }
 
+    /// Stable cargo cannot run cargo-fuzz (it needs nightly's sanitizers), so the fuzz target's
+    /// entry point also runs here under proptest: arbitrary bytes, and the corpus mangled by
+    /// byte flips, insertions and truncation.
+    mod fuzzing {
+        use super::corpus;
+        use keel_app::mail_in::exercise_parsing;
+        use proptest::prelude::*;
+
+        const FILES: &[&str] = &[
+            "apple_mail_inline_image.eml",
+            "auto_reply.eml",
+            "big5_stranger.eml",
+            "dsn_bounce.eml",
+            "encoded_subject_gb18030.eml",
+            "foxmail_gbk.eml",
+            "gmail_reply_in_reply_to.eml",
+            "html_only.eml",
+            "outlook_new.eml",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            #[test]
+            fn any_bytes_and_mangled_mail_parse_without_panicking(
+                noise in proptest::collection::vec(any::<u8>(), 0..2048),
+                file in 0..FILES.len(),
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..24),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                exercise_parsing(&noise);
+                let mut raw = corpus(FILES[file]);
+                for (at, byte, how) in edits {
+                    let i = at.index(raw.len().max(1)).min(raw.len().saturating_sub(1));
+                    match how {
+                        0 if !raw.is_empty() => raw[i] = byte,
+                        1 => raw.insert(i, byte),
+                        _ if !raw.is_empty() => { raw.remove(i); }
+                        _ => {}
+                    }
+                }
+                exercise_parsing(&raw);
+                raw.truncate(cut.index(raw.len() + 1));
+                exercise_parsing(&raw);
+            }
+        }
+
+        #[test]
+        fn parsing_regressions() {
+            // Inputs that have broken parsers of this kind before: the corpus still parses,
+            // and degenerate mail is refused without a panic.
+            for f in FILES {
+                assert!(exercise_parsing(&corpus(f)), "{f}");
+            }
+            for raw in [
+                &b""[..],
+                b"\r\n\r\n",
+                b"From: a@b\r\nContent-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n--\r\n",
+                b"From: a@b\r\nSubject: =?GBK?B?\xff\xfe?=\r\nContent-Type: text/html\r\n\r\n<a href=<script>",
+                b"From: =?utf-8?q?=ZZ?= <@>\r\nReferences: <<<>>>\r\nIn-Reply-To: <ticket-@>\r\n\r\n> > >",
+            ] {
+                exercise_parsing(raw);
+            }
+        }
+    }
+
     async fn mailbox(app: &App, w: &World, project: &str, address: &str, policy: &str) {
         let input = MailboxInput { address: address.into(), unknown_sender: Some(policy.into()), ..Default::default() };
         app.create_mailbox(&w.admin, project, input).await.unwrap();
@@ -3738,6 +3660,57 @@ mod mail_in {
             s.logout().await.unwrap();
         }
         drop(server);
+    }
+
+    #[tokio::test]
+    async fn held_mail_is_released_or_discarded_and_mailboxes_are_edited() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = mail_app(&t);
+            let w = world(&app).await;
+            let sys = Principal::system();
+            let input =
+                MailboxInput { address: "desk@acme-ops.keel.test".into(), unknown_sender: Some("hold".into()), ..Default::default() };
+            let mb = app.create_mailbox(&w.admin, &w.project_a, input.clone()).await.unwrap();
+            let held = app.receive_mail(&sys, &w.project_a, &corpus("big5_stranger.eml")).await.unwrap().message;
+            let other = with_id(&with_id(&corpus("big5_stranger.eml"), "000a01d9b2c3", "000a01d9b2c5"), "chen@", "lin@");
+            let other = app.receive_mail(&sys, &w.project_a, &other).await.unwrap().message;
+            assert_eq!((held.outcome.as_str(), other.outcome.as_str()), ("held", "held"));
+            let list = app.list_held_mail(&w.agent_a, &w.project_a).await.unwrap();
+            assert_eq!(list.len(), 2, "{}", t.label);
+
+            // Tenancy: staff of another project, contacts and auditors cannot act on it.
+            assert!(matches!(app.list_held_mail(&w.contact_a, &w.project_a).await, Err(AppError::NotFound)));
+            assert!(matches!(app.release_held_mail(&w.contact_a, &held.id).await, Err(AppError::NotFound)));
+            let beta_agent = staff(&app, "beta.agent@keel.test", vec![Role::ServiceDeskAgent]).await;
+            assert!(matches!(app.discard_held_mail(&beta_agent, &held.id).await, Err(AppError::NotFound)));
+            assert!(matches!(app.release_held_mail(&w.auditor, &held.id).await, Err(AppError::Forbidden)));
+
+            // Released: the contact is created in the project's organisation, the ticket made.
+            let released = app.release_held_mail(&w.agent_a, &held.id).await.unwrap();
+            assert_eq!(released.outcome, "ticket", "{}", t.label);
+            assert!(released.reason.as_deref().unwrap().starts_with("released by"));
+            let ticket = app.get_ticket(&w.agent_a, released.ticket_id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(
+                (ticket.title.as_str(), ticket.organization_id.as_str(), ticket.channel.as_str()),
+                ("電子郵件無法寄出", w.org_a.as_str(), "email")
+            );
+            assert!(matches!(app.release_held_mail(&w.agent_a, &held.id).await, Err(AppError::Conflict { .. })), "released once");
+            let discarded = app.discard_held_mail(&w.agent_a, &other.id).await.unwrap();
+            assert_eq!(discarded.outcome, "discarded");
+            assert!(discarded.ticket_id.is_none());
+            assert!(app.list_held_mail(&w.agent_a, &w.project_a).await.unwrap().is_empty());
+            let mut c = app.read().await.unwrap();
+            assert!(keel_store::accounts::get_user_by_email(&mut c, "lin@newbranch.example.tw").await.unwrap().is_none());
+            drop(c);
+
+            // Edited and deactivated: only managers; a deactivated mailbox is not polled.
+            let edit = MailboxInput { unknown_sender: Some("create_contact".into()), ..input };
+            assert!(matches!(app.update_mailbox(&w.agent_a, &mb.id, edit.clone(), true).await, Err(AppError::Forbidden)));
+            let changed = app.update_mailbox(&w.admin, &mb.id, edit, false).await.unwrap();
+            assert_eq!((changed.unknown_sender.as_str(), changed.active, changed.version), ("create_contact", false, 2));
+            assert_eq!(app.get_mailbox(&w.agent_a, &mb.id).await.unwrap(), changed);
+            assert!(matches!(app.get_mailbox(&beta_agent, &mb.id).await, Err(AppError::NotFound)));
+        }
     }
 
     #[tokio::test]

@@ -412,3 +412,6 @@ fn demo_then_import_from_the_shell() {
     assert!(ok(&keel(&["--data-dir", ds, "check"], &[])).contains("ok"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[path = "cli/mail.rs"]
+mod mail;

@@ -78,6 +78,31 @@ pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Resu
     Ok(())
 }
 
+pub async fn update_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Result<()> {
+    sqlx::query(
+        "UPDATE mailboxes SET address = $2, unknown_sender = $3, imap_host = $4, imap_port = $5, imap_tls = $6, imap_user = $7, \
+         imap_secret = $8, imap_folder = $9, imap_done_folder = $10, imap_ca_pem = $11, active = $12, updated_at = $13, version = $14 \
+         WHERE id = $1",
+    )
+    .bind(&m.id)
+    .bind(&m.address)
+    .bind(&m.unknown_sender)
+    .bind(&m.imap_host)
+    .bind(m.imap_port)
+    .bind(&m.imap_tls)
+    .bind(&m.imap_user)
+    .bind(&m.imap_secret)
+    .bind(&m.imap_folder)
+    .bind(&m.imap_done_folder)
+    .bind(&m.imap_ca_pem)
+    .bind(m.active as i64)
+    .bind(m.updated_at)
+    .bind(m.version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn get_mailbox(conn: &mut AnyConnection, id: &str) -> Result<Option<MailboxRecord>> {
     let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1");
     let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
@@ -106,7 +131,7 @@ pub struct MailMessageRecord {
     pub mailbox_id: Option<String>,
     pub sender: String,
     pub subject: String,
-    /// `ticket`, `reply`, `ignored`, `held` or `refused`.
+    /// `ticket`, `reply`, `ignored`, `held`, `refused` or `discarded` (held, then discarded).
     pub outcome: String,
     pub reason: Option<String>,
     pub ticket_id: Option<String>,
@@ -158,6 +183,25 @@ pub async fn insert_message(conn: &mut AnyConnection, m: &MailMessageRecord) -> 
     .bind(m.received_at)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+pub async fn get_message(conn: &mut AnyConnection, id: &str) -> Result<Option<MailMessageRecord>> {
+    let sql = format!("SELECT {MESSAGE_COLS} FROM mail_messages WHERE id = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    r.as_ref().map(message).transpose()
+}
+
+/// What became of a message after review (a held message released or discarded).
+pub async fn update_message_outcome(conn: &mut AnyConnection, m: &MailMessageRecord) -> Result<()> {
+    sqlx::query("UPDATE mail_messages SET outcome = $2, reason = $3, ticket_id = $4, comment_id = $5 WHERE id = $1")
+        .bind(&m.id)
+        .bind(&m.outcome)
+        .bind(&m.reason)
+        .bind(&m.ticket_id)
+        .bind(&m.comment_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -245,6 +245,10 @@ fn ui_router() -> Router<AppState> {
         .route("/admin/notifications/webhooks/{id}", get(notifications::webhook_show).post(notifications::webhook_update))
         .route("/admin/notifications/templates", get(notifications::templates))
         .route("/admin/notifications/templates/{kind}/{lang}", get(notifications::template_show).post(notifications::template_save))
+        .route("/mailboxes/{id}", get(ui::mail::mailbox_show).post(ui::mail::mailbox_update))
+        .route("/projects/{id}/held-mail", get(ui::mail::held))
+        .route("/held-mail/{id}", get(ui::mail::held_show).post(ui::mail::held_decide))
+        .route("/projects/{id}/sender", get(ui::mail::sender_show).post(ui::mail::sender_update))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

@@ -527,13 +527,13 @@ impl App {
         Ok(view_of(kind, lang, None))
     }
 
-    /// The From address of a project's notification emails; `None` uses the instance's.
+    /// The From address of a project's (by id or code) notification emails; `None` uses the instance's.
     pub async fn project_sender(&self, actor: &Principal, project_id: &str) -> Result<Option<String>> {
         if !actor.is_admin() {
             return Err(AppError::Forbidden);
         }
         let mut c = self.read().await?;
-        keel_store::directory::get_project(&mut c, project_id).await?.ok_or(AppError::NotFound)?;
+        let project_id = &keel_store::mail::project_id_by_id_or_code(&mut c, project_id).await?.ok_or(AppError::NotFound)?;
         Ok(kernel::get_setting(&mut c, &project_from_setting(project_id)).await?.filter(|f| !f.is_empty()))
     }
 
@@ -549,7 +549,7 @@ impl App {
             return Err(AppError::field("from", "invalid_email", "a mailbox such as Desk <desk@example.com> is required"));
         }
         let mut w = self.write(actor).await?;
-        keel_store::directory::get_project(&mut w.tx, project_id).await?.ok_or(AppError::NotFound)?;
+        let project_id = &keel_store::mail::project_id_by_id_or_code(&mut w.tx, project_id).await?.ok_or(AppError::NotFound)?;
         let key = project_from_setting(project_id);
         let before = kernel::get_setting(&mut w.tx, &key).await?.filter(|f| !f.is_empty());
         kernel::set_setting(&mut w.tx, &key, from.unwrap_or(""), w.now).await?;

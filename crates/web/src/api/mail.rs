@@ -20,7 +20,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(receive_mail)).routes(routes!(list_mailboxes, create_mailbox))
+    OpenApiRouter::new()
+        .routes(routes!(receive_mail))
+        .routes(routes!(list_mailboxes, create_mailbox))
+        .routes(routes!(get_mailbox, update_mailbox))
+        .routes(routes!(list_held))
+        .routes(routes!(release_held))
+        .routes(routes!(discard_held))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -183,18 +189,108 @@ async fn create_mailbox(
     ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<NewMailbox>,
 ) -> ApiResponse {
-    let input = MailboxInput {
-        address: b.address,
-        unknown_sender: b.unknown_sender,
-        imap_host: b.imap_host,
-        imap_port: b.imap_port,
-        imap_tls: b.imap_tls,
-        imap_user: b.imap_user,
-        imap_secret: b.imap_secret,
-        imap_folder: b.imap_folder,
-        imap_done_folder: b.imap_done_folder,
-        imap_ca_pem: b.imap_ca_pem,
-    };
-    let m = s.app.create_mailbox(&who.principal, &id, input).await?;
+    let m = s.app.create_mailbox(&who.principal, &id, b.into()).await?;
     Ok((StatusCode::CREATED, axum::Json(Mailbox::from(m))).into_response())
+}
+
+impl From<NewMailbox> for MailboxInput {
+    fn from(b: NewMailbox) -> Self {
+        MailboxInput {
+            address: b.address,
+            unknown_sender: b.unknown_sender,
+            imap_host: b.imap_host,
+            imap_port: b.imap_port,
+            imap_tls: b.imap_tls,
+            imap_user: b.imap_user,
+            imap_secret: b.imap_secret,
+            imap_folder: b.imap_folder,
+            imap_done_folder: b.imap_done_folder,
+            imap_ca_pem: b.imap_ca_pem,
+        }
+    }
+}
+
+/// A mailbox's settings as a whole, and whether it is in use.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxUpdate {
+    #[serde(flatten)]
+    pub mailbox: NewMailbox,
+    /// `false` stops polling and receiving through the mailbox.
+    pub active: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/mailboxes/{id}", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Mailbox), Unauthorized, NotFound))]
+async fn get_mailbox(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    Ok(axum::Json(Mailbox::from(s.app.get_mailbox(&who.principal, &id).await?)).into_response_ok())
+}
+
+/// Replaces a mailbox's settings; an absent or empty `imap_secret` keeps the stored one.
+#[utoipa::path(put, path = "/api/v1/mailboxes/{id}", tag = "incidents", params(("id" = String, Path)), request_body = MailboxUpdate,
+    responses((status = 200, body = Mailbox), Unauthorized, Forbidden, JsonBodyErrors, NotFound))]
+async fn update_mailbox(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<MailboxUpdate>,
+) -> ApiResponse {
+    let m = s.app.update_mailbox(&who.principal, &id, b.mailbox.into(), b.active).await?;
+    Ok(axum::Json(Mailbox::from(m)).into_response_ok())
+}
+
+/// A received message and what became of it.
+#[derive(Serialize, ToSchema)]
+pub struct ReceivedMessage {
+    pub id: String,
+    /// The Message-ID, without angle brackets.
+    pub message_id: String,
+    pub sender: String,
+    pub subject: String,
+    /// `ticket`, `reply`, `ignored`, `held` or `discarded`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub ticket_id: Option<String>,
+    pub received_at: i64,
+}
+
+impl From<keel_store::mail::MailMessageRecord> for ReceivedMessage {
+    fn from(m: keel_store::mail::MailMessageRecord) -> Self {
+        ReceivedMessage {
+            id: m.id,
+            message_id: m.message_id,
+            sender: m.sender,
+            subject: m.subject,
+            outcome: m.outcome,
+            reason: m.reason,
+            ticket_id: m.ticket_id,
+            received_at: m.received_at,
+        }
+    }
+}
+
+/// Messages held for review (unknown senders under the hold policy, another organisation's
+/// contacts), newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/held-mail", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<ReceivedMessage>), Unauthorized, NotFound))]
+async fn list_held(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    let list = s.app.list_held_mail(&who.principal, &id).await?;
+    Ok(axum::Json(list.into_iter().map(ReceivedMessage::from).collect::<Vec<_>>()).into_response_ok())
+}
+
+/// Releases a held message: the sender becomes a contact of the project's organisation and
+/// the message a ticket (or a reply on its ticket).
+#[utoipa::path(post, path = "/api/v1/held-mail/{id}/release", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = ReceivedMessage), Unauthorized, Forbidden, NotFound, JsonBodyErrors,
+        (status = 409, body = ErrorBody, description = "No longer held (`conflict`)")))]
+async fn release_held(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    Ok(axum::Json(ReceivedMessage::from(s.app.release_held_mail(&who.principal, &id).await?)).into_response_ok())
+}
+
+/// Discards a held message; it stays in the log as `discarded`.
+#[utoipa::path(post, path = "/api/v1/held-mail/{id}/discard", tag = "incidents", params(("id" = String, Path)),
+    responses((status = 200, body = ReceivedMessage), Unauthorized, Forbidden, NotFound,
+        (status = 409, body = ErrorBody, description = "No longer held (`conflict`)")))]
+async fn discard_held(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
+    Ok(axum::Json(ReceivedMessage::from(s.app.discard_held_mail(&who.principal, &id).await?)).into_response_ok())
 }

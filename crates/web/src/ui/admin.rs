@@ -908,6 +908,13 @@ async fn project_page(
             .collect(),
         action: None,
     });
+    let mail = [("mail-mailboxes", "mailboxes"), ("mail-received", "mail"), ("mail-held", "held-mail"), ("mail-sender-title", "sender")];
+    page.panels.push(Panel {
+        title: tr.t("mail-channel"),
+        columns: vec![tr.t("mail-page")],
+        rows: mail.iter().map(|(key, path)| Row { href: format!("/projects/{id}/{path}"), cells: vec![tr.t(key)] }).collect(),
+        action: None,
+    });
     page.editable_tailoring = p.may_admin(AdminArea::ProjectTailoring, Action::Write);
     page.show_history = true;
     page.history = history_views(tr, &state.app.history("project", id).await.or_page(tr)?);

@@ -1,9 +1,12 @@
 //! Service desk (REQUIREMENTS §4), email channel pages: the mailboxes of a service project
-//! (address, unknown-sender policy, IMAP server) and the log of mail received for it.
+//! (address, unknown-sender policy, IMAP server; edited and deactivated), the log of mail
+//! received for it, the messages held for review (released or discarded) and the From
+//! address of its notification mail.
 
 use super::{Ctx, Field, FormPage, ListQuery, OrPage, Row, UiResult, attach_errors, list_page, render, render_status, see_other};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
+use crate::error::status_of;
 use crate::i18n::Tr;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -31,6 +34,43 @@ pub struct MailboxForm {
     imap_done_folder: String,
     #[serde(default)]
     imap_ca_pem: String,
+    /// Only on the edit form (`true`/`false`).
+    #[serde(default)]
+    active: Option<String>,
+}
+
+impl MailboxForm {
+    fn of(m: &keel_store::mail::MailboxRecord) -> MailboxForm {
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        MailboxForm {
+            address: m.address.clone(),
+            unknown_sender: m.unknown_sender.clone(),
+            imap_host: o(&m.imap_host),
+            imap_port: m.imap_port.map(|p| p.to_string()).unwrap_or_default(),
+            imap_tls: o(&m.imap_tls),
+            imap_user: o(&m.imap_user),
+            imap_secret: String::new(),
+            imap_folder: o(&m.imap_folder),
+            imap_done_folder: o(&m.imap_done_folder),
+            imap_ca_pem: o(&m.imap_ca_pem),
+            active: Some(m.active.to_string()),
+        }
+    }
+
+    fn input(&self) -> MailboxInput {
+        MailboxInput {
+            address: self.address.clone(),
+            unknown_sender: opt(&self.unknown_sender),
+            imap_host: opt(&self.imap_host),
+            imap_port: self.imap_port.trim().parse::<i64>().ok(),
+            imap_tls: opt(&self.imap_tls),
+            imap_user: opt(&self.imap_user),
+            imap_secret: opt(&self.imap_secret),
+            imap_folder: opt(&self.imap_folder),
+            imap_done_folder: opt(&self.imap_done_folder),
+            imap_ca_pem: opt(&self.imap_ca_pem),
+        }
+    }
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -40,7 +80,7 @@ fn opt(s: &str) -> Option<String> {
 fn fields(tr: &Tr, f: &MailboxForm) -> Vec<Field> {
     let policy = if f.unknown_sender.is_empty() { "hold".to_string() } else { f.unknown_sender.clone() };
     let tls = if f.imap_tls.is_empty() { "tls".to_string() } else { f.imap_tls.clone() };
-    vec![
+    let mut v = vec![
         Field::new(tr, "address", "email", f.address.clone()).required(),
         Field::new(tr, "unknown_sender", "select", "").required().options(
             UNKNOWN_SENDER_POLICIES.iter().map(|p| (p.to_string(), tr.t(&format!("mail-policy-{}", p.replace('_', "-"))))),
@@ -55,7 +95,11 @@ fn fields(tr: &Tr, f: &MailboxForm) -> Vec<Field> {
         Field::new(tr, "imap_folder", "text", f.imap_folder.clone()),
         Field::new(tr, "imap_done_folder", "text", f.imap_done_folder.clone()),
         Field::new(tr, "imap_ca_pem", "textarea", f.imap_ca_pem.clone()).help(tr.t("mail-ca-help")),
-    ]
+    ];
+    if let Some(active) = &f.active {
+        v.push(Field::new(tr, "active", "checkbox", active.clone()));
+    }
+    v
 }
 
 /// The mailboxes of a project.
@@ -70,9 +114,9 @@ pub async fn mailboxes(
     let rows = list
         .into_iter()
         .map(|m| Row {
-            href: format!("/projects/{id}/mail"),
+            href: format!("/mailboxes/{}", m.id),
             cells: vec![
-                m.address,
+                if m.active { m.address } else { format!("{} ({})", m.address, tr.t("mail-inactive")) },
                 tr.t(&format!("mail-policy-{}", m.unknown_sender.replace('_', "-"))),
                 m.imap_host.map(|h| format!("{h}:{}", m.imap_port.unwrap_or(0))).unwrap_or_else(|| "—".into()),
             ],
@@ -106,29 +150,10 @@ pub async fn mailbox_create(
     CsrfForm(f): CsrfForm<MailboxForm>,
 ) -> Response {
     let back = format!("/projects/{id}/mailboxes");
-    let port = f.imap_port.trim().parse::<i64>().ok();
-    let input = MailboxInput {
-        address: f.address.clone(),
-        unknown_sender: opt(&f.unknown_sender),
-        imap_host: opt(&f.imap_host),
-        imap_port: port,
-        imap_tls: opt(&f.imap_tls),
-        imap_user: opt(&f.imap_user),
-        imap_secret: opt(&f.imap_secret),
-        imap_folder: opt(&f.imap_folder),
-        imap_done_folder: opt(&f.imap_done_folder),
-        imap_ca_pem: opt(&f.imap_ca_pem),
-    };
+    let input = f.input();
     match state.app.create_mailbox(&who.principal, &id, input).await {
         Ok(_) => see_other(&back, "created"),
-        Err(e) => {
-            let mut fs = fields(&tr, &f);
-            let errors = attach_errors(&tr, &mut fs, &e);
-            let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
-            let mut page = FormPage::new(ctx, tr.t("mail-new-mailbox"), back.clone(), fs, &back);
-            page.errors = errors;
-            render_status(crate::error::status_of(&e), &page)
-        }
+        Err(e) => refused(&tr, &who, tr.t("mail-new-mailbox"), (&back, &back), fields(&tr, &f), &e),
     }
 }
 
@@ -157,4 +182,149 @@ pub async fn received(
     let ctx = Ctx::new(&tr, Some(&who), "/projects", q.flash.as_deref());
     let columns = vec![tr.t("mail-received-at"), tr.t("mail-sender"), tr.t("mail-subject"), tr.t("mail-outcome"), tr.t("mail-reason")];
     Ok(list_page(ctx, tr.t("mail-received"), &format!("/projects/{id}/mail"), &q, None, (columns, rows), None))
+}
+
+/// A form page answered with the typed values and the errors of a refused save.
+fn refused(
+    tr: &Tr,
+    who: &crate::auth::Identity,
+    title: String,
+    (action, back): (&str, &str),
+    mut fs: Vec<Field>,
+    e: &keel_app::AppError,
+) -> Response {
+    let errors = attach_errors(tr, &mut fs, e);
+    let ctx = Ctx::new(tr, Some(who), "/projects", None);
+    let mut page = FormPage::new(ctx, title, action.to_string(), fs, back);
+    page.errors = errors;
+    render_status(status_of(e), &page)
+}
+
+/// A mailbox's settings, edited by the project's managers.
+pub async fn mailbox_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let m = state.app.get_mailbox(&who.principal, &id).await.or_page(&tr)?;
+    let back = format!("/projects/{}/mailboxes", m.project_id);
+    let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
+    let action = format!("/mailboxes/{id}");
+    let mut page = FormPage::new(ctx, m.address.clone(), action, fields(&tr, &MailboxForm::of(&m)), &back);
+    page.version = Some(m.version);
+    Ok(render(&page))
+}
+
+pub async fn mailbox_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<MailboxForm>,
+) -> Response {
+    let active = f.active.as_deref() == Some("true");
+    match state.app.update_mailbox(&who.principal, &id, f.input(), active).await {
+        Ok(m) => see_other(&format!("/projects/{}/mailboxes", m.project_id), "saved"),
+        Err(e) => refused(&tr, &who, f.address.clone(), (&format!("/mailboxes/{id}"), "/projects"), fields(&tr, &f), &e),
+    }
+}
+
+/// The messages of a project held for review.
+pub async fn held(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let list = state.app.list_held_mail(&who.principal, &id).await.or_page(&tr)?;
+    let rows = list
+        .into_iter()
+        .map(|m| Row {
+            href: format!("/held-mail/{}", m.id),
+            cells: vec![tr.datetime(&m.received_at), m.sender, m.subject, m.reason.unwrap_or_default()],
+        })
+        .collect();
+    let ctx = Ctx::new(&tr, Some(&who), "/projects", q.flash.as_deref());
+    let columns = vec![tr.t("mail-received-at"), tr.t("mail-sender"), tr.t("mail-subject"), tr.t("mail-reason")];
+    Ok(list_page(ctx, tr.t("mail-held"), &format!("/projects/{id}/held-mail"), &q, None, (columns, rows), None))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct HeldForm {
+    #[serde(default)]
+    decision: String,
+}
+
+fn held_fields(tr: &Tr, m: &keel_store::mail::MailMessageRecord) -> Vec<Field> {
+    let about = format!("{} · {} · {}", m.sender, tr.datetime(&m.received_at), m.reason.clone().unwrap_or_default());
+    vec![
+        Field::new(tr, "decision", "select", "")
+            .required()
+            .options(["release", "discard"].iter().map(|d| (d.to_string(), tr.t(&format!("mail-decision-{d}")))), &["release".into()])
+            .help(about),
+    ]
+}
+
+/// One held message: release it (the sender becomes a contact, the message a ticket) or
+/// discard it.
+pub async fn held_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let m = state.app.received_mail(&who.principal, &id).await.or_page(&tr)?;
+    let back = format!("/projects/{}/held-mail", m.project_id);
+    let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
+    let mut page = FormPage::new(ctx, m.subject.clone(), format!("/held-mail/{id}"), held_fields(&tr, &m), &back);
+    page.editable = m.outcome == "held";
+    Ok(render(&page))
+}
+
+pub async fn held_decide(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<HeldForm>,
+) -> Response {
+    let done = match f.decision.as_str() {
+        "discard" => state.app.discard_held_mail(&who.principal, &id).await,
+        _ => state.app.release_held_mail(&who.principal, &id).await,
+    };
+    match done {
+        Ok(m) => match m.ticket_id {
+            Some(t) => see_other(&format!("/incidents/{t}"), "released"),
+            None => see_other(&format!("/projects/{}/held-mail", m.project_id), "discarded"),
+        },
+        Err(e) => match state.app.received_mail(&who.principal, &id).await {
+            Ok(m) => {
+                let back = format!("/projects/{}/held-mail", m.project_id);
+                refused(&tr, &who, m.subject.clone(), (&format!("/held-mail/{id}"), &back), held_fields(&tr, &m), &e)
+            }
+            Err(e) => super::error_page(&tr, status_of(&e), "err-not-found"),
+        },
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct SenderForm {
+    #[serde(default)]
+    from: String,
+}
+
+/// The From address of a project's notification mail (administrators).
+pub async fn sender_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let from = state.app.project_sender(&who.principal, &id).await.or_page(&tr)?;
+    let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
+    let fs = vec![Field::new(&tr, "from", "text", from.unwrap_or_default()).help(tr.t("mail-from-help"))];
+    Ok(render(&FormPage::new(ctx, tr.t("mail-sender-title"), format!("/projects/{id}/sender"), fs, &format!("/projects/{id}"))))
+}
+
+pub async fn sender_update(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<SenderForm>,
+) -> Response {
+    match state.app.set_project_sender(&who.principal, &id, Some(&f.from)).await {
+        Ok(_) => see_other(&format!("/projects/{id}/sender"), "saved"),
+        Err(e) => {
+            let fs = vec![Field::new(&tr, "from", "text", f.from.clone()).help(tr.t("mail-from-help"))];
+            refused(&tr, &who, tr.t("mail-sender-title"), (&format!("/projects/{id}/sender"), &format!("/projects/{id}")), fs, &e)
+        }
+    }
 }

@@ -76,3 +76,75 @@ async fn mailboxes_are_configured_from_the_project_pages() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
     }
 }
+
+#[tokio::test]
+async fn held_mail_mailbox_edits_and_the_sender_from_the_pages_and_the_api() {
+    for s in sites().await {
+        let boxes = json!({ "address": "desk@a1.keel.test", "unknown_sender": "hold" });
+        let r = s.api(Method::POST, "/api/v1/projects/A1/mailboxes", Some(&s.admin_token), Some(boxes), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let mailbox = r.json()["id"].as_str().unwrap().to_string();
+        let stranger = |n: u32| {
+            format!("From: Stranger <stranger{n}@elsewhere.test>\r\nTo: desk@a1.keel.test\r\nSubject: Help {n}\r\nMessage-ID: <held-{n}@elsewhere.test>\r\n\r\nPlease help.\r\n")
+                .into_bytes()
+        };
+        for n in [1, 2] {
+            let r = s.raw(Method::POST, "/api/v1/mail/inbound?project=A1", &s.agent_token, Some("message/rfc822"), stranger(n)).await;
+            assert_eq!(r.json()["outcome"], "held", "{}", r.text());
+        }
+
+        // API: listed for staff of the project, not for a contact; released and discarded once.
+        let r = s.api(Method::GET, "/api/v1/projects/A1/held-mail", Some(&s.agent_token), None, &[]).await;
+        let held = r.json();
+        assert_eq!(held.as_array().unwrap().len(), 2, "{}", r.text());
+        let r = s.api(Method::GET, "/api/v1/projects/A1/held-mail", Some(&s.contact_a_token), None, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let first = held.as_array().unwrap().iter().find(|m| m["subject"] == "Help 1").unwrap()["id"].as_str().unwrap().to_string();
+        let second = held.as_array().unwrap().iter().find(|m| m["subject"] == "Help 2").unwrap()["id"].as_str().unwrap().to_string();
+        let r = s.api(Method::POST, &format!("/api/v1/held-mail/{first}/release"), Some(&s.contact_a_token), None, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = s.api(Method::POST, &format!("/api/v1/held-mail/{first}/release"), Some(&s.agent_token), None, &[]).await;
+        assert_eq!((r.status, r.json()["outcome"].as_str()), (StatusCode::OK, Some("ticket")), "{}", r.text());
+        let r = s.api(Method::POST, &format!("/api/v1/held-mail/{first}/discard"), Some(&s.agent_token), None, &[]).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
+
+        // Pages: the held message is discarded with a CSRF-checked form.
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let r = s.page(&cookie, "/projects/A1/held-mail").await;
+        assert!(r.text().contains("Help 2") && !r.text().contains("Help 1"), "{}", r.text());
+        let r = s.page(&cookie, &format!("/held-mail/{second}")).await;
+        assert!(r.text().contains("stranger2@elsewhere.test"));
+        let r = s.post_form(&cookie, &format!("/held-mail/{second}"), "decision=discard").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "no CSRF token");
+        let r = s.post_form(&cookie, &format!("/held-mail/{second}"), &format!("_csrf={csrf}&decision=discard")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = s.api(Method::GET, "/api/v1/projects/A1/held-mail", Some(&s.agent_token), None, &[]).await;
+        assert_eq!(r.json().as_array().unwrap().len(), 0);
+
+        // A mailbox edited and deactivated from its page; an agent may only read it.
+        let r = s.page(&cookie, &format!("/mailboxes/{mailbox}")).await;
+        assert!(r.text().contains("desk@a1.keel.test") && r.text().contains("name=\"active\""));
+        let form = format!("_csrf={csrf}&address=desk%40a1.keel.test&unknown_sender=create_contact&imap_tls=tls&active=false");
+        let r = s.post_form(&cookie, &format!("/mailboxes/{mailbox}"), &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = s.api(Method::GET, &format!("/api/v1/mailboxes/{mailbox}"), Some(&s.agent_token), None, &[]).await;
+        assert_eq!((r.json()["unknown_sender"].as_str(), r.json()["active"].as_bool()), (Some("create_contact"), Some(false)));
+        let body = json!({ "address": "desk@a1.keel.test", "unknown_sender": "hold", "active": true });
+        let r = s.api(Method::PUT, &format!("/api/v1/mailboxes/{mailbox}"), Some(&s.agent_token), Some(body.clone()), &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = s.api(Method::PUT, &format!("/api/v1/mailboxes/{mailbox}"), Some(&s.admin_token), Some(body), &[]).await;
+        assert_eq!((r.status, r.json()["active"].as_bool()), (StatusCode::OK, Some(true)), "{}", r.text());
+
+        // The project's From address from its page.
+        let r = s.post_form(&cookie, "/projects/A1/sender", &format!("_csrf={csrf}&from=not%20a%20mailbox")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let r = s.post_form(&cookie, "/projects/A1/sender", &format!("_csrf={csrf}&from=Acme%20Desk%20%3Cdesk%40a1.keel.test%3E")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = s.page(&cookie, "/projects/A1/sender").await;
+        assert!(
+            r.text().contains("Acme Desk &lt;desk@a1.keel.test&gt;") || r.text().contains("Acme Desk &#60;desk@a1.keel.test&#62;"),
+            "{}",
+            r.text()
+        );
+    }
+}
