@@ -114,6 +114,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::desk::router())
         .merge(api::mail::router())
         .merge(api::search::router())
+        .merge(api::incident_views::router())
         .split_for_parts()
 }
 
@@ -234,6 +235,9 @@ fn ui_router() -> Router<AppState> {
         .route("/admin/notifications/webhooks/{id}", get(notifications::webhook_show).post(notifications::webhook_update))
         .route("/admin/notifications/templates", get(notifications::templates))
         .route("/admin/notifications/templates/{kind}/{lang}", get(notifications::template_show).post(notifications::template_save))
+        .route("/incidents/views", post(ui::incident_views::create))
+        .route("/incidents/views/{id}", post(ui::incident_views::update))
+        .route("/incidents/views/{id}/delete", post(ui::incident_views::delete))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

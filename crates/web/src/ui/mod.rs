@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cmdb;
 pub mod desk;
 pub mod import;
+pub mod incident_views;
 pub mod incidents;
 pub mod mail;
 pub mod major_incidents;

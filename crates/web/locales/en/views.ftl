@@ -1,0 +1,33 @@
+# Service desk agent workspace: saved and shared queue views.
+
+view-saved-title = Saved views
+view-none = No saved views yet.
+view-save = Save this queue as a view
+view-save-copy = Save a copy of this view
+view-change = Change this view
+view-delete = Delete this view
+view-name = View name
+view-audience = Shared with
+view-audience-private = Only me
+view-audience-team = My resolver group
+view-audience-everyone = All service desk staff
+view-share-team = Resolver group to share with
+view-columns = Columns
+flash-view-deleted = The view was deleted.
+view-column-number = Number
+view-column-title = Title
+view-column-status = Status
+view-column-priority = Priority
+view-column-sla = Time left
+view-column-project = Service project
+view-column-assignee = Assigned to
+view-column-team = Resolver group
+view-column-agent = Agent
+view-column-reporter = Reported by
+view-column-organization = Customer organisation
+view-column-category = Category
+view-column-kind = Type
+view-column-impact = Impact
+view-column-urgency = Urgency
+view-column-created-at = Logged
+view-column-updated-at = Last activity

@@ -1,0 +1,33 @@
+# 服务台工作台：保存和共享的队列视图。
+
+view-saved-title = 已保存的视图
+view-none = 还没有保存的视图。
+view-save = 将此队列保存为视图
+view-save-copy = 另存此视图的副本
+view-change = 修改此视图
+view-delete = 删除此视图
+view-name = 视图名称
+view-audience = 共享给
+view-audience-private = 仅自己
+view-audience-team = 我的职能小组
+view-audience-everyone = 全体服务台人员
+view-share-team = 共享给的职能小组
+view-columns = 显示列
+flash-view-deleted = 视图已删除。
+view-column-number = 编号
+view-column-title = 标题
+view-column-status = 状态
+view-column-priority = 优先级
+view-column-sla = 剩余时间
+view-column-project = 服务项目
+view-column-assignee = 处理人
+view-column-team = 职能小组
+view-column-agent = 处理人员
+view-column-reporter = 报告人
+view-column-organization = 客户组织
+view-column-category = 分类
+view-column-kind = 类型
+view-column-impact = 影响度
+view-column-urgency = 紧急度
+view-column-created-at = 登记时间
+view-column-updated-at = 最近活动

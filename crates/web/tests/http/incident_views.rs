@@ -1,0 +1,144 @@
+//! Service desk agent workspace through the HTTP surface: saved and shared views — their
+//! audience, who may change them, counts, columns on the queue page, CSV export, and that no
+//! view or export shows a contact another organisation's tickets.
+
+use super::*;
+
+impl Site {
+    /// A ticket logged by the administrator in `project` for `reporter`; returns its number.
+    async fn view_ticket(&self, project: &str, reporter: &str, title: &str) -> String {
+        let body = json!({"project_id": project, "reporter_id": reporter, "title": title});
+        let r = self.api(Method::POST, "/api/v1/incidents", Some(&self.admin_token), Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["number"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn views_reach_their_audience_only_and_exports_stay_within_the_readers_organisation() {
+    for s in sites().await {
+        let (admin, agent, contact) = (s.admin_token.as_str(), s.agent_token.as_str(), s.contact_a_token.as_str());
+        let contact_a = s.api(Method::GET, "/api/v1/me", Some(contact), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", Some(admin), None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let beta = s
+            .app
+            .create_user(
+                &s.admin,
+                NewUser {
+                    kind: AccountKind::Contact,
+                    email: "views@beta.test".into(),
+                    display_name: "Beta caller".into(),
+                    organization_id: Some(s.org_b.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let ours = s.view_ticket(&project_a, &contact_a, "Acme printer jam").await;
+        let theirs = s.view_ticket(&s.project_b, &beta.id, "Beta printer secret").await;
+
+        // an administrator's view for all staff, with chosen columns
+        let body = json!({"name": "All printers", "audience": "everyone", "filters": {"q": "printer"}, "sort": "-created_at",
+            "columns": ["number", "title", "organization"]});
+        let r = s.api(Method::POST, "/api/v1/incident-views", Some(admin), Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let v = r.json();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert_eq!((v["count"].as_i64(), v["editable"].as_bool()), (Some(2), Some(true)));
+
+        // the agent sees it, counted within their own projects, and may not change it
+        let list = s.api(Method::GET, "/api/v1/incident-views", Some(agent), None, &[]).await.json();
+        assert_eq!(list[0]["count"].as_i64(), Some(1), "{list}");
+        assert_eq!(list[0]["editable"].as_bool(), Some(false));
+        let r = s
+            .api(
+                Method::PUT,
+                &format!("/api/v1/incident-views/{id}"),
+                Some(agent),
+                Some(json!({"name": "mine now"})),
+                &[("if-match", "\"1\"")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        let r = s.api(Method::DELETE, &format!("/api/v1/incident-views/{id}"), Some(agent), None, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let csv = s.api(Method::GET, &format!("/api/v1/incident-views/{id}/export"), Some(agent), None, &[]).await.text();
+        assert!(csv.contains(&ours) && !csv.contains(&theirs), "{csv}");
+
+        // a contact does not see staff views at all
+        assert_eq!(s.api(Method::GET, "/api/v1/incident-views", Some(contact), None, &[]).await.json(), json!([]));
+        for path in [
+            format!("/api/v1/incident-views/{id}"),
+            format!("/api/v1/incident-views/{id}/export"),
+            format!("/api/v1/incident-views/{id}/incidents"),
+        ] {
+            assert_eq!(s.api(Method::GET, &path, Some(contact), None, &[]).await.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        // nor can their own view reach another organisation, through the list or the export
+        let body = json!({"name": "Beta's", "filters": {"organization_id": s.org_b}, "columns": ["number", "agent"]});
+        let r = s.api(Method::POST, "/api/v1/incident-views", Some(contact), Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let snoop = r.json();
+        assert_eq!((snoop["count"].as_i64(), snoop["columns"].clone()), (Some(0), json!(["number"])));
+        let sid = snoop["id"].as_str().unwrap();
+        let csv = s.api(Method::GET, &format!("/api/v1/incident-views/{sid}/export"), Some(contact), None, &[]).await.text();
+        assert_eq!(csv.lines().count(), 1, "only the header: {csv}");
+        let r = s.api(Method::POST, "/api/v1/incident-views", Some(contact), Some(json!({"name": "all of it"})), &[]).await;
+        let all = r.json()["id"].as_str().unwrap().to_string();
+        let items = s.api(Method::GET, &format!("/api/v1/incident-views/{all}/incidents"), Some(contact), None, &[]).await.json();
+        let numbers: Vec<&str> = items["items"].as_array().unwrap().iter().map(|i| i["number"].as_str().unwrap()).collect();
+        assert_eq!(numbers, vec![ours.as_str()]);
+        let r =
+            s.api(Method::POST, "/api/v1/incident-views", Some(contact), Some(json!({"name": "share", "audience": "everyone"})), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // the owner changes it with If-Match; a stale version changes nothing
+        let body = json!({"name": "Printers", "audience": "everyone", "filters": {"q": "printer"}, "columns": ["number", "title"]});
+        let path = format!("/api/v1/incident-views/{id}");
+        let r = s.api(Method::PUT, &path, Some(admin), Some(body.clone()), &[("if-match", "\"1\"")]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = s.api(Method::PUT, &path, Some(admin), Some(body), &[("if-match", "\"1\"")]).await;
+        assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    }
+}
+
+#[tokio::test]
+async fn the_queue_page_saves_views_shows_their_columns_and_counts_and_keeps_typed_values() {
+    let s = site_on(TestDb::sqlite().await).await;
+    let contact_a = s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+    let projects = s.api(Method::GET, "/api/v1/projects?q=A1", Some(&s.admin_token), None, &[]).await.json();
+    let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+    s.view_ticket(&project_a, &contact_a, "VPN 断开").await;
+    let (cookie, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+
+    // without the CSRF token nothing is saved
+    let r = s.post_form(&cookie, "/incidents/views", "name=x&f_view=open").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // an unknown column: the form comes back with the error and what was typed
+    let r = s.post_form(&cookie, "/incidents/views", &format!("_csrf={csrf}&name=Kept%20%E5%90%8D&f_view=open&columns=password")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("value=\"Kept 名\""), "typed name lost");
+    let form =
+        format!("_csrf={csrf}&name=VPN%20open&f_view=open&f_q=VPN&sort=-updated_at&columns=number&columns=title&columns=organization");
+    let r = s.post_form(&cookie, "/incidents/views", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let to = r.header(header::LOCATION);
+    let page = s.page(&cookie, &to).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("data-column=\"organization\"") && !html.contains("data-column=\"priority\""), "columns of the view");
+    assert!(html.contains("VPN 断开") && html.contains("Acme"));
+    assert!(html.contains(">VPN open</a> <span class=\"count\">1</span>"), "the sidebar counts the view");
+    // every id on the page is unique
+    let mut ids = std::collections::HashSet::new();
+    for (i, _) in html.match_indices(" id=\"") {
+        let rest = &html[i + 5..];
+        assert!(ids.insert(&rest[..rest.find('"').unwrap()]), "duplicate id {}", &rest[..rest.find('"').unwrap()]);
+    }
+    // the owner deletes it from the page
+    let id = to.split("saved=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let r = s.post_form(&cookie, &format!("/incidents/views/{id}/delete"), &format!("_csrf={csrf}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.page(&cookie, &format!("/incidents?saved={id}")).await.status, StatusCode::NOT_FOUND);
+}
