@@ -238,6 +238,7 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/views", post(ui::incident_views::create))
         .route("/incidents/views/{id}", post(ui::incident_views::update))
         .route("/incidents/views/{id}/delete", post(ui::incident_views::delete))
+        .route("/incidents/bulk", post(incidents::bulk))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

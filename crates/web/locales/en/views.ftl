@@ -31,3 +31,7 @@ view-column-impact = Impact
 view-column-urgency = Urgency
 view-column-created-at = Logged
 view-column-updated-at = Last activity
+bulk-title = Change the ticked tickets
+bulk-select = Select
+bulk-action = Step
+bulk-apply = Apply to the ticked tickets

@@ -31,3 +31,7 @@ view-column-impact = 影响度
 view-column-urgency = 紧急度
 view-column-created-at = 登记时间
 view-column-updated-at = 最近活动
+bulk-title = 批量处理勾选的工单
+bulk-select = 选择
+bulk-action = 操作
+bulk-apply = 应用到勾选的工单

@@ -2,6 +2,7 @@
 //! page — the sidebar with a count per view, the columns a view chooses, saving, changing and
 //! deleting views.
 
+use super::incidents::QueueFailure;
 use super::{UiResult, see_other};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser, urlencode};
@@ -184,7 +185,7 @@ fn back(form: &ViewForm) -> super::incidents::QueueQuery {
 pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<ViewForm>) -> UiResult {
     match state.app.create_view(&who.principal, f.input()).await {
         Ok(v) => Ok(see_other(&href(&v), "saved")),
-        Err(e) => super::incidents::queue_page(&state, &tr, &who, back(&f), Some((f, e, None))).await,
+        Err(e) => super::incidents::queue_page(&state, &tr, &who, back(&f), Some(QueueFailure::View(f, e, None))).await,
     }
 }
 
@@ -200,7 +201,7 @@ pub async fn update(
         Err(AppError::NotFound) => Err(super::UiError(tr, AppError::NotFound)),
         Err(e) => {
             let q = super::incidents::QueueQuery { saved: id.clone(), ..Default::default() };
-            super::incidents::queue_page(&state, &tr, &who, q, Some((f, e, Some(id)))).await
+            super::incidents::queue_page(&state, &tr, &who, q, Some(QueueFailure::View(f, e, Some(id)))).await
         }
     }
 }

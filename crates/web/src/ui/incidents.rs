@@ -99,6 +99,8 @@ pub struct Tab {
 }
 
 pub struct QueueRow {
+    pub id: String,
+    pub number: String,
     pub href: String,
     pub cells: Vec<super::incident_views::Cell>,
 }
@@ -142,6 +144,32 @@ pub struct QueuePage {
     pub form_action: String,
     pub form_version: Option<i64>,
     pub read_only: bool,
+    /// The bulk change form (staff who may write); empty otherwise.
+    pub bulk_fields: Vec<BulkField>,
+    pub bulk_errors: Vec<String>,
+    pub bulk_back: String,
+    /// Tickets ticked when a bulk change failed.
+    pub bulk_checked: Vec<String>,
+}
+
+/// One control of the bulk form, with its own element id (the page holds several forms).
+pub struct BulkField {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub label: String,
+    pub kind: &'static str,
+    pub value: String,
+    pub options: Vec<super::Opt>,
+}
+
+impl BulkField {
+    fn select(id: &'static str, name: &'static str, label: String, opts: Vec<(String, String)>, selected: &[String]) -> Self {
+        let options = opts.into_iter().map(|(value, label)| super::Opt { selected: selected.contains(&value), value, label }).collect();
+        BulkField { id, name, label, kind: "select", value: String::new(), options }
+    }
+    fn text(id: &'static str, name: &'static str, label: String, value: &str) -> Self {
+        BulkField { id, name, label, kind: "text", value: value.to_string(), options: vec![] }
+    }
 }
 
 #[derive(serde::Deserialize, Default, Clone)]
@@ -216,10 +244,54 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     queue_page(&state, &tr, &who, q, None).await
 }
 
-/// A view form that failed: what was typed, the error, and the view it was changing.
-pub type FailedView = (super::incident_views::ViewForm, AppError, Option<String>);
+/// A form of the queue page that failed.
+pub enum QueueFailure {
+    /// The view form: what was typed, the error, and the view it was changing.
+    View(super::incident_views::ViewForm, AppError, Option<String>),
+    /// A bulk change: what was chosen and why nothing changed.
+    Bulk(BulkForm, AppError),
+}
 
-pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQuery, failed: Option<FailedView>) -> UiResult {
+/// The bulk change form under the queue (several tickets, one lifecycle step).
+#[derive(serde::Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct BulkForm {
+    pub ids: Vec<String>,
+    pub action: String,
+    pub team_id: String,
+    pub agent_id: String,
+    pub resolution_code: String,
+    pub resolution_notes: String,
+    pub reason: String,
+    /// The queue to return to.
+    pub back: String,
+}
+
+/// The steps offered for several tickets at once.
+const BULK_ACTIONS: [Action; 6] = [Action::Assign, Action::Reassign, Action::Start, Action::Resolve, Action::Close, Action::Cancel];
+
+pub async fn bulk(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<BulkForm>) -> UiResult {
+    let some = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let input = TransitionInput {
+        action: f.action.clone(),
+        team_id: some(&f.team_id),
+        agent_id: some(&f.agent_id),
+        resolution_code: some(&f.resolution_code),
+        resolution_notes: some(&f.resolution_notes),
+        reason: some(&f.reason),
+        ..Default::default()
+    };
+    let back = if f.back.starts_with("/incidents") && !f.back.starts_with("//") { f.back.clone() } else { "/incidents".into() };
+    match state.app.bulk_transition(&who.principal, &f.ids, input).await {
+        Ok(_) => Ok(see_other(&back, "saved")),
+        Err(e) => {
+            let q = back.split_once('?').map(|(_, q)| serde_html_form::from_str::<QueueQuery>(q).unwrap_or_default()).unwrap_or_default();
+            queue_page(&state, &tr, &who, q, Some(QueueFailure::Bulk(f, e))).await
+        }
+    }
+}
+
+pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQuery, failed: Option<QueueFailure>) -> UiResult {
     use super::incident_views as views;
     let tr = tr.clone();
     let p = &who.principal;
@@ -326,7 +398,12 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
     let rows = list
         .items
         .iter()
-        .map(|t| QueueRow { href: format!("/incidents/{}", t.id), cells: views::cells(&tr, t, &column_names, clocks.get(&t.id)) })
+        .map(|t| QueueRow {
+            id: t.id.clone(),
+            number: t.number.clone(),
+            href: format!("/incidents/{}", t.id),
+            cells: views::cells(&tr, t, &column_names, clocks.get(&t.id)),
+        })
         .collect();
     let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
     let title = match &saved {
@@ -339,7 +416,12 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         None => QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1),
     };
     let saved_views = views::sidebar(state, &tr, p, saved.as_ref().map(|v| v.record.id.as_str())).await.or_page(&tr)?;
-    let (view_form, view_errors, failed_view, status) = match failed {
+    let (failed, bulk_failed) = match failed {
+        Some(QueueFailure::Bulk(f, e)) => (None, Some((f, e))),
+        Some(QueueFailure::View(f, e, id)) => (Some((f, e, id)), None),
+        None => (None, None),
+    };
+    let (view_form, view_errors, failed_view, mut status) = match failed {
         Some((f, e, id)) => {
             let errs = attach_errors(&tr, &mut [], &e);
             (f, errs, id, super::status_for(&Some(e)))
@@ -370,6 +452,46 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         version: v.record.version,
     });
     let columns = column_names.iter().map(|c| (c.clone(), views::column_label(&tr, c))).collect();
+    let (bulk_form, bulk_errors) = match bulk_failed {
+        Some((f, e)) => {
+            let errs = attach_errors(&tr, &mut [], &e);
+            status = super::status_for(&Some(e));
+            (f, errs)
+        }
+        None => (BulkForm::default(), vec![]),
+    };
+    let bulk_fields = if is_staff && !p.is_read_only() {
+        let codes: Vec<ResolutionCode> = ResolutionCode::ALL.to_vec();
+        let agents = user_options(state, p, Some("staff")).await.or_page(&tr)?;
+        let sel = |v: &String| vec![v.clone()];
+        vec![
+            BulkField::select(
+                "bulk-action",
+                "action",
+                tr.t("bulk-action"),
+                BULK_ACTIONS
+                    .iter()
+                    .map(|a| (a.as_str().to_string(), tr.t(&format!("incident-action-{}", a.as_str().replace('_', "-")))))
+                    .collect(),
+                &sel(&bulk_form.action),
+            ),
+            BulkField::select("bulk-team", "team_id", tr.t("field-team-id"), teams.clone(), &sel(&bulk_form.team_id)),
+            BulkField::select("bulk-agent", "agent_id", tr.t("field-agent-id"), agents, &sel(&bulk_form.agent_id)),
+            BulkField::select(
+                "bulk-resolution-code",
+                "resolution_code",
+                tr.t("field-resolution-code"),
+                choices(&tr, "incident-resolution", &codes, ResolutionCode::as_str),
+                &sel(&bulk_form.resolution_code),
+            ),
+            BulkField::text("bulk-resolution-notes", "resolution_notes", tr.t("field-resolution-notes"), &bulk_form.resolution_notes),
+            BulkField::text("bulk-reason", "reason", tr.t("field-reason"), &bulk_form.reason),
+        ]
+    } else {
+        vec![]
+    };
+    let bulk_back = q.href(&view, None);
+    let bulk_checked = bulk_form.ids;
     Ok(render_status(
         status,
         &QueuePage {
@@ -396,6 +518,10 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
             form_action,
             form_version,
             read_only: p.is_read_only(),
+            bulk_fields,
+            bulk_errors,
+            bulk_back,
+            bulk_checked,
         },
     ))
 }

@@ -12,6 +12,10 @@ impl Site {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         r.json()["number"].as_str().unwrap().to_string()
     }
+
+    async fn ticket_json(&self, number: &str) -> Value {
+        self.api(Method::GET, &format!("/api/v1/incidents/{number}"), Some(&self.admin_token), None, &[]).await.json()
+    }
 }
 
 #[tokio::test]
@@ -141,4 +145,45 @@ async fn the_queue_page_saves_views_shows_their_columns_and_counts_and_keeps_typ
     let r = s.post_form(&cookie, &format!("/incidents/views/{id}/delete"), &format!("_csrf={csrf}")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(s.page(&cookie, &format!("/incidents?saved={id}")).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_queue_page_changes_ticked_tickets_all_or_nothing() {
+    for s in sites().await {
+        let contact_a =
+            s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", Some(&s.admin_token), None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let one = s.view_ticket(&project_a, &contact_a, "bulk one").await;
+        let two = s.view_ticket(&project_a, &contact_a, "bulk two").await;
+        let (a, b) = (s.ticket_json(&one).await, s.ticket_json(&two).await);
+        let (ia, ib) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, "/incidents?view=open").await.text();
+        assert!(page.contains(&format!("name=\"ids\" value=\"{ia}\"")), "checkboxes on the queue");
+        let agent = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        // without CSRF: refused
+        let r = s.post_form(&cookie, "/incidents/bulk", &format!("ids={ia}&action=assign&agent_id={agent}")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        // resolving without a resolution code is refused for both, nothing changes, the ticks stay
+        let back = urlenc("/incidents?view=open");
+        let r = s.post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=resolve&back={back}")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert!(r.text().contains(&format!("value=\"{ib}\" aria-label")) && r.text().contains(" checked>"), "ticks kept");
+        let r = s
+            .post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=assign&agent_id={agent}&back={back}"))
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert!(r.header(header::LOCATION).starts_with("/incidents?view=open"));
+        for n in [&one, &two] {
+            let t = s.ticket_json(n).await;
+            assert_eq!((t["status"].as_str(), t["agent_id"].as_str()), (Some("assigned"), Some(agent.as_str())), "{n}");
+        }
+        // a contact has no bulk form and cannot post one
+        let (cc, ccsrf) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        assert!(!s.page(&cc, "/incidents").await.text().contains("bulk-form"));
+        let r = s.post_form(&cc, "/incidents/bulk", &format!("_csrf={ccsrf}&ids={ia}&action=reassign&agent_id=")).await;
+        assert_ne!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(s.ticket_json(&one).await["status"].as_str(), Some("assigned"));
+    }
 }
