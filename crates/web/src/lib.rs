@@ -239,6 +239,13 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/views/{id}", post(ui::incident_views::update))
         .route("/incidents/views/{id}/delete", post(ui::incident_views::delete))
         .route("/incidents/bulk", post(incidents::bulk))
+        .route("/incidents/{id}/watchers", post(ui::ticket_desk::add_watcher))
+        .route("/incidents/{id}/watchers/remove", post(ui::ticket_desk::remove_watcher))
+        .route("/incidents/{id}/parent", post(ui::ticket_desk::set_parent))
+        .route("/incidents/{id}/merge", post(ui::ticket_desk::merge))
+        .route("/incidents/{id}/links", post(ui::ticket_desk::link))
+        .route("/incidents/{id}/links/{link_id}/delete", post(ui::ticket_desk::unlink))
+        .route("/incidents/{id}/service", post(ui::ticket_desk::set_service))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

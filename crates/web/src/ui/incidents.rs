@@ -694,6 +694,8 @@ pub struct TicketPage {
     pub problem_panel: Option<super::problems::ProblemPanel>,
     pub attachments: Vec<super::desk::AttachmentView>,
     pub upload: Option<SideForm>,
+    /// Watchers, links, parent, merge and affected service forms.
+    pub desk: Option<super::ticket_desk::DeskPanel>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -962,6 +964,8 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         errors.push(super::error_message(tr, &fl.error));
     }
 
+    let desk =
+        super::ticket_desk::panel(state, tr, p, &t, &agents, failed.as_ref().map(|f| (f.form.as_str(), &f.values))).await.or_page(tr)?;
     let history = if is_staff { history_views(tr, &state.app.ticket_history(p, &t.id).await.or_page(tr)?) } else { vec![] };
     let problem_panel = super::problems::ticket_panel(state, p, &t).await.or_page(tr)?;
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
@@ -997,6 +1001,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         problem_panel,
         attachments,
         upload,
+        desk: Some(desk),
     };
     Ok(render_status(status, &page))
 }

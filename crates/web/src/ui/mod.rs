@@ -16,6 +16,7 @@ pub mod search;
 pub mod service_level;
 pub mod session;
 pub mod sla_clocks;
+pub mod ticket_desk;
 pub mod trail;
 
 use crate::auth::{Identity, urlencode};

@@ -187,3 +187,99 @@ async fn the_queue_page_changes_ticked_tickets_all_or_nothing() {
         assert_eq!(s.ticket_json(&one).await["status"].as_str(), Some("assigned"));
     }
 }
+
+#[tokio::test]
+async fn the_ticket_page_manages_watchers_links_parent_service_and_merge() {
+    for s in sites().await {
+        let contact_a =
+            s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", Some(&s.admin_token), None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let parent = s.view_ticket(&project_a, &contact_a, "parent outage").await;
+        let child = s.view_ticket(&project_a, &contact_a, "child outage").await;
+        let dup = s.view_ticket(&project_a, &contact_a, "same outage again").await;
+        let cid = s.ticket_json(&child).await["id"].as_str().unwrap().to_string();
+        let agent = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/incidents/{cid}")).await.text();
+        for testid in ["add-watcher", "add-link", "set-parent", "merge", "set-service", "follow"] {
+            assert!(page.contains(&format!("data-testid=\"{testid}\"")), "{testid} form missing");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, _) in page.match_indices(" id=\"desk-") {
+            let rest = &page[i + 5..];
+            assert!(ids.insert(&rest[..rest.find('"').unwrap()]), "duplicate id");
+        }
+        let post = |path: String, form: String| {
+            let (s, cookie) = (&s, cookie.clone());
+            async move { s.post_form(&cookie, &path, &form).await }
+        };
+        // without CSRF nothing changes
+        assert_eq!(post(format!("/incidents/{cid}/watchers"), format!("user_id={agent}")).await.status, StatusCode::FORBIDDEN);
+        let r = post(format!("/incidents/{cid}/watchers"), format!("_csrf={csrf}&user_id={agent}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = post(format!("/incidents/{cid}/links"), format!("_csrf={csrf}&target_type=change&target_id=CHG-42")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let r = post(format!("/incidents/{cid}/parent"), format!("_csrf={csrf}&parent={parent}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let t = s.app.get_ticket(&s.admin, &cid).await.unwrap();
+        assert_eq!(t.parent_id.as_deref(), s.ticket_json(&parent).await["id"].as_str());
+        let watchers = s.api(Method::GET, &format!("/api/v1/incidents/{cid}/watchers"), Some(&s.admin_token), None, &[]).await.json();
+        assert!(watchers.to_string().contains(&agent), "{watchers}");
+        // a bad reference comes back with the error and the typed value
+        let r = post(format!("/incidents/{cid}/links"), format!("_csrf={csrf}&target_type=ci&target_id=no-such-ci")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("value=\"no-such-ci\""), "typed reference lost");
+        let r = post(format!("/incidents/{cid}/watchers/remove"), format!("_csrf={csrf}&user_id={agent}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(
+            !s.api(Method::GET, &format!("/api/v1/incidents/{cid}/watchers"), Some(&s.admin_token), None, &[])
+                .await
+                .text()
+                .contains(&agent)
+        );
+        // merge the duplicate into the child
+        let did = s.ticket_json(&dup).await["id"].as_str().unwrap().to_string();
+        let r = post(format!("/incidents/{did}/merge"), format!("_csrf={csrf}&into={child}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let d = s.ticket_json(&dup).await;
+        assert_eq!((d["status"].as_str(), d["duplicate_of_number"].as_str()), (Some("closed"), Some(child.as_str())));
+
+        // a contact follows their own organisation's ticket, and cannot touch another's
+        let (cc, ccsrf) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let page = s.page(&cc, &format!("/incidents/{cid}")).await.text();
+        assert!(page.contains("data-testid=\"desk-panel\"") && !page.contains("data-testid=\"add-link\""));
+        let r = s.post_form(&cc, &format!("/incidents/{cid}/watchers/remove"), &format!("_csrf={ccsrf}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert!(s.page(&cc, &format!("/incidents/{cid}")).await.text().contains("data-testid=\"follow\""));
+        let r = s.post_form(&cc, &format!("/incidents/{cid}/watchers"), &format!("_csrf={ccsrf}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let r = s.post_form(&cc, &format!("/incidents/{cid}/links"), &format!("_csrf={ccsrf}&target_type=change&target_id=X")).await;
+        assert_ne!(r.status, StatusCode::SEE_OTHER);
+        let beta = s
+            .view_ticket(
+                &s.project_b,
+                &s.app
+                    .create_user(
+                        &s.admin,
+                        NewUser {
+                            kind: AccountKind::Contact,
+                            email: "w@beta.test".into(),
+                            display_name: "W".into(),
+                            organization_id: Some(s.org_b.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+                    .id,
+                "beta only",
+            )
+            .await;
+        let bid = s.ticket_json(&beta).await["id"].as_str().unwrap().to_string();
+        let r = s.post_form(&cc, &format!("/incidents/{bid}/watchers"), &format!("_csrf={ccsrf}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let w = s.api(Method::GET, &format!("/api/v1/incidents/{bid}/watchers"), Some(&s.admin_token), None, &[]).await.text();
+        assert!(!w.contains(&contact_a), "{w}");
+    }
+}
