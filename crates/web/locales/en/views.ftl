@@ -45,3 +45,4 @@ desk-link-ref = Reference
 desk-parent = Parent ticket (number; empty clears it)
 desk-merge-into = Merge this ticket as a duplicate into
 desk-merge = Merge
+typeahead-placeholder = Type to narrow the list

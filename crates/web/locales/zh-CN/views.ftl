@@ -45,3 +45,4 @@ desk-link-ref = 引用
 desk-parent = 父工单（编号；留空即清除）
 desk-merge-into = 作为重复工单合并到
 desk-merge = 合并
+typeahead-placeholder = 输入以筛选列表

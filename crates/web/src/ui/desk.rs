@@ -486,10 +486,13 @@ pub async fn priority_matrix_update(
 
 // ---- type-ahead (htmx) for the create form ----
 
+/// `q`, or the `<field>_find` search box of a form's type-ahead select.
 #[derive(serde::Deserialize, Default)]
 pub struct TypeaheadQuery {
     #[serde(default)]
     q: String,
+    #[serde(flatten)]
+    find: std::collections::HashMap<String, String>,
 }
 
 /// Up to 20 `<option>`s matching `q` for a `<datalist>`: `contacts`, `organizations`,
@@ -504,7 +507,10 @@ pub async fn typeahead(
 ) -> UiResult {
     use keel_store::page::{PageRequest, SortKey, SortKind};
     let p = &who.principal;
-    let text = q.q.trim().to_string();
+    let text = match q.find.iter().find(|(k, _)| k.ends_with("_find")) {
+        Some((_, v)) if q.q.is_empty() => v.trim().to_string(),
+        _ => q.q.trim().to_string(),
+    };
     let page = |column: &'static str| PageRequest {
         sort: SortKey { name: column, column, kind: SortKind::Text },
         desc: false,

@@ -557,7 +557,8 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
             Field::new(tr, "reporter_id", "select", "")
                 .required()
                 .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
-                .help(tr.t("incident-help-reporter")),
+                .help(tr.t("incident-help-reporter"))
+                .typeahead(tr, "contacts", val(f, "reporter_id_find")),
         );
         let channels: Vec<(String, String)> =
             ["phone", "email", "portal", "monitoring"].iter().map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}")))).collect();
@@ -573,7 +574,11 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
     v.push(
         Field::new(tr, "urgency", "select", "").options(choices(tr, "incident-level", Urgency::ALL, Urgency::as_str), &[val(f, "urgency")]),
     );
-    v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]));
+    v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]).typeahead(
+        tr,
+        "categories",
+        val(f, "category_id_find"),
+    ));
     if who.is_staff() {
         v.push(Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]));
         v.push(Field::new(tr, "agent_id", "select", "").options(user_options(state, who, Some("staff")).await?, &[val(f, "agent_id")]));

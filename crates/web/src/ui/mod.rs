@@ -189,6 +189,8 @@ pub struct Field {
     pub help: String,
     pub autocomplete: &'static str,
     pub error: Option<String>,
+    /// A select narrowed by typing: the `/typeahead/{kind}` source, what was typed, the hint.
+    pub typeahead: Option<(&'static str, String, String)>,
 }
 
 impl Field {
@@ -203,7 +205,14 @@ impl Field {
             help: String::new(),
             autocomplete: "",
             error: None,
+            typeahead: None,
         }
+    }
+    /// Puts a search box before a select that replaces its options with `/typeahead/{kind}`
+    /// answers; `typed` is what the search box held (kept when the form comes back).
+    pub fn typeahead(mut self, tr: &Tr, kind: &'static str, typed: String) -> Self {
+        self.typeahead = Some((kind, typed, tr.t("typeahead-placeholder")));
+        self
     }
     pub fn required(mut self) -> Self {
         self.required = true;

@@ -283,3 +283,21 @@ async fn the_ticket_page_manages_watchers_links_parent_service_and_merge() {
         assert!(!w.contains(&contact_a), "{w}");
     }
 }
+
+#[tokio::test]
+async fn the_create_form_narrows_contacts_and_categories_as_you_type_and_keeps_what_was_typed() {
+    let s = site_on(TestDb::sqlite().await).await;
+    let (cookie, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+    let page = s.page(&cookie, "/incidents/new").await.text();
+    for (field, source) in [("reporter_id", "contacts"), ("category_id", "categories")] {
+        assert!(page.contains(&format!("name=\"{field}_find\"")) && page.contains(&format!("hx-get=\"/typeahead/{source}\"")), "{field}");
+        assert!(page.contains(&format!("hx-target=\"#f-{field}\"")));
+    }
+    // the search box's own name is understood by the endpoint
+    let r = s.page(&cookie, "/typeahead/contacts?reporter_id_find=contact%40acme").await;
+    assert!(r.text().contains("contact@acme.test") && !r.text().contains("agent@keel.test"), "{}", r.text());
+    // a refused form keeps the search text
+    let r = s.post_form(&cookie, "/incidents", &format!("_csrf={csrf}&title=&reporter_id_find=%E6%9D%8E&category_id_find=net")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("value=\"李\"") && r.text().contains("value=\"net\""), "typed search text lost");
+}
