@@ -246,6 +246,9 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/links", post(ui::ticket_desk::link))
         .route("/incidents/{id}/links/{link_id}/delete", post(ui::ticket_desk::unlink))
         .route("/incidents/{id}/service", post(ui::ticket_desk::set_service))
+        .route("/admin/catalogue-items", get(ui::catalogue_items::list).post(ui::catalogue_items::create))
+        .route("/admin/catalogue-items/new", get(ui::catalogue_items::new))
+        .route("/admin/catalogue-items/{id}", get(ui::catalogue_items::show).post(ui::catalogue_items::update))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

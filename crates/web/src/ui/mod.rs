@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod catalogue_items;
 pub mod cmdb;
 pub mod desk;
 pub mod import;
@@ -135,7 +136,11 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
             groups.push(NavGroup {
                 title: tr.t("nav-group-desk-setup"),
-                items: vec![item("/admin/categories", "nav-categories"), item("/admin/priority-matrix", "nav-priority-matrix")],
+                items: vec![
+                    item("/admin/categories", "nav-categories"),
+                    item("/admin/priority-matrix", "nav-priority-matrix"),
+                    item("/admin/catalogue-items", "nav-catalogue-items"),
+                ],
             });
         }
         let mut system = Vec::new();

@@ -301,3 +301,49 @@ async fn the_create_form_narrows_contacts_and_categories_as_you_type_and_keeps_w
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert!(r.text().contains("value=\"李\"") && r.text().contains("value=\"net\""), "typed search text lost");
 }
+
+#[tokio::test]
+async fn administrators_define_catalogue_items_and_their_questions_in_pages() {
+    let s = site_on(TestDb::sqlite().await).await;
+    let admin = Some(s.admin_token.as_str());
+    let r = s.api(Method::POST, "/api/v1/calendars/china-mainland", admin, Some(json!({"name": "中国大陆"})), &[]).await;
+    let cal = r.json()["id"].as_str().unwrap().to_string();
+    let body =
+        json!({"code": "workplace", "name": "Workplace", "service_line": "operations_maintenance", "calendar_id": cal, "status": "live"});
+    let service = s.api(Method::POST, "/api/v1/services", admin, Some(body), &[]).await.json()["id"].as_str().unwrap().to_string();
+    let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+    assert_eq!(s.page(&cookie, "/admin/catalogue-items/new").await.status, StatusCode::OK);
+    // a question line in the wrong shape comes back with the typed text and the error
+    let bad = urlenc("laptop | Laptop model | colour | required");
+    let r = s
+        .post_form(
+            &cookie,
+            "/admin/catalogue-items",
+            &format!("_csrf={csrf}&service_id={service}&code=laptop&name=New%20laptop&form={bad}&active=true"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("Laptop model | colour") && r.text().contains("data-field=\"form\""));
+    let good = urlenc("model | Laptop model | choice | required | ThinkPad, MacBook\nneeded_by | Needed by | date | optional");
+    let r = s
+        .post_form(
+            &cookie,
+            "/admin/catalogue-items",
+            &format!("_csrf={csrf}&service_id={service}&code=laptop&name=New%20laptop&form={good}&active=true"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let items = s.api(Method::GET, "/api/v1/catalogue-items", admin, None, &[]).await.json();
+    let item = &items[0];
+    assert_eq!(item["fields"][0]["choices"], json!(["ThinkPad", "MacBook"]), "{item}");
+    assert_eq!((item["fields"][0]["required"].as_bool(), item["fields"][1]["kind"].as_str()), (Some(true), Some("date")));
+    let page = s.page(&cookie, r.header(header::LOCATION).as_str()).await.text();
+    assert!(page.contains("model | Laptop model | choice | required | ThinkPad, MacBook"), "questions shown as written");
+    assert!(s.page(&cookie, "/admin/catalogue-items").await.text().contains("New laptop"));
+    // an agent may look but not define; a contact does not see the pages
+    let (ac, acsrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+    let r = s.post_form(&ac, "/admin/catalogue-items", &format!("_csrf={acsrf}&service_id={service}&code=x&name=x&active=true")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let (cc, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+    assert_eq!(s.page(&cc, "/admin/catalogue-items").await.status, StatusCode::NOT_FOUND);
+}
