@@ -77,6 +77,7 @@ fn field(name: &'static str, label: String, kind: &'static str, value: String) -
         autocomplete: "",
         error: None,
         typeahead: None,
+        typeahead_include: "",
     }
 }
 

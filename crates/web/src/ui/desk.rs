@@ -521,8 +521,14 @@ pub async fn typeahead(
     let options: Vec<(String, String)> = match kind.as_str() {
         "contacts" => {
             staff_only().or_page(&tr)?;
-            let f =
-                keel_store::accounts::UserFilter { kind: Some("contact".into()), active: Some(true), q: Some(text), ..Default::default() };
+            let org = q.find.get("organization_id").map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
+            let f = keel_store::accounts::UserFilter {
+                kind: Some("contact".into()),
+                active: Some(true),
+                q: Some(text),
+                organization_id: org,
+                ..Default::default()
+            };
             let users = state.app.list_users(p, f, &page("display_name")).await.or_page(&tr)?;
             users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect()
         }

@@ -553,13 +553,20 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
                 .required()
                 .options(choices(tr, "incident-kind", TicketKind::ALL, TicketKind::as_str), &[val(f, "kind")]),
         );
+        // narrows the caller's type-ahead to one customer organisation; not stored (the
+        // ticket's organisation is the reporter's)
         v.push(
-            Field::new(tr, "reporter_id", "select", "")
-                .required()
-                .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
-                .help(tr.t("incident-help-reporter"))
-                .typeahead(tr, "contacts", val(f, "reporter_id_find")),
+            Field::new(tr, "organization_id", "select", "")
+                .options(super::admin::organization_options(state, who).await?, &[val(f, "organization_id")])
+                .typeahead(tr, "organizations", val(f, "organization_id_find")),
         );
+        let mut reporter = Field::new(tr, "reporter_id", "select", "")
+            .required()
+            .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
+            .help(tr.t("incident-help-reporter"))
+            .typeahead(tr, "contacts", val(f, "reporter_id_find"));
+        reporter.typeahead_include = "#f-organization_id";
+        v.push(reporter);
         let channels: Vec<(String, String)> =
             ["phone", "email", "portal", "monitoring"].iter().map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}")))).collect();
         v.push(Field::new(tr, "channel", "select", "").required().options(channels, &[val(f, "channel")]));

@@ -196,6 +196,8 @@ pub struct Field {
     pub error: Option<String>,
     /// A select narrowed by typing: the `/typeahead/{kind}` source, what was typed, the hint.
     pub typeahead: Option<(&'static str, String, String)>,
+    /// A CSS selector of other inputs the type-ahead request carries (e.g. an organisation).
+    pub typeahead_include: &'static str,
 }
 
 impl Field {
@@ -211,6 +213,7 @@ impl Field {
             autocomplete: "",
             error: None,
             typeahead: None,
+            typeahead_include: "",
         }
     }
     /// Puts a search box before a select that replaces its options with `/typeahead/{kind}`

@@ -296,6 +296,12 @@ async fn the_create_form_narrows_contacts_and_categories_as_you_type_and_keeps_w
     // the search box's own name is understood by the endpoint
     let r = s.page(&cookie, "/typeahead/contacts?reporter_id_find=contact%40acme").await;
     assert!(r.text().contains("contact@acme.test") && !r.text().contains("agent@keel.test"), "{}", r.text());
+    // an organisation chosen on the form narrows the callers to its contacts
+    assert!(page.contains("name=\"organization_id_find\"") && page.contains("hx-include=\"#f-organization_id\""));
+    let theirs = s.page(&cookie, &format!("/typeahead/contacts?reporter_id_find=&organization_id={}", s.org_b)).await.text();
+    assert!(!theirs.contains("contact@acme.test"), "{theirs}");
+    let ours = s.page(&cookie, &format!("/typeahead/contacts?reporter_id_find=&organization_id={}", s.org_a)).await.text();
+    assert!(ours.contains("contact@acme.test"), "{ours}");
     // a refused form keeps the search text
     let r = s.post_form(&cookie, "/incidents", &format!("_csrf={csrf}&title=&reporter_id_find=%E6%9D%8E&category_id_find=net")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
