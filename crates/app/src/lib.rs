@@ -11,6 +11,7 @@ pub mod desk;
 pub mod directory;
 pub mod error;
 pub mod import;
+pub mod incident_views;
 pub mod incidents;
 pub mod jobs;
 pub mod mail_imap;

@@ -13,6 +13,7 @@ pub mod cmdb;
 pub mod desk;
 pub mod directory;
 pub mod imports;
+pub mod incident_views;
 pub mod incidents;
 pub mod jobs;
 pub mod kernel;

@@ -115,6 +115,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::mail::router())
         .merge(api::search::router())
         .merge(api::changes::router())
+        .merge(api::incident_views::router())
         .split_for_parts()
 }
 
@@ -249,6 +250,20 @@ fn ui_router() -> Router<AppState> {
         .route("/projects/{id}/held-mail", get(ui::mail::held))
         .route("/held-mail/{id}", get(ui::mail::held_show).post(ui::mail::held_decide))
         .route("/projects/{id}/sender", get(ui::mail::sender_show).post(ui::mail::sender_update))
+        .route("/incidents/views", post(ui::incident_views::create))
+        .route("/incidents/views/{id}", post(ui::incident_views::update))
+        .route("/incidents/views/{id}/delete", post(ui::incident_views::delete))
+        .route("/incidents/bulk", post(incidents::bulk))
+        .route("/incidents/{id}/watchers", post(ui::ticket_desk::add_watcher))
+        .route("/incidents/{id}/watchers/remove", post(ui::ticket_desk::remove_watcher))
+        .route("/incidents/{id}/parent", post(ui::ticket_desk::set_parent))
+        .route("/incidents/{id}/merge", post(ui::ticket_desk::merge))
+        .route("/incidents/{id}/links", post(ui::ticket_desk::link))
+        .route("/incidents/{id}/links/{link_id}/delete", post(ui::ticket_desk::unlink))
+        .route("/incidents/{id}/service", post(ui::ticket_desk::set_service))
+        .route("/admin/catalogue-items", get(ui::catalogue_items::list).post(ui::catalogue_items::create))
+        .route("/admin/catalogue-items/new", get(ui::catalogue_items::new))
+        .route("/admin/catalogue-items/{id}", get(ui::catalogue_items::show).post(ui::catalogue_items::update))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

@@ -623,3 +623,5 @@ mod major_incidents;
 
 #[path = "http/changes.rs"]
 mod changes;
+#[path = "http/incident_views.rs"]
+mod incident_views;

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod cmdb;
 pub mod desk;
 pub mod directory;
+pub mod incident_views;
 pub mod incidents;
 pub mod mail;
 pub mod major_incidents;

@@ -36,7 +36,7 @@ fn yes_no(tr: &Tr, b: bool) -> String {
     tr.t(if b { "value-yes" } else { "value-no" })
 }
 
-async fn organization_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+pub(super) async fn organization_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     let orgs = state.app.list_organizations(who, &OrgFilter { active: Some(true), ..Default::default() }, &all(ORG_SORT)).await?;
     Ok(orgs.items.into_iter().map(|o| (o.id, format!("{} ({})", o.name, o.code))).collect())
 }

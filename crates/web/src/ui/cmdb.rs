@@ -66,7 +66,19 @@ fn opts(items: impl IntoIterator<Item = (String, String)>, selected: &str) -> Ve
 }
 
 fn field(name: &'static str, label: String, kind: &'static str, value: String) -> Field {
-    Field { name, label, kind, value, options: vec![], required: false, help: String::new(), autocomplete: "", error: None }
+    Field {
+        name,
+        label,
+        kind,
+        value,
+        options: vec![],
+        required: false,
+        help: String::new(),
+        autocomplete: "",
+        error: None,
+        typeahead: None,
+        typeahead_include: "",
+    }
 }
 
 async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {

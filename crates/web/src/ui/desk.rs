@@ -486,10 +486,13 @@ pub async fn priority_matrix_update(
 
 // ---- type-ahead (htmx) for the create form ----
 
+/// `q`, or the `<field>_find` search box of a form's type-ahead select.
 #[derive(serde::Deserialize, Default)]
 pub struct TypeaheadQuery {
     #[serde(default)]
     q: String,
+    #[serde(flatten)]
+    find: std::collections::HashMap<String, String>,
 }
 
 /// Up to 20 `<option>`s matching `q` for a `<datalist>`: `contacts`, `organizations`,
@@ -504,7 +507,10 @@ pub async fn typeahead(
 ) -> UiResult {
     use keel_store::page::{PageRequest, SortKey, SortKind};
     let p = &who.principal;
-    let text = q.q.trim().to_string();
+    let text = match q.find.iter().find(|(k, _)| k.ends_with("_find")) {
+        Some((_, v)) if q.q.is_empty() => v.trim().to_string(),
+        _ => q.q.trim().to_string(),
+    };
     let page = |column: &'static str| PageRequest {
         sort: SortKey { name: column, column, kind: SortKind::Text },
         desc: false,
@@ -515,8 +521,14 @@ pub async fn typeahead(
     let options: Vec<(String, String)> = match kind.as_str() {
         "contacts" => {
             staff_only().or_page(&tr)?;
-            let f =
-                keel_store::accounts::UserFilter { kind: Some("contact".into()), active: Some(true), q: Some(text), ..Default::default() };
+            let org = q.find.get("organization_id").map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
+            let f = keel_store::accounts::UserFilter {
+                kind: Some("contact".into()),
+                active: Some(true),
+                q: Some(text),
+                organization_id: org,
+                ..Default::default()
+            };
             let users = state.app.list_users(p, f, &page("display_name")).await.or_page(&tr)?;
             users.items.into_iter().map(|u| (u.id, format!("{} <{}>", u.display_name, u.email))).collect()
         }

@@ -99,19 +99,18 @@ pub struct Tab {
 }
 
 pub struct QueueRow {
-    pub href: String,
+    pub id: String,
     pub number: String,
-    pub title: String,
-    pub status: String,
-    pub status_class: String,
-    pub priority: String,
-    pub priority_class: String,
-    pub major: bool,
-    pub project: String,
-    pub assignee: String,
-    pub reporter: String,
-    pub updated: String,
-    pub sla: Option<super::sla_clocks::ClockView>,
+    pub href: String,
+    pub cells: Vec<super::incident_views::Cell>,
+}
+
+/// The saved view open on the queue page.
+pub struct OpenView {
+    pub id: String,
+    pub name: String,
+    pub editable: bool,
+    pub version: i64,
 }
 
 #[derive(Template)]
@@ -123,6 +122,8 @@ pub struct QueuePage {
     pub tabs: Vec<Tab>,
     pub view: String,
     pub filters: Vec<Field>,
+    /// Column names and their headings.
+    pub columns: Vec<(String, String)>,
     pub rows: Vec<QueueRow>,
     pub next_href: Option<String>,
     pub total: i64,
@@ -130,29 +131,71 @@ pub struct QueuePage {
     pub breaching: bool,
     /// The CSV of this view (same filters, the reader's scope).
     pub export_href: String,
+    pub saved_views: Vec<super::incident_views::SavedLink>,
+    pub open_view: Option<OpenView>,
+    /// The save form: typed values, column choices, sharing options, errors.
+    pub view_form: super::incident_views::ViewForm,
+    pub column_choices: Vec<super::incident_views::ColumnChoice>,
+    pub share_teams: Vec<(String, String)>,
+    /// Value, label, selected.
+    pub audience_options: Vec<(String, String, bool)>,
+    pub view_errors: Vec<String>,
+    /// Where the view form posts: a new view, or the view being changed (with its version).
+    pub form_action: String,
+    pub form_version: Option<i64>,
+    pub read_only: bool,
+    /// The bulk change form (staff who may write); empty otherwise.
+    pub bulk_fields: Vec<BulkField>,
+    pub bulk_errors: Vec<String>,
+    pub bulk_back: String,
+    /// Tickets ticked when a bulk change failed.
+    pub bulk_checked: Vec<String>,
+}
+
+/// One control of the bulk form, with its own element id (the page holds several forms).
+pub struct BulkField {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub label: String,
+    pub kind: &'static str,
+    pub value: String,
+    pub options: Vec<super::Opt>,
+}
+
+impl BulkField {
+    fn select(id: &'static str, name: &'static str, label: String, opts: Vec<(String, String)>, selected: &[String]) -> Self {
+        let options = opts.into_iter().map(|(value, label)| super::Opt { selected: selected.contains(&value), value, label }).collect();
+        BulkField { id, name, label, kind: "select", value: String::new(), options }
+    }
+    fn text(id: &'static str, name: &'static str, label: String, value: &str) -> Self {
+        BulkField { id, name, label, kind: "text", value: value.to_string(), options: vec![] }
+    }
 }
 
 #[derive(serde::Deserialize, Default, Clone)]
 pub struct QueueQuery {
     #[serde(default)]
-    view: String,
+    pub view: String,
     #[serde(default)]
-    status: String,
+    pub status: String,
     #[serde(default)]
-    priority: String,
+    pub priority: String,
     #[serde(default)]
-    team_id: String,
+    pub team_id: String,
     #[serde(default)]
-    project_id: String,
+    pub project_id: String,
     #[serde(default)]
-    q: String,
+    pub q: String,
     #[serde(default)]
-    sort: String,
+    pub sort: String,
     /// `1`: breaching soon only.
     #[serde(default)]
-    breaching: String,
-    cursor: Option<String>,
-    flash: Option<String>,
+    pub breaching: String,
+    /// A saved view's id: its filters, sort and columns.
+    #[serde(default)]
+    pub saved: String,
+    pub cursor: Option<String>,
+    pub flash: Option<String>,
 }
 
 impl QueueQuery {
@@ -166,6 +209,7 @@ impl QueueQuery {
             ("q", &self.q),
             ("sort", &self.sort),
             ("breaching", &self.breaching),
+            ("saved", &self.saved),
         ] {
             if !v.is_empty() {
                 s.push_str(&format!("&{k}={}", urlencode(v)));
@@ -176,6 +220,20 @@ impl QueueQuery {
         }
         s
     }
+
+    /// The queue a view form was posted from, to show it again with the form's errors.
+    pub fn from_view_form(f: &super::incident_views::ViewForm) -> QueueQuery {
+        QueueQuery {
+            view: f.f_view.clone(),
+            status: f.f_status.clone(),
+            priority: f.f_priority.clone(),
+            team_id: f.f_team_id.clone(),
+            project_id: f.f_project_id.clone(),
+            q: f.f_q.clone(),
+            sort: f.sort.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 fn status_class(s: &str) -> String {
@@ -183,20 +241,92 @@ fn status_class(s: &str) -> String {
 }
 
 pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<QueueQuery>) -> UiResult {
-    let p = &who.principal;
-    let is_staff = p.is_staff();
-    let default_view = if is_staff { "open" } else { "all" };
-    let view = if q.view.is_empty() { default_view.to_string() } else { q.view.clone() };
-    let query = IncidentQuery {
-        view: Some(view.clone()),
-        status: Some(q.status.clone()),
-        priority: Some(q.priority.clone()),
-        team_id: Some(q.team_id.clone()),
-        project_id: Some(q.project_id.clone()),
-        q: Some(q.q.clone()),
+    queue_page(&state, &tr, &who, q, None).await
+}
+
+/// A form of the queue page that failed.
+pub enum QueueFailure {
+    /// The view form: what was typed, the error, and the view it was changing.
+    View(super::incident_views::ViewForm, AppError, Option<String>),
+    /// A bulk change: what was chosen and why nothing changed.
+    Bulk(BulkForm, AppError),
+}
+
+/// The bulk change form under the queue (several tickets, one lifecycle step).
+#[derive(serde::Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct BulkForm {
+    pub ids: Vec<String>,
+    pub action: String,
+    pub team_id: String,
+    pub agent_id: String,
+    pub resolution_code: String,
+    pub resolution_notes: String,
+    pub reason: String,
+    /// The queue to return to.
+    pub back: String,
+}
+
+/// The steps offered for several tickets at once.
+const BULK_ACTIONS: [Action; 6] = [Action::Assign, Action::Reassign, Action::Start, Action::Resolve, Action::Close, Action::Cancel];
+
+pub async fn bulk(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<BulkForm>) -> UiResult {
+    let some = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let input = TransitionInput {
+        action: f.action.clone(),
+        team_id: some(&f.team_id),
+        agent_id: some(&f.agent_id),
+        resolution_code: some(&f.resolution_code),
+        resolution_notes: some(&f.resolution_notes),
+        reason: some(&f.reason),
         ..Default::default()
     };
-    let mut filter = filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?;
+    let back = if f.back.starts_with("/incidents") && !f.back.starts_with("//") { f.back.clone() } else { "/incidents".into() };
+    match state.app.bulk_transition(&who.principal, &f.ids, input).await {
+        Ok(_) => Ok(see_other(&back, "saved")),
+        Err(e) => {
+            let q = back.split_once('?').map(|(_, q)| serde_html_form::from_str::<QueueQuery>(q).unwrap_or_default()).unwrap_or_default();
+            queue_page(&state, &tr, &who, q, Some(QueueFailure::Bulk(f, e))).await
+        }
+    }
+}
+
+pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQuery, failed: Option<QueueFailure>) -> UiResult {
+    use super::incident_views as views;
+    let tr = tr.clone();
+    let p = &who.principal;
+    let is_staff = p.is_staff();
+    let saved = match q.saved.trim() {
+        "" => None,
+        id => Some(state.app.get_view(p, id).await.or_page(&tr)?),
+    };
+    if let Some(v) = &saved {
+        // the view decides filters and order; the page's own selectors show them
+        let form = views::ViewForm::of(v);
+        q = QueueQuery {
+            saved: v.record.id.clone(),
+            cursor: q.cursor.clone(),
+            flash: q.flash.clone(),
+            ..QueueQuery::from_view_form(&form)
+        };
+    }
+    let default_view = if is_staff { "open" } else { "all" };
+    let view = if q.view.is_empty() { default_view.to_string() } else { q.view.clone() };
+    let mut filter = match &saved {
+        Some(v) => v.filters.to_filter(&p.user_id),
+        None => {
+            let query = IncidentQuery {
+                view: Some(view.clone()),
+                status: Some(q.status.clone()),
+                priority: Some(q.priority.clone()),
+                team_id: Some(q.team_id.clone()),
+                project_id: Some(q.project_id.clone()),
+                q: Some(q.q.clone()),
+                ..Default::default()
+            };
+            filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?
+        }
+    };
     if q.breaching == "1" {
         filter.breaching_before = Some(state.app.breaching_soon_before().await.or_page(&tr)?);
     }
@@ -210,21 +340,21 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
     let list = state.app.list_tickets(p, &filter, &page).await.or_page(&tr)?;
     let total = state.app.count_tickets(p, &filter).await.or_page(&tr)?;
     let counts = state.app.queue_counts(p).await.or_page(&tr)?;
-    let views: &[Queue] = if is_staff {
+    let queues: &[Queue] = if is_staff {
         &[Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Pending, Queue::Open, Queue::All]
     } else {
         &[Queue::Open, Queue::All]
     };
-    let tabs = views
+    let tab_query = QueueQuery { saved: String::new(), ..q.clone() };
+    let mut tabs = queues
         .iter()
         .map(|v| Tab {
-            href: q.href(v.as_str(), None),
+            href: tab_query.href(v.as_str(), None),
             label: tr.t(&format!("incident-view-{}", v.as_str())),
             count: v.count(&counts),
-            active: v.as_str() == view,
+            active: v.as_str() == view && saved.is_none(),
         })
         .collect::<Vec<Tab>>();
-    let mut tabs = tabs;
     if is_staff {
         tabs.iter_mut().for_each(|t| t.active = t.active && q.breaching != "1");
         let soon = TicketFilter {
@@ -246,13 +376,12 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         Field::new(&tr, "priority", "select", "")
             .options(choices(&tr, "incident-priority", Priority::ALL, Priority::as_str), std::slice::from_ref(&q.priority)),
     ];
+    let teams = team_options(state, p).await.or_page(&tr)?;
     if is_staff {
-        filters.push(
-            Field::new(&tr, "team_id", "select", "").options(team_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.team_id)),
-        );
+        filters.push(Field::new(&tr, "team_id", "select", "").options(teams.clone(), std::slice::from_ref(&q.team_id)));
         filters.push(
             Field::new(&tr, "project_id", "select", "")
-                .options(project_options(&state, p).await.or_page(&tr)?, std::slice::from_ref(&q.project_id)),
+                .options(project_options(state, p).await.or_page(&tr)?, std::slice::from_ref(&q.project_id)),
         );
     }
     let sorts = ["priority", "-updated_at", "updated_at", "-created_at", "created_at", "number"];
@@ -260,34 +389,111 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
         sorts.iter().map(|s| (s.to_string(), tr.t(&format!("incident-sort-{}", s.replace('-', "desc-").replace('_', "-"))))),
         std::slice::from_ref(&q.sort),
     ));
+    let column_names = match &saved {
+        Some(v) if !v.columns.is_empty() => v.columns.clone(),
+        _ => views::default_columns(is_staff),
+    };
     let ids: Vec<String> = list.items.iter().map(|t| t.id.clone()).collect();
-    let mut clocks = super::sla_clocks::queue_clocks(&state, &tr, &ids).await.or_page(&tr)?;
+    let clocks = super::sla_clocks::queue_clocks(state, &tr, &ids).await.or_page(&tr)?;
     let rows = list
         .items
         .iter()
         .map(|t| QueueRow {
-            sla: clocks.remove(&t.id),
-            href: format!("/incidents/{}", t.id),
+            id: t.id.clone(),
             number: t.number.clone(),
-            title: t.title.clone(),
-            status: label(&tr, "incident-status", &t.status),
-            status_class: status_class(&t.status),
-            priority: label(&tr, "incident-priority", &t.priority),
-            priority_class: format!("prio-{}", t.priority),
-            major: t.major,
-            project: t.names.project_code.clone(),
-            assignee: [t.names.team_name.clone(), t.names.agent_name.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · "),
-            reporter: t.names.reporter_name.clone(),
-            updated: tr.datetime(&t.updated_at),
+            href: format!("/incidents/{}", t.id),
+            cells: views::cells(&tr, t, &column_names, clocks.get(&t.id)),
         })
         .collect();
     let next_href = list.next_cursor.as_deref().map(|c| q.href(&view, Some(c)));
-    let title = tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" });
-    let ctx = Ctx::new(&tr, Some(&who), "/incidents", q.flash.as_deref());
-    let export_href =
-        QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1);
+    let title = match &saved {
+        Some(v) => v.record.name.clone(),
+        None => tr.t(if is_staff { "incident-queue-title" } else { "incident-portal-title" }),
+    };
+    let ctx = Ctx::new(&tr, Some(who), "/incidents", q.flash.as_deref());
+    let export_href = match &saved {
+        Some(v) => format!("/api/v1/incident-views/{}/export", urlencode(&v.record.id)),
+        None => QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1),
+    };
+    let saved_views = views::sidebar(state, &tr, p, saved.as_ref().map(|v| v.record.id.as_str())).await.or_page(&tr)?;
+    let (failed, bulk_failed) = match failed {
+        Some(QueueFailure::Bulk(f, e)) => (None, Some((f, e))),
+        Some(QueueFailure::View(f, e, id)) => (Some((f, e, id)), None),
+        None => (None, None),
+    };
+    let (view_form, view_errors, failed_view, mut status) = match failed {
+        Some((f, e, id)) => {
+            let errs = attach_errors(&tr, &mut [], &e);
+            (f, errs, id, super::status_for(&Some(e)))
+        }
+        None => {
+            let f = match &saved {
+                Some(v) => views::ViewForm::of(v),
+                None => views::ViewForm { columns: column_names.clone(), ..QueueQuery { view: view.clone(), ..q.clone() }.view_form() },
+            };
+            (f, vec![], None, StatusCode::OK)
+        }
+    };
+    let changing = failed_view.clone().or_else(|| saved.as_ref().filter(|v| v.editable).map(|v| v.record.id.clone()));
+    let form_action = match &changing {
+        Some(id) => format!("/incidents/views/{}", urlencode(id)),
+        None => "/incidents/views".to_string(),
+    };
+    let form_version = changing.as_ref().and(view_form.version);
+    let column_choices = views::column_choices(&tr, is_staff, &view_form.columns);
+    let audience_options = keel_app::incident_views::AUDIENCES
+        .iter()
+        .map(|a| (a.to_string(), tr.t(&format!("view-audience-{a}")), view_form.audience == *a))
+        .collect();
+    let open_view = saved.as_ref().map(|v| OpenView {
+        id: v.record.id.clone(),
+        name: v.record.name.clone(),
+        editable: v.editable,
+        version: v.record.version,
+    });
+    let columns = column_names.iter().map(|c| (c.clone(), views::column_label(&tr, c))).collect();
+    let (bulk_form, bulk_errors) = match bulk_failed {
+        Some((f, e)) => {
+            let errs = attach_errors(&tr, &mut [], &e);
+            status = super::status_for(&Some(e));
+            (f, errs)
+        }
+        None => (BulkForm::default(), vec![]),
+    };
+    let bulk_fields = if is_staff && !p.is_read_only() {
+        let codes: Vec<ResolutionCode> = ResolutionCode::ALL.to_vec();
+        let agents = user_options(state, p, Some("staff")).await.or_page(&tr)?;
+        let sel = |v: &String| vec![v.clone()];
+        vec![
+            BulkField::select(
+                "bulk-action",
+                "action",
+                tr.t("bulk-action"),
+                BULK_ACTIONS
+                    .iter()
+                    .map(|a| (a.as_str().to_string(), tr.t(&format!("incident-action-{}", a.as_str().replace('_', "-")))))
+                    .collect(),
+                &sel(&bulk_form.action),
+            ),
+            BulkField::select("bulk-team", "team_id", tr.t("field-team-id"), teams.clone(), &sel(&bulk_form.team_id)),
+            BulkField::select("bulk-agent", "agent_id", tr.t("field-agent-id"), agents, &sel(&bulk_form.agent_id)),
+            BulkField::select(
+                "bulk-resolution-code",
+                "resolution_code",
+                tr.t("field-resolution-code"),
+                choices(&tr, "incident-resolution", &codes, ResolutionCode::as_str),
+                &sel(&bulk_form.resolution_code),
+            ),
+            BulkField::text("bulk-resolution-notes", "resolution_notes", tr.t("field-resolution-notes"), &bulk_form.resolution_notes),
+            BulkField::text("bulk-reason", "reason", tr.t("field-reason"), &bulk_form.reason),
+        ]
+    } else {
+        vec![]
+    };
+    let bulk_back = q.href(&view, None);
+    let bulk_checked = bulk_form.ids;
     Ok(render_status(
-        StatusCode::OK,
+        status,
         &QueuePage {
             ctx,
             title,
@@ -295,14 +501,45 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
             tabs,
             view,
             filters,
+            columns,
             rows,
             next_href,
             total,
             q: q.q.clone(),
             breaching: q.breaching == "1",
             export_href,
+            saved_views,
+            open_view,
+            view_form,
+            column_choices,
+            share_teams: teams,
+            audience_options,
+            view_errors,
+            form_action,
+            form_version,
+            read_only: p.is_read_only(),
+            bulk_fields,
+            bulk_errors,
+            bulk_back,
+            bulk_checked,
         },
     ))
+}
+
+impl QueueQuery {
+    /// The save form for the queue as it is shown now.
+    fn view_form(&self) -> super::incident_views::ViewForm {
+        super::incident_views::ViewForm {
+            f_view: self.view.clone(),
+            f_status: self.status.clone(),
+            f_priority: self.priority.clone(),
+            f_team_id: self.team_id.clone(),
+            f_project_id: self.project_id.clone(),
+            f_q: self.q.clone(),
+            sort: self.sort.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 // ---------------------------------------------------------------- logging a ticket
@@ -316,12 +553,20 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
                 .required()
                 .options(choices(tr, "incident-kind", TicketKind::ALL, TicketKind::as_str), &[val(f, "kind")]),
         );
+        // narrows the caller's type-ahead to one customer organisation; not stored (the
+        // ticket's organisation is the reporter's)
         v.push(
-            Field::new(tr, "reporter_id", "select", "")
-                .required()
-                .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
-                .help(tr.t("incident-help-reporter")),
+            Field::new(tr, "organization_id", "select", "")
+                .options(super::admin::organization_options(state, who).await?, &[val(f, "organization_id")])
+                .typeahead(tr, "organizations", val(f, "organization_id_find")),
         );
+        let mut reporter = Field::new(tr, "reporter_id", "select", "")
+            .required()
+            .options(user_options(state, who, None).await?, &[val(f, "reporter_id")])
+            .help(tr.t("incident-help-reporter"))
+            .typeahead(tr, "contacts", val(f, "reporter_id_find"));
+        reporter.typeahead_include = "#f-organization_id";
+        v.push(reporter);
         let channels: Vec<(String, String)> =
             ["phone", "email", "portal", "monitoring"].iter().map(|c| (c.to_string(), tr.t(&format!("incident-channel-{c}")))).collect();
         v.push(Field::new(tr, "channel", "select", "").required().options(channels, &[val(f, "channel")]));
@@ -336,7 +581,11 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
     v.push(
         Field::new(tr, "urgency", "select", "").options(choices(tr, "incident-level", Urgency::ALL, Urgency::as_str), &[val(f, "urgency")]),
     );
-    v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]));
+    v.push(Field::new(tr, "category_id", "select", "").options(category_options(state, who).await?, &[val(f, "category_id")]).typeahead(
+        tr,
+        "categories",
+        val(f, "category_id_find"),
+    ));
     if who.is_staff() {
         v.push(Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]));
         v.push(Field::new(tr, "agent_id", "select", "").options(user_options(state, who, Some("staff")).await?, &[val(f, "agent_id")]));
@@ -457,6 +706,8 @@ pub struct TicketPage {
     pub problem_panel: Option<super::problems::ProblemPanel>,
     pub attachments: Vec<super::desk::AttachmentView>,
     pub upload: Option<SideForm>,
+    /// Watchers, links, parent, merge and affected service forms.
+    pub desk: Option<super::ticket_desk::DeskPanel>,
 }
 
 /// A failed post, shown in place: which form, what was typed, and why it was refused.
@@ -725,6 +976,8 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         errors.push(super::error_message(tr, &fl.error));
     }
 
+    let desk =
+        super::ticket_desk::panel(state, tr, p, &t, &agents, failed.as_ref().map(|f| (f.form.as_str(), &f.values))).await.or_page(tr)?;
     let history = if is_staff { history_views(tr, &state.app.ticket_history(p, &t.id).await.or_page(tr)?) } else { vec![] };
     let problem_panel = super::problems::ticket_panel(state, p, &t).await.or_page(tr)?;
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
@@ -760,6 +1013,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         problem_panel,
         attachments,
         upload,
+        desk: Some(desk),
     };
     Ok(render_status(status, &page))
 }

@@ -4,9 +4,11 @@
 pub mod account;
 pub mod admin;
 pub mod changes;
+pub mod catalogue_items;
 pub mod cmdb;
 pub mod desk;
 pub mod import;
+pub mod incident_views;
 pub mod incidents;
 pub mod mail;
 pub mod major_incidents;
@@ -16,6 +18,7 @@ pub mod search;
 pub mod service_level;
 pub mod session;
 pub mod sla_clocks;
+pub mod ticket_desk;
 pub mod trail;
 
 use crate::auth::{Identity, urlencode};
@@ -139,7 +142,11 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
             groups.push(NavGroup {
                 title: tr.t("nav-group-desk-setup"),
-                items: vec![item("/admin/categories", "nav-categories"), item("/admin/priority-matrix", "nav-priority-matrix")],
+                items: vec![
+                    item("/admin/categories", "nav-categories"),
+                    item("/admin/priority-matrix", "nav-priority-matrix"),
+                    item("/admin/catalogue-items", "nav-catalogue-items"),
+                ],
             });
         }
         let mut system = Vec::new();
@@ -193,6 +200,10 @@ pub struct Field {
     pub help: String,
     pub autocomplete: &'static str,
     pub error: Option<String>,
+    /// A select narrowed by typing: the `/typeahead/{kind}` source, what was typed, the hint.
+    pub typeahead: Option<(&'static str, String, String)>,
+    /// A CSS selector of other inputs the type-ahead request carries (e.g. an organisation).
+    pub typeahead_include: &'static str,
 }
 
 impl Field {
@@ -207,7 +218,15 @@ impl Field {
             help: String::new(),
             autocomplete: "",
             error: None,
+            typeahead: None,
+            typeahead_include: "",
         }
+    }
+    /// Puts a search box before a select that replaces its options with `/typeahead/{kind}`
+    /// answers; `typed` is what the search box held (kept when the form comes back).
+    pub fn typeahead(mut self, tr: &Tr, kind: &'static str, typed: String) -> Self {
+        self.typeahead = Some((kind, typed, tr.t("typeahead-placeholder")));
+        self
     }
     pub fn required(mut self) -> Self {
         self.required = true;

@@ -91,7 +91,7 @@ async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(Strin
     Ok(projects.items.into_iter().map(|p| (p.id, format!("{} · {}", p.code, p.name))).collect())
 }
 
-async fn service_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+pub(super) async fn service_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
     let services = state.app.list_services(who, &Default::default(), &all(CODE_SORT)).await?;
     Ok(services.items.into_iter().map(|s| (s.id, format!("{} · {}", s.code, s.name))).collect())
 }
