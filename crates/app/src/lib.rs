@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cmdb;
 pub mod cmdb_graph;
+pub mod cmdb_import;
 pub mod demo;
 pub mod desk;
 pub mod directory;

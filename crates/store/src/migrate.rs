@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "problems", sql: include_str!("../migrations/0010_problems.sql") },
     Migration { version: 11, name: "mail", sql: include_str!("../migrations/0011_mail.sql") },
     Migration { version: 19, name: "major_incidents", sql: include_str!("../migrations/0019_major_incidents.sql") },
+    Migration { version: 21, name: "cmdb_imports", sql: include_str!("../migrations/0021_cmdb_imports.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
