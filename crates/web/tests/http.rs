@@ -620,3 +620,6 @@ mod import;
 
 #[path = "http/major_incidents.rs"]
 mod major_incidents;
+
+#[path = "http/cmdb_import.rs"]
+mod cmdb_import;
