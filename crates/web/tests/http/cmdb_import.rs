@@ -1,5 +1,6 @@
 //! Configuration management: `POST /api/v1/cis/import` — CSV with a mapping and iTop XML files,
-//! the report with bad rows by line, all or nothing; contacts may not import.
+//! the report with bad rows by line, all or nothing; contacts may not import. The CI page's
+//! graph and its vendored ECharts.
 
 use super::*;
 
@@ -60,5 +61,28 @@ async fn cis_import_through_the_api_with_a_report() {
         assert_eq!((v["imported_cis"].as_u64(), v["imported_relations"].as_u64()), (Some(4), Some(1)), "{v}");
         let list = s.api(Method::GET, "/api/v1/cis?q=Rack1", agent, None, &[]).await.json();
         assert_eq!(list["items"][0]["class_key"], "location", "{list}");
+    }
+}
+
+#[tokio::test]
+async fn the_ci_page_carries_the_graph_and_echarts_is_served_from_the_binary() {
+    for s in sites().await {
+        s.app.seed_cmdb_classes().await.unwrap();
+        let agent = Some(s.agent_token.as_str());
+        let r = s.api(Method::POST, "/api/v1/cis", agent, Some(json!({ "class_key": "application", "name": "erp <b>" })), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let (cookie, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/cmdb/{id}")).await.text();
+        assert!(page.contains(&format!("data-ci=\"{id}\"")) && page.contains("data-name=\"erp &#60;b&#62;\""), "{page}");
+        assert!(page.contains("/static/vendor/echarts-5.6.0.min.js") && page.contains("/static/cmdb-graph.js"));
+        for js in ["/static/vendor/echarts-5.6.0.min.js", "/static/cmdb-graph.js"] {
+            let r = s.page(&cookie, js).await;
+            assert_eq!(r.status, StatusCode::OK, "{js}");
+            assert!(r.header(header::CONTENT_TYPE).starts_with("text/javascript"));
+        }
+        // the graph's data: the impact API as the page calls it, with the session cookie
+        let r = s.page(&cookie, &format!("/api/v1/cis/{id}/impact?direction=upstream&max_depth=1")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
 }
