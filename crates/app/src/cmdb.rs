@@ -201,7 +201,7 @@ fn staff_only(actor: &Principal) -> Result<()> {
     if actor.is_staff() { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
-fn may_write(actor: &Principal) -> Result<()> {
+pub(crate) fn may_write(actor: &Principal) -> Result<()> {
     if actor.is_staff() && !actor.is_read_only() { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
@@ -215,7 +215,7 @@ pub(crate) fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
 }
 
 /// The CI as its audit entries show it: attribute values as `attributes.<key>` fields.
-fn audit_view(c: &CiRecord) -> Value {
+pub(crate) fn audit_view(c: &CiRecord) -> Value {
     let mut m = Map::new();
     m.insert("class_key".into(), json!(c.class_key));
     m.insert("name".into(), json!(c.name));
@@ -362,7 +362,7 @@ impl App {
 
     /// Checks a CI's fields and attributes; returns the record to store (id and times unset)
     /// and the rows of the unique-value index.
-    async fn check_ci(
+    pub(crate) async fn check_ci(
         &self,
         actor: &Principal,
         conn: &mut sqlx::AnyConnection,

@@ -168,10 +168,10 @@ struct Prepared {
     log: Vec<(Option<Status>, Status, i64)>,
 }
 
-struct Row<'a> {
-    line: u64,
-    cells: Vec<String>,
-    headers: &'a HashMap<String, usize>,
+pub(crate) struct Row<'a> {
+    pub(crate) line: u64,
+    pub(crate) cells: Vec<String>,
+    pub(crate) headers: &'a HashMap<String, usize>,
 }
 
 impl Row<'_> {
@@ -218,9 +218,9 @@ fn columns_of(expr: &str) -> Vec<String> {
     out
 }
 
-struct Reader<'m> {
-    m: &'m Mapping,
-    tz: chrono_tz::Tz,
+pub(crate) struct Reader<'m> {
+    pub(crate) m: &'m Mapping,
+    pub(crate) tz: chrono_tz::Tz,
 }
 
 impl Reader<'_> {
@@ -247,7 +247,7 @@ impl Reader<'_> {
     }
 
     /// The Keel value of a field: the raw value through its value map, else the default.
-    fn value(&self, row: &Row, field: &str) -> std::result::Result<Option<String>, String> {
+    pub(crate) fn value(&self, row: &Row, field: &str) -> std::result::Result<Option<String>, String> {
         let raw = self.raw(row, field);
         let mapped = match (raw, self.m.values.get(field)) {
             (Some(r), Some(map)) => match map.get(&r).or_else(|| map.get("*")) {
@@ -293,7 +293,7 @@ struct Lookups {
     agents: HashMap<String, Option<String>>,
 }
 
-fn bad(line: u64, external_ref: Option<&str>, field: &str, reason: impl Into<String>) -> BadRow {
+pub(crate) fn bad(line: u64, external_ref: Option<&str>, field: &str, reason: impl Into<String>) -> BadRow {
     BadRow { line, external_ref: external_ref.map(String::from), field: field.into(), reason: reason.into() }
 }
 
@@ -450,13 +450,13 @@ impl App {
     }
 }
 
-type Headers = HashMap<String, usize>;
+pub(crate) type Headers = HashMap<String, usize>;
 /// The cells of one ticket's row and the line it starts on.
-type TicketRow = (Vec<String>, u64);
+pub(crate) type TicketRow = (Vec<String>, u64);
 
 /// Reads the file into one row per ticket (the last snapshot of each, for event logs).
 /// File-level faults (broken quoting, wrong encoding, missing columns) are bad rows too.
-fn read_rows(
+pub(crate) fn read_rows(
     csv: &[u8],
     m: &Mapping,
     report: &mut ImportReport,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod changes;
 pub mod cmdb;
 pub mod cmdb_graph;
+pub mod cmdb_import;
 pub mod demo;
 pub mod desk;
 pub mod directory;

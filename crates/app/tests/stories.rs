@@ -613,7 +613,7 @@ mod cmdb {
     use keel_store::cmdb::CiRecord;
     use serde_json::json;
 
-    const CI_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
+    pub(crate) const CI_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
 
     pub(crate) async fn setup(t: &TestDb) -> (App, World) {
         let (app, _) = app_on(t);

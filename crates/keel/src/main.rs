@@ -6,7 +6,7 @@ mod config;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use config::Config;
-use keel_app::App;
+use keel_app::{App, Principal};
 use keel_store::{Backend, ConnectOptions, Db};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,6 +90,28 @@ enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Import configuration items and relations from CSV with a TOML mapping, all or nothing.
+    Cis {
+        file: PathBuf,
+        /// TOML mapping of columns to CI fields, attributes and relations (docs/import/cis.toml).
+        #[arg(long)]
+        mapping: PathBuf,
+        /// E-mail of the staff account the import is done as.
+        #[arg(long = "as")]
+        as_user: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import CIs and their links from iTop XML data files (several files are one import).
+    Itop {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// E-mail of the staff account the import is done as.
+        #[arg(long = "as")]
+        as_user: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +149,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { demo } => serve(cfg, demo).await,
         Command::Import(ImportCommand::Incidents { file, mapping, project, as_user, dry_run }) => {
             import_incidents(&cfg, &file, &mapping, &project, &as_user, dry_run).await
+        }
+        Command::Import(ImportCommand::Cis { file, mapping, as_user, dry_run }) => {
+            let text = std::fs::read_to_string(&mapping).with_context(|| format!("cannot read {}", mapping.display()))?;
+            let mapping = match keel_app::cmdb_import::CiMapping::from_toml(&text) {
+                Ok(m) => m,
+                Err(keel_app::AppError::Validation(errors)) => bail!("{}: {}", errors[0].field, errors[0].message),
+                Err(e) => return Err(e.into()),
+            };
+            let csv = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            import_cis(&cfg, &as_user, dry_run, |app, actor| async move { app.import_cis_csv(&actor, &csv, &mapping, dry_run).await }).await
+        }
+        Command::Import(ImportCommand::Itop { files, as_user, dry_run }) => {
+            let mut texts = Vec::new();
+            for f in &files {
+                texts.push((f.display().to_string(), std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?));
+            }
+            import_cis(&cfg, &as_user, dry_run, |app, actor| async move { app.import_itop(&actor, &texts, dry_run).await }).await
         }
         Command::Demo { tickets } => {
             let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir().context("stop keel serve first")?) } else { None };
@@ -436,6 +475,45 @@ async fn import_incidents(
         println!("dry run: every row is good; nothing was written");
     } else {
         println!("imported {} tickets", report.imported);
+    }
+    Ok(())
+}
+
+/// Runs a CI import as `as_user` and prints its report.
+async fn import_cis<F, Fut>(cfg: &Config, as_user: &str, dry_run: bool, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(App, Principal) -> Fut,
+    Fut: std::future::Future<Output = keel_app::Result<keel_app::cmdb_import::CiImportReport>>,
+{
+    let db = open(cfg).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db.clone(), cfg.security());
+    app.seed_cmdb_classes().await?;
+    let actor = {
+        let mut c = app.read().await?;
+        let u = keel_store::accounts::get_user_by_email(&mut c, as_user).await?.with_context(|| format!("no account {as_user}"))?;
+        keel_app::auth::principal_of(&mut c, &u).await?
+    };
+    let report = match run(app, actor).await {
+        Ok(r) => r,
+        Err(keel_app::AppError::Forbidden) => bail!("{as_user} may not import configuration items"),
+        Err(e) => return Err(e.into()),
+    };
+    db.close().await;
+    println!("{} CIs, {} relations", report.cis, report.relations);
+    for (class, n) in &report.skipped {
+        println!("skipped: {n} {class} (no Keel class)");
+    }
+    for b in &report.bad_rows {
+        println!("line {}: {}{}: {}", b.line, b.external_ref.as_deref().map(|x| format!("{x}: ")).unwrap_or_default(), b.field, b.reason);
+    }
+    if !report.ok() {
+        bail!("{} bad row(s); nothing was imported", report.bad_rows.len());
+    }
+    if dry_run {
+        println!("dry run: every row is good; nothing was written");
+    } else {
+        println!("imported {} CIs and {} relations", report.imported_cis, report.imported_relations);
     }
     Ok(())
 }

@@ -567,3 +567,28 @@ pub async fn list_baselines(conn: &mut AnyConnection, project_ids: Option<&[Stri
     q.push(" ORDER BY created_at DESC, id DESC LIMIT 500");
     q.fetch_all(conn).await?.iter().map(|r| baseline_row(r, false)).collect()
 }
+
+// ---- imports ----
+
+/// The CIs already imported from `source`: external reference → CI id.
+pub async fn ci_external_refs(conn: &mut AnyConnection, source: &str) -> Result<std::collections::HashMap<String, String>> {
+    let rows = sqlx::query("SELECT external_ref, ci_id FROM ci_external_refs WHERE source = $1").bind(source).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.text("external_ref")?, r.text("ci_id")?))).collect()
+}
+
+pub async fn insert_ci_external_ref(conn: &mut AnyConnection, ci_id: &str, source: &str, external_ref: &str, at: i64) -> Result<()> {
+    sqlx::query("INSERT INTO ci_external_refs (ci_id, source, external_ref, imported_at) VALUES ($1, $2, $3, $4)")
+        .bind(ci_id)
+        .bind(source)
+        .bind(external_ref)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Every `part_of` relation (source, target), for the cycle rule of an import.
+pub async fn part_of_pairs(conn: &mut AnyConnection) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT source_id, target_id FROM ci_relations WHERE kind = 'part_of'").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.text("source_id")?, r.text("target_id")?))).collect()
+}

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "mail", sql: include_str!("../migrations/0011_mail.sql") },
     Migration { version: 19, name: "major_incidents", sql: include_str!("../migrations/0019_major_incidents.sql") },
     Migration { version: 20, name: "changes", sql: include_str!("../migrations/0020_changes.sql") },
+    Migration { version: 21, name: "cmdb_imports", sql: include_str!("../migrations/0021_cmdb_imports.sql") },
     Migration { version: 22, name: "mail_tls", sql: include_str!("../migrations/0022_mail_tls.sql") },
     Migration { version: 23, name: "desk_views", sql: include_str!("../migrations/0023_desk_views.sql") },
 ];

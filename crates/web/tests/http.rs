@@ -625,3 +625,5 @@ mod major_incidents;
 mod changes;
 #[path = "http/incident_views.rs"]
 mod incident_views;
+#[path = "http/cmdb_import.rs"]
+mod cmdb_import;

@@ -106,3 +106,5 @@ err-part-of-cycle = This would make a configuration item part of itself.
 err-retired-ci = A retired configuration item takes no new relationships.
 err-not-verifiable = Only configuration items in build, live or in maintenance can be verified.
 err-outside-scope = This configuration item is not in the chosen project.
+cmdb-graph = CI graph
+cmdb-graph-help = Click a CI to show its neighbours, click it again to fold them away; double-click opens it. Arrows point from source to target of each relationship.

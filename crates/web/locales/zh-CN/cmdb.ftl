@@ -106,3 +106,5 @@ err-part-of-cycle = 这会使配置项成为自身的一部分。
 err-retired-ci = 已退役的配置项不能建立新关系。
 err-not-verifiable = 只有建设中、运行中或维护中的配置项可以核实。
 err-outside-scope = 该配置项不属于所选服务项目。
+cmdb-graph = 配置项关系图
+cmdb-graph-help = 单击配置项展开其相邻配置项，再次单击收起；双击打开该配置项。箭头从关系的源指向目标。

@@ -37,6 +37,87 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_baselines, capture_baseline))
         .routes(routes!(baseline_diff))
         .routes(routes!(verification_due))
+        .routes(routes!(import_cis))
+}
+
+/// A CI import: a CSV file with its TOML mapping, or iTop XML data files.
+#[derive(Deserialize, ToSchema)]
+pub struct CiImport {
+    /// `csv` or `itop`.
+    pub format: String,
+    /// The files: one CSV file, or iTop XML files imported together.
+    pub files: Vec<ImportFile>,
+    /// For `csv`: the TOML mapping (see `docs/import/cis.toml`).
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// Check every row and write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ImportFile {
+    pub name: String,
+    pub content: String,
+}
+
+/// A row the import refuses.
+#[derive(Serialize, ToSchema)]
+pub struct ImportBadRow {
+    pub line: u64,
+    pub external_ref: Option<String>,
+    pub field: String,
+    pub reason: String,
+}
+
+/// What an import found (dry run) or wrote: nothing is written while any row is bad.
+#[derive(Serialize, ToSchema)]
+pub struct CiImportResult {
+    pub cis: u64,
+    pub relations: u64,
+    pub bad_rows: Vec<ImportBadRow>,
+    pub imported_cis: u64,
+    pub imported_relations: u64,
+    /// Source classes without a Keel counterpart, with their counts.
+    #[schema(value_type = Object)]
+    pub skipped: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<keel_app::cmdb_import::CiImportReport> for CiImportResult {
+    fn from(r: keel_app::cmdb_import::CiImportReport) -> Self {
+        CiImportResult {
+            cis: r.cis,
+            relations: r.relations,
+            bad_rows: r
+                .bad_rows
+                .into_iter()
+                .map(|b| ImportBadRow { line: b.line, external_ref: b.external_ref, field: b.field, reason: b.reason })
+                .collect(),
+            imported_cis: r.imported_cis,
+            imported_relations: r.imported_relations,
+            skipped: r.skipped,
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/cis/import", tag = "cmdb", request_body = CiImport,
+    responses((status = 200, body = CiImportResult, description = "the report; nothing was written if bad_rows is not empty"), Unauthorized, JsonBodyErrors, Forbidden))]
+async fn import_cis(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<CiImport>) -> ApiResponse {
+    let report = match b.format.as_str() {
+        "csv" => {
+            let mapping = keel_app::cmdb_import::CiMapping::from_toml(b.mapping.as_deref().unwrap_or_default())?;
+            let [file] = b.files.as_slice() else {
+                return Err(keel_app::AppError::field("files", "one_file", "a CSV import takes one file").into());
+            };
+            s.app.import_cis_csv(&who.principal, file.content.as_bytes(), &mapping, b.dry_run).await?
+        }
+        "itop" => {
+            let files: Vec<(String, String)> = b.files.into_iter().map(|f| (f.name, f.content)).collect();
+            s.app.import_itop(&who.principal, &files, b.dry_run).await?
+        }
+        _ => return Err(keel_app::AppError::field("format", "invalid_choice", "csv or itop").into()),
+    };
+    Ok(axum::Json(CiImportResult::from(report)).into_response_ok())
 }
 
 pub const CI_SORTS: &[SortKey] = &[
