@@ -535,6 +535,7 @@ impl App {
                 location: ci.location.clone(),
                 description: ci.description.clone(),
                 attributes: Value::Object(ci.attributes.clone()),
+                change_id: None,
             };
             match self.check_ci(actor, &mut c, &registry, Some(&id), &input).await {
                 Ok((record, unique)) => ready.push(Ready { line: ci.line, external_ref: xref, record: CiRecord { id, ..record }, unique }),
