@@ -213,11 +213,45 @@ impl From<NewMailbox> for MailboxInput {
 /// A mailbox's settings as a whole, and whether it is in use.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+// The fields are repeated rather than flattened: serde cannot deny unknown fields of a
+// flattened struct, and the allOf that flattening produces contradicts itself in OpenAPI.
 pub struct MailboxUpdate {
-    #[serde(flatten)]
-    pub mailbox: NewMailbox,
+    pub address: String,
+    /// `create_contact` or `hold` (default).
+    pub unknown_sender: Option<String>,
+    pub imap_host: Option<String>,
+    pub imap_port: Option<i64>,
+    /// `tls`, `starttls` or `plain` (loopback only).
+    pub imap_tls: Option<String>,
+    pub imap_user: Option<String>,
+    /// Absent or empty keeps the stored secret.
+    pub imap_secret: Option<String>,
+    /// Default `INBOX`.
+    pub imap_folder: Option<String>,
+    /// Where processed mail is moved; flagged as seen when absent.
+    pub imap_done_folder: Option<String>,
+    /// PEM certificate(s) of a private CA that issued the IMAP server's certificate.
+    pub imap_ca_pem: Option<String>,
     /// `false` stops polling and receiving through the mailbox.
     pub active: bool,
+}
+
+impl MailboxUpdate {
+    fn split(self) -> (NewMailbox, bool) {
+        let m = NewMailbox {
+            address: self.address,
+            unknown_sender: self.unknown_sender,
+            imap_host: self.imap_host,
+            imap_port: self.imap_port,
+            imap_tls: self.imap_tls,
+            imap_user: self.imap_user,
+            imap_secret: self.imap_secret,
+            imap_folder: self.imap_folder,
+            imap_done_folder: self.imap_done_folder,
+            imap_ca_pem: self.imap_ca_pem,
+        };
+        (m, self.active)
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/mailboxes/{id}", tag = "incidents", params(("id" = String, Path)),
@@ -235,7 +269,8 @@ async fn update_mailbox(
     ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<MailboxUpdate>,
 ) -> ApiResponse {
-    let m = s.app.update_mailbox(&who.principal, &id, b.mailbox.into(), b.active).await?;
+    let (mailbox, active) = b.split();
+    let m = s.app.update_mailbox(&who.principal, &id, mailbox.into(), active).await?;
     Ok(axum::Json(Mailbox::from(m)).into_response_ok())
 }
 
