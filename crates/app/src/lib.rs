@@ -17,6 +17,7 @@ pub mod mail_in;
 pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
+pub mod releases;
 pub mod search;
 pub mod service_level;
 pub mod sla_clocks;

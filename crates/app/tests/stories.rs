@@ -4366,3 +4366,5 @@ mod major_incidents;
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]
 mod desk_views;
+#[path = "stories/releases.rs"]
+mod releases;
