@@ -111,6 +111,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::sla_clocks::router())
         .merge(api::notifications::router())
         .merge(api::problems::router())
+        .merge(api::releases::router())
         .merge(api::desk::router())
         .merge(api::mail::router())
         .merge(api::search::router())

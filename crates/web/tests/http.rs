@@ -620,3 +620,5 @@ mod import;
 
 #[path = "http/major_incidents.rs"]
 mod major_incidents;
+#[path = "http/releases.rs"]
+mod releases;

@@ -10,6 +10,7 @@ pub mod mail;
 pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
+pub mod releases;
 pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
@@ -42,7 +43,8 @@ use utoipa::OpenApi;
         (name = "notifications", description = "Notifications (§8.3.2): delivery log and dead letters, templates, chat webhooks"),
         (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
         (name = "audit"),
-        (name = "search", description = "Full-text search across every process, in Chinese and English")
+        (name = "search", description = "Full-text search across every process, in Chinese and English"),
+        (name = "releases", description = "Release management: releases, stage plans, checklists, ordered sign-offs, rollback and the release review")
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,74 @@
+//! Release management over HTTP: the API plans, signs off (named signers only) and moves a
+//! release; a customer contact reads none of it.
+
+use super::*;
+
+#[tokio::test]
+async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let agent = Some(s.agent_token.as_str());
+        let contact_a = Some(s.contact_a_token.as_str());
+        let admin_id = s.api(Method::GET, "/api/v1/me", admin, None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let project_a =
+            s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json()["items"][0]["id"].as_str().unwrap().to_string();
+        let body = json!({"project_id": project_a, "title": "ERP 2.4 上线", "version": "2.4.0", "change_ids": ["chg-1"],
+                          "rollback_plan": "Restore the snapshot"});
+        let r = s.api(Method::POST, "/api/v1/releases", agent, Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let rel = r.json();
+        assert_eq!(rel["number"], "REL-000001");
+        let base = format!("/api/v1/releases/{}", rel["id"].as_str().unwrap());
+        let r =
+            s.api(Method::POST, "/api/v1/releases", agent, Some(json!({"project_id": project_a, "title": "", "version": "1"})), &[]).await;
+        assert_eq!((r.status, r.json()["details"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("title")));
+
+        let plan = json!({"checklist": ["Build archived"], "expected": [{"key": "ok", "description": "green", "target": "met"}],
+                          "signer_ids": [admin_id]});
+        let r = s.api(Method::PUT, &format!("{base}/stages/build"), agent, Some(plan), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["stages"][0]["signers"][0]["user_id"], json!(admin_id));
+        let r = s.api(Method::PUT, &format!("{base}/stages/nope"), agent, Some(json!({})), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let r = s.api(Method::POST, &format!("{base}/transitions"), agent, Some(json!({"status": "in_progress"})), &[]).await;
+        assert_eq!(r.json()["status"], "in_progress", "{}", r.text());
+        let r = s.api(Method::PUT, &format!("{base}/stages/build/checklist/0"), agent, Some(json!({"done": true})), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = s
+            .api(
+                Method::POST,
+                &format!("{base}/stages/build/results"),
+                agent,
+                Some(json!({"key": "ok", "result": "green", "met": true})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = s.api(Method::POST, &format!("{base}/stages/build/sign-off"), agent, Some(json!({})), &[]).await;
+        assert_eq!((r.status, r.json()["code"].as_str()), (StatusCode::CONFLICT, Some("not_a_signer")), "{}", r.text());
+        let r = s.api(Method::POST, &format!("{base}/stages/test/sign-off"), admin, Some(json!({})), &[]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "no signers named for test: {}", r.text());
+        let r = s.api(Method::POST, &format!("{base}/stages/build/sign-off"), admin, Some(json!({"note": "ok"})), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["stages"][0]["signed_off_by"], json!(admin_id));
+        let review = s.api(Method::GET, &format!("{base}/review"), agent, None, &[]).await.json();
+        assert_eq!((review["verdict"].as_str(), review["met"].as_i64()), (Some("incomplete"), Some(1)), "{review}");
+        let r = s.api(Method::POST, &format!("{base}/transitions"), agent, Some(json!({"status": "deployed"})), &[]).await;
+        assert_eq!(r.json()["details"][0]["code"], "stages_not_signed_off", "{}", r.text());
+
+        for path in [base.clone(), "/api/v1/releases/REL-000001".into(), format!("{base}/review"), "/api/v1/releases".into()] {
+            let r = s.api(Method::GET, &path, contact_a, None, &[]).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text());
+        }
+        let r =
+            s.api(Method::POST, &format!("{base}/transitions"), contact_a, Some(json!({"status": "cancelled", "reason": "x"})), &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let list = s.api(Method::GET, "/api/v1/releases?q=erp", agent, None, &[]).await.json();
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+        let doc = serde_json::to_value(keel_web::openapi()).unwrap();
+        for p in ["/api/v1/releases", "/api/v1/releases/{id}/stages/{stage}/sign-off", "/api/v1/releases/{id}/review"] {
+            assert!(doc["paths"][p].is_object(), "{p} is documented");
+        }
+    }
+}
