@@ -12,7 +12,9 @@ use crate::incidents::time;
 use crate::writer::{Writer, snapshot};
 use crate::{App, AppError, Principal, Result};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use keel_domain::audit::AuditAction;
+use keel_domain::change::ChangeNumber;
 use keel_domain::error::{Errors, FieldError};
 use keel_domain::identity::AccountKind;
 use keel_domain::process::Process;
@@ -20,6 +22,8 @@ use keel_domain::release::{
     ActualResult, ChecklistItem, Done, ExpectedResult, NewRelease as DomainNewRelease, Release, ReleaseNumber, ReleaseReview,
     ReleaseStatus, ReviewRecord, RollbackOutcome, RollbackRecord, SignOff, Stage, StageKind, StagePlan, compare, release_transitions_from,
 };
+use keel_domain::release::{NoteChange, release_notes};
+use keel_domain::validate::Locale;
 use keel_store::page::{Page, PageRequest};
 use keel_store::releases::{
     self as store, ActualRow, ChecklistRow, ExpectedRow, ReleaseFilter, ReleaseRecord, ReleaseStatusRow, SignerRow, StageRecord,
@@ -282,6 +286,15 @@ impl App {
     pub async fn release_review(&self, actor: &Principal, id: &str) -> Result<ReleaseReview> {
         let r = self.get_release(actor, id).await?;
         Ok(compare(&release_of(&r)?))
+    }
+
+    /// Release notes for customers as Markdown, in `locale`, times in `tz`. Changes grouped
+    /// by their number (CHG-000001) are listed by number.
+    pub async fn release_notes_markdown(&self, actor: &Principal, id: &str, locale: Locale, tz: Tz) -> Result<String> {
+        let r = self.get_release(actor, id).await?;
+        let changes: Vec<NoteChange> =
+            r.change_ids.iter().filter_map(|c| ChangeNumber::parse(c)).map(|number| NoteChange { number, title: String::new() }).collect();
+        Ok(release_notes(&release_of(&r)?, &changes, locale, tz))
     }
 
     // ---- writing ----

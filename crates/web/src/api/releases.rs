@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use keel_app::releases::{NewRelease, StagePlanInput};
 use keel_domain::release::ExpectedResult;
+use keel_domain::validate::Locale;
 use keel_store::page::{SortKey, SortKind};
 use keel_store::releases::{ReleaseFilter, ReleaseRecord};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_rollback_plan))
         .routes(routes!(record_rollback))
         .routes(routes!(get_review, record_review))
+        .routes(routes!(release_notes))
 }
 
 pub const RELEASE_SORTS: &[SortKey] = &[
@@ -364,4 +366,31 @@ async fn record_review(
     ApiJson(b): ApiJson<ReviewBody>,
 ) -> ApiResponse {
     ok(s.app.record_release_review(&who.principal, &id, &b.summary).await?)
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct NotesQuery {
+    /// `en` (default) or `zh-CN`.
+    pub lang: Option<String>,
+    /// IANA time zone of the times shown (default UTC).
+    pub tz: Option<String>,
+}
+
+/// Release notes for customers, as Markdown.
+#[utoipa::path(get, path = "/api/v1/releases/{id}/notes", tag = "releases", params(("id" = String, Path), NotesQuery),
+    responses((status = 200, content_type = "text/markdown", body = String), Unauthorized, NotFound, InvalidQuery))]
+async fn release_notes(
+    State(s): State<AppState>,
+    ApiUser(who): ApiUser,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<NotesQuery>,
+) -> ApiResponse {
+    let locale = Locale::parse("lang", q.lang.as_deref().unwrap_or("en")).map_err(|e| ApiError::field("lang", e.code, e.message))?;
+    let tz: chrono_tz::Tz = match q.tz.as_deref() {
+        None | Some("") => chrono_tz::UTC,
+        Some(t) => t.parse().map_err(|_| ApiError::field("tz", "invalid_time_zone", "unknown time zone"))?,
+    };
+    let md = s.app.release_notes_markdown(&who.principal, &id, locale, tz).await?;
+    Ok(axum::response::IntoResponse::into_response(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md)))
 }

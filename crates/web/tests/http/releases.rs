@@ -56,7 +56,19 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         let r = s.api(Method::POST, &format!("{base}/transitions"), agent, Some(json!({"status": "deployed"})), &[]).await;
         assert_eq!(r.json()["details"][0]["code"], "stages_not_signed_off", "{}", r.text());
 
-        for path in [base.clone(), "/api/v1/releases/REL-000001".into(), format!("{base}/review"), "/api/v1/releases".into()] {
+        let r = s.api(Method::GET, &format!("{base}/notes?lang=zh-CN&tz=Asia/Shanghai"), agent, None, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert!(r.header(header::CONTENT_TYPE).starts_with("text/markdown"));
+        assert!(r.text().starts_with("# 发布说明：ERP 2.4 上线（2.4.0）"), "{}", r.text());
+        let r = s.api(Method::GET, &format!("{base}/notes?tz=Mars/Base"), agent, None, &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        for path in [
+            base.clone(),
+            format!("{base}/notes"),
+            "/api/v1/releases/REL-000001".into(),
+            format!("{base}/review"),
+            "/api/v1/releases".into(),
+        ] {
             let r = s.api(Method::GET, &path, contact_a, None, &[]).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text());
         }
