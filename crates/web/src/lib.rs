@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod i18n;
+pub mod pdf;
 pub mod ui;
 
 use axum::Router;

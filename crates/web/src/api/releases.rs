@@ -375,9 +375,11 @@ pub struct NotesQuery {
     pub lang: Option<String>,
     /// IANA time zone of the times shown (default UTC).
     pub tz: Option<String>,
+    /// `markdown` (default) or `pdf`.
+    pub format: Option<String>,
 }
 
-/// Release notes for customers, as Markdown.
+/// Release notes for customers, as Markdown, or as PDF with `format=pdf`.
 #[utoipa::path(get, path = "/api/v1/releases/{id}/notes", tag = "releases", params(("id" = String, Path), NotesQuery),
     responses((status = 200, content_type = "text/markdown", body = String), Unauthorized, NotFound, InvalidQuery))]
 async fn release_notes(
@@ -392,5 +394,15 @@ async fn release_notes(
         Some(t) => t.parse().map_err(|_| ApiError::field("tz", "invalid_time_zone", "unknown time zone"))?,
     };
     let md = s.app.release_notes_markdown(&who.principal, &id, locale, tz).await?;
+    match q.format.as_deref().unwrap_or("markdown") {
+        "markdown" => {}
+        "pdf" => {
+            return Ok(axum::response::IntoResponse::into_response((
+                [(header::CONTENT_TYPE, "application/pdf")],
+                crate::pdf::notes_pdf(&md),
+            )));
+        }
+        _ => return Err(ApiError::field("format", "invalid_format", "markdown or pdf")),
+    }
     Ok(axum::response::IntoResponse::into_response(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md)))
 }

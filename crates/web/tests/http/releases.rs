@@ -60,6 +60,19 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         assert!(r.header(header::CONTENT_TYPE).starts_with("text/markdown"));
         assert!(r.text().starts_with("# 发布说明：ERP 2.4 上线（2.4.0）"), "{}", r.text());
+        let r = s.api(Method::GET, &format!("{base}/notes?lang=zh-CN&format=pdf"), agent, None, &[]).await;
+        assert_eq!(r.header(header::CONTENT_TYPE), "application/pdf");
+        let file = std::env::temp_dir().join(format!("keel-notes-{}.pdf", keel_store::new_id()));
+        std::fs::write(&file, &r.body).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .arg("-raw")
+            .arg(&file)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils) is installed");
+        let _ = std::fs::remove_file(&file);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("发布说明：ERP 2.4 上线（2.4.0）") && text.contains("REL-000001"), "{text}");
         let r = s.api(Method::GET, &format!("{base}/notes?tz=Mars/Base"), agent, None, &[]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         for path in [
