@@ -223,6 +223,7 @@ fn ui_router() -> Router<AppState> {
         .route("/incidents/{id}/problems", post(problems::link_to_problem))
         .route("/portal/articles", get(problems::articles))
         .route("/portal/articles/{id}", get(problems::article))
+        .route("/releases", get(ui::releases::list))
         .route("/search", get(ui::search::page))
         .route("/search/suggest", get(ui::search::suggest))
         .route("/audit", get(trail::audit))

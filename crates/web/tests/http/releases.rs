@@ -88,6 +88,17 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         let r =
             s.api(Method::POST, &format!("{base}/transitions"), contact_a, Some(json!({"status": "cancelled", "reason": "x"})), &[]).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let (cookie, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        assert_eq!(s.page(&cookie, "/releases").await.status, StatusCode::NOT_FOUND);
+        let (staff_cookie, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let page = s.page(&staff_cookie, "/releases").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.text().contains("REL-000001") && page.text().contains("ERP 2.4 上线") && page.text().contains("In progress"),
+            "{}",
+            page.text()
+        );
+        assert!(page.text().contains("href=\"/releases\""), "nav entry");
         let list = s.api(Method::GET, "/api/v1/releases?q=erp", agent, None, &[]).await.json();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 

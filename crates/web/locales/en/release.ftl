@@ -1,0 +1,12 @@
+# Release management (REQUIREMENTS §5, manual §5.1.4)
+
+nav-releases = Releases
+release-list-title = Releases
+release-version = Version
+release-status-planned = Planned
+release-status-in-progress = In progress
+release-status-deployed = Deployed
+release-status-rolled-back = Rolled back
+release-status-reviewed = Reviewed
+release-status-closed = Closed
+release-status-cancelled = Cancelled

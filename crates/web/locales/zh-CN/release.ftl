@@ -1,0 +1,12 @@
+# 发布管理（REQUIREMENTS §5，手册 §5.1.4）
+
+nav-releases = 发布
+release-list-title = 发布
+release-version = 版本
+release-status-planned = 计划中
+release-status-in-progress = 进行中
+release-status-deployed = 已部署
+release-status-rolled-back = 已回退
+release-status-reviewed = 已评审
+release-status-closed = 已关闭
+release-status-cancelled = 已取消
