@@ -224,6 +224,7 @@ fn ui_router() -> Router<AppState> {
         .route("/portal/articles", get(problems::articles))
         .route("/portal/articles/{id}", get(problems::article))
         .route("/releases", get(ui::releases::list))
+        .route("/releases/{id}", get(ui::releases::show))
         .route("/search", get(ui::search::page))
         .route("/search/suggest", get(ui::search::suggest))
         .route("/audit", get(trail::audit))

@@ -1,11 +1,12 @@
-//! Release management pages (REQUIREMENTS §5, manual §5.1.4): the release list. Staff only.
+//! Release management pages (REQUIREMENTS §5, manual §5.1.4): the release list and the
+//! record page with its stage panels and release notes. Staff only.
 
 use super::{Ctx, OrPage, Row, UiResult};
 use crate::AppState;
 use crate::api::releases::RELEASE_SORTS;
 use crate::auth::UiUser;
 use crate::i18n::Tr;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use keel_app::AppError;
 use keel_store::page::{PageRequest, decode_cursor};
 use keel_store::releases::ReleaseFilter;
@@ -39,7 +40,7 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         .map(|r| {
             let key = format!("release-status-{}", r.status.replace('_', "-"));
             Row {
-                href: format!("/api/v1/releases/{}", r.id),
+                href: format!("/releases/{}", r.id),
                 cells: vec![
                     r.number.clone(),
                     r.title.clone(),
@@ -53,4 +54,77 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
     let ctx = Ctx::new(&tr, Some(&who), "/releases", q.flash.as_deref());
     let lq = super::ListQuery { q: q.q.clone(), cursor: None, flash: None };
     Ok(super::list_page(ctx, tr.t("release-list-title"), "/releases", &lq, None, (columns, rows), list.next_cursor))
+}
+
+pub struct StageView {
+    pub kind: String,
+    pub title: String,
+    /// Item text and whether it is done.
+    pub checklist: Vec<(String, bool)>,
+    /// Key, and expected target → actual result.
+    pub results: Vec<(String, String)>,
+    pub signers: String,
+    pub signed_off: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "releases/release.html")]
+pub struct ReleasePage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub id: String,
+    pub number: String,
+    pub heading: String,
+    pub status: String,
+    pub version_label: String,
+    pub description: String,
+    pub lang: String,
+    pub stages: Vec<StageView>,
+}
+
+/// The release record page: its stages with checklist, expected and actual results, signers
+/// and sign-off, and the release notes to download.
+pub async fn show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let r = state.app.get_release(&who.principal, &id).await.or_page(&tr)?;
+    let key = format!("release-status-{}", r.status.replace('_', "-"));
+    let stages = r
+        .stages
+        .iter()
+        .map(|s| StageView {
+            kind: s.stage.clone(),
+            title: tr.t(&format!("release-stage-{}", s.stage)),
+            checklist: s.checklist.iter().map(|c| (c.text.clone(), c.done_at.is_some())).collect(),
+            results: s
+                .expected
+                .iter()
+                .map(|e| {
+                    let actual = s.actual.iter().find(|a| a.key == e.key).map(|a| a.result.clone()).unwrap_or_else(|| "—".into());
+                    (e.description.clone(), format!("{} → {}", e.target, actual))
+                })
+                .collect(),
+            signers: s
+                .signers
+                .iter()
+                .map(|g| if g.signed_at.is_some() { format!("{} ✓", g.display_name) } else { g.display_name.clone() })
+                .collect::<Vec<_>>()
+                .join(" → "),
+            signed_off: s.signed_off_at.map(|t| tr.datetime(&t)).unwrap_or_else(|| "—".into()),
+        })
+        .collect();
+    let page = ReleasePage {
+        title: format!("{} {}", r.number, r.title),
+        id: r.id.clone(),
+        number: r.number.clone(),
+        heading: r.title.clone(),
+        status: if tr.has(&key) { tr.t(&key) } else { r.status.clone() },
+        version_label: r.release_version.clone(),
+        description: r.description.clone().unwrap_or_default(),
+        lang: match tr.lang {
+            crate::i18n::Lang::Zh => "zh-CN".into(),
+            crate::i18n::Lang::En => "en".into(),
+        },
+        stages,
+        ctx: Ctx::new(&tr, Some(&who), "/releases", None),
+    };
+    Ok(super::render(&page))
 }

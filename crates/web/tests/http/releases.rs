@@ -99,6 +99,10 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
             page.text()
         );
         assert!(page.text().contains("href=\"/releases\""), "nav entry");
+        let record = s.page(&staff_cookie, &format!("/releases/{}", rel["id"].as_str().unwrap())).await;
+        assert_eq!(record.status, StatusCode::OK, "{}", record.text());
+        assert!(record.text().contains("Build archived") && record.text().contains("format=pdf"), "{}", record.text());
+        assert_eq!(s.page(&cookie, &format!("/releases/{}", rel["id"].as_str().unwrap())).await.status, StatusCode::NOT_FOUND);
         let list = s.api(Method::GET, "/api/v1/releases?q=erp", agent, None, &[]).await.json();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 
