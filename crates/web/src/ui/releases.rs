@@ -1,14 +1,17 @@
 //! Release management pages (REQUIREMENTS §5, manual §5.1.4): the release list and the
 //! record page with its stage panels and release notes. Staff only.
 
-use super::{Ctx, OrPage, Row, UiResult};
+use super::{Ctx, Field, FormPage, OrPage, Row, UiResult, attach_errors, render_status, see_other};
 use crate::AppState;
 use crate::api::releases::RELEASE_SORTS;
-use crate::auth::UiUser;
+use crate::auth::{CsrfForm, Identity, UiUser};
 use crate::i18n::Tr;
 use axum::extract::{Path, Query, State};
 use keel_app::AppError;
-use keel_store::page::{PageRequest, decode_cursor};
+use keel_app::releases::NewRelease;
+use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
+
+const CODE_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
 use keel_store::releases::ReleaseFilter;
 
 #[derive(serde::Deserialize, Default)]
@@ -53,7 +56,8 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/releases", q.flash.as_deref());
     let lq = super::ListQuery { q: q.q.clone(), cursor: None, flash: None };
-    Ok(super::list_page(ctx, tr.t("release-list-title"), "/releases", &lq, None, (columns, rows), list.next_cursor))
+    let new = (!who.principal.is_read_only()).then(|| ("/releases/new".to_string(), tr.t("release-new-title")));
+    Ok(super::list_page(ctx, tr.t("release-list-title"), "/releases", &lq, new, (columns, rows), list.next_cursor))
 }
 
 pub struct StageView {
@@ -127,4 +131,68 @@ pub async fn show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Pa
         ctx: Ctx::new(&tr, Some(&who), "/releases", None),
     };
     Ok(super::render(&page))
+}
+
+// ---------------------------------------------------------------- creating a release
+
+type Form = std::collections::HashMap<String, String>;
+
+fn val(f: &Form, k: &str) -> String {
+    f.get(k).cloned().unwrap_or_default()
+}
+
+fn opt(f: &Form, k: &str) -> Option<String> {
+    f.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+async fn new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Form, err: Option<AppError>) -> UiResult {
+    let pf = keel_store::directory::ProjectFilter { status: Some("active".into()), ..Default::default() };
+    let all = PageRequest { sort: CODE_SORT, desc: false, after: None, limit: 1000 };
+    let projects = state.app.list_projects(&who.principal, &pf, &all).await.or_page(tr)?;
+    let options: Vec<(String, String)> = projects.items.into_iter().map(|p| (p.id, format!("{} · {}", p.code, p.name))).collect();
+    let mut fields = vec![
+        Field::new(tr, "project_id", "select", "").required().options(options, &[val(f, "project_id")]),
+        Field::new(tr, "title", "text", val(f, "title")).required(),
+        Field::new(tr, "version", "text", val(f, "version")).required(),
+        Field::new(tr, "description", "textarea", val(f, "description")),
+        Field::new(tr, "change_ids", "textarea", val(f, "change_ids")).help(tr.t("release-help-lines")),
+        Field::new(tr, "rollback_plan", "textarea", val(f, "rollback_plan")),
+        Field::new(tr, "known_issues", "textarea", val(f, "known_issues")).help(tr.t("release-help-lines")),
+    ];
+    let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let mut page =
+        FormPage::new(Ctx::new(tr, Some(who), "/releases/new", None), tr.t("release-new-title"), "/releases".into(), fields, "/releases");
+    page.errors = errors;
+    page.submit = tr.t("release-action-create");
+    Ok(render_status(super::status_for(&err), &page))
+}
+
+pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
+    if !who.principal.is_staff() {
+        return Err(super::UiError(tr.clone(), AppError::NotFound));
+    }
+    new_page(&state, &tr, &who, &Form::new(), None).await
+}
+
+pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Form>) -> UiResult {
+    if !who.principal.is_staff() {
+        return Err(super::UiError(tr.clone(), AppError::NotFound));
+    }
+    let input = NewRelease {
+        project_id: val(&f, "project_id"),
+        title: val(&f, "title"),
+        version: val(&f, "version"),
+        description: opt(&f, "description"),
+        change_ids: lines(&val(&f, "change_ids")),
+        rollback_plan: opt(&f, "rollback_plan"),
+        known_issues: lines(&val(&f, "known_issues")),
+    };
+    match state.app.create_release(&who.principal, input).await {
+        Ok(r) => Ok(see_other(&format!("/releases/{}", r.id), "created")),
+        Err(e) => new_page(&state, &tr, &who, &f, Some(e)).await,
+    }
 }

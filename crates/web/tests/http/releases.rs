@@ -90,7 +90,18 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let (cookie, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
         assert_eq!(s.page(&cookie, "/releases").await.status, StatusCode::NOT_FOUND);
-        let (staff_cookie, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let (staff_cookie, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let form = format!("_csrf={csrf}&project_id={project_a}&title=&version=3.0&rollback_plan=typed+plan");
+        let r = s.post_form(&staff_cookie, "/releases", &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert!(r.text().contains("typed plan") && r.text().contains("data-field=\"title\""), "{}", r.text());
+        let zh = s.post_form(&format!("{staff_cookie}; keel_lang=zh-CN"), "/releases", &form).await.text();
+        assert!(zh.contains("新建发布") && zh.contains("回退计划"), "{zh}");
+        let form = format!("_csrf={csrf}&project_id={project_a}&title=Mail+3.0&version=3.0&change_ids=chg-7%0Achg-8");
+        let r = s.post_form(&staff_cookie, "/releases", &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let created = s.api(Method::GET, "/api/v1/releases/REL-000002", agent, None, &[]).await.json();
+        assert_eq!(created["change_ids"], json!(["chg-7", "chg-8"]));
         let page = s.page(&staff_cookie, "/releases").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(
