@@ -84,12 +84,32 @@ pub struct ReleasePage {
     pub description: String,
     pub lang: String,
     pub stages: Vec<StageView>,
+    /// Statuses the release may move to: value and label.
+    pub next: Vec<(String, String)>,
+    pub errors: Vec<String>,
+    pub editable: bool,
 }
 
 /// The release record page: its stages with checklist, expected and actual results, signers
 /// and sign-off, and the release notes to download.
 pub async fn show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
-    let r = state.app.get_release(&who.principal, &id).await.or_page(&tr)?;
+    release_page(&state, &tr, &who, &id, None).await
+}
+
+async fn release_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, err: Option<AppError>) -> UiResult {
+    let tr = tr.clone();
+    let r = state.app.get_release(&who.principal, id).await.or_page(&tr)?;
+    let next = state
+        .app
+        .release_next_statuses(&who.principal, &r)
+        .into_iter()
+        .map(|s| (s.as_str().to_string(), tr.t(&format!("release-status-{}", s.as_str().replace('_', "-")))))
+        .collect();
+    let errors = match &err {
+        Some(AppError::Validation(list)) => list.iter().map(|fe| super::translate_field_error(&tr, fe.code, &fe.message)).collect(),
+        Some(e) => vec![super::error_message(&tr, e)],
+        None => vec![],
+    };
     let key = format!("release-status-{}", r.status.replace('_', "-"));
     let stages = r
         .stages
@@ -128,9 +148,12 @@ pub async fn show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Pa
             crate::i18n::Lang::En => "en".into(),
         },
         stages,
-        ctx: Ctx::new(&tr, Some(&who), "/releases", None),
+        next,
+        errors,
+        editable: !who.principal.is_read_only(),
+        ctx: Ctx::new(&tr, Some(who), "/releases", None),
     };
-    Ok(super::render(&page))
+    Ok(render_status(super::status_for(&err), &page))
 }
 
 // ---------------------------------------------------------------- creating a release
@@ -195,4 +218,46 @@ pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, 
         Ok(r) => Ok(see_other(&format!("/releases/{}", r.id), "created")),
         Err(e) => new_page(&state, &tr, &who, &f, Some(e)).await,
     }
+}
+
+// ---------------------------------------------------------------- actions on the record page
+
+async fn after(state: &AppState, tr: &Tr, who: &Identity, id: &str, r: Result<keel_store::releases::ReleaseRecord, AppError>) -> UiResult {
+    match r {
+        Ok(_) => Ok(see_other(&format!("/releases/{id}"), "saved")),
+        Err(e) => release_page(state, tr, who, id, Some(e)).await,
+    }
+}
+
+pub async fn transition(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let r = state.app.transition_release(&who.principal, &id, &val(&f, "status"), opt(&f, "reason").as_deref(), None).await;
+    after(&state, &tr, &who, &id, r).await
+}
+
+pub async fn sign_off(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((id, stage)): Path<(String, String)>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let r = state.app.sign_off_release_stage(&who.principal, &id, &stage, opt(&f, "note").as_deref()).await;
+    after(&state, &tr, &who, &id, r).await
+}
+
+pub async fn tick(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((id, stage, index)): Path<(String, String, usize)>,
+    CsrfForm(f): CsrfForm<Form>,
+) -> UiResult {
+    let r = state.app.tick_release_item(&who.principal, &id, &stage, index, val(&f, "done") == "true").await;
+    after(&state, &tr, &who, &id, r).await
 }

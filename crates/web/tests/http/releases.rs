@@ -114,6 +114,13 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         assert_eq!(record.status, StatusCode::OK, "{}", record.text());
         assert!(record.text().contains("Build archived") && record.text().contains("format=pdf"), "{}", record.text());
         assert_eq!(s.page(&cookie, &format!("/releases/{}", rel["id"].as_str().unwrap())).await.status, StatusCode::NOT_FOUND);
+        let r = s
+            .post_form(&staff_cookie, &format!("/releases/{}/stages/test/sign-off", rel["id"].as_str().unwrap()), &format!("_csrf={csrf}"))
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert!(r.text().contains("You are not a named signer of this stage"), "{}", r.text());
+        let r = s.post_form(&staff_cookie, &format!("/releases/{}/stages/test/sign-off", rel["id"].as_str().unwrap()), "note=x").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "CSRF is checked");
         let list = s.api(Method::GET, "/api/v1/releases?q=erp", agent, None, &[]).await.json();
         assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 
@@ -121,5 +128,9 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         for p in ["/api/v1/releases", "/api/v1/releases/{id}/stages/{stage}/sign-off", "/api/v1/releases/{id}/review"] {
             assert!(doc["paths"][p].is_object(), "{p} is documented");
         }
+        let form = format!("_csrf={csrf}&status=cancelled&reason=postponed");
+        let r = s.post_form(&staff_cookie, &format!("/releases/{}/transition", rel["id"].as_str().unwrap()), &form).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert_eq!(s.api(Method::GET, &base, agent, None, &[]).await.json()["status"], "cancelled");
     }
 }
