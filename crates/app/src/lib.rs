@@ -21,6 +21,7 @@ pub mod major_incidents;
 pub mod notifications;
 pub mod outbox;
 pub mod problems;
+pub mod releases;
 pub mod search;
 pub mod service_level;
 pub mod sla_clocks;

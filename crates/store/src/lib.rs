@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod notifications;
 pub mod page;
 pub mod problems;
+pub mod releases;
 pub mod rows;
 pub mod search;
 pub mod service_level;

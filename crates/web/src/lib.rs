@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod i18n;
+pub mod pdf;
 pub mod ui;
 
 use axum::Router;
@@ -111,6 +112,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::sla_clocks::router())
         .merge(api::notifications::router())
         .merge(api::problems::router())
+        .merge(api::releases::router())
         .merge(api::desk::router())
         .merge(api::mail::router())
         .merge(api::search::router())
@@ -233,6 +235,12 @@ fn ui_router() -> Router<AppState> {
         .route("/changes/{id}/review", post(ui::changes::review))
         .route("/changes/{id}/tasks", post(ui::changes::add_task))
         .route("/changes/{id}/tasks/{task}/complete", post(ui::changes::complete_task))
+        .route("/releases", get(ui::releases::list).post(ui::releases::create))
+        .route("/releases/new", get(ui::releases::new_form))
+        .route("/releases/{id}", get(ui::releases::show))
+        .route("/releases/{id}/transition", post(ui::releases::transition))
+        .route("/releases/{id}/stages/{stage}/sign-off", post(ui::releases::sign_off))
+        .route("/releases/{id}/stages/{stage}/tick/{index}", post(ui::releases::tick))
         .route("/search", get(ui::search::page))
         .route("/search/suggest", get(ui::search::suggest))
         .route("/audit", get(trail::audit))

@@ -627,3 +627,5 @@ mod changes;
 mod incident_views;
 #[path = "http/cmdb_import.rs"]
 mod cmdb_import;
+#[path = "http/releases.rs"]
+mod releases;

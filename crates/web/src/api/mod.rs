@@ -12,6 +12,7 @@ pub mod mail;
 pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
+pub mod releases;
 pub mod search;
 pub mod service_level;
 pub mod sla_clocks;
@@ -45,7 +46,8 @@ use utoipa::OpenApi;
         (name = "problems", description = "Problem management: problems, root-cause analysis, the known error database and its portal articles, incident trends"),
         (name = "audit"),
         (name = "search", description = "Full-text search across every process, in Chinese and English"),
-        (name = "changes", description = "Change management: requests for change, risk, impact, CAB approval, the forward schedule of change, freezes, standard templates")
+        (name = "changes", description = "Change management: requests for change, risk, impact, CAB approval, the forward schedule of change, freezes, standard templates"),
+        (name = "releases", description = "Release management: releases, stage plans, checklists, ordered sign-offs, rollback and the release review")
     )
 )]
 pub struct ApiDoc;

@@ -14,6 +14,7 @@ pub mod mail;
 pub mod major_incidents;
 pub mod notifications;
 pub mod problems;
+pub mod releases;
 pub mod search;
 pub mod service_level;
 pub mod session;
@@ -107,6 +108,7 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
             item("/problems", "nav-problems"),
             item("/known-errors", "nav-known-errors"),
             item("/problems/trend", "nav-trends"),
+            item("/releases", "nav-releases"),
         ]);
         if let Some(problems) = resolution.iter_mut().find(|i| i.href == "/problems") {
             problems.active = path == "/problems" || (path.starts_with("/problems/") && path != "/problems/trend");
