@@ -14,7 +14,7 @@ use crate::{App, AppError, Principal, Result};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use keel_domain::audit::AuditAction;
-use keel_domain::change::ChangeNumber;
+use keel_domain::change::{ChangeNumber, ChangeStatus, ChangeType};
 use keel_domain::error::{Errors, FieldError};
 use keel_domain::identity::AccountKind;
 use keel_domain::process::Process;
@@ -248,6 +248,20 @@ struct Edit {
     release: Release,
 }
 
+/// The changes a release groups, given by id or number: each must be a change of the
+/// release's project; returns their ids in the given order, pushing an error per bad one.
+async fn linked_changes(conn: &mut sqlx::AnyConnection, project_id: &str, refs: &[String], errs: &mut Errors) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for (i, r) in refs.iter().map(|r| r.trim()).enumerate() {
+        match keel_store::changes::get_change(conn, r).await?.filter(|c| c.project_id == project_id) {
+            Some(c) if !ids.contains(&c.id) => ids.push(c.id),
+            Some(_) => {}
+            None => errs.push(FieldError::new(format!("change_ids[{i}]"), "unknown_change", format!("no change {r} in this project"))),
+        }
+    }
+    Ok(ids)
+}
+
 impl App {
     // ---- reading ----
 
@@ -288,12 +302,16 @@ impl App {
         Ok(compare(&release_of(&r)?))
     }
 
-    /// Release notes for customers as Markdown, in `locale`, times in `tz`. Changes grouped
-    /// by their number (CHG-000001) are listed by number.
+    /// Release notes for customers as Markdown, in `locale`, times in `tz`, listing the changes
+    /// the release groups by number and title.
     pub async fn release_notes_markdown(&self, actor: &Principal, id: &str, locale: Locale, tz: Tz) -> Result<String> {
         let r = self.get_release(actor, id).await?;
-        let changes: Vec<NoteChange> =
-            r.change_ids.iter().filter_map(|c| ChangeNumber::parse(c)).map(|number| NoteChange { number, title: String::new() }).collect();
+        let mut c = self.read().await?;
+        let changes: Vec<NoteChange> = keel_store::changes::changes_by_ids(&mut c, &r.change_ids)
+            .await?
+            .into_iter()
+            .filter_map(|c| Some(NoteChange { number: ChangeNumber::parse(&c.number)?, title: c.title }))
+            .collect();
         Ok(release_notes(&release_of(&r)?, &changes, locale, tz))
     }
 
@@ -314,11 +332,15 @@ impl App {
             }
             None => errs.push(FieldError::new("project_id", "unknown_project", "no such service project")),
         }
+        let change_ids = match &project {
+            Some(p) => linked_changes(&mut w.tx, &p.id, &input.change_ids, &mut errs).await?,
+            None => vec![],
+        };
         let form = DomainNewRelease {
             title: &input.title,
             version: &input.version,
             description: input.description.as_deref(),
-            change_ids: input.change_ids.clone(),
+            change_ids,
             rollback_plan: input.rollback_plan.as_deref(),
             known_issues: input.known_issues.clone(),
         };
@@ -383,6 +405,22 @@ impl App {
             rec.status_changed_at = w.now;
             if release.status == ReleaseStatus::Deployed {
                 rec.deployed_at = Some(w.now);
+                let unapproved: Vec<String> = keel_store::changes::changes_by_ids(&mut w.tx, &rec.change_ids)
+                    .await?
+                    .into_iter()
+                    .filter(|c| {
+                        let kind = ChangeType::parse(&c.change_type).unwrap_or(ChangeType::Normal);
+                        !ChangeStatus::parse(&c.status).is_some_and(|s| s.is_authorised(kind))
+                    })
+                    .map(|c| format!("{} ({})", c.number, c.status))
+                    .collect();
+                if !unapproved.is_empty() {
+                    return Err(AppError::Validation(vec![FieldError::new(
+                        "change_ids",
+                        "changes_not_approved",
+                        format!("a release deploys approved changes only: {}", unapproved.join(", ")),
+                    )]));
+                }
             }
             let row = ReleaseStatusRow {
                 seq: 0,

@@ -254,6 +254,18 @@ pub async fn touch_change(conn: &mut AnyConnection, id: &str, at: i64) -> Result
     Ok(())
 }
 
+/// The changes of the given ids that exist, in the order of `ids`.
+pub async fn changes_by_ids(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<ChangeRecord>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Sql::new(change_select());
+    q.push(" AND c.id IN ").push_list(ids);
+    let mut v = q.fetch_all(conn).await?.iter().map(change).collect::<Result<Vec<_>>>()?;
+    v.sort_by_key(|c| ids.iter().position(|i| *i == c.id));
+    with_cis(conn, v).await
+}
+
 pub async fn get_change(conn: &mut AnyConnection, id: &str) -> Result<Option<ChangeRecord>> {
     let mut q = Sql::new(change_select());
     q.push(" AND (c.id = ").push_bind(id).push(" OR c.number = ").push_bind(id.to_ascii_uppercase()).push(")");

@@ -623,9 +623,9 @@ mod major_incidents;
 
 #[path = "http/changes.rs"]
 mod changes;
-#[path = "http/incident_views.rs"]
-mod incident_views;
 #[path = "http/cmdb_import.rs"]
 mod cmdb_import;
+#[path = "http/incident_views.rs"]
+mod incident_views;
 #[path = "http/releases.rs"]
 mod releases;

@@ -2,6 +2,7 @@
 //! signed off in order, the lifecycle, rollback and the release review; tenancy.
 
 use super::*;
+use keel_app::changes::{NewChange, TemplateInput};
 use keel_app::releases::{NewRelease, StagePlanInput};
 use keel_domain::release::{ExpectedResult, ReviewVerdict, StageKind};
 use keel_store::releases::ReleaseFilter;
@@ -26,6 +27,27 @@ fn plan(signers: &[&str]) -> StagePlanInput {
     }
 }
 
+/// A standard change of the project from a pre-approved template, still a draft.
+async fn standard_change(app: &App, w: &World, project: &str, title: &str) -> String {
+    let manager = staff(app, &format!("sm-{}@keel.test", keel_store::new_id()), vec![Role::ServiceManager]).await;
+    let tpl = TemplateInput {
+        name: format!("{title} template"),
+        implementation_plan: "deploy; verify".into(),
+        back_out_plan: "redeploy the previous version".into(),
+        risk_level: "low".into(),
+        ..Default::default()
+    };
+    let tpl = app.create_change_template(&manager, tpl).await.unwrap();
+    let change = NewChange {
+        project_id: project.into(),
+        change_type: "standard".into(),
+        template_id: Some(tpl.id),
+        title: title.into(),
+        ..Default::default()
+    };
+    app.create_change(&w.admin, change).await.unwrap().id
+}
+
 #[tokio::test]
 async fn a_release_is_planned_signed_off_in_order_deployed_and_reviewed() {
     for t in TestDb::migrated_all().await {
@@ -33,6 +55,20 @@ async fn a_release_is_planned_signed_off_in_order_deployed_and_reviewed() {
         let w = world(&app).await;
         let carol = staff(&app, "carol@keel.test", vec![Role::Technician]).await;
         let agent = w.agent_a.clone();
+        let change = standard_change(&app, &w, &w.project_a, "ERP 2.4 配置变更").await;
+        let e = app
+            .create_release(
+                &agent,
+                NewRelease {
+                    project_id: w.project_a.clone(),
+                    title: "x".into(),
+                    version: "1".into(),
+                    change_ids: vec!["CHG-999999".into()],
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert_eq!(fields(e.unwrap_err()), vec![("change_ids[0]".to_string(), "unknown_change")], "{}", t.label);
         let rel = app
             .create_release(
                 &agent,
@@ -40,7 +76,7 @@ async fn a_release_is_planned_signed_off_in_order_deployed_and_reviewed() {
                     project_id: w.project_a.clone(),
                     title: "ERP 2.4 上线".into(),
                     version: "2.4.0".into(),
-                    change_ids: vec!["chg-1".into()],
+                    change_ids: vec!["chg-000001".into()],
                     known_issues: vec!["Export to PDF is slow".into()],
                     ..Default::default()
                 },
@@ -102,8 +138,15 @@ async fn a_release_is_planned_signed_off_in_order_deployed_and_reviewed() {
             }
             app.sign_off_release_stage(&w.admin, &rel.id, k, None).await.unwrap();
         }
+        assert_eq!(rel.change_ids, vec![change.clone()], "{}: the number names the change", t.label);
+        // the change is still a draft: nothing unauthorised is deployed
+        assert_eq!(code(app.transition_release(&agent, &rel.id, "deployed", None, None).await), ["changes_not_approved"]);
+        app.transition_change(&agent, &change, "submitted", None, None).await.unwrap();
         let r = app.transition_release(&agent, &rel.id, "deployed", None, None).await.unwrap();
         assert_eq!(r.status, "deployed");
+        let notes =
+            app.release_notes_markdown(&agent, &rel.id, keel_domain::validate::Locale::ZhCn, chrono_tz::Asia::Shanghai).await.unwrap();
+        assert!(notes.contains("CHG-000001") && notes.contains("ERP 2.4 配置变更"), "{notes}");
         assert!(r.deployed_at.is_some());
 
         let review = app.release_review(&agent, &rel.id).await.unwrap();
@@ -129,11 +172,13 @@ async fn a_rolled_back_release_and_who_sees_releases() {
     for t in TestDb::migrated_all().await {
         let (app, _clock) = app_on(&t);
         let w = world(&app).await;
+        let change_a = standard_change(&app, &w, &w.project_a, "Patch 7.1 A").await;
+        let change_b = standard_change(&app, &w, &w.project_b, "Patch 7.1 B").await;
         let input = |project: &str| NewRelease {
             project_id: project.into(),
             title: "Core banking patch".into(),
             version: "7.1".into(),
-            change_ids: vec!["chg-9".into()],
+            change_ids: vec![if project == w.project_a { change_a.clone() } else { change_b.clone() }],
             rollback_plan: Some("Reinstall 7.0".into()),
             ..Default::default()
         };

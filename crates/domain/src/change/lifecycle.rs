@@ -156,6 +156,21 @@ impl ChangeStatus {
         self == ChangeStatus::Implementing
     }
 
+    /// Whether a change of this type in this status is authorised and has not since failed,
+    /// been backed out or cancelled: what a release needs of every change it deploys. A
+    /// standard change is pre-approved by its template once submitted.
+    pub fn is_authorised(self, change_type: ChangeType) -> bool {
+        matches!(
+            self,
+            ChangeStatus::Approved
+                | ChangeStatus::Scheduled
+                | ChangeStatus::Implementing
+                | ChangeStatus::Implemented
+                | ChangeStatus::Reviewed
+                | ChangeStatus::Closed
+        ) || (change_type == ChangeType::Standard && self == ChangeStatus::Submitted)
+    }
+
     /// Whether the change occupies its window on the forward schedule of change.
     pub fn is_on_schedule(self) -> bool {
         matches!(self, ChangeStatus::Scheduled | ChangeStatus::Implementing)

@@ -3,8 +3,8 @@
 
 pub mod account;
 pub mod admin;
-pub mod changes;
 pub mod catalogue_items;
+pub mod changes;
 pub mod cmdb;
 pub mod desk;
 pub mod import;

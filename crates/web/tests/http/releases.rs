@@ -12,7 +12,29 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         let admin_id = s.api(Method::GET, "/api/v1/me", admin, None, &[]).await.json()["id"].as_str().unwrap().to_string();
         let project_a =
             s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json()["items"][0]["id"].as_str().unwrap().to_string();
-        let body = json!({"project_id": project_a, "title": "ERP 2.4 上线", "version": "2.4.0", "change_ids": ["chg-1"],
+        for title in ["ERP 2.4 配置变更", "Mail 3.0 cut-over", "Mail 3.0 DNS"] {
+            let r = s
+                .api(
+                    Method::POST,
+                    "/api/v1/changes",
+                    agent,
+                    Some(json!({"project_id": project_a, "change_type": "normal", "title": title})),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        }
+        let r = s
+            .api(
+                Method::POST,
+                "/api/v1/releases",
+                agent,
+                Some(json!({"project_id": project_a, "title": "x", "version": "1", "change_ids": ["CHG-000404"]})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.json()["details"][0]["code"], "unknown_change", "{}", r.text());
+        let body = json!({"project_id": project_a, "title": "ERP 2.4 上线", "version": "2.4.0", "change_ids": ["chg-000001"],
                           "rollback_plan": "Restore the snapshot"});
         let r = s.api(Method::POST, "/api/v1/releases", agent, Some(body), &[]).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -97,11 +119,16 @@ async fn releases_are_signed_off_by_named_signers_and_hidden_from_contacts() {
         assert!(r.text().contains("typed plan") && r.text().contains("data-field=\"title\""), "{}", r.text());
         let zh = s.post_form(&format!("{staff_cookie}; keel_lang=zh-CN"), "/releases", &form).await.text();
         assert!(zh.contains("新建发布") && zh.contains("回退计划"), "{zh}");
-        let form = format!("_csrf={csrf}&project_id={project_a}&title=Mail+3.0&version=3.0&change_ids=chg-7%0Achg-8");
+        let form = format!("_csrf={csrf}&project_id={project_a}&title=Mail+3.0&version=3.0&change_ids=CHG-000002%0ACHG-000003");
         let r = s.post_form(&staff_cookie, "/releases", &form).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
         let created = s.api(Method::GET, "/api/v1/releases/REL-000002", agent, None, &[]).await.json();
-        assert_eq!(created["change_ids"], json!(["chg-7", "chg-8"]));
+        let mut numbers = Vec::new();
+        for id in created["change_ids"].as_array().unwrap() {
+            let c = s.api(Method::GET, &format!("/api/v1/changes/{}", id.as_str().unwrap()), agent, None, &[]).await.json();
+            numbers.push(c["number"].as_str().unwrap().to_string());
+        }
+        assert_eq!(numbers, ["CHG-000002", "CHG-000003"], "{created}");
         let page = s.page(&staff_cookie, "/releases").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(
