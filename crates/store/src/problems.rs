@@ -3,6 +3,7 @@
 //! search terms, and the incident counts the trend view reads.
 
 use crate::directory::Scope;
+use crate::lifecycle_log::{self, LogTable, Logged};
 use crate::page::{Page, PageRequest, fetch_page, like_pattern};
 use crate::rows::RowExt;
 use crate::sql::Sql;
@@ -312,47 +313,33 @@ pub struct ProblemStatusRow {
     pub actor_id: String,
 }
 
+const STATUS_LOG: LogTable = LogTable { table: "problem_status_log", key: "problem_id", note: "action" };
+
 pub async fn append_status_log(conn: &mut AnyConnection, problem_id: &str, e: &ProblemStatusRow) -> Result<()> {
-    let seq = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM problem_status_log WHERE problem_id = $1")
-        .bind(problem_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .int("n")?
-        + 1;
-    sqlx::query(
-        "INSERT INTO problem_status_log (id, problem_id, seq, at, from_status, to_status, action, actor_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(crate::new_id())
-    .bind(problem_id)
-    .bind(seq)
-    .bind(e.at)
-    .bind(&e.from_status)
-    .bind(&e.to_status)
-    .bind(&e.action)
-    .bind(&e.actor_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let row = Logged {
+        seq: e.seq,
+        at: e.at,
+        from_status: e.from_status.clone(),
+        to_status: e.to_status.clone(),
+        note: e.action.clone(),
+        actor_id: e.actor_id.clone(),
+    };
+    lifecycle_log::append(conn, &STATUS_LOG, problem_id, &row).await
 }
 
 pub async fn status_log(conn: &mut AnyConnection, problem_id: &str) -> Result<Vec<ProblemStatusRow>> {
-    let rows =
-        sqlx::query("SELECT seq, at, from_status, to_status, action, actor_id FROM problem_status_log WHERE problem_id = $1 ORDER BY seq")
-            .bind(problem_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ProblemStatusRow {
-                seq: r.int("seq")?,
-                at: r.int("at")?,
-                from_status: r.opt_text("from_status")?,
-                to_status: r.text("to_status")?,
-                action: r.opt_text("action")?,
-                actor_id: r.text("actor_id")?,
-            })
+    let rows = lifecycle_log::read(conn, &STATUS_LOG, problem_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|l| ProblemStatusRow {
+            seq: l.seq,
+            at: l.at,
+            from_status: l.from_status,
+            to_status: l.to_status,
+            action: l.note,
+            actor_id: l.actor_id,
         })
-        .collect()
+        .collect())
 }
 
 // ---- links between incidents and problems or known errors ----

@@ -3,6 +3,7 @@
 //! A release is written whole: its child rows are replaced on every save.
 
 use crate::directory::Scope;
+use crate::lifecycle_log::{self, LogTable, Logged};
 use crate::page::{Page, PageRequest, fetch_page, like_pattern};
 use crate::rows::RowExt;
 use crate::sql::Sql;
@@ -459,45 +460,31 @@ pub struct ReleaseStatusRow {
     pub actor_id: String,
 }
 
+const STATUS_LOG: LogTable = LogTable { table: "release_status_log", key: "release_id", note: "reason" };
+
 pub async fn append_status_log(conn: &mut AnyConnection, release_id: &str, e: &ReleaseStatusRow) -> Result<()> {
-    let seq = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM release_status_log WHERE release_id = $1")
-        .bind(release_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .int("n")?
-        + 1;
-    sqlx::query(
-        "INSERT INTO release_status_log (id, release_id, seq, at, from_status, to_status, reason, actor_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(crate::new_id())
-    .bind(release_id)
-    .bind(seq)
-    .bind(e.at)
-    .bind(&e.from_status)
-    .bind(&e.to_status)
-    .bind(&e.reason)
-    .bind(&e.actor_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let row = Logged {
+        seq: e.seq,
+        at: e.at,
+        from_status: e.from_status.clone(),
+        to_status: e.to_status.clone(),
+        note: e.reason.clone(),
+        actor_id: e.actor_id.clone(),
+    };
+    lifecycle_log::append(conn, &STATUS_LOG, release_id, &row).await
 }
 
 pub async fn status_log(conn: &mut AnyConnection, release_id: &str) -> Result<Vec<ReleaseStatusRow>> {
-    let rows =
-        sqlx::query("SELECT seq, at, from_status, to_status, reason, actor_id FROM release_status_log WHERE release_id = $1 ORDER BY seq")
-            .bind(release_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ReleaseStatusRow {
-                seq: r.int("seq")?,
-                at: r.int("at")?,
-                from_status: r.opt_text("from_status")?,
-                to_status: r.text("to_status")?,
-                reason: r.opt_text("reason")?,
-                actor_id: r.text("actor_id")?,
-            })
+    let rows = lifecycle_log::read(conn, &STATUS_LOG, release_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|l| ReleaseStatusRow {
+            seq: l.seq,
+            at: l.at,
+            from_status: l.from_status,
+            to_status: l.to_status,
+            reason: l.note,
+            actor_id: l.actor_id,
         })
-        .collect()
+        .collect())
 }
