@@ -101,17 +101,7 @@ fn parse_local(tr: &Tr, field: &str, s: &str) -> Result<Option<i64>, keel_domain
 
 // ---------------------------------------------------------------- list
 
-#[derive(serde::Deserialize, Default)]
-pub struct ChangeListQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-    flash: Option<String>,
-}
-
-pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ChangeListQuery>) -> UiResult {
+pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<super::ListQuery>) -> UiResult {
     staff(&tr, &who)?;
     let p = &who.principal;
     let sort = CHANGE_SORTS[0];
@@ -144,9 +134,8 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         })
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/changes", q.flash.as_deref());
-    let lq = super::ListQuery { q: q.q.clone(), cursor: None, flash: None };
     let new = (!p.is_read_only()).then(|| ("/changes/new".to_string(), tr.t("change-new-title")));
-    Ok(super::list_page(ctx, tr.t("change-list-title"), "/changes", &lq, new, (columns, rows), list.next_cursor))
+    Ok(super::list_page(ctx, tr.t("change-list-title"), "/changes", &q, new, (columns, rows), list.next_cursor))
 }
 
 // ---------------------------------------------------------------- raising a change

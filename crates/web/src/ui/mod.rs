@@ -484,11 +484,13 @@ pub fn see_other(href: &str, flash: &str) -> Response {
     axum::response::Redirect::to(&format!("{path}{sep}flash={flash}{fragment}")).into_response()
 }
 
-/// Common query parameters of list pages.
+/// Common query parameters of list pages (`status` filters record lists with a lifecycle).
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
     pub q: String,
+    #[serde(default)]
+    pub status: String,
     pub cursor: Option<String>,
     pub flash: Option<String>,
 }
@@ -517,7 +519,9 @@ pub fn list_page(
         new_label,
         columns,
         rows,
-        next_href: next_href(base, &q.q, cursor),
+        // the next page keeps the status filter as well as the search
+        next_href: next_href(base, &q.q, cursor)
+            .map(|h| if q.status.is_empty() { h } else { format!("{h}&status={}", urlencode(&q.status)) }),
     })
 }
 

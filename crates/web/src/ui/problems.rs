@@ -126,17 +126,7 @@ fn status_class(s: &str) -> String {
 
 // ---------------------------------------------------------------- list
 
-#[derive(serde::Deserialize, Default)]
-pub struct ProblemListQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-    flash: Option<String>,
-}
-
-pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ProblemListQuery>) -> UiResult {
+pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<super::ListQuery>) -> UiResult {
     staff(&tr, &who)?;
     let p = &who.principal;
     let sort = PROBLEM_SORTS[0];
@@ -169,9 +159,8 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         })
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/problems", q.flash.as_deref());
-    let lq = super::ListQuery { q: q.q.clone(), cursor: None, flash: None };
     let new = (!p.is_read_only()).then(|| ("/problems/new".to_string(), tr.t("problem-new-title")));
-    Ok(super::list_page(ctx, tr.t("problem-list-title"), "/problems", &lq, new, (columns, rows), list.next_cursor))
+    Ok(super::list_page(ctx, tr.t("problem-list-title"), "/problems", &q, new, (columns, rows), list.next_cursor))
 }
 
 // ---------------------------------------------------------------- raising a problem

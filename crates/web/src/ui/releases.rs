@@ -14,17 +14,7 @@ use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 const CODE_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
 use keel_store::releases::ReleaseFilter;
 
-#[derive(serde::Deserialize, Default)]
-pub struct ReleaseListQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    status: String,
-    cursor: Option<String>,
-    flash: Option<String>,
-}
-
-pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ReleaseListQuery>) -> UiResult {
+pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<super::ListQuery>) -> UiResult {
     if !who.principal.is_staff() {
         return Err(super::UiError(tr.clone(), AppError::NotFound));
     }
@@ -55,9 +45,8 @@ pub async fn list(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         })
         .collect();
     let ctx = Ctx::new(&tr, Some(&who), "/releases", q.flash.as_deref());
-    let lq = super::ListQuery { q: q.q.clone(), cursor: None, flash: None };
     let new = (!who.principal.is_read_only()).then(|| ("/releases/new".to_string(), tr.t("release-new-title")));
-    Ok(super::list_page(ctx, tr.t("release-list-title"), "/releases", &lq, new, (columns, rows), list.next_cursor))
+    Ok(super::list_page(ctx, tr.t("release-list-title"), "/releases", &q, new, (columns, rows), list.next_cursor))
 }
 
 pub struct StageView {
