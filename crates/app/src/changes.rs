@@ -1617,3 +1617,131 @@ impl App {
         Ok((!note.is_empty()).then_some(note))
     }
 }
+
+/// A change whose open approval step waits for the actor (or someone they stand in for).
+#[derive(Debug, Clone, Serialize)]
+pub struct AwaitingApproval {
+    pub change: ChangeRecord,
+    /// The name of the step waiting.
+    pub step: String,
+}
+
+/// Whether the actor administers change management: standard change templates, freezes and
+/// other people's delegations (administrators, service managers, CAB members).
+pub fn may_administer_changes(actor: &Principal) -> bool {
+    may_administer(actor)
+}
+
+impl App {
+    /// Edits a standard change template (change administrators); editing approves it again in
+    /// the editor's name.
+    pub async fn update_change_template(
+        &self,
+        actor: &Principal,
+        id: &str,
+        input: TemplateInput,
+        expected_version: Option<i64>,
+    ) -> Result<TemplateRecord> {
+        if !may_administer(actor) {
+            return Err(AppError::Forbidden);
+        }
+        let mut w = self.write(actor).await?;
+        let before = store::get_template(&mut w.tx, id.trim()).await?.ok_or(AppError::NotFound)?;
+        if expected_version.is_some_and(|v| v != before.version) {
+            return Err(AppError::Stale);
+        }
+        let level = RiskLevel::parse(input.risk_level.trim())
+            .ok_or_else(|| AppError::field("risk_level", "invalid_choice", "low, medium, high or very_high"))?;
+        let t = StandardChangeTemplate::new(
+            &before.id,
+            &input.name,
+            input.description.as_deref(),
+            &input.implementation_plan,
+            &input.back_out_plan,
+            level,
+            &actor.user_id,
+            time(w.now),
+        )?;
+        let after = TemplateRecord {
+            name: t.name,
+            description: t.description,
+            implementation_plan: t.implementation_plan,
+            back_out_plan: t.back_out_plan,
+            risk_level: t.risk_level.as_str().into(),
+            approved_by: t.approved_by,
+            approved_at: w.now,
+            updated_at: w.now,
+            version: before.version + 1,
+            ..before.clone()
+        };
+        store::update_template(&mut w.tx, &after, before.version).await?;
+        w.record("change_template", &after.id, AuditAction::Update, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// Ends a freeze now (change administrators); a freeze not yet begun is withdrawn.
+    pub async fn end_change_freeze(&self, actor: &Principal, id: &str) -> Result<()> {
+        if !may_administer(actor) {
+            return Err(AppError::Forbidden);
+        }
+        let mut w = self.write(actor).await?;
+        let f = store::get_freeze(&mut w.tx, id.trim()).await?.ok_or(AppError::NotFound)?;
+        if f.ends_at <= w.now {
+            return Err(AppError::Conflict { code: "freeze_over", field: None, message: "the freeze has already ended".into() });
+        }
+        if f.starts_at >= w.now {
+            store::delete_freeze(&mut w.tx, &f.id).await?;
+            w.record("change_freeze", &f.id, AuditAction::Delete, Some(&snapshot(&f)), None).await?;
+        } else {
+            store::set_freeze_end(&mut w.tx, &f.id, w.now).await?;
+            let after = FreezeRecord { ends_at: w.now, ..f.clone() };
+            w.record("change_freeze", &f.id, AuditAction::Update, Some(&snapshot(&f)), Some(&snapshot(&after))).await?;
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The changes whose open approval step waits for the actor's vote: as a listed user, a
+    /// member of a listed team or organisation, or the delegate of someone listed. Steps the
+    /// actor already voted on are left out.
+    pub async fn changes_awaiting_me(&self, actor: &Principal) -> Result<Vec<AwaitingApproval>> {
+        if actor.is_read_only() {
+            return Ok(vec![]);
+        }
+        let mut c = self.read().await?;
+        let now = self.now();
+        let mut who = vec![actor.user_id.clone()];
+        for d in store::delegations_of(&mut c, &actor.user_id, now).await? {
+            if d.delegate_id == actor.user_id && d.starts_at <= now {
+                who.push(d.delegator_id);
+            }
+        }
+        let mut groups = Vec::new();
+        for u in &who {
+            groups.extend(store::approver_groups_of(&mut c, u).await?);
+        }
+        let ids = store::changes_awaiting(&mut c, &who, &groups).await?;
+        let mut out = Vec::new();
+        for ch in store::changes_by_ids(&mut c, &ids).await? {
+            if !approval_open(type_of(&ch)?, status_of(&ch)?) {
+                continue;
+            }
+            let steps = store::approval_steps(&mut c, &ch.id).await?;
+            let Some(wf) = workflow_of(&steps)? else { continue };
+            let votes = store::votes(&mut c, &ch.id).await?;
+            let ev = chg::evaluate(&wf, &decisions_of(&votes));
+            let Some(i) = ev.current_step else { continue };
+            let waits = ev.steps[i].undecided.iter().any(|a| match a {
+                Approver::User(u) => who.contains(u),
+                Approver::Group(g) => groups.contains(g),
+            });
+            let voted = votes.iter().any(|v| v.step_seq == i as i64 && v.actor_id == actor.user_id);
+            if waits && !voted {
+                out.push(AwaitingApproval { step: steps[i].name.clone(), change: ch });
+            }
+        }
+        out.sort_by(|a, b| (a.change.planned_start, &a.change.number).cmp(&(b.change.planned_start, &b.change.number)));
+        Ok(out)
+    }
+}

@@ -10,8 +10,8 @@ use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, ImpactGraph, OverdueCi, Relation, RelationType,
-    Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
+    Affected, CiClass, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, ImpactGraph, OverdueCi, Relation,
+    RelationType, Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
@@ -308,6 +308,50 @@ impl App {
         staff_only(actor)?;
         let mut c = self.read().await?;
         Ok(store::list_classes(&mut c).await?)
+    }
+
+    /// Adds a CI class (administrators). The class is checked with the others: a known parent,
+    /// no inheritance cycle, no attribute its ancestors define, known reference classes.
+    pub async fn create_ci_class(&self, actor: &Principal, class: CiClass) -> Result<ClassRecord> {
+        self.save_ci_class(actor, class, None).await
+    }
+
+    /// Replaces a class's names, parent and attributes (administrators); subclasses are checked
+    /// again (an attribute the class now defines must not be defined by a subclass too).
+    pub async fn update_ci_class(&self, actor: &Principal, class: CiClass, expected_version: i64) -> Result<ClassRecord> {
+        self.save_ci_class(actor, class, Some(expected_version)).await
+    }
+
+    async fn save_ci_class(&self, actor: &Principal, class: CiClass, expected_version: Option<i64>) -> Result<ClassRecord> {
+        if !actor.is_admin() || actor.is_read_only() {
+            return Err(AppError::Forbidden);
+        }
+        let mut w = self.write(actor).await?;
+        let rows = store::list_classes(&mut w.tx).await?;
+        let before = rows.iter().find(|r| r.class.key == class.key).cloned();
+        match (&before, expected_version) {
+            (Some(_), None) => return Err(AppError::field("key", "duplicate_class", format!("class {} exists", class.key))),
+            (None, Some(_)) => return Err(AppError::NotFound),
+            _ => {}
+        }
+        let registry = ClassRegistry::new(rows.into_iter().map(|r| r.class).collect())
+            .map_err(|e| AppError::Internal(format!("stored CI classes: {e:?}")))?;
+        registry.upsert(class.clone())?;
+        let view = serde_json::to_value(&class).unwrap_or_default();
+        match (&before, expected_version) {
+            (Some(b), Some(v)) => {
+                store::update_class(&mut w.tx, &class, w.now, v).await?;
+                let old = serde_json::to_value(&b.class).unwrap_or_default();
+                w.record(CLASS_ENTITY, &class.key, AuditAction::Update, Some(&old), Some(&view)).await?;
+            }
+            _ => {
+                store::insert_class_if_missing(&mut w.tx, &class, false, w.now).await?;
+                w.record(CLASS_ENTITY, &class.key, AuditAction::Create, None, Some(&view)).await?;
+            }
+        }
+        let saved = store::list_classes(&mut w.tx).await?.into_iter().find(|r| r.class.key == class.key).ok_or(AppError::NotFound)?;
+        w.commit().await?;
+        Ok(saved)
     }
 
     // ---- configuration items ----

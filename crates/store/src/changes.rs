@@ -860,3 +860,47 @@ pub async fn set_customer_approval(conn: &mut AnyConnection, sla_id: &str, on: b
         .rows_affected();
     Ok(n > 0)
 }
+
+/// Replaces a template's texts and risk level (optimistic on `expected_version`).
+pub async fn update_template(conn: &mut AnyConnection, t: &TemplateRecord, expected_version: i64) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE change_templates SET name = $1, description = $2, implementation_plan = $3, back_out_plan = $4, risk_level = $5, \
+         approved_by = $6, approved_at = $7, updated_at = $8, version = version + 1 WHERE id = $9 AND version = $10",
+    )
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(&t.implementation_plan)
+    .bind(&t.back_out_plan)
+    .bind(&t.risk_level)
+    .bind(&t.approved_by)
+    .bind(t.approved_at)
+    .bind(t.updated_at)
+    .bind(&t.id)
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if n == 0 { Err(StoreError::Stale) } else { Ok(()) }
+}
+
+/// Moves a freeze's end (ending it early).
+pub async fn set_freeze_end(conn: &mut AnyConnection, id: &str, ends_at: i64) -> Result<bool> {
+    Ok(sqlx::query("UPDATE change_freezes SET ends_at = $1 WHERE id = $2")
+        .bind(ends_at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Changes in `submitted` or `assessed` with any of these users or groups among the approvers
+/// of one of their steps.
+pub async fn changes_awaiting(conn: &mut AnyConnection, users: &[String], groups: &[String]) -> Result<Vec<String>> {
+    let mut q = Sql::new(
+        "SELECT DISTINCT a.change_id FROM change_approvers a JOIN changes c ON c.id = a.change_id \
+         WHERE c.status IN ('submitted', 'assessed') AND ((a.approver_kind = 'user' AND a.approver_id IN ",
+    );
+    q.push_list(users).push(") OR (a.approver_kind = 'group' AND a.approver_id IN ").push_list(groups).push("))");
+    q.fetch_all(conn).await?.iter().map(|r| r.text("change_id")).collect::<std::result::Result<_, _>>().map_err(Into::into)
+}

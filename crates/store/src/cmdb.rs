@@ -70,6 +70,26 @@ pub async fn insert_class_if_missing(conn: &mut AnyConnection, c: &CiClass, ship
     Ok(r.rows_affected() > 0)
 }
 
+/// Replaces a class's names, parent and attributes (optimistic on `expected_version`).
+pub async fn update_class(conn: &mut AnyConnection, c: &CiClass, now: i64, expected_version: i64) -> Result<()> {
+    let attributes = serde_json::to_string(&c.attributes).map_err(json_err)?;
+    let n = sqlx::query(
+        "UPDATE ci_classes SET name_en = $1, name_zh = $2, parent_key = $3, attributes = $4, updated_at = $5, version = version + 1 \
+         WHERE class_key = $6 AND version = $7",
+    )
+    .bind(&c.name_en)
+    .bind(&c.name_zh)
+    .bind(&c.parent)
+    .bind(attributes)
+    .bind(now)
+    .bind(&c.key)
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if n == 0 { Err(StoreError::Stale) } else { Ok(()) }
+}
+
 // ---- configuration items ----
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -272,6 +272,23 @@ fn ui_router() -> Router<AppState> {
         .route("/admin/catalogue-items", get(ui::catalogue_items::list).post(ui::catalogue_items::create))
         .route("/admin/catalogue-items/new", get(ui::catalogue_items::new))
         .route("/admin/catalogue-items/{id}", get(ui::catalogue_items::show).post(ui::catalogue_items::update))
+        .route("/releases/{id}/stages/{stage}/plan", post(ui::releases::plan))
+        .route("/releases/{id}/stages/{stage}/results", post(ui::releases::result))
+        .route("/releases/{id}/rollback-plan", post(ui::releases::rollback_plan))
+        .route("/releases/{id}/rollback", post(ui::releases::rollback))
+        .route("/releases/{id}/review", post(ui::releases::review))
+        .route("/changes/awaiting", get(ui::change_admin::awaiting))
+        .route("/changes/freezes", get(ui::change_admin::freezes).post(ui::change_admin::freeze_create))
+        .route("/changes/freezes/{id}/end", post(ui::change_admin::freeze_end))
+        .route("/changes/templates", get(ui::change_admin::templates).post(ui::change_admin::template_create))
+        .route("/changes/templates/{id}", get(ui::change_admin::template_show).post(ui::change_admin::template_update))
+        .route("/changes/templates/{id}/{what}", post(ui::change_admin::template_active))
+        .route("/changes/delegations", get(ui::change_admin::delegations).post(ui::change_admin::delegation_create))
+        .route("/admin/change-control", get(ui::change_admin::control).post(ui::change_admin::control_set))
+        .route("/cmdb/import", get(ui::cmdb_admin::import_form).post(ui::cmdb_admin::import_post))
+        .route("/cmdb/classes", get(ui::cmdb_admin::classes).post(ui::cmdb_admin::class_create))
+        .route("/cmdb/classes/new", get(ui::cmdb_admin::class_new))
+        .route("/cmdb/classes/{key}", get(ui::cmdb_admin::class_show).post(ui::cmdb_admin::class_update))
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

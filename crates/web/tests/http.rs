@@ -621,11 +621,17 @@ mod import;
 #[path = "http/major_incidents.rs"]
 mod major_incidents;
 
+#[path = "http/change_admin.rs"]
+mod change_admin;
 #[path = "http/changes.rs"]
 mod changes;
+#[path = "http/cmdb_admin.rs"]
+mod cmdb_admin;
 #[path = "http/cmdb_import.rs"]
 mod cmdb_import;
 #[path = "http/incident_views.rs"]
 mod incident_views;
+#[path = "http/release_forms.rs"]
+mod release_forms;
 #[path = "http/releases.rs"]
 mod releases;

@@ -72,6 +72,25 @@ impl AttributeType {
     pub fn reference(class: Option<&str>) -> Self {
         AttributeType::Reference { class: class.map(str::to_string) }
     }
+    /// The names [`AttributeType::as_str`] gives, in the order forms offer them.
+    pub const NAMES: [&'static str; 8] = ["text", "number", "date", "enum", "reference", "ip_address", "url", "boolean"];
+
+    /// A type from its name as a form or file gives it, with the values of an `enum` and the
+    /// class a `reference` points at (blank: any class). `None` for an unknown name.
+    pub fn from_parts(name: &str, values: &[String], class: Option<&str>) -> Option<Self> {
+        Some(match name.trim() {
+            "text" => AttributeType::Text,
+            "number" => AttributeType::number(None, None),
+            "integer" => AttributeType::integer(None, None),
+            "date" => AttributeType::Date,
+            "enum" => AttributeType::Enum { values: values.iter().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect() },
+            "reference" => AttributeType::reference(class.map(str::trim).filter(|c| !c.is_empty())),
+            "ip_address" => AttributeType::IpAddress,
+            "url" => AttributeType::Url,
+            "boolean" => AttributeType::Boolean,
+            _ => return None,
+        })
+    }
 }
 
 /// One attribute of a CI class.
@@ -998,5 +1017,18 @@ mod tests {
         assert_eq!(json[3]["attributes"][4]["integer"], true);
         let back: Vec<CiClass> = serde_json::from_value(json).unwrap();
         assert_eq!(back, r.classes());
+    }
+
+    #[test]
+    fn attribute_types_come_from_their_form_names() {
+        let values = vec!["gold".to_string(), " ".to_string(), "silver".to_string()];
+        assert_eq!(AttributeType::from_parts("enum", &values, None), Some(AttributeType::choice(&["gold", "silver"])));
+        assert_eq!(AttributeType::from_parts("reference", &[], Some("server")), Some(AttributeType::reference(Some("server"))));
+        assert_eq!(AttributeType::from_parts("reference", &[], Some(" ")), Some(AttributeType::reference(None)));
+        assert_eq!(AttributeType::from_parts("ip_address", &[], None), Some(AttributeType::IpAddress));
+        assert_eq!(AttributeType::from_parts("colour", &[], None), None);
+        for name in AttributeType::NAMES {
+            assert_eq!(AttributeType::from_parts(name, &["a".into()], None).map(|t| t.as_str()), Some(name));
+        }
     }
 }

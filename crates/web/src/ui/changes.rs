@@ -11,15 +11,15 @@ use crate::i18n::Tr;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Datelike, Duration, NaiveDate, TimeZone};
 use keel_app::changes::{ApproverInput, DecisionInput, NewChange, ReviewInput, StepInput};
 use keel_app::{AppError, Principal};
 use keel_domain::change::{ChangeStatus, ChangeType, Conflict, ReviewOutcome};
 use keel_store::changes::ChangeFilter;
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-type Form = HashMap<String, String>;
+use super::{Form, form_of};
 
 use super::problems::{label, locale_of, opt, split_ids, staff, val};
 
@@ -65,39 +65,11 @@ struct Options {
     templates: Vec<(String, String)>,
 }
 
-/// A posted form whose multiselects (`ci_ids`, `approvers`) repeat: joined with commas.
-fn form_of(pairs: Vec<(String, String)>) -> Form {
-    let mut f = Form::new();
-    for (k, v) in pairs {
-        if k == "ci_ids" || k == "approvers" {
-            let joined = match f.get(&k) {
-                Some(prev) if !prev.is_empty() => format!("{prev},{v}"),
-                _ => v,
-            };
-            f.insert(k, joined);
-        } else {
-            f.insert(k, v);
-        }
-    }
-    f
-}
-
 fn status_class(s: &str) -> String {
     format!("status-{}", s.replace('_', "-"))
 }
 
-/// `YYYY-MM-DDTHH:MM` in the reader's time zone → Unix ms; `Err` names the field.
-fn parse_local(tr: &Tr, field: &str, s: &str) -> Result<Option<i64>, keel_domain::FieldError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M"));
-    match naive.ok().and_then(|n| tr.tz.from_local_datetime(&n).earliest()) {
-        Some(t) => Ok(Some(t.timestamp_millis())),
-        None => Err(keel_domain::FieldError::new(field, "invalid_date", "use YYYY-MM-DD HH:MM")),
-    }
-}
+use super::parse_local;
 
 // ---------------------------------------------------------------- list
 
@@ -327,6 +299,9 @@ pub struct ChangePage {
     pub steps: Vec<StepView>,
     pub votes: Vec<VoteView>,
     pub may_decide: bool,
+    /// The reason typed into a refused decision, and why it was refused.
+    pub decide_reason: String,
+    pub decide_error: Option<String>,
     pub risk_form: Option<Vec<Field>>,
     pub review_form: Option<Vec<Field>>,
     pub tasks: Vec<TaskView>,
@@ -610,6 +585,13 @@ async fn change_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         steps,
         votes,
         may_decide: approval.may_decide,
+        decide_reason: val(typed("decide"), "reason"),
+        decide_error: match failed.as_ref().filter(|f| f.form == "decide").map(|f| &f.error) {
+            Some(AppError::Validation(list)) => {
+                list.iter().find(|fe| fe.field == "reason").map(|fe| super::translate_field_error(tr, fe.code, &fe.message))
+            }
+            _ => None,
+        },
         risk_form,
         review_form,
         tasks,

@@ -63,6 +63,8 @@ pub struct ImportPage {
     pub title: String,
     pub projects: Vec<(String, String, bool)>,
     pub mapping: String,
+    /// The key of the mapping's help text.
+    pub mapping_help: &'static str,
     pub content: String,
     pub error: Option<String>,
     /// After a dry run: rows, tickets, new categories, bad rows.
@@ -94,7 +96,7 @@ pub struct JobFragment {
 
 const PROJECT_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
 
-fn bad_views(rows: &[BadRow]) -> Vec<BadRowView> {
+pub(super) fn bad_views(rows: &[BadRow]) -> Vec<BadRowView> {
     rows.iter()
         .take(500)
         .map(|b| BadRowView {
@@ -132,13 +134,14 @@ async fn page(state: &AppState, tr: &Tr, who: &crate::auth::Identity, f: &Import
         projects,
         mapping: if f.mapping.is_empty() { EXAMPLE_MAPPING.to_string() } else { f.mapping.clone() },
         content: f.content.clone(),
+        mapping_help: "import-mapping-help",
         error: None,
         checked: None,
         bad_rows: vec![],
     })
 }
 
-fn message(tr: &Tr, e: &AppError) -> String {
+pub(super) fn message(tr: &Tr, e: &AppError) -> String {
     match e {
         AppError::Validation(list) => list.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
         AppError::NotFound => tr.t("import-no-project"),

@@ -4,8 +4,10 @@
 pub mod account;
 pub mod admin;
 pub mod catalogue_items;
+pub mod change_admin;
 pub mod changes;
 pub mod cmdb;
+pub mod cmdb_admin;
 pub mod desk;
 pub mod import;
 pub mod incident_views;
@@ -89,7 +91,10 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         label: tr.t(key),
         active: path == href || (href != "/" && path.starts_with(&format!("{href}/"))),
     };
-    let mut groups = vec![NavGroup { title: tr.t("nav-group-workspace"), items: vec![item("/", "nav-home")] }];
+    let mut groups = vec![NavGroup {
+        title: tr.t("nav-group-workspace"),
+        items: vec![item("/", "nav-home"), item("/changes/awaiting", "nav-change-awaiting")],
+    }];
     let (queue_key, new_key) = if p.is_staff() { ("nav-incidents", "nav-incident-new") } else { ("nav-my-tickets", "nav-ticket-new") };
     let mut resolution = vec![item("/incidents", queue_key)];
     if !p.is_read_only() {
@@ -137,8 +142,22 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         });
         let mut control =
             vec![item("/cmdb", "nav-cmdb"), item("/changes", "nav-changes"), item("/changes/schedule", "nav-change-schedule")];
+        control.push(item("/cmdb/classes", "nav-ci-classes"));
+        if !p.is_read_only() {
+            control.push(item("/cmdb/import", "nav-cmdb-import"));
+            control.push(item("/changes/delegations", "nav-change-delegations"));
+        }
+        if keel_app::changes::may_administer_changes(p) {
+            control.push(item("/changes/freezes", "nav-change-freezes"));
+            control.push(item("/changes/templates", "nav-change-templates"));
+        }
         if let Some(changes) = control.iter_mut().find(|i| i.href == "/changes") {
-            changes.active = path == "/changes" || (path.starts_with("/changes/") && path != "/changes/schedule");
+            let own = ["/changes/schedule", "/changes/awaiting", "/changes/delegations", "/changes/freezes", "/changes/templates"];
+            changes.active = path == "/changes" || (path.starts_with("/changes/") && !own.iter().any(|o| path.starts_with(o)));
+        }
+        if let Some(cmdb) = control.iter_mut().find(|i| i.href == "/cmdb") {
+            cmdb.active =
+                path == "/cmdb" || (path.starts_with("/cmdb/") && !path.starts_with("/cmdb/classes") && !path.starts_with("/cmdb/import"));
         }
         groups.push(NavGroup { title: tr.t("nav-group-control"), items: control });
         if p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager) {
@@ -166,6 +185,9 @@ fn nav_for(tr: &Tr, who: &Identity, path: &str) -> Vec<NavGroup> {
         }
         if p.is_admin() {
             system.push(item("/admin/notifications/templates", "nav-notification-templates"));
+        }
+        if !p.is_read_only() && (p.is_admin() || p.has(keel_domain::identity::Role::ServiceManager)) {
+            system.push(item("/admin/change-control", "nav-change-control"));
         }
         if !system.is_empty() {
             groups.push(NavGroup { title: tr.t("nav-group-management-system"), items: system });
@@ -533,4 +555,179 @@ pub fn expected_version(v: &Option<String>) -> Option<i64> {
 /// The status of a page re-rendered after a failed submit (200 when there was no error).
 pub fn status_for(e: &Option<AppError>) -> StatusCode {
     e.as_ref().map(crate::error::status_of).unwrap_or(StatusCode::OK)
+}
+
+/// Contacts never see staff pages (404); staff without the right are refused (403).
+pub fn allow(tr: &Tr, who: &Identity, allowed: bool) -> Result<(), UiError> {
+    match (who.principal.is_staff(), allowed) {
+        (false, _) => Err(UiError(tr.clone(), AppError::NotFound)),
+        (true, false) => Err(UiError(tr.clone(), AppError::Forbidden)),
+        (true, true) => Ok(()),
+    }
+}
+
+/// A posted form as name → value; a name posted more than once (a multiselect) is joined with
+/// commas.
+pub type Form = std::collections::HashMap<String, String>;
+
+pub fn form_of(pairs: Vec<(String, String)>) -> Form {
+    let mut f = Form::new();
+    for (k, v) in pairs {
+        match f.get_mut(&k) {
+            Some(prev) if !prev.is_empty() => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                f.insert(k, v);
+            }
+        }
+    }
+    f
+}
+
+/// A form on a page with several that was refused: which one, what was typed, and why.
+pub struct Failed {
+    pub form: String,
+    pub values: Form,
+    pub error: AppError,
+}
+
+impl Failed {
+    pub fn new(form: &str, values: Form, error: AppError) -> Option<Failed> {
+        Some(Failed { form: form.to_string(), values, error })
+    }
+}
+
+/// One form of a page with several (collapsed unless it was just refused).
+pub struct SectionForm {
+    pub key: String,
+    pub title: String,
+    pub action: String,
+    pub fields: Vec<Field>,
+    pub submit: String,
+    pub open: bool,
+    /// Messages no field claimed.
+    pub errors: Vec<String>,
+    /// Hidden inputs (e.g. `_version`).
+    pub hidden: Vec<(&'static str, String)>,
+}
+
+impl SectionForm {
+    /// Builds the form from what was typed when it was refused (else from `Form::new()`), with
+    /// the refusal's messages next to their fields. Field names like `signer_ids[1]` or
+    /// `attributes.ip` are matched on their first part.
+    pub fn build(
+        tr: &Tr,
+        failed: &Option<Failed>,
+        key: &str,
+        (title, action, submit): (String, String, String),
+        fields: impl FnOnce(&Form) -> Vec<Field>,
+    ) -> SectionForm {
+        let empty = Form::new();
+        let mine = failed.as_ref().filter(|f| f.form == key);
+        let mut fields = fields(mine.map(|f| &f.values).unwrap_or(&empty));
+        let errors = match mine.map(|f| &f.error) {
+            Some(AppError::Validation(list)) => {
+                let e = AppError::Validation(
+                    list.iter()
+                        .map(|fe| {
+                            let mut fe = fe.clone();
+                            fe.field = fe.field.split(['[', '.']).next().unwrap_or_default().to_string();
+                            fe
+                        })
+                        .collect(),
+                );
+                attach_errors(tr, &mut fields, &e)
+            }
+            Some(AppError::Conflict { code, field: Some(field), message }) if fields.iter().any(|x| x.name == field.as_str()) => {
+                let e = AppError::Validation(vec![keel_domain::FieldError::new(field.clone(), code, message.clone())]);
+                attach_errors(tr, &mut fields, &e)
+            }
+            Some(other) => vec![error_message(tr, other)],
+            None => vec![],
+        };
+        SectionForm { key: key.to_string(), title, action, fields, submit, open: mine.is_some(), errors, hidden: vec![] }
+    }
+}
+
+/// A button that posts to `href` from a table row (with a reason box when `reason`).
+pub struct RowAction {
+    pub href: String,
+    pub label: String,
+    pub reason: bool,
+}
+
+pub struct ActionRow {
+    pub href: String,
+    pub cells: Vec<String>,
+    pub actions: Vec<RowAction>,
+}
+
+/// An administration page: a table whose rows may carry buttons, then forms.
+#[derive(Template)]
+#[template(path = "sections.html")]
+pub struct SectionsPage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub intro: String,
+    pub links: Vec<(String, String)>,
+    pub errors: Vec<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<ActionRow>,
+    pub forms: Vec<SectionForm>,
+}
+
+impl SectionsPage {
+    pub fn new(ctx: Ctx, title: String) -> SectionsPage {
+        SectionsPage { ctx, title, intro: String::new(), links: vec![], errors: vec![], columns: vec![], rows: vec![], forms: vec![] }
+    }
+    /// Renders with the status of a refusal (200 when none), its loose messages on top.
+    pub fn show(mut self, failed: &Option<Failed>) -> Response {
+        for f in &mut self.forms {
+            self.errors.append(&mut f.errors);
+        }
+        if let Some(f) = failed.as_ref().filter(|f| !self.forms.iter().any(|s| s.key == f.form)) {
+            self.errors.push(error_message(&self.ctx.tr, &f.error));
+        }
+        render_status(failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK), &self)
+    }
+}
+
+/// The answer to a post on a page of several forms: back to `href` when it worked, else the
+/// page again with the refused form open, its typed values and its errors.
+pub async fn after_post<T, F, Fut>(tr: &Tr, href: &str, form: &str, values: Form, r: Result<T, AppError>, page: F) -> UiResult
+where
+    F: FnOnce(Option<Failed>) -> Fut,
+    Fut: std::future::Future<Output = UiResult>,
+{
+    match r {
+        Ok(_) => Ok(see_other(href, "saved")),
+        Err(AppError::NotFound) => Err(UiError(tr.clone(), AppError::NotFound)),
+        Err(e) => page(Failed::new(form, values, e)).await,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM` (or with a space) in the reader's time zone → Unix ms; an error naming
+/// `field` otherwise. Blank is `None`.
+pub fn parse_local(tr: &Tr, field: &str, s: &str) -> Result<Option<i64>, keel_domain::FieldError> {
+    use chrono::TimeZone;
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M"))
+        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN)));
+    match naive.ok().and_then(|n| tr.tz.from_local_datetime(&n).earliest()) {
+        Some(t) => Ok(Some(t.timestamp_millis())),
+        None => Err(keel_domain::FieldError::new(field, "invalid_date", "use YYYY-MM-DD HH:MM")),
+    }
+}
+
+/// Unix ms → the `datetime-local` value in the reader's time zone.
+pub fn local_input(tr: &Tr, ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.with_timezone(&tr.tz).format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
 }

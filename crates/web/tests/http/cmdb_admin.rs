@@ -1,0 +1,138 @@
+//! CMDB pages: importing CIs from CSV with a mapping (dry run with line-numbered bad rows,
+//! then the import) and iTop XML, and CI classes created and edited with typed attributes.
+//! Refused input comes back in place; contacts, auditors and agents without the right are
+//! refused.
+
+use super::release_forms::staff_member;
+use super::*;
+
+const MAPPING: &str = "[source]\nname = \"legacy\"\n\n[fields]\nexternal_ref = \"id\"\nclass = \"type\"\nname = \"name\"\n\n[relations]\nruns_on = \"host\"\n";
+
+#[tokio::test]
+async fn cis_are_imported_from_csv_after_a_dry_run() {
+    for s in sites().await {
+        s.app.seed_cmdb_classes().await.unwrap();
+        let (agent, csrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let (_, auditor, acsrf) = staff_member(&s, "auditor@keel.test", vec![Role::Auditor]).await;
+        assert_eq!(s.page(&contact, "/cmdb/import").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(s.page(&auditor, "/cmdb/import").await.status, StatusCode::FORBIDDEN);
+        let r = s
+            .post_form(&auditor, "/cmdb/import", &format!("_csrf={acsrf}&format=csv&mapping={}&content=x&mode=import", urlenc(MAPPING)))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let page = s.page(&agent, "/cmdb/import").await;
+        assert!(
+            page.status == StatusCode::OK && page.text().contains("external_ref") && page.text().contains("itop-form"),
+            "{}",
+            page.text()
+        );
+        assert!(s.page(&agent, "/cmdb").await.text().contains("href=\"/cmdb/import\""), "linked from the CMDB list");
+
+        // the dry run names the bad line and keeps what was posted
+        let bad = "id,type,name,host\nS1,application,billing,\nA1,spaceship,ERP 应用,S1\n";
+        let post =
+            |csv: &str, mode: &str| format!("_csrf={csrf}&format=csv&mapping={}&content={}&mode={mode}", urlenc(MAPPING), urlenc(csv));
+        let r = s.post_form(&agent, "/cmdb/import", &post(bad, "check")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let html = r.text();
+        assert!(
+            html.contains("data-testid=\"bad-rows\"") && html.contains("<td class=\"mono\">3</td>") && html.contains("ERP 应用"),
+            "{html}"
+        );
+        let r = s
+            .post_form(&agent, "/cmdb/import", &format!("_csrf={csrf}&format=csv&mapping={}&content=x&mode=check", urlenc("[fields]")))
+            .await;
+        assert!(r.text().contains("data-testid=\"import-error\""), "a broken mapping is reported: {}", r.text());
+        assert!(s.api(Method::GET, "/api/v1/cis", Some(&s.agent_token), None, &[]).await.json()["items"].as_array().unwrap().is_empty());
+
+        let good = "id,type,name,host\nS1,application,billing,\nA1,application,ERP 应用,S1\n";
+        let r = s.post_form(&agent, "/cmdb/import", &post(good, "check")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert!(r.text().contains("import-report"), "{}", r.text());
+        let r = s.post_form(&agent, "/cmdb/import", &post(good, "import")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let cis = s.api(Method::GET, "/api/v1/cis", Some(&s.agent_token), None, &[]).await.json();
+        let names: Vec<&str> = cis["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"ERP 应用") && names.contains(&"billing"), "{cis}");
+
+        // iTop XML: a broken file is reported, nothing written
+        let r = s
+            .post_form(&agent, "/cmdb/import", &format!("_csrf={csrf}&format=itop&xml={}&mode=check", urlenc("<Set><Server id=\"1\">")))
+            .await;
+        assert_ne!(r.status, StatusCode::OK, "{}", r.text());
+        assert!(r.text().contains("&lt;Set&gt;") || r.text().contains("&#60;Set&#62;"), "the typed XML is kept, escaped");
+    }
+}
+
+#[tokio::test]
+async fn ci_classes_are_defined_with_typed_attributes() {
+    for s in sites().await {
+        s.app.seed_cmdb_classes().await.unwrap();
+        let (admin, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let (agent, acsrf) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        assert_eq!(s.page(&contact, "/cmdb/classes").await.status, StatusCode::NOT_FOUND);
+        let list = s.page(&agent, "/cmdb/classes").await;
+        assert!(list.status == StatusCode::OK && list.text().contains("network_device") && !list.text().contains("/cmdb/classes/new"));
+        assert_eq!(s.page(&agent, "/cmdb/classes/new").await.status, StatusCode::FORBIDDEN);
+        let r = s.post_form(&agent, "/cmdb/classes", &format!("_csrf={acsrf}&key=x&name_en=X&name_zh=X")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(s.page(&admin, "/cmdb/classes/new").await.status, StatusCode::OK);
+
+        let row = |key: &str, en: &str, zh: &str, kind: &str, values: &str, class: &str| {
+            format!(
+                "&attr_key={key}&attr_label_en={}&attr_label_zh={}&attr_type={kind}&attr_values={}&attr_class={class}",
+                urlenc(en),
+                urlenc(zh),
+                urlenc(values)
+            )
+        };
+        // a bad key and an enumeration without values, each named; what was typed is kept
+        let bad = format!(
+            "_csrf={csrf}&key=SAN+Switch&name_en=SAN+switch&name_zh={}&parent=network_device{}{}",
+            urlenc("SAN 交换机"),
+            row("tier", "Tier", "等级", "enum", "", ""),
+            row("uplink_ports", "Uplink ports", "上行端口数", "number", "", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes", &bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let html = r.text();
+        assert!(html.contains("data-field=\"key\"") && html.contains("data-field=\"attributes[0]\""), "{html}");
+        assert!(html.contains("SAN 交换机") && html.contains("上行端口数"), "typed values kept: {html}");
+
+        let good = format!(
+            "_csrf={csrf}&key=san_switch&name_en=SAN+switch&name_zh={}&parent=network_device{}{}{}{}&attr_required=1&attr_unique=2",
+            urlenc("SAN 交换机"),
+            row("tier", "Tier", "等级", "enum", "gold, silver", ""),
+            row("uplink_ports", "Uplink ports", "上行端口数", "number", "", ""),
+            row("mgmt_address", "Management address", "管理地址", "ip_address", "", ""),
+            row("site", "Site", "站点", "reference", "", "location")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes", &good).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let classes = s.api(Method::GET, "/api/v1/ci-classes", Some(&s.admin_token), None, &[]).await.json();
+        let all = classes.as_array().cloned().unwrap_or_else(|| classes["items"].as_array().cloned().unwrap());
+        let c = all.iter().find(|c| c["key"] == "san_switch").unwrap_or_else(|| panic!("{classes}"));
+        let text = c.to_string();
+        assert!(text.contains("\"gold\"") && text.contains("ip_address") && text.contains("\"location\""), "{text}");
+        let r = s.post_form(&admin, "/cmdb/classes", &good).await;
+        assert!(r.text().contains("data-field=\"key\""), "a second class with the key is refused in place");
+
+        // edited: renamed, and an attribute its parent defines is refused
+        let page = s.page(&admin, "/cmdb/classes/san_switch").await.text();
+        assert!(page.contains("Management address") && page.contains("name=\"_version\""), "{page}");
+        let edit = format!(
+            "_csrf={csrf}&_version=1&name_en=Storage+switch&name_zh={}&parent=network_device{}",
+            urlenc("存储交换机"),
+            row("tier", "Tier", "等级", "enum", "gold", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes/san_switch", &edit).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert!(s.page(&admin, "/cmdb/classes").await.text().contains("Storage switch"));
+        let r = s.post_form(&agent, "/cmdb/classes/san_switch", &format!("_csrf={acsrf}&name_en=x")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let zh = s.page(&format!("{admin}; keel_lang=zh-CN"), "/cmdb/classes/new").await.text();
+        assert!(zh.contains("新建配置项类别") && zh.contains("IP 地址"), "{zh}");
+    }
+}
