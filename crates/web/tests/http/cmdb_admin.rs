@@ -62,6 +62,20 @@ async fn cis_are_imported_from_csv_after_a_dry_run() {
             .await;
         assert_ne!(r.status, StatusCode::OK, "{}", r.text());
         assert!(r.text().contains("&lt;Set&gt;") || r.text().contains("&#60;Set&#62;"), "the typed XML is kept, escaped");
+        // the iTop sample locations, checked then imported
+        let path_fallback = std::path::Path::new("/work/shared/datasets/itop-sample-data/itop-structure/data.sample.locations.xml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/datasets/itop-sample-data/itop-structure/data.sample.locations.xml");
+        let path = if path.exists() { path } else { path_fallback.to_path_buf() };
+        let xml = std::fs::read_to_string(path).unwrap();
+        let itop = |mode: &str| format!("_csrf={csrf}&format=itop&xml={}&mode={mode}", urlenc(&xml));
+        let r = s.post_form(&agent, "/cmdb/import", &itop("check")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert!(r.text().contains("<dt>CIs imported</dt><dd>0</dd>"), "a dry run writes nothing: {}", r.text());
+        let r = s.post_form(&agent, "/cmdb/import", &itop("import")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let list = s.api(Method::GET, "/api/v1/cis?class=location", Some(&s.agent_token), None, &[]).await.json();
+        assert!(!list["items"].as_array().unwrap().is_empty(), "{list}");
     }
 }
 
