@@ -285,6 +285,7 @@ async fn class_page(
     existing: Option<&ClassRecord>,
     typed: Option<(Form, Vec<AttrRow>)>,
     err: Option<AppError>,
+    flash: Option<&str>,
 ) -> UiResult {
     let all = state.app.list_ci_classes(&who.principal).await.or_page(tr)?;
     let editable = may_edit_classes(who);
@@ -335,7 +336,7 @@ async fn class_page(
         p => state.app.class_registry().await.or_page(tr)?.attributes(p).iter().map(|(_, a)| a.key.clone()).collect::<Vec<_>>().join(", "),
     };
     let page = ClassPage {
-        ctx: Ctx::new(tr, Some(who), "/cmdb/classes", None),
+        ctx: Ctx::new(tr, Some(who), "/cmdb/classes", flash),
         title: existing.map_or_else(|| tr.t("cmdb-class-new"), |c| c.class.name(locale_of(tr)).to_string()),
         action: existing.map_or_else(|| "/cmdb/classes".to_string(), |c| format!("/cmdb/classes/{}", c.class.key)),
         version: existing.map(|c| c.version),
@@ -352,7 +353,7 @@ async fn class_page(
 
 pub async fn class_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) -> UiResult {
     staff(&tr, &who, may_edit_classes(&who))?;
-    class_page(&state, &tr, &who, None, None, None).await
+    class_page(&state, &tr, &who, None, None, None, None).await
 }
 
 async fn find_class(state: &AppState, tr: &Tr, who: &Identity, key: &str) -> Result<ClassRecord, UiError> {
@@ -360,10 +361,16 @@ async fn find_class(state: &AppState, tr: &Tr, who: &Identity, key: &str) -> Res
     all.into_iter().find(|c| c.class.key == key).ok_or_else(|| UiError(tr.clone(), AppError::NotFound))
 }
 
-pub async fn class_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(key): Path<String>) -> UiResult {
+pub async fn class_show(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(key): Path<String>,
+    Query(q): Query<super::ListQuery>,
+) -> UiResult {
     staff(&tr, &who, true)?;
     let c = find_class(&state, &tr, &who, &key).await?;
-    class_page(&state, &tr, &who, Some(&c), None, None).await
+    class_page(&state, &tr, &who, Some(&c), None, None, q.flash.as_deref()).await
 }
 
 pub async fn class_create(
@@ -380,7 +387,7 @@ pub async fn class_create(
     };
     match r {
         Ok(c) => Ok(super::see_other(&format!("/cmdb/classes/{}", c.class.key), "created")),
-        Err(e) => class_page(&state, &tr, &who, None, Some((f, rows)), Some(e)).await,
+        Err(e) => class_page(&state, &tr, &who, None, Some((f, rows)), Some(e), None).await,
     }
 }
 
@@ -401,6 +408,6 @@ pub async fn class_update(
     };
     match r {
         Ok(_) => Ok(super::see_other(&format!("/cmdb/classes/{key}"), "saved")),
-        Err(e) => class_page(&state, &tr, &who, Some(&c), Some((f, rows)), Some(e)).await,
+        Err(e) => class_page(&state, &tr, &who, Some(&c), Some((f, rows)), Some(e), None).await,
     }
 }

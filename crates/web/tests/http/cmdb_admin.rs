@@ -134,8 +134,8 @@ async fn ci_classes_are_defined_with_typed_attributes() {
         assert!(r.text().contains("data-field=\"key\""), "a second class with the key is refused in place");
 
         // edited: renamed, and an attribute its parent defines is refused
-        let page = s.page(&admin, "/cmdb/classes/san_switch").await.text();
-        assert!(page.contains("Management address") && page.contains("name=\"_version\""), "{page}");
+        let page = s.page(&admin, "/cmdb/classes/san_switch?flash=created").await.text();
+        assert!(page.contains("Management address") && page.contains("name=\"_version\"") && page.contains("role=\"status\""), "{page}");
         let edit = format!(
             "_csrf={csrf}&_version=1&name_en=Storage+switch&name_zh={}&parent=network_device{}",
             urlenc("存储交换机"),
