@@ -2556,6 +2556,38 @@ mod notifications {
         }
     }
 
+    #[tokio::test]
+    async fn mail_the_smtp_server_does_not_take_is_retried_with_back_off_then_a_dead_letter_administrators_see() {
+        for t in TestDb::migrated_all().await {
+            let mut cfg = SmtpSink::start().await.config();
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(smtp) = cfg.smtp.as_mut() {
+                smtp.port = closed; // nothing listens there any more
+            }
+            cfg.timeout = std::time::Duration::from_secs(2);
+            let (app, clock) = app_on(&t);
+            let app = app.with_notify(cfg);
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Mail server down")).await.unwrap();
+            assert_eq!(run(&app).await, (1, 1), "{}", t.label);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "not before the back-off");
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 1);
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "the second delay is twice the first");
+            clock.advance(10_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 1);
+            clock.advance(3_600_000);
+            assert_eq!(app.deliver_due(100).await.unwrap(), 0, "dead letters are not tried again");
+            let dead = app.list_deliveries(&w.admin, &DeliveryFilter { status: Some("dead".into()), ..Default::default() }).await.unwrap();
+            assert_eq!(dead.len(), 1, "{}", t.label);
+            let e = dead[0].last_error.as_deref().unwrap_or_default();
+            assert!((dead[0].channel.as_str(), dead[0].attempts) == ("email", 3) && e.starts_with("SMTP"), "{dead:?}");
+            assert!(matches!(app.list_deliveries(&w.agent_a, &DeliveryFilter::default()).await, Err(AppError::Forbidden)));
+        }
+    }
+
     /// The decoded plain-text and HTML bodies of a captured message.
     fn bodies(m: &Mail) -> (String, String) {
         let msg = mail_parser::MessageParser::default().parse(m.data.as_bytes()).unwrap();
