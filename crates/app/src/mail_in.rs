@@ -2,9 +2,8 @@
 //! message becomes a ticket or a public reply on its ticket, or is recorded as noise or held
 //! for review — each exactly once, by its Message-ID.
 //!
-//! The parsing step (`parse_mail`) is pure: raw RFC 5322 bytes in, the facts Keel acts on out
-//! (sanitised HTML, decoded charsets and encoded words, attachments, the new part of a reply,
-//! and whether it is an auto-reply, a bounce or Keel's own mail).
+//! The parsing step is the pure crate `keel-mailparse` (raw RFC 5322 bytes in, the facts Keel
+//! acts on out), which the fuzz target drives too.
 
 use crate::desk::Staged;
 use crate::incidents::{NewTicket, comment_in};
@@ -14,13 +13,12 @@ use crate::{App, AppError, Principal, Result};
 use keel_domain::audit::AuditAction;
 use keel_domain::identity::{AccountKind, Role};
 use keel_domain::incident::{Status, TicketNumber, Visibility, attachment};
-use keel_domain::mail::{self as rules, MailSignals, Noise};
+pub use keel_mailparse::rules::{self, Noise};
+pub use keel_mailparse::{InboundMail, MailFile, exercise_parsing, sanitize_html};
 use keel_store::desk::AttachmentRecord;
 use keel_store::incidents::{self as tickets, TicketRecord};
 use keel_store::mail::{self as store, MailMessageRecord, MailboxRecord};
 use keel_store::{accounts, directory, kernel};
-use mail_parser::{MessageParser, MimeHeaders};
-use sha2::{Digest, Sha256};
 
 /// The host Keel writes into its own Message-IDs (`<{uuid}@{host}>`); mail carrying it is
 /// Keel's own and never becomes a ticket.
@@ -31,167 +29,10 @@ pub const UNKNOWN_SENDER_POLICIES: &[&str] = &["create_contact", "hold"];
 /// How a mailbox talks to its IMAP server.
 pub const IMAP_TLS_MODES: &[&str] = &["tls", "starttls", "plain"];
 
-/// A file carried by a message: an attachment or an inline image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MailFile {
-    pub file_name: String,
-    pub content_type: String,
-    pub bytes: Vec<u8>,
-    pub inline: bool,
-}
-
-/// What Keel takes from a message.
-#[derive(Debug, Clone, Default)]
-pub struct InboundMail {
-    /// Without angle brackets; a digest of the message when it has none, so a retry of the
-    /// same bytes is still recognised.
-    pub message_id: String,
-    pub in_reply_to: Vec<String>,
-    pub references: Vec<String>,
-    /// Lower-cased address of the sender.
-    pub from: String,
-    pub from_name: Option<String>,
-    pub to: Vec<String>,
-    pub subject: String,
-    /// The whole text body (the text rendering of HTML-only mail).
-    pub text: String,
-    /// The new part of a reply, quoted history cut off.
-    pub reply_text: String,
-    /// HTML-only mail, sanitised: no scripts, styles, remote images or event handlers.
-    pub safe_html: Option<String>,
-    pub files: Vec<MailFile>,
-    pub noise: Option<Noise>,
-}
-
-/// Sanitises mail HTML for showing: ammonia's defaults (no script/style content, no event
-/// handler or style attributes, safe URL schemes) and no images, which in mail are remote
-/// trackers or inline parts Keel keeps as attachments.
-pub fn sanitize_html(html: &str) -> String {
-    ammonia::Builder::default().rm_tags(["img"]).clean(html).to_string()
-}
-
-fn ids(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
-    match v {
-        mail_parser::HeaderValue::Text(t) => vec![rules::bare_id(t).to_string()],
-        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| rules::bare_id(t).to_string()).collect(),
-        _ => vec![],
-    }
-    .into_iter()
-    .filter(|s| !s.is_empty())
-    .collect()
-}
-
-fn extension_for(content_type: &str) -> &'static str {
-    match content_type {
-        "image/png" => "png",
-        "image/jpeg" => "jpg",
-        "image/gif" => "gif",
-        "application/pdf" => "pdf",
-        "text/plain" => "txt",
-        "message/rfc822" => "eml",
-        _ => "bin",
-    }
-}
-
-/// The whole inbound parsing path on arbitrary bytes, as the fuzz target (`fuzz/`) and the
-/// property test drive it: it must never panic. Returns whether the bytes parsed as mail.
-pub fn exercise_parsing(data: &[u8]) -> bool {
-    let parsed = parse_mail(data, Some("keel.example.com")).map(|mail| {
-        let _ = rules::trim_quoted(&mail.text);
-        let _ = rules::clean_subject(&mail.subject);
-        let _ = rules::subject_ticket_number(&mail.subject);
-        for id in mail.in_reply_to.iter().chain(&mail.references) {
-            let _ = rules::thread_ticket_id(id);
-        }
-    });
-    let _ = sanitize_html(&String::from_utf8_lossy(data));
-    parsed.is_ok()
-}
-
-/// Parses raw RFC 5322 bytes; `own_host` is the host of Keel's own Message-IDs.
+/// Parses raw RFC 5322 bytes (`keel_mailparse::parse_mail`); a refusal is a validation
+/// error of `message`.
 pub fn parse_mail(raw: &[u8], own_host: Option<&str>) -> Result<InboundMail> {
-    let invalid = |m: &str| AppError::field("message", "invalid", m.to_string());
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(invalid("the message is empty"));
-    }
-    let msg = MessageParser::default().parse(raw).ok_or_else(|| invalid("not an RFC 5322 message"))?;
-    let from_addr = msg.from().and_then(|a| a.first());
-    let from = from_addr.and_then(|a| a.address()).map(|a| a.trim().to_lowercase()).unwrap_or_default();
-    if !from.contains('@') {
-        return Err(invalid("the message has no sender address"));
-    }
-    let from_name = from_addr.and_then(|a| a.name()).map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
-    let message_id = match msg.message_id().map(rules::bare_id).filter(|s| !s.is_empty()) {
-        Some(id) => id.to_string(),
-        None => format!("sha256-{}@keel.invalid", hex::encode(Sha256::digest(raw))),
-    };
-    let to =
-        msg.to().into_iter().chain(msg.cc()).flat_map(|a| a.iter()).filter_map(|a| a.address()).map(|a| a.trim().to_lowercase()).collect();
-    let subject = msg.subject().unwrap_or("").trim().to_string();
-
-    let has_plain = msg.text_bodies().any(|p| p.is_text() && !p.is_text_html());
-    let (text, safe_html) = if has_plain {
-        (msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(), None)
-    } else {
-        match msg.body_html(0) {
-            Some(html) => {
-                let safe = sanitize_html(&html);
-                (mail_parser::decoders::html::html_to_text(&safe), Some(safe))
-            }
-            None => (String::new(), None),
-        }
-    };
-    let text = text.replace("\r\n", "\n").trim().to_string();
-    let reply_text = rules::trim_quoted(&text);
-
-    let root_type = msg.root_part().content_type();
-    let header_text = |name: &'static str| msg.header_raw(name).map(str::trim);
-    let signals = MailSignals {
-        auto_submitted: header_text("Auto-Submitted"),
-        precedence: header_text("Precedence"),
-        x_autoreply: header_text("X-Autoreply").is_some() || header_text("X-Autorespond").is_some(),
-        x_keel: header_text("X-Keel").is_some(),
-        is_report: root_type
-            .is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart") && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))),
-        report_type: root_type.and_then(|c| c.attribute("report-type")),
-        from: &from,
-        return_path_empty: header_text("Return-Path").is_some_and(|r| r.trim() == "<>"),
-        message_id: &message_id,
-    };
-    let noise = rules::classify(&signals, own_host);
-
-    let mut files = Vec::new();
-    for (i, part) in msg.attachments().enumerate() {
-        let content_type = part
-            .content_type()
-            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase())
-            .unwrap_or_else(|| "application/octet-stream".into());
-        let inline = part.content_disposition().is_some_and(|d| d.is_inline()) || part.content_id().is_some();
-        let file_name = match part.attachment_name().map(str::trim).filter(|n| !n.is_empty()) {
-            Some(n) => n.to_string(),
-            None => format!("{}-{}.{}", if inline { "inline" } else { "attachment" }, i + 1, extension_for(&content_type)),
-        };
-        let bytes = match part.message() {
-            Some(inner) => inner.raw_message().to_vec(),
-            None => part.contents().to_vec(),
-        };
-        files.push(MailFile { file_name, content_type, bytes, inline });
-    }
-
-    Ok(InboundMail {
-        message_id,
-        in_reply_to: ids(msg.in_reply_to()),
-        references: ids(msg.references()),
-        from,
-        from_name,
-        to,
-        subject,
-        text,
-        reply_text,
-        safe_html,
-        files,
-        noise,
-    })
+    keel_mailparse::parse_mail(raw, own_host).map_err(|e| AppError::field("message", "invalid", e.to_string()))
 }
 
 /// What became of a received message.
@@ -548,6 +389,22 @@ impl App {
         Ok(m)
     }
 
+    /// One received message with what a reviewer reads of it: the text (the text rendering of
+    /// HTML-only mail, so no markup, script or remote content reaches the page) and the files
+    /// it carries, parsed again from the kept raw message (staff of its project). `None` when
+    /// the raw message was not kept.
+    pub async fn received_mail_content(&self, actor: &Principal, id: &str) -> Result<(MailMessageRecord, Option<InboundMail>)> {
+        let m = self.received_mail(actor, id).await?;
+        let Some(sha) = m.raw_sha256.clone() else { return Ok((m, None)) };
+        let raw = match tokio::fs::read(self.files.object_path(&sha)).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((m, None)),
+            Err(e) => return Err(AppError::Internal(format!("received message: {e}"))),
+        };
+        let own_host = self.mail_host().await?;
+        Ok((m, keel_mailparse::parse_mail(&raw, own_host.as_deref()).ok()))
+    }
+
     /// The messages held for review in a project, newest first (staff of the project).
     pub async fn list_held_mail(&self, actor: &Principal, project_id: &str) -> Result<Vec<MailMessageRecord>> {
         Ok(self.list_received_mail(actor, project_id).await?.into_iter().filter(|m| m.outcome == "held").collect())
@@ -677,7 +534,7 @@ impl App {
                 candidates.push(t);
             }
         }
-        if let Some(n) = rules::subject_ticket_number(&mail.subject)
+        if let Some(n) = subject_number(&mail.subject)
             && let Some(t) = tickets::get_ticket_by_number(&mut w.tx, &n.to_string()).await?
         {
             candidates.push(t);
@@ -717,7 +574,7 @@ impl App {
             notes.insert(0, "sender_of_another_organization".into());
             return Ok(Decision { outcome: "held", reason: Some(notes.join("; ")), ticket: None, comment_id: None, uploader: None });
         }
-        let title = rules::clean_subject(&mail.subject);
+        let title = rules::clean_subject(&mail.subject, |t| TicketNumber::parse(t).is_some());
         let title = if title.is_empty() {
             "(no subject)".to_string()
         } else {
@@ -739,34 +596,5 @@ impl App {
 
 /// A ticket number is only ever read from a tag, never from free text.
 pub fn subject_number(subject: &str) -> Option<TicketNumber> {
-    rules::subject_ticket_number(subject)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_is_sanitised() {
-        let safe = sanitize_html(
-            r#"<p onclick="x()">Hi <b>there</b></p><script>alert(1)</script><style>p{}</style><img src="https://track.example/p.gif"><a href="javascript:x()">l</a>"#,
-        );
-        assert!(!safe.contains("script") && !safe.contains("onclick") && !safe.contains("track.example") && !safe.contains("p{}"));
-        assert!(!safe.contains("javascript"));
-        assert!(safe.contains("<b>there</b>"));
-    }
-
-    #[test]
-    fn empty_and_senderless_mail_is_invalid() {
-        assert!(parse_mail(b"", None).is_err());
-        assert!(parse_mail(b"Subject: x\r\n\r\nbody", None).is_err());
-    }
-
-    #[test]
-    fn missing_message_id_is_a_digest() {
-        let raw = b"From: a@example.com\r\nSubject: x\r\n\r\nbody";
-        let a = parse_mail(raw, None).unwrap();
-        assert!(a.message_id.starts_with("sha256-"));
-        assert_eq!(a.message_id, parse_mail(raw, None).unwrap().message_id);
-    }
+    rules::subject_ticket_number(subject, TicketNumber::parse)
 }

@@ -9,7 +9,6 @@ pub mod cmdb;
 pub mod error;
 pub mod identity;
 pub mod incident;
-pub mod mail;
 pub mod notification;
 pub mod problem;
 pub mod process;

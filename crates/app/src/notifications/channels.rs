@@ -213,6 +213,8 @@ fn submission_port() -> u16 {
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834), so auto-responders do not answer notifications.
+/// Not on public replies: their text is a person's answer, which auto-responders may answer
+/// (Keel records such answers as noise, so nothing loops).
 #[derive(Clone)]
 struct AutoSubmitted;
 
@@ -255,20 +257,25 @@ pub fn thread_id(thread_key: &str, domain: &str) -> String {
     format!("<ticket-{thread_key}@{domain}>")
 }
 
+/// Whether mail of an event kind is written by Keel itself (RFC 3834 `auto-generated`) rather
+/// than carrying a person's words.
+pub fn is_auto_generated(event_kind: &str) -> bool {
+    event_kind != "incident.public_reply"
+}
+
 /// Builds the email of a delivery (its subject already carries the ticket number): Message-ID `<{delivery id}@{domain}>`, threaded under the
-/// record's stable id, multipart plain text + HTML, marked auto-generated.
+/// record's stable id, multipart plain text + HTML, marked auto-generated unless it carries a
+/// person's reply.
 pub fn email_message(smtp: &SmtpConfig, d: &Delivery) -> Result<Message, String> {
     let from_text = d.from_address.as_deref().unwrap_or(&smtp.from);
     let from: Mailbox = from_text.parse().map_err(|e| format!("bad From address {from_text}: {e}"))?;
     let to: Mailbox = d.recipient.parse().map_err(|e| format!("bad recipient address: {e}"))?;
     let domain = mail_domain(from_text);
-    let mut b = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(d.subject.clone())
-        .message_id(Some(format!("<{}@{domain}>", d.id)))
-        .header(AutoSubmitted)
-        .header(XKeel);
+    let mut b =
+        Message::builder().from(from).to(to).subject(d.subject.clone()).message_id(Some(format!("<{}@{domain}>", d.id))).header(XKeel);
+    if is_auto_generated(&d.event_kind) {
+        b = b.header(AutoSubmitted);
+    }
     if let Some(key) = &d.thread_key {
         let thread = thread_id(key, &domain);
         b = b.in_reply_to(thread.clone()).references(thread);

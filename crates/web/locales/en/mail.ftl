@@ -40,3 +40,6 @@ mail-from-help = The From of this project's notification mail, e.g. Acme Desk <d
 mail-outcome-discarded = Discarded
 mail-channel = Email channel
 mail-page = Page
+mail-body = Message
+mail-files = Attachments and inline images
+mail-raw-missing = The original message was not kept.

@@ -40,3 +40,6 @@ mail-from-help = 本项目通知邮件的发件人，如 Acme 服务台 <desk@ac
 mail-outcome-discarded = 已丢弃
 mail-channel = 邮件渠道
 mail-page = 页面
+mail-body = 邮件正文
+mail-files = 附件和内嵌图片
+mail-raw-missing = 未保留原始邮件。

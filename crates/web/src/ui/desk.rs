@@ -43,7 +43,7 @@ pub struct AttachmentView {
     pub internal: bool,
 }
 
-fn human_size(bytes: i64) -> String {
+pub(super) fn human_size(bytes: i64) -> String {
     match bytes {
         b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
         b if b >= 1024 => format!("{:.1} KB", b as f64 / 1024.0),

@@ -3,11 +3,13 @@
 //! received for it, the messages held for review (released or discarded) and the From
 //! address of its notification mail.
 
+use super::desk::human_size;
 use super::{Ctx, Field, FormPage, ListQuery, OrPage, Row, UiResult, attach_errors, list_page, render, render_status, see_other};
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
 use crate::error::status_of;
 use crate::i18n::Tr;
+use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use keel_app::mail_in::{IMAP_TLS_MODES, MailboxInput, UNKNOWN_SENDER_POLICIES};
@@ -252,25 +254,74 @@ pub struct HeldForm {
     decision: String,
 }
 
-fn held_fields(tr: &Tr, m: &keel_store::mail::MailMessageRecord) -> Vec<Field> {
-    let about = format!("{} · {} · {}", m.sender, tr.datetime(&m.received_at), m.reason.clone().unwrap_or_default());
+fn held_fields(tr: &Tr) -> Vec<Field> {
     vec![
         Field::new(tr, "decision", "select", "")
             .required()
-            .options(["release", "discard"].iter().map(|d| (d.to_string(), tr.t(&format!("mail-decision-{d}")))), &["release".into()])
-            .help(about),
+            .options(["release", "discard"].iter().map(|d| (d.to_string(), tr.t(&format!("mail-decision-{d}")))), &["release".into()]),
     ]
+}
+
+/// One held message as its reviewer sees it: sender, reason, the message's text (escaped; the
+/// text rendering of HTML mail, so nothing of it runs or loads) and the names of its files.
+#[derive(Template)]
+#[template(path = "mail_held.html")]
+pub struct HeldPage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub action: String,
+    pub back_href: String,
+    pub facts: Vec<(String, String)>,
+    /// `None` when the raw message was not kept.
+    pub body: Option<String>,
+    /// (name, content type and size)
+    pub files: Vec<(String, String)>,
+    pub fields: Vec<Field>,
+    pub errors: Vec<String>,
+    pub editable: bool,
+}
+
+/// The held-message page, with the errors of a refused decision when there are any.
+async fn held_page(state: &AppState, tr: &Tr, who: &crate::auth::Identity, id: &str, refusal: Option<&keel_app::AppError>) -> UiResult {
+    let (m, content) = state.app.received_mail_content(&who.principal, id).await.or_page(tr)?;
+    let mut fields = held_fields(tr);
+    let errors = refusal.map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let mut facts = vec![
+        (tr.t("mail-sender"), m.sender.clone()),
+        (tr.t("mail-received-at"), tr.datetime(&m.received_at)),
+        (tr.t("mail-outcome"), tr.t(&format!("mail-outcome-{}", m.outcome))),
+    ];
+    if let Some(r) = m.reason.clone().filter(|r| !r.is_empty()) {
+        facts.push((tr.t("mail-reason"), r));
+    }
+    let files = content
+        .as_ref()
+        .map(|c| {
+            c.files.iter().map(|f| (f.file_name.clone(), format!("{} · {}", f.content_type, human_size(f.bytes.len() as i64)))).collect()
+        })
+        .unwrap_or_default();
+    let page = HeldPage {
+        ctx: Ctx::new(tr, Some(who), "/projects", None),
+        title: m.subject.clone(),
+        action: format!("/held-mail/{id}"),
+        back_href: format!("/projects/{}/held-mail", m.project_id),
+        facts,
+        body: content.map(|c| c.text),
+        files,
+        fields,
+        errors,
+        editable: m.outcome == "held",
+    };
+    Ok(match refusal {
+        Some(e) => render_status(status_of(e), &page),
+        None => render(&page),
+    })
 }
 
 /// One held message: release it (the sender becomes a contact, the message a ticket) or
 /// discard it.
 pub async fn held_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
-    let m = state.app.received_mail(&who.principal, &id).await.or_page(&tr)?;
-    let back = format!("/projects/{}/held-mail", m.project_id);
-    let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
-    let mut page = FormPage::new(ctx, m.subject.clone(), format!("/held-mail/{id}"), held_fields(&tr, &m), &back);
-    page.editable = m.outcome == "held";
-    Ok(render(&page))
+    held_page(&state, &tr, &who, &id, None).await
 }
 
 pub async fn held_decide(
@@ -289,12 +340,9 @@ pub async fn held_decide(
             Some(t) => see_other(&format!("/incidents/{t}"), "released"),
             None => see_other(&format!("/projects/{}/held-mail", m.project_id), "discarded"),
         },
-        Err(e) => match state.app.received_mail(&who.principal, &id).await {
-            Ok(m) => {
-                let back = format!("/projects/{}/held-mail", m.project_id);
-                refused(&tr, &who, m.subject.clone(), (&format!("/held-mail/{id}"), &back), held_fields(&tr, &m), &e)
-            }
-            Err(e) => super::error_page(&tr, status_of(&e), "err-not-found"),
+        Err(e) => match held_page(&state, &tr, &who, &id, Some(&e)).await {
+            Ok(page) => page,
+            Err(_) => super::error_page(&tr, status_of(&e), "err-not-found"),
         },
     }
 }

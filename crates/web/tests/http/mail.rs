@@ -148,3 +148,59 @@ async fn held_mail_mailbox_edits_and_the_sender_from_the_pages_and_the_api() {
         );
     }
 }
+
+/// An HTML-only message from a stranger with a script, a tracking image, an event handler,
+/// markup typed as text, an attachment and an inline image.
+const HOSTILE: &str = "From: Stranger <stranger@elsewhere.test>\r\nTo: desk@a1.keel.test\r\nSubject: Printer <b>fire</b>\r\nMessage-ID: <held-body@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p{color:red}</style><script>alert('owned')</script></head><body><p onclick=\"steal()\">The printer on floor 3 is on fire.</p><p>Type &lt;b&gt;bold&lt;/b&gt; to test.</p><img src=\"https://tracker.example.net/pixel.gif\"><iframe src=\"https://evil.example.net/\"></iframe></body></html>\r\n--b1\r\nContent-Type: text/plain; name=\"error-log.txt\"\r\nContent-Disposition: attachment; filename=\"error-log.txt\"\r\n\r\nE42 fuser\r\n--b1\r\nContent-Type: image/png; name=\"screen.png\"\r\nContent-Disposition: inline; filename=\"screen.png\"\r\nContent-ID: <screen@elsewhere.test>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b1--\r\n";
+
+#[tokio::test]
+async fn the_held_message_page_shows_the_message_text_escaped_and_its_files_to_staff_only() {
+    for s in sites().await {
+        for project in ["A1", "B1"] {
+            let boxes = json!({ "address": format!("desk@{}.keel.test", project.to_lowercase()), "unknown_sender": "hold" });
+            let r = s.api(Method::POST, &format!("/api/v1/projects/{project}/mailboxes"), Some(&s.admin_token), Some(boxes), &[]).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        }
+        let path = "/api/v1/mail/inbound?project=A1";
+        let r = s.raw(Method::POST, path, &s.agent_token, Some("message/rfc822"), HOSTILE.as_bytes().to_vec()).await;
+        assert_eq!(r.json()["outcome"], "held", "{}", r.text());
+        let other = HOSTILE.replace("held-body@", "held-b1@");
+        let r = s.raw(Method::POST, "/api/v1/mail/inbound?project=B1", &s.admin_token, Some("message/rfc822"), other.into_bytes()).await;
+        assert_eq!(r.json()["outcome"], "held", "{}", r.text());
+        let mut ids = Vec::new();
+        for project in ["A1", "B1"] {
+            let r = s.api(Method::GET, &format!("/api/v1/projects/{project}/held-mail"), Some(&s.admin_token), None, &[]).await;
+            ids.push(r.json()[0]["id"].as_str().unwrap().to_string());
+        }
+        let (held, held_b1) = (&ids[0], &ids[1]);
+
+        let (cookie, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let r = s.page(&cookie, &format!("/held-mail/{held}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let page = r.text();
+        let body = page.split("data-testid=\"mail-body\">").nth(1).and_then(|b| b.split("</pre>").next()).expect("the message body");
+        assert!(body.contains("The printer on floor 3 is on fire."), "{body}");
+        assert!(body.contains("bold") && !body.contains("<b>"), "markup in the text is shown escaped: {body}");
+        for bad in ["alert(", "owned", "tracker.example.net", "evil.example.net", "onclick", "steal()", "color:red"] {
+            assert!(!page.contains(bad), "{bad} reached the page");
+        }
+        let content = page.split("<h1>").nth(1).and_then(|c| c.split("</form>").next()).unwrap();
+        for tag in ["<script", "<style", "<iframe", "<img", "<b>"] {
+            assert!(!content.contains(tag), "{tag} in the page's content: {content}");
+        }
+        assert!(!page.contains("Printer <b>fire"), "the subject is escaped");
+        let files = page.split("data-testid=\"mail-files\"").nth(1).unwrap_or_default();
+        assert!(files.contains("error-log.txt") && files.contains("screen.png") && files.contains("image/png"), "{files}");
+        assert!(page.contains("stranger@elsewhere.test") && page.contains("name=\"decision\""));
+
+        // Another project's held mail, a contact, nobody signed in: not shown.
+        let r = s.page(&cookie, &format!("/held-mail/{held_b1}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "not the agent's project");
+        let (contact, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let r = s.page(&contact, &format!("/held-mail/{held}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(!r.text().contains("on fire"));
+        let r = s.page("", &format!("/held-mail/{held}")).await;
+        assert!(!r.text().contains("on fire") && r.status != StatusCode::OK, "{}", r.status);
+    }
+}

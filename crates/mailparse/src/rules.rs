@@ -1,8 +1,9 @@
 //! Service desk (ISO/IEC 20000-1 §8.6.1, REQUIREMENTS §4): the pure rules of the email channel
 //! for mail coming in — which mail is noise (auto-replies, bounces, Keel's own mail, storms),
 //! which ticket a reply belongs to, and where the quoted history of a reply begins.
-
-use crate::incident::TicketNumber;
+//!
+//! Ticket numbers are the domain's (`keel_domain::incident::TicketNumber`); the rules here
+//! take the domain's parser as an argument so this crate stays free of the domain.
 
 /// Why a message is recorded but turns into neither a ticket nor a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,28 +97,33 @@ pub fn thread_ticket_id(message_id: &str) -> Option<&str> {
     local.strip_prefix("ticket-").filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
-/// The ticket number in a subject's tag: `[INC-000042]` or `[REQ-000007]`.
-pub fn subject_ticket_number(subject: &str) -> Option<TicketNumber> {
-    let mut rest = subject;
-    while let Some(start) = rest.find('[') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find(']') else { break };
-        let inner = after[..end].trim();
-        if let Some(n) = TicketNumber::parse(inner) {
-            return Some(n);
-        }
-        rest = &after[end..];
+/// The text inside each `[…]` tag of a subject, trimmed, in order, with its byte range
+/// (brackets included).
+fn tags(subject: &str) -> Vec<(std::ops::Range<usize>, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = subject[from..].find('[').map(|i| from + i) {
+        let Some(len) = subject[start + 1..].find(']') else { break };
+        let end = start + 1 + len;
+        out.push((start..end + 1, subject[start + 1..end].trim()));
+        from = end;
     }
-    None
+    out
 }
 
-/// A subject fit for a ticket title: reply/forward prefixes and ticket tags removed.
-pub fn clean_subject(subject: &str) -> String {
+/// The ticket number in a subject's tag (`[INC-000042]`, `[REQ-000007]`): the first tag
+/// `parse` accepts — the domain's `TicketNumber::parse`. Never read from free text.
+pub fn subject_ticket_number<T>(subject: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    tags(subject).into_iter().find_map(|(_, inner)| parse(inner))
+}
+
+/// A subject fit for a ticket title: reply/forward prefixes and the ticket tags (those
+/// `is_ticket` accepts) removed.
+pub fn clean_subject(subject: &str, is_ticket: impl Fn(&str) -> bool) -> String {
     let mut s = subject.trim().to_string();
-    if let Some(n) = subject_ticket_number(&s) {
-        for tag in [format!("[{n}]"), format!("[ {n} ]")] {
-            s = s.replace(&tag, " ");
-        }
+    let spans: Vec<_> = tags(&s).into_iter().filter(|(_, inner)| is_ticket(inner)).map(|(range, _)| range).collect();
+    for range in spans.into_iter().rev() {
+        s.replace_range(range, " ");
     }
     loop {
         let t = s.trim_start();
@@ -273,15 +279,24 @@ mod tests {
         assert_eq!(classify(&s, Some("other.example.com")), None);
     }
 
+    /// Stands in for the domain's `TicketNumber::parse` (tested in keel-domain).
+    fn number(s: &str) -> Option<String> {
+        let (p, d) = s.split_once('-')?;
+        (["INC", "REQ"].contains(&p) && !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).then(|| s.to_string())
+    }
+
     #[test]
     fn thread_ids_and_subject_numbers() {
         assert_eq!(thread_ticket_id("<ticket-0190abc-1@keel.example.com>"), Some("0190abc-1"));
         assert_eq!(thread_ticket_id("<0190abc@keel.example.com>"), None);
-        assert_eq!(subject_ticket_number("Re: [INC-000042] 打印机坏了").map(|n| n.to_string()), Some("INC-000042".into()));
-        assert_eq!(subject_ticket_number("[外部] Re: [REQ-000007] x").map(|n| n.to_string()), Some("REQ-000007".into()));
-        assert_eq!(subject_ticket_number("INC-000042 without tag"), None);
-        assert_eq!(clean_subject("回复： Re: [INC-000042] 打印机坏了"), "打印机坏了");
-        assert_eq!(clean_subject("FW: Fwd: VPN down"), "VPN down");
+        assert_eq!(subject_ticket_number("Re: [INC-000042] 打印机坏了", number), Some("INC-000042".into()));
+        assert_eq!(subject_ticket_number("[外部] Re: [ REQ-000007 ] x", number), Some("REQ-000007".into()));
+        assert_eq!(subject_ticket_number("INC-000042 without tag", number), None);
+        assert_eq!(subject_ticket_number("[[INC-000042] x", number), None, "a tag holds no bracket");
+        let is = |t: &str| number(t).is_some();
+        assert_eq!(clean_subject("回复： Re: [INC-000042] 打印机坏了", is), "打印机坏了");
+        assert_eq!(clean_subject("[外部] Re: [ INC-000042 ] 打印机 [INC-000042]", is), "[外部] Re: 打印机");
+        assert_eq!(clean_subject("FW: Fwd: VPN down", is), "VPN down");
     }
 
     #[test]
