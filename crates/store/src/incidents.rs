@@ -3,7 +3,7 @@
 //! ratings and the category tree.
 
 use crate::directory::Scope;
-use crate::page::{Page, PageRequest, fetch_page, like_pattern};
+use crate::page::{self, Page, PageRequest, like_pattern};
 use crate::rows::RowExt;
 use crate::sql::Sql;
 use crate::{AnyConnection, Result, StoreError};
@@ -504,11 +504,16 @@ fn push_filter(q: &mut Sql, f: &TicketFilter) {
     }
 }
 
+/// A page of tickets. The page's ids are picked from `tickets` alone (the queue indexes cover
+/// the scope and queue filters) before the names are joined in, so a queue over hundreds of
+/// thousands of open tickets sorts index entries, not joined rows.
 pub async fn list_tickets(conn: &mut AnyConnection, scope: &Scope, f: &TicketFilter, p: &PageRequest) -> Result<Page<TicketRecord>> {
-    let mut q = Sql::new(TICKET_SELECT);
-    push_scope(&mut q, scope);
-    push_filter(&mut q, f);
-    fetch_page(conn, q, "t.id", p, ticket).await
+    let ids = |q: &mut Sql| {
+        q.push("SELECT t.id FROM tickets t WHERE 1 = 1");
+        push_scope(q, scope);
+        push_filter(q, f);
+    };
+    page::fetch_page_deferred(conn, Sql::new(TICKET_SELECT), "t.id", ids, p, ticket).await
 }
 
 /// Whether the counters answer a count for this filter: it names only what they are keyed by.

@@ -98,21 +98,60 @@ pub async fn fetch_page<T>(
     p: &PageRequest,
     map: impl Fn(&AnyRow) -> Result<T>,
 ) -> Result<Page<T>> {
-    let col = match p.sort.kind {
+    push_keyset(&mut q, id_col, p);
+    push_order(&mut q, id_col, p);
+    q.push(" LIMIT ").push_bind(p.limit + 1);
+    let rows = q.fetch_all(&mut *conn).await?;
+    into_page(&rows, p, map)
+}
+
+/// Like [`fetch_page`], but the page's ids are chosen first by `ids` (a `SELECT <id_col> FROM …
+/// WHERE …` over the main table alone, filtered by the caller) and only those rows are joined
+/// in `select`: the sort then runs over index entries instead of joined rows.
+pub async fn fetch_page_deferred<T>(
+    conn: &mut AnyConnection,
+    mut select: Sql,
+    id_col: &'static str,
+    ids: impl FnOnce(&mut Sql),
+    p: &PageRequest,
+    map: impl Fn(&AnyRow) -> Result<T>,
+) -> Result<Page<T>> {
+    select.push(format!(" AND {id_col} IN ("));
+    ids(&mut select);
+    push_keyset(&mut select, id_col, p);
+    push_order(&mut select, id_col, p);
+    select.push(" LIMIT ").push_bind(p.limit + 1).push(")");
+    push_order(&mut select, id_col, p);
+    let rows = select.fetch_all(&mut *conn).await?;
+    into_page(&rows, p, map)
+}
+
+fn sort_expr(p: &PageRequest) -> String {
+    match p.sort.kind {
         SortKind::Text => format!("COALESCE({}, '')", p.sort.column),
         SortKind::Int => format!("COALESCE({}, 0)", p.sort.column),
         SortKind::TextNotNull | SortKind::IntNotNull => p.sort.column.to_string(),
-    };
-    let (cmp, dir) = if p.desc { ("<", "DESC") } else { (">", "ASC") };
+    }
+}
+
+fn push_keyset(q: &mut Sql, id_col: &str, p: &PageRequest) {
     if let Some((v, id)) = &p.after {
+        let col = sort_expr(p);
+        let cmp = if p.desc { "<" } else { ">" };
         q.push(format!(" AND ({col} {cmp} "));
-        push_value(&mut q, v);
+        push_value(q, v);
         q.push(format!(" OR ({col} = "));
-        push_value(&mut q, v);
+        push_value(q, v);
         q.push(format!(" AND {id_col} {cmp} ")).push_bind(id.clone()).push("))");
     }
-    q.push(format!(" ORDER BY {col} {dir}, {id_col} {dir} LIMIT ")).push_bind(p.limit + 1);
-    let rows = q.fetch_all(&mut *conn).await?;
+}
+
+fn push_order(q: &mut Sql, id_col: &str, p: &PageRequest) {
+    let dir = if p.desc { "DESC" } else { "ASC" };
+    q.push(format!(" ORDER BY {} {dir}, {id_col} {dir}", sort_expr(p)));
+}
+
+fn into_page<T>(rows: &[AnyRow], p: &PageRequest, map: impl Fn(&AnyRow) -> Result<T>) -> Result<Page<T>> {
     let more = rows.len() as i64 > p.limit;
     let rows = &rows[..rows.len().min(p.limit as usize)];
     let next_cursor = match (more, rows.last()) {

@@ -514,6 +514,26 @@ async fn main() -> anyhow::Result<()> {
     let mut s = Vec::new();
     for i in 0..n {
         let a = &desk.agents[i % desk.agents.len()];
+        let team = &desk.teams[(i % desk.agents.len()) / 2].0;
+        let f = TicketFilter {
+            team_id: Some(team.clone()),
+            statuses: ["new", "assigned", "in_progress", "pending"].map(String::from).to_vec(),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        app.list_tickets(a, &f, &page(PRIORITY, false)).await?;
+        app.count_tickets(a, &f).await?;
+        app.queue_counts(a).await?;
+        s.push(t.elapsed());
+    }
+    stats.push(Stat {
+        name: "queue view of issue 3 (team + statuses, by priority, first page + its count + tab counts)".into(),
+        samples: s,
+    });
+
+    let mut s = Vec::new();
+    for i in 0..n {
+        let a = &desk.agents[i % desk.agents.len()];
         let t = Instant::now();
         app.queue_counts(a).await?;
         s.push(t.elapsed());
