@@ -629,3 +629,5 @@ mod cmdb_import;
 mod incident_views;
 #[path = "http/releases.rs"]
 mod releases;
+#[path = "http/search_changes.rs"]
+mod search_changes;
