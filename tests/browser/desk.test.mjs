@@ -9,123 +9,21 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { demoSite, clickAndLoad } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const KEEL_BIN = resolve(process.env.KEEL_BIN || join(here, '../../target/debug/keel'));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];
-
-const work = mkdtempSync(join(tmpdir(), 'keel-desk-e2e-'));
-const dataDir = join(work, 'data');
-let server;
-let browser;
-
-function keelEnv() {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
-  env.KEEL_LOG = process.env.KEEL_LOG || 'warn';
-  env.RUST_BACKTRACE = '0';
-  return env;
-}
-
-/** Runs `keel demo` and returns the printed accounts by e-mail. */
-function loadDemo() {
-  const r = spawnSync(KEEL_BIN, ['--data-dir', dataDir, 'demo', '--tickets', '30'], { cwd: work, env: keelEnv(), encoding: 'utf8' });
-  assert.equal(r.status, 0, `keel demo failed:\n${r.stdout}\n${r.stderr}`);
-  const accounts = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = line.match(/^\s+(\S+@\S+)\s+(demo-\S+)/);
-    if (m) accounts[m[1]] = m[2];
-  }
-  return accounts;
-}
-
-function startKeel() {
-  const child = spawn(KEEL_BIN, ['--data-dir', dataDir, '--bind', '127.0.0.1:0', 'serve'], {
-    cwd: work,
-    env: keelEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  const output = () => `--- keel stdout ---\n${out}\n--- keel stderr ---\n${err}`;
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keel did not start within 20 s\n${output()}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const serving = out.match(/Keel is serving on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (serving) {
-        clearTimeout(timer);
-        resolvePromise({ child, base: serving[1], output });
-      }
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`keel exited early (code ${code}, signal ${signal})\n${output()}`));
-    });
-  });
-}
-
-process.on('exit', () => {
-  try {
-    if (server?.child && server.child.exitCode === null) server.child.kill('SIGKILL');
-  } catch {}
-});
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  const child = server?.child;
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(work, { recursive: true, force: true });
-});
-
-async function clickAndLoad(page, locator) {
-  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-}
-
-/** A signed-in page of its own (own cookies) for one person. */
-async function signIn(base, email, password, locale = 'en-US') {
-  const context = await browser.newContext({ locale, timezoneId: 'Asia/Shanghai', viewport: { width: 1280, height: 900 } });
-  context.setDefaultTimeout(10_000);
-  const page = await context.newPage();
-  await page.goto(base + '/login');
-  await page.fill('#f-email', email);
-  await page.fill('#f-password', password);
-  await clickAndLoad(page, page.getByTestId('submit'));
-  assert.notEqual(new URL(page.url()).pathname, '/login', `${email} signed in`);
-  return page;
-}
+const site = demoSite('keel-desk-e2e-');
+after(() => site.close());
 
 /** The transition form of an action on a ticket page. */
 const actionForm = (page, action) => page.locator('form', { has: page.locator(`input[name="action"][value="${action}"]`) });
 
 test('Service desk: portal → agent → note and reply → resolve → confirm and rate; other customers see nothing', { timeout: 120_000 }, async (t) => {
-  assert.ok(existsSync(KEEL_BIN), `keel binary not found at ${KEEL_BIN}; build it with "cargo build -p keel" or set KEEL_BIN`);
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found`);
-  const accounts = loadDemo();
+  const accounts = site.loadDemo();
   const contact = 'chen.jing@ecm.example';
   const agent = 'emma.clarke@demo.keel.test';
   const stranger = 'alice.moore@northwind.example';
   for (const a of [contact, agent, stranger]) assert.ok(accounts[a], `keel demo printed a password for ${a}`);
-  server = await startKeel();
-  const { base } = server;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const base = await site.start();
 
   const title = `打印机卡纸 e2e ${Date.now()}`;
   const note = 'Internal: the toner supplier is slow, do not tell the customer';
@@ -133,7 +31,7 @@ test('Service desk: portal → agent → note and reply → resolve → confirm 
   let ticketPath;
   let number;
 
-  const customer = await signIn(base, contact, accounts[contact]);
+  const customer = await site.signIn(contact, accounts[contact]);
   await t.test('the contact raises an incident in the portal', async () => {
     await customer.goto(base + '/incidents/new');
     await customer.fill('#f-title', title);
@@ -156,7 +54,7 @@ test('Service desk: portal → agent → note and reply → resolve → confirm 
     await customer.locator('#results').getByRole('link', { name: number }).waitFor();
   });
 
-  const desk = await signIn(base, agent, accounts[agent]);
+  const desk = await site.signIn(agent, accounts[agent]);
   await t.test('the agent assigns it, adds an internal note and a public reply', async () => {
     await desk.goto(base + ticketPath);
     await desk.locator('summary[data-action="assign"]').click();
@@ -208,7 +106,7 @@ test('Service desk: portal → agent → note and reply → resolve → confirm 
   });
 
   await t.test("another organisation's contact sees nothing of it", async () => {
-    const other = await signIn(base, stranger, accounts[stranger]);
+    const other = await site.signIn(stranger, accounts[stranger]);
     await other.goto(base + '/incidents');
     assert.equal(await other.locator('#results').getByText(number).count(), 0, 'not in their list');
     assert.equal(await other.getByText(title).count(), 0);

@@ -35,7 +35,19 @@ type Loader = for<'c> fn(&'c mut AnyConnection, &'c [String]) -> Loaded<'c>;
 pub struct Cascade {
     pub entity_type: &'static str,
     pub field: &'static str,
+    /// The column holding that entity's id: of the source's table, or of the link table `via`.
     pub column: &'static str,
+    /// A link table and its column naming the source's record (a change names its CIs in
+    /// `change_cis`: `("change_cis", "change_id")` with `column` `ci_id`).
+    pub via: Option<(&'static str, &'static str)>,
+}
+
+const TEAM_NAME: Cascade = Cascade { entity_type: "team", field: "name", column: "team_id", via: None };
+const PROJECT_CODE: Cascade = Cascade { entity_type: "project", field: "code", column: "project_id", via: None };
+
+/// Staff of the record's project; customer contacts never.
+fn staff_of_project(a: &Asker, x: &Access) -> bool {
+    a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id))
 }
 
 /// An outbox entity type that changes an indexed record; the record id is the entity id, or
@@ -59,7 +71,7 @@ pub struct Source {
     pub per_record: bool,
 }
 
-/// The registry: add a process here (problems, changes, documents, suppliers…).
+/// The registry: add a process here (documents, suppliers…).
 pub static SOURCES: &[Source] = &[
     Source {
         name: "ticket",
@@ -72,10 +84,7 @@ pub static SOURCES: &[Source] = &[
             Trigger { entity_type: "ticket_attachment", id_field: Some("ticket_id") },
         ],
         load: load_tickets,
-        cascades: &[
-            Cascade { entity_type: "team", field: "name", column: "team_id" },
-            Cascade { entity_type: "project", field: "code", column: "project_id" },
-        ],
+        cascades: &[TEAM_NAME, PROJECT_CODE],
         visible: |a, x| a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
         per_record: false,
     },
@@ -85,10 +94,7 @@ pub static SOURCES: &[Source] = &[
         table: Indexed::ConfigurationItems,
         triggers: &[Trigger { entity_type: "configuration_item", id_field: None }],
         load: load_cis,
-        cascades: &[
-            Cascade { entity_type: "team", field: "name", column: "team_id" },
-            Cascade { entity_type: "project", field: "code", column: "project_id" },
-        ],
+        cascades: &[TEAM_NAME, PROJECT_CODE],
         visible: |a, x| {
             let p = &a.principal;
             p.is_staff() && (x.project_id.is_empty() || p.sees_all_projects() || p.project_ids.contains(&x.project_id))
@@ -113,11 +119,8 @@ pub static SOURCES: &[Source] = &[
         table: Indexed::Problems,
         triggers: &[Trigger { entity_type: "problem", id_field: None }],
         load: load_problems,
-        cascades: &[
-            Cascade { entity_type: "team", field: "name", column: "team_id" },
-            Cascade { entity_type: "project", field: "code", column: "project_id" },
-        ],
-        visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
+        cascades: &[TEAM_NAME, PROJECT_CODE],
+        visible: staff_of_project,
         per_record: false,
     },
     Source {
@@ -127,17 +130,42 @@ pub static SOURCES: &[Source] = &[
         triggers: &[Trigger { entity_type: "known_error", id_field: None }],
         load: load_known_errors,
         cascades: &[],
-        visible: |a, x| a.principal.is_staff() && a.principal.can_see_project(&x.project_id, Some(&x.organization_id)),
+        visible: staff_of_project,
+        per_record: false,
+    },
+    // Change and release management are staff work (ISO/IEC 20000-1 8.5.1.3, 8.5.3): contacts
+    // never find them through search.
+    Source {
+        name: "change",
+        kinds: &["change"],
+        table: Indexed::Changes,
+        triggers: &[Trigger { entity_type: "change", id_field: None }],
+        load: load_change_records,
+        cascades: &[
+            TEAM_NAME,
+            PROJECT_CODE,
+            Cascade { entity_type: "configuration_item", field: "name", column: "ci_id", via: Some(("change_cis", "change_id")) },
+        ],
+        visible: staff_of_project,
+        per_record: false,
+    },
+    Source {
+        name: "release",
+        kinds: &["release"],
+        table: Indexed::Releases,
+        triggers: &[Trigger { entity_type: "release", id_field: None }],
+        load: load_releases,
+        cascades: &[
+            PROJECT_CODE,
+            Cascade { entity_type: "change", field: "title", column: "change_id", via: Some(("release_changes", "release_id")) },
+        ],
+        visible: staff_of_project,
         per_record: false,
     },
 ];
 
 fn source_of_kind(kind: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.kinds.contains(&kind))
-}
-
-fn source_named(name: &str) -> Option<&'static Source> {
-    SOURCES.iter().find(|s| s.name == name)
 }
 
 fn payload_changed(row: &OutboxRow, field: &str) -> bool {
@@ -147,13 +175,13 @@ fn payload_changed(row: &OutboxRow, field: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Records an outbox message asks to (re)index through a `Cascade`: (source, column, value).
-fn cascades(row: &OutboxRow) -> Vec<(&'static str, &'static str, String)> {
+/// Records an outbox message asks to (re)index through a `Cascade`: (source, cascade, value).
+fn cascades(row: &OutboxRow) -> Vec<(&'static Source, &'static Cascade, String)> {
     SOURCES
         .iter()
         .flat_map(|s| s.cascades.iter().map(move |c| (s, c)))
         .filter(|(_, c)| c.entity_type == row.entity_type && payload_changed(row, c.field))
-        .map(|(s, c)| (s.name, c.column, row.entity_id.clone()))
+        .map(|(s, c)| (s, c, row.entity_id.clone()))
         .collect()
 }
 
@@ -225,6 +253,70 @@ fn load_tickets<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
                 updated_at: t.updated_at,
             })
             .collect())
+    })
+}
+
+fn load_change_records<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(async move {
+        let changes = keel_store::changes::changes_by_ids(c, ids).await?;
+        let ci_ids: Vec<String> = changes.iter().flat_map(|x| x.ci_ids.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ci_names: HashMap<String, String> = if ci_ids.is_empty() {
+            HashMap::new()
+        } else {
+            keel_store::cmdb::get_cis(c, &ci_ids).await?.into_iter().map(|ci| (ci.id, ci.name)).collect()
+        };
+        Ok(changes
+            .into_iter()
+            .map(|ch| {
+                let cis: Vec<&str> = ch.ci_ids.iter().filter_map(|id| ci_names.get(id).map(String::as_str)).collect();
+                let text = joined(&[&ch.description, &ch.reason, &ch.implementation_plan, &ch.back_out_plan, &ch.test_plan]);
+                Document {
+                    source: "change".into(),
+                    kind: "change".into(),
+                    number: Some(ch.number),
+                    title: ch.title,
+                    body: [text, cis.join("\n")].join("\n"),
+                    status: ch.status,
+                    team: ch.names.team_name.unwrap_or_default(),
+                    project: ch.names.project_code,
+                    id: ch.id,
+                    project_id: ch.project_id,
+                    organization_id: ch.organization_id,
+                    created_at: ch.created_at,
+                    updated_at: ch.updated_at,
+                    ..Default::default()
+                }
+            })
+            .collect())
+    })
+}
+
+fn load_releases<'c>(c: &'c mut AnyConnection, ids: &'c [String]) -> Loaded<'c> {
+    Box::pin(one_by_one(c, ids, load_release))
+}
+
+/// A release with its notes: version, known issues and the changes it groups (number, title).
+fn load_release<'c>(c: &'c mut AnyConnection, id: &'c str) -> LoadedOne<'c> {
+    Box::pin(async move {
+        let Some(r) = keel_store::releases::get_release(c, id).await? else { return Ok(None) };
+        let changes = keel_store::changes::changes_by_ids(c, &r.change_ids).await?;
+        let notes: Vec<String> = changes.iter().map(|ch| format!("{} {}", ch.number, ch.title)).collect();
+        let version = Some(r.release_version.clone());
+        Ok(Some(Document {
+            source: "release".into(),
+            id: r.id.clone(),
+            kind: "release".into(),
+            number: Some(r.number.clone()),
+            title: r.title.clone(),
+            body: [joined(&[&version, &r.description]), r.known_issues.join("\n"), notes.join("\n")].join("\n"),
+            status: r.status.clone(),
+            project: r.project_code.clone(),
+            project_id: r.project_id.clone(),
+            organization_id: r.organization_id.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            ..Default::default()
+        }))
     })
 }
 
@@ -575,12 +667,19 @@ impl App {
             return Ok(0);
         }
         let mut wanted: BTreeSet<(&'static str, String)> = fresh.iter().flat_map(targets).collect();
-        let cascaded: BTreeSet<_> = fresh.iter().flat_map(cascades).collect();
+        let cascaded: Vec<_> = fresh.iter().flat_map(cascades).collect();
         if !cascaded.is_empty() {
             let mut c = self.read().await?;
-            for (source, column, value) in cascaded {
-                let Some(s) = source_named(source) else { continue };
-                wanted.extend(store::ids_where(&mut c, s.table, column, &value).await?.into_iter().map(|id| (source, id)));
+            let mut done = HashSet::new();
+            for (s, cascade, value) in cascaded {
+                if !done.insert((s.name, cascade.column, cascade.via, value.clone())) {
+                    continue;
+                }
+                let ids = match cascade.via {
+                    None => store::ids_where(&mut c, s.table, cascade.column, &value).await?,
+                    Some((table, record)) => store::ids_linked(&mut c, table, record, cascade.column, &value).await?,
+                };
+                wanted.extend(ids.into_iter().map(|id| (s.name, id)));
             }
         }
         let changes = self.load_changes(wanted).await?;

@@ -3796,12 +3796,12 @@ mod search {
     use keel_app::service_level::ServiceInput;
     use serde_json::json;
 
-    fn index_dir() -> std::path::PathBuf {
+    pub(crate) fn index_dir() -> std::path::PathBuf {
         std::env::temp_dir().join(format!("keel-search-{}", uuid::Uuid::new_v4().simple()))
     }
 
     /// An application with its own index, built (empty) and followed like `keel serve` does.
-    async fn searching(t: &TestDb, dir: &std::path::Path) -> (App, World) {
+    pub(crate) async fn searching(t: &TestDb, dir: &std::path::Path) -> (App, World) {
         let (app, _) = app_on(t);
         let app = app.with_search(Search::at(dir));
         let w = world(&app).await;
@@ -3810,11 +3810,11 @@ mod search {
         (app, w)
     }
 
-    async fn find(app: &App, who: &Principal, q: &str) -> SearchPage {
+    pub(crate) async fn find(app: &App, who: &Principal, q: &str) -> SearchPage {
         app.search_records(who, &SearchInput { q: q.into(), limit: 20, ..Default::default() }).await.unwrap()
     }
 
-    fn titles(p: &SearchPage) -> Vec<String> {
+    pub(crate) fn titles(p: &SearchPage) -> Vec<String> {
         let mut v: Vec<_> = p.hits.iter().map(|h| h.title.clone()).collect();
         v.sort();
         v
@@ -4381,3 +4381,5 @@ mod desk_views;
 mod outbox;
 #[path = "stories/releases.rs"]
 mod releases;
+#[path = "stories/search_changes.rs"]
+mod search_changes;

@@ -46,6 +46,8 @@ pub enum Indexed {
     Services,
     Problems,
     KnownErrors,
+    Changes,
+    Releases,
 }
 
 /// Ids after `after`, in id order.
@@ -108,6 +110,20 @@ pub async fn ids_where(conn: &mut AnyConnection, t: Indexed, column: &'static st
     q.fetch_all(conn).await?.iter().map(|r| Ok(r.text("id")?)).collect()
 }
 
+/// Ids in `record` of the rows of the link table `table` whose `column` holds `value` (the
+/// changes a CI is affected by: `change_cis`, `change_id`, `ci_id`); all names come from code.
+pub async fn ids_linked(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    record: &'static str,
+    column: &'static str,
+    value: &str,
+) -> Result<Vec<String>> {
+    let mut q = Sql::new(format!("SELECT {record} AS id FROM {table} WHERE {column} = "));
+    q.push_bind(value);
+    q.fetch_all(conn).await?.iter().map(|r| Ok(r.text("id")?)).collect()
+}
+
 fn table_name(t: Indexed) -> &'static str {
     match t {
         Indexed::Tickets => "tickets",
@@ -115,6 +131,8 @@ fn table_name(t: Indexed) -> &'static str {
         Indexed::Services => "services",
         Indexed::Problems => "problems",
         Indexed::KnownErrors => "known_errors",
+        Indexed::Changes => "changes",
+        Indexed::Releases => "releases",
     }
 }
 

@@ -635,3 +635,5 @@ mod incident_views;
 mod release_forms;
 #[path = "http/releases.rs"]
 mod releases;
+#[path = "http/search_changes.rs"]
+mod search_changes;

@@ -9,6 +9,11 @@
 //! use cases.
 //!
 //!     cargo run --release -p keel --bin keel-bench -- --data-dir /tmp/bench --tickets 1000000
+//!
+//! With `--search` it loads nothing: on a data set it loaded before (and indexed with
+//! `keel reindex`, or here when there is no index yet) it measures full-text search.
+//!
+//!     target/release/keel-bench --data-dir /tmp/bench --search
 
 #[path = "../bench_stats.rs"]
 mod bench_stats;
@@ -41,6 +46,13 @@ struct Args {
     /// Samples per measurement.
     #[arg(long, default_value_t = 200)]
     samples: usize,
+    /// Measure search over the data set already in --data-dir / --database-url instead of
+    /// loading one: one- and two-word queries with facets as administrator, agents, contacts.
+    #[arg(long)]
+    search: bool,
+    /// The search index directory (default: <data-dir>/search, as `keel serve` uses).
+    #[arg(long)]
+    search_dir: Option<PathBuf>,
 }
 
 const ORGS: usize = 200;
@@ -459,9 +471,133 @@ impl Stat {
     }
 }
 
+const ONE_WORD: [&str; 20] = [
+    "打印机",
+    "VPN",
+    "邮箱",
+    "ERP",
+    "账号",
+    "投影仪",
+    "网络",
+    "蓝屏",
+    "共享盘",
+    "数据库",
+    "printer",
+    "calendar",
+    "password",
+    "laptop",
+    "finance",
+    "gateway",
+    "CRM",
+    "backup",
+    "excel",
+    "overheats",
+];
+const TWO_WORDS: [&str; 20] = [
+    "打印机 卡纸",
+    "VPN 断开",
+    "邮箱 容量",
+    "ERP 登录",
+    "员工 账号",
+    "投影仪 信号",
+    "无线 掉线",
+    "蓝屏 内存",
+    "共享盘 访问",
+    "磁盘 告警",
+    "printer offline",
+    "outlook calendar",
+    "password expired",
+    "laptop overheats",
+    "finance share",
+    "502 gateway",
+    "slow CRM",
+    "backup failed",
+    "excel export",
+    "meeting room",
+];
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn user_named(app: &App, email: &str) -> anyhow::Result<Principal> {
+    let mut c = app.read().await?;
+    let u = keel_store::accounts::get_user_by_email(&mut c, email).await?.with_context(|| format!("{email}: load a data set first"))?;
+    drop(c);
+    principal(app, &u.id).await
+}
+
+/// Full-text search over a loaded data set, through `App::search_records` (every hit checked
+/// against the asker, facets by type and status counted, 20 hits with snippets).
+async fn search_bench(args: &Args, url: &str) -> anyhow::Result<()> {
+    let db = Db::connect(url, &ConnectOptions::default()).await?;
+    let dir = args.search_dir.clone().unwrap_or_else(|| args.data_dir.join("search"));
+    let app = App::new(db.clone(), SecurityConfig::default()).with_search(keel_app::search::Search::at(&dir));
+    let t = Instant::now();
+    keel_app::search::warm();
+    println!("dictionary warmed in {:.2} s", t.elapsed().as_secs_f64());
+    if app.search.index()?.is_none() {
+        let t = Instant::now();
+        let n = app.rebuild_search_index(|_, _| {}).await?;
+        println!("index built from the database: {n} records in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let docs = app.search.index()?.context("index")?.num_docs();
+    println!("index: {docs} documents, {:.1} MB", dir_bytes(&dir) as f64 / 1e6);
+    let admin = vec![user_named(&app, "admin@bench.test").await?];
+    let mut agents = Vec::new();
+    let mut contacts = Vec::new();
+    for i in 0..20 {
+        agents.push(user_named(&app, &format!("agent{}@bench.test", i * 5)).await?);
+        contacts.push(user_named(&app, &format!("contact{o}@c{o}.test", o = i * 10)).await?);
+    }
+    let mut stats = Vec::new();
+    for (who, askers) in [("administrator", &admin), ("agents", &agents), ("contacts", &contacts)] {
+        for (what, queries) in [("one word", &ONE_WORD), ("two words", &TWO_WORDS)] {
+            let (mut s, mut found) = (Vec::new(), 0usize);
+            // one round unmeasured: the first reads of each term come from disk
+            for q in queries.iter() {
+                let input = keel_app::search::SearchInput { q: q.to_string(), limit: 20, ..Default::default() };
+                app.search_records(&askers[0], &input).await?;
+            }
+            for i in 0..args.samples {
+                let input = keel_app::search::SearchInput { q: queries[i % queries.len()].into(), limit: 20, ..Default::default() };
+                let t = Instant::now();
+                let r = app.search_records(&askers[i % askers.len()], &input).await?;
+                s.push(t.elapsed());
+                found += r.total;
+            }
+            let avg = found / args.samples.max(1);
+            stats.push(Stat { name: format!("search, {what}, with facets, as {who} (~{avg} visible hits)"), samples: s });
+        }
+    }
+    println!("\n| measurement | samples | p50 ms | p99 ms |\n|---|---|---|---|");
+    for st in &stats {
+        println!("| {} | {} | {:.2} | {:.2} |", st.name, st.samples.len(), st.pct(0.5), st.pct(0.99));
+    }
+    db.close().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.search {
+        let url = match &args.database_url {
+            Some(u) => u.clone(),
+            None => keel_store::sqlite_url_for_dir(&std::path::absolute(&args.data_dir)?),
+        };
+        return search_bench(&args, &url).await;
+    }
     let url = match &args.database_url {
         Some(u) => u.clone(),
         None => {

@@ -14,3 +14,5 @@ search-type-ci = Configuration item
 search-type-service = Catalogue service
 search-type-problem = Problem
 search-type-known_error = Known error
+search-type-change = Change
+search-type-release = Release

@@ -14,3 +14,5 @@ search-type-ci = 配置项
 search-type-service = 服务目录项
 search-type-problem = 问题
 search-type-known_error = 已知错误
+search-type-change = 变更
+search-type-release = 发布

@@ -25,7 +25,8 @@ pub struct SearchQuery {
     /// Words (Chinese or English), `"phrases"`, `-excluded` words, filters `status:`, `type:`,
     /// `team:`, `project:`, `priority:` and `created:2026-01-01..2026-02-01`.
     pub q: Option<String>,
-    /// Only records of this type: `incident`, `request`, `ci` or `service`.
+    /// Only records of this type: `incident`, `request`, `ci`, `service`, `problem`,
+    /// `known_error`, `change` or `release` (the last four for staff only).
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,
@@ -39,11 +40,11 @@ pub struct SearchQuery {
 /// One record found.
 #[derive(Serialize, ToSchema)]
 pub struct SearchHit {
-    /// `incident`, `request`, `ci` or `service`.
+    /// `incident`, `request`, `ci`, `service`, `problem`, `known_error`, `change` or `release`.
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
-    /// Ticket number or service code, when the record has one.
+    /// Ticket, problem, change or release number or service code, when the record has one.
     pub number: Option<String>,
     pub title: String,
     /// HTML: the title with the matched words in `<b>`, all other text escaped.
@@ -86,6 +87,8 @@ pub fn href_of(source: &str, id: &str) -> String {
         "service" => format!("/catalogue/{id}"),
         "problem" => format!("/problems/{id}"),
         "known_error" => format!("/known-errors/{id}"),
+        "change" => format!("/changes/{id}"),
+        "release" => format!("/releases/{id}"),
         _ => "/".into(),
     }
 }

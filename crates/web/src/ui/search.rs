@@ -70,7 +70,9 @@ fn status_label(tr: &Tr, kind: &str, status: &str) -> String {
         "ci" => vec![format!("ci-status-{s}")],
         "incident" | "request" => vec![format!("incident-status-{s}")],
         "problem" | "known_error" => vec![format!("problem-status-{s}")],
-        _ => vec![format!("incident-status-{s}"), format!("ci-status-{s}")],
+        "change" => vec![format!("change-status-{s}")],
+        "release" => vec![format!("release-status-{s}")],
+        _ => ["incident", "ci", "problem", "change", "release"].iter().map(|k| format!("{k}-status-{s}")).collect(),
     };
     keys.into_iter().find(|k| tr.has(k)).map(|k| tr.t(&k)).unwrap_or_else(|| status.to_string())
 }

@@ -26,7 +26,7 @@ fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> (Str
 }
 
 impl Site {
-    async fn upload(&self, token: &str, ticket: &str, fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Resp {
+    pub(crate) async fn upload(&self, token: &str, ticket: &str, fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Resp {
         let (ct, body) = multipart(fields, file);
         self.raw(Method::POST, &format!("/api/v1/incidents/{ticket}/attachments"), token, Some(&ct), body).await
     }
@@ -52,7 +52,7 @@ impl Site {
     }
 
     /// A ticket of project A reported by contact A; returns its id.
-    async fn ticket_a(&self, title: &str) -> String {
+    pub(crate) async fn ticket_a(&self, title: &str) -> String {
         let me = self.api(Method::GET, "/api/v1/me", Some(&self.contact_a_token), None, &[]).await.json();
         let projects = self.api(Method::GET, "/api/v1/projects?q=A1", Some(&self.admin_token), None, &[]).await.json();
         let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();

@@ -4,14 +4,19 @@
 
 use super::*;
 
+/// The site with a search index of its own (built empty), in the returned directory.
+pub(crate) async fn with_search(s: Site) -> (Site, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("keel-http-search-{}", uuid::Uuid::new_v4().simple()));
+    let app = s.app.clone().with_search(keel_app::search::Search::at(&dir));
+    app.rebuild_search_index(|_, _| {}).await.unwrap();
+    let state = AppState { app: app.clone(), cfg: Arc::new(WebConfig::default()), metrics: None };
+    (Site { router: keel_web::router(state), app, ..s }, dir)
+}
+
 #[tokio::test]
 async fn search_api_page_and_type_ahead_show_only_what_the_caller_may_see() {
     for s in sites().await {
-        let dir = std::env::temp_dir().join(format!("keel-http-search-{}", uuid::Uuid::new_v4().simple()));
-        let app = s.app.clone().with_search(keel_app::search::Search::at(&dir));
-        app.rebuild_search_index(|_, _| {}).await.unwrap();
-        let state = AppState { app: app.clone(), cfg: Arc::new(WebConfig::default()), metrics: None };
-        let s = Site { router: keel_web::router(state), app, ..s };
+        let (s, dir) = with_search(s).await;
         let admin = Some(s.admin_token.as_str());
         let contact_a = Some(s.contact_a_token.as_str());
         let me = s.api(Method::GET, "/api/v1/me", contact_a, None, &[]).await.json();
@@ -107,6 +112,30 @@ async fn search_api_page_and_type_ahead_show_only_what_the_caller_may_see() {
             );
         }
         assert_eq!(s.api(Method::GET, "/api/v1/search?q=x", None, None, &[]).await.status, StatusCode::UNAUTHORIZED);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test]
+async fn public_attachment_names_are_searchable_and_internal_ones_never() {
+    for s in sites().await {
+        let (s, dir) = with_search(s).await;
+        let (admin, contact_a) = (s.admin_token.as_str(), Some(s.contact_a_token.as_str()));
+        let id = s.ticket_a("Scanner jams").await;
+        let r = s.upload(admin, &id, &[], Some(("扫描仪日志 quokka.txt", "text/plain", b"log"))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let internal = [("visibility", "internal"), ("body", "vendor dump")];
+        let r = s.upload(admin, &id, &internal, Some(("wombat-dump.txt", "text/plain", b"dump"))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        s.app.follow_outbox().await.unwrap();
+        for who in [Some(admin), contact_a] {
+            let v = s.api(Method::GET, "/api/v1/search?q=quokka", who, None, &[]).await.json();
+            assert_eq!((v["total"].as_u64(), v["items"][0]["id"].as_str()), (Some(1), Some(id.as_str())), "{v}");
+            let v = s.api(Method::GET, "/api/v1/search?q=%E6%89%AB%E6%8F%8F%E4%BB%AA", who, None, &[]).await.json();
+            assert_eq!(v["total"].as_u64(), Some(1), "扫描仪: {v}");
+        }
+        let v = s.api(Method::GET, "/api/v1/search?q=wombat", contact_a, None, &[]).await.json();
+        assert_eq!((v["total"].as_u64(), v["by_type"].as_array().map(Vec::len)), (Some(0), Some(0)), "{v}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
