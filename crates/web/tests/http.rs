@@ -627,5 +627,7 @@ mod changes;
 mod cmdb_import;
 #[path = "http/incident_views.rs"]
 mod incident_views;
+#[path = "http/notification_admin.rs"]
+mod notification_admin;
 #[path = "http/releases.rs"]
 mod releases;
