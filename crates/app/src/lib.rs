@@ -92,6 +92,8 @@ pub struct App {
     pub search: search::Search,
     /// This process's copy of the CI graph for impact analysis (see `cmdb_graph`).
     pub cmdb_graph: Arc<cmdb_graph::GraphCache>,
+    /// How often the job runner looks for due jobs, and how long it leases one.
+    pub jobs: jobs::JobConfig,
 }
 
 impl App {
@@ -105,7 +107,13 @@ impl App {
             files: Arc::new(desk::FileStore::default()),
             search: search::Search::disabled(),
             cmdb_graph: Arc::default(),
+            jobs: jobs::JobConfig::default(),
         }
+    }
+
+    pub fn with_jobs(mut self, jobs: jobs::JobConfig) -> Self {
+        self.jobs = jobs;
+        self
     }
 
     pub fn with_notify(mut self, notify: notifications::NotifyConfig) -> Self {

@@ -4377,6 +4377,8 @@ mod major_incidents;
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]
 mod desk_views;
+#[path = "stories/notification_prefs.rs"]
+mod notification_prefs;
 #[path = "stories/outbox.rs"]
 mod outbox;
 #[path = "stories/releases.rs"]

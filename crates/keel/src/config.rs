@@ -27,6 +27,14 @@ pub struct Config {
     /// without it no email notifications are prepared.
     #[serde(default)]
     pub smtp: Option<keel_app::notifications::channels::SmtpConfig>,
+    /// How often (ms) the background job runner looks for due jobs when it is idle.
+    pub job_tick_ms: u64,
+    /// How long (ms) a job is leased to the process that claimed it; a job whose process died
+    /// is taken up by another after it. Also bounds the margin of notification delivery leases
+    /// (at most a minute beyond the worst sending time).
+    pub job_lease_ms: i64,
+    /// How long (ms) one email or webhook delivery may take before it counts as failed.
+    pub notification_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -44,6 +52,9 @@ impl Default for Config {
             max_failed_logins: 5,
             lockout_minutes: 15,
             smtp: None,
+            job_tick_ms: 2000,
+            job_lease_ms: 5 * 60_000,
+            notification_timeout_ms: 15_000,
         }
     }
 }
@@ -76,6 +87,9 @@ impl Config {
             "session_max_days",
             "max_failed_logins",
             "lockout_minutes",
+            "job_tick_ms",
+            "job_lease_ms",
+            "notification_timeout_ms",
         ]));
         fig = fig.merge(
             Env::prefixed("KEEL_SMTP_").only(&["host", "port", "tls", "user", "password", "from"]).map(|k| format!("smtp.{k}").into()),
@@ -89,6 +103,9 @@ impl Config {
         }
         if let Some(u) = database_url.filter(|u| !u.is_empty()) {
             cfg.database_url = Some(u);
+        }
+        if cfg.job_tick_ms < 10 || cfg.job_lease_ms < 1000 || cfg.notification_timeout_ms < 100 {
+            anyhow::bail!("job_tick_ms must be at least 10, job_lease_ms at least 1000 and notification_timeout_ms at least 100");
         }
         cfg.default_time_zone
             .parse::<chrono_tz::Tz>()
@@ -131,7 +148,16 @@ impl Config {
     }
 
     pub fn notify(&self) -> keel_app::notifications::NotifyConfig {
-        keel_app::notifications::NotifyConfig { smtp: self.smtp.clone(), ..Default::default() }
+        keel_app::notifications::NotifyConfig {
+            smtp: self.smtp.clone(),
+            timeout: std::time::Duration::from_millis(self.notification_timeout_ms),
+            lease_margin_ms: self.job_lease_ms.min(60_000),
+            ..Default::default()
+        }
+    }
+
+    pub fn jobs(&self) -> keel_app::jobs::JobConfig {
+        keel_app::jobs::JobConfig { tick: std::time::Duration::from_millis(self.job_tick_ms), lease_ms: self.job_lease_ms }
     }
 
     pub fn web(&self) -> keel_web::WebConfig {

@@ -365,6 +365,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let app = App::new(db.clone(), cfg.security())
         .with_files(files)
         .with_notify(cfg.notify())
+        .with_jobs(cfg.jobs())
         .with_search(keel_app::search::Search::at(&cfg.data_dir.join("search")));
     keel_search_warm();
     app.seed_jobs().await?;
@@ -381,8 +382,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let router = keel_web::router(state);
     let listener = tokio::net::TcpListener::bind(&cfg.bind).await.with_context(|| format!("cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = db.backend().as_str(), "Keel is serving");
-    println!("Keel is serving on http://{addr} ({} database)", db.backend().as_str());
+    tracing::info!(%addr, database = db.backend().as_str(), instance = %app.instance_id, "Keel is serving");
+    println!("Keel is serving on http://{addr} ({} database, instance {})", db.backend().as_str(), app.instance_id);
     if let Some(token) = app.issue_setup_token_if_needed().await? {
         println!(
             "\nNo administrator exists yet. Open this one-time link to create one:\n\n    http://{addr}/setup?token={token}\n\nor run: keel user create --admin --email you@example.com\n"

@@ -415,3 +415,6 @@ fn demo_then_import_from_the_shell() {
 
 #[path = "cli/mail.rs"]
 mod mail;
+
+#[path = "cli/sla_instances.rs"]
+mod sla_instances;

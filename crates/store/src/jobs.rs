@@ -168,3 +168,33 @@ pub async fn run_now(conn: &mut AnyConnection, unique_key: &str, now: i64) -> Re
         .await?;
     Ok(())
 }
+
+/// Gives a recurring job a new schedule; a waiting job moves to `run_at`, a running one keeps
+/// its lease and takes the new schedule when it completes. Nothing changes when the schedule
+/// is already the same.
+pub async fn reschedule(conn: &mut AnyConnection, unique_key: &str, schedule: &str, run_at: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET schedule = $1, run_at = CASE WHEN status = 'pending' THEN $2 ELSE run_at END \
+         WHERE unique_key = $3 AND (schedule IS NULL OR schedule <> $1)",
+    )
+    .bind(schedule)
+    .bind(run_at)
+    .bind(unique_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Extends the lease of a job its owner is still running (a heartbeat), so a long run is not
+/// taken over by another instance. Returns false when the lease was lost.
+pub async fn extend_lease(db: &Db, id: &str, owner: &str, until: i64) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let r = sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'")
+        .bind(until)
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
+}

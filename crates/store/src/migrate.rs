@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 22, name: "mail_tls", sql: include_str!("../migrations/0022_mail_tls.sql") },
     Migration { version: 23, name: "desk_views", sql: include_str!("../migrations/0023_desk_views.sql") },
     Migration { version: 24, name: "releases", sql: include_str!("../migrations/0024_releases.sql") },
+    Migration { version: 25, name: "notification_opt_outs", sql: include_str!("../migrations/0025_notification_opt_outs.sql") },
     Migration { version: 28, name: "queue_indexes", sql: include_str!("../migrations/0028_queue_indexes.sql") },
 ];
 

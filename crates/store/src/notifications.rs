@@ -474,3 +474,44 @@ pub async fn organization_contacts(conn: &mut AnyConnection, organization_id: &s
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(organization_id).fetch_all(&mut *conn).await?;
     rows.iter().map(person).collect()
 }
+
+/// The event kinds a person opted out of, sorted.
+pub async fn opt_outs(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT event_kind FROM notification_opt_outs WHERE user_id = $1 ORDER BY event_kind")
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| r.text("event_kind").map_err(Into::into)).collect()
+}
+
+/// Replaces a person's opt-outs with `kinds`.
+pub async fn set_opt_outs(conn: &mut AnyConnection, user_id: &str, kinds: &[String], now: i64) -> Result<()> {
+    sqlx::query("DELETE FROM notification_opt_outs WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    for k in kinds {
+        sqlx::query("INSERT INTO notification_opt_outs (user_id, event_kind, created_at) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(k)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Which of `user_ids` opted out of `event_kind`.
+pub async fn opted_out(conn: &mut AnyConnection, event_kind: &str, user_ids: &[&str]) -> Result<std::collections::HashSet<String>> {
+    if user_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut q = crate::sql::Sql::new("SELECT user_id FROM notification_opt_outs WHERE event_kind = ");
+    q.push_bind(event_kind.to_string()).push(" AND user_id IN (");
+    for (i, id) in user_ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push_bind(id.to_string());
+    }
+    q.push(")");
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| r.text("user_id").map_err(Into::into)).collect()
+}

@@ -118,6 +118,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::search::router())
         .merge(api::changes::router())
         .merge(api::incident_views::router())
+        .merge(api::jobs::router())
         .split_for_parts()
 }
 
@@ -289,6 +290,14 @@ fn ui_router() -> Router<AppState> {
         .route("/cmdb/classes", get(ui::cmdb_admin::classes).post(ui::cmdb_admin::class_create))
         .route("/cmdb/classes/new", get(ui::cmdb_admin::class_new))
         .route("/cmdb/classes/{key}", get(ui::cmdb_admin::class_show).post(ui::cmdb_admin::class_update))
+        .route("/admin/jobs/schedules", get(trail::job_schedules))
+        .route("/admin/jobs/schedules/{kind}", get(trail::job_schedule_show).post(trail::job_schedule_save))
+        .route("/profile/notifications", get(notifications::preferences).post(notifications::preferences_save))
+        .route("/admin/notifications/webhooks/{id}/delete", get(notifications::webhook_delete_form).post(notifications::webhook_delete))
+        .route(
+            "/admin/notifications/templates/{kind}/{lang}/reset",
+            get(notifications::template_reset_form).post(notifications::template_reset),
+        )
 }
 
 async fn not_found(tr: i18n::Tr, uri: axum::http::Uri) -> Response {

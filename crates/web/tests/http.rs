@@ -633,6 +633,8 @@ mod cmdb_import;
 mod incident_views;
 #[path = "http/release_forms.rs"]
 mod release_forms;
+#[path = "http/notification_admin.rs"]
+mod notification_admin;
 #[path = "http/releases.rs"]
 mod releases;
 #[path = "http/search_changes.rs"]

@@ -4,6 +4,7 @@
 //! them by email and chat webhooks with retries and a dead-letter list.
 
 pub mod channels;
+pub mod preferences;
 pub mod templates;
 
 use crate::{App, AppError, Principal, Result, Writer};
@@ -38,11 +39,13 @@ pub struct NotifyConfig {
     /// First retry delay; doubled on each further attempt.
     pub backoff_ms: i64,
     pub timeout: Duration,
+    /// What a delivery lease holds beyond sending its whole batch at the worst timeout.
+    pub lease_margin_ms: i64,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
-        NotifyConfig { smtp: None, max_attempts: 5, backoff_ms: 30_000, timeout: Duration::from_secs(15) }
+        NotifyConfig { smtp: None, max_attempts: 5, backoff_ms: 30_000, timeout: Duration::from_secs(15), lease_margin_ms: 60_000 }
     }
 }
 
@@ -318,8 +321,15 @@ impl App {
                 .map(|p| (p.email.to_lowercase(), Some(p)))
                 .collect();
             targets.extend(addresses.into_iter().filter(|a| a.contains('@')).map(|a| (a.to_lowercase(), None)));
+            // People who opted out of this kind are not emailed (never for a mandatory kind).
+            let opted_out = if preferences::MANDATORY_KINDS.contains(&a.kind.as_str()) {
+                Default::default()
+            } else {
+                let ids: Vec<&str> = targets.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.user_id.as_str())).collect();
+                store::opted_out(&mut tx, &a.kind, &ids).await?
+            };
             for (address, person) in targets {
-                if !seen.insert(address.clone()) {
+                if person.as_ref().is_some_and(|p| opted_out.contains(&p.user_id)) || !seen.insert(address.clone()) {
                     continue;
                 }
                 let lang = person.as_ref().map_or("en", |p| templates::language_of(&p.locale));
@@ -361,7 +371,8 @@ impl App {
     /// delivery over while this one may still send it.
     pub async fn deliver_due(&self, limit: i64) -> Result<usize> {
         let owner = self.instance_id.clone();
-        let lease_ms = (self.notify.timeout.as_millis() as i64).saturating_mul(limit.max(1)).saturating_mul(2) + 60_000;
+        let lease_ms =
+            (self.notify.timeout.as_millis() as i64).saturating_mul(limit.max(1)).saturating_mul(2) + self.notify.lease_margin_ms;
         let claimed = store::claim_deliveries(&self.db, &owner, self.now(), lease_ms, limit).await?;
         for d in &claimed {
             let outcome = self.send_delivery(d).await;

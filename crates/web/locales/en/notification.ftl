@@ -43,3 +43,21 @@ event-sla-warning = SLA warning
 event-sla-breached = SLA breached
 event-sla-escalated = Escalated
 event-sla-review-due = SLA review due
+event-sla-expired = SLA expired
+event-problem-resolved = Problem resolved
+
+## one's own notification preferences
+opt-outs-title = Notifications
+opt-outs-help = Choose the events you do not want to be emailed about. Others on the same ticket are still told.
+opt-outs-mandatory = Always sent (cannot be switched off)
+action-choose-notifications = Choose notifications
+field-opt-outs = Do not email me about
+err-mandatory-notification = This notice is always sent and cannot be switched off.
+
+## deleting webhooks, resetting templates
+action-delete-webhook = Delete webhook
+webhook-delete-help = Notifications stop going to this webhook at once; deliveries not yet sent to it fail and end as dead letters. The audit trail keeps its settings.
+flash-webhook-deleted = The webhook was deleted.
+action-reset-template = Reset to the shipped text
+template-reset-help = Your changes to this template are removed and the text shipped with Keel is used again. The audit trail keeps the old text.
+flash-template-reset = The template is back to the shipped text.

@@ -55,3 +55,12 @@ sla-breached-at = Breached at
 sla-late-by = Late by
 sla-reason = Status and priority history
 err-not-a-threshold = Choose 100 or one of the SLA's thresholds.
+
+## schedules of the background jobs
+job-schedules = Job schedules
+job-schedule-overridden = Overridden
+job-schedule-default = Shipped schedule
+job-schedule-shipped = Shipped
+job-schedule-help = Cron, five fields (minute hour day month weekday) or six with seconds first; leave empty for the shipped { $default }.
+field-schedule = Schedule
+err-invalid-schedule = Not a cron schedule: give five fields (minute hour day month weekday), or six with seconds first.

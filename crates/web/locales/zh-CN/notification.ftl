@@ -43,3 +43,21 @@ event-sla-warning = SLA 预警
 event-sla-breached = SLA 违约
 event-sla-escalated = 已升级
 event-sla-review-due = SLA 评审到期
+event-sla-expired = SLA 已到期
+event-problem-resolved = 问题已解决
+
+## one's own notification preferences
+opt-outs-title = 通知
+opt-outs-help = 选择不希望通过邮件接收的事件。同一工单的其他人仍会收到通知。
+opt-outs-mandatory = 始终发送（不可关闭）
+action-choose-notifications = 选择通知
+field-opt-outs = 不要通过邮件通知我
+err-mandatory-notification = 此通知始终发送，不能关闭。
+
+## deleting webhooks, resetting templates
+action-delete-webhook = 删除 Webhook
+webhook-delete-help = 删除后不再向此 Webhook 发送通知；尚未发出的投递将失败并进入死信列表。审计日志保留其设置。
+flash-webhook-deleted = Webhook 已删除。
+action-reset-template = 恢复为默认文本
+template-reset-help = 将删除您对此模板的修改，重新使用 Keel 自带的文本。审计日志保留旧文本。
+flash-template-reset = 模板已恢复为默认文本。

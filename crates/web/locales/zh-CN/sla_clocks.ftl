@@ -55,3 +55,12 @@ sla-breached-at = 违约时间
 sla-late-by = 超时
 sla-reason = 状态与优先级历程
 err-not-a-threshold = 请选择 100 或该 SLA 的阈值之一。
+
+## schedules of the background jobs
+job-schedules = 任务周期
+job-schedule-overridden = 已覆盖
+job-schedule-default = 默认周期
+job-schedule-shipped = 默认
+job-schedule-help = Cron 表达式：五段（分 时 日 月 星期），或以秒开头的六段；留空则使用默认的 { $default }。
+field-schedule = 周期
+err-invalid-schedule = 不是有效的 Cron 周期：请填写五段（分 时 日 月 星期），或以秒开头的六段。

@@ -8,6 +8,7 @@ pub mod desk;
 pub mod directory;
 pub mod incident_views;
 pub mod incidents;
+pub mod jobs;
 pub mod mail;
 pub mod major_incidents;
 pub mod notifications;
@@ -47,7 +48,8 @@ use utoipa::OpenApi;
         (name = "audit"),
         (name = "search", description = "Full-text search across every process, in Chinese and English"),
         (name = "changes", description = "Change management: requests for change, risk, impact, CAB approval, the forward schedule of change, freezes, standard templates"),
-        (name = "releases", description = "Release management: releases, stage plans, checklists, ordered sign-offs, rollback and the release review")
+        (name = "releases", description = "Release management: releases, stage plans, checklists, ordered sign-offs, rollback and the release review"),
+        (name = "jobs", description = "Background jobs: the schedules of the built-in jobs and their overrides")
     )
 )]
 pub struct ApiDoc;

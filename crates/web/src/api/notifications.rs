@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(get_webhook, update_webhook, delete_webhook))
         .routes(routes!(get_sender, set_sender))
+        .routes(routes!(my_preferences, set_my_preferences))
 }
 
 /// The From address of a service project's notification emails.
@@ -389,4 +390,40 @@ async fn update_webhook(
 async fn delete_webhook(State(s): State<AppState>, ApiUser(who): ApiUser, ApiPath(id): ApiPath<String>) -> ApiResponse {
     s.app.delete_webhook(&who.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// One event kind in a person's notification preferences.
+#[derive(Serialize, ToSchema)]
+pub struct Preference {
+    /// e.g. `incident.resolved`.
+    pub event_kind: String,
+    /// Always sent (major-incident updates, SLA breaches and escalations); cannot be opted out of.
+    pub mandatory: bool,
+    /// The person is emailed about it.
+    pub subscribed: bool,
+}
+
+/// The event kinds the signed-in person does not want to be emailed about.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOuts {
+    /// Replaces the current list; `[]` subscribes to everything again. A mandatory kind is
+    /// refused with `mandatory_notification`, an unknown one with `invalid_choice` (field `opt_outs`).
+    pub opt_outs: Vec<String>,
+}
+
+fn preference_list(list: Vec<keel_app::notifications::preferences::Preference>) -> Vec<Preference> {
+    list.into_iter().map(|p| Preference { event_kind: p.event_kind, mandatory: p.mandatory, subscribed: p.subscribed }).collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "notifications",
+    responses((status = 200, description = "Every event kind and whether the signed-in person is emailed about it", body = Vec<Preference>), Unauthorized, Forbidden))]
+async fn my_preferences(State(s): State<AppState>, ApiUser(who): ApiUser) -> ApiResponse {
+    Ok(axum::Json(preference_list(s.app.notification_preferences(&who.principal).await?)).into_response())
+}
+
+#[utoipa::path(put, path = "/api/v1/me/notifications", tag = "notifications", request_body = OptOuts,
+    responses((status = 200, description = "The opt-outs are saved", body = Vec<Preference>), JsonBodyErrors, Unauthorized, Forbidden))]
+async fn set_my_preferences(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJson(b): ApiJson<OptOuts>) -> ApiResponse {
+    Ok(axum::Json(preference_list(s.app.set_notification_opt_outs(&who.principal, &b.opt_outs).await?)).into_response())
 }

@@ -88,6 +88,12 @@ async fn profile_page(
         rows: vec![],
         action: Some(("/profile/sessions".into(), tr.t("action-logout-everywhere"))),
     });
+    page.panels.push(Panel {
+        title: tr.t("opt-outs-title"),
+        columns: vec![],
+        rows: vec![],
+        action: Some(("/profile/notifications".into(), tr.t("action-choose-notifications"))),
+    });
     Ok(render_status(status_for(&err), &page))
 }
 

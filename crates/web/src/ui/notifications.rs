@@ -214,6 +214,12 @@ async fn webhook_page(
         FormPage::new(ctx, h.name.clone(), format!("/admin/notifications/webhooks/{id}"), fields, "/admin/notifications/webhooks");
     page.version = Some(h.version);
     page.errors = errors;
+    page.panels.push(Panel {
+        title: tr.t("action-delete-webhook"),
+        columns: vec![],
+        rows: vec![],
+        action: Some((format!("/admin/notifications/webhooks/{id}/delete"), tr.t("action-delete-webhook"))),
+    });
     page.show_history = true;
     page.history = super::history_views(tr, &state.app.history("notification_webhook", id).await.or_page(tr)?);
     Ok(render_status(status_for(&err), &page))
@@ -333,6 +339,14 @@ async fn template_page(
             });
         }
     }
+    if v.overridden {
+        page.panels.push(Panel {
+            title: tr.t("action-reset-template"),
+            columns: vec![],
+            rows: vec![],
+            action: Some((format!("/admin/notifications/templates/{kind}/{lang}/reset"), tr.t("action-reset-template"))),
+        });
+    }
     page.show_history = true;
     page.history = super::history_views(tr, &state.app.history("notification_template", &format!("{kind}/{lang}")).await.or_page(tr)?);
     Ok(render_status(status_for(&err), &page))
@@ -364,4 +378,108 @@ pub async fn template_save(
         Ok(_) => Ok(see_other(&format!("/admin/notifications/templates/{kind}/{lang}"), "saved")),
         Err(e) => template_page(&state, &tr, &who, (&kind, &lang), Some((f, Some(e))), None).await,
     }
+}
+
+// ---------------------------------------------------------------- one's own preferences
+
+#[derive(serde::Deserialize, Default)]
+pub struct OptOutForm {
+    #[serde(default)]
+    opt_outs: Vec<String>,
+}
+
+async fn preferences_page(
+    state: &AppState,
+    tr: &Tr,
+    who: &Identity,
+    form: Option<(OptOutForm, AppError)>,
+    flash: Option<&str>,
+) -> UiResult {
+    let prefs = state.app.notification_preferences(&who.principal).await.or_page(tr)?;
+    let (chosen, err) = match form {
+        Some((f, e)) => (f.opt_outs, Some(e)),
+        None => (prefs.iter().filter(|p| !p.subscribed).map(|p| p.event_kind.clone()).collect(), None),
+    };
+    let optional: Vec<&str> = prefs.iter().filter(|p| !p.mandatory).map(|p| p.event_kind.as_str()).collect();
+    let mut fields =
+        vec![Field::new(tr, "opt_outs", "multiselect", "").options(choices(tr, "event", &optional), &chosen).help(tr.t("opt-outs-help"))];
+    let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
+    let ctx = Ctx::new(tr, Some(who), "/profile/notifications", flash);
+    let mut page = FormPage::new(ctx, tr.t("opt-outs-title"), "/profile/notifications".into(), fields, "/profile");
+    page.errors = errors;
+    page.panels.push(Panel {
+        title: tr.t("opt-outs-mandatory"),
+        columns: vec![tr.t("field-event-kind")],
+        rows: prefs
+            .iter()
+            .filter(|p| p.mandatory)
+            .map(|p| Row { href: String::new(), cells: vec![tr.t(&format!("event-{}", p.event_kind.replace(['.', '_'], "-")))] })
+            .collect(),
+        action: None,
+    });
+    Ok(render_status(status_for(&err), &page))
+}
+
+pub async fn preferences(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<ListQuery>) -> UiResult {
+    preferences_page(&state, &tr, &who, None, q.flash.as_deref()).await
+}
+
+pub async fn preferences_save(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<OptOutForm>) -> UiResult {
+    match state.app.set_notification_opt_outs(&who.principal, &f.opt_outs).await {
+        Ok(_) => Ok(see_other("/profile/notifications", "saved")),
+        Err(e) => preferences_page(&state, &tr, &who, Some((f, e)), None).await,
+    }
+}
+
+// ---------------------------------------------------------------- deleting and resetting
+
+/// A confirmation page: the action's title, what it does, and one button posting to `action`.
+fn confirm_page(tr: &Tr, who: &Identity, (title, help): (&str, &str), action: String, back: &str) -> UiResult {
+    if !who.principal.is_admin() {
+        return Err(super::UiError(tr.clone(), AppError::Forbidden));
+    }
+    let ctx = Ctx::new(tr, Some(who), &action, None);
+    let mut page = FormPage::new(ctx, tr.t(title), action, vec![], back);
+    page.submit = tr.t(title);
+    page.panels.push(Panel { title: tr.t(help), columns: vec![], rows: vec![], action: None });
+    Ok(render_status(axum::http::StatusCode::OK, &page))
+}
+
+pub async fn webhook_delete_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let h = state.app.get_webhook(&who.principal, &id).await.or_page(&tr)?;
+    let back = format!("/admin/notifications/webhooks/{}", h.id);
+    confirm_page(&tr, &who, ("action-delete-webhook", "webhook-delete-help"), format!("{back}/delete"), &back)
+}
+
+pub async fn webhook_delete(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<serde_json::Value>,
+) -> UiResult {
+    state.app.delete_webhook(&who.principal, &id).await.or_page(&tr)?;
+    Ok(see_other("/admin/notifications/webhooks", "webhook-deleted"))
+}
+
+pub async fn template_reset_form(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((kind, lang)): Path<(String, String)>,
+) -> UiResult {
+    state.app.notification_template(&who.principal, &kind, &lang).await.or_page(&tr)?;
+    let back = format!("/admin/notifications/templates/{kind}/{lang}");
+    confirm_page(&tr, &who, ("action-reset-template", "template-reset-help"), format!("{back}/reset"), &back)
+}
+
+pub async fn template_reset(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path((kind, lang)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<serde_json::Value>,
+) -> UiResult {
+    state.app.reset_template(&who.principal, &kind, &lang).await.or_page(&tr)?;
+    Ok(see_other(&format!("/admin/notifications/templates/{kind}/{lang}"), "template-reset"))
 }

@@ -1,11 +1,12 @@
 //! The audit trail across records, background jobs and the integrity check, for auditors,
 //! administrators and the management representative.
 
-use super::{Ctx, ListPage, OrPage, Row, UiResult, render, see_other};
+use super::{Ctx, Field, FormPage, ListPage, OrPage, Row, UiError, UiResult, attach_errors, render, render_status, see_other, status_for};
 use crate::AppState;
-use crate::auth::{CsrfForm, UiUser};
+use crate::auth::{CsrfForm, Identity, UiUser};
 use crate::i18n::Tr;
 use axum::extract::{Path, Query, State};
+use keel_app::AppError;
 use keel_store::audit::TrailFilter;
 
 #[derive(serde::Deserialize, Default)]
@@ -115,8 +116,8 @@ pub async fn jobs(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         title: tr.t("nav-jobs"),
         base_href: "/admin/jobs".into(),
         q: q.q.clone(),
-        new_href: None,
-        new_label: String::new(),
+        new_href: Some("/admin/jobs/schedules".into()),
+        new_label: tr.t("job-schedules"),
         columns: vec![
             tr.t("job-kind"),
             tr.t("field-status"),
@@ -146,4 +147,76 @@ pub async fn job_retry(
 ) -> UiResult {
     state.app.retry_job(&who.principal, &id).await.or_page(&tr)?;
     Ok(see_other("/admin/jobs", "job-retried"))
+}
+
+// ---------------------------------------------------------------- job schedules
+
+pub async fn job_schedules(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<TrailQuery>) -> UiResult {
+    let list = state.app.job_schedules(&who.principal).await.or_page(&tr)?;
+    let rows = list
+        .iter()
+        .map(|s| Row {
+            href: format!("/admin/jobs/schedules/{}", s.kind),
+            cells: vec![
+                s.kind.clone(),
+                s.schedule.clone(),
+                s.default.clone(),
+                tr.t(if s.override_.is_some() { "job-schedule-overridden" } else { "job-schedule-default" }),
+            ],
+        })
+        .collect();
+    let ctx = Ctx::new(&tr, Some(&who), "/admin/jobs/schedules", q.flash.as_deref());
+    Ok(render(&ListPage {
+        ctx,
+        title: tr.t("job-schedules"),
+        base_href: "/admin/jobs/schedules".into(),
+        q: String::new(),
+        new_href: None,
+        new_label: String::new(),
+        columns: vec![tr.t("job-kind"), tr.t("job-schedule"), tr.t("job-schedule-shipped"), tr.t("field-status")],
+        rows,
+        next_href: None,
+    }))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ScheduleForm {
+    #[serde(default)]
+    schedule: String,
+}
+
+async fn job_schedule_page(state: &AppState, tr: Tr, who: &Identity, kind: &str, form: Option<(String, AppError)>) -> UiResult {
+    let list = state.app.job_schedules(&who.principal).await.or_page(&tr)?;
+    let Some(s) = list.into_iter().find(|s| s.kind == kind) else { return Err(UiError(tr, AppError::NotFound)) };
+    let (value, err) = match form {
+        Some((v, e)) => (v, Some(e)),
+        None => (s.override_.clone().unwrap_or_default(), None),
+    };
+    let mut fields = vec![Field::new(&tr, "schedule", "text", value).help(tr.t1("job-schedule-help", "default", &s.default))];
+    let errors = err.as_ref().map(|e| attach_errors(&tr, &mut fields, e)).unwrap_or_default();
+    let path = format!("/admin/jobs/schedules/{kind}");
+    let ctx = Ctx::new(&tr, Some(who), &path, None);
+    let mut page = FormPage::new(ctx, s.kind.clone(), path, fields, "/admin/jobs/schedules");
+    page.errors = errors;
+    page.editable = who.principal.is_admin();
+    page.show_history = true;
+    page.history = super::history_views(&tr, &state.app.history("setting", &keel_app::jobs::schedule_setting(kind)).await.or_page(&tr)?);
+    Ok(render_status(status_for(&err), &page))
+}
+
+pub async fn job_schedule_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(kind): Path<String>) -> UiResult {
+    job_schedule_page(&state, tr, &who, &kind, None).await
+}
+
+pub async fn job_schedule_save(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    Path(kind): Path<String>,
+    CsrfForm(f): CsrfForm<ScheduleForm>,
+) -> UiResult {
+    match state.app.set_job_schedule(&who.principal, &kind, Some(&f.schedule)).await {
+        Ok(_) => Ok(see_other("/admin/jobs/schedules", "saved")),
+        Err(e) => job_schedule_page(&state, tr, &who, &kind, Some((f.schedule, e))).await,
+    }
 }
