@@ -10,7 +10,8 @@
 //! are asked to approve it: listed approvers, their delegates, members of an approver team,
 //! and the customer's contacts for a customer approval step.
 
-use crate::cmdb::{CiSummary, CustomerRef, ProjectRef, visible_graph};
+use crate::cmdb::{CiSummary, CustomerRef, ProjectRef, graph_visibility};
+use crate::cmdb_graph::CmdbGraph;
 use crate::directory::scope_of;
 use crate::incidents::{load_visible, time};
 use crate::writer::{Writer, snapshot};
@@ -607,18 +608,21 @@ impl App {
     /// and with freeze windows. Empty without a window.
     pub async fn change_conflicts(&self, actor: &Principal, id: &str) -> Result<Vec<ConflictView>> {
         let ch = self.get_change(actor, id).await?;
-        let mut c = self.read().await?;
         let Some(window) = window_of(&ch) else { return Ok(vec![]) };
-        let found = self.change_conflicts_in(&mut c, actor, &[ch], window.start(), window.end()).await?;
+        let graph = self.cmdb_graph().await?;
+        let mut c = self.read().await?;
+        let found = self.change_conflicts_in(&mut c, actor, &graph, &[ch], window.start(), window.end()).await?;
         Ok(found.into_iter().next().map(|(_, v)| v).unwrap_or_default())
     }
 
     /// Conflicts of each of `candidates` with the visible changes that occupy the schedule
-    /// (approved, scheduled, implementing) and with freezes.
+    /// (approved, scheduled, implementing) and with freezes. Dependencies are read from the
+    /// cached CI graph (`graph`, taken before `c`), through the CIs the actor may see.
     async fn change_conflicts_in(
         &self,
         c: &mut sqlx::AnyConnection,
         actor: &Principal,
+        graph: &CmdbGraph,
         candidates: &[ChangeRecord],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -626,7 +630,9 @@ impl App {
         let busy: Vec<String> = ["approved", "scheduled", "implementing"].map(String::from).to_vec();
         let others = store::changes_in_window(c, Some(&scope_of(actor)), ms(from), ms(to), &busy).await?;
         let freezes = store::freezes_in_window(c, ms(from), ms(to)).await?;
-        let graph = visible_graph(c, actor).await?;
+        let visible = graph_visibility(c, actor, graph).await?;
+        let sees = |n: keel_domain::cmdb::NodeIndex| graph.ci(n).project.is_none_or(|p| visible[p as usize]);
+        let deps = |dependent: &str, dependency: &str| graph.graph.impacted_by_where(dependent, dependency, None, sees);
         let planned: Vec<PlannedChange> = others
             .iter()
             .filter_map(|o| Some(PlannedChange { id: o.id.clone(), window: window_of(o)?, ci_ids: o.ci_ids.clone() }))
@@ -651,7 +657,7 @@ impl App {
                 continue;
             };
             let me = PlannedChange { id: cand.id.clone(), window, ci_ids: cand.ci_ids.clone() };
-            let views = chg::conflicts(&me, &planned, &fw, &graph)
+            let views = chg::conflicts(&me, &planned, &fw, &deps)
                 .into_iter()
                 .map(|k| {
                     let (change_number, freeze_name) = match &k {
@@ -679,6 +685,7 @@ impl App {
         if range.duration() > chrono::Duration::days(100) {
             return Err(AppError::field("to", "range_too_long", "at most 100 days at once"));
         }
+        let graph = self.cmdb_graph().await?;
         let mut c = self.read().await?;
         let statuses: Vec<String> = ChangeStatus::ALL
             .iter()
@@ -687,7 +694,7 @@ impl App {
             .collect();
         let list = store::changes_in_window(&mut c, Some(&scope_of(actor)), from, to, &statuses).await?;
         let mut conflicts: HashMap<String, Vec<ConflictView>> =
-            self.change_conflicts_in(&mut c, actor, &list, range.start(), range.end()).await?.into_iter().collect();
+            self.change_conflicts_in(&mut c, actor, &graph, &list, range.start(), range.end()).await?.into_iter().collect();
         let freezes = store::freezes_in_window(&mut c, from, to).await?;
         let changes = list
             .into_iter()
@@ -1031,6 +1038,17 @@ impl App {
             a["transition_reason"] = serde_json::json!(r);
         }
         w.record(CHANGE_ENTITY, &after.id, AuditAction::Update, Some(&audit_of(before)), Some(&a)).await?;
+        // reaching approval asks the first open step's approvers; the requester hears the outcome
+        if approval_open(ty, to) && !approval_open(ty, from) {
+            let steps = store::approval_steps(&mut w.tx, &after.id).await?;
+            if let Some(wf) = workflow_of(&steps)? {
+                let evaluation = chg::evaluate(&wf, &decisions_of(&store::votes(&mut w.tx, &after.id).await?));
+                crate::change_notices::announce_open_step(w, &after, &steps, &evaluation).await?;
+            }
+        }
+        if matches!(to, ChangeStatus::Approved | ChangeStatus::Rejected) {
+            crate::change_notices::announce_outcome(w, &after, to == ChangeStatus::Approved).await?;
+        }
         store::get_change(&mut w.tx, &after.id).await?.ok_or(AppError::NotFound)
     }
 
@@ -1113,10 +1131,11 @@ impl App {
             Some(&serde_json::json!({ "change_id": ch.id, "vote": snapshot(&vote) })),
         )
         .await?;
+        let voted_step = d.step;
         let mut all = decisions;
         all.push(d);
-        let outcome = chg::evaluate(&wf, &all).outcome;
-        let next = match outcome {
+        let evaluation = chg::evaluate(&wf, &all);
+        let next = match evaluation.outcome {
             Outcome::Approved => Some(ChangeStatus::Approved),
             Outcome::Rejected => Some(ChangeStatus::Rejected),
             Outcome::Pending => None,
@@ -1125,7 +1144,13 @@ impl App {
             Some(to) => {
                 self.apply_change_transition(&mut w, &ch, to, None, None, &actor.user_id).await?;
             }
-            None => store::touch_change(&mut w.tx, &ch.id, w.now).await?,
+            None => {
+                store::touch_change(&mut w.tx, &ch.id, w.now).await?;
+                // the step is decided and the next one opens: ask its approvers
+                if evaluation.current_step != Some(voted_step) {
+                    crate::change_notices::announce_open_step(&mut w, &ch, &steps, &evaluation).await?;
+                }
+            }
         }
         w.commit().await?;
         self.change_approval(actor, &ch.id).await

@@ -6,12 +6,13 @@
 //! customer contacts see no CMDB. CIs of projects that tailored the configuration process out
 //! are hidden from lists and graphs and refused on every use.
 
+use crate::cmdb_graph::CmdbGraph;
 use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiClass, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, GraphBuilder, ImpactGraph, OverdueCi, Relation,
-    RelationType, Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
+    Affected, CiClass, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, OverdueCi, Relation, RelationType, Snapshot, SnapshotDiff,
+    VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
@@ -260,20 +261,12 @@ fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-/// The impact graph of the CIs the actor may see (retired CIs excluded).
-pub(crate) async fn visible_graph(c: &mut sqlx::AnyConnection, actor: &Principal) -> Result<ImpactGraph> {
-    let nodes = store::graph_nodes(c, &cmdb_scope(actor)).await?;
-    let triples = store::all_relation_triples(c).await?;
-    let mut b = GraphBuilder::with_capacity(nodes.len(), triples.len());
-    for n in &nodes {
-        b.add_node(&n.id, &n.class_key, n.project_id.iter(), n.organization_id.iter())?;
-    }
-    for (s, t, k) in &triples {
-        if let (Some(si), Some(ti), Some(k)) = (b.index_of(s), b.index_of(t), RelationType::parse(k)) {
-            b.add_relation_at(si, ti, k)?;
-        }
-    }
-    Ok(b.build())
+/// Per project of the cached graph: may the actor see its CIs? Shared CIs are always visible;
+/// projects that tailored configuration management out are hidden from everyone.
+pub(crate) async fn graph_visibility(c: &mut sqlx::AnyConnection, actor: &Principal, g: &CmdbGraph) -> Result<Vec<bool>> {
+    let hidden = store::projects_without_configuration(c).await?;
+    let scope = cmdb_scope(actor);
+    Ok(g.projects.iter().map(|p| !hidden.contains(p) && scope.project_ids.as_ref().is_none_or(|ps| ps.contains(p))).collect())
 }
 
 impl App {
@@ -534,10 +527,11 @@ impl App {
         let (mut rec, unique) = self.check_ci(actor, &mut w.tx, &registry, Some(&id), &input).await?;
         rec.created_at = w.now;
         rec.updated_at = w.now;
-        store::insert_ci(&mut w.tx, &rec).await?;
+        let change = store::insert_ci(&mut w.tx, &rec).await?;
         store::set_unique_values(&mut w.tx, &rec.id, &unique).await?;
         w.record(CI_ENTITY, &rec.id, AuditAction::Create, None, Some(&audit_view(&rec))).await?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(rec)
     }
 
@@ -561,7 +555,7 @@ impl App {
             version: before.version,
             ..checked
         };
-        store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
+        let change = store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
         store::set_unique_values(&mut w.tx, id, &unique).await?;
         let mut a = audit_view(&after);
         if let (Some(o), Some(c)) = (a.as_object_mut(), control) {
@@ -570,6 +564,7 @@ impl App {
         w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&a)).await?;
         let fresh = store::get_ci(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(fresh)
     }
 
@@ -582,10 +577,11 @@ impl App {
         from.transition(to)?;
         let mut w = self.write(actor).await?;
         let after = CiRecord { status: to.as_str().to_string(), updated_at: w.now, ..before.clone() };
-        store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
+        let change = store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
         w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&audit_view(&after))).await?;
         let fresh = store::get_ci(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(fresh)
     }
 
@@ -603,10 +599,11 @@ impl App {
         }
         let mut w = self.write(actor).await?;
         let after = CiRecord { last_verified_at: Some(w.now), updated_at: w.now, ..before.clone() };
-        store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
+        let change = store::update_ci(&mut w.tx, &after, expected_version.unwrap_or(before.version)).await?;
         w.record(CI_ENTITY, id, AuditAction::Update, Some(&audit_view(&before)), Some(&audit_view(&after))).await?;
         let fresh = store::get_ci(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(fresh)
     }
 
@@ -754,11 +751,12 @@ impl App {
             created_by: actor.user_id.clone(),
             created_at: w.now,
         };
-        store::insert_relation(&mut w.tx, &rec).await?;
+        let change = store::insert_relation(&mut w.tx, &rec).await?;
         let view = json!({ "kind": rec.kind, "source_id": rec.source_id, "target_id": rec.target_id });
         w.record(RELATION_ENTITY, &rec.id, AuditAction::Create, None, Some(&view)).await?;
         self.record_relation_on_cis(&mut w, &rec, source, target, "relation_added").await?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(rec)
     }
 
@@ -792,11 +790,12 @@ impl App {
         let source = self.get_ci(actor, &rec.source_id).await?;
         let target = self.get_ci(actor, &rec.target_id).await?;
         let mut w = self.write(actor).await?;
-        store::delete_relation(&mut w.tx, relation_id).await?;
+        let change = store::delete_relation(&mut w.tx, relation_id, w.now).await?;
         let view = json!({ "kind": rec.kind, "source_id": rec.source_id, "target_id": rec.target_id });
         w.record(RELATION_ENTITY, &rec.id, AuditAction::Delete, Some(&view), None).await?;
         self.record_relation_on_cis(&mut w, &rec, &source, &target, "relation_removed").await?;
         w.commit().await?;
+        self.graph_written(&[change]).await;
         Ok(())
     }
 
@@ -810,11 +809,7 @@ impl App {
         let registry = self.class_registry().await?;
         let g = self.cmdb_graph().await?;
         let mut c = self.read().await?;
-        let hidden = store::projects_without_configuration(&mut c).await?;
-        let scope = cmdb_scope(actor);
-        // Per project of the graph: may the actor see its CIs? Shared CIs are always visible.
-        let visible: Vec<bool> =
-            g.projects.iter().map(|p| !hidden.contains(p) && scope.project_ids.as_ref().is_none_or(|ps| ps.contains(p))).collect();
+        let visible = graph_visibility(&mut c, actor, &g).await?;
         let mut result = ImpactResult {
             origin: CiSummary::from(&origin),
             direction,

@@ -607,9 +607,10 @@ impl App {
 
         let mut w = self.write(actor).await?;
         kernel::next_counter(&mut w.tx, "cmdb_relation_lock").await?;
+        let mut changes = Vec::with_capacity(ready.len() + new_relations.len());
         for r in &ready {
             let rec = CiRecord { created_at: w.now, updated_at: w.now, ..r.record.clone() };
-            store::insert_ci(&mut w.tx, &rec).await?;
+            changes.push(store::insert_ci(&mut w.tx, &rec).await?);
             store::set_unique_values(&mut w.tx, &rec.id, &r.unique).await?;
             store::insert_ci_external_ref(&mut w.tx, &rec.id, source, &r.external_ref, w.now).await?;
             let mut view = crate::cmdb::audit_view(&rec);
@@ -627,11 +628,12 @@ impl App {
                 created_by: actor.user_id.clone(),
                 created_at: w.now,
             };
-            store::insert_relation(&mut w.tx, &rec).await?;
+            changes.push(store::insert_relation(&mut w.tx, &rec).await?);
             let view = json!({ "kind": rec.kind, "source_id": rec.source_id, "target_id": rec.target_id, "imported_from": source });
             w.record(RELATION_ENTITY, &rec.id, AuditAction::Create, None, Some(&view)).await?;
         }
         w.commit().await?;
+        self.graph_written(&changes).await;
         report.imported_cis = ready.len() as u64;
         report.imported_relations = new_relations.len() as u64;
         Ok(report)

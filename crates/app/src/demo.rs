@@ -335,6 +335,17 @@ impl App {
             )
             .await?;
         }
+        let requester = {
+            let mut c = self.read().await?;
+            crate::auth::principal_of(&mut c, &staff[2]).await?
+        };
+        let mut cab = vec![manager.clone()];
+        for u in [&staff[3], &staff[5]] {
+            let mut c = self.read().await?;
+            cab.push(crate::auth::principal_of(&mut c, u).await?);
+        }
+        self.load_demo_changes(&DemoChangeCast { admin: &admin, manager: &manager, requester: &requester, cab: &cab }, &projects[0].0.id)
+            .await?;
 
         let mapping = Mapping::from_toml(MAPPING)?;
         let english = endava_tickets();
@@ -418,5 +429,208 @@ impl App {
             report.tickets += r.imported;
         }
         Ok(report)
+    }
+}
+
+/// Who takes part in the demo's change management.
+struct DemoChangeCast<'a> {
+    admin: &'a Principal,
+    manager: &'a Principal,
+    requester: &'a Principal,
+    /// Three CAB members; the first is the change manager.
+    cab: &'a [Principal],
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// Answers of the shipped risk questionnaire giving a low risk.
+fn low_risk() -> std::collections::BTreeMap<String, String> {
+    [
+        ("service_criticality", "medium"),
+        ("scope", "team"),
+        ("outage", "none"),
+        ("complexity", "simple"),
+        ("experience", "routine"),
+        ("testing", "full"),
+        ("back_out", "tested"),
+        ("security", "no"),
+        ("timing", "outside_hours"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl App {
+    /// Configuration, change and release management (REQUIREMENTS §5) in the demo: the ERP
+    /// service of the first customer with what it runs on, changes of each type in different
+    /// states (one awaiting the CAB, two approved ones conflicting in the schedule), and a
+    /// release grouping the approved changes.
+    async fn load_demo_changes(&self, cast: &DemoChangeCast<'_>, project_id: &str) -> Result<()> {
+        use crate::changes::{ApproverInput, DecisionInput, NewChange, ReviewInput, StepInput, TemplateInput};
+        use crate::cmdb::{CiInput, RelationInput};
+        use serde_json::json;
+        let admin = cast.admin;
+        let specs = [
+            ("service", "ECM ERP 服务 ERP service", json!({ "service_code": "ECM-ERP", "criticality": "high", "service_hours": "7×24" })),
+            ("application", "ECM ERP 应用 ERP application", json!({ "version": "6.2", "criticality": "high" })),
+            ("database", "ecm-erp-db 数据库", json!({ "engine": "postgresql", "port": 5432, "backup_enabled": true })),
+            ("server", "ecm-app-01", json!({ "hostname": "ecm-app-01", "ip_address": "10.8.1.11", "operating_system": "openEuler 22.03" })),
+            ("server", "ecm-db-01", json!({ "hostname": "ecm-db-01", "ip_address": "10.8.1.21", "operating_system": "openEuler 22.03" })),
+        ];
+        let mut ci = Vec::new();
+        for (class, name, attributes) in specs {
+            let input = CiInput {
+                class_key: class.into(),
+                name: name.into(),
+                project_id: Some(project_id.into()),
+                attributes,
+                ..Default::default()
+            };
+            ci.push(self.create_ci(admin, input).await?.id);
+        }
+        for (s, kind, t) in [(1, "provides", 0), (1, "runs_on", 3), (1, "depends_on", 2), (2, "runs_on", 4), (3, "connected_to", 4)] {
+            let input = RelationInput { kind: kind.into(), source_id: ci[s].clone(), target_id: ci[t].clone() };
+            self.add_relation(admin, input).await?;
+        }
+
+        let who = |p: &Principal| ApproverInput { kind: "user".into(), id: p.user_id.clone() };
+        let cab_step = || StepInput {
+            name: "变更顾问委员会 CAB".into(),
+            approvers: cast.cab.iter().map(who).collect(),
+            quorum: "at_least".into(),
+            quorum_n: Some(2),
+        };
+        let day = |d: i64| {
+            let midnight = self.now() - self.now().rem_euclid(24 * HOUR);
+            midnight + d * 24 * HOUR + 14 * HOUR // 22:00 in Shanghai
+        };
+        let normal = |title: &str, cis: Vec<String>, start: i64, hours: i64| NewChange {
+            project_id: project_id.into(),
+            change_type: "normal".into(),
+            title: title.into(),
+            reason: Some("保持 ERP 服务受支持 / keep the ERP service supported".into()),
+            implementation_plan: Some("1. 通知用户 notify users\n2. 备份 back up\n3. 实施 apply\n4. 验证 verify".into()),
+            back_out_plan: Some("从备份恢复 restore from the backup".into()),
+            test_plan: Some("在测试环境演练 rehearsed on the test system".into()),
+            planned_start: Some(start),
+            planned_end: Some(start + hours * HOUR),
+            ci_ids: cis,
+            approval_steps: vec![cab_step()],
+            ..Default::default()
+        };
+        let r = cast.requester;
+        let approve = DecisionInput { verdict: "approve".into(), ..Default::default() };
+        let to_assessed = |id: String| async move {
+            self.transition_change(r, &id, "submitted", None, None).await?;
+            self.assess_change_risk(r, &id, low_risk(), None).await?;
+            self.transition_change(r, &id, "assessed", None, None).await
+        };
+
+        // approved and scheduled: the database upgrade
+        let upgrade = self.create_change(r, normal("ERP 数据库升级 ERP database upgrade", vec![ci[2].clone()], day(3), 4)).await?;
+        to_assessed(upgrade.id.clone()).await?;
+        for member in &cast.cab[..2] {
+            self.decide_change(member, &upgrade.id, approve.clone()).await?;
+        }
+        self.transition_change(r, &upgrade.id, "scheduled", None, None).await?;
+        // approved, overlapping the upgrade on a dependent CI: a conflict on the calendar
+        let release_change = self.create_change(r, normal("ERP 6.3 版本发布 ERP 6.3 roll-out", vec![ci[1].clone()], day(3), 2)).await?;
+        to_assessed(release_change.id.clone()).await?;
+        for member in &cast.cab[1..] {
+            self.decide_change(member, &release_change.id, approve.clone()).await?;
+        }
+        // awaiting the CAB: one vote of the two needed
+        let pending = self.create_change(r, normal("ecm-app-01 内存扩容 memory upgrade", vec![ci[3].clone()], day(10), 2)).await?;
+        to_assessed(pending.id.clone()).await?;
+        self.decide_change(&cast.cab[2], &pending.id, approve.clone()).await?;
+        // rejected, with the reason
+        let rejected =
+            self.create_change(r, normal("停用旧报表服务器 retire the old report server", vec![ci[4].clone()], day(5), 1)).await?;
+        to_assessed(rejected.id.clone()).await?;
+        for member in &cast.cab[..2] {
+            let no = DecisionInput {
+                verdict: "reject".into(),
+                reason: Some("报表迁移尚未完成 reports not migrated yet".into()),
+                ..Default::default()
+            };
+            self.decide_change(member, &rejected.id, no).await?;
+        }
+        // a draft
+        self.create_change(r, normal("ERP 负载均衡 add a load balancer", vec![ci[3].clone()], day(20), 3)).await?;
+
+        // an emergency change, implemented and reviewed
+        let ecab =
+            StepInput {
+                name: "紧急变更顾问委员会 ECAB".into(), approvers: vec![who(cast.manager)], quorum: "any".into(), quorum_n: None
+            };
+        let emergency = self
+            .create_change(
+                r,
+                NewChange {
+                    change_type: "emergency".into(),
+                    title: "ecm-db-01 磁盘紧急扩容 emergency disk extension".into(),
+                    approval_steps: vec![ecab],
+                    planned_start: Some(day(-2)),
+                    planned_end: Some(day(-2) + HOUR),
+                    ..normal("", vec![ci[4].clone()], 0, 0)
+                },
+            )
+            .await?;
+        self.transition_change(r, &emergency.id, "submitted", None, None).await?;
+        self.decide_change(cast.manager, &emergency.id, approve.clone()).await?;
+        for to in ["implementing", "implemented"] {
+            self.transition_change(r, &emergency.id, to, None, None).await?;
+        }
+        let review = ReviewInput {
+            outcome: "successful".into(),
+            notes: Some("扩容完成，无业务中断 extended without an outage".into()),
+            ..Default::default()
+        };
+        self.review_change(r, &emergency.id, review, None).await?;
+
+        // a standard change from a pre-approved template, scheduled
+        let template = self
+            .create_change_template(
+                cast.manager,
+                TemplateInput {
+                    name: "操作系统安全补丁 OS security patch".into(),
+                    implementation_plan: "逐台打补丁并重启 patch and restart one server at a time".into(),
+                    back_out_plan: "卸载补丁 remove the patch".into(),
+                    risk_level: "low".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let standard = self
+            .create_change(
+                r,
+                NewChange {
+                    change_type: "standard".into(),
+                    template_id: Some(template.id),
+                    title: "ecm-app-01 月度补丁 monthly patch".into(),
+                    approval_steps: vec![],
+                    ..normal("", vec![ci[3].clone()], day(7), 1)
+                },
+            )
+            .await?;
+        self.transition_change(r, &standard.id, "submitted", None, None).await?;
+        self.transition_change(r, &standard.id, "scheduled", None, None).await?;
+
+        // the release grouping the two approved changes
+        self.create_release(
+            r,
+            crate::releases::NewRelease {
+                project_id: project_id.into(),
+                title: "ECM ERP 6.3".into(),
+                version: "6.3.0".into(),
+                description: Some("数据库升级与 ERP 6.3 / database upgrade and ERP 6.3".into()),
+                change_ids: vec![upgrade.id, release_change.id],
+                rollback_plan: Some("回退到 6.2 并恢复数据库 roll back to 6.2 and restore the database".into()),
+                known_issues: vec!["首次登录需清除浏览器缓存 clear the browser cache on first login".into()],
+            },
+        )
+        .await?;
+        Ok(())
     }
 }

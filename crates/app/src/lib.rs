@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+mod change_notices;
 pub mod changes;
 pub mod cmdb;
 pub mod cmdb_graph;

@@ -4353,6 +4353,32 @@ mod demo {
             };
             let counts = app.queue_counts(&agent).await.unwrap();
             assert!(counts.mine > 0 && counts.open > 0 && counts.unassigned > 0, "{}: {counts:?}", t.label);
+            // change management: every type, in different states, a conflict and a release
+            let sort = SortKey { name: "number", column: "c.number", kind: SortKind::Text };
+            let changes = app.list_changes(&admin, &Default::default(), &page(sort)).await.unwrap().items;
+            let mut kinds: Vec<(&str, &str)> = changes.iter().map(|c| (c.change_type.as_str(), c.status.as_str())).collect();
+            kinds.sort();
+            assert_eq!(
+                kinds,
+                [
+                    ("emergency", "reviewed"),
+                    ("normal", "approved"),
+                    ("normal", "assessed"),
+                    ("normal", "draft"),
+                    ("normal", "rejected"),
+                    ("normal", "scheduled"),
+                    ("standard", "scheduled"),
+                ],
+                "{}",
+                t.label
+            );
+            let roll_out = changes.iter().find(|c| c.status == "approved").unwrap();
+            assert!(!app.change_conflicts(&admin, &roll_out.id).await.unwrap().is_empty(), "{}: the calendar shows a conflict", t.label);
+            assert_eq!(app.change_impact(&admin, &roll_out.id).await.unwrap().services.len(), 1, "{}", t.label);
+            let sort = SortKey { name: "number", column: "r.number", kind: SortKind::Text };
+            let releases = app.list_releases(&admin, &Default::default(), &page(sort)).await.unwrap().items;
+            assert_eq!(releases.len(), 1, "{}", t.label);
+            assert_eq!(app.get_release(&admin, &releases[0].id).await.unwrap().change_ids.len(), 2, "{}", t.label);
             // a contact sees only their organisation's tickets
             let contact = {
                 let mut c = app.read().await.unwrap();
@@ -4373,6 +4399,8 @@ mod changes;
 #[path = "stories/major_incidents.rs"]
 mod major_incidents;
 
+#[path = "stories/cmdb_graph.rs"]
+mod cmdb_graph;
 #[path = "stories/cmdb_more.rs"]
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]

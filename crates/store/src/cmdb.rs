@@ -6,7 +6,7 @@ use crate::rows::RowExt;
 use crate::sql::Sql;
 use crate::{AnyConnection, Result, StoreError};
 use keel_domain::cmdb::{AttributeDef, CiClass};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
@@ -132,7 +132,8 @@ fn ci_row(r: &AnyRow) -> Result<CiRecord> {
     })
 }
 
-pub async fn insert_ci(conn: &mut AnyConnection, c: &CiRecord) -> Result<()> {
+/// Inserts a CI; the change to the CI graph is logged with it (see [`log_graph_change`]).
+pub async fn insert_ci(conn: &mut AnyConnection, c: &CiRecord) -> Result<GraphChange> {
     let attributes = serde_json::to_string(&c.attributes).map_err(json_err)?;
     sqlx::query(
         "INSERT INTO configuration_items (id, class_key, name, status, owner_user_id, team_id, project_id, location, description, attributes, last_verified_at, created_at, updated_at, version) \
@@ -152,11 +153,12 @@ pub async fn insert_ci(conn: &mut AnyConnection, c: &CiRecord) -> Result<()> {
     .bind(c.created_at)
     .execute(&mut *conn)
     .await?;
-    bump_graph_generation(conn).await
+    log_graph_change(conn, &c.id, GraphEvent::Ci(GraphCi::of(c)), c.created_at).await
 }
 
-/// Writes every field of `c` if the stored version is still `expected_version`.
-pub async fn update_ci(conn: &mut AnyConnection, c: &CiRecord, expected_version: i64) -> Result<()> {
+/// Writes every field of `c` if the stored version is still `expected_version`; the change to
+/// the CI graph is logged with it.
+pub async fn update_ci(conn: &mut AnyConnection, c: &CiRecord, expected_version: i64) -> Result<GraphChange> {
     let attributes = serde_json::to_string(&c.attributes).map_err(json_err)?;
     let r = sqlx::query(
         "UPDATE configuration_items SET class_key = $1, name = $2, status = $3, owner_user_id = $4, team_id = $5, project_id = $6, location = $7, \
@@ -180,7 +182,7 @@ pub async fn update_ci(conn: &mut AnyConnection, c: &CiRecord, expected_version:
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
-    bump_graph_generation(conn).await
+    log_graph_change(conn, &c.id, GraphEvent::Ci(GraphCi::of(c)), c.updated_at).await
 }
 
 pub async fn get_ci(conn: &mut AnyConnection, id: &str) -> Result<Option<CiRecord>> {
@@ -312,13 +314,88 @@ pub async fn set_unique_values(conn: &mut AnyConnection, ci_id: &str, values: &[
 // ---- the impact graph ----
 
 const GRAPH_COUNTER: &str = "cmdb_graph";
+/// Outbox topic of the graph change log.
+pub const GRAPH_TOPIC: &str = "cmdb_graph";
 
 /// Counts writes to CIs and relations. Every such write bumps it in its own transaction, so a
 /// process holding a copy of the graph knows, by one read, whether the copy is current —
-/// whichever instance wrote.
-pub async fn bump_graph_generation(conn: &mut AnyConnection) -> Result<()> {
-    crate::kernel::next_counter(conn, GRAPH_COUNTER).await?;
-    Ok(())
+/// whichever instance wrote. A bump without a logged change (bulk loads) makes every copy
+/// reload in full.
+pub async fn bump_graph_generation(conn: &mut AnyConnection) -> Result<i64> {
+    crate::kernel::next_counter(conn, GRAPH_COUNTER).await
+}
+
+/// A change to the CI graph as a write leaves it: what a copy of the graph must do to follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum GraphEvent {
+    /// The CI as it is after the write; a retired one leaves the graph.
+    Ci(GraphCi),
+    RelationAdded {
+        source_id: String,
+        target_id: String,
+        kind: String,
+    },
+    RelationRemoved {
+        source_id: String,
+        target_id: String,
+        kind: String,
+    },
+}
+
+/// A logged change and the value of the `cmdb_graph` counter it produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphChange {
+    pub generation: i64,
+    pub event: GraphEvent,
+}
+
+/// The outbox id of the change that produced `generation`: fixed width, so ids order like
+/// generations and a range of them is one index scan.
+fn graph_log_id(generation: i64) -> String {
+    format!("cmdbgraph{generation:019}")
+}
+
+/// Bumps the counter and logs the change under the new value, in the writer's transaction, as
+/// an outbox row of topic [`GRAPH_TOPIC`]. The counter's row lock orders the writers, so every
+/// change up to a counter value a reader sees is committed and logged: other processes follow
+/// by reading the log past their copy's generation instead of reloading the graph.
+pub async fn log_graph_change(conn: &mut AnyConnection, entity_id: &str, event: GraphEvent, at: i64) -> Result<GraphChange> {
+    let generation = bump_graph_generation(conn).await?;
+    let entity_type = match &event {
+        GraphEvent::Ci(_) => "configuration_item",
+        _ => "ci_relation",
+    };
+    let payload = serde_json::to_string(&event).map_err(json_err)?;
+    sqlx::query("INSERT INTO outbox (id, topic, entity_type, entity_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(graph_log_id(generation))
+        .bind(GRAPH_TOPIC)
+        .bind(entity_type)
+        .bind(entity_id)
+        .bind(payload)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(GraphChange { generation, event })
+}
+
+/// The logged changes with generations in `(after, upto]`, oldest first. Fewer than
+/// `upto - after` means some are gone (pruned, or a bulk load bumped without logging).
+pub async fn graph_changes_between(conn: &mut AnyConnection, after: i64, upto: i64) -> Result<Vec<GraphChange>> {
+    let rows = sqlx::query("SELECT id, payload FROM outbox WHERE topic = $1 AND id > $2 AND id <= $3 ORDER BY id")
+        .bind(GRAPH_TOPIC)
+        .bind(graph_log_id(after))
+        .bind(graph_log_id(upto))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id = r.text("id")?;
+            let generation =
+                id.trim_start_matches("cmdbgraph").parse::<i64>().map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+            Ok(GraphChange { generation, event: serde_json::from_str(&r.text("payload")?).map_err(json_err)? })
+        })
+        .collect()
 }
 
 pub async fn graph_generation(conn: &mut AnyConnection) -> Result<i64> {
@@ -330,13 +407,25 @@ pub async fn graph_generation(conn: &mut AnyConnection) -> Result<i64> {
 }
 
 /// A CI as the cached impact graph keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GraphCi {
     pub id: String,
     pub class_key: String,
     pub name: String,
     pub status: String,
     pub project_id: Option<String>,
+}
+
+impl GraphCi {
+    pub fn of(c: &CiRecord) -> GraphCi {
+        GraphCi {
+            id: c.id.clone(),
+            class_key: c.class_key.clone(),
+            name: c.name.clone(),
+            status: c.status.clone(),
+            project_id: c.project_id.clone(),
+        }
+    }
 }
 
 /// Every CI that is not retired, whatever its project (readers filter by scope).
@@ -381,36 +470,6 @@ pub async fn projects_with_customers(conn: &mut AnyConnection, ids: &[String]) -
     Ok(out)
 }
 
-/// A CI as the impact graph needs it: its class, project and the project's customer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GraphRow {
-    pub id: String,
-    pub class_key: String,
-    pub project_id: Option<String>,
-    pub organization_id: Option<String>,
-}
-
-/// The CIs in scope that are not retired.
-pub async fn graph_nodes(conn: &mut AnyConnection, scope: &CmdbScope) -> Result<Vec<GraphRow>> {
-    let mut q = Sql::new(
-        "SELECT c.id, c.class_key, c.project_id, p.organization_id FROM configuration_items c LEFT JOIN projects p ON p.id = c.project_id \
-         WHERE c.status <> 'retired'",
-    );
-    push_scope(&mut q, "c.", scope);
-    q.fetch_all(conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(GraphRow {
-                id: r.text("id")?,
-                class_key: r.text("class_key")?,
-                project_id: r.opt_text("project_id")?,
-                organization_id: r.opt_text("organization_id")?,
-            })
-        })
-        .collect()
-}
-
 /// Verification state of the CIs in scope: (id, status, last_verified_at).
 pub async fn verification_states(conn: &mut AnyConnection, scope: &CmdbScope) -> Result<Vec<(String, String, Option<i64>)>> {
     let mut q = Sql::new("SELECT id, status, last_verified_at FROM configuration_items WHERE status <> 'retired'");
@@ -443,7 +502,8 @@ fn rel_row(r: &AnyRow) -> Result<RelationRecord> {
     })
 }
 
-pub async fn insert_relation(conn: &mut AnyConnection, r: &RelationRecord) -> Result<()> {
+/// Inserts a relation; the change to the CI graph is logged with it.
+pub async fn insert_relation(conn: &mut AnyConnection, r: &RelationRecord) -> Result<GraphChange> {
     sqlx::query("INSERT INTO ci_relations (id, kind, source_id, target_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&r.id)
         .bind(&r.kind)
@@ -457,15 +517,20 @@ pub async fn insert_relation(conn: &mut AnyConnection, r: &RelationRecord) -> Re
             StoreError::Unique { .. } => StoreError::Unique { field: "target_id".into() },
             other => other,
         })?;
-    bump_graph_generation(conn).await
+    let event = GraphEvent::RelationAdded { source_id: r.source_id.clone(), target_id: r.target_id.clone(), kind: r.kind.clone() };
+    log_graph_change(conn, &r.id, event, r.created_at).await
 }
 
-pub async fn delete_relation(conn: &mut AnyConnection, id: &str) -> Result<()> {
-    let r = sqlx::query("DELETE FROM ci_relations WHERE id = $1").bind(id).execute(&mut *conn).await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    bump_graph_generation(conn).await
+/// Deletes a relation at `at`; the change to the CI graph is logged with it.
+pub async fn delete_relation(conn: &mut AnyConnection, id: &str, at: i64) -> Result<GraphChange> {
+    let row = sqlx::query("DELETE FROM ci_relations WHERE id = $1 RETURNING source_id, target_id, kind")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let event =
+        GraphEvent::RelationRemoved { source_id: row.text("source_id")?, target_id: row.text("target_id")?, kind: row.text("kind")? };
+    log_graph_change(conn, id, event, at).await
 }
 
 pub async fn get_relation(conn: &mut AnyConnection, id: &str) -> Result<Option<RelationRecord>> {

@@ -631,10 +631,10 @@ mod cmdb_admin;
 mod cmdb_import;
 #[path = "http/incident_views.rs"]
 mod incident_views;
-#[path = "http/release_forms.rs"]
-mod release_forms;
 #[path = "http/notification_admin.rs"]
 mod notification_admin;
+#[path = "http/release_forms.rs"]
+mod release_forms;
 #[path = "http/releases.rs"]
 mod releases;
 #[path = "http/search_changes.rs"]

@@ -22,6 +22,9 @@ pub const EVENT_KINDS: &[&str] = &[
     "sla.review_due",
     "sla.expired",
     "problem.resolved",
+    "change.approval_requested",
+    "change.approved",
+    "change.rejected",
 ];
 
 /// The language a locale is written in (`zh`, `zh-CN`, `zh-Hans` → `zh-CN`; anything else → `en`).
@@ -127,6 +130,36 @@ fn text(kind: &str, lang: &str) -> Option<(&'static str, &'static str)> {
              {% elif follow_up == \"notify_reporter\" %}其根本原因已消除。\
              {% else %}请处理 {{ number }}。{% endif %}",
         ),
+        ("change.approval_requested", "en") => (
+            "Approval requested: {{ title }}",
+            "{{ requester }} asks for your decision on the {{ change_type }} change {{ number }} {{ title }} at the approval \
+             step \"{{ step }}\" ({% if quorum == \"all\" %}every approver decides{% elif quorum == \"any\" %}any one approver \
+             decides{% else %}{{ quorum_n }} of {{ approver_count }} approvers decide{% endif %}).\
+             {% if risk_level %}\nRisk: {{ risk_level | replace(\"_\", \" \") }}.{% endif %}\
+             {% if window %}\nPlanned window: {{ window }}.{% endif %}\n\nApprove or reject it from the change's page.",
+        ),
+        ("change.approval_requested", _) => (
+            "请审批变更：{{ title }}",
+            "{{ requester }} 请您在审批步骤“{{ step }}”（{% if quorum == \"all\" %}须全部批准人同意{% elif quorum == \"any\" %}\
+             任一批准人即可决定{% else %}{{ approver_count }} 名批准人中 {{ quorum_n }} 名同意即可{% endif %}）审批\
+             {% if change_type == \"emergency\" %}紧急变更{% elif change_type == \"standard\" %}标准变更{% else %}常规变更{% endif %} \
+             {{ number }} {{ title }}。{% if risk_level %}\n风险：{% if risk_level == \"low\" %}低{% elif risk_level == \"medium\" %}中\
+             {% elif risk_level == \"high\" %}高{% else %}极高{% endif %}。{% endif %}{% if window %}\n计划窗口：{{ window }}。{% endif %}\
+             \n\n请在变更页面批准或拒绝。",
+        ),
+        ("change.approved", "en") => {
+            ("Change approved: {{ title }}", "Your change {{ number }} {{ title }} has been approved and can now be scheduled.")
+        }
+        ("change.approved", _) => ("变更已批准：{{ title }}", "您的变更 {{ number }} {{ title }} 已获批准，现在可以排期。"),
+        ("change.rejected", "en") => (
+            "Change rejected: {{ title }}",
+            "Your change {{ number }} {{ title }} was rejected{% if step %} at the approval step \"{{ step }}\"{% endif %}.\
+             {% if reason %}\n\nReason: {{ reason }}{% endif %}",
+        ),
+        ("change.rejected", _) => (
+            "变更已拒绝：{{ title }}",
+            "您的变更 {{ number }} {{ title }} {% if step %}在审批步骤“{{ step }}”{% endif %}被拒绝。{% if reason %}\n\n理由：{{ reason }}{% endif %}",
+        ),
         _ => return None,
     })
 }
@@ -167,6 +200,15 @@ pub fn sample_vars() -> serde_json::Value {
         "problem_title": "Fuser units fail after 20,000 pages / 定影器在两万页后故障",
         "follow_up": "resolved",
         "project": "ACME-OPS",
+        "requester": "Han Meimei",
+        "change_type": "normal",
+        "step": "CAB",
+        "quorum": "at_least",
+        "quorum_n": 2,
+        "approver_count": 3,
+        "risk_level": "medium",
+        "window": "2026-11-28 22:00 UTC – 2026-11-29 02:00 UTC",
+        "reason": "The back-out plan is not tested.",
     })
 }
 

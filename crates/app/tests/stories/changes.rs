@@ -388,6 +388,45 @@ async fn the_schedule_shows_conflicts_on_shared_and_dependent_cis_and_freezes() 
         assert_eq!(s.freezes.len(), 1);
         // the contact sees no change management
         assert!(matches!(app.change_schedule(&w.contact_a, start, start + HOUR).await, Err(AppError::NotFound)));
+
+        // a dependency through a CI of another customer's project counts only for those who see it
+        let hidden = app
+            .create_ci(
+                &w.admin,
+                CiInput {
+                    class_key: "application".into(),
+                    name: "beta middleware".into(),
+                    project_id: Some(w.project_b.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let edge = server(&app, &w, "edge-01").await;
+        for (s, t) in [(&edge, &hidden), (&hidden, &db)] {
+            app.add_relation(&w.admin, RelationInput { kind: "depends_on".into(), source_id: s.clone(), target_id: t.clone() })
+                .await
+                .unwrap();
+        }
+        let ch = app
+            .create_change(
+                &w.agent_a,
+                NewChange {
+                    planned_start: Some(start),
+                    planned_end: Some(start + HOUR),
+                    ..normal(&w, "patch edge", vec![edge], any.clone())
+                },
+            )
+            .await
+            .unwrap();
+        assert!(app.change_conflicts(&w.agent_a, &ch.id).await.unwrap().is_empty(), "{}: traversed a CI the agent cannot see", t.label);
+        let c = app.change_conflicts(&w.admin, &ch.id).await.unwrap();
+        assert!(
+            matches!(&c[..], [v] if matches!(&v.conflict, keel_domain::change::Conflict::DependentCi { change_id, .. } if change_id == &ids[0])),
+            "{}: {c:?}",
+            t.label
+        );
     }
 }
 
@@ -561,5 +600,124 @@ async fn live_cis_change_only_under_a_change_in_implementation_when_enforced() {
         let updated = app.update_ci(&w.agent_a, &ci, edit(Some(&ch.number)), None).await.unwrap();
         assert_eq!(updated.description.as_deref(), Some("new firmware"));
         let _ = clock;
+    }
+}
+
+#[tokio::test]
+async fn approvers_are_asked_step_by_step_and_the_requester_hears_the_outcome() {
+    use keel_app::testing::SmtpSink;
+    use keel_store::notifications::DeliveryFilter;
+    for t in TestDb::migrated_all().await {
+        let sink = SmtpSink::start().await;
+        let (app, clock) = app_on(&t);
+        let app = app.with_notify(sink.config());
+        let w = world(&app).await;
+        app.seed_cmdb_classes().await.unwrap();
+        let cab = cab(&app, &w).await;
+        let manager = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let deputy = app
+            .create_user(
+                &w.admin,
+                NewUser {
+                    email: "deputy@keel.test".into(),
+                    display_name: "王副手".into(),
+                    locale: Some("zh-CN".into()),
+                    roles: vec![Role::CabMember],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let deputy = principal(&app, &deputy.id).await;
+        // the third CAB member is away: the deputy acts for them
+        let now = clock.now_ms();
+        app.create_change_delegation(
+            &cab.c,
+            DelegationInput { delegator_id: None, delegate_id: deputy.user_id.clone(), starts_at: now - HOUR, ends_at: now + 100 * HOUR },
+        )
+        .await
+        .unwrap();
+        let mut steps = two_of_three(&cab);
+        steps.push(StepInput { name: "Change manager".into(), approvers: vec![user(&manager)], quorum: "any".into(), quorum_n: None });
+        let db = server(&app, &w, "db-01").await;
+        let ch = app.create_change(&w.agent_a, normal(&w, "Patch the database", vec![db], steps)).await.unwrap();
+        app.transition_change(&w.agent_a, &ch.id, "submitted", None, None).await.unwrap();
+        app.assess_change_risk(&w.agent_a, &ch.id, low_risk(), None).await.unwrap();
+        assert!(announcements(&app, "change.approval_requested").await.is_empty(), "{}: not before approval opens", t.label);
+        app.transition_change(&w.agent_a, &ch.id, "assessed", None, None).await.unwrap();
+        let people = |a: &serde_json::Value| {
+            let mut v: Vec<String> = a["audience"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect();
+            v.sort();
+            v
+        };
+        let sorted = |ids: &[&Principal]| {
+            let mut v: Vec<String> = ids.iter().map(|p| p.user_id.clone()).collect();
+            v.sort();
+            v
+        };
+        let asked = announcements(&app, "change.approval_requested").await;
+        assert_eq!(asked.len(), 1, "{}", t.label);
+        assert_eq!(people(&asked[0]), sorted(&[&cab.a, &cab.b, &cab.c, &deputy]), "{}: the step's approvers and the deputy", t.label);
+        assert_eq!((asked[0]["entity_type"].as_str(), asked[0]["vars"]["step"].as_str()), (Some("change"), Some("CAB")));
+        assert_eq!(asked[0]["vars"]["number"], "CHG-000001");
+
+        // one vote does not decide the step: nobody else is asked yet
+        app.decide_change(&cab.a, &ch.id, vote("approve", None)).await.unwrap();
+        assert_eq!(announcements(&app, "change.approval_requested").await.len(), 1, "{}", t.label);
+        // the deputy's vote for the absent member makes two of three: the change manager is asked
+        let for_c = DecisionInput { verdict: "approve".into(), reason: None, on_behalf_of: Some(user(&cab.c)) };
+        app.decide_change(&deputy, &ch.id, for_c).await.unwrap();
+        let asked = announcements(&app, "change.approval_requested").await;
+        assert_eq!(asked.len(), 2, "{}", t.label);
+        assert_eq!(people(&asked[1]), sorted(&[&manager]), "{}", t.label);
+        assert_eq!(asked[1]["vars"]["step"], "Change manager");
+        assert!(announcements(&app, "change.approved").await.is_empty());
+        app.decide_change(&manager, &ch.id, vote("approve", None)).await.unwrap();
+        let approved = announcements(&app, "change.approved").await;
+        assert_eq!(approved.len(), 1, "{}", t.label);
+        assert_eq!(people(&approved[0]), sorted(&[&w.agent_a]), "{}: the requester", t.label);
+
+        // a rejection tells the requester where and why
+        let one = vec![StepInput { name: "CAB".into(), approvers: vec![user(&cab.a)], quorum: "any".into(), quorum_n: None }];
+        let ch2 = app.create_change(&w.agent_a, normal(&w, "Move the data centre", vec![], one)).await.unwrap();
+        app.transition_change(&w.agent_a, &ch2.id, "submitted", None, None).await.unwrap();
+        app.assess_change_risk(&w.agent_a, &ch2.id, low_risk(), None).await.unwrap();
+        app.transition_change(&w.agent_a, &ch2.id, "assessed", None, None).await.unwrap();
+        app.decide_change(&cab.a, &ch2.id, vote("reject", Some("the back-out plan is untested"))).await.unwrap();
+        let rejected = announcements(&app, "change.rejected").await;
+        assert_eq!(rejected.len(), 1, "{}", t.label);
+        assert_eq!(
+            (rejected[0]["vars"]["step"].as_str(), rejected[0]["vars"]["reason"].as_str()),
+            (Some("CAB"), Some("the back-out plan is untested"))
+        );
+
+        // through the dispatcher: each mailed in their language, the actor of each step excepted
+        app.dispatch_announcements().await.unwrap();
+        app.deliver_due(100).await.unwrap();
+        let subjects = |to: &str| sink.to(to).iter().map(|m| m.subject()).collect::<Vec<_>>();
+        for member in ["cab1@keel.test", "cab2@keel.test", "cab3@keel.test"] {
+            assert!(subjects(member).contains(&"[CHG-000001] Approval requested: Patch the database".to_string()), "{}: {member}", t.label);
+        }
+        assert_eq!(subjects("deputy@keel.test"), ["[CHG-000001] 请审批变更：Patch the database"], "{}", t.label);
+        assert_eq!(subjects("sm@keel.test"), ["[CHG-000001] Approval requested: Patch the database"], "{}", t.label);
+        let mut to_requester = subjects("agent@keel.test");
+        to_requester.sort();
+        assert_eq!(
+            to_requester,
+            ["[CHG-000001] Change approved: Patch the database", "[CHG-000002] Change rejected: Move the data centre"],
+            "{}",
+            t.label
+        );
+        let d = app
+            .list_deliveries(&w.admin, &DeliveryFilter { event_kind: Some("change.rejected".into()), ..Default::default() })
+            .await
+            .unwrap();
+        assert!(d[0].body_text.contains("Reason: the back-out plan is untested"), "{}", d[0].body_text);
+        let d = app
+            .list_deliveries(&w.admin, &DeliveryFilter { event_kind: Some("change.approval_requested".into()), ..Default::default() })
+            .await
+            .unwrap();
+        let zh = d.iter().find(|d| d.recipient == "deputy@keel.test").unwrap();
+        assert!(zh.body_text.contains("3 名批准人中 2 名同意即可") && zh.body_text.contains("常规变更"), "{}", zh.body_text);
     }
 }

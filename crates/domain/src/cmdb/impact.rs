@@ -2,10 +2,13 @@
 //! (downstream), what a CI needs (upstream), and which services, service projects and
 //! customers that touches, transitively.
 //!
-//! The graph is immutable and stores CIs as dense `u32` indices with adjacency in compressed
-//! rows, so one traversal of a CMDB with 100,000 CIs and 500,000 relations takes milliseconds.
+//! The graph stores CIs as dense `u32` indices with adjacency in compressed rows, so one
+//! traversal of a CMDB with 100,000 CIs and 500,000 relations takes milliseconds. It can be
+//! edited in place (CIs added, changed or removed, relations added or removed) so a cached copy
+//! follows the CMDB without being rebuilt: removed arcs are blanked in the compressed rows, added
+//! ones kept per node beside them, and the rows are rebuilt in memory once the edits pile up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,8 @@ struct PackedRelation {
     source: u32,
     target: u32,
     kind: RelationType,
+    /// False once removed (its arcs are gone; the slot stays until the rows are rebuilt).
+    live: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,11 +52,13 @@ struct Arc {
     relation: u32,
 }
 
-/// Compressed rows: the arcs of node `i` are `arcs[offsets[i]..offsets[i + 1]]`.
+/// Compressed rows: the arcs of node `i` are `arcs[offsets[i]..offsets[i + 1]]`, those whose
+/// `to` is [`NONE`] removed since; arcs added since the rows were built are in `added`.
 #[derive(Debug, Clone, Default)]
 struct Adjacency {
     offsets: Vec<u32>,
     arcs: Vec<Arc>,
+    added: HashMap<u32, Vec<Arc>>,
 }
 
 impl Adjacency {
@@ -70,12 +77,84 @@ impl Adjacency {
             out[*slot as usize] = *arc;
             *slot += 1;
         }
-        Adjacency { offsets, arcs: out }
+        Adjacency { offsets, arcs: out, added: HashMap::new() }
     }
 
-    fn of(&self, node: u32) -> &[Arc] {
+    /// Calls `f` with every arc leaving `node`.
+    #[inline]
+    fn each(&self, node: u32, mut f: impl FnMut(Arc)) {
         let i = node as usize;
-        &self.arcs[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        for &arc in &self.arcs[self.offsets[i] as usize..self.offsets[i + 1] as usize] {
+            if arc.to != NONE {
+                f(arc);
+            }
+        }
+        if !self.added.is_empty()
+            && let Some(extra) = self.added.get(&node)
+        {
+            extra.iter().copied().for_each(f);
+        }
+    }
+
+    /// A node added after the rows were built: an empty row.
+    fn push_node(&mut self) {
+        let end = self.offsets.last().copied().unwrap_or(0);
+        self.offsets.push(end);
+    }
+
+    fn add(&mut self, from: u32, arc: Arc) {
+        self.added.entry(from).or_default().push(arc);
+    }
+
+    /// Removes the arcs of `relation` leaving `node`.
+    fn remove(&mut self, node: u32, relation: u32) {
+        let i = node as usize;
+        for arc in &mut self.arcs[self.offsets[i] as usize..self.offsets[i + 1] as usize] {
+            if arc.relation == relation {
+                arc.to = NONE;
+            }
+        }
+        if let Some(extra) = self.added.get_mut(&node) {
+            extra.retain(|a| a.relation != relation);
+            if extra.is_empty() {
+                self.added.remove(&node);
+            }
+        }
+    }
+}
+
+/// The downstream and upstream rows of `n` nodes and their live relations.
+fn adjacency_of(n: usize, relations: &[PackedRelation]) -> (Adjacency, Adjacency) {
+    let mut down = Vec::with_capacity(relations.len() * 2);
+    for (i, r) in relations.iter().enumerate().filter(|(_, r)| r.live) {
+        for (from, to) in arc_ends(r) {
+            down.push((from, Arc { to, relation: i as u32 }));
+        }
+    }
+    let up: Vec<(u32, Arc)> = down.iter().map(|(from, a)| (a.to, Arc { to: *from, relation: a.relation })).collect();
+    (Adjacency::build(n, &down), Adjacency::build(n, &up))
+}
+
+/// The downstream arcs of a relation as (from, to): the way a failure travels.
+fn arc_ends(r: &PackedRelation) -> impl Iterator<Item = (u32, u32)> {
+    let (a, b) = match r.kind.propagation() {
+        Propagation::ToSource => (Some((r.target, r.source)), None),
+        Propagation::ToTarget => (Some((r.source, r.target)), None),
+        Propagation::Both => (Some((r.target, r.source)), Some((r.source, r.target))),
+    };
+    a.into_iter().chain(b)
+}
+
+/// The number of `s` in `names`, added if new.
+fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) -> u32 {
+    match index.get(s) {
+        Some(&id) => id,
+        None => {
+            let id = names.len() as u32;
+            names.push(s.to_string());
+            index.insert(s.to_string(), id);
+            id
+        }
     }
 }
 
@@ -86,34 +165,49 @@ struct Tags {
     values: Vec<u32>,
     names: Vec<String>,
     index: HashMap<String, u32>,
+    /// Rows changed since they were pushed.
+    changed: HashMap<u32, Vec<u32>>,
 }
 
 impl Tags {
     fn new() -> Self {
         Tags { offsets: vec![0], ..Default::default() }
     }
-    fn push_row<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, row: I) {
-        let start = self.values.len();
+    fn intern(&mut self, s: &str) -> u32 {
+        intern(&mut self.names, &mut self.index, s)
+    }
+    fn interned<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, row: I) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
         for s in row {
-            let s = s.as_ref();
-            let id = match self.index.get(s) {
-                Some(&id) => id,
-                None => {
-                    let id = self.names.len() as u32;
-                    self.names.push(s.to_string());
-                    self.index.insert(s.to_string(), id);
-                    id
-                }
-            };
-            if !self.values[start..].contains(&id) {
-                self.values.push(id);
+            let id = self.intern(s.as_ref());
+            if !out.contains(&id) {
+                out.push(id);
             }
         }
+        out
+    }
+    fn push_row<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, row: I) {
+        let row = self.interned(row);
+        self.values.extend(row);
         self.offsets.push(self.values.len() as u32);
     }
+    fn set_row<I: IntoIterator<Item = S>, S: AsRef<str>>(&mut self, node: u32, row: I) {
+        let row = self.interned(row);
+        self.changed.insert(node, row);
+    }
     fn row(&self, node: u32) -> &[u32] {
+        if !self.changed.is_empty()
+            && let Some(r) = self.changed.get(&node)
+        {
+            return r;
+        }
         let i = node as usize;
         &self.values[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+    fn names_of(&self, node: u32) -> Vec<String> {
+        let mut v: Vec<String> = self.row(node).iter().map(|&t| self.names[t as usize].clone()).collect();
+        v.sort();
+        v
     }
 }
 
@@ -178,15 +272,7 @@ impl GraphBuilder {
         if self.index.contains_key(id) {
             return Err(DomainError::field("nodes", "duplicate_ci", format!("CI {id} is listed twice")));
         }
-        let class_id = match self.class_index.get(class) {
-            Some(&c) => c,
-            None => {
-                let c = self.classes.len() as u32;
-                self.classes.push(class.to_string());
-                self.class_index.insert(class.to_string(), c);
-                c
-            }
-        };
+        let class_id = intern(&mut self.classes, &mut self.class_index, class);
         let node = self.ids.len() as u32;
         self.index.insert(id.to_string(), node);
         self.ids.push(id.to_string());
@@ -218,36 +304,26 @@ impl GraphBuilder {
             return Err(DomainError::field("relations", "unknown_ci", "relation refers to a CI index this graph does not have"));
         }
         if source != target {
-            self.relations.push(PackedRelation { source: source.0, target: target.0, kind });
+            self.relations.push(PackedRelation { source: source.0, target: target.0, kind, live: true });
         }
         Ok(())
     }
 
     pub fn build(self) -> ImpactGraph {
-        let n = self.ids.len();
-        let mut down = Vec::with_capacity(self.relations.len() * 2);
-        for (i, r) in self.relations.iter().enumerate() {
-            let relation = i as u32;
-            match r.kind.propagation() {
-                Propagation::ToSource => down.push((r.target, Arc { to: r.source, relation })),
-                Propagation::ToTarget => down.push((r.source, Arc { to: r.target, relation })),
-                Propagation::Both => {
-                    down.push((r.target, Arc { to: r.source, relation }));
-                    down.push((r.source, Arc { to: r.target, relation }));
-                }
-            }
-        }
-        let up: Vec<(u32, Arc)> = down.iter().map(|(from, a)| (a.to, Arc { to: *from, relation: a.relation })).collect();
+        let (down, up) = adjacency_of(self.ids.len(), &self.relations);
         ImpactGraph {
-            down: Adjacency::build(n, &down),
-            up: Adjacency::build(n, &up),
+            down,
+            up,
             ids: self.ids,
             index: self.index,
             class_of: self.class_of,
             classes: self.classes,
+            class_index: self.class_index,
             projects: self.projects,
             customers: self.customers,
             relations: self.relations,
+            removed_relations: 0,
+            edits: 0,
         }
     }
 }
@@ -255,16 +331,25 @@ impl GraphBuilder {
 /// The CI relationship graph, ready for traversal.
 #[derive(Debug, Clone)]
 pub struct ImpactGraph {
+    /// Every CI ever added; a removed one keeps its slot (and index) but leaves `index`.
     ids: Vec<String>,
     index: HashMap<String, u32>,
     class_of: Vec<u32>,
     classes: Vec<String>,
+    class_index: HashMap<String, u32>,
     projects: Tags,
     customers: Tags,
     relations: Vec<PackedRelation>,
     down: Adjacency,
     up: Adjacency,
+    removed_relations: usize,
+    /// Relations added or removed since the rows were last built.
+    edits: usize,
 }
+
+/// A graph's content in canonical order, whatever the order it was built or edited in:
+/// CI id → (class, project ids, customer ids), and the relations (source, target, type).
+pub type GraphContent = (BTreeMap<String, (String, Vec<String>, Vec<String>)>, BTreeSet<(String, String, RelationType)>);
 
 impl ImpactGraph {
     pub fn new(nodes: &[GraphNode], relations: &[Relation]) -> Result<Self, DomainError> {
@@ -278,16 +363,17 @@ impl ImpactGraph {
         Ok(b.build())
     }
 
+    /// How many CIs the graph holds.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.index.is_empty()
     }
 
     pub fn relation_count(&self) -> usize {
-        self.relations.len()
+        self.relations.len() - self.removed_relations
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -356,45 +442,198 @@ impl ImpactGraph {
             if d >= limit {
                 continue;
             }
-            for arc in adjacency.of(node) {
+            adjacency.each(node, |arc| {
                 let next = arc.to as usize;
                 if depth[next] == NONE && enter(NodeIndex(arc.to)) {
                     depth[next] = d + 1;
                     via[next] = arc.relation;
                     visit.push(arc.to);
                 }
-            }
+            });
         }
         Ok(Traversal { graph: self, direction, max_depth, origin_count, visit, depth, via })
     }
 
     /// Whether `ci` is impacted when `failing` fails, within `max_depth` relations.
     pub fn impacted_by(&self, ci: &str, failing: &str, max_depth: Option<u32>) -> bool {
+        self.impacted_by_where(ci, failing, max_depth, |_| true)
+    }
+
+    /// [`ImpactGraph::impacted_by`] through the CIs `enter` admits only (both ends included),
+    /// as if the others were not in the graph.
+    pub fn impacted_by_where(&self, ci: &str, failing: &str, max_depth: Option<u32>, enter: impl Fn(NodeIndex) -> bool) -> bool {
         let (Some(&goal), Some(&start)) = (self.index.get(ci), self.index.get(failing)) else {
             return false;
         };
+        if !enter(NodeIndex(goal)) || !enter(NodeIndex(start)) {
+            return false;
+        }
         if goal == start {
             return true;
         }
         let mut seen = HashSet::from([start]);
         let mut frontier = vec![start];
         let mut d = 0;
-        while !frontier.is_empty() && max_depth.is_none_or(|m| d < m) {
+        let mut found = false;
+        while !frontier.is_empty() && !found && max_depth.is_none_or(|m| d < m) {
             let mut next = Vec::new();
             for node in frontier {
-                for arc in self.down.of(node) {
+                self.down.each(node, |arc| {
                     if arc.to == goal {
-                        return true;
-                    }
-                    if seen.insert(arc.to) {
+                        found = true;
+                    } else if !found && enter(NodeIndex(arc.to)) && seen.insert(arc.to) {
                         next.push(arc.to);
                     }
+                });
+                if found {
+                    break;
                 }
             }
             frontier = next;
             d += 1;
         }
-        false
+        found
+    }
+
+    // ---- edits ----
+
+    fn class_id(&mut self, class: &str) -> u32 {
+        intern(&mut self.classes, &mut self.class_index, class)
+    }
+
+    /// Adds a CI, or sets the class and tags of the CI already in the graph under `id`.
+    pub fn upsert_node<P, C>(&mut self, id: &str, class: &str, project_ids: P, customer_ids: C) -> Result<NodeIndex, DomainError>
+    where
+        P: IntoIterator,
+        P::Item: AsRef<str>,
+        C: IntoIterator,
+        C::Item: AsRef<str>,
+    {
+        let class_id = self.class_id(class);
+        if let Some(&node) = self.index.get(id) {
+            self.class_of[node as usize] = class_id;
+            self.projects.set_row(node, project_ids);
+            self.customers.set_row(node, customer_ids);
+            return Ok(NodeIndex(node));
+        }
+        if self.ids.len() >= NONE as usize {
+            return Err(DomainError::field("nodes", "too_many_cis", "the graph holds at most 2^32 - 1 CIs"));
+        }
+        let node = self.ids.len() as u32;
+        self.index.insert(id.to_string(), node);
+        self.ids.push(id.to_string());
+        self.class_of.push(class_id);
+        self.projects.push_row(project_ids);
+        self.customers.push_row(customer_ids);
+        self.down.push_node();
+        self.up.push_node();
+        Ok(NodeIndex(node))
+    }
+
+    /// Removes a CI and its relations; its index is not reused. `None` if it was not there.
+    pub fn remove_node(&mut self, id: &str) -> Option<NodeIndex> {
+        let node = self.index.remove(id)?;
+        for r in self.relations_at(node) {
+            self.drop_relation(r);
+        }
+        self.after_edit();
+        Some(NodeIndex(node))
+    }
+
+    /// The live relations with `node` at either end.
+    fn relations_at(&self, node: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for adjacency in [&self.down, &self.up] {
+            adjacency.each(node, |arc| {
+                if !out.contains(&arc.relation) {
+                    out.push(arc.relation);
+                }
+            });
+        }
+        out
+    }
+
+    fn find_relation(&self, source: u32, target: u32, kind: RelationType) -> Option<u32> {
+        self.relations_at(source).into_iter().find(|&r| {
+            let p = &self.relations[r as usize];
+            p.source == source && p.target == target && p.kind == kind
+        })
+    }
+
+    fn drop_relation(&mut self, r: u32) {
+        let p = self.relations[r as usize];
+        for node in [p.source, p.target] {
+            self.down.remove(node, r);
+            self.up.remove(node, r);
+        }
+        self.relations[r as usize].live = false;
+        self.removed_relations += 1;
+        self.edits += 1;
+    }
+
+    /// Adds `source <kind> target`. `false` (and nothing changes) when an end is not in the
+    /// graph, both ends are one CI, or the relation is there already.
+    pub fn insert_relation(&mut self, source: &str, target: &str, kind: RelationType) -> bool {
+        let (Some(&s), Some(&t)) = (self.index.get(source), self.index.get(target)) else {
+            return false;
+        };
+        if s == t || self.find_relation(s, t, kind).is_some() || self.relations.len() >= NONE as usize {
+            return false;
+        }
+        let relation = self.relations.len() as u32;
+        let p = PackedRelation { source: s, target: t, kind, live: true };
+        self.relations.push(p);
+        for (from, to) in arc_ends(&p) {
+            self.down.add(from, Arc { to, relation });
+            self.up.add(to, Arc { to: from, relation });
+        }
+        self.edits += 1;
+        self.after_edit();
+        true
+    }
+
+    /// Removes `source <kind> target`; `false` if the graph did not hold it.
+    pub fn remove_relation(&mut self, source: &str, target: &str, kind: RelationType) -> bool {
+        let (Some(&s), Some(&t)) = (self.index.get(source), self.index.get(target)) else {
+            return false;
+        };
+        let Some(r) = self.find_relation(s, t, kind) else { return false };
+        self.drop_relation(r);
+        self.after_edit();
+        true
+    }
+
+    /// Rebuilds the compressed rows from the live relations once the edits reach an eighth of
+    /// the graph, so traversals keep their speed. CI indices stay as they are.
+    fn after_edit(&mut self) {
+        if self.edits > 1024 + self.relations.len() / 8 {
+            self.relations.retain(|r| r.live);
+            let (down, up) = adjacency_of(self.ids.len(), &self.relations);
+            self.down = down;
+            self.up = up;
+            self.removed_relations = 0;
+            self.edits = 0;
+        }
+    }
+
+    /// The graph's content in canonical order: two graphs with equal content answer every
+    /// traversal alike.
+    pub fn content(&self) -> GraphContent {
+        let nodes = self
+            .index
+            .iter()
+            .map(|(id, &n)| {
+                let class = self.classes[self.class_of[n as usize] as usize].clone();
+                (id.clone(), (class, self.projects.names_of(n), self.customers.names_of(n)))
+            })
+            .collect();
+        let relations = self
+            .relations
+            .iter()
+            .filter(|r| r.live)
+            .map(|r| (self.ids[r.source as usize].clone(), self.ids[r.target as usize].clone(), r.kind))
+            .collect();
+        (nodes, relations)
     }
 }
 
@@ -796,6 +1035,111 @@ mod tests {
                 prop_assert!(g.impacted_by(ci, failing, max));
             }
         }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Upsert(usize, usize, Option<usize>),
+        Remove(usize),
+        Relate(usize, usize, RelationType),
+        Unrelate(usize, usize, RelationType),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (0usize..12, 0usize..3, prop::option::of(0usize..3)).prop_map(|(n, c, p)| Edit::Upsert(n, c, p)),
+            (0usize..12).prop_map(Edit::Remove),
+            (0usize..12, 0usize..12, kind()).prop_map(|(s, t, k)| Edit::Relate(s, t, k)),
+            (0usize..12, 0usize..12, kind()).prop_map(|(s, t, k)| Edit::Unrelate(s, t, k)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Editing a graph in place gives the graph built afresh from the result, and every
+        /// traversal of the two agrees.
+        #[test]
+        fn an_edited_graph_equals_one_built_from_its_content(
+            start in prop::collection::vec((0usize..12, 0usize..12, kind()), 0..20),
+            edits in prop::collection::vec(edit(), 0..120),
+        ) {
+            let classes = ["service", "server", "application"];
+            let id = |i: usize| format!("n{i}");
+            let first: Vec<GraphNode> = (0..6).map(|i| node(&id(i), classes[i % 3], &[], &[])).collect();
+            let rels: Vec<Relation> =
+                start.iter().filter(|(s, t, _)| s % 6 != t % 6).map(|(s, t, k)| Relation::new(id(s % 6), id(t % 6), *k)).collect::<Vec<_>>();
+            let mut rels = rels;
+            rels.sort_by(|a, b| (&a.source, &a.target, a.kind).cmp(&(&b.source, &b.target, b.kind)));
+            rels.dedup_by(|a, b| (&a.source, &a.target, a.kind) == (&b.source, &b.target, b.kind));
+            let mut g = ImpactGraph::new(&first, &rels).unwrap();
+            // so the rows are rebuilt during the run too
+            g.edits = 1000;
+            for e in &edits {
+                match e {
+                    Edit::Upsert(n, c, p) => {
+                        g.upsert_node(&id(*n), classes[*c], p.map(|p| format!("p{p}")), std::iter::empty::<&str>()).unwrap();
+                    }
+                    Edit::Remove(n) => {
+                        g.remove_node(&id(*n));
+                    }
+                    Edit::Relate(s, t, k) => {
+                        let added = g.insert_relation(&id(*s), &id(*t), *k);
+                        prop_assert!(!added || g.content().1.contains(&(id(*s), id(*t), *k)));
+                    }
+                    Edit::Unrelate(s, t, k) => {
+                        g.remove_relation(&id(*s), &id(*t), *k);
+                        prop_assert!(!g.content().1.contains(&(id(*s), id(*t), *k)));
+                    }
+                }
+            }
+            let (nodes, relations) = g.content();
+            let fresh_nodes: Vec<GraphNode> = nodes
+                .iter()
+                .map(|(i, (c, p, cu))| GraphNode { id: i.clone(), class: c.clone(), project_ids: p.clone(), customer_ids: cu.clone() })
+                .collect();
+            let fresh_rels: Vec<Relation> = relations.iter().map(|(s, t, k)| Relation::new(s.clone(), t.clone(), *k)).collect();
+            let fresh = ImpactGraph::new(&fresh_nodes, &fresh_rels).unwrap();
+            prop_assert_eq!(fresh.content(), g.content());
+            prop_assert_eq!(fresh.relation_count(), g.relation_count());
+            prop_assert_eq!(fresh.len(), g.len());
+            for origin in nodes.keys() {
+                for dir in [Direction::Downstream, Direction::Upstream] {
+                    let a = g.traverse(&[origin], dir, None).unwrap();
+                    let b = fresh.traverse(&[origin], dir, None).unwrap();
+                    let mut x: Vec<(String, u32)> = a.reached().map(|r| (r.id.to_string(), r.depth)).collect();
+                    let mut y: Vec<(String, u32)> = b.reached().map(|r| (r.id.to_string(), r.depth)).collect();
+                    x.sort();
+                    y.sort();
+                    prop_assert_eq!(&x, &y);
+                    for (reached, d) in &x {
+                        prop_assert_eq!(a.path_to(reached).unwrap().len() as u32, *d);
+                    }
+                    prop_assert_eq!(a.affected(|c| c == "service"), b.affected(|c| c == "service"));
+                }
+                for other in nodes.keys() {
+                    prop_assert_eq!(g.impacted_by(other, origin, None), fresh.impacted_by(other, origin, None));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_edit_of_a_removed_ci_or_relation_changes_nothing() {
+        let mut g = estate();
+        let before = g.content();
+        assert!(!g.insert_relation("mail", "nowhere", RunsOn));
+        assert!(!g.insert_relation("vm1", "host1", RunsOn), "already there");
+        assert!(!g.insert_relation("vm1", "vm1", RunsOn));
+        assert!(!g.remove_relation("vm1", "host1", DependsOn));
+        assert_eq!(g.content(), before);
+        assert_eq!(g.remove_node("switch").map(|n| n.get()), Some(8));
+        assert_eq!(g.remove_node("switch"), None);
+        assert_eq!(g.relation_count(), 9);
+        let t = g.traverse(&["disk"], Direction::Downstream, None).unwrap();
+        assert_eq!(t.depth_of("mail"), None, "mail was reached only through the switch");
+        assert!(g.traverse(&["switch"], Direction::Downstream, None).is_err());
+        assert!(!g.impacted_by_where("mail", "vm1", None, |n| n != g.index_of("mail-app").unwrap()));
+        assert!(g.impacted_by_where("mail", "vm1", None, |_| true));
     }
 
     /// Deterministic pseudo-random numbers for the large graph (xorshift64*).

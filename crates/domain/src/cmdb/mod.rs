@@ -11,7 +11,8 @@ pub mod verification;
 pub use baseline::{AttributeChange, Baseline, CiChange, CiSnapshot, Snapshot, SnapshotDiff, attribute_changes};
 pub use class::{AttributeDef, AttributeType, CiClass, CiLookup, ClassRegistry, shipped_classes};
 pub use impact::{
-    Affected, Direction, GraphBuilder, GraphNode, ImpactGraph, ImpactReport, NodeIndex, PathStep, ReachedCi, ReachedEntry, Traversal,
+    Affected, Direction, GraphBuilder, GraphContent, GraphNode, ImpactGraph, ImpactReport, NodeIndex, PathStep, ReachedCi, ReachedEntry,
+    Traversal,
 };
 pub use lifecycle::{CI_TRANSITIONS, CiStatus};
 pub use relation::{Propagation, Relation, RelationType, check_new_relation, would_create_part_of_cycle};

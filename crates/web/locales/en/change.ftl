@@ -111,3 +111,7 @@ err-not-an-approver = You are not an approver of the current step.
 err-already-decided = You have already decided on this step.
 err-change-required = A live configuration item is changed under a change in implementation.
 err-change-not-authorising = The change is not in implementation or does not list this configuration item.
+
+event-change-approval-requested = Change approval requested
+event-change-approved = Change approved
+event-change-rejected = Change rejected

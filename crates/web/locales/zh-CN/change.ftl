@@ -111,3 +111,7 @@ err-not-an-approver = 您不是当前步骤的批准人。
 err-already-decided = 您已对该步骤作出决定。
 err-change-required = 变更在用配置项须在实施中的变更之下进行。
 err-change-not-authorising = 该变更不在实施中，或未包含此配置项。
+
+event-change-approval-requested = 变更待审批
+event-change-approved = 变更已批准
+event-change-rejected = 变更已拒绝
