@@ -17,7 +17,7 @@ pub mod incident_views;
 pub mod incidents;
 pub mod jobs;
 pub mod kernel;
-mod lifecycle_log;
+pub mod lifecycle_log;
 pub mod mail;
 pub mod migrate;
 pub mod notifications;

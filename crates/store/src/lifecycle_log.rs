@@ -13,18 +13,19 @@ pub(crate) struct LogTable {
     pub note: &'static str,
 }
 
-/// One logged status change.
-pub(crate) struct Logged {
+/// One logged status change; `reason` is read from and written to the table's note column.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct StatusRow {
     pub seq: i64,
     pub at: i64,
     pub from_status: Option<String>,
     pub to_status: String,
-    pub note: Option<String>,
+    pub reason: Option<String>,
     pub actor_id: String,
 }
 
 /// Appends a status change as the record's next entry.
-pub(crate) async fn append(conn: &mut AnyConnection, t: &LogTable, record_id: &str, e: &Logged) -> Result<()> {
+pub(crate) async fn append(conn: &mut AnyConnection, t: &LogTable, record_id: &str, e: &StatusRow) -> Result<()> {
     let next = format!("SELECT COALESCE(MAX(seq), 0) AS n FROM {} WHERE {} = $1", t.table, t.key);
     let seq = sqlx::query(sqlx::AssertSqlSafe(next)).bind(record_id).fetch_one(&mut *conn).await?.int("n")? + 1;
     let insert = format!(
@@ -38,7 +39,7 @@ pub(crate) async fn append(conn: &mut AnyConnection, t: &LogTable, record_id: &s
         .bind(e.at)
         .bind(&e.from_status)
         .bind(&e.to_status)
-        .bind(&e.note)
+        .bind(&e.reason)
         .bind(&e.actor_id)
         .execute(&mut *conn)
         .await?;
@@ -46,18 +47,20 @@ pub(crate) async fn append(conn: &mut AnyConnection, t: &LogTable, record_id: &s
 }
 
 /// A record's status changes, oldest first.
-pub(crate) async fn read(conn: &mut AnyConnection, t: &LogTable, record_id: &str) -> Result<Vec<Logged>> {
-    let sql =
-        format!("SELECT seq, at, from_status, to_status, {} AS note, actor_id FROM {} WHERE {} = $1 ORDER BY seq", t.note, t.table, t.key);
+pub(crate) async fn read(conn: &mut AnyConnection, t: &LogTable, record_id: &str) -> Result<Vec<StatusRow>> {
+    let sql = format!(
+        "SELECT seq, at, from_status, to_status, {} AS reason, actor_id FROM {} WHERE {} = $1 ORDER BY seq",
+        t.note, t.table, t.key
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(record_id).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|r| {
-            Ok(Logged {
+            Ok(StatusRow {
                 seq: r.int("seq")?,
                 at: r.int("at")?,
                 from_status: r.opt_text("from_status")?,
                 to_status: r.text("to_status")?,
-                note: r.opt_text("note")?,
+                reason: r.opt_text("reason")?,
                 actor_id: r.text("actor_id")?,
             })
         })

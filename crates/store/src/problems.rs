@@ -3,7 +3,7 @@
 //! search terms, and the incident counts the trend view reads.
 
 use crate::directory::Scope;
-use crate::lifecycle_log::{self, LogTable, Logged};
+use crate::lifecycle_log::{self, LogTable, StatusRow};
 use crate::page::{Page, PageRequest, fetch_page, like_pattern};
 use crate::rows::RowExt;
 use crate::sql::Sql;
@@ -316,12 +316,12 @@ pub struct ProblemStatusRow {
 const STATUS_LOG: LogTable = LogTable { table: "problem_status_log", key: "problem_id", note: "action" };
 
 pub async fn append_status_log(conn: &mut AnyConnection, problem_id: &str, e: &ProblemStatusRow) -> Result<()> {
-    let row = Logged {
+    let row = StatusRow {
         seq: e.seq,
         at: e.at,
         from_status: e.from_status.clone(),
         to_status: e.to_status.clone(),
-        note: e.action.clone(),
+        reason: e.action.clone(),
         actor_id: e.actor_id.clone(),
     };
     lifecycle_log::append(conn, &STATUS_LOG, problem_id, &row).await
@@ -336,7 +336,7 @@ pub async fn status_log(conn: &mut AnyConnection, problem_id: &str) -> Result<Ve
             at: l.at,
             from_status: l.from_status,
             to_status: l.to_status,
-            action: l.note,
+            action: l.reason,
             actor_id: l.actor_id,
         })
         .collect())

@@ -3,7 +3,7 @@
 //! A release is written whole: its child rows are replaced on every save.
 
 use crate::directory::Scope;
-use crate::lifecycle_log::{self, LogTable, Logged};
+use crate::lifecycle_log::{self, LogTable};
 use crate::page::{Page, PageRequest, fetch_page, like_pattern};
 use crate::rows::RowExt;
 use crate::sql::Sql;
@@ -450,41 +450,14 @@ pub async fn list_releases(conn: &mut AnyConnection, scope: &Scope, f: &ReleaseF
 
 // ---- status log ----
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ReleaseStatusRow {
-    pub seq: i64,
-    pub at: i64,
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub reason: Option<String>,
-    pub actor_id: String,
-}
+pub type ReleaseStatusRow = lifecycle_log::StatusRow;
 
 const STATUS_LOG: LogTable = LogTable { table: "release_status_log", key: "release_id", note: "reason" };
 
 pub async fn append_status_log(conn: &mut AnyConnection, release_id: &str, e: &ReleaseStatusRow) -> Result<()> {
-    let row = Logged {
-        seq: e.seq,
-        at: e.at,
-        from_status: e.from_status.clone(),
-        to_status: e.to_status.clone(),
-        note: e.reason.clone(),
-        actor_id: e.actor_id.clone(),
-    };
-    lifecycle_log::append(conn, &STATUS_LOG, release_id, &row).await
+    lifecycle_log::append(conn, &STATUS_LOG, release_id, e).await
 }
 
 pub async fn status_log(conn: &mut AnyConnection, release_id: &str) -> Result<Vec<ReleaseStatusRow>> {
-    let rows = lifecycle_log::read(conn, &STATUS_LOG, release_id).await?;
-    Ok(rows
-        .into_iter()
-        .map(|l| ReleaseStatusRow {
-            seq: l.seq,
-            at: l.at,
-            from_status: l.from_status,
-            to_status: l.to_status,
-            reason: l.note,
-            actor_id: l.actor_id,
-        })
-        .collect())
+    lifecycle_log::read(conn, &STATUS_LOG, release_id).await
 }
