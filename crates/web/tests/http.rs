@@ -480,6 +480,26 @@ async fn pages_follow_the_readers_language() {
         .send(Request::get("/lang/zh-CN").header(header::REFERER, "http://127.0.0.1:8080/setup?token=abc").body(Body::empty()).unwrap())
         .await;
     assert_eq!(r.header(header::LOCATION), "/setup?token=abc");
+    // switching language on a result page keeps the query the links were rendered for
+    let r = s
+        .send(
+            Request::get("/lang/zh-CN?back=%2Fsearch")
+                .header(header::REFERER, "http://127.0.0.1:8080/search?q=printer+%E6%89%93%E5%8D%B0")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.header(header::LOCATION), "/search?q=printer+%E6%89%93%E5%8D%B0");
+    // a referer from another page does not redirect there
+    let r = s
+        .send(
+            Request::get("/lang/en?back=%2Fsearch")
+                .header(header::REFERER, "http://127.0.0.1:8080/admin/users")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.header(header::LOCATION), "/search");
 }
 
 fn ftl_keys(locale: &str) -> std::collections::BTreeSet<String> {
