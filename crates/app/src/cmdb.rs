@@ -306,16 +306,33 @@ impl App {
     /// Adds a CI class (administrators). The class is checked with the others: a known parent,
     /// no inheritance cycle, no attribute its ancestors define, known reference classes.
     pub async fn create_ci_class(&self, actor: &Principal, class: CiClass) -> Result<ClassRecord> {
-        self.save_ci_class(actor, class, None).await
+        self.save_ci_class(actor, class, None, &Map::new()).await
     }
 
     /// Replaces a class's names, parent and attributes (administrators); subclasses are checked
-    /// again (an attribute the class now defines must not be defined by a subclass too).
-    pub async fn update_ci_class(&self, actor: &Principal, class: CiClass, expected_version: i64) -> Result<ClassRecord> {
-        self.save_ci_class(actor, class, Some(expected_version)).await
+    /// again (an attribute the class now defines must not be defined by a subclass too), and so
+    /// are the existing CIs of the class and its subclasses: refused, per attribute, while any
+    /// CI violates the new definition. `fill` gives a value (by attribute key) for existing CIs
+    /// that have none, e.g. for a new required attribute. CIs whose values change (filled,
+    /// normalised to a new type, or a removed attribute's value dropped) are rewritten with an
+    /// audit entry each.
+    pub async fn update_ci_class(
+        &self,
+        actor: &Principal,
+        class: CiClass,
+        expected_version: i64,
+        fill: &Map<String, Value>,
+    ) -> Result<ClassRecord> {
+        self.save_ci_class(actor, class, Some(expected_version), fill).await
     }
 
-    async fn save_ci_class(&self, actor: &Principal, class: CiClass, expected_version: Option<i64>) -> Result<ClassRecord> {
+    async fn save_ci_class(
+        &self,
+        actor: &Principal,
+        class: CiClass,
+        expected_version: Option<i64>,
+        fill: &Map<String, Value>,
+    ) -> Result<ClassRecord> {
         if !actor.is_admin() || actor.is_read_only() {
             return Err(AppError::Forbidden);
         }
@@ -329,13 +346,28 @@ impl App {
         }
         let registry = ClassRegistry::new(rows.into_iter().map(|r| r.class).collect())
             .map_err(|e| AppError::Internal(format!("stored CI classes: {e:?}")))?;
-        registry.upsert(class.clone())?;
+        let next = registry.upsert(class.clone())?;
         let view = serde_json::to_value(&class).unwrap_or_default();
+        let mut graph = Vec::new();
         match (&before, expected_version) {
             (Some(b), Some(v)) => {
+                let migration = crate::cmdb_classes::check_existing_cis(&mut w.tx, &registry, &next, &class, fill).await?;
                 store::update_class(&mut w.tx, &class, w.now, v).await?;
                 let old = serde_json::to_value(&b.class).unwrap_or_default();
                 w.record(CLASS_ENTITY, &class.key, AuditAction::Update, Some(&old), Some(&view)).await?;
+                for (id, rows) in &migration.unique_rows {
+                    store::set_unique_values(&mut w.tx, id, rows).await?;
+                }
+                for (ci, attributes, rows) in migration.rewritten {
+                    let after = CiRecord { attributes, updated_at: w.now, ..ci.clone() };
+                    graph.push(store::update_ci(&mut w.tx, &after, ci.version).await?);
+                    store::set_unique_values(&mut w.tx, &ci.id, &rows).await?;
+                    let mut a = audit_view(&after);
+                    if let Some(o) = a.as_object_mut() {
+                        o.insert("class_edited".into(), Value::String(class.key.clone()));
+                    }
+                    w.record(CI_ENTITY, &ci.id, AuditAction::Update, Some(&audit_view(&ci)), Some(&a)).await?;
+                }
             }
             _ => {
                 store::insert_class_if_missing(&mut w.tx, &class, false, w.now).await?;
@@ -344,6 +376,7 @@ impl App {
         }
         let saved = store::list_classes(&mut w.tx).await?.into_iter().find(|r| r.class.key == class.key).ok_or(AppError::NotFound)?;
         w.commit().await?;
+        self.graph_written(&graph).await;
         Ok(saved)
     }
 

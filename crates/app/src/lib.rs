@@ -6,6 +6,7 @@ pub mod auth;
 mod change_notices;
 pub mod changes;
 pub mod cmdb;
+mod cmdb_classes;
 pub mod cmdb_graph;
 pub mod cmdb_import;
 pub mod demo;

@@ -277,6 +277,17 @@ pub async fn all_cis(conn: &mut AnyConnection, scope: &CmdbScope, f: &CiFilter) 
     q.fetch_all(conn).await?.iter().map(ci_row).collect()
 }
 
+/// Every CI of the given classes, whatever its project (a class edit checks them all).
+pub async fn cis_of_classes(conn: &mut AnyConnection, keys: &[String]) -> Result<Vec<CiRecord>> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Sql::new(format!("SELECT {CI_COLS} FROM configuration_items WHERE class_key IN "));
+    q.push_list(keys);
+    q.push(" ORDER BY id");
+    q.fetch_all(conn).await?.iter().map(ci_row).collect()
+}
+
 /// The class of each visible CI among `ids` (for reference attributes).
 pub async fn classes_of(conn: &mut AnyConnection, scope: &CmdbScope, ids: &[String]) -> Result<Vec<(String, String)>> {
     let mut q = Sql::new("SELECT id, class_key FROM configuration_items WHERE id IN ");

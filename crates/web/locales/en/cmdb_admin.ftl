@@ -125,3 +125,7 @@ err-invalid-outcome = Choose one of the offered outcomes.
 change-reject-reason-help = Required to reject.
 cmdb-import-xml-file = XML file
 action-create = Create
+cmdb-attr-fill = Value for existing CIs
+err-existing-cis-missing = { $count } existing CIs have no value for this attribute: give a value for existing CIs, or leave it optional.
+err-existing-cis-invalid = { $count } existing CIs have a value that this definition refuses: correct them first, or keep the old type or values.
+err-existing-cis-not-unique = { $count } existing CIs share a value of this attribute: make them unique first.

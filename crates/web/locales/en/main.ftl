@@ -166,6 +166,7 @@ job-status-pending = Waiting
 job-status-running = Running
 job-status-done = Done
 job-status-failed = Failed
+home-awaiting-approval = Changes awaiting your approval: { $count }
 
 ## messages after an action
 flash-saved = Saved.

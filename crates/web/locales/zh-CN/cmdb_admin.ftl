@@ -125,3 +125,7 @@ err-invalid-outcome = 请选择所列结果之一。
 change-reject-reason-help = 拒绝时必须填写。
 cmdb-import-xml-file = XML 文件
 action-create = 创建
+cmdb-attr-fill = 现有配置项的取值
+err-existing-cis-missing = 有 { $count } 个现有配置项缺少此属性的值：请填写现有配置项的取值，或将其设为非必填。
+err-existing-cis-invalid = 有 { $count } 个现有配置项的取值不符合新的定义：请先修正这些配置项，或保留原来的类型或取值。
+err-existing-cis-not-unique = 有 { $count } 个现有配置项的此属性取值重复：请先使其唯一。

@@ -166,6 +166,7 @@ job-status-pending = 等待中
 job-status-running = 运行中
 job-status-done = 已完成
 job-status-failed = 失败
+home-awaiting-approval = 待您审批的变更：{ $count } 项
 
 ## messages after an action
 flash-saved = 已保存。

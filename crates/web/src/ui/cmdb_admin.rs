@@ -159,6 +159,8 @@ pub struct AttrRow {
     pub class: String,
     pub required: bool,
     pub unique: bool,
+    /// A value for the existing CIs that have none (on edit, e.g. for a new required attribute).
+    pub fill: String,
     pub error: Option<String>,
 }
 
@@ -173,6 +175,7 @@ impl AttrRow {
             class: String::new(),
             required: false,
             unique: false,
+            fill: String::new(),
             error: None,
         }
     }
@@ -192,6 +195,7 @@ impl AttrRow {
             class,
             required: a.required,
             unique: a.unique,
+            fill: String::new(),
             error: None,
         }
     }
@@ -227,6 +231,7 @@ fn posted(pairs: Vec<(String, String)>) -> (Form, Vec<AttrRow>) {
         column("attr_values"),
         column("attr_class"),
     );
+    let fills = column("attr_fill");
     let (required, unique) = (column("attr_required"), column("attr_unique"));
     let at = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_default();
     let rows = (0..keys.len())
@@ -239,6 +244,7 @@ fn posted(pairs: Vec<(String, String)>) -> (Form, Vec<AttrRow>) {
             class: at(&classes, i),
             required: required.contains(&i.to_string()),
             unique: unique.contains(&i.to_string()),
+            fill: at(&fills, i),
             error: None,
         })
         .filter(|r| !(r.key.is_empty() && r.label_en.is_empty() && r.label_zh.is_empty()))
@@ -275,6 +281,22 @@ fn class_from(key: &str, f: &Form, rows: &[AttrRow]) -> Result<CiClass, AppError
         parent: Some(parent.trim().to_string()).filter(|p| !p.is_empty()),
         attributes,
     })
+}
+
+/// An attribute row's error. A refusal because of existing CIs says how many (the count leads
+/// the message) and, for an attribute the class inherits (`attributes.<key>`), which one.
+fn class_error(tr: &Tr, fe: &FieldError) -> String {
+    let count = fe.message.split_whitespace().next().and_then(|n| n.parse::<usize>().ok());
+    match count.filter(|_| fe.code.starts_with("existing_cis_")) {
+        Some(n) => {
+            let text = tr.t1(&format!("err-{}", fe.code.replace('_', "-")), "count", n);
+            match fe.field.strip_prefix("attributes.") {
+                Some(key) => format!("{key}: {text}"),
+                None => text,
+            }
+        }
+        None => super::translate_field_error(tr, fe.code, &fe.message),
+    }
 }
 
 /// The class form: a new class (`existing` None) or one to edit, as typed after a refusal.
@@ -322,14 +344,15 @@ async fn class_page(
             for fe in list {
                 let row = fe.field.strip_prefix("attributes[").and_then(|s| s.split(']').next()).and_then(|i| i.parse::<usize>().ok());
                 match row.and_then(|i| rows.get_mut(i)) {
-                    Some(r) if r.error.is_none() => r.error = Some(super::translate_field_error(tr, fe.code, &fe.message)),
+                    Some(r) if r.error.is_none() => r.error = Some(class_error(tr, fe)),
                     Some(_) => {}
+                    None if fe.code.starts_with("existing_cis_") => errors.push(class_error(tr, fe)),
                     None => rest.push(fe.clone()),
                 }
             }
             loose = AppError::Validation(rest);
         }
-        errors = attach_errors(tr, &mut fields, if matches!(e, AppError::Validation(_)) { &loose } else { e });
+        errors.extend(attach_errors(tr, &mut fields, if matches!(e, AppError::Validation(_)) { &loose } else { e }));
     }
     let inherited = match val(&f, "parent").as_str() {
         "" => String::new(),
@@ -402,8 +425,10 @@ pub async fn class_update(
     let c = find_class(&state, &tr, &who, &key).await?;
     let (f, rows) = posted(pairs);
     let version = super::expected_version(&f.get("_version").cloned()).unwrap_or(c.version);
+    let fill: serde_json::Map<String, serde_json::Value> =
+        rows.iter().filter(|r| !r.fill.is_empty()).map(|r| (r.key.clone(), serde_json::Value::String(r.fill.clone()))).collect();
     let r = match class_from(&key, &f, &rows) {
-        Ok(class) => state.app.update_ci_class(&who.principal, class, version).await,
+        Ok(class) => state.app.update_ci_class(&who.principal, class, version, &fill).await,
         Err(e) => Err(e),
     };
     match r {

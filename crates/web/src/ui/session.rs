@@ -270,6 +270,8 @@ struct HomePage {
     greeting: String,
     projects: Vec<super::Row>,
     notices: Vec<String>,
+    /// How many changes wait for the user's vote (shown when there are any).
+    awaiting: usize,
 }
 
 pub async fn home(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<NextQuery>) -> UiResult {
@@ -284,6 +286,7 @@ pub async fn home(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         })
         .collect();
     let notices = Vec::new();
+    let awaiting = state.app.changes_awaiting_me(&who.principal).await.or_page(&tr)?.len();
     let ctx = Ctx::new(&tr, Some(&who), "/", q.flash.as_deref());
     Ok(render(&HomePage {
         ctx,
@@ -291,5 +294,6 @@ pub async fn home(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Qu
         greeting: tr.t1("home-greeting", "name", &who.user.display_name),
         projects: rows,
         notices,
+        awaiting,
     }))
 }

@@ -128,6 +128,18 @@ async fn approvals_await_the_approver_and_their_delegate() {
         assert!(!s.page(&agent_c, "/changes/awaiting").await.text().contains("CHG-000001"), "not the agent's vote");
         let c = s.page(&contact, "/changes/awaiting").await;
         assert!(c.status == StatusCode::OK && !c.text().contains("CHG-000001"));
+        // the home page counts what waits for the approver, in both languages, and links the list
+        let home = s.page(&admin, "/").await.text();
+        let count = |html: &str| {
+            let at = html.find("data-testid=\"awaiting-approval\"")?;
+            let rest = &html[at..html[at..].find("</p>").map_or(html.len(), |e| at + e)];
+            Some((rest.contains("href=\"/changes/awaiting\""), rest.chars().filter(char::is_ascii_digit).collect::<String>()))
+        };
+        assert_eq!(count(&home), Some((true, "1".to_string())), "{home}");
+        assert!(home.contains("Changes awaiting your approval"), "{home}");
+        let zh = s.page(&format!("{admin}; keel_lang=zh-CN"), "/").await.text();
+        assert!(zh.contains("待您审批的变更") && count(&zh) == Some((true, "1".to_string())), "{zh}");
+        assert_eq!(count(&s.page(&agent_c, "/").await.text()), None, "nothing waits for the agent");
 
         // delegations: the agent may not delegate for someone else; the admin delegates to the agent
         assert_eq!(s.page(&contact, "/changes/delegations").await.status, StatusCode::NOT_FOUND);
@@ -160,6 +172,7 @@ async fn approvals_await_the_approver_and_their_delegate() {
         let r = s.post_form(&admin, &format!("/changes/{id}/decide"), &format!("_csrf={csrf}&verdict=approve&reason=ok")).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
         assert!(!s.page(&admin, "/changes/awaiting").await.text().contains("CHG-000001"), "decided");
+        assert_eq!(count(&s.page(&admin, "/").await.text()), None, "decided: no count on the home page");
         assert!(!s.page(&agent_c, "/changes/awaiting").await.text().contains("CHG-000001"), "decided");
         let c = s.api(Method::GET, &format!("/api/v1/changes/{id}"), agent, None, &[]).await.json();
         assert_eq!(c["status"], "approved", "{c}");

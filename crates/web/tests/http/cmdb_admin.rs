@@ -150,3 +150,110 @@ async fn ci_classes_are_defined_with_typed_attributes() {
         assert!(zh.contains("新建配置项类别") && zh.contains("IP 地址"), "{zh}");
     }
 }
+
+#[tokio::test]
+async fn editing_a_class_checks_its_existing_cis() {
+    for s in sites().await {
+        s.app.seed_cmdb_classes().await.unwrap();
+        let (admin, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let row = |key: &str, kind: &str, values: &str, fill: &str| {
+            format!(
+                "&attr_key={key}&attr_label_en={key}&attr_label_zh={key}&attr_type={kind}&attr_values={}&attr_class=&attr_fill={fill}",
+                urlenc(values)
+            )
+        };
+        let base = format!(
+            "_csrf={csrf}&key=pdu&name_en=PDU&name_zh=PDU{}{}{}",
+            row("outlets", "number", "", ""),
+            row("phase", "enum", "single, three", ""),
+            row("label", "text", "", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes", &base).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        let mut ids = vec![];
+        for (name, outlets, phase) in [("PDU-1", 8, "three"), ("PDU-2", 24, "single")] {
+            let body = json!({"class_key": "pdu", "name": name, "attributes": {"outlets": outlets, "phase": phase, "label": "A"}});
+            let r = s.api(Method::POST, "/api/v1/cis", Some(&s.admin_token), Some(body), &[]).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            ids.push(r.json()["id"].as_str().unwrap().to_string());
+        }
+        let ci = |i: usize| {
+            let id = ids[i].clone();
+            let s = &s;
+            async move { s.api(Method::GET, &format!("/api/v1/cis/{id}"), Some(&s.admin_token), None, &[]).await.json() }
+        };
+        let edit =
+            |version: i64, rows: String, extra: &str| format!("_csrf={csrf}&_version={version}&name_en=PDU&name_zh=PDU{rows}{extra}");
+        let same =
+            format!("{}{}{}", row("outlets", "number", "", ""), row("phase", "enum", "single, three", ""), row("label", "text", "", ""));
+
+        // a new required attribute: refused, naming the row and the two CIs without a value
+        let circuit = format!("{same}{}", row("circuit", "text", "", ""));
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(1, circuit.clone(), "&attr_required=3")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let html = r.text();
+        assert!(
+            html.contains("data-field=\"attributes[3]\"") && html.contains("2 existing CIs have no value for this attribute"),
+            "{html}"
+        );
+        let zh = s.post_form(&format!("{admin}; keel_lang=zh-CN"), "/cmdb/classes/pdu", &edit(1, circuit, "&attr_required=3")).await.text();
+        assert!(zh.contains("有 2 个现有配置项缺少此属性的值"), "{zh}");
+        assert!(ci(0).await["attributes"].get("circuit").is_none(), "nothing written");
+
+        // the same with a value for existing CIs: both get it, each with a history entry
+        let filled = format!("{same}{}", row("circuit", "text", "", "C-01"));
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(1, filled, "&attr_required=3")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        for i in 0..2 {
+            let c = ci(i).await;
+            assert_eq!(c["attributes"]["circuit"], "C-01", "{c}");
+            assert_eq!(c["version"], 2, "{c}");
+        }
+        let history = s.page(&admin, &format!("/cmdb/{}", ids[0])).await.text();
+        assert!(history.contains("C-01"), "{history}");
+        let with_circuit = format!("{same}{}", row("circuit", "text", "", ""));
+
+        // allowed values that one CI's value is not among: refused, naming the row and one CI
+        let narrower = format!(
+            "{}{}{}{}",
+            row("outlets", "number", "", ""),
+            row("phase", "enum", "three", ""),
+            row("label", "text", "", ""),
+            row("circuit", "text", "", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(2, narrower, "&attr_required=3")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert!(
+            r.text().contains("data-field=\"attributes[1]\"")
+                && r.text().contains("1 existing CIs have a value that this definition refuses"),
+            "{}",
+            r.text()
+        );
+
+        // a type that the values do not fit (text to number) is refused; number to text is taken
+        let label_number = format!(
+            "{}{}{}{}",
+            row("outlets", "number", "", ""),
+            row("phase", "enum", "single, three", ""),
+            row("label", "number", "", ""),
+            row("circuit", "text", "", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(2, label_number, "&attr_required=3")).await;
+        assert!(r.status == StatusCode::UNPROCESSABLE_ENTITY && r.text().contains("data-field=\"attributes[2]\""), "{}", r.text());
+        let outlets_text = format!(
+            "{}{}{}{}",
+            row("outlets", "text", "", ""),
+            row("phase", "enum", "single, three", ""),
+            row("label", "text", "", ""),
+            row("circuit", "text", "", "")
+        );
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(2, outlets_text, "&attr_required=3")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+        assert_eq!(ci(1).await["attributes"]["outlets"], "24");
+
+        // unique while two CIs share a value: refused with both counted
+        let r = s.post_form(&admin, "/cmdb/classes/pdu", &edit(3, with_circuit, "&attr_required=3&attr_unique=2")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert!(r.text().contains("2 existing CIs share a value of this attribute"), "{}", r.text());
+    }
+}
