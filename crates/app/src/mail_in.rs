@@ -6,13 +6,13 @@
 //! acts on out), which the fuzz target drives too.
 
 use crate::desk::Staged;
-use crate::incidents::{NewTicket, comment_in};
+use crate::incidents::{NewTicket, TransitionInput, comment_in};
 use crate::users::{NewUser, insert_user_in};
 use crate::writer::snapshot;
 use crate::{App, AppError, Principal, Result};
 use keel_domain::audit::AuditAction;
 use keel_domain::identity::{AccountKind, Role};
-use keel_domain::incident::{Status, TicketNumber, Visibility, attachment};
+use keel_domain::incident::{Action, Status, TicketNumber, Visibility, attachment};
 pub use keel_mailparse::rules::{self, Noise};
 pub use keel_mailparse::{InboundMail, MailFile, exercise_parsing, sanitize_html};
 use keel_store::desk::AttachmentRecord;
@@ -64,6 +64,9 @@ pub struct MailboxInput {
     pub imap_done_folder: Option<String>,
     /// PEM certificate(s) of a private CA the IMAP server's certificate is issued by.
     pub imap_ca_pem: Option<String>,
+    /// The resolver group (a team working on the project) whose queue receives the tickets
+    /// this mailbox's mail creates; none leaves them unassigned.
+    pub team_id: Option<String>,
 }
 
 fn blank(s: &Option<String>) -> Option<String> {
@@ -78,9 +81,28 @@ fn may_configure(actor: &Principal, project_id: &str, org: &str) -> bool {
             || (actor.has(Role::ProjectManager) && actor.can_see_project(project_id, Some(org))))
 }
 
-/// The validated settings of a mailbox (no id, times or state).
-fn mailbox_of(input: MailboxInput) -> Result<MailboxRecord> {
+/// Why a team cannot be a mailbox's default team for a project, if it cannot.
+async fn team_refusal(conn: &mut sqlx::AnyConnection, team_id: &str, project_id: &str) -> Result<Option<keel_domain::FieldError>> {
+    let refusal = match directory::get_team(conn, team_id).await? {
+        None => Some(("unknown_reference", "no such team")),
+        Some(t) if !t.active => Some(("team_inactive", "the team is inactive")),
+        Some(_) if !store::team_serves_project(conn, team_id, project_id).await? => {
+            Some(("team_not_in_project", "no member of the team works on the mailbox's project"))
+        }
+        Some(_) => None,
+    };
+    Ok(refusal.map(|(code, message)| keel_domain::FieldError::new("team_id", code, message)))
+}
+
+/// The validated settings of a mailbox of a project (no id, times or state).
+async fn mailbox_of(conn: &mut sqlx::AnyConnection, project_id: &str, input: MailboxInput) -> Result<MailboxRecord> {
     let mut errs = keel_domain::error::Errors::new();
+    let team_id = blank(&input.team_id);
+    if let Some(team) = &team_id
+        && let Some(e) = team_refusal(conn, team, project_id).await?
+    {
+        errs.push(e);
+    }
     let address = input.address.trim().to_lowercase();
     if !(address.contains('@') && address.len() <= 254 && !address.contains(char::is_whitespace)) {
         errs.push(keel_domain::FieldError::new("address", "invalid", "an email address"));
@@ -122,6 +144,7 @@ fn mailbox_of(input: MailboxInput) -> Result<MailboxRecord> {
         imap_done_folder: imap_host.as_ref().and(blank(&input.imap_done_folder)),
         imap_ca_pem: imap_host.as_ref().and(blank(&input.imap_ca_pem)),
         imap_host,
+        team_id,
         ..Default::default()
     })
 }
@@ -188,7 +211,7 @@ impl App {
             created_at: w.now,
             updated_at: w.now,
             version: 1,
-            ..mailbox_of(input)?
+            ..mailbox_of(&mut w.tx, &project.id, input).await?
         };
         store::insert_mailbox(&mut w.tx, &rec).await?;
         w.record("mailbox", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
@@ -217,7 +240,7 @@ impl App {
             created_at: before.created_at,
             updated_at: w.now,
             version: before.version + 1,
-            ..mailbox_of(input)?
+            ..mailbox_of(&mut w.tx, &project.id, input).await?
         };
         if keep_secret && after.imap_host.is_some() {
             after.imap_secret = before.imap_secret.clone();
@@ -243,6 +266,15 @@ impl App {
             return Err(AppError::NotFound);
         }
         Ok(store::project_mailboxes(&mut c, &project.id).await?)
+    }
+
+    /// The teams a mailbox of a project may send its tickets to, as (id, name), with the
+    /// mailbox's current team (`current`) whatever its state (staff of the project).
+    pub async fn mailbox_teams(&self, actor: &Principal, project_id: &str, current: Option<&str>) -> Result<Vec<(String, String)>> {
+        let mut c = self.read().await?;
+        let project = project_by_key(&mut c, project_id).await?;
+        staff_of(&mut c, actor, &project.id).await?;
+        Ok(store::teams_serving_project(&mut c, &project.id, current.unwrap_or("")).await?)
     }
 
     /// The messages received for a project with what became of them (staff only).
@@ -584,6 +616,10 @@ impl App {
             Some(rules::truncate_chars(&mail.text, keel_domain::incident::fields::DESCRIPTION_MAX)).filter(|d| !d.trim().is_empty());
         let input = NewTicket { project_id: project.id.clone(), title, description, ..Default::default() };
         let t = self.create_ticket_in(w, &sender, input, Some("email")).await?;
+        let t = match mailbox.and_then(|m| m.team_id.as_deref()) {
+            Some(team) => self.route_to_team(w, &sender, t, team, &mut notes).await?,
+            None => t,
+        };
         Ok(Decision {
             outcome: "ticket",
             reason: (!notes.is_empty()).then(|| notes.join("; ")),
@@ -591,6 +627,32 @@ impl App {
             comment_id: None,
             uploader: Some(sender.user_id.clone()),
         })
+    }
+}
+
+impl App {
+    /// Assigns a ticket just made from mail to its mailbox's team, in the same transaction. The
+    /// system assigns (the sender, a contact, may not), so the step is in the status log and
+    /// the audit like any assignment. A team no longer active, or no longer working on the
+    /// project, leaves the ticket unassigned and says so on the message.
+    async fn route_to_team(
+        &self,
+        w: &mut crate::Writer,
+        sender: &Principal,
+        t: TicketRecord,
+        team: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<TicketRecord> {
+        if let Some(e) = team_refusal(&mut w.tx, team, &t.project_id).await? {
+            notes.push(format!("mailbox team not assigned ({}); ticket left unassigned", e.code));
+            return Ok(t);
+        }
+        let system = Principal::system();
+        w.actor = system.clone();
+        let input = TransitionInput { action: Action::Assign.as_str().into(), team_id: Some(team.into()), ..Default::default() };
+        let assigned = self.transition_in(w, &system, &t.id, &input, None).await;
+        w.actor = sender.clone();
+        assigned
     }
 }
 

@@ -4405,6 +4405,8 @@ mod cmdb_graph;
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]
 mod desk_views;
+#[path = "stories/mailbox_teams.rs"]
+mod mailbox_teams;
 #[path = "stories/notification_prefs.rs"]
 mod notification_prefs;
 #[path = "stories/outbox.rs"]

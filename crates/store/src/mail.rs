@@ -24,6 +24,8 @@ pub struct MailboxRecord {
     pub imap_done_folder: Option<String>,
     /// PEM certificate(s) of a private CA trusted for this mailbox's server.
     pub imap_ca_pem: Option<String>,
+    /// The resolver group whose queue receives the tickets this mailbox's mail creates.
+    pub team_id: Option<String>,
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -31,7 +33,7 @@ pub struct MailboxRecord {
 }
 
 const MAILBOX_COLS: &str = "id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
-    imap_done_folder, imap_ca_pem, active, created_at, updated_at, version";
+    imap_done_folder, imap_ca_pem, team_id, active, created_at, updated_at, version";
 
 fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
     Ok(MailboxRecord {
@@ -47,6 +49,7 @@ fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
         imap_folder: r.opt_text("imap_folder")?,
         imap_done_folder: r.opt_text("imap_done_folder")?,
         imap_ca_pem: r.opt_text("imap_ca_pem")?,
+        team_id: r.opt_text("team_id")?,
         active: r.flag("active")?,
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
@@ -57,7 +60,8 @@ fn mailbox(r: &AnyRow) -> Result<MailboxRecord> {
 pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO mailboxes (id, project_id, address, unknown_sender, imap_host, imap_port, imap_tls, imap_user, imap_secret, imap_folder, \
-         imap_done_folder, imap_ca_pem, active, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1)",
+         imap_done_folder, imap_ca_pem, team_id, active, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1)",
     )
     .bind(&m.id)
     .bind(&m.project_id)
@@ -71,6 +75,7 @@ pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Resu
     .bind(&m.imap_folder)
     .bind(&m.imap_done_folder)
     .bind(&m.imap_ca_pem)
+    .bind(&m.team_id)
     .bind(m.active as i64)
     .bind(m.created_at)
     .execute(&mut *conn)
@@ -81,7 +86,7 @@ pub async fn insert_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Resu
 pub async fn update_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Result<()> {
     sqlx::query(
         "UPDATE mailboxes SET address = $2, unknown_sender = $3, imap_host = $4, imap_port = $5, imap_tls = $6, imap_user = $7, \
-         imap_secret = $8, imap_folder = $9, imap_done_folder = $10, imap_ca_pem = $11, active = $12, updated_at = $13, version = $14 \
+         imap_secret = $8, imap_folder = $9, imap_done_folder = $10, imap_ca_pem = $11, active = $12, updated_at = $13, version = $14, team_id = $15 \
          WHERE id = $1",
     )
     .bind(&m.id)
@@ -98,6 +103,7 @@ pub async fn update_mailbox(conn: &mut AnyConnection, m: &MailboxRecord) -> Resu
     .bind(m.active as i64)
     .bind(m.updated_at)
     .bind(m.version)
+    .bind(&m.team_id)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -233,4 +239,25 @@ pub async fn project_id_by_id_or_code(conn: &mut AnyConnection, key: &str) -> Re
     let r =
         sqlx::query("SELECT id FROM projects WHERE id = $1 OR code = $1 ORDER BY id LIMIT 1").bind(key).fetch_optional(&mut *conn).await?;
     r.map(|r| r.text("id").map_err(Into::into)).transpose()
+}
+
+/// A team works on a project when it is active and a member belongs to the project or manages
+/// it (the people who see the project's queue); `$1` is the project.
+const SERVES_PROJECT: &str = "t.active = 1 AND EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = t.id \
+    AND (tm.user_id IN (SELECT user_id FROM project_members WHERE project_id = $1) \
+    OR tm.user_id IN (SELECT manager_user_id FROM projects WHERE id = $1)))";
+
+/// Whether a team works on a project (it may be a mailbox's default team).
+pub async fn team_serves_project(conn: &mut AnyConnection, team_id: &str, project_id: &str) -> Result<bool> {
+    let sql = format!("SELECT COUNT(*) AS n FROM teams t WHERE t.id = $2 AND {SERVES_PROJECT}");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id).bind(team_id).fetch_one(&mut *conn).await?;
+    Ok(r.int("n")? > 0)
+}
+
+/// The teams working on a project, by name, as (id, name); `also` is listed whatever its state
+/// (a mailbox's current team).
+pub async fn teams_serving_project(conn: &mut AnyConnection, project_id: &str, also: &str) -> Result<Vec<(String, String)>> {
+    let sql = format!("SELECT t.id, t.name FROM teams t WHERE t.id = $2 OR ({SERVES_PROJECT}) ORDER BY t.name, t.id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id).bind(also).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.text("id")?, r.text("name")?))).collect()
 }

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 25, name: "notification_opt_outs", sql: include_str!("../migrations/0025_notification_opt_outs.sql") },
     Migration { version: 28, name: "queue_indexes", sql: include_str!("../migrations/0028_queue_indexes.sql") },
     Migration { version: 29, name: "ticket_duplicates_index", sql: include_str!("../migrations/0029_ticket_duplicates_index.sql") },
+    Migration { version: 30, name: "mailbox_team", sql: include_str!("../migrations/0030_mailbox_team.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;

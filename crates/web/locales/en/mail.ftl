@@ -43,3 +43,7 @@ mail-page = Page
 mail-body = Message
 mail-files = Attachments and inline images
 mail-raw-missing = The original message was not kept.
+mail-team-none = None (tickets stay unassigned)
+mail-team-help = The resolver group whose queue receives the tickets this mailbox's mail creates. Replies to existing tickets are not reassigned.
+err-team-inactive = The resolver group is inactive.
+err-team-not-in-project = No member of this resolver group works on the service project.

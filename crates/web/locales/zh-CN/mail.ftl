@@ -43,3 +43,7 @@ mail-page = 页面
 mail-body = 邮件正文
 mail-files = 附件和内嵌图片
 mail-raw-missing = 未保留原始邮件。
+mail-team-none = 无（工单保持未分派）
+mail-team-help = 由此邮箱邮件创建的工单进入该职能小组的队列。对已有工单的回复不会重新分派。
+err-team-inactive = 该职能小组已停用。
+err-team-not-in-project = 该职能小组没有成员参与此服务项目。

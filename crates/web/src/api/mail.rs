@@ -130,6 +130,8 @@ pub struct Mailbox {
     pub imap_done_folder: Option<String>,
     /// The private CA trusted for the IMAP server, PEM.
     pub imap_ca_pem: Option<String>,
+    /// The resolver group whose queue receives the tickets this mailbox's mail creates.
+    pub team_id: Option<String>,
     pub active: bool,
     pub created_at: i64,
 }
@@ -148,6 +150,7 @@ impl From<MailboxRecord> for Mailbox {
             imap_folder: m.imap_folder,
             imap_done_folder: m.imap_done_folder,
             imap_ca_pem: m.imap_ca_pem,
+            team_id: m.team_id,
             active: m.active,
             created_at: m.created_at,
         }
@@ -172,6 +175,9 @@ pub struct NewMailbox {
     pub imap_done_folder: Option<String>,
     /// PEM certificate(s) of a private CA that issued the IMAP server's certificate.
     pub imap_ca_pem: Option<String>,
+    /// A team working on the project (a member belongs to it) whose queue receives the
+    /// tickets this mailbox's mail creates; absent or empty leaves them unassigned.
+    pub team_id: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/mailboxes", tag = "incidents", params(("id" = String, Path)),
@@ -206,6 +212,7 @@ impl From<NewMailbox> for MailboxInput {
             imap_folder: b.imap_folder,
             imap_done_folder: b.imap_done_folder,
             imap_ca_pem: b.imap_ca_pem,
+            team_id: b.team_id,
         }
     }
 }
@@ -232,6 +239,9 @@ pub struct MailboxUpdate {
     pub imap_done_folder: Option<String>,
     /// PEM certificate(s) of a private CA that issued the IMAP server's certificate.
     pub imap_ca_pem: Option<String>,
+    /// A team working on the project (a member belongs to it) whose queue receives the
+    /// tickets this mailbox's mail creates; absent or empty leaves them unassigned.
+    pub team_id: Option<String>,
     /// `false` stops polling and receiving through the mailbox.
     pub active: bool,
 }
@@ -249,6 +259,7 @@ impl MailboxUpdate {
             imap_folder: self.imap_folder,
             imap_done_folder: self.imap_done_folder,
             imap_ca_pem: self.imap_ca_pem,
+            team_id: self.team_id,
         };
         (m, self.active)
     }

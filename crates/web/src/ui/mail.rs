@@ -36,6 +36,8 @@ pub struct MailboxForm {
     imap_done_folder: String,
     #[serde(default)]
     imap_ca_pem: String,
+    #[serde(default)]
+    team_id: String,
     /// Only on the edit form (`true`/`false`).
     #[serde(default)]
     active: Option<String>,
@@ -55,6 +57,7 @@ impl MailboxForm {
             imap_folder: o(&m.imap_folder),
             imap_done_folder: o(&m.imap_done_folder),
             imap_ca_pem: o(&m.imap_ca_pem),
+            team_id: o(&m.team_id),
             active: Some(m.active.to_string()),
         }
     }
@@ -71,6 +74,7 @@ impl MailboxForm {
             imap_folder: opt(&self.imap_folder),
             imap_done_folder: opt(&self.imap_done_folder),
             imap_ca_pem: opt(&self.imap_ca_pem),
+            team_id: opt(&self.team_id),
         }
     }
 }
@@ -79,7 +83,8 @@ fn opt(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn fields(tr: &Tr, f: &MailboxForm) -> Vec<Field> {
+/// The form's fields; `teams` are the teams working on the project, as (id, name).
+fn fields(tr: &Tr, f: &MailboxForm, teams: &[(String, String)]) -> Vec<Field> {
     let policy = if f.unknown_sender.is_empty() { "hold".to_string() } else { f.unknown_sender.clone() };
     let tls = if f.imap_tls.is_empty() { "tls".to_string() } else { f.imap_tls.clone() };
     let mut v = vec![
@@ -88,6 +93,12 @@ fn fields(tr: &Tr, f: &MailboxForm) -> Vec<Field> {
             UNKNOWN_SENDER_POLICIES.iter().map(|p| (p.to_string(), tr.t(&format!("mail-policy-{}", p.replace('_', "-"))))),
             &[policy],
         ),
+        Field::new(tr, "team_id", "select", "")
+            .options(
+                std::iter::once((String::new(), tr.t("mail-team-none"))).chain(teams.iter().map(|(id, name)| (id.clone(), name.clone()))),
+                std::slice::from_ref(&f.team_id),
+            )
+            .help(tr.t("mail-team-help")),
         Field::new(tr, "imap_host", "text", f.imap_host.clone()).help(tr.t("mail-imap-help")),
         Field::new(tr, "imap_port", "number", f.imap_port.clone()),
         Field::new(tr, "imap_tls", "select", "")
@@ -138,10 +149,11 @@ pub async fn mailboxes(
     ))
 }
 
-pub async fn mailbox_new(tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> Response {
+pub async fn mailbox_new(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
+    let teams = state.app.mailbox_teams(&who.principal, &id, None).await.or_page(&tr)?;
     let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
     let back = format!("/projects/{id}/mailboxes");
-    render(&FormPage::new(ctx, tr.t("mail-new-mailbox"), back.clone(), fields(&tr, &MailboxForm::default()), &back))
+    Ok(render(&FormPage::new(ctx, tr.t("mail-new-mailbox"), back.clone(), fields(&tr, &MailboxForm::default(), &teams), &back)))
 }
 
 pub async fn mailbox_create(
@@ -155,7 +167,10 @@ pub async fn mailbox_create(
     let input = f.input();
     match state.app.create_mailbox(&who.principal, &id, input).await {
         Ok(_) => see_other(&back, "created"),
-        Err(e) => refused(&tr, &who, tr.t("mail-new-mailbox"), (&back, &back), fields(&tr, &f), &e),
+        Err(e) => {
+            let teams = state.app.mailbox_teams(&who.principal, &id, Some(&f.team_id)).await.unwrap_or_default();
+            refused(&tr, &who, tr.t("mail-new-mailbox"), (&back, &back), fields(&tr, &f, &teams), &e)
+        }
     }
 }
 
@@ -205,10 +220,11 @@ fn refused(
 /// A mailbox's settings, edited by the project's managers.
 pub async fn mailbox_show(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Path(id): Path<String>) -> UiResult {
     let m = state.app.get_mailbox(&who.principal, &id).await.or_page(&tr)?;
+    let teams = state.app.mailbox_teams(&who.principal, &m.project_id, m.team_id.as_deref()).await.or_page(&tr)?;
     let back = format!("/projects/{}/mailboxes", m.project_id);
     let ctx = Ctx::new(&tr, Some(&who), "/projects", None);
     let action = format!("/mailboxes/{id}");
-    let mut page = FormPage::new(ctx, m.address.clone(), action, fields(&tr, &MailboxForm::of(&m)), &back);
+    let mut page = FormPage::new(ctx, m.address.clone(), action, fields(&tr, &MailboxForm::of(&m), &teams), &back);
     page.version = Some(m.version);
     Ok(render(&page))
 }
@@ -223,7 +239,13 @@ pub async fn mailbox_update(
     let active = f.active.as_deref() == Some("true");
     match state.app.update_mailbox(&who.principal, &id, f.input(), active).await {
         Ok(m) => see_other(&format!("/projects/{}/mailboxes", m.project_id), "saved"),
-        Err(e) => refused(&tr, &who, f.address.clone(), (&format!("/mailboxes/{id}"), "/projects"), fields(&tr, &f), &e),
+        Err(e) => {
+            let teams = match state.app.get_mailbox(&who.principal, &id).await {
+                Ok(m) => state.app.mailbox_teams(&who.principal, &m.project_id, Some(&f.team_id)).await.unwrap_or_default(),
+                Err(_) => vec![],
+            };
+            refused(&tr, &who, f.address.clone(), (&format!("/mailboxes/{id}"), "/projects"), fields(&tr, &f, &teams), &e)
+        }
     }
 }
 

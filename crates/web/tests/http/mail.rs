@@ -204,3 +204,54 @@ async fn the_held_message_page_shows_the_message_text_escaped_and_its_files_to_s
         assert!(!r.text().contains("on fire") && r.status != StatusCode::OK, "{}", r.status);
     }
 }
+
+#[tokio::test]
+async fn a_mailbox_names_its_team_in_the_api_and_the_form_and_its_mail_lands_in_that_queue() {
+    for s in sites().await {
+        let agent = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let admin = Some(s.admin_token.as_str());
+        let team = |name: &str, members: Vec<String>| json!({ "name": name, "member_ids": members });
+        let r = s.api(Method::POST, "/api/v1/teams", admin, Some(team("Desk L1", vec![agent.clone()])), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let l1 = r.json()["id"].as_str().unwrap().to_string();
+        let admin_id = s.admin.user_id.clone();
+        let r = s.api(Method::POST, "/api/v1/teams", admin, Some(team("Nobody of A1", vec![admin_id])), &[]).await;
+        let other = r.json()["id"].as_str().unwrap().to_string();
+
+        // a team nobody of the project is in: refused with its field and code, nothing stored
+        let body = |team: &str| json!({ "address": "desk@a1.keel.test", "unknown_sender": "create_contact", "team_id": team });
+        let r = s.api(Method::POST, "/api/v1/projects/A1/mailboxes", admin, Some(body(&other)), &[]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert_eq!(
+            (r.json()["details"][0]["field"].as_str(), r.json()["details"][0]["code"].as_str()),
+            (Some("team_id"), Some("team_not_in_project"))
+        );
+        let r = s.api(Method::GET, "/api/v1/projects/A1/mailboxes", admin, None, &[]).await;
+        assert_eq!(r.json().as_array().unwrap().len(), 0);
+
+        let r = s.api(Method::POST, "/api/v1/projects/A1/mailboxes", admin, Some(body(&l1)), &[]).await;
+        assert_eq!((r.status, r.json()["team_id"].as_str()), (StatusCode::CREATED, Some(l1.as_str())), "{}", r.text());
+        let mailbox = r.json()["id"].as_str().unwrap().to_string();
+
+        let r = s.raw(Method::POST, "/api/v1/mail/inbound?project=A1", &s.agent_token, Some("message/rfc822"), MAIL.to_vec()).await;
+        let ticket = r.json()["ticket_id"].as_str().unwrap().to_string();
+        let t = s.api(Method::GET, &format!("/api/v1/incidents/{ticket}"), Some(&s.agent_token), None, &[]).await.json();
+        assert_eq!((t["status"].as_str(), t["team_id"].as_str()), (Some("assigned"), Some(l1.as_str())));
+
+        // the form offers the project's teams, in both languages, and saves the choice
+        let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/mailboxes/{mailbox}")).await.text();
+        assert!(page.contains(&format!("<option value=\"{l1}\" selected>Desk L1</option>")), "{page}");
+        assert!(!page.contains("Nobody of A1"), "only teams working on the project");
+        let zh = s.page(&format!("{cookie}; keel_lang=zh-CN"), "/projects/A1/mailboxes/new").await.text();
+        assert!(zh.contains("职能小组") && zh.contains("无（工单保持未分派）"));
+        let form = format!("_csrf={csrf}&address=desk%40a1.keel.test&unknown_sender=create_contact&team_id={other}&active=true");
+        let r = s.post_form(&cookie, &format!("/mailboxes/{mailbox}"), &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains("No member of this resolver group works on the service project."));
+        let form = format!("_csrf={csrf}&address=desk%40a1.keel.test&unknown_sender=create_contact&team_id=&active=true");
+        assert_eq!(s.post_form(&cookie, &format!("/mailboxes/{mailbox}"), &form).await.status, StatusCode::SEE_OTHER);
+        let r = s.api(Method::GET, &format!("/api/v1/mailboxes/{mailbox}"), admin, None, &[]).await;
+        assert_eq!(r.json()["team_id"], Value::Null);
+    }
+}
