@@ -106,6 +106,14 @@ async function status(page) {
   return (await page.getByTestId('status').textContent()).trim();
 }
 
+/** The number of changes the home page says await the signed-in approver (0 without the card). */
+async function awaitingCount(page, base) {
+  await page.goto(base + '/');
+  const card = page.getByTestId('awaiting-approval');
+  if ((await card.count()) === 0) return 0;
+  return Number((await card.textContent()).match(/(\d+)/)[1]);
+}
+
 /** Raises an incident in the portal in `category`; returns its path and number. */
 async function raiseIncident(page, base, title, description, category) {
   await page.goto(base + '/incidents/new');
@@ -239,10 +247,17 @@ test('CMDB → change with impact, conflict and a 2-of-3 CAB → implement → r
     const votes = [];
     for (const who of [second, third]) {
       const page = await site.signIn(who, accounts[who]);
-      await page.goto(base + '/changes/awaiting');
+      // the home page says how many changes wait for this approver and links the list
+      const waiting = await awaitingCount(page, base);
+      assert.ok(waiting >= 1, `${who} has changes awaiting approval`);
+      await clickAndLoad(page, page.getByTestId('awaiting-approval').getByRole('link'));
+      assert.equal(new URL(page.url()).pathname, '/changes/awaiting');
+      assert.equal(await page.locator('main table tbody tr').count(), waiting, 'the count is the list');
       await clickAndLoad(page, page.getByRole('link', { name: normal.number }));
       await page.getByTestId('decide').locator('input[name="reason"]').fill(`OK from ${who}`);
       await clickAndLoad(page, page.getByTestId('decide').locator('button[data-action="approve"]'));
+      assert.equal(await awaitingCount(page, base), waiting - 1, 'one fewer after the vote');
+      await page.goto(base + normal.path);
       votes.push(page);
     }
     assert.equal(await status(votes[0]), '已评估', 'one approval of the two needed: still assessed');
@@ -257,6 +272,8 @@ test('CMDB → change with impact, conflict and a 2-of-3 CAB → implement → r
     await last.goto(base + normal.path);
     assert.equal(await status(last), '已批准');
     assert.equal(await last.getByTestId('decide').count(), 0, 'the quorum is met: no vote is asked of the third approver');
+    await last.goto(base + '/changes/awaiting');
+    assert.equal(await last.getByRole('link', { name: normal.number }).count(), 0, 'it no longer awaits the third approver');
   });
 
   await t.test('it is scheduled, implemented, reviewed and closed', async () => {

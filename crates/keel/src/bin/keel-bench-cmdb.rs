@@ -12,6 +12,9 @@
 //! The bulk loader writes rows with multi-row INSERTs and skips validation, audit and outbox:
 //! it exists only to make the data set fast and is never used by Keel itself.
 //!
+//! Then it times the incremental refresh of the cached graph: a CI or relation write through the
+//! use cases followed by an impact request, in the writing process and in another one.
+//!
 //!     cargo run --release -p keel --bin keel-bench-cmdb -- --data-dir /tmp/kbc
 //!     cargo run --release -p keel --bin keel-bench-cmdb -- --database-url postgres://…/empty_db
 
@@ -397,6 +400,62 @@ async fn main() -> anyhow::Result<()> {
                     reached.iter().max().copied().unwrap_or(0),
                 );
             }
+        }
+    }
+    incremental(&app, &db, &admin, &estate, args.samples.min(200)).await?;
+    Ok(())
+}
+
+/// The cached graph kept current without a reload: a relation added or a CI moved between
+/// live and maintenance through the use cases, then an impact request from the written CI.
+/// The writing process applies its own change in memory after the commit; another process (a
+/// second `App` on the same database, with its own copy) replays it from the `cmdb_graph`
+/// change log on its next request. Both are timed, and neither may reload the graph.
+async fn incremental(app: &App, db: &Db, admin: &Principal, estate: &Estate, samples: usize) -> anyhow::Result<()> {
+    let other = App::new(db.clone(), SecurityConfig::default());
+    println!();
+    println!(
+        "| impact request after a write, in | samples | write p50 ms | write p99 ms | impact p50 ms | impact p99 ms | full reloads | changes applied |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut dice = Dice(11);
+    for (label, reader) in [("the writing process (applied after commit)", app), ("another process (replayed from the log)", &other)] {
+        // the reader's copy is current before the first write (for the other process: its first load)
+        reader.cmdb_graph().await?;
+        let (reloads, applied) = reader.cmdb_graph.stats();
+        let (mut writes, mut reads) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+        for i in 0..samples {
+            let ci = &estate.cis[dice.below(estate.cis.len())].0;
+            let t = Instant::now();
+            if i % 2 == 0 {
+                let target = estate.cis[dice.below(estate.cis.len())].0.clone();
+                let input = keel_app::cmdb::RelationInput { kind: "connected_to".into(), source_id: ci.clone(), target_id: target };
+                match app.add_relation(admin, input).await {
+                    Ok(_) | Err(keel_app::AppError::Validation(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                let now = app.get_ci(admin, ci).await?;
+                let to = if now.status == "live" { "maintenance" } else { "live" };
+                app.transition_ci(admin, ci, to, None).await?;
+            }
+            writes.push(t.elapsed());
+            let t = Instant::now();
+            reader.impact(admin, ci, Direction::Downstream, Some(3)).await?;
+            reads.push(t.elapsed());
+        }
+        let (reloads_after, applied_after) = reader.cmdb_graph.stats();
+        println!(
+            "| {label} | {samples} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            bench_stats::percentile_ms(&writes, 0.5),
+            bench_stats::percentile_ms(&writes, 0.99),
+            bench_stats::percentile_ms(&reads, 0.5),
+            bench_stats::percentile_ms(&reads, 0.99),
+            reloads_after - reloads,
+            applied_after - applied,
+        );
+        if reloads_after != reloads {
+            bail!("{label}: the graph was reloaded {} times instead of being updated", reloads_after - reloads);
         }
     }
     Ok(())
