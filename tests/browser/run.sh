@@ -29,4 +29,4 @@ fi
 
 cd "$root"
 # harness.mjs holds what the demo-based tests share; it is not a test itself.
-node --test --test-reporter=tap tests/browser/platform.test.mjs tests/browser/desk.test.mjs tests/browser/search.test.mjs tests/browser/change.test.mjs
+node --test --test-reporter=tap tests/browser/platform.test.mjs tests/browser/desk.test.mjs tests/browser/search.test.mjs tests/browser/change.test.mjs tests/browser/views.test.mjs

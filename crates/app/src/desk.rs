@@ -805,3 +805,70 @@ impl App {
         Ok(done)
     }
 }
+
+/// A ticket of a bulk change that refused its step: what it is called and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRefusal {
+    pub ticket_id: String,
+    /// The ticket's number (INC-000042) when the actor may see the ticket.
+    pub number: Option<String>,
+    /// The refused field of the step (`pending_reason`, …) or `ticket`.
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What a bulk change did ticket by ticket.
+#[derive(Debug, Clone, Default)]
+pub struct BulkOutcome {
+    pub done: Vec<TicketRecord>,
+    pub refused: Vec<BulkRefusal>,
+}
+
+impl App {
+    /// Applies one lifecycle step to several tickets, each in its own transaction through the
+    /// same use case as a single ticket: a ticket that refuses (a guard, a missing reason, a
+    /// ticket changed meanwhile) keeps nothing of the step and is reported, the others change.
+    pub async fn bulk_transition_each(
+        &self,
+        actor: &Principal,
+        ids: &[String],
+        input: crate::incidents::TransitionInput,
+    ) -> Result<BulkOutcome> {
+        if !actor.is_staff() || actor.is_read_only() {
+            return Err(AppError::Forbidden);
+        }
+        if ids.is_empty() || ids.len() > BULK_MAX {
+            return Err(AppError::field("ids", "out_of_range", format!("choose 1 to {BULK_MAX} tickets")));
+        }
+        let mut out = BulkOutcome::default();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().map(|id| id.trim()) {
+            if !seen.insert(id.to_string()) {
+                continue;
+            }
+            let mut w = self.write(actor).await?;
+            let step = match self.transition_in(&mut w, actor, id, &input, None).await {
+                Ok(t) => w.commit().await.map(|()| t),
+                Err(e) => Err(e),
+            };
+            let errors = match step {
+                Ok(t) => {
+                    out.done.push(t);
+                    continue;
+                }
+                Err(AppError::Validation(list)) => list.into_iter().map(|fe| (fe.field, fe.code, fe.message)).collect(),
+                Err(e @ AppError::Internal(_)) => return Err(e),
+                Err(e) => vec![("ticket".to_string(), e.code(), e.to_string())],
+            };
+            let number = {
+                let mut c = self.read().await?;
+                load_visible(&mut c, actor, id).await.ok().map(|t| t.number)
+            };
+            for (field, code, message) in errors {
+                out.refused.push(BulkRefusal { ticket_id: id.to_string(), number: number.clone(), field, code, message });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -35,6 +35,7 @@ bulk-title = Change the ticked tickets
 bulk-select = Select
 bulk-action = Step
 bulk-apply = Apply to the ticked tickets
+bulk-applied = Changed { $count } of the ticked tickets; the tickets below refused the step and stay ticked.
 desk-follow = Follow this ticket
 desk-unwatch = Stop watching:
 desk-add-watcher = Add a watcher

@@ -35,6 +35,7 @@ bulk-title = 批量处理勾选的工单
 bulk-select = 选择
 bulk-action = 操作
 bulk-apply = 应用到勾选的工单
+bulk-applied = 已处理 { $count } 张勾选的工单；以下工单拒绝了此操作，仍保持勾选。
 desk-follow = 关注此工单
 desk-unwatch = 取消关注：
 desk-add-watcher = 添加关注人

@@ -147,6 +147,8 @@ pub struct QueuePage {
     /// The bulk change form (staff who may write); empty otherwise.
     pub bulk_fields: Vec<BulkField>,
     pub bulk_errors: Vec<String>,
+    /// How many ticked tickets a partly refused bulk change did change.
+    pub bulk_applied: usize,
     pub bulk_back: String,
     /// Tickets ticked when a bulk change failed.
     pub bulk_checked: Vec<String>,
@@ -248,8 +250,10 @@ pub async fn queue(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Q
 pub enum QueueFailure {
     /// The view form: what was typed, the error, and the view it was changing.
     View(super::incident_views::ViewForm, AppError, Option<String>),
-    /// A bulk change: what was chosen and why nothing changed.
+    /// A bulk change refused as a whole: what was chosen and why nothing changed.
     Bulk(BulkForm, AppError),
+    /// A bulk change some tickets refused: what was chosen and what each of them said.
+    BulkTickets(BulkForm, keel_app::desk::BulkOutcome),
 }
 
 /// The bulk change form under the queue (several tickets, one lifecycle step).
@@ -262,13 +266,25 @@ pub struct BulkForm {
     pub agent_id: String,
     pub resolution_code: String,
     pub resolution_notes: String,
+    pub pending_reason: String,
+    pub note: String,
     pub reason: String,
     /// The queue to return to.
     pub back: String,
 }
 
 /// The steps offered for several tickets at once.
-const BULK_ACTIONS: [Action; 6] = [Action::Assign, Action::Reassign, Action::Start, Action::Resolve, Action::Close, Action::Cancel];
+const BULK_ACTIONS: [Action; 9] = [
+    Action::Assign,
+    Action::Reassign,
+    Action::Start,
+    Action::Resolve,
+    Action::Close,
+    Action::Cancel,
+    Action::Pend,
+    Action::Resume,
+    Action::Reopen,
+];
 
 pub async fn bulk(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<BulkForm>) -> UiResult {
     let some = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
@@ -278,17 +294,19 @@ pub async fn bulk(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Cs
         agent_id: some(&f.agent_id),
         resolution_code: some(&f.resolution_code),
         resolution_notes: some(&f.resolution_notes),
+        pending_reason: some(&f.pending_reason),
+        note: some(&f.note),
         reason: some(&f.reason),
         ..Default::default()
     };
     let back = if f.back.starts_with("/incidents") && !f.back.starts_with("//") { f.back.clone() } else { "/incidents".into() };
-    match state.app.bulk_transition(&who.principal, &f.ids, input).await {
-        Ok(_) => Ok(see_other(&back, "saved")),
-        Err(e) => {
-            let q = back.split_once('?').map(|(_, q)| serde_html_form::from_str::<QueueQuery>(q).unwrap_or_default()).unwrap_or_default();
-            queue_page(&state, &tr, &who, q, Some(QueueFailure::Bulk(f, e))).await
-        }
-    }
+    let failure = match state.app.bulk_transition_each(&who.principal, &f.ids, input).await {
+        Ok(out) if out.refused.is_empty() => return Ok(see_other(&back, "saved")),
+        Ok(out) => QueueFailure::BulkTickets(f, out),
+        Err(e) => QueueFailure::Bulk(f, e),
+    };
+    let q = back.split_once('?').map(|(_, q)| serde_html_form::from_str::<QueueQuery>(q).unwrap_or_default()).unwrap_or_default();
+    queue_page(&state, &tr, &who, q, Some(failure)).await
 }
 
 pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQuery, failed: Option<QueueFailure>) -> UiResult {
@@ -417,7 +435,8 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
     };
     let saved_views = views::sidebar(state, &tr, p, saved.as_ref().map(|v| v.record.id.as_str())).await.or_page(&tr)?;
     let (failed, bulk_failed) = match failed {
-        Some(QueueFailure::Bulk(f, e)) => (None, Some((f, e))),
+        Some(QueueFailure::Bulk(f, e)) => (None, Some((f, Err(e)))),
+        Some(QueueFailure::BulkTickets(f, out)) => (None, Some((f, Ok(out)))),
         Some(QueueFailure::View(f, e, id)) => (Some((f, e, id)), None),
         None => (None, None),
     };
@@ -452,13 +471,20 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         version: v.record.version,
     });
     let columns = column_names.iter().map(|c| (c.clone(), views::column_label(&tr, c))).collect();
-    let (bulk_form, bulk_errors) = match bulk_failed {
-        Some((f, e)) => {
+    let (bulk_form, bulk_errors, bulk_applied) = match bulk_failed {
+        Some((f, Err(e))) => {
             let errs = attach_errors(&tr, &mut [], &e);
             status = super::status_for(&Some(e));
-            (f, errs)
+            (f, errs, 0)
         }
-        None => (BulkForm::default(), vec![]),
+        Some((f, Ok(out))) => {
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            let errs = out.refused.iter().map(|r| bulk_refusal(&tr, r)).collect();
+            // the refused tickets stay ticked, ready for another try
+            let ids = out.refused.iter().map(|r| r.ticket_id.clone()).collect();
+            (BulkForm { ids, ..f }, errs, out.done.len())
+        }
+        None => (BulkForm::default(), vec![], 0),
     };
     let bulk_fields = if is_staff && !p.is_read_only() {
         let codes: Vec<ResolutionCode> = ResolutionCode::ALL.to_vec();
@@ -486,6 +512,14 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
             ),
             BulkField::text("bulk-resolution-notes", "resolution_notes", tr.t("field-resolution-notes"), &bulk_form.resolution_notes),
             BulkField::text("bulk-reason", "reason", tr.t("field-reason"), &bulk_form.reason),
+            BulkField::select(
+                "bulk-pending-reason",
+                "pending_reason",
+                tr.t("field-pending-reason"),
+                choices(&tr, "incident-pending", PendingReason::ALL, PendingReason::as_str),
+                &sel(&bulk_form.pending_reason),
+            ),
+            BulkField::text("bulk-note", "note", tr.t("field-note"), &bulk_form.note),
         ]
     } else {
         vec![]
@@ -520,10 +554,23 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
             read_only: p.is_read_only(),
             bulk_fields,
             bulk_errors,
+            bulk_applied,
             bulk_back,
             bulk_checked,
         },
     ))
+}
+
+/// One ticket's refusal of a bulk change, in the reader's language: the ticket, the field
+/// that refused (when it is one of the step's) and why.
+fn bulk_refusal(tr: &Tr, r: &keel_app::desk::BulkRefusal) -> String {
+    let ticket = r.number.clone().unwrap_or_else(|| r.ticket_id.clone());
+    let why = super::translate_field_error(tr, r.code, &r.message);
+    if r.field == "ticket" {
+        format!("{ticket}: {why}")
+    } else {
+        format!("{ticket} · {}: {why}", tr.t(&format!("field-{}", r.field.replace('_', "-"))))
+    }
 }
 
 impl QueueQuery {

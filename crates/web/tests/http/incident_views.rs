@@ -148,7 +148,7 @@ async fn the_queue_page_saves_views_shows_their_columns_and_counts_and_keeps_typ
 }
 
 #[tokio::test]
-async fn the_queue_page_changes_ticked_tickets_all_or_nothing() {
+async fn the_queue_page_changes_ticked_tickets_each_on_its_own() {
     for s in sites().await {
         let contact_a =
             s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
@@ -161,15 +161,22 @@ async fn the_queue_page_changes_ticked_tickets_all_or_nothing() {
         let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
         let page = s.page(&cookie, "/incidents?view=open").await.text();
         assert!(page.contains(&format!("name=\"ids\" value=\"{ia}\"")), "checkboxes on the queue");
+        for step in ["pend", "resume", "reopen"] {
+            assert!(page.contains(&format!("<option value=\"{step}\">")), "{step} offered");
+        }
+        assert!(page.contains("id=\"bulk-pending-reason\"") && page.contains("<label for=\"bulk-pending-reason\">"));
         let agent = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
         // without CSRF: refused
         let r = s.post_form(&cookie, "/incidents/bulk", &format!("ids={ia}&action=assign&agent_id={agent}")).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        // resolving without a resolution code is refused for both, nothing changes, the ticks stay
+        // resolving without a resolution code is refused by both, nothing changes, the ticks stay
         let back = urlenc("/incidents?view=open");
         let r = s.post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=resolve&back={back}")).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
         assert!(r.text().contains(&format!("value=\"{ib}\" aria-label")) && r.text().contains(" checked>"), "ticks kept");
+        for n in [&one, &two] {
+            assert!(r.text().contains(&format!("data-testid=\"bulk-refused\">{n}")), "each refusal names its ticket: {}", r.text());
+        }
         let r = s
             .post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=assign&agent_id={agent}&back={back}"))
             .await;
@@ -179,12 +186,164 @@ async fn the_queue_page_changes_ticked_tickets_all_or_nothing() {
             let t = s.ticket_json(n).await;
             assert_eq!((t["status"].as_str(), t["agent_id"].as_str()), (Some("assigned"), Some(agent.as_str())), "{n}");
         }
+        // pending needs its reason, then puts both on hold with it
+        let r = s.post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=pend&back={back}")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains(&format!("data-testid=\"bulk-refused\">{one} · Pending reason")), "{}", r.text());
+        assert_eq!(s.ticket_json(&one).await["status"].as_str(), Some("assigned"));
+        let pend =
+            format!("_csrf={csrf}&ids={ia}&ids={ib}&action=pend&pending_reason=waiting_for_customer&note=asked+for+logs&back={back}");
+        assert_eq!(s.post_form(&cookie, "/incidents/bulk", &pend).await.status, StatusCode::SEE_OTHER);
+        for n in [&one, &two] {
+            let t = s.ticket_json(n).await;
+            assert_eq!((t["status"].as_str(), t["pending_reason"].as_str()), (Some("pending"), Some("waiting_for_customer")), "{n}");
+        }
+        // one ticket resumed alone; resuming both then changes the pending one and reports the other
+        let r = s.post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ib}&action=resume&back={back}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let r = s.post_form(&cookie, "/incidents/bulk", &format!("_csrf={csrf}&ids={ia}&ids={ib}&action=resume&back={back}")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        let html = r.text();
+        assert!(html.contains("data-testid=\"bulk-applied\"") && html.contains("Changed 1 of the ticked tickets"), "{html}");
+        assert!(html.contains(&format!("{two}: ")) && !html.contains(&format!("{one}: ")), "only the refusing ticket is named");
+        assert!(
+            html.contains(&format!("value=\"{ib}\" aria-label"))
+                && !html.contains(&format!("value=\"{ia}\" aria-label=\"Select {one}\" checked"))
+        );
+        assert_eq!(s.ticket_json(&one).await["status"].as_str(), Some("in_progress"));
+        assert_eq!(s.ticket_json(&two).await["status"].as_str(), Some("in_progress"));
+        // reopening needs resolved tickets and a reason
+        let resolve = format!("_csrf={csrf}&ids={ia}&action=resolve&resolution_code=solved&resolution_notes=done&back={back}");
+        assert_eq!(s.post_form(&cookie, "/incidents/bulk", &resolve).await.status, StatusCode::SEE_OTHER);
+        let reopen = format!("_csrf={csrf}&ids={ia}&ids={ib}&action=reopen&reason=still+broken&back={back}");
+        let r = s.post_form(&cookie, "/incidents/bulk", &reopen).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().contains(&format!("{two}: ")));
+        let t = s.ticket_json(&one).await;
+        assert_eq!(t["status"].as_str(), Some("assigned"), "reopened: {t}");
+        let zh = s.page(&format!("{cookie}; keel_lang=zh-CN"), "/incidents?view=open").await.text();
+        assert!(zh.contains("挂起原因") || zh.contains("挂起"), "the form in Chinese");
         // a contact has no bulk form and cannot post one
         let (cc, ccsrf) = s.browser_login("contact@acme.test", "correct horse battery").await;
         assert!(!s.page(&cc, "/incidents").await.text().contains("bulk-form"));
         let r = s.post_form(&cc, "/incidents/bulk", &format!("_csrf={ccsrf}&ids={ia}&action=reassign&agent_id=")).await;
         assert_ne!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(s.ticket_json(&one).await["status"].as_str(), Some("assigned"));
+    }
+}
+
+/// The ids of a page's elements and the targets of its labels, read tag by tag.
+fn ids_and_label_targets(html: &str) -> (Vec<String>, Vec<String>) {
+    let (mut ids, mut targets) = (vec![], vec![]);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open + 1..];
+        let mut quote = None;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| match quote {
+                Some(q) if c == q => {
+                    quote = None;
+                    false
+                }
+                Some(_) => false,
+                None if c == '"' || c == '\'' => {
+                    quote = Some(c);
+                    false
+                }
+                None => c == '>',
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let tag = &rest[..end];
+        rest = &rest[end..];
+        if tag.starts_with(['/', '!', '?']) {
+            continue;
+        }
+        let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
+        let (name, mut attrs) = (&tag[..name_end], tag[name_end..].trim_start());
+        while !attrs.is_empty() {
+            let key_end = attrs.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(attrs.len());
+            let key = &attrs[..key_end];
+            attrs = attrs[key_end..].trim_start();
+            let mut value = String::new();
+            if let Some(v) = attrs.strip_prefix('=') {
+                let v = v.trim_start();
+                let (val, after) = match v.chars().next() {
+                    Some(q @ ('"' | '\'')) => {
+                        let close = v[1..].find(q).map_or(v.len(), |i| i + 1);
+                        (&v[1..close], v.get(close + 1..).unwrap_or(""))
+                    }
+                    _ => v.split_at(v.find(char::is_whitespace).unwrap_or(v.len())),
+                };
+                value = val.to_string();
+                attrs = after.trim_start();
+            }
+            match key {
+                "id" => ids.push(value),
+                "for" if name.eq_ignore_ascii_case("label") => targets.push(value),
+                _ => {}
+            }
+        }
+    }
+    (ids, targets)
+}
+
+/// Fails on a duplicate id or a label pointing at no element.
+fn assert_ids_unique(html: &str, what: &str) {
+    let (ids, targets) = ids_and_label_targets(html);
+    let mut seen = std::collections::HashSet::new();
+    for id in &ids {
+        assert!(seen.insert(id.as_str()), "{what}: duplicate id {id}");
+    }
+    for t in &targets {
+        assert!(seen.contains(t.as_str()), "{what}: label for {t} names no element");
+    }
+}
+
+#[test]
+fn the_id_check_finds_duplicates_and_dangling_labels() {
+    let (ids, targets) = ids_and_label_targets("<form id=\"a\"><label for='b'>x > y</label><input id=b data-x=\"<i id=c>\"></form>");
+    assert_eq!((ids, targets), (vec!["a".to_string(), "b".to_string()], vec!["b".to_string()]));
+    assert!(std::panic::catch_unwind(|| assert_ids_unique("<i id=\"a\"></i><b id=\"a\"></b>", "dup")).is_err());
+    assert!(std::panic::catch_unwind(|| assert_ids_unique("<label for=\"z\">z</label>", "dangling")).is_err());
+}
+
+#[tokio::test]
+async fn every_element_id_on_the_ticket_page_is_unique_in_every_state() {
+    for s in sites().await {
+        let contact_a =
+            s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let projects = s.api(Method::GET, "/api/v1/projects?q=A1", Some(&s.admin_token), None, &[]).await.json();
+        let project_a = projects["items"][0]["id"].as_str().unwrap().to_string();
+        let number = s.view_ticket(&project_a, &contact_a, "ids on the page").await;
+        let agent = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let step = |action: &str| keel_app::incidents::TransitionInput { action: action.into(), ..Default::default() };
+        let steps = [
+            keel_app::incidents::TransitionInput { agent_id: Some(agent.clone()), ..step("assign") },
+            step("start"),
+            keel_app::incidents::TransitionInput { pending_reason: Some("waiting_for_customer".into()), ..step("pend") },
+            step("resume"),
+            keel_app::incidents::TransitionInput {
+                resolution_code: Some("solved".into()),
+                resolution_notes: Some("replaced".into()),
+                ..step("resolve")
+            },
+        ];
+        let mut seen_prefixed = false;
+        for (i, next) in std::iter::once(None).chain(steps.into_iter().map(Some)).enumerate() {
+            if let Some(input) = next {
+                s.app.transition_ticket(&s.admin, &number, input, None).await.unwrap();
+            }
+            for lang in ["en", "zh-CN"] {
+                let r = s.page(&format!("{cookie}; keel_lang={lang}"), &format!("/incidents/{number}")).await;
+                assert_eq!(r.status, StatusCode::OK);
+                let html = r.text();
+                assert_ids_unique(&html, &format!("step {i}, {lang}"));
+                seen_prefixed |= html.contains("id=\"f-reassign-team_id\"") && html.contains("<label for=\"f-reassign-team_id\">");
+            }
+        }
+        assert!(seen_prefixed, "each lifecycle form has its own field ids");
     }
 }
 
