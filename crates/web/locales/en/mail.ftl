@@ -47,3 +47,4 @@ mail-team-none = None (tickets stay unassigned)
 mail-team-help = The resolver group whose queue receives the tickets this mailbox's mail creates. Replies to existing tickets are not reassigned.
 err-team-inactive = The resolver group is inactive.
 err-team-not-in-project = No member of this resolver group works on the service project.
+mail-team-unused = not used: inactive or no longer on the project; tickets stay unassigned

@@ -47,3 +47,4 @@ mail-team-none = 无（工单保持未分派）
 mail-team-help = 由此邮箱邮件创建的工单进入该职能小组的队列。对已有工单的回复不会重新分派。
 err-team-inactive = 该职能小组已停用。
 err-team-not-in-project = 该职能小组没有成员参与此服务项目。
+mail-team-unused = 未生效：已停用或已不参与此项目，工单保持未分派

@@ -124,6 +124,12 @@ pub async fn mailboxes(
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let list = state.app.list_mailboxes(&who.principal, &id).await.or_page(&tr)?;
+    let teams = state.app.mailbox_teams(&who.principal, &id, None).await.or_page(&tr)?;
+    let team_name = |t: &Option<String>| match t {
+        None => "—".to_string(),
+        // a team that no longer works on the project: its tickets stay unassigned
+        Some(t) => teams.iter().find(|(id, _)| id == t).map_or_else(|| format!("{t} ({})", tr.t("mail-team-unused")), |(_, n)| n.clone()),
+    };
     let rows = list
         .into_iter()
         .map(|m| Row {
@@ -132,6 +138,7 @@ pub async fn mailboxes(
                 if m.active { m.address } else { format!("{} ({})", m.address, tr.t("mail-inactive")) },
                 tr.t(&format!("mail-policy-{}", m.unknown_sender.replace('_', "-"))),
                 m.imap_host.map(|h| format!("{h}:{}", m.imap_port.unwrap_or(0))).unwrap_or_else(|| "—".into()),
+                team_name(&m.team_id),
             ],
         })
         .collect();
@@ -144,7 +151,7 @@ pub async fn mailboxes(
         &base,
         &q,
         new,
-        (vec![tr.t("field-address"), tr.t("field-unknown-sender"), tr.t("field-imap-host")], rows),
+        (vec![tr.t("field-address"), tr.t("field-unknown-sender"), tr.t("field-imap-host"), tr.t("field-team-id")], rows),
         None,
     ))
 }

@@ -240,6 +240,8 @@ async fn a_mailbox_names_its_team_in_the_api_and_the_form_and_its_mail_lands_in_
 
         // the form offers the project's teams, in both languages, and saves the choice
         let (cookie, csrf) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let list = s.page(&cookie, "/projects/A1/mailboxes").await.text();
+        assert!(list.contains("Resolver group") && list.contains("<td>Desk L1</td>"), "the list names each mailbox's team: {list}");
         let page = s.page(&cookie, &format!("/mailboxes/{mailbox}")).await.text();
         assert!(page.contains(&format!("<option value=\"{l1}\" selected>Desk L1</option>")), "{page}");
         assert!(!page.contains("Nobody of A1"), "only teams working on the project");
