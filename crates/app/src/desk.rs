@@ -29,6 +29,61 @@ use tokio::io::AsyncWriteExt;
 pub const AUTO_CLOSE_SETTING: &str = "incident.auto_close_business_days";
 pub const DEFAULT_AUTO_CLOSE_DAYS: u32 = 5;
 
+/// The ticket page's reads (`App::ticket_page_data`).
+#[derive(Debug, Clone)]
+pub struct TicketPageData {
+    pub ticket: TicketRecord,
+    pub comments: Vec<tickets::CommentRecord>,
+    /// Staff only (empty for customer contacts).
+    pub work_log: Vec<tickets::WorkLogRecord>,
+    pub rating: Option<tickets::RatingRecord>,
+    pub attachments: Vec<AttachmentRecord>,
+    /// Children and merged duplicates the actor may see.
+    pub children: Vec<TicketRecord>,
+    pub duplicates: Vec<TicketRecord>,
+    pub watchers: Vec<WatcherRecord>,
+    /// Staff only.
+    pub links: Vec<LinkRecord>,
+    /// The audit trail; staff only.
+    pub history: Vec<keel_store::audit::HistoryEntry>,
+}
+
+async fn attachments_of(c: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<Vec<AttachmentRecord>> {
+    let all = store::list_attachments(c, ticket_id, !actor.is_staff()).await?;
+    Ok(all.into_iter().filter(|a| Visibility::parse(&a.visibility).is_some_and(|v| attachment::may_download(actor.kind, v))).collect())
+}
+
+async fn watchers_of(c: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<Vec<WatcherRecord>> {
+    let all = store::list_watcher_records(c, ticket_id).await?;
+    // Contacts see the people of their own organisation and the staff, by name only.
+    Ok(all.into_iter().filter(|w| actor.is_staff() || w.kind == "staff" || w.organization_id == actor.organization_id).collect())
+}
+
+async fn links_of(c: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<Vec<LinkRecord>> {
+    if !actor.is_staff() {
+        return Ok(vec![]);
+    }
+    Ok(tickets::list_links(c, ticket_id).await?)
+}
+
+/// The children of a ticket and the tickets merged into it that the actor may see, in number
+/// order: one query for the ids, one for the tickets.
+async fn related_of(c: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<(Vec<TicketRecord>, Vec<TicketRecord>)> {
+    let (children, merged) = store::related_ids(c, ticket_id).await?;
+    let ids: Vec<String> = children.iter().chain(&merged).cloned().collect();
+    if ids.is_empty() {
+        return Ok((vec![], vec![]));
+    }
+    let found: std::collections::HashMap<String, TicketRecord> = tickets::tickets_by_ids(c, &ids)
+        .await?
+        .into_iter()
+        .filter(|x| actor.can_see_project(&x.project_id, Some(&x.organization_id)))
+        .map(|x| (x.id.clone(), x))
+        .collect();
+    let pick = |list: &[String]| list.iter().filter_map(|id| found.get(id).cloned()).collect();
+    Ok((pick(&children), pick(&merged)))
+}
+
 /// Kinds of records a ticket links to by reference.
 pub const LINK_KINDS: &[&str] = &["problem", "change", "ci"];
 
@@ -245,8 +300,7 @@ impl App {
     pub async fn list_attachments(&self, actor: &Principal, ticket: &str) -> Result<Vec<AttachmentRecord>> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, ticket).await?;
-        let all = store::list_attachments(&mut c, &t.id, !actor.is_staff()).await?;
-        Ok(all.into_iter().filter(|a| Visibility::parse(&a.visibility).is_some_and(|v| attachment::may_download(actor.kind, v))).collect())
+        attachments_of(&mut c, actor, &t.id).await
     }
 
     /// An attachment and the path of its bytes, when the actor may download it; `NotFound`
@@ -268,9 +322,7 @@ impl App {
     pub async fn list_watchers(&self, actor: &Principal, ticket: &str) -> Result<Vec<WatcherRecord>> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, ticket).await?;
-        let all = store::list_watcher_records(&mut c, &t.id).await?;
-        // Contacts see the people of their own organisation and the staff, by name only.
-        Ok(all.into_iter().filter(|w| actor.is_staff() || w.kind == "staff" || w.organization_id == actor.organization_id).collect())
+        watchers_of(&mut c, actor, &t.id).await
     }
 
     /// Adds a watcher: staff add colleagues or the customer's contacts; a contact only
@@ -350,25 +402,6 @@ impl App {
         Ok(fresh)
     }
 
-    /// The children of a ticket and the tickets merged into it, that the actor may see.
-    pub async fn related_tickets(&self, actor: &Principal, ticket: &str) -> Result<(Vec<TicketRecord>, Vec<TicketRecord>)> {
-        let mut c = self.read().await?;
-        let t = load_visible(&mut c, actor, ticket).await?;
-        let mut children = Vec::new();
-        for id in store::children(&mut c, &t.id).await? {
-            if let Ok(x) = load_visible(&mut c, actor, &id).await {
-                children.push(x);
-            }
-        }
-        let mut merged = Vec::new();
-        for id in store::duplicates_of(&mut c, &t.id).await? {
-            if let Ok(x) = load_visible(&mut c, actor, &id).await {
-                merged.push(x);
-            }
-        }
-        Ok((children, merged))
-    }
-
     /// Merges a duplicate into the ticket that carries on: the duplicate is closed as a
     /// duplicate pointing to it and keeps its own conversation, which the target lists.
     pub async fn merge_ticket(&self, actor: &Principal, duplicate: &str, into: &str) -> Result<TicketRecord> {
@@ -421,10 +454,28 @@ impl App {
     pub async fn list_links(&self, actor: &Principal, ticket: &str) -> Result<Vec<LinkRecord>> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, ticket).await?;
-        if !actor.is_staff() {
-            return Ok(vec![]);
-        }
-        Ok(tickets::list_links(&mut c, &t.id).await?)
+        links_of(&mut c, actor, &t.id).await
+    }
+
+    /// What the ticket page shows besides the ticket's own fields, read on one connection
+    /// after one visibility check (each part filtered as its own use case filters it).
+    pub async fn ticket_page_data(&self, actor: &Principal, ticket: &str) -> Result<TicketPageData> {
+        let mut c = self.read().await?;
+        let t = load_visible(&mut c, actor, ticket).await?;
+        let staff = actor.is_staff();
+        let (children, duplicates) = related_of(&mut c, actor, &t.id).await?;
+        Ok(TicketPageData {
+            comments: crate::incidents::comments_of(&mut c, actor, &t.id).await?,
+            work_log: if staff { tickets::list_work_log(&mut c, &t.id).await? } else { vec![] },
+            rating: tickets::get_rating(&mut c, &t.id).await?,
+            attachments: attachments_of(&mut c, actor, &t.id).await?,
+            children,
+            duplicates,
+            watchers: watchers_of(&mut c, actor, &t.id).await?,
+            links: links_of(&mut c, actor, &t.id).await?,
+            history: if staff { keel_store::audit::history(&mut c, "ticket", &t.id).await? } else { vec![] },
+            ticket: t,
+        })
     }
 
     pub async fn unlink_record(&self, actor: &Principal, ticket: &str, link_id: &str) -> Result<()> {

@@ -376,9 +376,14 @@ impl App {
         }
         let mut c = self.read().await?;
         let p = directory::get_project(&mut c, project_id).await?.ok_or(AppError::NotFound)?;
-        if p.disabled_processes.iter().any(|d| d == process.as_str()) {
-            return Err(AppError::ProcessDisabled(process.as_str().to_string()));
-        }
-        Ok(())
+        process_in_use(&p, process)
     }
+}
+
+/// Refuses use of a process the given project has tailored out.
+pub(crate) fn process_in_use(p: &directory::ProjectRecord, process: Process) -> Result<()> {
+    if !process.is_mandatory() && p.disabled_processes.iter().any(|d| d == process.as_str()) {
+        return Err(AppError::ProcessDisabled(process.as_str().to_string()));
+    }
+    Ok(())
 }

@@ -302,6 +302,17 @@ fn fields_of(t: &TicketRecord) -> Result<TicketFields> {
     })
 }
 
+/// A new ticket checked by `prepare_ticket`, ready for `write_ticket`.
+struct ReadyTicket {
+    fields: TicketFields,
+    project: directory::ProjectRecord,
+    assignment: Option<Assignment>,
+    /// The lifecycle policy, read when the ticket is assigned at once.
+    policy: Option<LifecyclePolicy>,
+    /// The SLAs in force for the ticket's project.
+    slas: std::sync::Arc<crate::sla_clocks::SlaCache>,
+}
+
 /// The references a rule may ask about, looked up beforehand (the domain never queries).
 #[derive(Default)]
 struct Known(HashSet<(RefKey, String)>);
@@ -412,6 +423,7 @@ impl App {
         let before = matrix_in(&mut w.tx).await?;
         let json = serde_json::to_string(&matrix).map_err(|e| AppError::Internal(e.to_string()))?;
         kernel::set_setting(&mut w.tx, PRIORITY_MATRIX_SETTING, &json, w.now).await?;
+        kernel::bump_desk_reference(&mut w.tx).await?;
         let b = serde_json::json!({ "cells": before });
         let a = serde_json::json!({ "cells": matrix });
         w.record("setting", PRIORITY_MATRIX_SETTING, AuditAction::Update, Some(&b), Some(&a)).await?;
@@ -548,12 +560,7 @@ impl App {
     pub async fn list_comments(&self, actor: &Principal, id: &str) -> Result<Vec<CommentRecord>> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, id).await?;
-        let comments = store::list_comments(&mut c, &t.id, !actor.is_staff()).await?;
-        // Belt and braces: the domain's visibility rule, whatever the query did.
-        Ok(comments
-            .into_iter()
-            .filter(|cm| Visibility::parse(&cm.visibility).is_some_and(|v| inc::may_see_comment(actor.kind, v)))
-            .collect())
+        comments_of(&mut c, actor, &t.id).await
     }
 
     /// The work log is internal: staff only.
@@ -592,10 +599,17 @@ impl App {
     /// Logs a ticket: staff on behalf of a caller, or a customer contact from the portal for a
     /// project of their own organisation. Staff may assign it at once.
     pub async fn create_ticket(&self, actor: &Principal, input: NewTicket) -> Result<TicketRecord> {
+        if actor.is_read_only() {
+            return Err(AppError::Forbidden);
+        }
+        // Checked on a read connection before the write transaction begins: on SQLite the
+        // single writer is then held only for the writes.
+        let ready = self.prepare_ticket(&mut *self.read().await?, actor, input, None).await?;
         let mut w = self.write(actor).await?;
-        let fresh = self.create_ticket_in(&mut w, actor, input, None).await?;
+        w.defer_outbox();
+        let id = self.write_ticket(&mut w, actor, ready).await?;
         w.commit().await?;
-        Ok(fresh)
+        store::get_ticket(&mut *self.read().await?, &id).await?.ok_or(AppError::NotFound)
     }
 
     /// Creates a ticket inside the caller's transaction; `channel` fixes the channel it came
@@ -607,9 +621,23 @@ impl App {
         input: NewTicket,
         channel: Option<&str>,
     ) -> Result<TicketRecord> {
+        let ready = self.prepare_ticket(&mut w.tx, actor, input, channel).await?;
+        let id = self.write_ticket(w, actor, ready).await?;
+        store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Checks a new ticket against the reference data (the project, the people, the category,
+    /// the priority matrix) and picks up the SLAs that will measure it.
+    async fn prepare_ticket(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        actor: &Principal,
+        input: NewTicket,
+        channel: Option<&str>,
+    ) -> Result<ReadyTicket> {
         let who = Actor::from(actor);
         let is_contact = actor.kind == AccountKind::Contact;
-        let project = directory::get_project(&mut w.tx, input.project_id.trim()).await?;
+        let project = directory::get_project(conn, input.project_id.trim()).await?;
         let project = project.filter(|p| actor.can_see_project(&p.id, Some(&p.organization_id)));
         let mut known = Known::default();
         let mut errs = Errors::new();
@@ -618,8 +646,8 @@ impl App {
                 errs.push(FieldError::new("project_id", "project_closed", "the service project is closed"));
             }
             known.add(RefKey::Project, &p.id);
-            self.require_process(&p.id, Process::Incident).await?;
-            self.require_process(&p.id, Process::ServiceDesk).await?;
+            crate::directory::process_in_use(p, Process::Incident)?;
+            crate::directory::process_in_use(p, Process::ServiceDesk)?;
         }
         let org = project.as_ref().map(|p| p.organization_id.clone()).unwrap_or_default();
         let reporter = if is_contact {
@@ -627,21 +655,21 @@ impl App {
         } else {
             blank(&input.reporter_id).unwrap_or_default().to_string()
         };
-        if !reporter.is_empty() && project.is_some() && is_person_for(&mut w.tx, &reporter, &org).await? {
+        if !reporter.is_empty() && project.is_some() && is_person_for(conn, &reporter, &org).await? {
             known.add(RefKey::Person, &reporter);
         }
         if let Some(cat) = blank(&input.category_id)
-            && is_active_category(&mut w.tx, cat).await?
+            && is_active_category(conn, cat).await?
         {
             known.add(RefKey::Category, cat);
         }
         if let Some(svc) = blank(&input.service_id)
-            && crate::desk::service_open_to(&mut w.tx, actor, svc).await?
+            && crate::desk::service_open_to(conn, actor, svc).await?
         {
             known.add(RefKey::Service, svc);
         }
         if let Some(item) = blank(&input.catalogue_item_id)
-            && crate::desk::catalogue_item_open_to(&mut w.tx, actor, item).await?
+            && crate::desk::catalogue_item_open_to(conn, actor, item).await?
         {
             known.add(RefKey::CatalogueItem, item);
         }
@@ -666,8 +694,8 @@ impl App {
             catalogue_item_id: input.catalogue_item_id.clone(),
             ci_ids: vec![],
         };
-        let matrix = matrix_in(&mut w.tx).await?;
-        let fields = inc::validate_new_ticket(&form, &who, &matrix, &known);
+        let reference = self.reference.current(conn).await?;
+        let fields = inc::validate_new_ticket(&form, &who, &reference.matrix, &known);
         // Assignment while logging: staff only, checked with everything else.
         let wants_assignment = blank(&input.team_id).is_some() || blank(&input.agent_id).is_some();
         let mut assignment = None;
@@ -676,12 +704,12 @@ impl App {
                 errs.push(FieldError::new("team_id", "not_allowed", "the service desk assigns tickets"));
             } else {
                 if let Some(team) = blank(&input.team_id)
-                    && is_active_team(&mut w.tx, team).await?
+                    && is_active_team(conn, team).await?
                 {
                     known.add(RefKey::Team, team);
                 }
                 if let (Some(agent), Some(p)) = (blank(&input.agent_id), &project)
-                    && is_agent_for(&mut w.tx, agent, &p.id, &p.organization_id).await?
+                    && is_agent_for(conn, agent, &p.id, &p.organization_id).await?
                 {
                     known.add(RefKey::Agent, agent);
                 }
@@ -702,7 +730,20 @@ impl App {
             (Err(e), _) => return Err(e.into()),
         };
         let project = project.ok_or(AppError::NotFound)?;
+        let slas = reference.slas_of(conn, &project.id).await?;
+        let policy = match assignment {
+            Some(_) => Some(policy_in(conn).await?),
+            None => None,
+        };
+        Ok(ReadyTicket { fields, project, assignment, policy, slas })
+    }
 
+    /// Writes a checked ticket: the row, its first status and priority log entries, the
+    /// reporter as watcher, the audit entry, the assignment if asked, the SLA clocks and the
+    /// announcement. Returns the new ticket's id.
+    async fn write_ticket(&self, w: &mut Writer, actor: &Principal, ready: ReadyTicket) -> Result<String> {
+        let ReadyTicket { fields, project, assignment, policy, slas } = ready;
+        let who = Actor::from(actor);
         let seq = kernel::next_counter(&mut w.tx, fields.kind.prefix()).await?;
         let number = TicketNumber::new(fields.kind, u64::try_from(seq).unwrap_or(1)).ok_or_else(|| internal("counter"))?;
         let id = keel_store::new_id();
@@ -736,17 +777,31 @@ impl App {
         log_status(w, &rec.id, &first, &actor.user_id).await?;
         store::append_priority_log(&mut w.tx, &rec.id, w.now, &rec.priority, &actor.user_id).await?;
         store::add_watcher(&mut w.tx, &rec.id, &rec.reporter_id, w.now).await?;
-        w.record("ticket", &rec.id, AuditAction::Create, None, Some(&audit_of(&rec))).await?;
-        if let Some(a) = assignment {
-            let policy = policy_in(&mut w.tx).await?;
+        w.record_new("ticket", &rec.id, &audit_of(&rec)).await?;
+        // The clocks start from the logs as written here; nothing needs reading back.
+        let mut clock = keel_store::sla_clocks::TicketClockInput {
+            id: id.clone(),
+            project_id: rec.project_id.clone(),
+            service_id: rec.service_id.clone(),
+            first_response_at: None,
+            status_log: vec![(w.now, first.sla_status().to_string())],
+            priority_log: vec![(w.now, rec.priority.clone())],
+            public_updates: vec![],
+        };
+        if let (Some(a), Some(policy)) = (assignment, policy) {
             let applied = inc::apply(&state, &Command::Assign { assignment: a }, &Context::new(time(w.now), &who, &policy))?;
+            let mut after = rec.clone();
+            write_state(&mut after, &applied.state);
+            if let Some(e) = applied.status_log_entry() {
+                clock.status_log.push((e.at.timestamp_millis(), e.sla_status().to_string()));
+            }
             persist_applied(w, &rec, applied, 1, &actor.user_id, Some("assign"), None).await?;
+            rec = after;
         }
-        crate::sla_clocks::refresh(w, &id).await?;
-        let fresh = store::get_ticket(&mut w.tx, &id).await?.ok_or(AppError::NotFound)?;
+        crate::sla_clocks::start_clocks(w, &clock, &slas).await?;
         let team = vec![keel_domain::notification::Audience::AssignmentTeam];
-        crate::notifications::announce_ticket(w, "incident.created", &fresh, team, serde_json::json!({})).await?;
-        Ok(fresh)
+        crate::notifications::announce_ticket(w, "incident.created", &rec, team, serde_json::json!({})).await?;
+        Ok(id)
     }
 
     /// Changes a ticket's descriptive fields (title, description, impact, urgency, category),
@@ -1127,6 +1182,13 @@ pub(crate) async fn load_visible(conn: &mut sqlx::AnyConnection, actor: &Princip
         return Err(AppError::NotFound);
     }
     Ok(t)
+}
+
+/// The conversation of a ticket the actor may see: contacts get public replies only.
+pub(crate) async fn comments_of(conn: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<Vec<CommentRecord>> {
+    let comments = store::list_comments(conn, ticket_id, !actor.is_staff()).await?;
+    // Belt and braces: the domain's visibility rule, whatever the query did.
+    Ok(comments.into_iter().filter(|cm| Visibility::parse(&cm.visibility).is_some_and(|v| inc::may_see_comment(actor.kind, v))).collect())
 }
 
 pub(crate) async fn matrix_in(conn: &mut sqlx::AnyConnection) -> Result<PriorityMatrix> {

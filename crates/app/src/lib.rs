@@ -23,6 +23,7 @@ pub mod major_incidents;
 pub mod notifications;
 pub mod outbox;
 pub mod problems;
+pub mod reference;
 pub mod releases;
 pub mod search;
 pub mod service_level;
@@ -96,6 +97,8 @@ pub struct App {
     pub cmdb_graph: Arc<cmdb_graph::GraphCache>,
     /// How often the job runner looks for due jobs, and how long it leases one.
     pub jobs: jobs::JobConfig,
+    /// This process's copy of the priority matrix, SLAs and calendars (see `reference`).
+    pub reference: Arc<reference::ReferenceCache>,
 }
 
 impl App {
@@ -110,6 +113,7 @@ impl App {
             search: search::Search::disabled(),
             cmdb_graph: Arc::default(),
             jobs: jobs::JobConfig::default(),
+            reference: Arc::default(),
         }
     }
 

@@ -89,6 +89,13 @@ pub struct SlaCache {
 }
 
 impl SlaCache {
+    /// The SLAs in force for one project and their calendars.
+    pub(crate) async fn of_project(conn: &mut AnyConnection, project_id: &str) -> Result<SlaCache> {
+        let mut c = SlaCache::default();
+        c.load_projects(conn, &[project_id.to_string()]).await?;
+        Ok(c)
+    }
+
     async fn load_projects(&mut self, conn: &mut AnyConnection, projects: &[String]) -> Result<()> {
         let missing: Vec<String> = projects.iter().filter(|p| !self.projects.contains_key(*p)).cloned().collect();
         if missing.is_empty() {
@@ -216,8 +223,16 @@ pub async fn recompute(conn: &mut AnyConnection, ids: &[String], now: i64, cache
     cache.load_projects(conn, &projects).await?;
     let old: HashMap<(String, String), ClockRow> =
         store::clocks_of(conn, ids).await?.into_iter().map(|c| ((c.ticket_id.clone(), c.kind.clone()), c)).collect();
+    let rows = clock_rows(&inputs, &old, cache, now);
+    store::replace_clocks(conn, ids, &rows).await?;
+    Ok(inputs.len())
+}
+
+/// The clocks of the given tickets as of `now`, given their stored clocks (`old`); crossings
+/// `old` does not hold are marked for the escalation job.
+fn clock_rows(inputs: &[TicketClockInput], old: &HashMap<(String, String), ClockRow>, cache: &SlaCache, now: i64) -> Vec<ClockRow> {
     let mut rows = Vec::with_capacity(inputs.len() * 2);
-    for t in &inputs {
+    for t in inputs {
         let Some(m) = cache.sla_for(t) else { continue };
         let Some(cal) = cache.calendars.get(&m.sla.calendar_id) else { continue };
         for mut r in compute_rows(t, m, cal, now).unwrap_or_default() {
@@ -228,8 +243,15 @@ pub async fn recompute(conn: &mut AnyConnection, ids: &[String], now: i64, cache
             rows.push(r);
         }
     }
-    store::replace_clocks(conn, ids, &rows).await?;
-    Ok(inputs.len())
+    rows
+}
+
+/// Starts the clocks of a ticket created in this transaction from what the write knows (its
+/// logs so far), without reading them back; `cache` holds the SLAs of its project.
+pub(crate) async fn start_clocks(w: &mut Writer, ticket: &TicketClockInput, cache: &SlaCache) -> Result<()> {
+    let rows = clock_rows(std::slice::from_ref(ticket), &HashMap::new(), cache, w.now);
+    store::insert_clocks(w.conn(), &rows).await?;
+    Ok(())
 }
 
 /// Refreshes one ticket's clocks inside an incident write.

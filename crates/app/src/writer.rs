@@ -9,6 +9,18 @@ pub struct Writer {
     pub tx: Tx,
     pub actor: Principal,
     pub now: i64,
+    /// Outbox messages held back to be written in one statement at commit (see `defer_outbox`).
+    deferred: Option<Vec<Deferred>>,
+}
+
+/// An outbox message held back until commit; its id is taken when it is pushed, so the outbox
+/// keeps the order in which the messages were pushed.
+struct Deferred {
+    id: String,
+    topic: &'static str,
+    entity_type: String,
+    entity_id: String,
+    payload: String,
 }
 
 impl Writer {
@@ -17,7 +29,23 @@ impl Writer {
     /// outbox followers' re-read window relies on.
     pub(crate) async fn begin(db: &Db, actor: &Principal, clock: &dyn crate::Clock) -> Result<Writer> {
         let tx = db.begin().await?;
-        Ok(Writer { tx, actor: actor.clone(), now: clock.now_ms() })
+        Ok(Writer { tx, actor: actor.clone(), now: clock.now_ms(), deferred: None })
+    }
+
+    /// From now on, outbox messages are written in one statement at `commit` instead of one
+    /// statement each; for use cases that push several and do not read the outbox back.
+    pub(crate) fn defer_outbox(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    async fn push_outbox(&mut self, topic: &'static str, entity_type: &str, entity_id: &str, payload: String) -> Result<()> {
+        if let Some(d) = &mut self.deferred {
+            let (entity_type, entity_id) = (entity_type.to_string(), entity_id.to_string());
+            d.push(Deferred { id: keel_store::new_id(), topic, entity_type, entity_id, payload });
+            return Ok(());
+        }
+        kernel::push_outbox(&mut self.tx, &kernel::OutboxMessage { topic, entity_type, entity_id, payload: &payload }, self.now).await?;
+        Ok(())
     }
 
     /// The connection inside the transaction, for store calls.
@@ -36,54 +64,69 @@ impl Writer {
         before: Option<&serde_json::Value>,
         after: Option<&serde_json::Value>,
     ) -> Result<()> {
+        self.record_entry(entity_type, entity_id, action, before, after, false).await
+    }
+
+    /// Records the creation of a record whose id was made in this transaction (so its audit
+    /// chain is empty).
+    pub async fn record_new(&mut self, entity_type: &str, entity_id: &str, after: &serde_json::Value) -> Result<()> {
+        self.record_entry(entity_type, entity_id, AuditAction::Create, None, Some(after), true).await
+    }
+
+    async fn record_entry(
+        &mut self,
+        entity_type: &str,
+        entity_id: &str,
+        action: AuditAction,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+        first: bool,
+    ) -> Result<()> {
         let changes = diff(before, after, &[]);
         if changes.is_empty() && action == AuditAction::Update {
             return Ok(());
         }
         let changes_json = serde_json::to_string(&changes).map_err(|e| AppError::Internal(e.to_string()))?;
-        audit_store::append(
-            &mut self.tx,
-            &audit_store::NewEntry {
-                entity_type,
-                entity_id,
-                action: action.as_str(),
-                actor_id: &self.actor.user_id,
-                actor_label: &self.actor.display_name,
-                at_ms: self.now,
-                changes_json: &changes_json,
-            },
-        )
-        .await?;
+        let entry = audit_store::NewEntry {
+            entity_type,
+            entity_id,
+            action: action.as_str(),
+            actor_id: &self.actor.user_id,
+            actor_label: &self.actor.display_name,
+            at_ms: self.now,
+            changes_json: &changes_json,
+        };
+        if first {
+            audit_store::append_first(&mut self.tx, &entry).await?;
+        } else {
+            audit_store::append(&mut self.tx, &entry).await?;
+        }
         let changed: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         let payload = serde_json::json!({ "action": action.as_str(), "record": after.or(before), "changed": changed }).to_string();
-        kernel::push_outbox(
-            &mut self.tx,
-            &kernel::OutboxMessage { topic: "record_changed", entity_type, entity_id, payload: &payload },
-            self.now,
-        )
-        .await?;
-        Ok(())
+        self.push_outbox("record_changed", entity_type, entity_id, payload).await
     }
 
     /// Announces an event for notification, committed with the change it reports, so a
     /// notification is prepared exactly when (and only if) the change is stored.
     pub async fn announce(&mut self, a: &keel_domain::notification::Announcement) -> Result<()> {
         let payload = serde_json::to_string(a).map_err(|e| AppError::Internal(e.to_string()))?;
-        kernel::push_outbox(
-            &mut self.tx,
-            &kernel::OutboxMessage {
-                topic: keel_domain::notification::Announcement::TOPIC,
-                entity_type: &a.entity_type,
-                entity_id: &a.entity_id,
-                payload: &payload,
-            },
-            self.now,
-        )
-        .await?;
-        Ok(())
+        self.push_outbox(keel_domain::notification::Announcement::TOPIC, &a.entity_type, &a.entity_id, payload).await
     }
 
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        if let Some(d) = self.deferred.take() {
+            let messages: Vec<kernel::OutboxMessage> = d
+                .iter()
+                .map(|m| kernel::OutboxMessage {
+                    topic: m.topic,
+                    entity_type: &m.entity_type,
+                    entity_id: &m.entity_id,
+                    payload: &m.payload,
+                })
+                .collect();
+            let rows: Vec<(String, &kernel::OutboxMessage)> = d.iter().zip(&messages).map(|(m, o)| (m.id.clone(), o)).collect();
+            kernel::push_outbox_rows(&mut self.tx, &rows, self.now).await?;
+        }
         self.tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(())
     }

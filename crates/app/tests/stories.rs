@@ -1970,6 +1970,49 @@ mod sla_clocks {
     }
 
     #[tokio::test]
+    async fn a_changed_sla_or_priority_matrix_applies_to_the_next_ticket_on_every_instance() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            // a second instance on the same database, with its own copy of the reference data
+            let two = App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock_.clone());
+            let sc = setup(&app).await;
+            clock_.0.store(ms("2026-02-13T09:00:00Z"), Ordering::SeqCst);
+            let clocks = |a: &App, id: String| {
+                let (a, who) = (a.clone(), sc.w.agent_a.clone());
+                async move { a.ticket_sla(&who, &id).await.unwrap().clocks.into_iter().map(|c| c.sla_id).collect::<Vec<_>>() }
+            };
+            // both instances log a ticket, so both hold the matrix and the project's SLAs
+            let one = app.create_ticket(&sc.w.agent_a, ticket(&sc, "low", "low")).await.unwrap();
+            let other = two.create_ticket(&sc.w.agent_a, ticket(&sc, "low", "low")).await.unwrap();
+            assert_eq!((one.priority.as_str(), other.priority.as_str()), ("p4", "p4"), "{}", t.label);
+            assert_eq!(clocks(&two, other.id.clone()).await, [sc.sla.clone(), sc.sla.clone()], "{}", t.label);
+            // the first instance changes the matrix and expires the SLA ...
+            let mut cells = keel_domain::incident::PriorityMatrix::default().cells();
+            for c in cells.iter_mut() {
+                c.priority = keel_domain::incident::Priority::P1;
+            }
+            app.set_priority_matrix(&sc.w.admin, cells).await.unwrap();
+            app.sla_action(&sc.sm, &sc.sla, SlaAction::Expire, None).await.unwrap();
+            // ... and the second one's next ticket follows both
+            let next = two.create_ticket(&sc.w.agent_a, ticket(&sc, "low", "low")).await.unwrap();
+            assert_eq!(next.priority, "p1", "{}", t.label);
+            assert!(clocks(&two, next.id.clone()).await.is_empty(), "{}: measured by an expired SLA", t.label);
+            // a new SLA activated on the second instance measures the first one's next ticket
+            let input = SlaInput {
+                name: "Acme SLA 2".into(),
+                project_id: sc.w.project_a.clone(),
+                calendar_id: sc.calendar.clone(),
+                ..Default::default()
+            };
+            let sla = two.create_sla(&sc.sm, input).await.unwrap().id;
+            two.sla_action(&sc.sm, &sla, SlaAction::Approve, None).await.unwrap();
+            two.sla_action(&sc.sm, &sla, SlaAction::Activate, None).await.unwrap();
+            let last = app.create_ticket(&sc.w.agent_a, ticket(&sc, "low", "low")).await.unwrap();
+            assert_eq!(clocks(&app, last.id.clone()).await, [sla.clone(), sla.clone()], "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
     async fn raising_the_priority_re_targets_from_creation_and_a_calendar_change_recomputes() {
         for t in TestDb::migrated_all().await {
             let (app, clock_) = app_on(&t);
@@ -3309,6 +3352,45 @@ mod desk {
             TransitionInput { resolution_code: Some("solved".into()), resolution_notes: Some("restarted".into()), ..step("resolve") };
         app.transition_ticket(&w.agent_a, &t.id, resolve, None).await.unwrap();
         t.id
+    }
+
+    #[tokio::test]
+    async fn the_ticket_page_reads_children_and_duplicates_and_keeps_staff_parts_from_contacts() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            let new = |title: &str| NewTicket {
+                project_id: w.project_a.clone(),
+                reporter_id: Some(w.contact_a.user_id.clone()),
+                title: title.into(),
+                ..Default::default()
+            };
+            let main = app.create_ticket(&w.agent_a, new("ERP down")).await.unwrap();
+            let child = app.create_ticket(&w.agent_a, new("ERP down in Suzhou")).await.unwrap();
+            let dup = app.create_ticket(&w.agent_a, new("ERP 无法登录")).await.unwrap();
+            app.set_parent(&w.agent_a, &child.id, Some(&main.id)).await.unwrap();
+            app.merge_ticket(&w.agent_a, &dup.id, &main.number).await.unwrap();
+            app.add_comment(&w.agent_a, &main.id, "internal", "database host rebooting").await.unwrap();
+            app.add_comment(&w.agent_a, &main.id, "public", "we are on it").await.unwrap();
+            app.link_record(&w.agent_a, &main.id, "change", "CHG-000001").await.unwrap();
+            let ids = |l: &[keel_store::incidents::TicketRecord]| l.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+            let staff = app.ticket_page_data(&w.agent_a, &main.number).await.unwrap();
+            assert_eq!(staff.ticket.id, main.id, "{}", t.label);
+            assert_eq!((ids(&staff.children), ids(&staff.duplicates)), (vec![child.id.clone()], vec![dup.id.clone()]), "{}", t.label);
+            assert_eq!((staff.comments.len(), staff.links.len()), (2, 1), "{}", t.label);
+            assert!(!staff.history.is_empty() && staff.watchers.iter().any(|x| x.user_id == w.contact_a.user_id));
+            // the reporter sees the public reply only, and none of the staff's parts
+            let contact = app.ticket_page_data(&w.contact_a, &main.id).await.unwrap();
+            assert_eq!(contact.comments.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(), ["we are on it"], "{}", t.label);
+            assert!(contact.links.is_empty() && contact.history.is_empty() && contact.work_log.is_empty(), "{}", t.label);
+            assert_eq!(ids(&contact.children), [child.id.clone()], "{}", t.label);
+            // another organisation's contact gets nothing
+            let mut c = app.read().await.unwrap();
+            let b = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
+            drop(c);
+            let b = principal(&app, &b.id).await;
+            assert!(matches!(app.ticket_page_data(&b, &main.id).await, Err(AppError::NotFound)), "{}", t.label);
+        }
     }
 
     /// T0 is a Thursday evening (UTC): two business days later is the next Monday evening.

@@ -28,6 +28,16 @@ pub async fn append(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<String
         Some(r) => (r.int("seq")? + 1, r.text("hash")?),
         None => (1, GENESIS.to_string()),
     };
+    insert(conn, e, seq, &prev_hash).await
+}
+
+/// The first entry of a record created in this transaction (its id is new, so it has no
+/// entries yet): saves looking for the chain's head.
+pub async fn append_first(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<String> {
+    insert(conn, e, 1, GENESIS).await
+}
+
+async fn insert(conn: &mut AnyConnection, e: &NewEntry<'_>, seq: i64, prev_hash: &str) -> Result<String> {
     let id = crate::new_id();
     let hash = audit::entry_hash(&SealedFields {
         id: &id,
@@ -38,7 +48,7 @@ pub async fn append(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<String
         actor_id: e.actor_id,
         at_ms: e.at_ms,
         changes: e.changes_json,
-        prev_hash: &prev_hash,
+        prev_hash,
     });
     sqlx::query(
         "INSERT INTO audit_log (id, entity_type, entity_id, seq, action, actor_id, actor_label, at, changes, prev_hash, hash) \
@@ -53,7 +63,7 @@ pub async fn append(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<String
     .bind(e.actor_label)
     .bind(e.at_ms)
     .bind(e.changes_json)
-    .bind(&prev_hash)
+    .bind(prev_hash)
     .bind(&hash)
     .execute(&mut *conn)
     .await?;

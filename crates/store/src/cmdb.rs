@@ -410,11 +410,7 @@ pub async fn graph_changes_between(conn: &mut AnyConnection, after: i64, upto: i
 }
 
 pub async fn graph_generation(conn: &mut AnyConnection) -> Result<i64> {
-    let row = sqlx::query("SELECT value FROM counters WHERE name = $1").bind(GRAPH_COUNTER).fetch_optional(&mut *conn).await?;
-    Ok(match row {
-        Some(r) => r.int("value")?,
-        None => 0,
-    })
+    crate::kernel::counter_value(conn, GRAPH_COUNTER).await
 }
 
 /// A CI as the cached impact graph keeps it.

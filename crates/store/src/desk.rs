@@ -164,17 +164,22 @@ pub async fn set_service(conn: &mut AnyConnection, ticket_id: &str, service_id: 
     Ok(())
 }
 
-/// The ids of a ticket's children.
-pub async fn children(conn: &mut AnyConnection, parent_id: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT id FROM tickets WHERE parent_id = $1 ORDER BY number").bind(parent_id).fetch_all(&mut *conn).await?;
-    rows.iter().map(|r| r.text("id").map_err(Into::into)).collect()
-}
-
-/// The ids of tickets merged into this one.
-pub async fn duplicates_of(conn: &mut AnyConnection, target_id: &str) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT id FROM tickets WHERE duplicate_of_id = $1 ORDER BY number").bind(target_id).fetch_all(&mut *conn).await?;
-    rows.iter().map(|r| r.text("id").map_err(Into::into)).collect()
+/// The ids of a ticket's children and of the tickets merged into it, each in number order, in
+/// one query.
+pub async fn related_ids(conn: &mut AnyConnection, ticket_id: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let rows = sqlx::query(
+        "SELECT id, 'child' AS rel, number FROM tickets WHERE parent_id = $1 \
+         UNION ALL SELECT id, 'merged' AS rel, number FROM tickets WHERE duplicate_of_id = $1 ORDER BY number",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut children, mut merged) = (vec![], vec![]);
+    for r in rows {
+        let list = if r.text("rel")? == "child" { &mut children } else { &mut merged };
+        list.push(r.text("id")?);
+    }
+    Ok((children, merged))
 }
 
 // ---- auto-close ----

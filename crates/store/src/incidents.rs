@@ -632,19 +632,12 @@ pub struct StatusLogRow {
 }
 
 pub async fn append_status_log(conn: &mut AnyConnection, ticket_id: &str, e: &StatusLogRow) -> Result<i64> {
-    let seq = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM ticket_status_log WHERE ticket_id = $1")
-        .bind(ticket_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .int("n")?
-        + 1;
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO ticket_status_log (id, ticket_id, seq, at, from_status, to_status, pending_reason, sla_status, action, actor_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7, $8, $9 FROM ticket_status_log WHERE ticket_id = $2 RETURNING seq",
     )
     .bind(crate::new_id())
     .bind(ticket_id)
-    .bind(seq)
     .bind(e.at)
     .bind(&e.from_status)
     .bind(&e.to_status)
@@ -652,9 +645,9 @@ pub async fn append_status_log(conn: &mut AnyConnection, ticket_id: &str, e: &St
     .bind(&e.sla_status)
     .bind(&e.action)
     .bind(&e.actor_id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(seq)
+    Ok(row.int("seq")?)
 }
 
 pub async fn status_log(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<StatusLogRow>> {
@@ -689,21 +682,17 @@ pub struct PriorityLogRow {
 }
 
 pub async fn append_priority_log(conn: &mut AnyConnection, ticket_id: &str, at: i64, priority: &str, actor_id: &str) -> Result<()> {
-    let seq = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM ticket_priority_log WHERE ticket_id = $1")
-        .bind(ticket_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .int("n")?
-        + 1;
-    sqlx::query("INSERT INTO ticket_priority_log (id, ticket_id, seq, at, priority, actor_id) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(crate::new_id())
-        .bind(ticket_id)
-        .bind(seq)
-        .bind(at)
-        .bind(priority)
-        .bind(actor_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO ticket_priority_log (id, ticket_id, seq, at, priority, actor_id) \
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM ticket_priority_log WHERE ticket_id = $2",
+    )
+    .bind(crate::new_id())
+    .bind(ticket_id)
+    .bind(at)
+    .bind(priority)
+    .bind(actor_id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

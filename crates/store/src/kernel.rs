@@ -16,6 +16,25 @@ pub async fn next_counter(conn: &mut AnyConnection, name: &str) -> Result<i64> {
     Ok(row.int("value")?)
 }
 
+/// The value of a named counter; 0 before its first increment.
+pub async fn counter_value(conn: &mut AnyConnection, name: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT value FROM counters WHERE name = $1").bind(name).fetch_optional(&mut *conn).await?;
+    Ok(match row {
+        Some(r) => r.int("value")?,
+        None => 0,
+    })
+}
+
+/// Counts writes to the reference data a ticket write reads (priority matrix, SLAs and business
+/// calendars): a process caching that data re-reads it when this counter moved, whichever
+/// instance wrote. Every such write bumps it in its own transaction.
+pub const DESK_REFERENCE_COUNTER: &str = "desk_reference";
+
+pub async fn bump_desk_reference(conn: &mut AnyConnection) -> Result<()> {
+    next_counter(conn, DESK_REFERENCE_COUNTER).await?;
+    Ok(())
+}
+
 /// An outbox row, written in the same transaction as the record it announces.
 pub struct OutboxMessage<'a> {
     pub topic: &'a str,
@@ -25,15 +44,23 @@ pub struct OutboxMessage<'a> {
 }
 
 pub async fn push_outbox(conn: &mut AnyConnection, m: &OutboxMessage<'_>, at_ms: i64) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (id, topic, entity_type, entity_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(crate::new_id())
-        .bind(m.topic)
-        .bind(m.entity_type)
-        .bind(m.entity_id)
-        .bind(m.payload)
-        .bind(at_ms)
-        .execute(&mut *conn)
-        .await?;
+    push_outbox_rows(conn, &[(crate::new_id(), m)], at_ms).await
+}
+
+/// Several outbox rows in one statement, each with the id given (ids order the outbox).
+pub async fn push_outbox_rows(conn: &mut AnyConnection, rows: &[(String, &OutboxMessage<'_>)], at_ms: i64) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = crate::sql::Sql::new("INSERT INTO outbox (id, topic, entity_type, entity_id, payload, created_at) VALUES ");
+    for (i, (id, m)) in rows.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(").push_bind(id.as_str()).push(", ").push_bind(m.topic).push(", ").push_bind(m.entity_type);
+        q.push(", ").push_bind(m.entity_id).push(", ").push_bind(m.payload).push(", ").push_bind(at_ms).push(")");
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 

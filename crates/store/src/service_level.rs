@@ -111,7 +111,8 @@ pub async fn update_calendar(conn: &mut AnyConnection, c: &CalendarRecord, expec
     .bind(expected_version)
     .execute(&mut *conn)
     .await?;
-    stale_if_none(r)
+    stale_if_none(r)?;
+    crate::kernel::bump_desk_reference(conn).await
 }
 
 /// Replaces the days of the given years (all of them when `years` is `None`) with `days`.
@@ -141,7 +142,7 @@ pub async fn replace_calendar_days(conn: &mut AnyConnection, calendar_id: &str, 
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    crate::kernel::bump_desk_reference(conn).await
 }
 
 /// Marks the calendar changed (its days are part of it) under optimistic concurrency.
@@ -152,7 +153,8 @@ pub async fn touch_calendar(conn: &mut AnyConnection, id: &str, expected_version
         .bind(expected_version)
         .execute(&mut *conn)
         .await?;
-    stale_if_none(r)
+    stale_if_none(r)?;
+    crate::kernel::bump_desk_reference(conn).await
 }
 
 /// Deletes a calendar at the given version; `ForeignKey` when a service or SLA still uses it.
@@ -483,7 +485,8 @@ async fn set_sla_services(conn: &mut AnyConnection, s: &SlaRecord) -> Result<()>
     for id in &s.service_ids {
         sqlx::query("INSERT INTO sla_services (sla_id, service_id) VALUES ($1, $2)").bind(&s.id).bind(id).execute(&mut *conn).await?;
     }
-    Ok(())
+    // Every SLA insert and update ends here: the SLAs in force may have changed.
+    crate::kernel::bump_desk_reference(conn).await
 }
 
 pub async fn insert_sla(conn: &mut AnyConnection, s: &SlaRecord) -> Result<()> {

@@ -243,6 +243,11 @@ pub async fn replace_clocks(conn: &mut AnyConnection, ids: &[String], rows: &[Cl
     let mut d = Sql::new("DELETE FROM ticket_sla_clocks WHERE ticket_id IN ");
     d.push_list(ids);
     d.execute(conn).await?;
+    insert_clocks(conn, rows).await
+}
+
+/// Stores clocks of tickets that have none yet (multi-row inserts).
+pub async fn insert_clocks(conn: &mut AnyConnection, rows: &[ClockRow]) -> Result<()> {
     for chunk in rows.chunks(200) {
         let mut q = Sql::new(format!("INSERT INTO ticket_sla_clocks ({CLOCK_COLS}) VALUES "));
         for (i, c) in chunk.iter().enumerate() {

@@ -51,20 +51,17 @@ pub(super) fn human_size(bytes: i64) -> String {
     }
 }
 
-/// The files of a ticket and the form to add one (with an optional reply).
+/// The files of a ticket (as the page read them) and the form to add one (with an optional reply).
 pub async fn attachments_panel(
     state: &AppState,
     tr: &Tr,
     p: &keel_app::Principal,
-    t: &keel_store::incidents::TicketRecord,
+    (t, list): (&keel_store::incidents::TicketRecord, Vec<keel_store::desk::AttachmentRecord>),
     typed: &std::collections::HashMap<String, String>,
     failed: &Option<&AppError>,
     errors: &mut Vec<String>,
 ) -> Result<(Vec<AttachmentView>, Option<super::incidents::SideForm>), AppError> {
-    let views = state
-        .app
-        .list_attachments(p, &t.id)
-        .await?
+    let views = list
         .into_iter()
         .map(|a| AttachmentView {
             href: format!("/attachments/{}", a.id),

@@ -15,7 +15,7 @@ use keel_app::{AppError, Principal};
 use keel_domain::incident::{Action, Impact, PendingReason, Priority, ResolutionCode, Status, TicketKind, Urgency};
 use keel_store::accounts::UserFilter;
 use keel_store::directory::ProjectFilter;
-use keel_store::incidents::{TicketFilter, TicketRecord};
+use keel_store::incidents::TicketFilter;
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 use std::collections::HashMap;
 
@@ -805,7 +805,18 @@ fn with_failed(tr: &Tr, name: &str, failed: &Option<Failed>, fields: &mut [Field
 
 async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed: Option<Failed>, flash: Option<&str>) -> UiResult {
     let p = &who.principal;
-    let t: TicketRecord = state.app.get_ticket(p, id).await.or_page(tr)?;
+    let keel_app::desk::TicketPageData {
+        ticket: t,
+        comments,
+        work_log,
+        rating: existing,
+        attachments,
+        children,
+        duplicates,
+        watchers,
+        links,
+        history,
+    } = state.app.ticket_page_data(p, id).await.or_page(tr)?;
     let is_staff = p.is_staff();
     let empty = Form::new();
     let typed = |name: &str| failed.as_ref().filter(|fl| fl.form == name).map(|fl| &fl.values).unwrap_or(&empty);
@@ -863,11 +874,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         });
     }
 
-    let comments = state
-        .app
-        .list_comments(p, &t.id)
-        .await
-        .or_page(tr)?
+    let comments = comments
         .into_iter()
         .map(|c| CommentView {
             author: c.author_name.clone().unwrap_or_else(|| c.author_id.clone()),
@@ -902,7 +909,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     });
 
     let (work, work_total, work_form) = if is_staff {
-        let entries = state.app.list_work_log(p, &t.id).await.or_page(tr)?;
+        let entries = work_log;
         let total = entries.iter().map(|e| e.minutes).sum();
         let views = entries
             .into_iter()
@@ -930,7 +937,6 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         (vec![], 0, None)
     };
 
-    let existing = state.app.get_rating(p, &t.id).await.or_page(tr)?;
     let rating = existing.as_ref().map(|r| {
         let stars = "★".repeat(usize::try_from(r.score).unwrap_or(0));
         format!("{stars} {}", r.comment.clone().unwrap_or_default())
@@ -986,7 +992,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         state,
         tr,
         p,
-        &t,
+        (&t, attachments),
         typed("attachment"),
         &failed.as_ref().filter(|f| f.form == "attachment").map(|f| &f.error),
         &mut errors,
@@ -994,21 +1000,18 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     .await
     .or_page(tr)?;
     let mut merged = Vec::new();
-    let (children, duplicates) = state.app.related_tickets(p, &t.id).await.or_page(tr)?;
     for (key, list) in [("incident-children", children), ("incident-merged", duplicates)] {
         if !list.is_empty() {
             merged.push(Detail { label: tr.t(key), value: list.iter().map(|x| x.number.clone()).collect::<Vec<_>>().join(", ") });
         }
     }
     details.extend(merged);
-    let watchers = state.app.list_watchers(p, &t.id).await.or_page(tr)?;
     if !watchers.is_empty() {
         details.push(Detail {
             label: tr.t("incident-watchers"),
             value: watchers.iter().map(|w| w.display_name.clone()).collect::<Vec<_>>().join(", "),
         });
     }
-    let links = state.app.list_links(p, &t.id).await.or_page(tr)?;
     if !links.is_empty() {
         let value = links
             .iter()
@@ -1023,9 +1026,9 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         errors.push(super::error_message(tr, &fl.error));
     }
 
-    let desk =
-        super::ticket_desk::panel(state, tr, p, &t, &agents, failed.as_ref().map(|f| (f.form.as_str(), &f.values))).await.or_page(tr)?;
-    let history = if is_staff { history_views(tr, &state.app.ticket_history(p, &t.id).await.or_page(tr)?) } else { vec![] };
+    let typed_desk = failed.as_ref().map(|f| (f.form.as_str(), &f.values));
+    let desk = super::ticket_desk::panel(state, tr, p, &t, (watchers, links), &agents, typed_desk).await.or_page(tr)?;
+    let history = if is_staff { history_views(tr, &history) } else { vec![] };
     let problem_panel = super::problems::ticket_panel(state, p, &t).await.or_page(tr)?;
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let ctx = Ctx::new(tr, Some(who), "/incidents", flash);

@@ -9,7 +9,8 @@ use crate::i18n::Tr;
 use axum::extract::{Path, State};
 use keel_app::desk::LINK_KINDS;
 use keel_app::{AppError, Principal};
-use keel_store::incidents::TicketRecord;
+use keel_store::desk::WatcherRecord;
+use keel_store::incidents::{LinkRecord, TicketRecord};
 
 pub struct WatcherView {
     pub user_id: String,
@@ -44,27 +45,25 @@ fn opts(list: Vec<(String, String)>, selected: &str) -> Vec<Opt> {
     list.into_iter().map(|(value, label)| Opt { selected: value == selected, value, label }).collect()
 }
 
-/// The panel for the ticket page; `typed` holds the values of the form that failed, if any.
+/// The panel for the ticket page, from the ticket's watchers and links the page read; `failed`
+/// holds the values of the form that failed, if any.
 pub async fn panel(
     state: &AppState,
     tr: &Tr,
     p: &Principal,
     t: &TicketRecord,
+    (watchers, links): (Vec<WatcherRecord>, Vec<LinkRecord>),
     staff: &[(String, String)],
     failed: Option<(&str, &Form)>,
 ) -> Result<DeskPanel, AppError> {
     let typed = |form: &str, key: &str| failed.filter(|(f, _)| *f == form).and_then(|(_, v)| v.get(key).cloned());
-    let watchers = state.app.list_watchers(p, &t.id).await?;
     let following = watchers.iter().any(|w| w.user_id == p.user_id);
     let watchers = watchers
         .into_iter()
         .map(|w| WatcherView { removable: p.is_staff() || w.user_id == p.user_id, user_id: w.user_id, name: w.display_name })
         .collect();
     let (links, service_options) = if p.is_staff() {
-        let links = state
-            .app
-            .list_links(p, &t.id)
-            .await?
+        let links = links
             .into_iter()
             .map(|l| LinkView { id: l.id, label: format!("{} {}", tr.t(&format!("incident-link-{}", l.target_type)), l.target_id) })
             .collect();
