@@ -3383,7 +3383,7 @@ mod desk {
             let contact = app.ticket_page_data(&w.contact_a, &main.id).await.unwrap();
             assert_eq!(contact.comments.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(), ["we are on it"], "{}", t.label);
             assert!(contact.links.is_empty() && contact.history.is_empty() && contact.work_log.is_empty(), "{}", t.label);
-            assert_eq!(ids(&contact.children), [child.id.clone()], "{}", t.label);
+            assert_eq!(ids(&contact.children), std::slice::from_ref(&child.id), "{}", t.label);
             // another organisation's contact gets nothing
             let mut c = app.read().await.unwrap();
             let b = keel_store::accounts::get_user_by_email(&mut c, "han@beta.test").await.unwrap().unwrap();
