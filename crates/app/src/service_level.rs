@@ -806,7 +806,10 @@ impl App {
         let mut a = snapshot(&after);
         a["lifecycle_action"] = serde_json::json!(action.as_str());
         w.record("sla", id, AuditAction::Update, Some(&snapshot(&before)), Some(&a)).await?;
-        crate::sla_clocks::enqueue_recompute(&mut w.tx, serde_json::json!({ "project_ids": [before.project_id] }), w.now).await?;
+        // Only active SLAs measure tickets: approving a draft moves no clock.
+        if from == SlaStatus::Active || to == SlaStatus::Active {
+            crate::sla_clocks::enqueue_recompute(&mut w.tx, serde_json::json!({ "project_ids": [before.project_id] }), w.now).await?;
+        }
         let fresh = store::get_sla(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)

@@ -30,6 +30,7 @@ use keel_domain::sla::{
     BusinessCalendar, ClockContext, ClockPhase, ClockPolicy, ClockState, Priority, SlaTargets, TargetClock, TargetKind, TicketHistory,
     compute_clocks,
 };
+use keel_store::incidents::TicketRecord;
 use keel_store::jobs::{self, NewJob};
 use keel_store::service_level as sl_store;
 use keel_store::sla_clocks::{self as store, ActiveSla, AttainmentRow, ClockRow, FiringRecord, RuleRecord, TicketClockInput};
@@ -45,8 +46,14 @@ pub const LATE_AFTER_MS: i64 = 120_000;
 /// Days before an SLA's review date its review reminder is announced.
 pub const REVIEW_NOTICE_DAYS: i64 = 14;
 /// Tickets recomputed per transaction.
-pub const RECOMPUTE_BATCH: i64 = 500;
+pub const RECOMPUTE_BATCH: i64 = 1000;
 pub const RECOMPUTE_JOB: &str = "sla_recompute";
+pub const ESCALATE_JOB: &str = "sla_escalate";
+/// Tickets escalated per transaction.
+pub const ESCALATE_BATCH: i64 = 50;
+/// One-off `sla_escalate` jobs a run with more than a batch to do wakes on PostgreSQL, so
+/// other instances share the work (unique keys `sla_escalate.helper.<n>`).
+pub const ESCALATE_HELPERS: usize = 3;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -221,36 +228,42 @@ pub async fn recompute(conn: &mut AnyConnection, ids: &[String], now: i64, cache
     projects.sort();
     projects.dedup();
     cache.load_projects(conn, &projects).await?;
-    let old: HashMap<(String, String), ClockRow> =
+    let mut old: HashMap<(String, String), ClockRow> =
         store::clocks_of(conn, ids).await?.into_iter().map(|c| ((c.ticket_id.clone(), c.kind.clone()), c)).collect();
-    let rows = clock_rows(&inputs, &old, cache, now);
-    store::replace_clocks(conn, ids, &rows).await?;
+    let changed = changed_clocks(&inputs, &mut old, cache, now);
+    // what is left of the old clocks no longer applies (no SLA measures the ticket any more)
+    let gone: Vec<(String, String)> = old.into_keys().collect();
+    store::delete_clocks(conn, &gone).await?;
+    store::upsert_clocks(conn, &changed).await?;
     Ok(inputs.len())
 }
 
-/// The clocks of the given tickets as of `now`, given their stored clocks (`old`); crossings
-/// `old` does not hold are marked for the escalation job.
-fn clock_rows(inputs: &[TicketClockInput], old: &HashMap<(String, String), ClockRow>, cache: &SlaCache, now: i64) -> Vec<ClockRow> {
-    let mut rows = Vec::with_capacity(inputs.len() * 2);
+/// The clocks of the given tickets as of `now` that differ from their stored clocks, taken out
+/// of `old` as they are met; crossings `old` does not hold are marked for the escalation job.
+fn changed_clocks(inputs: &[TicketClockInput], old: &mut HashMap<(String, String), ClockRow>, cache: &SlaCache, now: i64) -> Vec<ClockRow> {
+    let mut changed = Vec::with_capacity(inputs.len() * 2);
     for t in inputs {
         let Some(m) = cache.sla_for(t) else { continue };
         let Some(cal) = cache.calendars.get(&m.sla.calendar_id) else { continue };
         for mut r in compute_rows(t, m, cal, now).unwrap_or_default() {
-            let before = old.get(&(r.ticket_id.clone(), r.kind.clone()));
+            let before = old.remove(&(r.ticket_id.clone(), r.kind.clone()));
+            let before = before.as_ref();
             let known = |x: &(i64, i64)| before.is_some_and(|b| b.thresholds.contains(x) || b.breached_at == Some(x.1) && x.0 == 100);
             let breach_new = r.breached_at.is_some() && before.is_none_or(|b| b.breached_at != r.breached_at);
             r.needs_check = before.is_some_and(|b| b.needs_check) || r.thresholds.iter().any(|x| !known(x)) || breach_new;
-            rows.push(r);
+            if before.is_none_or(|b| !store::same_clock(b, &r)) {
+                changed.push(r);
+            }
         }
     }
-    rows
+    changed
 }
 
 /// Starts the clocks of a ticket created in this transaction from what the write knows (its
 /// logs so far), without reading them back; `cache` holds the SLAs of its project.
 pub(crate) async fn start_clocks(w: &mut Writer, ticket: &TicketClockInput, cache: &SlaCache) -> Result<()> {
-    let rows = clock_rows(std::slice::from_ref(ticket), &HashMap::new(), cache, w.now);
-    store::insert_clocks(w.conn(), &rows).await?;
+    let rows = changed_clocks(std::slice::from_ref(ticket), &mut HashMap::new(), cache, w.now);
+    store::upsert_clocks(w.conn(), &rows).await?;
     Ok(())
 }
 
@@ -580,28 +593,51 @@ impl App {
         Ok(n)
     }
 
-    /// Fires the escalation rules of every ticket whose clocks crossed a threshold. Returns
-    /// how many escalations fired.
+    /// Fires the escalation rules of every ticket whose clocks crossed a threshold, a batch of
+    /// tickets per transaction. Returns how many escalations fired.
+    ///
+    /// Each batch claims its tickets with their row locks (on PostgreSQL skipping those another
+    /// transaction holds), so several runs share the work; on PostgreSQL a run that finds a full
+    /// batch wakes [`ESCALATE_HELPERS`] helper jobs, which other instances pick up. The firing
+    /// row's unique index still decides what fires.
     pub async fn run_sla_escalations(&self) -> Result<usize> {
-        let now = self.now();
-        let due = {
-            let mut c = self.read().await?;
-            store::tickets_due_for_escalation(&mut c, now, 1000).await?
-        };
         let mut fired = 0;
         let mut cache = SlaCache::default();
-        for id in due {
-            fired += self.escalate_ticket(&id, &mut cache).await?;
+        let mut after = String::new();
+        let mut woke = false;
+        loop {
+            let mut w = self.write(&Principal::system()).await?;
+            let ids = store::claim_due_for_escalation(&mut w.tx, w.now, &after, ESCALATE_BATCH).await?;
+            let Some(last) = ids.last().cloned() else { break };
+            if !woke && ids.len() as i64 == ESCALATE_BATCH && self.db.backend() == keel_store::Backend::Postgres {
+                for i in 1..=ESCALATE_HELPERS {
+                    let key = format!("{ESCALATE_JOB}.helper.{i}");
+                    let job = NewJob {
+                        kind: ESCALATE_JOB,
+                        unique_key: Some(&key),
+                        payload: "{}",
+                        schedule: None,
+                        run_at: w.now,
+                        max_attempts: 3,
+                    };
+                    jobs::wake(&mut w.tx, &job, w.now).await?;
+                }
+                woke = true;
+            }
+            fired += self.escalate_batch(&mut w, &ids, &mut cache).await?;
+            w.commit().await?;
+            after = last;
         }
         Ok(fired)
     }
 
-    async fn escalate_ticket(&self, ticket_id: &str, cache: &mut SlaCache) -> Result<usize> {
-        let mut w = self.write(&Principal::system()).await?;
+    /// Recomputes the claimed tickets' clocks and fires the rules of every crossing not fired
+    /// yet, in the caller's transaction.
+    async fn escalate_batch(&self, w: &mut Writer, ids: &[String], cache: &mut SlaCache) -> Result<usize> {
         let now = w.now;
-        recompute(&mut w.tx, &[ticket_id.to_string()], now, cache).await?;
-        let clocks = store::clocks_of(&mut w.tx, &[ticket_id.to_string()]).await?;
-        let mut fired = 0;
+        recompute(&mut w.tx, ids, now, cache).await?;
+        let clocks = store::clocks_of(&mut w.tx, ids).await?;
+        let mut candidates = Vec::new();
         for c in &clocks {
             let mut crossings = c.thresholds.clone();
             if let Some(b) = c.breached_at
@@ -609,14 +645,14 @@ impl App {
             {
                 crossings.push((100, b));
             }
-            let rules: Vec<RuleRecord> = cache.rules_of(&mut w.tx, &c.sla_id).await?.to_vec();
+            let rules = cache.rules_of(&mut w.tx, &c.sla_id).await?;
             for (percent, at) in crossings {
                 for rule in rules.iter().filter(|r| r.target_kind == c.kind && r.percent == percent) {
                     let late_by = (now - at).max(0);
                     let firing = FiringRecord {
                         id: keel_store::new_id(),
                         rule_id: rule.id.clone(),
-                        ticket_id: ticket_id.to_string(),
+                        ticket_id: c.ticket_id.clone(),
                         threshold_at: at,
                         target_kind: c.kind.clone(),
                         percent,
@@ -625,31 +661,43 @@ impl App {
                         late_by_ms: late_by,
                         outcome: String::new(),
                     };
-                    if !store::insert_firing(&mut w.tx, &firing).await? {
-                        continue;
-                    }
-                    let outcome = self.act(&mut w, rule, &firing, c.due_at).await?;
-                    sqlx::query("UPDATE sla_escalation_firings SET outcome = $1 WHERE id = $2")
-                        .bind(outcome)
-                        .bind(&firing.id)
-                        .execute(&mut *w.tx)
-                        .await
-                        .map_err(keel_store::StoreError::from)?;
-                    fired += 1;
+                    candidates.push((firing, rule.clone(), c.due_at));
                 }
             }
         }
-        store::clear_needs_check(&mut w.tx, ticket_id).await?;
-        w.commit().await?;
-        Ok(fired)
+        let inserted = store::insert_firings(&mut w.tx, &candidates.iter().map(|(f, _, _)| f.clone()).collect::<Vec<_>>()).await?;
+        candidates.retain(|(f, _, _)| inserted.contains(&f.id));
+        let mut with_firings: Vec<String> = candidates.iter().map(|(f, _, _)| f.ticket_id.clone()).collect();
+        with_firings.dedup();
+        let mut tickets: HashMap<String, TicketRecord> =
+            keel_store::incidents::tickets_by_ids(&mut w.tx, &with_firings).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let mut outcomes = Vec::with_capacity(candidates.len());
+        for (firing, rule, due_at) in &candidates {
+            let t = tickets.get(&firing.ticket_id).ok_or(AppError::NotFound)?;
+            let outcome = self.act(w, rule, firing, *due_at, t).await?;
+            if matches!(outcome, "reassigned" | "priority_raised") {
+                let fresh = keel_store::incidents::get_ticket(&mut w.tx, &firing.ticket_id).await?.ok_or(AppError::NotFound)?;
+                tickets.insert(fresh.id.clone(), fresh);
+            }
+            outcomes.push((firing.id.clone(), outcome));
+        }
+        store::set_firing_outcomes(&mut w.tx, &outcomes).await?;
+        store::clear_needs_check(&mut w.tx, ids).await?;
+        Ok(outcomes.len())
     }
 
     /// Carries out one escalation inside the firing's transaction and announces it.
-    async fn act(&self, w: &mut Writer, rule: &RuleRecord, f: &FiringRecord, due_at: Option<i64>) -> Result<&'static str> {
-        let t = keel_store::incidents::get_ticket(&mut w.tx, &f.ticket_id).await?.ok_or(AppError::NotFound)?;
+    async fn act(
+        &self,
+        w: &mut Writer,
+        rule: &RuleRecord,
+        f: &FiringRecord,
+        due_at: Option<i64>,
+        t: &TicketRecord,
+    ) -> Result<&'static str> {
         let outcome = match rule.action.as_str() {
             "reassign" => {
-                let state = state_of(&t)?;
+                let state = state_of(t)?;
                 let assignment = Assignment::new(rule.team_id.as_deref(), rule.agent_id.as_deref(), &|_: Ref, _: &str| true)?;
                 let action = if inc::transition(state.status, Action::Reassign).is_some() { Action::Reassign } else { Action::Assign };
                 if inc::transition(state.status, action).is_none() {
@@ -659,7 +707,7 @@ impl App {
                     let policy = policy_in(&mut w.tx).await?;
                     match inc::apply(&state, &cmd, &Context::new(time(w.now), &Actor::System, &policy)) {
                         Ok(applied) => {
-                            persist_applied(w, &t, applied, t.version, "system", Some(action.as_str()), Some("SLA escalation".into()))
+                            persist_applied(w, t, applied, t.version, "system", Some(action.as_str()), Some("SLA escalation".into()))
                                 .await?;
                             "reassigned"
                         }

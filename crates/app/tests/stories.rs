@@ -2057,19 +2057,17 @@ mod sla_clocks {
         keel_app::notifications::templates::render(&t, vars).unwrap().body_text
     }
 
+    /// Notify `audience` when a resolution clock reaches 75 %.
+    fn warning_rule(audience: Vec<Audience>) -> RuleInput {
+        RuleInput { target_kind: "resolution".into(), percent: 75, action: "notify".into(), audience, ..Default::default() }
+    }
+
     #[tokio::test]
     async fn an_escalation_fires_once_under_concurrent_runs_and_says_when_it_is_late() {
         for t in TestDb::migrated_all().await {
             let (app, clock_) = app_on(&t);
             let sc = setup(&app).await;
-            let warn = RuleInput {
-                target_kind: "resolution".into(),
-                percent: 75,
-                action: "notify".into(),
-                audience: vec![Audience::Assignee, Audience::ProjectManager],
-                ..Default::default()
-            };
-            app.create_escalation_rule(&sc.sm, &sc.sla, warn).await.unwrap();
+            app.create_escalation_rule(&sc.sm, &sc.sla, warning_rule(vec![Audience::Assignee, Audience::ProjectManager])).await.unwrap();
             let raise = RuleInput { target_kind: "resolution".into(), percent: 100, action: "raise_priority".into(), ..Default::default() };
             app.create_escalation_rule(&sc.sm, &sc.sla, raise).await.unwrap();
             let bad = RuleInput { target_kind: "resolution".into(), percent: 80, action: "notify".into(), ..Default::default() };
@@ -2128,6 +2126,49 @@ mod sla_clocks {
                 app.sla_attainment(&sc.w.agent_a, ms("2026-03-01T00:00:00Z"), ms("2026-04-01T00:00:00Z")).await,
                 Err(AppError::Forbidden)
             ));
+        }
+    }
+
+    #[tokio::test]
+    async fn escalations_run_in_batches_skip_tickets_held_elsewhere_and_wake_helpers_on_postgres() {
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            app.create_escalation_rule(&sc.sm, &sc.sla, warning_rule(vec![Audience::Assignee])).await.unwrap();
+            clock_.0.store(ms("2026-03-02T01:00:00Z"), Ordering::SeqCst);
+            let n = keel_app::sla_clocks::ESCALATE_BATCH as usize + 10;
+            let mut ids = vec![];
+            for _ in 0..n {
+                ids.push(app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "medium")).await.unwrap().id);
+            }
+            ids.sort();
+            clock_.0.store(ms("2026-03-02T08:30:30Z"), Ordering::SeqCst);
+            let pg = t.db.backend() == keel_store::Backend::Postgres;
+            let mut expected = n;
+            if pg {
+                // another instance holds the first ticket: this run skips it instead of waiting
+                let mut other = t.db.begin().await.unwrap();
+                sqlx::query("SELECT id FROM tickets WHERE id = $1 FOR UPDATE").bind(&ids[0]).fetch_all(&mut *other).await.unwrap();
+                assert_eq!(app.run_sla_escalations().await.unwrap(), n - 1, "{}", t.label);
+                other.rollback().await.unwrap();
+                expected = 1;
+                let helpers = "SELECT COUNT(*) FROM jobs WHERE kind = 'sla_escalate' AND unique_key LIKE 'sla_escalate.helper.%' AND status = 'pending'";
+                let mut c = app.read().await.unwrap();
+                let woken: i64 = sqlx::query_scalar(helpers).fetch_one(&mut *c).await.unwrap();
+                assert_eq!(woken, keel_app::sla_clocks::ESCALATE_HELPERS as i64, "a full batch wakes the helpers");
+            }
+            assert_eq!(app.run_sla_escalations().await.unwrap(), expected, "{}", t.label);
+            // the helpers (and the recurring job) find nothing left to fire
+            app.run_due_jobs(20).await.unwrap();
+            assert_eq!(app.run_sla_escalations().await.unwrap(), 0, "{}", t.label);
+            assert_eq!(announcements(&app, "sla.warning").await.len(), n, "{}: one warning per ticket", t.label);
+            let mut c = app.read().await.unwrap();
+            let open: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE unique_key LIKE 'sla_escalate.helper.%' AND status <> 'done'")
+                    .fetch_one(&mut *c)
+                    .await
+                    .unwrap();
+            assert_eq!(open, 0, "{}: the helpers ran and are done", t.label);
         }
     }
 

@@ -55,23 +55,43 @@ pub struct NewJob<'a> {
     pub max_attempts: i64,
 }
 
+/// Inserts a job; `on_conflict` says what an existing row with its unique key gets.
+async fn insert(conn: &mut AnyConnection, j: &NewJob<'_>, now: i64, on_conflict: &str) -> Result<u64> {
+    let sql = format!(
+        "INSERT INTO jobs (id, kind, unique_key, payload, schedule, status, run_at, attempts, max_attempts, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, 0, $7, $8, $8) ON CONFLICT (unique_key) {on_conflict}"
+    );
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(crate::new_id())
+        .bind(j.kind)
+        .bind(j.unique_key)
+        .bind(j.payload)
+        .bind(j.schedule)
+        .bind(j.run_at)
+        .bind(j.max_attempts)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
 /// Enqueues a job inside the caller's transaction. Returns false when its unique key exists.
 pub async fn enqueue(conn: &mut AnyConnection, j: &NewJob<'_>, now: i64) -> Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO jobs (id, kind, unique_key, payload, schedule, status, run_at, attempts, max_attempts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, 0, $7, $8, $8) ON CONFLICT (unique_key) DO NOTHING",
+    Ok(insert(conn, j, now, "DO NOTHING").await? == 1)
+}
+
+/// Queues a one-off job under its unique key to run at `run_at`: inserted when missing, put
+/// back to `pending` when it is done or failed, left as it is while it waits or runs.
+pub async fn wake(conn: &mut AnyConnection, j: &NewJob<'_>, now: i64) -> Result<()> {
+    insert(
+        conn,
+        j,
+        now,
+        "DO UPDATE SET status = 'pending', run_at = excluded.run_at, attempts = 0, payload = excluded.payload, last_error = NULL, \
+         updated_at = excluded.updated_at WHERE jobs.status IN ('done', 'failed')",
     )
-    .bind(crate::new_id())
-    .bind(j.kind)
-    .bind(j.unique_key)
-    .bind(j.payload)
-    .bind(j.schedule)
-    .bind(j.run_at)
-    .bind(j.max_attempts)
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(())
 }
 
 /// Leases up to `limit` due jobs to `owner` until `now + lease_ms`.

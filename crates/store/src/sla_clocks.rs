@@ -8,7 +8,7 @@ use crate::sql::Sql;
 use crate::{AnyConnection, Result, StoreError};
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 fn decode_err(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(sqlx::Error::Decode(format!("{col}: {e}").into()))
@@ -181,6 +181,8 @@ pub struct ClockRow {
     pub thresholds: Vec<(i64, i64)>,
     /// Crossings the escalation job has not looked at yet.
     pub needs_check: bool,
+    /// When these values were computed; a recompute that finds the same values leaves the row
+    /// (and this instant) as it is.
     pub computed_at: i64,
 }
 
@@ -235,19 +237,47 @@ pub async fn lock_tickets(conn: &mut AnyConnection, ids: &[String]) -> Result<()
     Ok(())
 }
 
-/// Replaces the stored clocks of the given tickets with `rows` (multi-row inserts).
-pub async fn replace_clocks(conn: &mut AnyConnection, ids: &[String], rows: &[ClockRow]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut d = Sql::new("DELETE FROM ticket_sla_clocks WHERE ticket_id IN ");
-    d.push_list(ids);
-    d.execute(conn).await?;
-    insert_clocks(conn, rows).await
+/// Whether two clocks hold the same values (`computed_at` aside).
+pub fn same_clock(a: &ClockRow, b: &ClockRow) -> bool {
+    a.ticket_id == b.ticket_id
+        && a.kind == b.kind
+        && a.sla_id == b.sla_id
+        && a.sla_version == b.sla_version
+        && a.priority == b.priority
+        && a.target_ms == b.target_ms
+        && a.started_at == b.started_at
+        && a.due_at == b.due_at
+        && a.warning_at == b.warning_at
+        && a.state == b.state
+        && a.phase == b.phase
+        && a.elapsed_ms == b.elapsed_ms
+        && a.paused_ms == b.paused_ms
+        && a.met_at == b.met_at
+        && a.breached_at == b.breached_at
+        && a.stopped_at == b.stopped_at
+        && a.next_threshold_at == b.next_threshold_at
+        && a.thresholds == b.thresholds
+        && a.needs_check == b.needs_check
 }
 
-/// Stores clocks of tickets that have none yet (multi-row inserts).
-pub async fn insert_clocks(conn: &mut AnyConnection, rows: &[ClockRow]) -> Result<()> {
+/// Deletes the stored clocks `(ticket_id, kind)`.
+pub async fn delete_clocks(conn: &mut AnyConnection, keys: &[(String, String)]) -> Result<()> {
+    for chunk in keys.chunks(200) {
+        let mut q = Sql::new("DELETE FROM ticket_sla_clocks WHERE ");
+        for (i, (ticket, kind)) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(ticket_id = " } else { " OR (ticket_id = " })
+                .push_bind(ticket)
+                .push(" AND kind = ")
+                .push_bind(kind)
+                .push(")");
+        }
+        q.execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts the clocks, or updates those stored already (multi-row upserts).
+pub async fn upsert_clocks(conn: &mut AnyConnection, rows: &[ClockRow]) -> Result<()> {
     for chunk in rows.chunks(200) {
         let mut q = Sql::new(format!("INSERT INTO ticket_sla_clocks ({CLOCK_COLS}) VALUES "));
         for (i, c) in chunk.iter().enumerate() {
@@ -296,27 +326,40 @@ pub async fn insert_clocks(conn: &mut AnyConnection, rows: &[ClockRow]) -> Resul
                 .push_bind(c.computed_at)
                 .push(")");
         }
+        q.push(
+            " ON CONFLICT (ticket_id, kind) DO UPDATE SET sla_id = excluded.sla_id, sla_version = excluded.sla_version, \
+             priority = excluded.priority, target_ms = excluded.target_ms, started_at = excluded.started_at, due_at = excluded.due_at, \
+             warning_at = excluded.warning_at, state = excluded.state, phase = excluded.phase, elapsed_ms = excluded.elapsed_ms, \
+             paused_ms = excluded.paused_ms, met_at = excluded.met_at, breached_at = excluded.breached_at, stopped_at = excluded.stopped_at, \
+             next_threshold_at = excluded.next_threshold_at, thresholds = excluded.thresholds, needs_check = excluded.needs_check, \
+             computed_at = excluded.computed_at",
+        );
         q.execute(conn).await?;
     }
     Ok(())
 }
 
-/// Tickets whose clocks reached their next threshold by `now`, or have crossings not yet
-/// looked at, in id order.
-pub async fn tickets_due_for_escalation(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT ticket_id FROM ticket_sla_clocks WHERE (next_threshold_at IS NOT NULL AND next_threshold_at <= $1) OR needs_check = 1 \
-         ORDER BY ticket_id LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(|r| r.text("ticket_id").map_err(Into::into)).collect()
+/// Claims up to `limit` tickets after `after_id` (in id order) whose clocks reached their next
+/// threshold by `now` or have crossings not yet looked at, and locks them until the transaction
+/// ends. On PostgreSQL tickets another transaction holds are skipped (`SKIP LOCKED`), so
+/// instances escalating at once share the work; SQLite has one writer anyway.
+pub async fn claim_due_for_escalation(conn: &mut AnyConnection, now: i64, after_id: &str, limit: i64) -> Result<Vec<String>> {
+    let mut q = Sql::new("SELECT t.id FROM tickets t WHERE t.id > ");
+    q.push_bind(after_id)
+        .push(" AND t.id IN (SELECT ticket_id FROM ticket_sla_clocks WHERE (next_threshold_at IS NOT NULL AND next_threshold_at <= ")
+        .push_bind(now)
+        .push(") OR needs_check = 1) ORDER BY t.id LIMIT ")
+        .push_bind(limit);
+    if conn.backend_name() != "SQLite" {
+        q.push(" FOR UPDATE SKIP LOCKED");
+    }
+    q.fetch_all(conn).await?.iter().map(|r| r.text("id").map_err(Into::into)).collect()
 }
 
-pub async fn clear_needs_check(conn: &mut AnyConnection, ticket_id: &str) -> Result<()> {
-    sqlx::query("UPDATE ticket_sla_clocks SET needs_check = 0 WHERE ticket_id = $1").bind(ticket_id).execute(&mut *conn).await?;
+pub async fn clear_needs_check(conn: &mut AnyConnection, ticket_ids: &[String]) -> Result<()> {
+    let mut q = Sql::new("UPDATE ticket_sla_clocks SET needs_check = 0 WHERE needs_check = 1 AND ticket_id IN ");
+    q.push_list(ticket_ids);
+    q.execute(conn).await?;
     Ok(())
 }
 
@@ -433,26 +476,59 @@ pub struct FiringRecord {
     pub outcome: String,
 }
 
-/// Inserts the firing unless this ticket, rule and threshold instant fired already; true when
-/// this call inserted it (and so must act).
-pub async fn insert_firing(conn: &mut AnyConnection, f: &FiringRecord) -> Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO sla_escalation_firings (id, rule_id, ticket_id, threshold_at, target_kind, percent, fired_at, late, late_by_ms, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (ticket_id, rule_id, threshold_at) DO NOTHING",
-    )
-    .bind(&f.id)
-    .bind(&f.rule_id)
-    .bind(&f.ticket_id)
-    .bind(f.threshold_at)
-    .bind(&f.target_kind)
-    .bind(f.percent)
-    .bind(f.fired_at)
-    .bind(f.late as i64)
-    .bind(f.late_by_ms)
-    .bind(&f.outcome)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// Inserts the firings whose ticket, rule and threshold instant did not fire yet, and returns
+/// the ids of those this call inserted (and so must act on).
+pub async fn insert_firings(conn: &mut AnyConnection, firings: &[FiringRecord]) -> Result<HashSet<String>> {
+    let mut inserted = HashSet::new();
+    for chunk in firings.chunks(200) {
+        let mut q = Sql::new(
+            "INSERT INTO sla_escalation_firings (id, rule_id, ticket_id, threshold_at, target_kind, percent, fired_at, late, late_by_ms, outcome) VALUES ",
+        );
+        for (i, f) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" })
+                .push_bind(&f.id)
+                .push(", ")
+                .push_bind(&f.rule_id)
+                .push(", ")
+                .push_bind(&f.ticket_id)
+                .push(", ")
+                .push_bind(f.threshold_at)
+                .push(", ")
+                .push_bind(&f.target_kind)
+                .push(", ")
+                .push_bind(f.percent)
+                .push(", ")
+                .push_bind(f.fired_at)
+                .push(", ")
+                .push_bind(f.late as i64)
+                .push(", ")
+                .push_bind(f.late_by_ms)
+                .push(", ")
+                .push_bind(&f.outcome)
+                .push(")");
+        }
+        q.push(" ON CONFLICT (ticket_id, rule_id, threshold_at) DO NOTHING RETURNING id");
+        for r in q.fetch_all(conn).await? {
+            inserted.insert(r.text("id")?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Records what each firing did: `(firing id, outcome)`, one statement per distinct outcome.
+pub async fn set_firing_outcomes(conn: &mut AnyConnection, outcomes: &[(String, &str)]) -> Result<()> {
+    let mut by_outcome: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (id, outcome) in outcomes {
+        by_outcome.entry(outcome).or_default().push(id.clone());
+    }
+    for (outcome, ids) in by_outcome {
+        for chunk in ids.chunks(500) {
+            let mut q = Sql::new("UPDATE sla_escalation_firings SET outcome = ");
+            q.push_bind(outcome).push(" WHERE id IN ").push_list(chunk);
+            q.execute(conn).await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn firings_of(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<FiringRecord>> {

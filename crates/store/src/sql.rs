@@ -55,11 +55,13 @@ impl Bind for Option<String> {
 pub struct Sql {
     text: String,
     values: Vec<Value>,
+    /// Byte offset of each placeholder in `text`, in binding order.
+    marks: Vec<usize>,
 }
 
 impl Sql {
     pub fn new(init: impl Into<String>) -> Sql {
-        Sql { text: init.into(), values: Vec::new() }
+        Sql { text: init.into(), values: Vec::new(), marks: Vec::new() }
     }
 
     pub fn push(&mut self, s: impl AsRef<str>) -> &mut Sql {
@@ -69,6 +71,7 @@ impl Sql {
 
     pub fn push_bind(&mut self, v: impl Bind) -> &mut Sql {
         self.values.push(v.value().0);
+        self.marks.push(self.text.len());
         self.text.push('$');
         self.text.push_str(&self.values.len().to_string());
         self
@@ -92,8 +95,32 @@ impl Sql {
         self
     }
 
-    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.text.clone()));
+    /// The text with anonymous `?` placeholders instead of `$n`, when every `$` in it is one of
+    /// ours. SQLite looks a `$n` up by a linear walk over the statement's named parameters, so
+    /// binding n of them costs O(n²): most of the time of a multi-row insert of a few thousand
+    /// values. Anonymous ones bind in order, which is the order of `$n`.
+    fn positional(&self) -> Option<String> {
+        if self.marks.is_empty() || self.text.bytes().filter(|b| *b == b'$').count() != self.marks.len() {
+            return None;
+        }
+        let bytes = self.text.as_bytes();
+        let mut out = String::with_capacity(self.text.len());
+        let mut from = 0;
+        for &m in &self.marks {
+            out.push_str(&self.text[from..m]);
+            out.push('?');
+            from = m + 1;
+            while from < bytes.len() && bytes[from].is_ascii_digit() {
+                from += 1;
+            }
+        }
+        out.push_str(&self.text[from..]);
+        Some(out)
+    }
+
+    fn query(&self, conn: &AnyConnection) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+        let text = if conn.backend_name() == "SQLite" { self.positional() } else { None };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(text.unwrap_or_else(|| self.text.clone())));
         for v in &self.values {
             q = match v {
                 Value::Text(t) => q.bind(t.clone()),
@@ -104,11 +131,11 @@ impl Sql {
     }
 
     pub async fn fetch_all(&self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>> {
-        Ok(self.query().fetch_all(conn).await?)
+        Ok(self.query(conn).fetch_all(conn).await?)
     }
 
     pub async fn execute(&self, conn: &mut AnyConnection) -> Result<AnyQueryResult> {
-        Ok(self.query().execute(conn).await?)
+        Ok(self.query(conn).execute(conn).await?)
     }
 
     pub fn text(&self) -> &str {
@@ -128,5 +155,17 @@ mod tests {
         let mut e = Sql::new("x IN ");
         e.push_list(&[]);
         assert_eq!(e.text(), "x IN (NULL)");
+        assert_eq!(q.positional().as_deref(), Some("SELECT 1 FROM t WHERE a = ? AND b IN (?, ?) AND c = ?"));
+        let mut many = Sql::new("VALUES ");
+        for i in 0..12i64 {
+            many.push(if i == 0 { "(" } else { ", (" }).push_bind(i).push(")");
+        }
+        assert_eq!(many.positional().unwrap().matches('?').count(), 12);
+        assert!(!many.positional().unwrap().contains('$'));
+        // a `$` that is not a placeholder of ours (a JSON path, a hand-written one) keeps `$n`
+        let mut json = Sql::new("SELECT json_extract(x, '$.a') FROM t WHERE id = ");
+        json.push_bind("x");
+        assert_eq!(json.positional(), None);
+        assert_eq!(e.positional(), None);
     }
 }
