@@ -909,7 +909,11 @@ impl App {
                     continue;
                 }
                 Err(AppError::Validation(list)) => list.into_iter().map(|fe| (fe.field, fe.code, fe.message)).collect(),
-                Err(e @ AppError::Internal(_)) => return Err(e),
+                // the tickets before this one are committed already: report, do not abort
+                Err(e @ AppError::Internal(_)) => {
+                    tracing::error!(ticket = %id, error = %e, "bulk change not stored");
+                    vec![("ticket".to_string(), e.code(), "the change could not be stored; try again".to_string())]
+                }
                 Err(e) => vec![("ticket".to_string(), e.code(), e.to_string())],
             };
             let number = {

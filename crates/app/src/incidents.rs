@@ -602,11 +602,12 @@ impl App {
         if actor.is_read_only() {
             return Err(AppError::Forbidden);
         }
-        // Checked on a read connection before the write transaction begins: on SQLite the
-        // single writer is then held only for the writes.
-        let ready = self.prepare_ticket(&mut *self.read().await?, actor, input, None).await?;
+        // Checked inside the write transaction: checked on a read connection first, a project
+        // closed, a team deactivated or an SLA activated while the request waited for the
+        // writer would not be seen.
         let mut w = self.write(actor).await?;
         w.defer_outbox();
+        let ready = self.prepare_ticket(&mut w.tx, actor, input, None).await?;
         let id = self.write_ticket(&mut w, actor, ready).await?;
         w.commit().await?;
         store::get_ticket(&mut *self.read().await?, &id).await?.ok_or(AppError::NotFound)

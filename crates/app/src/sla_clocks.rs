@@ -610,6 +610,10 @@ impl App {
             let ids = store::claim_due_for_escalation(&mut w.tx, w.now, &after, ESCALATE_BATCH).await?;
             let Some(last) = ids.last().cloned() else { break };
             if !woke && ids.len() as i64 == ESCALATE_BATCH && self.db.backend() == keel_store::Backend::Postgres {
+                // Woken in a transaction of their own: waking locks the helpers' job rows (this
+                // run's own among them when it is a helper), and the lease heartbeat of a
+                // running helper must not wait for this batch to commit.
+                let mut t = self.db.begin().await?;
                 for i in 1..=ESCALATE_HELPERS {
                     let key = format!("{ESCALATE_JOB}.helper.{i}");
                     let job = NewJob {
@@ -620,8 +624,9 @@ impl App {
                         run_at: w.now,
                         max_attempts: 3,
                     };
-                    jobs::wake(&mut w.tx, &job, w.now).await?;
+                    jobs::wake(&mut t, &job, w.now).await?;
                 }
+                t.commit().await.map_err(keel_store::StoreError::from)?;
                 woke = true;
             }
             fired += self.escalate_batch(&mut w, &ids, &mut cache).await?;
