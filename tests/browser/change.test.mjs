@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoSite, clickAndLoad } from './harness.mjs';
+import { demoSite, clickAndLoad, raiseIncident } from './harness.mjs';
 
 const site = demoSite('keel-change-e2e-');
 const shots = mkdtempSync(join(tmpdir(), 'keel-change-e2e-shots-'));
@@ -112,20 +112,6 @@ async function awaitingCount(page, base) {
   const card = page.getByTestId('awaiting-approval');
   if ((await card.count()) === 0) return 0;
   return Number((await card.textContent()).match(/(\d+)/)[1]);
-}
-
-/** Raises an incident in the portal in `category`; returns its path and number. */
-async function raiseIncident(page, base, title, description, category) {
-  await page.goto(base + '/incidents/new');
-  await page.fill('#f-title', title);
-  await page.fill('#f-description', description);
-  await page.locator('#f-category_id').selectOption({ label: category });
-  await clickAndLoad(page, page.locator('form button[type="submit"]').last());
-  const path = new URL(page.url()).pathname;
-  assert.match(path, /^\/incidents\/[^/]+$/);
-  const number = (await page.locator('h1 .mono').textContent()).trim();
-  assert.match(number, /^INC-\d{6}$/);
-  return { path, number };
 }
 
 /** Opens a problem action's form on the problem page and submits it with `values`. */

@@ -116,3 +116,17 @@ export function demoSite(prefix) {
 export async function clickAndLoad(page, locator) {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
 }
+
+/** Raises an incident in the portal (in `category` when given); returns its path and number. */
+export async function raiseIncident(page, base, title, description, category) {
+  await page.goto(base + '/incidents/new');
+  await page.fill('#f-title', title);
+  await page.fill('#f-description', description);
+  if (category) await page.locator('#f-category_id').selectOption({ label: category });
+  await clickAndLoad(page, page.locator('form button[type="submit"]').last());
+  const path = new URL(page.url()).pathname;
+  assert.match(path, /^\/incidents\/[^/]+$/);
+  const number = (await page.locator('h1 .mono').textContent()).trim();
+  assert.match(number, /^INC-\d{6}$/);
+  return { path, number };
+}

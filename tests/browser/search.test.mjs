@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoSite, clickAndLoad } from './harness.mjs';
+import { demoSite, clickAndLoad, raiseIncident } from './harness.mjs';
 
 const site = demoSite('keel-search-e2e-');
 const shots = mkdtempSync(join(tmpdir(), 'keel-search-e2e-shots-'));
@@ -23,19 +23,6 @@ async function shot(t, page, name) {
   const file = join(shots, name);
   await page.screenshot({ path: file, fullPage: true });
   t.diagnostic(`screenshot: ${file}`);
-}
-
-/** Raises an incident in the portal; returns its path and number. */
-async function raise(page, base, title, description) {
-  await page.goto(base + '/incidents/new');
-  await page.fill('#f-title', title);
-  await page.fill('#f-description', description);
-  await clickAndLoad(page, page.locator('form button[type="submit"]').last());
-  const path = new URL(page.url()).pathname;
-  assert.match(path, /^\/incidents\/[^/]+$/);
-  const number = (await page.locator('h1 .mono').textContent()).trim();
-  assert.match(number, /^INC-\d{6}$/);
-  return { path, number };
 }
 
 /** Opens the results page for `q`. */
@@ -73,9 +60,9 @@ test('Search: type-ahead, results in English and Chinese, filters and facets; co
   const secret = `kmsecret${stamp}`; // only in an internal note
   const otherOrg = `nwonly${stamp}`; // only in organisation B's ticket
   const a = await site.signIn(contactA, accounts[contactA]);
-  const mine = await raise(a, base, '打印机无法打印', 'The printer on the third floor jams every morning. 三楼的打印机每天早上卡纸。');
+  const mine = await raiseIncident(a, base, '打印机无法打印', 'The printer on the third floor jams every morning. 三楼的打印机每天早上卡纸。');
   const b = await site.signIn(contactB, accounts[contactB]);
-  const theirs = await raise(b, base, `打印机无法打印 Northwind ${otherOrg}`, `Branch printer offline, ${otherOrg}`);
+  const theirs = await raiseIncident(b, base, `打印机无法打印 Northwind ${otherOrg}`, `Branch printer offline, ${otherOrg}`);
 
   const desk = await site.signIn(agent, accounts[agent]);
   await t.test('the agent adds an internal note with a word of its own', async () => {
