@@ -80,7 +80,9 @@ pub struct TicketNames {
     pub duplicate_of_number: Option<String>,
 }
 
-const TICKET_SELECT: &str = "SELECT t.id AS id, t.number AS number, t.kind AS kind, t.project_id AS project_id, \
+macro_rules! ticket_columns {
+    () => {
+        "SELECT t.id AS id, t.number AS number, t.kind AS kind, t.project_id AS project_id, \
     t.organization_id AS organization_id, t.reporter_id AS reporter_id, t.created_by AS created_by, t.title AS title, \
     t.description AS description, t.channel AS channel, t.category_id AS category_id, t.service_id AS service_id, \
     t.catalogue_item_id AS catalogue_item_id, t.impact AS impact, t.urgency AS urgency, t.priority AS priority, t.status AS status, \
@@ -94,17 +96,24 @@ const TICKET_SELECT: &str = "SELECT t.id AS id, t.number AS number, t.kind AS ki
     t.created_at AS created_at, t.updated_at AS updated_at, t.version AS version, \
     p.code AS project_code, p.name AS project_name, o.name AS organization_name, r.display_name AS reporter_name, \
     tm.name AS team_name, a.display_name AS agent_name, c.name AS category_name, mm.display_name AS major_manager_name, \
-    d.number AS duplicate_of_number \
-    FROM tickets t \
-    JOIN projects p ON p.id = t.project_id \
+    d.number AS duplicate_of_number"
+    };
+}
+
+macro_rules! ticket_joins {
+    () => {
+        "JOIN projects p ON p.id = t.project_id \
     JOIN organizations o ON o.id = t.organization_id \
     JOIN users r ON r.id = t.reporter_id \
     LEFT JOIN teams tm ON tm.id = t.team_id \
     LEFT JOIN users a ON a.id = t.agent_id \
     LEFT JOIN ticket_categories c ON c.id = t.category_id \
     LEFT JOIN users mm ON mm.id = t.major_manager_id \
-    LEFT JOIN tickets d ON d.id = t.duplicate_of_id \
-    WHERE 1 = 1";
+    LEFT JOIN tickets d ON d.id = t.duplicate_of_id"
+    };
+}
+
+const TICKET_SELECT: &str = concat!(ticket_columns!(), " FROM tickets t ", ticket_joins!(), " WHERE 1 = 1");
 
 fn ticket(r: &AnyRow) -> Result<TicketRecord> {
     Ok(TicketRecord {
@@ -513,7 +522,8 @@ pub async fn list_tickets(conn: &mut AnyConnection, scope: &Scope, f: &TicketFil
         push_scope(q, scope);
         push_filter(q, f);
     };
-    page::fetch_page_deferred(conn, Sql::new(TICKET_SELECT), "t.id", ids, p, ticket).await
+    let joined = page::Deferred { columns: ticket_columns!(), table: "tickets t", id_col: "t.id", joins: ticket_joins!() };
+    page::fetch_page_deferred(conn, &joined, ids, p, ticket).await
 }
 
 /// Whether the counters answer a count for this filter: it names only what they are keyed by.

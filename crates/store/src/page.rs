@@ -107,23 +107,34 @@ pub async fn fetch_page<T>(
 
 /// Like [`fetch_page`], but the page's ids are chosen first by `ids` (a `SELECT <id_col> FROM …
 /// WHERE …` over the main table alone, filtered by the caller) and only those rows are joined
-/// in `select`: the sort then runs over index entries instead of joined rows.
+/// as `joined` names: the sort then runs over index entries instead of joined rows.
 pub async fn fetch_page_deferred<T>(
     conn: &mut AnyConnection,
-    mut select: Sql,
-    id_col: &'static str,
+    joined: &Deferred,
     ids: impl FnOnce(&mut Sql),
     p: &PageRequest,
     map: impl Fn(&AnyRow) -> Result<T>,
 ) -> Result<Page<T>> {
-    select.push(format!(" AND {id_col} IN ("));
+    // The page's ids are a derived table the row is joined to, not `id IN (…)`: PostgreSQL
+    // planned the `IN` form as a join of every row to the other tables before filtering.
+    let mut select = Sql::new(format!("{} FROM (", joined.columns));
     ids(&mut select);
-    push_keyset(&mut select, id_col, p);
-    push_order(&mut select, id_col, p);
-    select.push(" LIMIT ").push_bind(p.limit + 1).push(")");
-    push_order(&mut select, id_col, p);
+    push_keyset(&mut select, joined.id_col, p);
+    push_order(&mut select, joined.id_col, p);
+    select.push(" LIMIT ").push_bind(p.limit + 1);
+    select.push(format!(") pick JOIN {} ON {} = pick.id {}", joined.table, joined.id_col, joined.joins));
+    push_order(&mut select, joined.id_col, p);
     let rows = select.fetch_all(&mut *conn).await?;
     into_page(&rows, p, map)
+}
+
+/// The row a deferred page joins its picked ids to: `SELECT {columns} FROM (ids) pick JOIN
+/// {table} ON {id_col} = pick.id {joins}`.
+pub struct Deferred {
+    pub columns: &'static str,
+    pub table: &'static str,
+    pub id_col: &'static str,
+    pub joins: &'static str,
 }
 
 fn sort_expr(p: &PageRequest) -> String {
