@@ -56,6 +56,9 @@ pub struct NewTicket {
     pub service_id: Option<String>,
     /// Service requests: the catalogue item ordered (see `desk::request_service`).
     pub catalogue_item_id: Option<String>,
+    /// The affected configuration items (ids), among those the actor may see; each becomes a
+    /// `ci` link of the ticket.
+    pub ci_ids: Vec<String>,
 }
 
 /// A lifecycle step as a form or the API delivers it; which fields matter depends on `action`.
@@ -326,6 +329,7 @@ enum RefKey {
     Category,
     Service,
     CatalogueItem,
+    ConfigurationItem,
 }
 
 impl Known {
@@ -344,10 +348,26 @@ impl References for Known {
             Ref::Category => RefKey::Category,
             Ref::Service => RefKey::Service,
             Ref::CatalogueItem => RefKey::CatalogueItem,
-            // CIs, problems and changes are linked through `desk`.
+            Ref::ConfigurationItem => RefKey::ConfigurationItem,
+            // problems and changes are linked through `desk`.
             _ => return false,
         };
         self.0.contains(&(key, id.to_string()))
+    }
+}
+
+/// A CI the actor may not see is refused as unknown, like one that does not exist.
+fn unknown_cis(e: keel_domain::DomainError) -> keel_domain::DomainError {
+    match e {
+        keel_domain::DomainError::Invalid(list) => keel_domain::DomainError::Invalid(
+            list.into_iter()
+                .map(|fe| match fe.field.starts_with("ci_ids[") && fe.code == "not_found" {
+                    true => FieldError::new(fe.field, "unknown_ci", "no such configuration item that you may see"),
+                    false => fe,
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -674,6 +694,13 @@ impl App {
         {
             known.add(RefKey::CatalogueItem, item);
         }
+        for id in input.ci_ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).take(inc::fields::MAX_CIS + 1) {
+            if let Some(ci) = keel_store::cmdb::get_ci(conn, id).await?
+                && crate::cmdb::sees_ci(actor, ci.project_id.as_deref())
+            {
+                known.add(RefKey::ConfigurationItem, id);
+            }
+        }
         let channel = if let Some(c) = channel {
             c.to_string()
         } else if is_contact {
@@ -693,10 +720,10 @@ impl App {
             category_id: input.category_id.clone(),
             service_id: input.service_id.clone(),
             catalogue_item_id: input.catalogue_item_id.clone(),
-            ci_ids: vec![],
+            ci_ids: input.ci_ids.clone(),
         };
         let reference = self.reference.current(conn).await?;
-        let fields = inc::validate_new_ticket(&form, &who, &reference.matrix, &known);
+        let fields = inc::validate_new_ticket(&form, &who, &reference.matrix, &known).map_err(unknown_cis);
         // Assignment while logging: staff only, checked with everything else.
         let wants_assignment = blank(&input.team_id).is_some() || blank(&input.agent_id).is_some();
         let mut assignment = None;
@@ -779,6 +806,18 @@ impl App {
         store::append_priority_log(&mut w.tx, &rec.id, w.now, &rec.priority, &actor.user_id).await?;
         store::add_watcher(&mut w.tx, &rec.id, &rec.reporter_id, w.now).await?;
         w.record_new("ticket", &rec.id, &audit_of(&rec)).await?;
+        for ci in &fields.ci_ids {
+            let link = keel_store::incidents::LinkRecord {
+                id: keel_store::new_id(),
+                ticket_id: id.clone(),
+                target_type: "ci".into(),
+                target_id: ci.clone(),
+                created_by: actor.user_id.clone(),
+                created_at: w.now,
+            };
+            store::insert_link(&mut w.tx, &link).await?;
+            w.record("ticket_link", &link.id, AuditAction::Create, None, Some(&snapshot(&link))).await?;
+        }
         // The clocks start from the logs as written here; nothing needs reading back.
         let mut clock = keel_store::sla_clocks::TicketClockInput {
             id: id.clone(),

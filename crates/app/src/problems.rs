@@ -13,6 +13,7 @@ use crate::writer::{Writer, snapshot};
 use crate::{App, AppError, Principal, Result};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use keel_domain::audit::AuditAction;
+use keel_domain::cmdb::Direction;
 use keel_domain::error::{Errors, FieldError};
 use keel_domain::identity::AccountKind;
 use keel_domain::incident::{self as inc, Actor, Assignment, Ref, TicketKind, TicketNumber};
@@ -47,6 +48,63 @@ pub struct NewProblem {
     /// Assign at once (starts the investigation).
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
+}
+
+/// A ticket being typed, as the known error suggestions read it.
+#[derive(Debug, Clone, Default)]
+pub struct SuggestInput {
+    pub title: String,
+    pub description: String,
+    /// The configuration items the ticket names.
+    pub ci_ids: Vec<String>,
+    pub category_id: Option<String>,
+}
+
+/// Why a known error is suggested for a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionReason {
+    /// Its problem (or an incident of it) names one of the ticket's CIs.
+    SameCi,
+    /// Its problem names a CI one of the ticket's CIs runs on or depends on.
+    RelatedCi,
+    /// An incident of its problem has the ticket's category.
+    SameCategory,
+    /// Its texts share terms with the ticket's title and description.
+    Text,
+}
+
+impl SuggestionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuggestionReason::SameCi => "same_ci",
+            SuggestionReason::RelatedCi => "related_ci",
+            SuggestionReason::SameCategory => "same_category",
+            SuggestionReason::Text => "text",
+        }
+    }
+
+    fn weight(self) -> u32 {
+        match self {
+            SuggestionReason::SameCi => 4,
+            SuggestionReason::RelatedCi => 2,
+            SuggestionReason::SameCategory | SuggestionReason::Text => 1,
+        }
+    }
+}
+
+/// A suggested known error and why it matched.
+#[derive(Debug, Clone)]
+pub struct KnownErrorSuggestion {
+    pub known_error: KnownErrorRecord,
+    pub reasons: Vec<SuggestionReason>,
+}
+
+impl KnownErrorSuggestion {
+    /// A CI match outranks everything else; ties go to the better text match.
+    fn score(&self) -> u32 {
+        self.reasons.iter().map(|r| r.weight()).sum()
+    }
 }
 
 /// Changes to a problem's descriptive fields; `None` keeps a value, an empty string clears it.
@@ -889,10 +947,82 @@ impl App {
     }
 
     /// "Does this match a known error?" for a ticket being typed: the open known errors whose
-    /// terms the title and description share.
-    pub async fn suggest_known_errors(&self, actor: &Principal, title: &str, description: &str) -> Result<Vec<KnownErrorRecord>> {
-        let found = self.search_known_errors(actor, &format!("{title}\n{description}"), 10).await?;
-        Ok(found.into_iter().filter(|k| Status::parse(&k.problem.status).is_some_and(Status::is_open)).take(5).collect())
+    /// problem names one of the ticket's CIs (or a CI they run on or depend on), whose
+    /// incidents share its category, or whose terms the title and description share — best
+    /// first, each with why it matched. CIs the actor may not see are ignored; a contact gets
+    /// only the known errors published for their organisation.
+    pub async fn suggest_known_errors(&self, actor: &Principal, input: &SuggestInput) -> Result<Vec<KnownErrorSuggestion>> {
+        let text = self.search_known_errors(actor, &format!("{}\n{}", input.title, input.description), 10).await?;
+        let f = KnownErrorFilter { portal_only: !actor.is_staff(), project_id: None };
+        let scope = scope_of(actor);
+        let mut c = self.read().await?;
+        let mut own = Vec::new();
+        for id in input.ci_ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).take(inc::fields::MAX_CIS) {
+            if let Some(ci) = cmdb::get_ci(&mut c, id).await?
+                && crate::cmdb::sees_ci(actor, ci.project_id.as_deref())
+                && !own.contains(&ci.id)
+            {
+                own.push(ci.id);
+            }
+        }
+        drop(c);
+        let upstream = self.upstream_cis(actor, &own).await?;
+        let mut c = self.read().await?;
+        let all: Vec<String> = own.iter().chain(&upstream).cloned().collect();
+        let by_ci = store::known_errors_by_cis(&mut c, &scope, &f, &all, 50).await?;
+        let by_category = match input.category_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(cat) => store::known_errors_by_category(&mut c, &scope, &f, cat, 20).await?,
+            None => vec![],
+        };
+        let text_ids: Vec<String> = text.iter().map(|k| k.id.clone()).collect();
+        let mut records = text;
+        for id in by_ci.iter().map(|(k, _)| k).chain(&by_category) {
+            if !records.iter().any(|k| &k.id == id)
+                && let Some(k) = store::get_known_error(&mut c, id).await?
+            {
+                records.push(k);
+            }
+        }
+        let mut found: Vec<(usize, KnownErrorSuggestion)> = records
+            .into_iter()
+            .filter(|k| Status::parse(&k.problem.status).is_some_and(Status::is_open))
+            .map(|k| {
+                let cis = by_ci.iter().find(|(id, _)| *id == k.id).map(|(_, c)| c.as_slice()).unwrap_or_default();
+                let mut reasons = Vec::new();
+                if cis.iter().any(|c| own.contains(c)) {
+                    reasons.push(SuggestionReason::SameCi);
+                } else if !cis.is_empty() {
+                    reasons.push(SuggestionReason::RelatedCi);
+                }
+                if by_category.contains(&k.id) {
+                    reasons.push(SuggestionReason::SameCategory);
+                }
+                let text_rank = text_ids.iter().position(|i| *i == k.id);
+                if text_rank.is_some() {
+                    reasons.push(SuggestionReason::Text);
+                }
+                (text_rank.unwrap_or(usize::MAX), KnownErrorSuggestion { known_error: k, reasons })
+            })
+            .collect();
+        found.sort_by(|(ra, a), (rb, b)| b.score().cmp(&a.score()).then(ra.cmp(rb)).then(b.known_error.number.cmp(&a.known_error.number)));
+        Ok(found.into_iter().map(|(_, s)| s).take(5).collect())
+    }
+
+    /// The CIs that `origins` run on or depend on, two relations deep at most, among those
+    /// the actor may see (from the cached CMDB graph; none when no origin is in it).
+    async fn upstream_cis(&self, actor: &Principal, origins: &[String]) -> Result<Vec<String>> {
+        if origins.is_empty() {
+            return Ok(vec![]);
+        }
+        let g = self.cmdb_graph().await?;
+        let in_graph: Vec<&String> = origins.iter().filter(|o| g.graph.contains(o)).collect();
+        if in_graph.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut c = self.read().await?;
+        let visible = crate::cmdb::graph_visibility(&mut c, actor, &g).await?;
+        let t = g.graph.traverse_where(&in_graph, Direction::Upstream, Some(2), |n| g.ci(n).project.is_none_or(|p| visible[p as usize]))?;
+        Ok(t.reached().take(50).map(|r| r.id.to_string()).collect())
     }
 
     /// Edits a known error's texts in either language (staff, while its problem is open).

@@ -3123,10 +3123,20 @@ mod problems {
             app.transition_problem(&d.w.agent_a, &p.id, wa, None).await.unwrap();
             assert_eq!(numbers(app.search_known_errors(&d.w.agent_a, "gateway gw", 10).await.unwrap()), ["KE-000001"]);
             // the suggestion panel of the incident form
-            let s = app.suggest_known_errors(&d.w.agent_a, "VPN keeps disconnecting", "the client disconnects every hour").await.unwrap();
-            assert_eq!(numbers(s), ["KE-000001"]);
-            let s = app.suggest_known_errors(&d.w.agent_a, "三楼打印机卡纸了", "").await.unwrap();
-            assert_eq!(numbers(s), ["KE-000002"]);
+            let typed = |title: &str, description: &str| keel_app::problems::SuggestInput {
+                title: title.into(),
+                description: description.into(),
+                ..Default::default()
+            };
+            let suggested =
+                |v: Vec<keel_app::problems::KnownErrorSuggestion>| v.into_iter().map(|s| s.known_error.number).collect::<Vec<_>>();
+            let s = app
+                .suggest_known_errors(&d.w.agent_a, &typed("VPN keeps disconnecting", "the client disconnects every hour"))
+                .await
+                .unwrap();
+            assert_eq!(suggested(s), ["KE-000001"]);
+            let s = app.suggest_known_errors(&d.w.agent_a, &typed("三楼打印机卡纸了", "")).await.unwrap();
+            assert_eq!(suggested(s), ["KE-000002"]);
             // contacts find nothing unpublished; staff of another project nothing at all
             assert!(app.search_known_errors(&d.w.contact_a, "vpn disconnects", 10).await.unwrap().is_empty());
             assert!(matches!(app.get_known_error(&d.w.contact_a, "KE-000001").await, Err(AppError::NotFound)));
@@ -4528,6 +4538,8 @@ mod cmdb_graph;
 mod cmdb_more;
 #[path = "stories/desk_views.rs"]
 mod desk_views;
+#[path = "stories/known_error_matching.rs"]
+mod known_error_matching;
 #[path = "stories/mailbox_teams.rs"]
 mod mailbox_teams;
 #[path = "stories/notification_prefs.rs"]

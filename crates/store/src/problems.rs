@@ -617,6 +617,76 @@ pub async fn search_known_errors(
     Ok(out)
 }
 
+/// Known errors of open problems that name one of `ci_ids` — on the problem itself or on an
+/// incident linked to the problem — each with the CIs it matched (at most `limit` records).
+pub async fn known_errors_by_cis(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    f: &KnownErrorFilter,
+    ci_ids: &[String],
+    limit: i64,
+) -> Result<Vec<(String, Vec<String>)>> {
+    if ci_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |id: String, ci: String| match found.iter_mut().find(|(k, _)| *k == id) {
+        Some((_, cis)) if !cis.contains(&ci) => cis.push(ci),
+        Some(_) => {}
+        None => found.push((id, vec![ci])),
+    };
+    // `problems.ci_ids` is a JSON list of ids: each id is looked for with its quotes, and the
+    // list read back decides.
+    let mut q = Sql::new("SELECT k.id AS id, p.ci_ids AS ci_ids FROM known_errors k JOIN problems p ON p.id = k.problem_id WHERE (");
+    for (i, ci) in ci_ids.iter().enumerate() {
+        let quoted = serde_json::to_string(ci).map_err(json_err)?;
+        q.push(if i == 0 { "LOWER(p.ci_ids) LIKE " } else { " OR LOWER(p.ci_ids) LIKE " })
+            .push_bind(like_pattern(&quoted))
+            .push(" ESCAPE '\\'");
+    }
+    q.push(") AND p.status NOT IN ('resolved', 'closed')");
+    push_ke_scope(&mut q, scope, f);
+    q.push(" ORDER BY k.id DESC LIMIT ").push_bind(limit);
+    for r in q.fetch_all(&mut *conn).await? {
+        let named: Vec<String> = serde_json::from_str(&r.text("ci_ids")?).map_err(json_err)?;
+        for ci in named.into_iter().filter(|c| ci_ids.contains(c)) {
+            add(r.text("id")?, ci);
+        }
+    }
+    let mut q = Sql::new(
+        "SELECT k.id AS id, cl.target_id AS ci FROM known_errors k JOIN problems p ON p.id = k.problem_id \
+         JOIN ticket_links pl ON pl.target_type = 'problem' AND pl.target_id = p.id \
+         JOIN ticket_links cl ON cl.ticket_id = pl.ticket_id AND cl.target_type = 'ci' WHERE cl.target_id IN ",
+    );
+    q.push_list(ci_ids).push(" AND p.status NOT IN ('resolved', 'closed')");
+    push_ke_scope(&mut q, scope, f);
+    q.push(" ORDER BY k.id DESC LIMIT ").push_bind(limit);
+    for r in q.fetch_all(&mut *conn).await? {
+        add(r.text("id")?, r.text("ci")?);
+    }
+    Ok(found)
+}
+
+/// Known errors of open problems with an incident of `category_id` linked to the problem or to
+/// the known error itself, newest first.
+pub async fn known_errors_by_category(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    f: &KnownErrorFilter,
+    category_id: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let mut q = Sql::new(
+        "SELECT k.id AS id FROM known_errors k JOIN problems p ON p.id = k.problem_id WHERE EXISTS (SELECT 1 FROM ticket_links l \
+         JOIN tickets t ON t.id = l.ticket_id WHERE ((l.target_type = 'problem' AND l.target_id = p.id) \
+         OR (l.target_type = 'known_error' AND l.target_id = k.id)) AND t.category_id = ",
+    );
+    q.push_bind(category_id).push(") AND p.status NOT IN ('resolved', 'closed')");
+    push_ke_scope(&mut q, scope, f);
+    q.push(" ORDER BY k.id DESC LIMIT ").push_bind(limit);
+    q.fetch_all(conn).await?.iter().map(|r| Ok(r.text("id")?)).collect()
+}
+
 // ---- trends ----
 
 /// One incident as the trend view counts it, with the dimension value it falls under.

@@ -63,6 +63,12 @@ impl Lang {
     }
 }
 
+/// A value of a named argument of a message.
+pub enum Arg<'a> {
+    Text(&'a str),
+    Number(i64),
+}
+
 /// The translator handed to every template.
 #[derive(Debug, Clone)]
 pub struct Tr {
@@ -79,10 +85,29 @@ impl Tr {
         LOCALES.lookup(self.lang.id(), key)
     }
 
-    /// Translation with one named argument.
+    /// Translation with one named argument. A whole number is passed as a number, so that
+    /// the message can choose its plural form (`{ $count -> [one] … *[other] … }`).
     pub fn t1(&self, key: &str, name: &str, value: impl std::fmt::Display) -> String {
-        let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
-        args.insert(Cow::Owned(name.to_string()), FluentValue::from(value.to_string()));
+        let text = value.to_string();
+        match text.parse::<i64>() {
+            Ok(n) if n.to_string() == text => self.args(key, &[(name, Arg::Number(n))]),
+            _ => self.args(key, &[(name, Arg::Text(&text))]),
+        }
+    }
+
+    /// Translation with named arguments; numbers select plural forms
+    /// (`{ $count -> [one] … *[other] … }`).
+    pub fn args(&self, key: &str, args: &[(&str, Arg)]) -> String {
+        let args: HashMap<Cow<'static, str>, FluentValue> = args
+            .iter()
+            .map(|(name, v)| {
+                let v = match v {
+                    Arg::Text(s) => FluentValue::from(s.to_string()),
+                    Arg::Number(n) => FluentValue::from(*n),
+                };
+                (Cow::Owned(name.to_string()), v)
+            })
+            .collect();
         LOCALES.lookup_with_args(self.lang.id(), key, &args)
     }
 

@@ -651,8 +651,12 @@ mod cmdb_admin;
 mod cmdb_import;
 #[path = "http/incident_views.rs"]
 mod incident_views;
+#[path = "http/known_error_suggestions.rs"]
+mod known_error_suggestions;
 #[path = "http/notification_admin.rs"]
 mod notification_admin;
+#[path = "http/readable_history.rs"]
+mod readable_history;
 #[path = "http/release_forms.rs"]
 mod release_forms;
 #[path = "http/releases.rs"]

@@ -55,7 +55,10 @@ cmdb-removed-relations = Removed relationships
 cmdb-change-what = What
 cmdb-change-old = Baseline
 cmdb-change-new = Now
-cmdb-verification-help = Configuration items in build, live or in maintenance that were not verified within { $days } days, never-verified first.
+cmdb-verification-help = { $days ->
+    [one] Configuration items in build, live or in maintenance that were not verified within { $days } day, never-verified first.
+   *[other] Configuration items in build, live or in maintenance that were not verified within { $days } days, never-verified first.
+}
 cmdb-days-since = Days since
 cmdb-max-age-days = Maximum age (days)
 

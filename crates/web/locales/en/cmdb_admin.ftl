@@ -126,6 +126,15 @@ change-reject-reason-help = Required to reject.
 cmdb-import-xml-file = XML file
 action-create = Create
 cmdb-attr-fill = Value for existing CIs
-err-existing-cis-missing = { $count } existing CIs have no value for this attribute: give a value for existing CIs, or leave it optional.
-err-existing-cis-invalid = { $count } existing CIs have a value that this definition refuses: correct them first, or keep the old type or values.
-err-existing-cis-not-unique = { $count } existing CIs share a value of this attribute: make them unique first.
+err-existing-cis-missing = { $count ->
+    [one] One existing CI has no value for this attribute: give a value for existing CIs, or leave it optional.
+   *[other] { $count } existing CIs have no value for this attribute: give a value for existing CIs, or leave it optional.
+}
+err-existing-cis-invalid = { $count ->
+    [one] One existing CI has a value that this definition refuses: correct it first, or keep the old type or values.
+   *[other] { $count } existing CIs have a value that this definition refuses: correct them first, or keep the old type or values.
+}
+err-existing-cis-not-unique = { $count ->
+    [one] One existing CI shares a value of this attribute: make it unique first.
+   *[other] { $count } existing CIs share a value of this attribute: make them unique first.
+}

@@ -6,8 +6,14 @@ import-mapping-help = Columns or templates per field, value maps, date formats a
 import-check = Check (dry run)
 import-run = Import
 import-report = Dry-run report
-import-rows = { $count } rows read
-import-tickets = { $count } tickets
+import-rows = { $count ->
+    [one] { $count } row read
+   *[other] { $count } rows read
+}
+import-tickets = { $count ->
+    [one] { $count } ticket
+   *[other] { $count } tickets
+}
 import-new-categories = Categories to be created
 import-all-good = Every row is good; nothing was written.
 import-line = Line
@@ -15,8 +21,14 @@ import-reference = Source number
 import-field = Field
 import-reason = Reason
 import-no-project = No such service project, or you may not log tickets on it.
-import-refused = { $count } bad row(s): nothing was imported.
-import-done = Imported { $count } tickets.
+import-refused = { $count ->
+    [one] { $count } bad row: nothing was imported.
+   *[other] { $count } bad rows: nothing was imported.
+}
+import-done = { $count ->
+    [one] Imported { $count } ticket.
+   *[other] Imported { $count } tickets.
+}
 import-phase-reading = Reading rows…
 import-phase-checking = Checking tickets…
 import-phase-writing = Writing tickets…

@@ -12,7 +12,10 @@ incident-new-title = Log a ticket
 incident-portal-new-title = Raise a ticket
 incident-help-reporter = The customer contact (or colleague) who called.
 incident-search = Number or title
-incident-total = { $count } ticket(s)
+incident-total = { $count ->
+    [one] { $count } ticket
+   *[other] { $count } tickets
+}
 incident-assignee = Assigned to
 incident-updated-at = Last activity
 incident-major = Major incident
@@ -22,7 +25,10 @@ incident-conversation-empty = No replies or notes yet.
 incident-conversation-add = Add a reply or note
 incident-worklog = Work log
 incident-worklog-add = Log time spent
-incident-worklog-total = { $minutes } minute(s) in total
+incident-worklog-total = { $minutes ->
+    [one] { $minutes } minute in total
+   *[other] { $minutes } minutes in total
+}
 incident-rating-title = Satisfaction
 incident-major-declare = Declare a major incident
 incident-major-stand-down = Stand the major incident down
@@ -182,3 +188,5 @@ err-cycle = This would go round in a circle.
 err-chain-too-long = The chain of links is too long.
 err-already-taken-on = The service desk has taken the ticket on; add a reply instead.
 err-not-checked = The merge was checked for another ticket.
+incident-affected-cis = Affected configuration items
+incident-help-affected-cis = Type to find configuration items; hold Ctrl (⌘ on a Mac) to choose several.

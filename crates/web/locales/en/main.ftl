@@ -133,8 +133,14 @@ audit-action-create = Created
 audit-action-update = Changed
 audit-action-delete = Deleted
 audit-record = Record
-audit-field-count = { $count } field(s)
-audit-verified-entries = { $count } audit entries checked.
+audit-field-count = { $count ->
+    [one] { $count } field
+   *[other] { $count } fields
+}
+audit-verified-entries = { $n ->
+    [one] { $count } audit entry checked.
+   *[other] { $count } audit entries checked.
+}
 audit-verify-ok = The audit trail is intact
 audit-verify-failed = The audit trail has problems
 
@@ -201,7 +207,10 @@ err-conflict = This conflicts with the current state of the record.
 err-stale-version = Someone else changed this record after you opened it. Your entries are kept below; reload to see their change.
 err-precondition-required = The version you edited is missing.
 err-rate-limited = Too many attempts. Try again later.
-err-rate-limited-minutes = Too many attempts. Try again in { $minutes } minute(s).
+err-rate-limited-minutes = { $minutes ->
+    [one] Too many attempts. Try again in { $minutes } minute.
+   *[other] Too many attempts. Try again in { $minutes } minutes.
+}
 err-bad-credentials = The e-mail or password is not correct.
 err-process-disabled = This process is switched off for the service project.
 err-invalid-transition = This step is not allowed in the record's current state.
@@ -236,3 +245,13 @@ field-project-id = Service project
 field-team-id = Resolver group
 err-invalid-choice = Choose one of the offered values.
 project-processes = Working pages of this project
+history-approval-step = Step { $seq }: { $name } — { $quorum }
+history-quorum-all = { $count ->
+    [one] 1 of 1
+   *[other] all { $count }
+}
+history-quorum-any = any 1 of { $count }
+history-quorum-at-least = { $n } of { $count }
+field-approval-steps = Approval steps
+field-transition-reason = Reason
+field-action = Action

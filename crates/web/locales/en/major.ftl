@@ -5,7 +5,10 @@ major-communication-add = Log a communication
 major-action-record = Log communication
 major-summary-help = What was said. E-mail and portal communications to customers, the service desk, management or stakeholders are also sent to them.
 major-next-update = Next update by
-major-next-update-in = in { $minutes } minutes
+major-next-update-in = { $minutes ->
+    [one] in { $minutes } minute
+   *[other] in { $minutes } minutes
+}
 major-next-update-overdue = The promised next update is overdue.
 major-audience-customers = Customers
 major-audience-service-desk = Service desk

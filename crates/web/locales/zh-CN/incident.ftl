@@ -182,3 +182,5 @@ err-cycle = 这样会形成循环。
 err-chain-too-long = 关联链过长。
 err-already-taken-on = 服务台已受理该工单，请改为添加回复。
 err-not-checked = 合并校验针对的是另一张工单。
+incident-affected-cis = 受影响的配置项
+incident-help-affected-cis = 输入以查找配置项；按住 Ctrl（Mac 上为 ⌘）可选择多个。

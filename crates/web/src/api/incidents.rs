@@ -272,6 +272,10 @@ pub struct NewIncident {
     /// Staff only: assign while logging.
     pub team_id: Option<String>,
     pub agent_id: Option<String>,
+    /// The affected configuration items (ids), each one the caller may see (else the field
+    /// error `unknown_ci` on `ci_ids[i]`); linked to the ticket as `ci` links.
+    #[serde(default)]
+    pub ci_ids: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", request_body = NewIncident,
@@ -289,6 +293,7 @@ async fn create_incident(State(s): State<AppState>, ApiUser(who): ApiUser, ApiJs
         category_id: b.category_id,
         team_id: b.team_id,
         agent_id: b.agent_id,
+        ci_ids: b.ci_ids,
         ..Default::default()
     };
     let t = s.app.create_ticket(&who.principal, input).await?;

@@ -538,16 +538,44 @@ pub struct SuggestionQuery {
     /// The incident title being typed.
     pub title: Option<String>,
     pub description: Option<String>,
+    /// The incident's configuration items, comma-separated ids (those the caller may not see
+    /// are ignored).
+    pub ci_ids: Option<String>,
+    /// The incident's category.
+    pub category_id: Option<String>,
+}
+
+/// A suggested known error and why it matched.
+#[derive(Serialize, ToSchema)]
+pub struct KnownErrorSuggestionBody {
+    #[serde(flatten)]
+    pub known_error: KnownErrorBody,
+    /// `same_ci` (its problem or an incident of it names one of the CIs), `related_ci` (its
+    /// problem names a CI they run on or depend on), `same_category`, `text`.
+    pub matched_by: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/known-errors/suggestions", tag = "problems", params(SuggestionQuery),
-    responses((status = 200, body = Vec<KnownErrorBody>, description = "Open known errors matching the text, best first (at most 5)"), Unauthorized, NotFound, InvalidQuery))]
+    responses((status = 200, body = Vec<KnownErrorSuggestionBody>, description = "Open known errors matching the CIs, the category or the text, best first (at most 5)"), Unauthorized, NotFound, InvalidQuery))]
 async fn suggest_known_errors(State(s): State<AppState>, ApiUser(who): ApiUser, ApiQuery(q): ApiQuery<SuggestionQuery>) -> ApiResponse {
     if !who.principal.is_staff() {
         return Err(keel_app::AppError::NotFound.into());
     }
-    let v = s.app.suggest_known_errors(&who.principal, q.title.as_deref().unwrap_or(""), q.description.as_deref().unwrap_or("")).await?;
-    Ok(axum::Json(v.into_iter().map(KnownErrorBody::from).collect::<Vec<_>>()).into_response_ok())
+    let input = keel_app::problems::SuggestInput {
+        title: q.title.unwrap_or_default(),
+        description: q.description.unwrap_or_default(),
+        ci_ids: q.ci_ids.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        category_id: some(q.category_id),
+    };
+    let v = s.app.suggest_known_errors(&who.principal, &input).await?;
+    let body: Vec<KnownErrorSuggestionBody> = v
+        .into_iter()
+        .map(|s| KnownErrorSuggestionBody {
+            matched_by: s.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+            known_error: KnownErrorBody::from(s.known_error),
+        })
+        .collect();
+    Ok(axum::Json(body).into_response_ok())
 }
 
 #[utoipa::path(get, path = "/api/v1/known-errors/{id}", tag = "problems", params(("id" = String, Path, description = "Id or number (KE-000001)")),

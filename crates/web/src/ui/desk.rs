@@ -501,9 +501,13 @@ pub async fn typeahead(
     UiUser(who): UiUser,
     Path(kind): Path<String>,
     axum::extract::Query(q): axum::extract::Query<TypeaheadQuery>,
+    axum::extract::Query(pairs): axum::extract::Query<Vec<(String, String)>>,
 ) -> UiResult {
     use keel_store::page::{PageRequest, SortKey, SortKind};
     let p = &who.principal;
+    // a multiselect sends what is chosen in it (`ci_ids=…` beside `ci_ids_find`): kept, selected
+    let list = q.find.keys().find_map(|k| k.strip_suffix("_find")).unwrap_or_default().to_string();
+    let chosen: Vec<String> = pairs.into_iter().filter(|(k, v)| *k == list && !v.trim().is_empty()).map(|(_, v)| v).collect();
     let text = match q.find.iter().find(|(k, _)| k.ends_with("_find")) {
         Some((_, v)) if q.q.is_empty() => v.trim().to_string(),
         _ => q.q.trim().to_string(),
@@ -546,13 +550,23 @@ pub async fn typeahead(
         }
         "cis" => {
             staff_only().or_page(&tr)?;
+            let mut kept = Vec::new();
+            for id in &chosen {
+                if let Ok(c) = state.app.get_ci(p, id).await {
+                    kept.push((c.id, format!("{} ({})", c.name, c.class_key)));
+                }
+            }
             let query = keel_app::cmdb::CiQuery { q: Some(text), ..Default::default() };
             let cis = state.app.list_cis(p, &query, &page("name")).await.or_page(&tr)?;
-            cis.items.into_iter().map(|c| (c.id, format!("{} ({})", c.name, c.class_key))).collect()
+            let found = cis.items.into_iter().filter(|c| !chosen.contains(&c.id)).map(|c| (c.id, format!("{} ({})", c.name, c.class_key)));
+            kept.into_iter().chain(found).collect()
         }
         _ => return Err(super::UiError(tr, AppError::NotFound)),
     };
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let html: String = options.iter().map(|(v, l)| format!("<option value=\"{}\">{}</option>", esc(v), esc(l))).collect();
+    let html: String = options
+        .iter()
+        .map(|(v, l)| format!("<option value=\"{}\"{}>{}</option>", esc(v), if chosen.contains(v) { " selected" } else { "" }, esc(l)))
+        .collect();
     Ok(axum::response::Html(html).into_response())
 }

@@ -634,6 +634,19 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
         val(f, "category_id_find"),
     ));
     if who.is_staff() {
+        // the CIs offered are those chosen so far; typing finds others the agent may see
+        let chosen = super::problems::split_ids(&val(f, "ci_ids"));
+        let mut cis = Vec::new();
+        for id in &chosen {
+            let name = state.app.get_ci(who, id).await.map_or_else(|_| id.clone(), |c| format!("{} ({})", c.name, c.class_key));
+            cis.push((id.clone(), name));
+        }
+        let mut affected = Field::new(tr, "ci_ids", "multiselect", "")
+            .options(cis, &chosen)
+            .typeahead(tr, "cis", val(f, "ci_ids_find"))
+            .help(tr.t("incident-help-affected-cis"));
+        affected.label = tr.t("incident-affected-cis");
+        v.push(affected);
         v.push(Field::new(tr, "team_id", "select", "").options(team_options(state, who).await?, &[val(f, "team_id")]));
         v.push(Field::new(tr, "agent_id", "select", "").options(user_options(state, who, Some("staff")).await?, &[val(f, "agent_id")]));
     }
@@ -642,13 +655,15 @@ async fn new_fields(state: &AppState, tr: &Tr, who: &Principal, f: &Form) -> Res
 
 async fn new_page(state: &AppState, tr: &Tr, who: &Identity, f: &Form, err: Option<AppError>) -> UiResult {
     let mut fields = new_fields(state, tr, &who.principal, f).await.or_page(tr)?;
+    let err = err.map(super::fold_indexed_fields);
     let errors = err.as_ref().map(|e| attach_errors(tr, &mut fields, e)).unwrap_or_default();
     let ctx = Ctx::new(tr, Some(who), "/incidents/new", None);
     let title = tr.t(if who.principal.is_staff() { "incident-new-title" } else { "incident-portal-new-title" });
     let mut page = FormPage::new(ctx, title, "/incidents".into(), fields, "/incidents");
     page.errors = errors;
     page.submit = tr.t("incident-action-log");
-    page.suggest_href = who.principal.is_staff().then(|| "/known-errors/suggest".to_string());
+    // contacts are offered the articles published for their organisation
+    page.suggest_href = Some("/known-errors/suggest".to_string());
     Ok(render_status(super::status_for(&err), &page))
 }
 
@@ -660,7 +675,13 @@ pub async fn new_form(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser
     new_page(&state, &tr, &who, &f, None).await
 }
 
-pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, CsrfForm(f): CsrfForm<Form>) -> UiResult {
+pub async fn create(
+    State(state): State<AppState>,
+    tr: Tr,
+    UiUser(who): UiUser,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> UiResult {
+    let f = super::form_of(pairs);
     let input = NewTicket {
         kind: opt(&f, "kind"),
         project_id: val(&f, "project_id"),
@@ -673,6 +694,7 @@ pub async fn create(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, 
         category_id: opt(&f, "category_id"),
         team_id: opt(&f, "team_id"),
         agent_id: opt(&f, "agent_id"),
+        ci_ids: super::problems::split_ids(&val(&f, "ci_ids")),
         ..Default::default()
     };
     match state.app.create_ticket(&who.principal, input).await {

@@ -9,6 +9,7 @@ pub mod changes;
 pub mod cmdb;
 pub mod cmdb_admin;
 pub mod desk;
+pub mod history;
 pub mod import;
 pub mod incident_views;
 pub mod incidents;
@@ -31,7 +32,6 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use keel_app::AppError;
 use keel_domain::identity::{Action, AdminArea};
-use keel_store::audit::HistoryEntry;
 
 pub struct NavItem {
     pub href: String,
@@ -326,39 +326,7 @@ pub struct HistoryView {
     pub changes: Vec<ChangeView>,
 }
 
-fn show_value(v: &Option<serde_json::Value>) -> String {
-    match v {
-        None => String::new(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(a)) => {
-            a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")
-        }
-        Some(other) => other.to_string(),
-    }
-}
-
-pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
-    entries
-        .iter()
-        .rev()
-        .map(|h| {
-            let changes: Vec<keel_domain::audit::FieldChange> = serde_json::from_value(h.changes.clone()).unwrap_or_default();
-            HistoryView {
-                when: tr.datetime(&h.at),
-                who: h.actor_label.clone(),
-                action: tr.t(&format!("audit-action-{}", h.action)),
-                changes: changes
-                    .iter()
-                    .map(|c| {
-                        let key = format!("field-{}", c.field.replace('_', "-"));
-                        let field = if tr.has(&key) { tr.t(&key) } else { c.field.clone() };
-                        ChangeView { field, old: show_value(&c.old), new: show_value(&c.new) }
-                    })
-                    .collect(),
-            }
-        })
-        .collect()
-}
+pub use history::history_views;
 
 #[derive(Template)]
 #[template(path = "list.html")]
@@ -584,6 +552,23 @@ pub fn form_of(pairs: Vec<(String, String)>) -> Form {
         }
     }
     f
+}
+
+/// Field errors on one entry of a list (`ci_ids[2]`) belong to the form's one field for it.
+pub fn fold_indexed_fields(e: AppError) -> AppError {
+    match e {
+        AppError::Validation(list) => AppError::Validation(
+            list.into_iter()
+                .map(|mut fe| {
+                    if let Some(i) = fe.field.find('[') {
+                        fe.field.truncate(i);
+                    }
+                    fe
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// A form on a page with several that was refused: which one, what was typed, and why.

@@ -13,7 +13,7 @@ use crate::i18n::{Lang, Tr};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use keel_app::problems::{KnownErrorPatch, NewProblem, ProblemStep};
+use keel_app::problems::{KnownErrorPatch, NewProblem, ProblemStep, SuggestInput};
 use keel_app::{AppError, Principal};
 use keel_domain::incident::Priority;
 use keel_domain::problem::{Action, ProblemSource, RcaMethod, Status};
@@ -802,6 +802,8 @@ pub struct Suggestion {
     pub title: String,
     pub workaround: String,
     pub id: String,
+    /// Why it matched, in the reader's language.
+    pub reasons: Vec<String>,
 }
 
 #[derive(Template)]
@@ -815,36 +817,34 @@ pub struct SuggestionsFragment {
     pub asked: bool,
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct SuggestQuery {
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    description: String,
-    ticket_id: Option<String>,
-}
-
-/// The "does this match a known error?" panel: an htmx fragment for the typed text.
-pub async fn suggest(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(q): Query<SuggestQuery>) -> UiResult {
-    staff(&tr, &who)?;
+/// The "does this match a known error?" panel: an htmx fragment for the ticket being typed
+/// (`title`, `description`, `category_id` and any number of `ci_ids`). Staff get the open
+/// known errors of their projects; a contact on the portal only the published articles of
+/// their organisation.
+pub async fn suggest(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser, Query(pairs): Query<Vec<(String, String)>>) -> UiResult {
     let p = &who.principal;
-    let found = state.app.suggest_known_errors(p, &q.title, &q.description).await.or_page(&tr)?;
+    let q = super::form_of(pairs);
+    let input = SuggestInput {
+        title: val(&q, "title"),
+        description: val(&q, "description"),
+        ci_ids: split_ids(&val(&q, "ci_ids")),
+        category_id: opt(&q, "category_id"),
+    };
+    let found = state.app.suggest_known_errors(p, &input).await.or_page(&tr)?;
     let lang = locale_of(&tr);
     let items = found
         .iter()
-        .map(|k| {
+        .map(|s| {
+            let k = &s.known_error;
             let a = keel_app::problems::article_of(k, lang);
-            Suggestion {
-                href: format!("/known-errors/{}", k.id),
-                number: k.number.clone(),
-                title: a.title,
-                workaround: a.workaround,
-                id: k.id.clone(),
-            }
+            let href = if p.is_staff() { format!("/known-errors/{}", k.id) } else { format!("/portal/articles/{}", k.id) };
+            let reasons = s.reasons.iter().map(|r| tr.t(&format!("problem-suggest-reason-{}", r.as_str().replace('_', "-")))).collect();
+            Suggestion { href, number: k.number.clone(), title: a.title, workaround: a.workaround, id: k.id.clone(), reasons }
         })
         .collect();
-    let asked = !(q.title.trim().is_empty() && q.description.trim().is_empty());
-    let ticket_id = q.ticket_id.filter(|_| !p.is_read_only());
+    let asked =
+        !(input.title.trim().is_empty() && input.description.trim().is_empty() && input.ci_ids.is_empty() && input.category_id.is_none());
+    let ticket_id = opt(&q, "ticket_id").filter(|_| p.is_staff() && !p.is_read_only());
     Ok(render(&SuggestionsFragment { tr: tr.clone(), items, ticket_id, csrf: who.csrf().to_string(), asked }))
 }
 
@@ -905,10 +905,11 @@ pub async fn ticket_panel(state: &AppState, who: &Principal, t: &TicketRecord) -
         link_action: (t.kind == "incident" && !who.is_read_only()).then(|| format!("/incidents/{}/problems", t.id)),
         raise_href: raise,
         suggest_href: format!(
-            "/known-errors/suggest?ticket_id={}&title={}&description={}",
+            "/known-errors/suggest?ticket_id={}&title={}&description={}&category_id={}",
             urlencode(&t.id),
             urlencode(&t.title),
-            urlencode(&t.description.clone().unwrap_or_default().chars().take(500).collect::<String>())
+            urlencode(&t.description.clone().unwrap_or_default().chars().take(500).collect::<String>()),
+            urlencode(t.category_id.as_deref().unwrap_or_default())
         ),
         ticket_id: t.id.clone(),
     }))

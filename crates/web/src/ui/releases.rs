@@ -85,6 +85,7 @@ pub struct ReleasePage {
     pub outcome: Vec<(String, String)>,
     /// Rollback plan, rollback and review forms.
     pub forms: Vec<SectionForm>,
+    pub history: Vec<super::HistoryView>,
 }
 
 /// The release record page: its stages with checklist, expected and actual results, signers
@@ -240,6 +241,7 @@ async fn release_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
         editable,
         outcome,
         forms,
+        history: super::history_views(&tr, &state.app.release_history(&who.principal, &r.id).await.or_page(&tr)?),
         ctx: Ctx::new(&tr, Some(who), "/releases", None),
     };
     let mut page = page;

@@ -4,7 +4,7 @@
 use super::{Ctx, Field, FormPage, ListPage, OrPage, Row, UiError, UiResult, attach_errors, render, render_status, see_other, status_for};
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser};
-use crate::i18n::Tr;
+use crate::i18n::{Arg, Tr};
 use axum::extract::{Path, Query, State};
 use keel_app::AppError;
 use keel_store::audit::TrailFilter;
@@ -73,7 +73,8 @@ pub async fn verify(State(state): State<AppState>, tr: Tr, UiUser(who): UiUser) 
     }
     let report = state.app.integrity_check().await.or_page(&tr)?;
     let ok = report.ok();
-    let mut message = tr.t1("audit-verified-entries", "count", tr.number(&report.audit_entries));
+    let counted = tr.number(&report.audit_entries);
+    let mut message = tr.args("audit-verified-entries", &[("count", Arg::Text(&counted)), ("n", Arg::Number(report.audit_entries))]);
     for f in &report.audit_faults {
         message.push_str(" · ");
         message.push_str(&serde_json::to_string(f).unwrap_or_default());

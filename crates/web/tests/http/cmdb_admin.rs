@@ -225,7 +225,7 @@ async fn editing_a_class_checks_its_existing_cis() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
         assert!(
             r.text().contains("data-field=\"attributes[1]\"")
-                && r.text().contains("1 existing CIs have a value that this definition refuses"),
+                && r.text().contains("One existing CI has a value that this definition refuses: correct it first"),
             "{}",
             r.text()
         );
