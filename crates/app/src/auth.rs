@@ -233,6 +233,11 @@ impl App {
 
     /// Resolves a bearer token to the principal it acts for (scoped to its creator's rights).
     pub async fn api_principal(&self, secret: &str) -> Result<Option<Principal>> {
+        Ok(self.api_identity(secret).await?.map(|(p, _)| p))
+    }
+
+    /// The principal a bearer token acts for, with its account as read for the check.
+    pub async fn api_identity(&self, secret: &str) -> Result<Option<(Principal, UserRecord)>> {
         let now = self.now();
         let hash = digest(secret);
         let mut c = self.read().await?;
@@ -255,7 +260,7 @@ impl App {
             accounts::touch_token(&mut tx, &t.id, now).await?;
             tx.commit().await.map_err(keel_store::StoreError::from)?;
         }
-        Ok(Some(p))
+        Ok(Some((p, user)))
     }
 
     pub async fn list_api_tokens(&self, actor: &Principal, all: bool) -> Result<Vec<TokenRecord>> {

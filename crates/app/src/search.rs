@@ -16,6 +16,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// Outbox rows may commit after rows with a later `created_at`: each step re-reads this
 /// window behind the position and applies the rows it has not seen yet.
@@ -24,6 +25,11 @@ const OUTBOX_PAGE: i64 = 500;
 const MAX_ROWS_PER_COMMIT: usize = 2_000;
 /// Records loaded from the database per batch (a ticket batch is four queries).
 const LOAD_BATCH: usize = 500;
+/// Under load the follower commits at most about this often: a commit rewrites the index's
+/// metadata with the position, applies deletions to every segment and reloads the reader.
+const FOLLOW_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+const FOLLOW_IDLE_POLL: Duration = Duration::from_millis(200);
+const FOLLOW_RETRY: Duration = Duration::from_secs(2);
 
 /// The documents of the given ids that still exist (a missing id is a deleted record).
 type Loaded<'c> = Pin<Box<dyn Future<Output = keel_store::Result<Vec<Document>>> + Send + 'c>>;
@@ -646,19 +652,27 @@ impl App {
             drop(ix);
             return Ok(usize::try_from(self.rebuild_search_index(|_, _| {}).await?).unwrap_or(usize::MAX));
         }
-        let seen: HashSet<String> = pos.seen.iter().map(|(id, _)| id.clone()).collect();
+        let mut seen: HashSet<String> = pos.seen.iter().map(|(id, _)| id.clone()).collect();
         let mut fresh: Vec<OutboxRow> = Vec::new();
         {
             let mut c = self.read().await?;
-            let (mut at, mut id) = (pos.at - LATE_COMMIT_WINDOW_MS - 1, String::new());
-            loop {
+            // Behind the position only ids are read: under load the window holds thousands of
+            // rows already applied, and only the few committed late need their payload.
+            let window = store::outbox_ids_between(&mut c, pos.at - LATE_COMMIT_WINDOW_MS - 1, pos.at).await?;
+            let late: Vec<String> = window.into_iter().filter(|id| !seen.contains(id)).take(MAX_ROWS_PER_COMMIT).collect();
+            for ids in late.chunks(OUTBOX_PAGE as usize) {
+                fresh.extend(store::outbox_rows(&mut c, ids).await?);
+            }
+            seen.extend(late);
+            let (mut at, mut id) = (pos.at, String::new());
+            while fresh.len() < MAX_ROWS_PER_COMMIT {
                 let rows = store::outbox_after(&mut c, at, &id, OUTBOX_PAGE).await?;
                 let full = rows.len() as i64 == OUTBOX_PAGE;
                 if let Some(last) = rows.last() {
                     (at, id) = (last.created_at, last.id.clone());
                 }
                 fresh.extend(rows.into_iter().filter(|r| !seen.contains(&r.id)));
-                if !full || fresh.len() >= MAX_ROWS_PER_COMMIT {
+                if !full {
                     break;
                 }
             }
@@ -728,7 +742,7 @@ impl App {
                 total += u64::try_from(store::count(&mut c, s.table).await?).unwrap_or(0);
             }
         }
-        let ix = Arc::new(SearchIndex::open(&building).map_err(internal)?);
+        let ix = Arc::new(SearchIndex::open_for_build(&building).map_err(internal)?);
         let mut done = 0u64;
         progress(0, total);
         for s in SOURCES {
@@ -763,13 +777,16 @@ impl App {
     }
 
     /// The follower of this process: builds the index when there is none, then applies the
-    /// outbox as it grows (every 200 ms), until `stop` turns true.
+    /// outbox as it grows, until `stop` turns true. An idle follower looks every 200 ms; after
+    /// applying rows it waits until a second has passed since that step began, so under load
+    /// it commits about once a second (a full batch means a backlog: it goes on at once).
     pub async fn search_follower(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         if self.search.root().is_none() {
             return;
         }
         keel_search::warm();
         loop {
+            let began = std::time::Instant::now();
             let step = async {
                 if self.search.index()?.is_none() {
                     let n = self.rebuild_search_index(|_, _| {}).await?;
@@ -778,15 +795,16 @@ impl App {
                 self.follow_outbox().await
             };
             let wait = match step.await {
-                Ok(n) if n > 0 => 0,
-                Ok(_) => 200,
+                Ok(n) if n >= MAX_ROWS_PER_COMMIT => Duration::ZERO,
+                Ok(n) if n > 0 => FOLLOW_COMMIT_INTERVAL.saturating_sub(began.elapsed()),
+                Ok(_) => FOLLOW_IDLE_POLL,
                 Err(e) => {
                     tracing::warn!(error = %e, "search follower");
-                    2_000
+                    FOLLOW_RETRY
                 }
             };
             tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {

@@ -212,7 +212,7 @@ fn main() {
     keel_search::warm();
     println!("jieba dictionary: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
 
-    let ix = SearchIndex::open(&dir).expect("index");
+    let ix = SearchIndex::open_for_build(&dir).expect("index");
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let t = Instant::now();
     let mut batch = Vec::with_capacity(10_000);

@@ -181,6 +181,16 @@ pub struct Results {
     pub by_status: Vec<(String, usize)>,
 }
 
+/// tantivy's smallest heap per indexing thread; a follower's batch stays far below it.
+const LIVE_WRITER_HEAP: usize = 15_000_000;
+const BUILD_WRITER_HEAP: usize = 50_000_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    Live,
+    Build,
+}
+
 /// The index of one process: a tantivy index in a directory (or in memory for tests), one
 /// writer, and a reader reloaded after each commit so changes are searchable at once.
 pub struct SearchIndex {
@@ -191,25 +201,38 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir`, creating it when the directory is empty.
+    /// Opens the live index in `dir`, creating it when the directory is empty: one indexing
+    /// thread with a small heap, as a follower commits a few hundred records at a time.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::with(Self::open_dir(dir)?, Writer::Live)
+    }
+
+    /// Opens a new index in `dir` for a bulk build (`add`, then `commit` and `finish`): one
+    /// indexing thread per core, with a larger heap, for the one-off run.
+    pub fn open_for_build(dir: &Path) -> Result<Self> {
+        Self::with(Self::open_dir(dir)?, Writer::Build)
+    }
+
+    fn open_dir(dir: &Path) -> Result<Index> {
         std::fs::create_dir_all(dir).map_err(|e| SearchError::Directory(format!("{}: {e}", dir.display())))?;
         let (schema, _) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| SearchError::Directory(e.to_string()))?;
-        let index = Index::open_or_create(directory, schema)?;
-        Self::with(index, 50_000_000)
+        Ok(Index::open_or_create(directory, schema)?)
     }
 
     pub fn in_memory() -> Result<Self> {
         let (schema, _) = schema();
-        Self::with(Index::create_in_ram(schema), 15_000_000)
+        Self::with(Index::create_in_ram(schema), Writer::Live)
     }
 
-    fn with(index: Index, heap: usize) -> Result<Self> {
+    fn with(index: Index, kind: Writer) -> Result<Self> {
         index.tokenizers().register(INDEX_TOKENIZER, KeelTokenizer::new(Mode::Index));
         let (_, f) = schema();
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer = index.writer(heap)?;
+        let writer = match kind {
+            Writer::Live => index.writer_with_num_threads(1, LIVE_WRITER_HEAP)?,
+            Writer::Build => index.writer(BUILD_WRITER_HEAP)?,
+        };
         Ok(SearchIndex { index, reader, writer: Mutex::new(writer), f })
     }
 

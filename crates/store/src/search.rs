@@ -14,6 +14,16 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.text("id")?,
+        entity_type: r.text("entity_type")?,
+        entity_id: r.text("entity_id")?,
+        payload: r.text("payload")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
 /// `record_changed` messages after the keyset position (`created_at`, `id`), oldest first.
 pub async fn outbox_after(conn: &mut AnyConnection, created_at: i64, id: &str, limit: i64) -> Result<Vec<OutboxRow>> {
     let rows = sqlx::query(
@@ -25,17 +35,31 @@ pub async fn outbox_after(conn: &mut AnyConnection, created_at: i64, id: &str, l
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                id: r.text("id")?,
-                entity_type: r.text("entity_type")?,
-                entity_id: r.text("entity_id")?,
-                payload: r.text("payload")?,
-                created_at: r.int("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(outbox_row).collect()
+}
+
+/// The ids of the `record_changed` messages created from `from` to `to` (both included), oldest
+/// first: the follower re-reads its late-commit window without the payloads.
+pub async fn outbox_ids_between(conn: &mut AnyConnection, from: i64, to: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT id FROM outbox WHERE topic = 'record_changed' AND created_at >= $1 AND created_at <= $2 ORDER BY created_at, id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok(r.text("id")?)).collect()
+}
+
+/// The outbox messages of the given ids, oldest first.
+pub async fn outbox_rows(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<OutboxRow>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Sql::new("SELECT id, entity_type, entity_id, payload, created_at FROM outbox WHERE id IN ");
+    q.push_list(ids);
+    q.push(" ORDER BY created_at, id");
+    q.fetch_all(conn).await?.iter().map(outbox_row).collect()
 }
 
 /// The tables whose rows the index holds, for a rebuild by pages of ids.
