@@ -62,12 +62,8 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let is_api = req.uri().path().starts_with("/api/");
     let mut identity = None;
     if let Some(bearer) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
-        match state.app.api_principal(bearer.trim()).await {
-            Ok(Some(p)) => {
-                if let Ok(u) = state.app.get_user(&p, &p.user_id).await {
-                    identity = Some(Identity { principal: p, user: u, via: Via::Token });
-                }
-            }
+        match state.app.api_identity(bearer.trim()).await {
+            Ok(Some((principal, user))) => identity = Some(Identity { principal, user, via: Via::Token }),
             Ok(None) => {
                 return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the API token is invalid, expired or revoked")
                     .into_response();
