@@ -49,16 +49,35 @@ async fn verify_password(password: String, hash: Option<String>) -> bool {
 /// Builds the principal of an account: roles for staff, organisation for contacts, and the
 /// service projects that scope what staff see.
 pub async fn principal_of(conn: &mut sqlx::AnyConnection, u: &UserRecord) -> Result<Principal> {
+    let project_ids = if u.kind == AccountKind::Staff.as_str() { directory::projects_of_user(conn, &u.id).await? } else { vec![] };
+    Ok(principal_from(u, project_ids))
+}
+
+fn principal_from(u: &UserRecord, project_ids: Vec<String>) -> Principal {
     let kind = AccountKind::parse(&u.kind).unwrap_or(AccountKind::Contact);
-    let project_ids = if kind == AccountKind::Staff { directory::projects_of_user(conn, &u.id).await? } else { vec![] };
-    Ok(Principal {
+    let staff = kind == AccountKind::Staff;
+    Principal {
         user_id: u.id.clone(),
         display_name: u.display_name.clone(),
         kind,
-        roles: if kind == AccountKind::Staff { u.roles.iter().filter_map(|r| Role::parse(r)).collect() } else { vec![] },
+        roles: if staff { u.roles.iter().filter_map(|r| Role::parse(r)).collect() } else { vec![] },
         organization_id: u.organization_id.clone(),
-        project_ids,
-    })
+        project_ids: if staff { project_ids } else { vec![] },
+    }
+}
+
+/// An active account and its principal, for a session or token naming it: the user row, then its
+/// roles and projects in one statement.
+async fn signed_in(conn: &mut sqlx::AnyConnection, user_id: &str) -> Result<Option<(Principal, UserRecord)>> {
+    let Some(mut user) = accounts::get_user_row(conn, user_id).await? else {
+        return Ok(None);
+    };
+    if !user.active {
+        return Ok(None);
+    }
+    let (roles, projects) = accounts::roles_and_projects(conn, &user.id).await?;
+    user.roles = roles;
+    Ok(Some((principal_from(&user, projects), user)))
 }
 
 /// A signed-in browser session: the secret goes in the cookie, only its digest is stored.
@@ -134,13 +153,9 @@ impl App {
         let Some(sess) = accounts::get_session(&mut c, &hash, now).await? else {
             return Ok(None);
         };
-        let Some(user) = accounts::get_user(&mut c, &sess.user_id).await? else {
+        let Some((principal, user)) = signed_in(&mut c, &sess.user_id).await? else {
             return Ok(None);
         };
-        if !user.active {
-            return Ok(None);
-        }
-        let principal = principal_of(&mut c, &user).await?;
         drop(c);
         if now - sess.last_seen_at > 60_000 {
             let expires = (now + self.security.session_idle_ms).min(sess.created_at + self.security.session_max_ms);
@@ -236,7 +251,7 @@ impl App {
         Ok(self.api_identity(secret).await?.map(|(p, _)| p))
     }
 
-    /// The principal a bearer token acts for, with its account as read for the check.
+    /// The caller of an API token and their account, read on one connection.
     pub async fn api_identity(&self, secret: &str) -> Result<Option<(Principal, UserRecord)>> {
         let now = self.now();
         let hash = digest(secret);
@@ -247,13 +262,9 @@ impl App {
         if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
             return Ok(None);
         }
-        let Some(user) = accounts::get_user(&mut c, &t.user_id).await? else {
+        let Some((p, user)) = signed_in(&mut c, &t.user_id).await? else {
             return Ok(None);
         };
-        if !user.active {
-            return Ok(None);
-        }
-        let p = principal_of(&mut c, &user).await?;
         drop(c);
         if t.last_used_at.is_none_or(|l| now - l > 60_000) {
             let mut tx = self.db.begin().await?;

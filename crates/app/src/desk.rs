@@ -46,6 +46,17 @@ pub struct TicketPageData {
     pub links: Vec<LinkRecord>,
     /// The audit trail; staff only.
     pub history: Vec<keel_store::audit::HistoryEntry>,
+    /// The lifecycle steps the actor may take now.
+    pub actions: Vec<inc::Action>,
+    /// The major incident communication log.
+    pub communications: crate::major_incidents::CommunicationLog,
+    /// Linked problems and known errors the actor may see; staff only.
+    pub problems: Vec<keel_store::problems::ProblemRecord>,
+    pub known_errors: Vec<keel_store::problems::KnownErrorRecord>,
+    /// SLA clocks, and for staff the escalations fired.
+    pub sla: crate::sla_clocks::TicketSla,
+    /// The option lists of the page's forms, as the actor may see them.
+    pub choices: crate::reference::Choices,
 }
 
 async fn attachments_of(c: &mut sqlx::AnyConnection, actor: &Principal, ticket_id: &str) -> Result<Vec<AttachmentRecord>> {
@@ -464,7 +475,15 @@ impl App {
         let t = load_visible(&mut c, actor, ticket).await?;
         let staff = actor.is_staff();
         let (children, duplicates) = related_of(&mut c, actor, &t.id).await?;
+        let actions = if actor.is_read_only() { vec![] } else { self.actions_under(actor, &t, &policy_in(&mut c).await?)? };
+        let (problems, known_errors) = crate::problems::problem_links_in(&mut c, actor, &t.id).await?;
         Ok(TicketPageData {
+            actions,
+            communications: self.communications_in(&mut c, actor, &t).await?,
+            problems,
+            known_errors,
+            sla: crate::sla_clocks::ticket_sla_in(&mut c, actor, &t.id).await?,
+            choices: crate::reference::Choices::new(self.reference.lists(&mut c).await?, actor),
             comments: crate::incidents::comments_of(&mut c, actor, &t.id).await?,
             work_log: if staff { tickets::list_work_log(&mut c, &t.id).await? } else { vec![] },
             rating: tickets::get_rating(&mut c, &t.id).await?,

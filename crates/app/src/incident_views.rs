@@ -8,8 +8,11 @@ use keel_domain::audit::AuditAction;
 use keel_domain::error::{Errors, FieldError};
 use keel_domain::incident::{Priority, Status, TicketKind};
 use keel_store::incident_views::{self as store, IncidentViewRecord};
-use keel_store::incidents::TicketFilter;
+use keel_store::incidents::{QueueCounts, TicketFilter, TicketRecord};
+use keel_store::page::{Page, PageRequest};
+use keel_store::sla_clocks::ClockRow;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// The columns a view may show, in their default order.
 pub const VIEW_COLUMNS: &[&str] = &[
@@ -289,4 +292,59 @@ impl App {
     pub async fn count_view(&self, actor: &Principal, v: &IncidentView) -> Result<i64> {
         self.count_tickets(actor, &v.filters.to_filter(&actor.user_id)).await
     }
+
+    /// The queue page's reads, on one connection: a page of tickets for `filter` (narrowed to
+    /// the tickets breaching soon when `breaching`) and its count, the tab counts, for staff the
+    /// breaching-soon count, the listed tickets' most urgent clocks, the views the actor may
+    /// use with their counts, and the option lists. Everything is read in the actor's scope.
+    pub async fn queue_page_data(
+        &self,
+        actor: &Principal,
+        filter: &TicketFilter,
+        page: &PageRequest,
+        breaching: bool,
+    ) -> Result<QueuePageData> {
+        use keel_store::incidents as tickets;
+        let scope = crate::directory::scope_of(actor);
+        let mut c = self.read().await?;
+        let soon_before = if breaching || actor.is_staff() { Some(self.breaching_soon_in(&mut c).await?) } else { None };
+        let mut filter = filter.clone();
+        if breaching {
+            filter.breaching_before = soon_before;
+        }
+        let list = tickets::list_tickets(&mut c, &scope, &filter, page).await?;
+        let total = tickets::count_tickets(&mut c, &scope, &filter).await?;
+        let counts = tickets::queue_counts(&mut c, &scope, &actor.user_id).await?;
+        let breaching_soon = match soon_before.filter(|_| actor.is_staff()) {
+            Some(before) => {
+                let soon = TicketFilter { open_only: true, breaching_before: Some(before), ..Default::default() };
+                Some(tickets::count_tickets(&mut c, &scope, &soon).await?)
+            }
+            None => None,
+        };
+        let ids: Vec<String> = list.items.iter().map(|t| t.id.clone()).collect();
+        let clocks = keel_store::sla_clocks::most_urgent(&mut c, &ids).await?;
+        let mut views = Vec::new();
+        for r in store::list_visible_views(&mut c, &actor.user_id, actor.is_staff()).await? {
+            let v = decode(actor, r)?;
+            let n = tickets::count_tickets(&mut c, &scope, &v.filters.to_filter(&actor.user_id)).await?;
+            views.push((v, n));
+        }
+        let choices = crate::reference::Choices::new(self.reference.lists(&mut c).await?, actor);
+        Ok(QueuePageData { list, total, counts, breaching_soon, clocks, views, choices })
+    }
+}
+
+/// What the queue page shows besides the chosen view ([`App::queue_page_data`]).
+pub struct QueuePageData {
+    pub list: Page<TicketRecord>,
+    pub total: i64,
+    pub counts: QueueCounts,
+    /// Staff only: open tickets with a clock due within the breaching-soon window.
+    pub breaching_soon: Option<i64>,
+    /// The most urgent open clock of each listed ticket.
+    pub clocks: HashMap<String, ClockRow>,
+    /// The views the actor may use, each with its count.
+    pub views: Vec<(IncidentView, i64)>,
+    pub choices: crate::reference::Choices,
 }

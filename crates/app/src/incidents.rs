@@ -565,9 +565,17 @@ impl App {
             return Ok(vec![]);
         }
         let policy = self.lifecycle_policy().await?;
+        self.actions_under(actor, t, &policy)
+    }
+
+    /// The same under a lifecycle policy the caller has read.
+    pub(crate) fn actions_under(&self, actor: &Principal, t: &TicketRecord, policy: &LifecyclePolicy) -> Result<Vec<Action>> {
+        if actor.is_read_only() {
+            return Ok(vec![]);
+        }
         let state = state_of(t)?;
         let who = Actor::from(actor);
-        let ctx = Context::new(time(self.now()), &who, &policy);
+        let ctx = Context::new(time(self.now()), &who, policy);
         Ok(inc::available_actions(&state, &ctx).into_iter().filter(|a| *a != Action::AutoClose).collect())
     }
 

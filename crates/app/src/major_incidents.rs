@@ -105,7 +105,12 @@ impl App {
         self.communications_in(&mut c, actor, t).await
     }
 
-    async fn communications_in(&self, c: &mut sqlx::AnyConnection, actor: &Principal, t: &TicketRecord) -> Result<CommunicationLog> {
+    pub(crate) async fn communications_in(
+        &self,
+        c: &mut sqlx::AnyConnection,
+        actor: &Principal,
+        t: &TicketRecord,
+    ) -> Result<CommunicationLog> {
         let entries = store::list_communications(c, &t.id, !actor.is_staff()).await?;
         let promised = entries.last().and_then(|r| r.next_update_due).map(time);
         let overdue = actor.is_staff() && t.major && inc::communication_overdue(&state_of(t)?, promised, time(self.now()));

@@ -1099,15 +1099,7 @@ impl App {
     pub async fn ticket_problem_links(&self, actor: &Principal, ticket: &str) -> Result<(Vec<ProblemRecord>, Vec<KnownErrorRecord>)> {
         let mut c = self.read().await?;
         let t = load_visible(&mut c, actor, ticket).await?;
-        if !actor.is_staff() {
-            return Ok((vec![], vec![]));
-        }
-        let problems = store::problems_of_ticket(&mut c, &t.id).await?;
-        let kes = store::known_errors_of_ticket(&mut c, &t.id).await?;
-        Ok((
-            problems.into_iter().filter(|p| actor.can_see_project(&p.project_id, Some(&p.organization_id))).collect(),
-            kes.into_iter().filter(|k| actor.can_see_project(&k.problem.project_id, Some(&k.problem.organization_id))).collect(),
-        ))
+        problem_links_in(&mut c, actor, &t.id).await
     }
 
     // ---- the customer portal ----
@@ -1339,4 +1331,21 @@ async fn follow_up_incidents(w: &mut Writer, problem: &ProblemRecord, number: Pr
         .await?;
     }
     Ok(())
+}
+
+/// The problems and known errors linked to a visible ticket that the actor may see (staff only).
+pub(crate) async fn problem_links_in(
+    c: &mut sqlx::AnyConnection,
+    actor: &Principal,
+    ticket_id: &str,
+) -> Result<(Vec<ProblemRecord>, Vec<KnownErrorRecord>)> {
+    if !actor.is_staff() {
+        return Ok((vec![], vec![]));
+    }
+    let problems = store::problems_of_ticket(c, ticket_id).await?;
+    let kes = store::known_errors_of_ticket(c, ticket_id).await?;
+    Ok((
+        problems.into_iter().filter(|p| actor.can_see_project(&p.project_id, Some(&p.organization_id))).collect(),
+        kes.into_iter().filter(|k| actor.can_see_project(&k.problem.project_id, Some(&k.problem.organization_id))).collect(),
+    ))
 }

@@ -1,19 +1,24 @@
-//! Incident management and service level management (§8.1, §6.1): this process's copy of the
-//! reference data every new ticket is checked and measured against — the priority matrix, and
-//! per service project the SLAs in force with their business calendars — so logging a ticket
-//! does not read and parse them again.
+//! Incident management and service level management (§8.1, §6.1), and every page of the
+//! service desk: this process's copy of the reference data every new ticket is checked and
+//! measured against — the priority matrix, and per service project the SLAs in force with their
+//! business calendars — so logging a ticket does not read and parse them again; and of the
+//! read-mostly lists the desk's forms offer (active teams, active staff, catalogue services,
+//! active projects), so a ticket or queue page does not read them again.
 //!
 //! The copy is labelled with the `desk_reference` counter, which every write to that data bumps
-//! in its own transaction (the matrix setting, an SLA, a calendar or its days). A use case reads
-//! the counter first (one small query); when it moved past the copy's label, the copy is dropped
-//! and reloaded, so a change made by any instance is used by the next ticket. Data is loaded
-//! after the counter is read, so a copy is never older than its label.
+//! in its own transaction (the matrix setting, an SLA, a calendar or its days, a team, a staff
+//! account, a service, a project). A use case reads the counter first (one small query); when it
+//! moved past the copy's label, the copy is dropped and reloaded, so a change made by any
+//! instance is used by the next ticket and shown by the next page. Data is loaded after the
+//! counter is read, so a copy is never older than its label. The lists are the same for every
+//! reader; what a reader may see of them is applied per request ([`Choices`]).
 
-use crate::Result;
 use crate::incidents::matrix_in;
 use crate::sla_clocks::SlaCache;
+use crate::{Principal, Result};
 use keel_domain::incident::PriorityMatrix;
-use keel_store::{AnyConnection, kernel};
+use keel_store::directory::{ProjectChoice, Scope};
+use keel_store::{AnyConnection, accounts, directory, kernel, service_level};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,6 +38,74 @@ struct Snapshot {
     version: i64,
     matrix: Option<Arc<PriorityMatrix>>,
     slas: HashMap<String, Arc<SlaCache>>,
+    lists: Option<Arc<DeskLists>>,
+}
+
+/// The option lists of the desk's forms, for every reader alike.
+#[derive(Debug, Default)]
+pub struct DeskLists {
+    /// Active teams by name: id, name.
+    teams: Vec<(String, String)>,
+    /// Active staff by name: id, "name <email>".
+    staff: Vec<(String, String)>,
+    /// Catalogue services by code: id, "code · name".
+    services: Vec<(String, String)>,
+    /// Active projects by code.
+    projects: Vec<ProjectChoice>,
+}
+
+impl DeskLists {
+    async fn load(conn: &mut AnyConnection) -> Result<DeskLists> {
+        Ok(DeskLists {
+            teams: directory::team_choices(conn).await?,
+            staff: accounts::staff_choices(conn).await?.into_iter().map(|(id, name, email)| (id, format!("{name} <{email}>"))).collect(),
+            services: service_level::service_choices(conn)
+                .await?
+                .into_iter()
+                .map(|(id, code, name)| (id, format!("{code} · {name}")))
+                .collect(),
+            projects: directory::project_choices(conn).await?,
+        })
+    }
+}
+
+/// The desk's option lists as one reader may see them: teams, staff and the whole catalogue for
+/// staff only, projects within the reader's scope.
+#[derive(Debug, Clone)]
+pub struct Choices {
+    lists: Arc<DeskLists>,
+    staff: bool,
+    scope: Scope,
+}
+
+impl Choices {
+    pub(crate) fn new(lists: Arc<DeskLists>, actor: &Principal) -> Choices {
+        Choices { lists, staff: actor.is_staff(), scope: crate::directory::scope_of(actor) }
+    }
+
+    /// Active teams (id, name); none for customer contacts.
+    pub fn teams(&self) -> &[(String, String)] {
+        if self.staff { &self.lists.teams } else { &[] }
+    }
+
+    /// Active staff (id, "name <email>"); none for customer contacts.
+    pub fn staff(&self) -> &[(String, String)] {
+        if self.staff { &self.lists.staff } else { &[] }
+    }
+
+    /// The whole catalogue (id, "code · name") for staff; `None` for contacts, who see only
+    /// what their organisation's SLAs include.
+    pub fn services(&self) -> Option<&[(String, String)]> {
+        self.staff.then_some(self.lists.services.as_slice())
+    }
+
+    /// The active projects within the reader's scope.
+    pub fn projects(&self) -> impl Iterator<Item = &ProjectChoice> {
+        self.lists.projects.iter().filter(|p| {
+            self.scope.organization_id.as_ref().is_none_or(|o| *o == p.organization_id)
+                && self.scope.project_ids.as_ref().is_none_or(|ids| ids.contains(&p.id))
+        })
+    }
 }
 
 /// The reference data as of one value of the counter.
@@ -76,6 +149,17 @@ impl ReferenceCache {
         };
         Ok(Reference { cache: self, version, matrix })
     }
+
+    /// Reads the counter and the desk's option lists.
+    pub(crate) async fn lists(&self, conn: &mut AnyConnection) -> Result<Arc<DeskLists>> {
+        let version = kernel::counter_value(conn, kernel::DESK_REFERENCE_COUNTER).await?;
+        if let Some(l) = self.cached(version, |c| c.lists.clone()) {
+            return Ok(l);
+        }
+        let l = Arc::new(DeskLists::load(conn).await?);
+        self.keep(version, |c| c.lists = Some(l.clone()));
+        Ok(l)
+    }
 }
 
 impl Reference<'_> {
@@ -89,5 +173,13 @@ impl Reference<'_> {
             c.slas.insert(project_id.to_string(), s.clone());
         });
         Ok(s)
+    }
+}
+
+impl crate::App {
+    /// The desk's option lists as `actor` may see them.
+    pub async fn choices(&self, actor: &Principal) -> Result<Choices> {
+        let mut c = self.read().await?;
+        Ok(Choices::new(self.reference.lists(&mut c).await?, actor))
     }
 }

@@ -310,6 +310,13 @@ pub struct TicketSla {
     pub firings: Vec<FiringRecord>,
 }
 
+/// A visible ticket's clocks, and for staff the escalations fired on it.
+pub(crate) async fn ticket_sla_in(c: &mut AnyConnection, actor: &Principal, ticket_id: &str) -> Result<TicketSla> {
+    let clocks = store::clocks_of(c, &[ticket_id.to_string()]).await?;
+    let firings = if actor.is_staff() { store::firings_of(c, ticket_id).await? } else { vec![] };
+    Ok(TicketSla { clocks, firings })
+}
+
 /// One line of an attainment table.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct AttainmentGroup {
@@ -457,7 +464,11 @@ impl App {
     /// The instant up to which "breaching soon" looks for due clocks.
     pub async fn breaching_soon_before(&self) -> Result<i64> {
         let mut c = self.read().await?;
-        let minutes = match kernel::get_setting(&mut c, BREACHING_SOON_SETTING).await? {
+        self.breaching_soon_in(&mut c).await
+    }
+
+    pub(crate) async fn breaching_soon_in(&self, c: &mut AnyConnection) -> Result<i64> {
+        let minutes = match kernel::get_setting(c, BREACHING_SOON_SETTING).await? {
             Some(s) => s.trim().parse::<i64>().map_err(|e| internal(format!("{BREACHING_SOON_SETTING}: {e}")))?,
             None => DEFAULT_BREACHING_SOON_MINUTES,
         };
@@ -468,9 +479,7 @@ impl App {
     pub async fn ticket_sla(&self, actor: &Principal, id: &str) -> Result<TicketSla> {
         let t = self.get_ticket(actor, id).await?;
         let mut c = self.read().await?;
-        let clocks = store::clocks_of(&mut c, std::slice::from_ref(&t.id)).await?;
-        let firings = if actor.is_staff() { store::firings_of(&mut c, &t.id).await? } else { vec![] };
-        Ok(TicketSla { clocks, firings })
+        ticket_sla_in(&mut c, actor, &t.id).await
     }
 
     /// The most urgent open clock of each listed ticket, for the time-left column.

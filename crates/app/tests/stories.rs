@@ -4550,3 +4550,54 @@ mod outbox;
 mod releases;
 #[path = "stories/search_changes.rs"]
 mod search_changes;
+
+#[tokio::test]
+async fn the_desk_option_lists_follow_changes_made_on_another_instance_and_stay_in_scope() {
+    for t in TestDb::migrated_all().await {
+        let (app, clock) = app_on(&t);
+        let w = world(&app).await;
+        // a second instance on the same database, with its own copy of the lists
+        let two = App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock.clone());
+        let team_names = |c: &keel_app::reference::Choices| c.teams().iter().map(|(_, n)| n.clone()).collect::<Vec<_>>();
+        let team = app.create_team(&w.admin, TeamInput { name: "Night shift".into(), ..Default::default() }).await.unwrap();
+        let c = two.choices(&w.agent_a).await.unwrap();
+        assert!(team_names(&c).contains(&"Night shift".to_string()), "{}", t.label);
+        assert!(!c.staff().iter().any(|(_, n)| n.contains("zed@keel.test")), "{}", t.label);
+        // the first instance renames the team and adds an agent; the second one's next read has both
+        let input = TeamInput { name: "Late shift".into(), ..Default::default() };
+        let team = app.update_team(&w.admin, &team.id, input, None).await.unwrap();
+        let zed = staff(&app, "zed@keel.test", vec![Role::ServiceDeskAgent]).await;
+        let c = two.choices(&w.agent_a).await.unwrap();
+        assert!(team_names(&c).contains(&"Late shift".to_string()) && !team_names(&c).contains(&"Night shift".to_string()), "{}", t.label);
+        assert!(c.staff().iter().any(|(id, n)| *id == zed.user_id && n.contains("zed@keel.test")), "{}", t.label);
+        // a deactivated team or agent leaves the lists
+        let input = TeamInput { name: "Late shift".into(), active: Some(false), ..Default::default() };
+        app.update_team(&w.admin, &team.id, input, None).await.unwrap();
+        app.update_user(&w.admin, &zed.user_id, UserPatch { active: Some(false), ..Default::default() }, None).await.unwrap();
+        let c = two.choices(&w.agent_a).await.unwrap();
+        assert!(!team_names(&c).contains(&"Late shift".to_string()), "{}", t.label);
+        assert!(!c.staff().iter().any(|(id, _)| *id == zed.user_id), "{}", t.label);
+        // a catalogue service added on the second instance is offered by the first
+        let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let input = keel_app::service_level::ServiceInput {
+            code: "MAIL".into(),
+            name: "Mail 邮件".into(),
+            service_line: "operations_maintenance".into(),
+            ..Default::default()
+        };
+        two.create_service(&sm, input).await.unwrap();
+        let services = app.choices(&w.agent_a).await.unwrap().services().unwrap().to_vec();
+        assert!(services.iter().any(|(_, l)| l == "MAIL · Mail 邮件"), "{}: {services:?}", t.label);
+        // the lists are the same for everyone; what each reader gets is their own
+        let projects = |c: keel_app::reference::Choices| c.projects().map(|p| p.id.clone()).collect::<Vec<_>>();
+        assert_eq!(projects(two.choices(&w.agent_a).await.unwrap()), [w.project_a.clone()], "{}", t.label);
+        let mut all = projects(two.choices(&w.admin).await.unwrap());
+        all.sort();
+        let mut both = vec![w.project_a.clone(), w.project_b.clone()];
+        both.sort();
+        assert_eq!(all, both, "{}", t.label);
+        let c = two.choices(&w.contact_a).await.unwrap();
+        assert!(c.teams().is_empty() && c.staff().is_empty() && c.services().is_none(), "{}", t.label);
+        assert_eq!(projects(c), [w.project_a.clone()], "{}", t.label);
+    }
+}

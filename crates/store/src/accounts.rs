@@ -91,6 +91,9 @@ pub async fn insert_user(conn: &mut AnyConnection, u: &UserRecord) -> Result<()>
     .bind(u.created_at)
     .execute(&mut *conn)
     .await?;
+    if u.kind == "staff" {
+        crate::kernel::bump_desk_reference(conn).await?;
+    }
     set_roles(conn, &u.id, &u.roles).await
 }
 
@@ -123,6 +126,9 @@ pub async fn update_user(conn: &mut AnyConnection, u: &UserRecord, expected_vers
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
+    if u.kind == "staff" {
+        crate::kernel::bump_desk_reference(conn).await?;
+    }
     set_roles(conn, &u.id, &u.roles).await
 }
 
@@ -144,12 +150,48 @@ pub async fn get_user(conn: &mut AnyConnection, id: &str) -> Result<Option<UserR
     }
 }
 
+/// The user row without its roles (a caller that reads them otherwise, e.g. with the projects).
+pub async fn get_user_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRecord>> {
+    let q = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await?.map(|r| user(&r)).transpose()
+}
+
 pub async fn get_user_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<UserRecord>> {
     let q = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
     match sqlx::query(sqlx::AssertSqlSafe(q)).bind(email).fetch_optional(&mut *conn).await? {
         Some(r) => Ok(Some(with_roles(conn, user(&r)?).await?)),
         None => Ok(None),
     }
+}
+
+/// The active staff, by name: id, display name and email (the options of every agent select).
+pub async fn staff_choices(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
+    let rows = sqlx::query("SELECT id, display_name, email FROM users WHERE kind = 'staff' AND active = 1 ORDER BY display_name, id")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| Ok((r.text("id")?, r.text("display_name")?, r.text("email")?))).collect()
+}
+
+/// A user's roles and the projects they manage or belong to, in one statement (a principal's
+/// parts besides the user row).
+pub async fn roles_and_projects(conn: &mut AnyConnection, user_id: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let rows = sqlx::query(
+        "SELECT 'r' AS k, role AS v FROM user_roles WHERE user_id = $1 \
+         UNION ALL SELECT 'p' AS k, project_id AS v FROM project_members WHERE user_id = $1 \
+         UNION ALL SELECT 'p' AS k, id AS v FROM projects WHERE manager_user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut roles, mut projects) = (Vec::new(), Vec::new());
+    for r in &rows {
+        let v = r.text("v")?;
+        if r.text("k")? == "r" { roles.push(v) } else { projects.push(v) }
+    }
+    roles.sort();
+    projects.sort();
+    projects.dedup();
+    Ok((roles, projects))
 }
 
 pub async fn count_staff(conn: &mut AnyConnection) -> Result<i64> {

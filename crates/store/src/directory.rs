@@ -179,6 +179,7 @@ pub async fn insert_team(conn: &mut AnyConnection, t: &TeamRecord) -> Result<()>
         .bind(t.created_at)
         .execute(&mut *conn)
         .await?;
+    crate::kernel::bump_desk_reference(conn).await?;
     set_team_members(conn, &t.id, &t.member_ids).await
 }
 
@@ -197,6 +198,7 @@ pub async fn update_team(conn: &mut AnyConnection, t: &TeamRecord, expected_vers
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
+    crate::kernel::bump_desk_reference(conn).await?;
     set_team_members(conn, &t.id, &t.member_ids).await
 }
 
@@ -219,6 +221,12 @@ pub async fn list_teams(conn: &mut AnyConnection, text: Option<&str>, p: &PageRe
         items.push(team_members(conn, t).await?);
     }
     Ok(Page { items, next_cursor: page.next_cursor })
+}
+
+/// The active teams, by name: id and name (the options of every team select).
+pub async fn team_choices(conn: &mut AnyConnection) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT id, name FROM teams WHERE active = 1 ORDER BY name, id").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.text("id")?, r.text("name")?))).collect()
 }
 
 // ---- service projects ----
@@ -305,6 +313,7 @@ pub async fn insert_project(conn: &mut AnyConnection, p: &ProjectRecord) -> Resu
     .bind(p.created_at)
     .execute(&mut *conn)
     .await?;
+    crate::kernel::bump_desk_reference(conn).await?;
     set_project_members(conn, &p.id, &p.member_ids).await
 }
 
@@ -329,6 +338,7 @@ pub async fn update_project(conn: &mut AnyConnection, p: &ProjectRecord, expecte
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
+    crate::kernel::bump_desk_reference(conn).await?;
     set_project_members(conn, &p.id, &p.member_ids).await
 }
 
@@ -430,6 +440,32 @@ pub async fn list_projects(conn: &mut AnyConnection, scope: &Scope, f: &ProjectF
         items.push(project_details(conn, it).await?);
     }
     Ok(Page { items, next_cursor: page.next_cursor })
+}
+
+/// An active project as the project selects list it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectChoice {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub organization_id: String,
+}
+
+/// Every active project, by code (whoever reads them filters by scope).
+pub async fn project_choices(conn: &mut AnyConnection) -> Result<Vec<ProjectChoice>> {
+    let rows = sqlx::query("SELECT id, code, name, organization_id FROM projects WHERE status = 'active' ORDER BY code, id")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ProjectChoice {
+                id: r.text("id")?,
+                code: r.text("code")?,
+                name: r.text("name")?,
+                organization_id: r.text("organization_id")?,
+            })
+        })
+        .collect()
 }
 
 /// The projects a staff member belongs to, as manager or member: their scope.

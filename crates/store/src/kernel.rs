@@ -26,8 +26,9 @@ pub async fn counter_value(conn: &mut AnyConnection, name: &str) -> Result<i64> 
 }
 
 /// Counts writes to the reference data a ticket write reads (priority matrix, SLAs and business
-/// calendars): a process caching that data re-reads it when this counter moved, whichever
-/// instance wrote. Every such write bumps it in its own transaction.
+/// calendars) and to the lists the desk's pages offer (teams, staff accounts, catalogue
+/// services, projects): a process caching that data re-reads it when this counter moved,
+/// whichever instance wrote. Every such write bumps it in its own transaction.
 pub const DESK_REFERENCE_COUNTER: &str = "desk_reference";
 
 pub async fn bump_desk_reference(conn: &mut AnyConnection) -> Result<()> {

@@ -173,14 +173,18 @@ impl Db {
         match backend {
             Backend::Sqlite => {
                 // The writer connects first so the database file and WAL mode exist for readers.
+                // A connection to a local file does not go stale, so it is not pinged on every
+                // acquire (a round trip to the connection's thread).
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(opts.acquire_timeout)
                     .after_connect(writer_pragmas)
                     .connect(url)
                     .await?;
                 let read = AnyPoolOptions::new()
                     .max_connections(opts.max_connections.max(2))
+                    .test_before_acquire(false)
                     .acquire_timeout(opts.acquire_timeout)
                     .after_connect(reader_pragmas)
                     .connect(url)

@@ -285,6 +285,7 @@ pub async fn insert_service(conn: &mut AnyConnection, s: &ServiceRecord) -> Resu
     .bind(s.created_at)
     .execute(&mut *conn)
     .await?;
+    crate::kernel::bump_desk_reference(conn).await?;
     set_dependencies(conn, s).await
 }
 
@@ -313,6 +314,7 @@ pub async fn update_service(conn: &mut AnyConnection, s: &ServiceRecord, expecte
     .execute(&mut *conn)
     .await?;
     stale_if_none(r)?;
+    crate::kernel::bump_desk_reference(conn).await?;
     set_dependencies(conn, s).await
 }
 
@@ -322,6 +324,12 @@ pub async fn get_service(conn: &mut AnyConnection, id: &str) -> Result<Option<Se
         Some(r) => Ok(Some(service_details(conn, service(&r)?).await?)),
         None => Ok(None),
     }
+}
+
+/// Every catalogue service, by code: id, code and name (the options of the service selects).
+pub async fn service_choices(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
+    let rows = sqlx::query("SELECT id, code, name FROM services ORDER BY code, id").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.text("id")?, r.text("code")?, r.text("name")?))).collect()
 }
 
 #[derive(Debug, Clone, Default)]

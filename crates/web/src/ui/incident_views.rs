@@ -8,8 +8,8 @@ use crate::AppState;
 use crate::auth::{CsrfForm, UiUser, urlencode};
 use crate::i18n::Tr;
 use axum::extract::{Path, State};
+use keel_app::AppError;
 use keel_app::incident_views::{DEFAULT_COLUMNS, IncidentView, STAFF_COLUMNS, VIEW_COLUMNS, ViewFilters, ViewInput};
-use keel_app::{AppError, Principal};
 use keel_store::incidents::TicketRecord;
 
 /// A view in the queue sidebar.
@@ -110,19 +110,17 @@ pub fn href(v: &IncidentView) -> String {
 }
 
 /// The sidebar: every view the reader may use, with its count.
-pub async fn sidebar(state: &AppState, tr: &Tr, who: &Principal, active: Option<&str>) -> Result<Vec<SavedLink>, AppError> {
-    let mut out = Vec::new();
-    for v in state.app.list_views(who).await? {
-        let count = state.app.count_view(who, &v).await?;
-        out.push(SavedLink {
+pub fn sidebar(tr: &Tr, views: Vec<(IncidentView, i64)>, active: Option<&str>) -> Vec<SavedLink> {
+    views
+        .into_iter()
+        .map(|(v, count)| SavedLink {
             href: href(&v),
             shared: if v.record.audience == "private" { String::new() } else { tr.t(&format!("view-audience-{}", v.record.audience)) },
-            name: v.record.name.clone(),
-            count,
             active: active == Some(v.record.id.as_str()),
-        });
-    }
-    Ok(out)
+            name: v.record.name,
+            count,
+        })
+        .collect()
 }
 
 /// The columns a reader may choose, checked as `chosen`.

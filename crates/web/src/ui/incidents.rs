@@ -14,8 +14,6 @@ use keel_app::incidents::{NewTicket, Queue, TransitionInput};
 use keel_app::{AppError, Principal};
 use keel_domain::incident::{Action, Impact, PendingReason, Priority, ResolutionCode, Status, TicketKind, Urgency};
 use keel_store::accounts::UserFilter;
-use keel_store::directory::ProjectFilter;
-use keel_store::incidents::TicketFilter;
 use keel_store::page::{PageRequest, SortKey, SortKind, decode_cursor};
 use std::collections::HashMap;
 
@@ -38,8 +36,6 @@ pub(crate) fn label(tr: &Tr, prefix: &str, v: &str) -> String {
     if tr.has(&key) { tr.t(&key) } else { v.to_string() }
 }
 
-const ALL_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
-const CODE_SORT: SortKey = SortKey { name: "code", column: "code", kind: SortKind::Text };
 const USER_SORT: SortKey = SortKey { name: "display_name", column: "display_name", kind: SortKind::Text };
 
 fn all(sort: SortKey) -> PageRequest {
@@ -50,13 +46,15 @@ pub(super) async fn team_options(state: &AppState, who: &Principal) -> Result<Ve
     if !who.is_staff() {
         return Ok(vec![]);
     }
-    let teams = state.app.list_teams(who, None, &all(ALL_SORT)).await?;
-    Ok(teams.items.into_iter().filter(|t| t.active).map(|t| (t.id, t.name)).collect())
+    Ok(state.app.choices(who).await?.teams().to_vec())
 }
 
 async fn user_options(state: &AppState, who: &Principal, kind: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
     if !who.is_staff() {
         return Ok(vec![]);
+    }
+    if kind == Some("staff") {
+        return Ok(state.app.choices(who).await?.staff().to_vec());
     }
     let f = UserFilter { kind: kind.map(str::to_string), active: Some(true), ..Default::default() };
     let users = state.app.list_users(who, f, &all(USER_SORT)).await?;
@@ -68,9 +66,7 @@ pub(crate) async fn project_choices(state: &AppState, who: &Principal) -> Result
 }
 
 pub(super) async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
-    let f = ProjectFilter { status: Some("active".into()), ..Default::default() };
-    let projects = state.app.list_projects(who, &f, &all(CODE_SORT)).await?;
-    Ok(projects.items.into_iter().map(|p| (p.id, format!("{} · {}", p.code, p.name))).collect())
+    Ok(state.app.choices(who).await?.projects().map(|p| (p.id.clone(), format!("{} · {}", p.code, p.name))).collect())
 }
 
 async fn category_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
@@ -330,7 +326,7 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
     }
     let default_view = if is_staff { "open" } else { "all" };
     let view = if q.view.is_empty() { default_view.to_string() } else { q.view.clone() };
-    let mut filter = match &saved {
+    let filter = match &saved {
         Some(v) => v.filters.to_filter(&p.user_id),
         None => {
             let query = IncidentQuery {
@@ -345,9 +341,6 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
             filter_of(query, &p.user_id).map_err(|_| super::UiError(tr.clone(), AppError::NotFound))?
         }
     };
-    if q.breaching == "1" {
-        filter.breaching_before = Some(state.app.breaching_soon_before().await.or_page(&tr)?);
-    }
     let (desc, sort_name) = match q.sort.as_str() {
         "" => (!is_staff, if is_staff { "priority" } else { "created_at" }),
         s if s.starts_with('-') => (true, &s[1..]),
@@ -355,9 +348,8 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
     };
     let sort = *INCIDENT_SORTS.iter().find(|k| k.name == sort_name).unwrap_or(&INCIDENT_SORTS[0]);
     let page = PageRequest { sort, desc, after: q.cursor.as_deref().and_then(|c| decode_cursor(&sort, c)), limit: 50 };
-    let list = state.app.list_tickets(p, &filter, &page).await.or_page(&tr)?;
-    let total = state.app.count_tickets(p, &filter).await.or_page(&tr)?;
-    let counts = state.app.queue_counts(p).await.or_page(&tr)?;
+    let keel_app::incident_views::QueuePageData { list, total, counts, breaching_soon, clocks, views: saved_views, choices: lists } =
+        state.app.queue_page_data(p, &filter, &page, q.breaching == "1").await.or_page(&tr)?;
     let queues: &[Queue] = if is_staff {
         &[Queue::Mine, Queue::Team, Queue::Unassigned, Queue::Pending, Queue::Open, Queue::All]
     } else {
@@ -373,14 +365,8 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
             active: v.as_str() == view && saved.is_none(),
         })
         .collect::<Vec<Tab>>();
-    if is_staff {
+    if let Some(count) = breaching_soon {
         tabs.iter_mut().for_each(|t| t.active = t.active && q.breaching != "1");
-        let soon = TicketFilter {
-            open_only: true,
-            breaching_before: Some(state.app.breaching_soon_before().await.or_page(&tr)?),
-            ..Default::default()
-        };
-        let count = state.app.count_tickets(p, &soon).await.or_page(&tr)?;
         tabs.push(Tab {
             href: "/incidents?view=open&breaching=1".into(),
             label: tr.t("incident-view-breaching"),
@@ -394,13 +380,11 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         Field::new(&tr, "priority", "select", "")
             .options(choices(&tr, "incident-priority", Priority::ALL, Priority::as_str), std::slice::from_ref(&q.priority)),
     ];
-    let teams = team_options(state, p).await.or_page(&tr)?;
+    let teams = lists.teams().to_vec();
     if is_staff {
         filters.push(Field::new(&tr, "team_id", "select", "").options(teams.clone(), std::slice::from_ref(&q.team_id)));
-        filters.push(
-            Field::new(&tr, "project_id", "select", "")
-                .options(project_options(state, p).await.or_page(&tr)?, std::slice::from_ref(&q.project_id)),
-        );
+        let projects = lists.projects().map(|p| (p.id.clone(), format!("{} · {}", p.code, p.name)));
+        filters.push(Field::new(&tr, "project_id", "select", "").options(projects, std::slice::from_ref(&q.project_id)));
     }
     let sorts = ["priority", "-updated_at", "updated_at", "-created_at", "created_at", "number"];
     filters.push(Field::new(&tr, "sort", "select", "").options(
@@ -411,8 +395,7 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         Some(v) if !v.columns.is_empty() => v.columns.clone(),
         _ => views::default_columns(is_staff),
     };
-    let ids: Vec<String> = list.items.iter().map(|t| t.id.clone()).collect();
-    let clocks = super::sla_clocks::queue_clocks(state, &tr, &ids).await.or_page(&tr)?;
+    let clocks = super::sla_clocks::queue_clocks(state, &tr, clocks);
     let rows = list
         .items
         .iter()
@@ -433,7 +416,7 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
         Some(v) => format!("/api/v1/incident-views/{}/export", urlencode(&v.record.id)),
         None => QueueQuery { sort: String::new(), ..q.clone() }.href(&view, None).replacen("/incidents?", "/api/v1/incidents/export?", 1),
     };
-    let saved_views = views::sidebar(state, &tr, p, saved.as_ref().map(|v| v.record.id.as_str())).await.or_page(&tr)?;
+    let saved_views = views::sidebar(&tr, saved_views, saved.as_ref().map(|v| v.record.id.as_str()));
     let (failed, bulk_failed) = match failed {
         Some(QueueFailure::Bulk(f, e)) => (None, Some((f, Err(e)))),
         Some(QueueFailure::BulkTickets(f, out)) => (None, Some((f, Ok(out)))),
@@ -488,7 +471,7 @@ pub async fn queue_page(state: &AppState, tr: &Tr, who: &Identity, mut q: QueueQ
     };
     let bulk_fields = if is_staff && !p.is_read_only() {
         let codes: Vec<ResolutionCode> = ResolutionCode::ALL.to_vec();
-        let agents = user_options(state, p, Some("staff")).await.or_page(&tr)?;
+        let agents = lists.staff().to_vec();
         let sel = |v: &String| vec![v.clone()];
         vec![
             BulkField::select(
@@ -838,16 +821,18 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         watchers,
         links,
         history,
+        actions: allowed,
+        communications: log,
+        problems,
+        known_errors,
+        sla,
+        choices: lists,
     } = state.app.ticket_page_data(p, id).await.or_page(tr)?;
     let is_staff = p.is_staff();
     let empty = Form::new();
     let typed = |name: &str| failed.as_ref().filter(|fl| fl.form == name).map(|fl| &fl.values).unwrap_or(&empty);
     let mut errors = Vec::new();
-    let (teams, agents) = if is_staff {
-        (team_options(state, p).await.or_page(tr)?, user_options(state, p, Some("staff")).await.or_page(tr)?)
-    } else {
-        (vec![], vec![])
-    };
+    let (teams, agents) = (lists.teams(), lists.staff());
 
     let mut details = vec![
         Detail { label: tr.t("field-kind"), value: label(tr, "incident-kind", &t.kind) },
@@ -882,9 +867,9 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     details.push(Detail { label: tr.t("incident-updated-at"), value: tr.datetime(&t.updated_at) });
 
     let mut actions = Vec::new();
-    for a in state.app.ticket_actions(p, &t).await.or_page(tr)? {
+    for a in allowed {
         let name = a.as_str().to_string();
-        let mut fields = action_fields(tr, a, typed(&name), &teams, &agents, &t.kind);
+        let mut fields = action_fields(tr, a, typed(&name), teams, agents, &t.kind);
         let open = with_failed(tr, &name, &failed, &mut fields, &mut errors);
         let danger = matches!(a, Action::Cancel | Action::Reject);
         actions.push(ActionForm {
@@ -988,7 +973,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         let f = typed("major");
         let mut fields = Vec::new();
         if !t.major {
-            fields.push(Field::new(tr, "manager_id", "select", "").required().options(agents.clone(), &[val(f, "manager_id")]));
+            fields.push(Field::new(tr, "manager_id", "select", "").required().options(agents.to_vec(), &[val(f, "manager_id")]));
         }
         fields.push(Field::new(tr, "reason", "text", val(f, "reason")).required());
         with_failed(tr, "major", &failed, &mut fields, &mut errors);
@@ -1000,16 +985,14 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         }
     });
     let communications = super::major_incidents::panel(
-        state,
         tr,
         p,
         &t,
+        log,
         typed("communication"),
         failed.as_ref().filter(|f| f.form == "communication").map(|f| &f.error),
         &mut errors,
-    )
-    .await
-    .or_page(tr)?;
+    );
     let (attachments, upload) = super::desk::attachments_panel(
         state,
         tr,
@@ -1049,9 +1032,9 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
     }
 
     let typed_desk = failed.as_ref().map(|f| (f.form.as_str(), &f.values));
-    let desk = super::ticket_desk::panel(state, tr, p, &t, (watchers, links), &agents, typed_desk).await.or_page(tr)?;
+    let desk = super::ticket_desk::panel(tr, p, &t, (watchers, links), &lists, typed_desk);
     let history = if is_staff { history_views(tr, &history) } else { vec![] };
-    let problem_panel = super::problems::ticket_panel(state, p, &t).await.or_page(tr)?;
+    let problem_panel = super::problems::ticket_panel(p, &t, (problems, known_errors));
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let ctx = Ctx::new(tr, Some(who), "/incidents", flash);
     let page = TicketPage {
@@ -1081,7 +1064,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         major_form,
         communications,
         history,
-        sla: super::sla_clocks::ticket_panel(state, tr, p, &t.id).await.or_page(tr)?,
+        sla: super::sla_clocks::ticket_panel(state, tr, &sla),
         problem_panel,
         attachments,
         upload,

@@ -8,7 +8,7 @@ use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
 use crate::i18n::Tr;
 use axum::extract::{Path, State};
-use keel_app::major_incidents::CommunicationPost;
+use keel_app::major_incidents::{CommunicationLog, CommunicationPost};
 use keel_app::{AppError, Principal};
 use keel_store::incidents::TicketRecord;
 
@@ -32,18 +32,17 @@ pub struct CommunicationPanel {
 }
 
 /// The panel, when the ticket is or was a major incident; `failed` is a refused post to show in place.
-pub async fn panel(
-    state: &AppState,
+pub fn panel(
     tr: &Tr,
     p: &Principal,
     t: &TicketRecord,
+    log: CommunicationLog,
     typed: &Form,
     failed: Option<&AppError>,
     errors: &mut Vec<String>,
-) -> Result<Option<CommunicationPanel>, AppError> {
-    let log = state.app.major_communications_of(p, t).await?;
+) -> Option<CommunicationPanel> {
     if !t.major && log.entries.is_empty() {
-        return Ok(None);
+        return None;
     }
     let entries = log
         .entries
@@ -77,7 +76,7 @@ pub async fn panel(
             fields,
         }
     });
-    Ok(Some(CommunicationPanel { entries, overdue: log.next_update_overdue, form }))
+    Some(CommunicationPanel { entries, overdue: log.next_update_overdue, form })
 }
 
 pub async fn record(

@@ -92,6 +92,9 @@ async fn project_options(state: &AppState, who: &Principal) -> Result<Vec<(Strin
 }
 
 pub(super) async fn service_options(state: &AppState, who: &Principal) -> Result<Vec<(String, String)>, AppError> {
+    if let Some(all) = state.app.choices(who).await?.services() {
+        return Ok(all.to_vec());
+    }
     let services = state.app.list_services(who, &Default::default(), &all(CODE_SORT)).await?;
     Ok(services.items.into_iter().map(|s| (s.id, format!("{} · {}", s.code, s.name))).collect())
 }
@@ -891,15 +894,18 @@ pub struct ProblemPanel {
     pub ticket_id: String,
 }
 
-pub async fn ticket_panel(state: &AppState, who: &Principal, t: &TicketRecord) -> Result<Option<ProblemPanel>, AppError> {
+pub fn ticket_panel(
+    who: &Principal,
+    t: &TicketRecord,
+    (problems, kes): (Vec<keel_store::problems::ProblemRecord>, Vec<keel_store::problems::KnownErrorRecord>),
+) -> Option<ProblemPanel> {
     if !who.is_staff() {
-        return Ok(None);
+        return None;
     }
-    let (problems, kes) = state.app.ticket_problem_links(who, &t.id).await?;
     let raise = (t.kind == "incident" && !who.is_read_only()).then(|| {
         format!("/problems/new?project_id={}&incident_ids={}&title={}", urlencode(&t.project_id), urlencode(&t.number), urlencode(&t.title))
     });
-    Ok(Some(ProblemPanel {
+    Some(ProblemPanel {
         problems: problems.into_iter().map(|p| (format!("/problems/{}", p.id), format!("{} {}", p.number, p.title))).collect(),
         known_errors: kes.into_iter().map(|k| (format!("/known-errors/{}", k.id), format!("{} {}", k.number, k.title))).collect(),
         link_action: (t.kind == "incident" && !who.is_read_only()).then(|| format!("/incidents/{}/problems", t.id)),
@@ -912,7 +918,7 @@ pub async fn ticket_panel(state: &AppState, who: &Principal, t: &TicketRecord) -
             urlencode(t.category_id.as_deref().unwrap_or_default())
         ),
         ticket_id: t.id.clone(),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------- the portal's articles

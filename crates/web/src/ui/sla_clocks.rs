@@ -58,16 +58,15 @@ pub fn clock_view(tr: &Tr, c: &ClockRow, now: i64) -> ClockView {
 }
 
 /// The SLA panel of a ticket page.
-pub async fn ticket_panel(state: &AppState, tr: &Tr, p: &Principal, id: &str) -> Result<Vec<ClockView>, AppError> {
-    let s = state.app.ticket_sla(p, id).await?;
+pub fn ticket_panel(state: &AppState, tr: &Tr, s: &keel_app::sla_clocks::TicketSla) -> Vec<ClockView> {
     let now = state.app.now();
-    Ok(s.clocks.iter().map(|c| clock_view(tr, c, now)).collect())
+    s.clocks.iter().map(|c| clock_view(tr, c, now)).collect()
 }
 
 /// The most urgent open clock of each listed ticket, for the queues' time-left column.
-pub async fn queue_clocks(state: &AppState, tr: &Tr, ids: &[String]) -> Result<HashMap<String, ClockView>, AppError> {
+pub fn queue_clocks(state: &AppState, tr: &Tr, clocks: HashMap<String, ClockRow>) -> HashMap<String, ClockView> {
     let now = state.app.now();
-    Ok(state.app.most_urgent_clocks(ids).await?.into_iter().map(|(id, c)| (id, clock_view(tr, &c, now))).collect())
+    clocks.into_iter().map(|(id, c)| (id, clock_view(tr, &c, now))).collect()
 }
 
 fn rule_cells(tr: &Tr, r: &keel_store::sla_clocks::RuleRecord) -> Vec<String> {

@@ -7,8 +7,9 @@ use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
 use crate::i18n::Tr;
 use axum::extract::{Path, State};
+use keel_app::Principal;
 use keel_app::desk::LINK_KINDS;
-use keel_app::{AppError, Principal};
+use keel_app::reference::Choices;
 use keel_store::desk::WatcherRecord;
 use keel_store::incidents::{LinkRecord, TicketRecord};
 
@@ -47,15 +48,14 @@ fn opts(list: Vec<(String, String)>, selected: &str) -> Vec<Opt> {
 
 /// The panel for the ticket page, from the ticket's watchers and links the page read; `failed`
 /// holds the values of the form that failed, if any.
-pub async fn panel(
-    state: &AppState,
+pub fn panel(
     tr: &Tr,
     p: &Principal,
     t: &TicketRecord,
     (watchers, links): (Vec<WatcherRecord>, Vec<LinkRecord>),
-    staff: &[(String, String)],
+    choices: &Choices,
     failed: Option<(&str, &Form)>,
-) -> Result<DeskPanel, AppError> {
+) -> DeskPanel {
     let typed = |form: &str, key: &str| failed.filter(|(f, _)| *f == form).and_then(|(_, v)| v.get(key).cloned());
     let following = watchers.iter().any(|w| w.user_id == p.user_id);
     let watchers = watchers
@@ -68,15 +68,15 @@ pub async fn panel(
             .map(|l| LinkView { id: l.id, label: format!("{} {}", tr.t(&format!("incident-link-{}", l.target_type)), l.target_id) })
             .collect();
         let service = typed("service", "service_id").unwrap_or_else(|| t.service_id.clone().unwrap_or_default());
-        (links, opts(super::problems::service_options(state, p).await?, &service))
+        (links, opts(choices.services().unwrap_or_default().to_vec(), &service))
     } else {
         (vec![], vec![])
     };
     let kind = typed("link", "target_type").unwrap_or_default();
-    Ok(DeskPanel {
+    DeskPanel {
         watchers,
         following,
-        staff_options: opts(staff.to_vec(), &typed("watcher", "user_id").unwrap_or_default()),
+        staff_options: opts(choices.staff().to_vec(), &typed("watcher", "user_id").unwrap_or_default()),
         parent: typed("parent", "parent").unwrap_or_else(|| t.parent_id.clone().unwrap_or_default()),
         merge_into: typed("merge", "into").unwrap_or_default(),
         link_kinds: opts(LINK_KINDS.iter().map(|k| (k.to_string(), tr.t(&format!("incident-link-{k}")))).collect(), &kind),
@@ -85,7 +85,7 @@ pub async fn panel(
         service_options,
         closed: t.status == "closed",
         read_only: p.is_read_only(),
-    })
+    }
 }
 
 fn field(f: &Form, k: &str) -> String {

@@ -575,3 +575,54 @@ async fn typeahead_answers_within_scope_and_pages_offer_shortcuts() {
         assert!(js.header(header::CONTENT_TYPE).starts_with("text/javascript"));
     }
 }
+
+/// The option lists of the ticket and queue pages come from each process's copy, labelled with
+/// the `desk_reference` counter: a change made through one instance shows on the next page
+/// another instance renders, and a contact's page never lists the desk's teams or agents.
+#[tokio::test]
+async fn page_option_lists_follow_changes_made_through_another_instance() {
+    for s in sites().await {
+        let other = AppState {
+            app: App::new(s.app.db.clone(), SecurityConfig::default()),
+            cfg: Arc::new(WebConfig { max_body_bytes: 64 * 1024, ..Default::default() }),
+            metrics: Some(metrics_handle()),
+        };
+        let two = keel_web::router(other);
+        let page = |token: &str, path: &str| {
+            let (two, token, path) = (two.clone(), token.to_string(), path.to_string());
+            async move {
+                let mut req =
+                    Request::get(path.as_str()).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+                req.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40000))));
+                let res = two.oneshot(req).await.unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "{path}");
+                String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned()
+            }
+        };
+        let admin = Some(s.admin_token.as_str());
+        let ticket = s.ticket_a("Printer jams");
+        let ticket = format!("/incidents/{}", ticket.await);
+        let r = s.api(Method::POST, "/api/v1/teams", admin, Some(json!({ "name": "Night shift" })), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let team = r.json()["id"].as_str().unwrap().to_string();
+        // the second instance has not read the lists yet, then holds them
+        assert!(page(&s.agent_token, &ticket).await.contains("Night shift"));
+        assert!(page(&s.agent_token, "/incidents").await.contains("Night shift"));
+        // the team is renamed and an agent added through the first instance
+        let r = s
+            .api(Method::PATCH, &format!("/api/v1/teams/{team}"), admin, Some(json!({ "name": "Late shift" })), &[("if-match", "\"1\"")])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let zed = json!({ "email": "zed@keel.test", "display_name": "Zed Agent", "roles": ["service_desk_agent"] });
+        let r = s.api(Method::POST, "/api/v1/users", admin, Some(zed), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        for path in [ticket.as_str(), "/incidents"] {
+            let html = page(&s.agent_token, path).await;
+            assert!(html.contains("Late shift") && !html.contains("Night shift"), "{path}: old team name");
+            assert!(html.contains("Zed Agent"), "{path}: new agent missing");
+        }
+        // the customer's view of the same ticket lists no team nor agent
+        let html = page(&s.contact_a_token, &ticket).await;
+        assert!(!html.contains("Late shift") && !html.contains("Zed Agent"));
+    }
+}
