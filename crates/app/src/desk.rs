@@ -442,7 +442,11 @@ impl App {
         if kind == "problem" && t.kind != TicketKind::Incident.as_str() {
             return Err(AppError::field("target_type", "not_incident", "only incidents are linked to problems"));
         }
-        if kind == "ci" && keel_store::cmdb::get_ci(&mut w.tx, reference).await?.is_none() {
+        if kind == "ci"
+            && !keel_store::cmdb::get_ci(&mut w.tx, reference)
+                .await?
+                .is_some_and(|ci| crate::cmdb::sees_ci(actor, ci.project_id.as_deref()))
+        {
             return Err(AppError::field("target_id", "unknown_reference", "no such configuration item"));
         }
         if tickets::list_links(&mut w.tx, &t.id).await?.iter().any(|l| l.target_type == kind && l.target_id == reference) {

@@ -25,7 +25,7 @@ use keel_store::incidents::{
 };
 use keel_store::page::{Page, PageRequest};
 use keel_store::{accounts, directory, kernel};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Settings rows of the service desk.
 pub const PRIORITY_MATRIX_SETTING: &str = "incident.priority_matrix";
@@ -702,7 +702,8 @@ impl App {
         {
             known.add(RefKey::CatalogueItem, item);
         }
-        for id in input.ci_ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).take(inc::fields::MAX_CIS + 1) {
+        let distinct: BTreeSet<&str> = input.ci_ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).collect();
+        for id in distinct.into_iter().take(inc::fields::MAX_CIS + 1) {
             if let Some(ci) = keel_store::cmdb::get_ci(conn, id).await?
                 && crate::cmdb::sees_ci(actor, ci.project_id.as_deref())
             {

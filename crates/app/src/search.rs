@@ -700,7 +700,8 @@ impl App {
         pos.at = fresh.iter().map(|r| r.created_at).max().unwrap_or(pos.at).max(pos.at);
         pos.seen.extend(fresh.iter().map(|r| (r.id.clone(), r.created_at)));
         let horizon = pos.at - LATE_COMMIT_WINDOW_MS;
-        pos.seen.retain(|(_, at)| *at >= horizon);
+        // One millisecond more than the window read above, so a row at its very edge stays seen.
+        pos.seen.retain(|(_, at)| *at >= horizon - 1);
         let payload = serde_json::to_string(&pos).map_err(internal)?;
         tokio::task::spawn_blocking(move || ix.apply(&changes, &payload)).await.map_err(internal)?.map_err(internal)?;
         Ok(fresh.len())

@@ -125,6 +125,18 @@ async fn suggestions_rank_the_same_ci_and_category_above_text_and_keep_to_what_t
             ),
             other => panic!("{}: expected a refusal, got {other:?}", t.label),
         }
+        // repeated ids count once: 51 copies of one visible CI and another visible CI are two CIs
+        let mut repeated = vec![server.id.clone(); 51];
+        repeated.push(mail.id.clone());
+        let twice = incident(&app, &w, "Server and mail down", None, repeated).await.unwrap();
+        assert_eq!(app.list_links(&w.agent_a, &twice.id).await.unwrap().len(), 2, "{}", t.label);
+        // nor can a CI the agent may not see be linked to an existing ticket
+        let linked = app.link_record(&w.agent_a, &twice.id, "ci", &foreign.id).await;
+        assert!(
+            matches!(linked, Err(AppError::Validation(ref l)) if l[0].field == "target_id" && l[0].code == "unknown_reference"),
+            "{}: {linked:?}",
+            t.label
+        );
 
         // a contact: no CI at all, and only the published known error
         let contact_ticket = NewTicket { project_id: w.project_a.clone(), title: "Mail slow".into(), ..Default::default() };
