@@ -633,11 +633,16 @@ impl App {
         // Checked inside the write transaction: checked on a read connection first, a project
         // closed, a team deactivated or an SLA activated while the request waited for the
         // writer would not be seen.
-        let mut w = self.write(actor).await?;
-        w.defer_outbox();
-        let ready = self.prepare_ticket(&mut w.tx, actor, input, None).await?;
-        let id = self.write_ticket(&mut w, actor, ready).await?;
-        w.commit().await?;
+        let id = self
+            .write_in_group(actor, move |app, mut w| async move {
+                let actor = w.actor.clone();
+                let out = match app.prepare_ticket(&mut w.tx, &actor, input, None).await {
+                    Ok(ready) => app.write_ticket(&mut w, &actor, ready).await,
+                    Err(e) => Err(e),
+                };
+                (w, out)
+            })
+            .await?;
         store::get_ticket(&mut *self.read().await?, &id).await?.ok_or(AppError::NotFound)
     }
 

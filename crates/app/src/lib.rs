@@ -9,6 +9,7 @@ pub mod cmdb;
 mod cmdb_classes;
 pub mod cmdb_graph;
 pub mod cmdb_import;
+pub mod commit_group;
 pub mod demo;
 pub mod desk;
 pub mod directory;
@@ -99,6 +100,8 @@ pub struct App {
     pub jobs: jobs::JobConfig,
     /// This process's copy of the priority matrix, SLAs and calendars (see `reference`).
     pub reference: Arc<reference::ReferenceCache>,
+    /// This process's queue of new tickets written in one transaction (see `commit_group`).
+    pub commit_group: Arc<commit_group::CommitGroup>,
 }
 
 impl App {
@@ -114,6 +117,7 @@ impl App {
             cmdb_graph: Arc::default(),
             jobs: jobs::JobConfig::default(),
             reference: Arc::default(),
+            commit_group: Arc::default(),
         }
     }
 

@@ -174,9 +174,14 @@ fn source_of_kind(kind: &str) -> Option<&'static Source> {
     SOURCES.iter().find(|s| s.kinds.contains(&kind))
 }
 
+/// Whether an update changed `field`. A created record lists every field as changed, but
+/// nothing can refer to it yet (records written with it are indexed by their own rows), so
+/// creations never cascade: after a bulk load or an import that created teams and projects,
+/// cascading their creation re-indexed every ticket of every team.
 fn payload_changed(row: &OutboxRow, field: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(&row.payload)
         .ok()
+        .filter(|v| v.get("action").and_then(|a| a.as_str()) == Some("update"))
         .and_then(|v| v.get("changed").and_then(|c| c.as_array()).map(|c| c.iter().any(|f| f.as_str() == Some(field))))
         .unwrap_or(false)
 }
@@ -818,5 +823,28 @@ impl App {
 impl From<keel_search::SearchError> for AppError {
     fn from(e: keel_search::SearchError) -> Self {
         AppError::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(action: &str, changed: &[&str]) -> OutboxRow {
+        let payload = serde_json::json!({ "action": action, "record": { "id": "t1", "name": "Network" }, "changed": changed });
+        OutboxRow { id: "o1".into(), entity_type: "team".into(), entity_id: "t1".into(), payload: payload.to_string(), created_at: 0 }
+    }
+
+    #[test]
+    fn a_renamed_team_cascades_to_the_records_naming_it() {
+        let hit: Vec<&str> = cascades(&row("update", &["name"])).iter().map(|(s, _, _)| s.name).collect();
+        assert!(hit.contains(&"ticket") && hit.contains(&"problem"), "{hit:?}");
+        assert!(cascades(&row("update", &["description"])).is_empty());
+    }
+
+    #[test]
+    fn a_created_team_cascades_to_nothing() {
+        assert!(cascades(&row("create", &["name", "description"])).is_empty());
+        assert!(cascades(&row("delete", &["name"])).is_empty());
     }
 }

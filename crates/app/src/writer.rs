@@ -9,7 +9,7 @@ pub struct Writer {
     pub tx: Tx,
     pub actor: Principal,
     pub now: i64,
-    /// Outbox messages held back to be written in one statement at commit (see `defer_outbox`).
+    /// Outbox messages held back to be written in one statement (grouped ticket writes, see `in_group`).
     deferred: Option<Vec<Deferred>>,
 }
 
@@ -30,12 +30,6 @@ impl Writer {
     pub(crate) async fn begin(db: &Db, actor: &Principal, clock: &dyn crate::Clock) -> Result<Writer> {
         let tx = db.begin().await?;
         Ok(Writer { tx, actor: actor.clone(), now: clock.now_ms(), deferred: None })
-    }
-
-    /// From now on, outbox messages are written in one statement at `commit` instead of one
-    /// statement each; for use cases that push several and do not read the outbox back.
-    pub(crate) fn defer_outbox(&mut self) {
-        self.deferred.get_or_insert_with(Vec::new);
     }
 
     async fn push_outbox(&mut self, topic: &'static str, entity_type: &str, entity_id: &str, payload: String) -> Result<()> {
@@ -114,6 +108,28 @@ impl Writer {
     }
 
     pub async fn commit(mut self) -> Result<()> {
+        self.write_deferred().await?;
+        self.tx.commit().await.map_err(keel_store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// A writer for one job of the group transaction (`commit_group`). Its outbox messages
+    /// are held back and written in one statement when the job ends.
+    pub(crate) fn in_group(tx: Tx, actor: &Principal, now: i64) -> Writer {
+        Writer { tx, actor: actor.clone(), now, deferred: Some(Vec::new()) }
+    }
+
+    /// Ends a grouped job: when it succeeded, writes its held-back outbox messages. Hands the
+    /// transaction back to the group, which commits it.
+    pub(crate) async fn release_to_group<T>(mut self, out: Result<T>) -> (Tx, Result<T>) {
+        let out = match out {
+            Ok(v) => self.write_deferred().await.map(|()| v),
+            Err(e) => Err(e),
+        };
+        (self.tx, out)
+    }
+
+    async fn write_deferred(&mut self) -> Result<()> {
         if let Some(d) = self.deferred.take() {
             let messages: Vec<kernel::OutboxMessage> = d
                 .iter()
@@ -127,7 +143,6 @@ impl Writer {
             let rows: Vec<(String, &kernel::OutboxMessage)> = d.iter().zip(&messages).map(|(m, o)| (m.id.clone(), o)).collect();
             kernel::push_outbox_rows(&mut self.tx, &rows, self.now).await?;
         }
-        self.tx.commit().await.map_err(keel_store::StoreError::from)?;
         Ok(())
     }
 }

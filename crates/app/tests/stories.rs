@@ -1074,6 +1074,47 @@ mod incidents {
     }
 
     #[tokio::test]
+    async fn tickets_logged_at_once_share_a_commit_and_a_refused_one_leaves_the_rest_whole() {
+        for t in TestDb::migrated_all().await {
+            let (app, _) = app_on(&t);
+            let w = world(&app).await;
+            let before = audit_len(&app, &w).await;
+            let mut handles = Vec::new();
+            for i in 0..24 {
+                let (app, agent) = (app.clone(), w.agent_a.clone());
+                let mut input = incident_for(&w, &format!("Burst {i}"));
+                if i % 4 == 3 {
+                    input.impact = Some("enormous".into());
+                }
+                handles.push(tokio::spawn(async move { app.create_ticket(&agent, input).await }));
+            }
+            let mut numbers = Vec::new();
+            for (i, h) in handles.into_iter().enumerate() {
+                match h.await.unwrap() {
+                    Ok(tk) => {
+                        assert_ne!(i % 4, 3, "{}: a refused ticket was written", t.label);
+                        assert_eq!(app.get_ticket(&w.agent_a, &tk.id).await.unwrap().title, format!("Burst {i}"));
+                        numbers.push(tk.number);
+                    }
+                    Err(e) => {
+                        assert_eq!(i % 4, 3, "{}: ticket {i} failed: {e:?}", t.label);
+                        assert_eq!(fields(e), vec![("impact".to_string(), "invalid_choice")], "{}", t.label);
+                    }
+                }
+            }
+            numbers.sort();
+            let expected: Vec<String> = (1..=18).map(|n| format!("INC-{n:06}")).collect();
+            assert_eq!(numbers, expected, "{}: numbers skip or repeat", t.label);
+            let listed = app.list_tickets(&w.admin, &TicketFilter::default(), &by_created(100)).await.unwrap();
+            assert_eq!(listed.items.len(), 18, "{}", t.label);
+            assert_eq!(announcements(&app, "incident.created").await.len(), 18, "{}", t.label);
+            assert!(audit_len(&app, &w).await >= before + 18, "{}", t.label);
+            let r = app.integrity_check().await.unwrap();
+            assert!(r.ok(), "{}: {r:?}", t.label);
+        }
+    }
+
+    #[tokio::test]
     async fn tickets_are_numbered_in_sequence_and_their_status_log_feeds_the_sla() {
         for t in TestDb::migrated_all().await {
             let (app, clock) = app_on(&t);
@@ -1921,6 +1962,52 @@ mod sla_clocks {
     async fn clock(app: &App, who: &Principal, id: &str, kind: &str) -> ClockRow {
         let s = app.ticket_sla(who, id).await.unwrap();
         s.clocks.into_iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} clock"))
+    }
+
+    #[tokio::test]
+    async fn breaching_soon_lists_open_clocks_in_warning_or_due_before_and_not_breached_or_stopped() {
+        const CREATED: SortKey = SortKey { name: "created_at", column: "t.created_at", kind: SortKind::Int };
+        for t in TestDb::migrated_all().await {
+            let (app, clock_) = app_on(&t);
+            let sc = setup(&app).await;
+            clock_.0.store(ms("2026-03-04T02:00:00Z"), Ordering::SeqCst);
+            let p1 = app.create_ticket(&sc.w.agent_a, ticket(&sc, "high", "high")).await.unwrap();
+            let p3 = app.create_ticket(&sc.w.agent_a, ticket(&sc, "medium", "medium")).await.unwrap();
+            assert_eq!(p3.priority, "p3");
+            let soon = |before: i64| {
+                let (app, who) = (app.clone(), sc.sm.clone());
+                async move {
+                    let f = keel_store::incidents::TicketFilter { open_only: true, breaching_before: Some(before), ..Default::default() };
+                    let page = PageRequest { sort: CREATED, desc: false, after: None, limit: 50 };
+                    let listed: Vec<String> =
+                        app.list_tickets(&who, &f, &page).await.unwrap().items.into_iter().map(|t| t.number).collect();
+                    assert_eq!(app.count_tickets(&who, &f).await.unwrap(), listed.len() as i64);
+                    listed
+                }
+            };
+            let d1 = clock(&app, &sc.w.agent_a, &p1.id, "first_response").await.due_at.unwrap();
+            let d3 = clock(&app, &sc.w.agent_a, &p3.id, "first_response").await.due_at.unwrap();
+            assert!(d3 > d1, "{}", t.label);
+            assert_eq!(soon(d1 - 1).await, Vec::<String>::new(), "{}", t.label);
+            assert_eq!(soon(d1).await, vec![p1.number.clone()], "{}", t.label);
+            assert_eq!(soon(d3).await, vec![p1.number.clone(), p3.number.clone()], "{}", t.label);
+            // a first response stops the P1's response clock; its resolution is due later
+            app.add_comment(&sc.w.agent_a, &p1.id, "public", "正在处理").await.unwrap();
+            assert_eq!(soon(d1).await, Vec::<String>::new(), "{}", t.label);
+            // past its due time the P3's response clock is breached: no longer "soon"
+            clock_.0.store(d3 + 60_000, Ordering::SeqCst);
+            app.run_sla_escalations().await.unwrap();
+            assert_eq!(clock(&app, &sc.w.agent_a, &p3.id, "first_response").await.state, "breached", "{}", t.label);
+            assert!(!soon(d3).await.contains(&p3.number), "{}", t.label);
+            // a resolution clock past its warning threshold is listed whatever its due time
+            let res = clock(&app, &sc.w.agent_a, &p1.id, "resolution").await;
+            let warn_at = res.warning_at.unwrap();
+            clock_.0.store(warn_at + 60_000, Ordering::SeqCst);
+            app.run_sla_escalations().await.unwrap();
+            assert_eq!(clock(&app, &sc.w.agent_a, &p1.id, "resolution").await.state, "warning", "{}", t.label);
+            assert!(res.due_at.unwrap() > warn_at + 60_000);
+            assert_eq!(soon(warn_at).await, vec![p1.number.clone()], "{}", t.label);
+        }
     }
 
     #[tokio::test]

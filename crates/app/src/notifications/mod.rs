@@ -247,38 +247,44 @@ impl App {
                 let mut c = self.read().await?;
                 store::undispatched(&mut c, Announcement::TOPIC, cursor - DISPATCH_WINDOW_MS, BATCH).await?
             };
-            for a in &batch {
-                created += self.dispatch_one(a).await?;
-                high = high.max(a.created_at);
-            }
-            if (batch.len() as i64) < BATCH {
+            if batch.is_empty() {
                 break;
             }
-        }
-        if high > cursor {
+            // One write transaction per batch, not per announcement: on SQLite every
+            // transaction queues for the single writer, and under a stream of new tickets one
+            // per announcement doubled the writer's transactions.
             let mut tx = self.db.begin().await?;
-            let current = kernel::get_setting(&mut tx, CURSOR_SETTING).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-            if high > current {
-                kernel::set_setting(&mut tx, CURSOR_SETTING, &high.to_string(), self.now()).await?;
+            let webhooks = store::list_webhooks(&mut tx).await?;
+            for a in &batch {
+                created += self.dispatch_one(&mut tx, &webhooks, a).await?;
+                high = high.max(a.created_at);
+            }
+            let last = (batch.len() as i64) < BATCH;
+            if last && high > cursor {
+                let current = kernel::get_setting(&mut tx, CURSOR_SETTING).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                if high > current {
+                    kernel::set_setting(&mut tx, CURSOR_SETTING, &high.to_string(), self.now()).await?;
+                }
             }
             tx.commit().await.map_err(keel_store::StoreError::from)?;
+            if last {
+                break;
+            }
         }
         Ok(created)
     }
 
-    async fn dispatch_one(&self, row: &OutboxAnnouncement) -> Result<usize> {
+    async fn dispatch_one(&self, tx: &mut keel_store::Tx, webhooks: &[WebhookRecord], row: &OutboxAnnouncement) -> Result<usize> {
         let now = self.now();
-        let mut tx = self.db.begin().await?;
         let a: Announcement = match serde_json::from_str(&row.payload) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(announcement = %row.id, error = %e, "unreadable announcement skipped");
-                store::mark_dispatched(&mut tx, &row.id, 0, now).await?;
-                tx.commit().await.map_err(keel_store::StoreError::from)?;
+                store::mark_dispatched(tx, &row.id, 0, now).await?;
                 return Ok(0);
             }
         };
-        let s = subject_of(&mut tx, &a).await?;
+        let s = subject_of(&mut *tx, &a).await?;
         let base_vars = serde_json::Value::Object(s.vars.clone());
         let actor = var(&a.vars, "actor_id");
         let mut n = 0;
@@ -309,9 +315,9 @@ impl App {
             updated_at: now,
         };
         if self.notify.smtp.is_some() {
-            let (people, addresses) = audience_people(&mut tx, &a, &s).await?;
+            let (people, addresses) = audience_people(&mut *tx, &a, &s).await?;
             let from = match &s.project_id {
-                Some(p) => kernel::get_setting(&mut tx, &project_from_setting(p)).await?.filter(|f| !f.trim().is_empty()),
+                Some(p) => kernel::get_setting(&mut *tx, &project_from_setting(p)).await?.filter(|f| !f.trim().is_empty()),
                 None => None,
             };
             let mut seen = std::collections::HashSet::new();
@@ -326,7 +332,7 @@ impl App {
                 Default::default()
             } else {
                 let ids: Vec<&str> = targets.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.user_id.as_str())).collect();
-                store::opted_out(&mut tx, &a.kind, &ids).await?
+                store::opted_out(&mut *tx, &a.kind, &ids).await?
             };
             for (address, person) in targets {
                 if person.as_ref().is_some_and(|p| opted_out.contains(&p.user_id)) || !seen.insert(address.clone()) {
@@ -335,7 +341,7 @@ impl App {
                 let lang = person.as_ref().map_or("en", |p| templates::language_of(&p.locale));
                 let mut vars = base_vars.clone();
                 vars["recipient"] = person.as_ref().map_or_else(|| address.clone(), |p| p.display_name.clone()).into();
-                let mut r = render_for(&mut tx, &a.kind, lang, &vars).await?;
+                let mut r = render_for(&mut *tx, &a.kind, lang, &vars).await?;
                 if let Some(num) = &s.number
                     && !r.subject.contains(&format!("[{num}]"))
                 {
@@ -344,10 +350,10 @@ impl App {
                 let mut d = blank_delivery("email", address, lang, r);
                 d.recipient_user_id = person.map(|p| p.user_id);
                 d.from_address = from.clone();
-                n += store::insert_delivery(&mut tx, &d).await? as usize;
+                n += store::insert_delivery(&mut *tx, &d).await? as usize;
             }
         }
-        for h in store::list_webhooks(&mut tx).await? {
+        for h in webhooks {
             let wanted = h.active
                 && (h.event_kinds.is_empty() || h.event_kinds.contains(&a.kind))
                 && h.project_id.as_ref().is_none_or(|p| s.project_id.as_ref() == Some(p))
@@ -357,12 +363,11 @@ impl App {
             }
             let mut vars = base_vars.clone();
             vars["recipient"] = h.name.clone().into();
-            let r = render_for(&mut tx, &a.kind, &h.language, &vars).await?;
+            let r = render_for(&mut *tx, &a.kind, &h.language, &vars).await?;
             let d = blank_delivery("webhook", h.id.clone(), &h.language, r);
-            n += store::insert_delivery(&mut tx, &d).await? as usize;
+            n += store::insert_delivery(&mut *tx, &d).await? as usize;
         }
-        store::mark_dispatched(&mut tx, &row.id, n as i64, now).await?;
-        tx.commit().await.map_err(keel_store::StoreError::from)?;
+        store::mark_dispatched(tx, &row.id, n as i64, now).await?;
         Ok(n)
     }
 
