@@ -46,6 +46,8 @@ pub struct TicketPageData {
     pub links: Vec<LinkRecord>,
     /// The audit trail; staff only.
     pub history: Vec<keel_store::audit::HistoryEntry>,
+    /// The names of the records the audit trail refers to, as the actor may see them.
+    pub history_names: crate::history_names::HistoryNames,
     /// The lifecycle steps the actor may take now.
     pub actions: Vec<inc::Action>,
     /// The major incident communication log.
@@ -481,13 +483,18 @@ impl App {
         let (children, duplicates) = related_of(&mut c, actor, &t.id).await?;
         let actions = if actor.is_read_only() { vec![] } else { self.actions_under(actor, &t, &policy_in(&mut c).await?)? };
         let (problems, known_errors) = crate::problems::problem_links_in(&mut c, actor, &t.id).await?;
+        let lists = self.reference.lists(&mut c).await?;
+        let history = if staff { keel_store::audit::history(&mut c, "ticket", &t.id).await? } else { vec![] };
+        let refs = crate::history_names::references_of(&history);
+        let history_names =
+            if refs.is_empty() { Default::default() } else { crate::history_names::names_in(&mut c, actor, &lists, &refs).await? };
         Ok(TicketPageData {
             actions,
             communications: self.communications_in(&mut c, actor, &t).await?,
             problems,
             known_errors,
             sla: crate::sla_clocks::ticket_sla_in(&mut c, actor, &t.id).await?,
-            choices: crate::reference::Choices::new(self.reference.lists(&mut c).await?, actor),
+            choices: crate::reference::Choices::new(lists, actor),
             comments: crate::incidents::comments_of(&mut c, actor, &t.id).await?,
             work_log: if staff { tickets::list_work_log(&mut c, &t.id).await? } else { vec![] },
             rating: tickets::get_rating(&mut c, &t.id).await?,
@@ -496,7 +503,8 @@ impl App {
             duplicates,
             watchers: watchers_of(&mut c, actor, &t.id).await?,
             links: links_of(&mut c, actor, &t.id).await?,
-            history: if staff { keel_store::audit::history(&mut c, "ticket", &t.id).await? } else { vec![] },
+            history,
+            history_names,
             ticket: t,
         })
     }

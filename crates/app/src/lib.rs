@@ -14,6 +14,7 @@ pub mod demo;
 pub mod desk;
 pub mod directory;
 pub mod error;
+pub mod history_names;
 pub mod import;
 pub mod incident_views;
 pub mod incidents;

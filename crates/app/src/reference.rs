@@ -17,6 +17,7 @@ use crate::incidents::matrix_in;
 use crate::sla_clocks::SlaCache;
 use crate::{Principal, Result};
 use keel_domain::incident::PriorityMatrix;
+use keel_store::audit::{RefKind, RefRow};
 use keel_store::directory::{ProjectChoice, Scope};
 use keel_store::{AnyConnection, accounts, directory, kernel, service_level};
 use std::collections::HashMap;
@@ -52,20 +53,65 @@ pub struct DeskLists {
     services: Vec<(String, String)>,
     /// Active projects by code.
     projects: Vec<ProjectChoice>,
+    /// The same teams, staff (by display name alone), services and projects as a history names
+    /// them.
+    refs: HashMap<(RefKind, String), RefRow>,
 }
 
 impl DeskLists {
     async fn load(conn: &mut AnyConnection) -> Result<DeskLists> {
+        let teams = directory::team_choices(conn).await?;
+        let staff = accounts::staff_choices(conn).await?;
+        let services = service_level::service_choices(conn).await?;
+        let projects = directory::project_choices(conn).await?;
+        let row = |id: &str, name: &str| RefRow {
+            id: id.to_string(),
+            name: name.to_string(),
+            name_zh: None,
+            code: None,
+            project_id: None,
+            organization_id: None,
+            account_kind: None,
+        };
+        let mut refs = HashMap::new();
+        for (id, name) in &teams {
+            refs.insert((RefKind::Team, id.clone()), row(id, name));
+        }
+        for (id, name, _) in &staff {
+            refs.insert((RefKind::User, id.clone()), RefRow { account_kind: Some("staff".into()), ..row(id, name) });
+        }
+        for (id, code, name) in &services {
+            refs.insert((RefKind::Service, id.clone()), RefRow { code: Some(code.clone()), ..row(id, name) });
+        }
+        for p in &projects {
+            refs.insert(
+                (RefKind::Project, p.id.clone()),
+                RefRow {
+                    code: Some(p.code.clone()),
+                    project_id: Some(p.id.clone()),
+                    organization_id: Some(p.organization_id.clone()),
+                    ..row(&p.id, &p.name)
+                },
+            );
+        }
         Ok(DeskLists {
-            teams: directory::team_choices(conn).await?,
-            staff: accounts::staff_choices(conn).await?.into_iter().map(|(id, name, email)| (id, format!("{name} <{email}>"))).collect(),
-            services: service_level::service_choices(conn)
-                .await?
-                .into_iter()
-                .map(|(id, code, name)| (id, format!("{code} · {name}")))
-                .collect(),
-            projects: directory::project_choices(conn).await?,
+            teams,
+            staff: staff.into_iter().map(|(id, name, email)| (id, format!("{name} <{email}>"))).collect(),
+            services: services.into_iter().map(|(id, code, name)| (id, format!("{code} · {name}"))).collect(),
+            projects,
+            refs,
         })
+    }
+
+    /// An active team, active staff member, catalogue service or active project as a history
+    /// names it.
+    pub(crate) fn ref_row(&self, kind: RefKind, id: &str) -> Option<RefRow> {
+        self.refs.get(&(kind, id.to_string())).cloned()
+    }
+
+    /// Every active project, for every reader alike.
+    pub(crate) fn projects(&self) -> &[ProjectChoice] {
+        &self.projects
     }
 }
 

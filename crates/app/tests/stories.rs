@@ -3528,6 +3528,24 @@ mod desk {
             drop(c);
             let b = principal(&app, &b.id).await;
             assert!(matches!(app.ticket_page_data(&b, &main.id).await, Err(AppError::NotFound)), "{}", t.label);
+            // the history names what it refers to, as far as the reader may see it
+            use keel_app::history_names::{RefKind, RefName};
+            assert!(contact.history_names.is_empty(), "{}", t.label);
+            let logged_by = staff.history_names.get(RefKind::User, &w.agent_a.user_id);
+            assert_eq!(logged_by, RefName::Name { en: w.agent_a.display_name.as_str(), zh: None }, "{}", t.label);
+            let history = app.ticket_history(&w.agent_a, &child.id).await.unwrap();
+            let names = app.history_names(&w.agent_a, &history).await.unwrap();
+            assert_eq!(
+                names.get(RefKind::Ticket, &main.id),
+                RefName::Name { en: main.number.as_str(), zh: None },
+                "{}: the parent by its number",
+                t.label
+            );
+            assert_eq!(names.get(RefKind::Organization, &w.org_a), RefName::Name { en: "Acme 制造", zh: None }, "{}", t.label);
+            let names = app.history_names(&b, &history).await.unwrap();
+            for (kind, id) in [(RefKind::Ticket, &main.id), (RefKind::User, &w.agent_a.user_id), (RefKind::Project, &w.project_a)] {
+                assert_eq!(names.get(kind, id), RefName::Unavailable, "{}: {kind:?} for another organisation's contact", t.label);
+            }
         }
     }
 

@@ -109,6 +109,198 @@ pub async fn history(conn: &mut AnyConnection, entity_type: &str, entity_id: &st
     rows.iter().map(history_row).collect()
 }
 
+/// The kinds of record an audit entry's fields refer to by id (or key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefKind {
+    User,
+    Team,
+    Category,
+    Project,
+    Organization,
+    Service,
+    CatalogueItem,
+    Ci,
+    CiClass,
+    Ticket,
+    Problem,
+    Change,
+    Release,
+    Sla,
+    Calendar,
+    ChangeTemplate,
+    Mailbox,
+}
+
+/// A record referred to by an audit entry: its name (a number for tickets, problems, changes and
+/// releases), the Chinese name where the record has one, and what decides who may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefRow {
+    pub id: String,
+    pub name: String,
+    pub name_zh: Option<String>,
+    pub code: Option<String>,
+    pub project_id: Option<String>,
+    pub organization_id: Option<String>,
+    /// For users: `staff` or `contact`.
+    pub account_kind: Option<String>,
+}
+
+impl RefKind {
+    /// The statement reading `id, name, name_zh, code, project_id, organization_id, account_kind`
+    /// of this kind's records, to be followed by ` WHERE <key> IN (…)`.
+    fn select(self) -> (&'static str, &'static str) {
+        macro_rules! sel {
+            ($cols:literal, $from:literal) => {
+                concat!("SELECT ", $cols, " FROM ", $from)
+            };
+        }
+        match self {
+            RefKind::User => (
+                sel!(
+                    "id, display_name AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS project_id, organization_id, kind AS account_kind",
+                    "users"
+                ),
+                "id",
+            ),
+            RefKind::Team => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "teams"
+                ),
+                "id",
+            ),
+            RefKind::Category => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "ticket_categories"
+                ),
+                "id",
+            ),
+            RefKind::Project => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, code, id AS project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "projects"
+                ),
+                "id",
+            ),
+            RefKind::Organization => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, code, CAST(NULL AS TEXT) AS project_id, id AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "organizations"
+                ),
+                "id",
+            ),
+            RefKind::Service => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "services"
+                ),
+                "id",
+            ),
+            RefKind::CatalogueItem => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "catalogue_items"
+                ),
+                "id",
+            ),
+            RefKind::Ci => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "configuration_items"
+                ),
+                "id",
+            ),
+            RefKind::CiClass => (
+                sel!(
+                    "class_key AS id, name_en AS name, name_zh, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "ci_classes"
+                ),
+                "class_key",
+            ),
+            RefKind::Ticket => (
+                sel!(
+                    "id, number AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "tickets"
+                ),
+                "id",
+            ),
+            RefKind::Problem => (
+                sel!(
+                    "id, number AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "problems"
+                ),
+                "id",
+            ),
+            RefKind::Change => (
+                sel!(
+                    "id, number AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "changes"
+                ),
+                "id",
+            ),
+            RefKind::Release => (
+                sel!(
+                    "id, number AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "releases"
+                ),
+                "id",
+            ),
+            RefKind::Sla => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "slas"
+                ),
+                "id",
+            ),
+            RefKind::Calendar => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "business_calendars"
+                ),
+                "id",
+            ),
+            RefKind::ChangeTemplate => (
+                sel!(
+                    "id, name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, CAST(NULL AS TEXT) AS project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "change_templates"
+                ),
+                "id",
+            ),
+            RefKind::Mailbox => (
+                sel!(
+                    "id, address AS name, CAST(NULL AS TEXT) AS name_zh, CAST(NULL AS TEXT) AS code, project_id, CAST(NULL AS TEXT) AS organization_id, CAST(NULL AS TEXT) AS account_kind",
+                    "mailboxes"
+                ),
+                "id",
+            ),
+        }
+    }
+}
+
+/// The records of one kind with the given ids (or keys) that still exist: one statement per
+/// 500 ids.
+pub async fn referenced(conn: &mut AnyConnection, kind: RefKind, ids: &[String]) -> Result<Vec<RefRow>> {
+    let (select, key) = kind.select();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut q = crate::sql::Sql::new(select);
+        q.push(" WHERE ").push(key).push(" IN ").push_list(chunk);
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(RefRow {
+                id: r.text("id")?,
+                name: r.text("name")?,
+                name_zh: r.opt_text("name_zh")?,
+                code: r.opt_text("code")?,
+                project_id: r.opt_text("project_id")?,
+                organization_id: r.opt_text("organization_id")?,
+                account_kind: r.opt_text("account_kind")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Filter for the trail across records.
 #[derive(Debug, Default, Clone)]
 pub struct TrailFilter {

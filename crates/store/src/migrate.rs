@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 28, name: "queue_indexes", sql: include_str!("../migrations/0028_queue_indexes.sql") },
     Migration { version: 29, name: "ticket_duplicates_index", sql: include_str!("../migrations/0029_ticket_duplicates_index.sql") },
     Migration { version: 30, name: "mailbox_team", sql: include_str!("../migrations/0030_mailbox_team.sql") },
+    Migration { version: 31, name: "problem_cis", sql: include_str!("../migrations/0031_problem_cis.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;

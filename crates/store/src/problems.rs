@@ -218,8 +218,47 @@ pub async fn insert_problem(conn: &mut AnyConnection, p: &ProblemRecord) -> Resu
         bind_problem(&mut q, p, col);
     }
     q.push(")");
-    q.execute(conn).await?;
+    q.execute(&mut *conn).await?;
+    insert_problem_cis(conn, &p.id, &p.ci_ids.iter().collect::<Vec<_>>()).await
+}
+
+/// Adds rows of `problem_cis` (the CIs a problem names, for matching by CI), a statement per
+/// 400 CIs.
+async fn insert_problem_cis(conn: &mut AnyConnection, problem_id: &str, ci_ids: &[&String]) -> Result<()> {
+    let mut distinct: Vec<&String> = Vec::with_capacity(ci_ids.len());
+    for &c in ci_ids {
+        if !distinct.contains(&c) {
+            distinct.push(c);
+        }
+    }
+    for chunk in distinct.chunks(400) {
+        let mut q = Sql::new("INSERT INTO problem_cis (problem_id, ci_id) VALUES ");
+        for (i, ci) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" }).push_bind(problem_id).push(", ").push_bind(*ci).push(")");
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
+}
+
+/// Brings `problem_cis` in step with a problem's CI list: removes the CIs no longer named, adds
+/// the new ones; writes nothing when the list did not change.
+async fn sync_problem_cis(conn: &mut AnyConnection, problem_id: &str, ci_ids: &[String]) -> Result<()> {
+    let stored: Vec<String> = sqlx::query("SELECT ci_id FROM problem_cis WHERE problem_id = $1")
+        .bind(problem_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.text("ci_id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let gone: Vec<&String> = stored.iter().filter(|c| !ci_ids.contains(*c)).collect();
+    for chunk in gone.chunks(400) {
+        let mut q = Sql::new("DELETE FROM problem_cis WHERE problem_id = ");
+        q.push_bind(problem_id).push(" AND ci_id IN ").push_list(chunk.iter().copied());
+        q.execute(&mut *conn).await?;
+    }
+    let added: Vec<&String> = ci_ids.iter().filter(|c| !stored.contains(*c)).collect();
+    insert_problem_cis(conn, problem_id, &added).await
 }
 
 /// Writes every changeable column if the stored version is still `expected_version`.
@@ -234,7 +273,10 @@ pub async fn update_problem(conn: &mut AnyConnection, p: &ProblemRecord, expecte
         bind_problem(&mut q, p, col);
     }
     q.push(", version = version + 1 WHERE id = ").push_bind(&p.id).push(" AND version = ").push_bind(expected_version);
-    if q.execute(conn).await?.rows_affected() == 0 { Err(StoreError::Stale) } else { Ok(()) }
+    if q.execute(&mut *conn).await?.rows_affected() == 0 {
+        return Err(StoreError::Stale);
+    }
+    sync_problem_cis(conn, &p.id, &p.ci_ids).await
 }
 
 /// Marks activity (a linked incident) without changing the version.
@@ -635,23 +677,26 @@ pub async fn known_errors_by_cis(
         Some(_) => {}
         None => found.push((id, vec![ci])),
     };
-    // `problems.ci_ids` is a JSON list of ids: each id is looked for with its quotes, and the
-    // list read back decides.
-    let mut q = Sql::new("SELECT k.id AS id, p.ci_ids AS ci_ids FROM known_errors k JOIN problems p ON p.id = k.problem_id WHERE (");
-    for (i, ci) in ci_ids.iter().enumerate() {
-        let quoted = serde_json::to_string(ci).map_err(json_err)?;
-        q.push(if i == 0 { "LOWER(p.ci_ids) LIKE " } else { " OR LOWER(p.ci_ids) LIKE " })
-            .push_bind(like_pattern(&quoted))
-            .push(" ESCAPE '\\'");
-    }
-    q.push(") AND p.status NOT IN ('resolved', 'closed')");
+    // the problem's own CIs, through `problem_cis_ci`: a known error has a row per CI it
+    // matches, so the first `limit` known errors are within `limit` rows per CI asked for
+    let mut q = Sql::new(
+        "SELECT k.id AS id, pc.ci_id AS ci FROM problem_cis pc JOIN problems p ON p.id = pc.problem_id \
+         JOIN known_errors k ON k.problem_id = p.id WHERE pc.ci_id IN ",
+    );
+    q.push_list(ci_ids).push(" AND p.status NOT IN ('resolved', 'closed')");
     push_ke_scope(&mut q, scope, f);
-    q.push(" ORDER BY k.id DESC LIMIT ").push_bind(limit);
+    let rows = i64::try_from(ci_ids.len()).unwrap_or(i64::MAX).saturating_mul(limit);
+    q.push(" ORDER BY k.id DESC, pc.ci_id LIMIT ").push_bind(rows);
+    let mut first: Vec<String> = Vec::new();
     for r in q.fetch_all(&mut *conn).await? {
-        let named: Vec<String> = serde_json::from_str(&r.text("ci_ids")?).map_err(json_err)?;
-        for ci in named.into_iter().filter(|c| ci_ids.contains(c)) {
-            add(r.text("id")?, ci);
+        let id = r.text("id")?;
+        if !first.contains(&id) {
+            if i64::try_from(first.len()).unwrap_or(i64::MAX) >= limit {
+                break;
+            }
+            first.push(id.clone());
         }
+        add(id, r.text("ci")?);
     }
     let mut q = Sql::new(
         "SELECT k.id AS id, cl.target_id AS ci FROM known_errors k JOIN problems p ON p.id = k.problem_id \

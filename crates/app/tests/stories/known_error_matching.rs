@@ -150,3 +150,52 @@ async fn suggestions_rank_the_same_ci_and_category_above_text_and_keep_to_what_t
         assert!(s.is_empty(), "{}: {:?}", t.label, ranked(&s));
     }
 }
+
+#[tokio::test]
+async fn a_problem_whose_cis_are_edited_stops_and_starts_matching_them() {
+    use SuggestionReason::*;
+    use keel_app::problems::ProblemPatch;
+    for t in TestDb::migrated_all().await {
+        let (app, w) = setup(&t).await;
+        let team = app
+            .create_team(&w.admin, TeamInput { name: "Ops".into(), member_ids: vec![w.agent_a.user_id.clone()], ..Default::default() })
+            .await
+            .unwrap()
+            .id;
+        let a = ci(&app, &w.admin, "server", "srv-a", Some(&w.project_a), json!({ "hostname": "srv-a" })).await;
+        let b = ci(&app, &w.admin, "server", "srv-b", Some(&w.project_a), json!({ "hostname": "srv-b" })).await;
+        let number = known_error(&app, &w, &team, "Disk fills up", vec![a.id.clone()], vec![], false).await;
+        let problem = app.get_known_error(&w.agent_a, &number).await.unwrap().problem_id;
+        let matching = async |ci: &str| {
+            let input = SuggestInput { ci_ids: vec![ci.to_string()], ..Default::default() };
+            ranked(&app.suggest_known_errors(&w.agent_a, &input).await.unwrap())
+        };
+        let same_ci = vec![(number.clone(), vec![SameCi])];
+        assert_eq!((matching(&a.id).await, matching(&b.id).await), (same_ci.clone(), vec![]), "{}", t.label);
+        let edit = async |cis: Vec<String>| {
+            app.update_problem(&w.agent_a, &problem, ProblemPatch { ci_ids: Some(cis), ..Default::default() }, None).await.unwrap()
+        };
+        // moved from one CI to the other
+        edit(vec![b.id.clone()]).await;
+        assert_eq!((matching(&a.id).await, matching(&b.id).await), (vec![], same_ci.clone()), "{}", t.label);
+        // both, then none
+        edit(vec![a.id.clone(), b.id.clone()]).await;
+        assert_eq!((matching(&a.id).await, matching(&b.id).await), (same_ci.clone(), same_ci.clone()), "{}", t.label);
+        edit(vec![]).await;
+        assert_eq!((matching(&a.id).await, matching(&b.id).await), (vec![], vec![]), "{}", t.label);
+        // an edit that leaves the CIs alone keeps them
+        edit(vec![a.id.clone()]).await;
+        app.update_problem(&w.agent_a, &problem, ProblemPatch { title: Some("Disk fills up at night".into()), ..Default::default() }, None)
+            .await
+            .unwrap();
+        assert_eq!(matching(&a.id).await, same_ci, "{}", t.label);
+        // the migration's backfill from the JSON lists finds the same rows on either database
+        let sql = keel_store::migrate::MIGRATIONS.iter().find(|m| m.version == 31).unwrap().sql;
+        let backfill = &sql[sql.find("INSERT INTO problem_cis").unwrap()..];
+        let mut c = t.db.begin().await.unwrap();
+        sqlx::query("DELETE FROM problem_cis").execute(&mut *c).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(backfill)).execute(&mut *c).await.unwrap();
+        c.commit().await.unwrap();
+        assert_eq!((matching(&a.id).await, matching(&b.id).await), (same_ci.clone(), vec![]), "{}: backfilled", t.label);
+    }
+}

@@ -255,3 +255,5 @@ history-quorum-at-least = { $n } of { $count }
 field-approval-steps = Approval steps
 field-transition-reason = Reason
 field-action = Action
+history-system = Keel (automatic)
+history-not-available = (not available)

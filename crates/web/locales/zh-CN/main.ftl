@@ -243,3 +243,5 @@ history-quorum-at-least = { $count } 人中 { $n } 人
 field-approval-steps = 审批步骤
 field-transition-reason = 原因
 field-action = 操作
+history-system = Keel（系统自动）
+history-not-available = （不可用）

@@ -2,8 +2,8 @@
 //! contacts, staff users, resolver teams, and service projects with their tailoring.
 
 use super::{
-    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, expected_version, history_views, list_page,
-    render, render_status, see_other, status_for,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, TailoringRow, UiResult, attach_errors, expected_version, list_page, render,
+    render_status, see_other, status_for,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, UiUser};
@@ -212,7 +212,8 @@ async fn organization_page(
         action: None,
     });
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("organization", id).await.or_page(tr)?);
+    page.history =
+        super::readable_history(&state.app, tr, &who.principal, &state.app.history("organization", id).await.or_page(tr)?).await?;
     let status = status_for(&err);
     Ok(render_status(status, &page))
 }
@@ -476,7 +477,7 @@ async fn user_page(
         });
     }
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("user", id).await.or_page(tr)?);
+    page.history = super::readable_history(&state.app, tr, &who.principal, &state.app.history("user", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 
@@ -690,7 +691,7 @@ async fn team_page(
     page.editable =
         who.principal.may_admin(AdminArea::Teams, Action::Write) || t.lead_user_id.as_deref() == Some(who.principal.user_id.as_str());
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("team", id).await.or_page(tr)?);
+    page.history = super::readable_history(&state.app, tr, &who.principal, &state.app.history("team", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 
@@ -917,7 +918,7 @@ async fn project_page(
     });
     page.editable_tailoring = p.may_admin(AdminArea::ProjectTailoring, Action::Write);
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("project", id).await.or_page(tr)?);
+    page.history = super::readable_history(&state.app, tr, &who.principal, &state.app.history("project", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 

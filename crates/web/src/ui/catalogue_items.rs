@@ -116,7 +116,8 @@ async fn form_page(state: &AppState, tr: &Tr, who: &Identity, id: Option<&str>, 
     page.editable = !p.is_read_only();
     if let Some(id) = id {
         page.show_history = true;
-        page.history = super::history_views(tr, &state.app.history("catalogue_item", id).await.or_page(tr)?);
+        page.history =
+            super::readable_history(&state.app, tr, &who.principal, &state.app.history("catalogue_item", id).await.or_page(tr)?).await?;
     }
     Ok(super::render_status(super::status_for(&err), &page))
 }

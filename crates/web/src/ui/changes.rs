@@ -3,7 +3,7 @@
 //! and lifecycle actions, and the forward schedule of change (month or week) with freezes.
 //! Staff only; approvers from outside the project open the record page to vote.
 
-use super::{Ctx, Field, FormPage, HistoryView, OrPage, Row, UiResult, attach_errors, history_views, render_status, see_other};
+use super::{Ctx, Field, FormPage, HistoryView, OrPage, Row, UiResult, attach_errors, render_status, see_other};
 use crate::AppState;
 use crate::api::changes::CHANGE_SORTS;
 use crate::auth::{CsrfForm, Identity, UiUser};
@@ -562,7 +562,11 @@ async fn change_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
             }),
         }
     }
-    let history = if pr.is_staff() { history_views(tr, &state.app.change_history(pr, &c.id).await.or_page(tr)?) } else { vec![] };
+    let history = if pr.is_staff() {
+        super::readable_history(&state.app, tr, &who.principal, &state.app.change_history(pr, &c.id).await.or_page(tr)?).await?
+    } else {
+        vec![]
+    };
     let status_code = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let page = ChangePage {
         ctx: Ctx::new(tr, Some(who), "/changes", flash),

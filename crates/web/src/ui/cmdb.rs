@@ -3,8 +3,8 @@
 //! new-CI form, baselines with their differences, and the verification audit list.
 
 use super::{
-    Ctx, Field, HistoryView, Opt, OrPage, Panel, Row, UiError, UiResult, attach_errors, error_message, history_views, render_status,
-    see_other, translate_field_error,
+    Ctx, Field, HistoryView, Opt, OrPage, Panel, Row, UiError, UiResult, attach_errors, error_message, render_status, see_other,
+    translate_field_error,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser, urlencode};
@@ -487,7 +487,9 @@ async fn ci_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, q: &CiShow
         .collect();
     let list_or_none = |v: Vec<String>| if v.is_empty() { tr.t("cmdb-none") } else { v.join(", ") };
 
-    let mut history = history_views(tr, &state.app.history(keel_app::cmdb::CI_ENTITY, id).await.or_page(tr)?);
+    let mut history =
+        super::readable_history(&state.app, tr, &who.principal, &state.app.history(keel_app::cmdb::CI_ENTITY, id).await.or_page(tr)?)
+            .await?;
     let labels: HashMap<String, String> = registry
         .attributes(&ci.class_key)
         .into_iter()

@@ -332,7 +332,8 @@ async fn category_form_page(
     page.version = f.get("_version").and_then(|v| v.parse().ok());
     if let Some(id) = id {
         page.show_history = true;
-        page.history = super::history_views(tr, &state.app.history("ticket_category", id).await.or_page(tr)?);
+        page.history =
+            super::readable_history(&state.app, tr, &who.principal, &state.app.history("ticket_category", id).await.or_page(tr)?).await?;
     }
     Ok(super::render_status(super::status_for(&err), &page))
 }
@@ -441,7 +442,13 @@ async fn matrix_page(
     page.errors = errors;
     page.editable = !who.principal.is_read_only();
     page.show_history = true;
-    page.history = super::history_views(tr, &state.app.history("setting", keel_app::incidents::PRIORITY_MATRIX_SETTING).await.or_page(tr)?);
+    page.history = super::readable_history(
+        &state.app,
+        tr,
+        &who.principal,
+        &state.app.history("setting", keel_app::incidents::PRIORITY_MATRIX_SETTING).await.or_page(tr)?,
+    )
+    .await?;
     Ok(super::render_status(super::status_for(&err), &page))
 }
 

@@ -1,14 +1,18 @@
 //! Audit trail (审计日志): a record's history as its page shows it, with the stored values
 //! made readable — times in the reader's zone and format, statuses and other coded values
 //! through the locale files, approval steps as sentences, lists and nested records as text
-//! instead of JSON — for every kind of record.
+//! instead of JSON, references to other records (teams, people, categories, projects,
+//! organisations, services, CIs…) by the names the reader may see — for every kind of record.
 
-use super::{ChangeView, HistoryView};
-use crate::i18n::{Arg, Tr};
+use super::{ChangeView, HistoryView, OrPage};
+use crate::i18n::{Arg, Lang, Tr};
+use keel_app::history_names::{HistoryNames, RefKind, RefName, ref_kind};
 use keel_store::audit::HistoryEntry;
 use serde_json::Value;
 
-pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
+/// The entries of a record's history, newest first, as the reader reads them; `names` are the
+/// names of the records they refer to that the reader may see (`App::history_names`).
+pub fn history_views(tr: &Tr, entries: &[HistoryEntry], names: &HistoryNames) -> Vec<HistoryView> {
     entries
         .iter()
         .rev()
@@ -16,13 +20,14 @@ pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
             let changes: Vec<keel_domain::audit::FieldChange> = serde_json::from_value(h.changes.clone()).unwrap_or_default();
             HistoryView {
                 when: tr.datetime(&h.at),
-                who: h.actor_label.clone(),
+                who: if h.actor_label.trim().is_empty() { reference(tr, names, RefKind::User, &h.actor_id) } else { h.actor_label.clone() },
                 action: tr.t(&format!("audit-action-{}", h.action)),
                 changes: changes
                     .iter()
                     .map(|c| {
                         let (old, new) = changed_entries(&c.old, &c.new);
-                        let show = |v: &Option<Value>| v.as_ref().map(|v| value(tr, &h.entity_type, &c.field, v)).unwrap_or_default();
+                        let show =
+                            |v: &Option<Value>| v.as_ref().map(|v| value(tr, names, &h.entity_type, &c.field, v)).unwrap_or_default();
                         ChangeView { field: field_label(tr, &c.field), old: show(&old), new: show(&new) }
                     })
                     .filter(|c| !(c.old.is_empty() && c.new.is_empty()))
@@ -30,6 +35,18 @@ pub fn history_views(tr: &Tr, entries: &[HistoryEntry]) -> Vec<HistoryView> {
             }
         })
         .collect()
+}
+
+/// A record's history as `actor` reads it: the entries with the names of the records they
+/// refer to, read in one go.
+pub async fn readable_history(
+    app: &keel_app::App,
+    tr: &Tr,
+    actor: &keel_app::Principal,
+    entries: &[HistoryEntry],
+) -> Result<Vec<HistoryView>, super::UiError> {
+    let names = app.history_names(actor, entries).await.or_page(tr)?;
+    Ok(history_views(tr, entries, &names))
 }
 
 /// Of two lists of records of the same length (a release's stages), only the entries that
@@ -89,8 +106,20 @@ fn coded(tr: &Tr, prefix: &str, v: &str) -> String {
     if tr.has(&key) { tr.t(&key) } else { v.to_string() }
 }
 
+/// A stored reference to a record of `kind`, as the reader may read it: the record's name (in
+/// Chinese where the record has a Chinese name), or a neutral placeholder for a record that no
+/// longer exists or that the reader may not see — never the stored id.
+fn reference(tr: &Tr, names: &HistoryNames, kind: RefKind, raw: &str) -> String {
+    match names.get(kind, raw) {
+        RefName::Name { zh: Some(zh), .. } if tr.lang == Lang::Zh => zh.to_string(),
+        RefName::Name { en, .. } => en.to_string(),
+        RefName::System => tr.t("history-system"),
+        RefName::Unavailable => tr.t("history-not-available"),
+    }
+}
+
 /// One stored value of `field` of an `entity` record, as the reader reads it.
-pub fn value(tr: &Tr, entity: &str, field: &str, v: &Value) -> String {
+pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::Bool(b) => tr.t(if *b { "value-yes" } else { "value-no" }),
@@ -99,6 +128,9 @@ pub fn value(tr: &Tr, entity: &str, field: &str, v: &Value) -> String {
             _ => n.to_string(),
         },
         Value::String(s) => {
+            if let Some(kind) = ref_kind(entity, field) {
+                return reference(tr, names, kind, s);
+            }
             // a status change is recorded as its action `from_to_to`
             if field == "action"
                 && let (Some(prefix), Some((from, to))) = (vocabulary(entity, "status"), s.split_once("_to_"))
@@ -109,18 +141,20 @@ pub fn value(tr: &Tr, entity: &str, field: &str, v: &Value) -> String {
                 Some(prefix) => coded(tr, prefix, s),
                 // some records keep a JSON object in a text column (e.g. a change's risk answers)
                 None if s.starts_with('{') => match serde_json::from_str::<Value>(s) {
-                    Ok(inner @ Value::Object(_)) => value(tr, entity, field, &inner),
+                    Ok(inner @ Value::Object(_)) => value(tr, names, entity, field, &inner),
                     _ => s.clone(),
                 },
                 None => s.clone(),
             }
         }
         Value::Array(items) if field == "approval_steps" => items.iter().map(|s| approval_step(tr, s)).collect::<Vec<_>>().join("; "),
-        Value::Array(items) => items.iter().map(|x| value(tr, entity, field, x)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", "),
+        Value::Array(items) => {
+            items.iter().map(|x| value(tr, names, entity, field, x)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
+        }
         Value::Object(fields) => fields
             .iter()
             .filter(|(_, x)| !x.is_null())
-            .map(|(k, x)| format!("{}: {}", field_label(tr, k), value(tr, entity, k, x)))
+            .map(|(k, x)| format!("{}: {}", field_label(tr, k), value(tr, names, entity, k, x)))
             .collect::<Vec<_>>()
             .join(", "),
     }

@@ -821,6 +821,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
         watchers,
         links,
         history,
+        history_names,
         actions: allowed,
         communications: log,
         problems,
@@ -1033,7 +1034,7 @@ async fn ticket_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, failed
 
     let typed_desk = failed.as_ref().map(|f| (f.form.as_str(), &f.values));
     let desk = super::ticket_desk::panel(tr, p, &t, (watchers, links), &lists, typed_desk);
-    let history = if is_staff { history_views(tr, &history) } else { vec![] };
+    let history = if is_staff { history_views(tr, &history, &history_names) } else { vec![] };
     let problem_panel = super::problems::ticket_panel(p, &t, (problems, known_errors));
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let ctx = Ctx::new(tr, Some(who), "/incidents", flash);

@@ -326,7 +326,7 @@ pub struct HistoryView {
     pub changes: Vec<ChangeView>,
 }
 
-pub use history::history_views;
+pub use history::{history_views, readable_history};
 
 #[derive(Template)]
 #[template(path = "list.html")]

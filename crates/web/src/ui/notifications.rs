@@ -221,7 +221,8 @@ async fn webhook_page(
         action: Some((format!("/admin/notifications/webhooks/{id}/delete"), tr.t("action-delete-webhook"))),
     });
     page.show_history = true;
-    page.history = super::history_views(tr, &state.app.history("notification_webhook", id).await.or_page(tr)?);
+    page.history =
+        super::readable_history(&state.app, tr, &who.principal, &state.app.history("notification_webhook", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 
@@ -348,7 +349,13 @@ async fn template_page(
         });
     }
     page.show_history = true;
-    page.history = super::history_views(tr, &state.app.history("notification_template", &format!("{kind}/{lang}")).await.or_page(tr)?);
+    page.history = super::readable_history(
+        &state.app,
+        tr,
+        &who.principal,
+        &state.app.history("notification_template", &format!("{kind}/{lang}")).await.or_page(tr)?,
+    )
+    .await?;
     Ok(render_status(status_for(&err), &page))
 }
 

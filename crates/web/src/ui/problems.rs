@@ -3,9 +3,7 @@
 //! the desk's suggestion panel; the incident trend view; and the known errors published as
 //! articles on the customer portal. Staff only, except the portal articles.
 
-use super::{
-    Ctx, Field, FormPage, HistoryView, OrPage, Panel, Row, UiResult, attach_errors, history_views, render, render_status, see_other,
-};
+use super::{Ctx, Field, FormPage, HistoryView, OrPage, Panel, Row, UiResult, attach_errors, render, render_status, see_other};
 use crate::AppState;
 use crate::api::problems::{KNOWN_ERROR_SORTS, PROBLEM_SORTS, TrendParams, trend_query};
 use crate::auth::{CsrfForm, Identity, UiUser, urlencode};
@@ -456,7 +454,7 @@ async fn problem_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
     {
         errors.push(super::error_message(tr, &fl.error));
     }
-    let history = history_views(tr, &state.app.problem_history(pr, &p.id).await.or_page(tr)?);
+    let history = super::readable_history(&state.app, tr, &who.principal, &state.app.problem_history(pr, &p.id).await.or_page(tr)?).await?;
     let status = failed.as_ref().map(|f| crate::error::status_of(&f.error)).unwrap_or(StatusCode::OK);
     let page = ProblemPage {
         ctx: Ctx::new(tr, Some(who), "/problems", flash),
@@ -762,7 +760,7 @@ async fn known_error_page(
     page.editable = Status::parse(&k.problem.status).is_some_and(Status::is_open) && !p.is_read_only();
     page.panels = vec![panel];
     page.show_history = true;
-    page.history = history_views(tr, &history);
+    page.history = super::readable_history(&state.app, tr, &who.principal, &history).await?;
     Ok(render_status(super::status_for(&err), &page))
 }
 

@@ -241,7 +241,13 @@ async fn release_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, faile
         editable,
         outcome,
         forms,
-        history: super::history_views(&tr, &state.app.release_history(&who.principal, &r.id).await.or_page(&tr)?),
+        history: super::readable_history(
+            &state.app,
+            &tr,
+            &who.principal,
+            &state.app.release_history(&who.principal, &r.id).await.or_page(&tr)?,
+        )
+        .await?,
         ctx: Ctx::new(&tr, Some(who), "/releases", None),
     };
     let mut page = page;

@@ -3,8 +3,8 @@
 //! with their approval steps, and the OLAs and underpinning contracts that support them.
 
 use super::{
-    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, expected_version, history_views, list_page, render,
-    render_status, see_other, status_for,
+    Ctx, Field, FormPage, ListQuery, OrPage, Panel, Row, UiResult, attach_errors, expected_version, list_page, render, render_status,
+    see_other, status_for,
 };
 use crate::AppState;
 use crate::auth::{CsrfForm, Identity, UiUser};
@@ -485,7 +485,8 @@ async fn calendar_page(
     });
     page.panels.push(help_panel(tr));
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("business_calendar", id).await.or_page(tr)?);
+    page.history =
+        super::readable_history(&state.app, tr, &who.principal, &state.app.history("business_calendar", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 
@@ -871,7 +872,8 @@ async fn service_page(
     });
     if p.is_staff() {
         page.show_history = true;
-        page.history = history_views(tr, &state.app.history("service", id).await.or_page(tr)?);
+        page.history =
+            super::readable_history(&state.app, tr, &who.principal, &state.app.history("service", id).await.or_page(tr)?).await?;
     }
     Ok(render_status(status_for(&err), &page))
 }
@@ -1177,7 +1179,7 @@ async fn sla_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, form: Opt
     }
     page.panels.extend(super::sla_clocks::escalation_panel(state, tr, p, id).await.or_page(tr)?);
     page.show_history = true;
-    page.history = history_views(tr, &state.app.history("sla", id).await.or_page(tr)?);
+    page.history = super::readable_history(&state.app, tr, &who.principal, &state.app.history("sla", id).await.or_page(tr)?).await?;
     Ok(render_status(status_for(&err), &page))
 }
 
@@ -1480,10 +1482,13 @@ async fn support_page(
     page.errors = errors;
     page.editable = may_manage(p);
     page.show_history = true;
-    page.history = history_views(
+    page.history = super::readable_history(
+        &state.app,
         tr,
+        &who.principal,
         &state.app.history(if kind == SupportKind::Ola { "ola" } else { "underpinning_contract" }, id).await.or_page(tr)?,
-    );
+    )
+    .await?;
     Ok(render_status(status_for(&err), &page))
 }
 

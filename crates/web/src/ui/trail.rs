@@ -201,7 +201,13 @@ async fn job_schedule_page(state: &AppState, tr: Tr, who: &Identity, kind: &str,
     page.errors = errors;
     page.editable = who.principal.is_admin();
     page.show_history = true;
-    page.history = super::history_views(&tr, &state.app.history("setting", &keel_app::jobs::schedule_setting(kind)).await.or_page(&tr)?);
+    page.history = super::readable_history(
+        &state.app,
+        &tr,
+        &who.principal,
+        &state.app.history("setting", &keel_app::jobs::schedule_setting(kind)).await.or_page(&tr)?,
+    )
+    .await?;
     Ok(render_status(status_for(&err), &page))
 }
 

@@ -67,3 +67,124 @@ async fn the_change_history_shows_dates_approval_steps_and_statuses_readably() {
         }
     }
 }
+
+/// The part of a page that is its history table.
+fn history_table(html: &str) -> &str {
+    let from = html.find("class=\"grid history\"").expect("a history table");
+    &html[from..from + html[from..].find("</table>").unwrap()]
+}
+
+#[tokio::test]
+async fn a_ticket_history_names_its_team_agent_and_category_never_their_ids() {
+    use keel_app::directory::TeamInput;
+    use keel_app::history_names::{RefKind, RefName};
+    use keel_app::incidents::{CategoryInput, NewTicket, TransitionInput};
+    use keel_domain::incident::TicketPatch;
+    for s in sites().await {
+        let label = s._db.label;
+        let admin = Some(s.admin_token.as_str());
+        let project_a =
+            s.api(Method::GET, "/api/v1/projects?q=A1", admin, None, &[]).await.json()["items"][0]["id"].as_str().unwrap().to_string();
+        let contact_id =
+            s.api(Method::GET, "/api/v1/me", Some(&s.contact_a_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let wang = s
+            .app
+            .create_user(
+                &s.admin,
+                NewUser {
+                    email: "wang@keel.test".into(),
+                    display_name: "Wang Wei 王伟".into(),
+                    roles: vec![Role::ServiceManager],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let team = s
+            .app
+            .create_team(&s.admin, TeamInput { name: "Network crew".into(), member_ids: vec![wang.id.clone()], ..Default::default() })
+            .await
+            .unwrap();
+        let category = s
+            .app
+            .create_category(
+                &s.admin,
+                CategoryInput { code: "PRN".into(), name: "Printers 打印机".into(), active: Some(true), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        let t = s
+            .app
+            .create_ticket(
+                &s.admin,
+                NewTicket {
+                    project_id: project_a.clone(),
+                    reporter_id: Some(contact_id.clone()),
+                    title: "Printer jam".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let assign = TransitionInput {
+            action: "assign".into(),
+            team_id: Some(team.id.clone()),
+            agent_id: Some(wang.id.clone()),
+            ..Default::default()
+        };
+        s.app.transition_ticket(&s.admin, &t.id, assign, None).await.unwrap();
+        let patch = TicketPatch { category_id: Some(category.id.clone()), ..Default::default() };
+        s.app.update_ticket(&s.admin, &t.id, patch, None).await.unwrap();
+
+        // staff read names, in English and in Chinese
+        let (cookie, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        let ids = [team.id.as_str(), wang.id.as_str(), category.id.as_str(), contact_id.as_str(), project_a.as_str(), s.org_a.as_str()];
+        for (lang, fields) in [("en", ["Resolver group", "Agent", "Category"]), ("zh-CN", ["职能小组", "处理人", "分类"])] {
+            let page = s.page(&format!("{cookie}; keel_lang={lang}"), &format!("/incidents/{}", t.id)).await;
+            assert_eq!(page.status, StatusCode::OK, "{label}");
+            let html = page.text();
+            let history = history_table(&html);
+            for shown in ["Network crew", "Wang Wei 王伟", "Printers 打印机", "contact", "A1 · A one", "Acme"] {
+                assert!(history.contains(shown), "{label} {lang}: {shown} in {history}");
+            }
+            for field in fields {
+                assert!(history.contains(&format!("<strong>{field}</strong>")), "{label} {lang}: {field} in {history}");
+            }
+            for id in ids {
+                assert!(!history.contains(id), "{label} {lang}: id {id} in {history}");
+            }
+        }
+
+        // a record the reader may not see, or that does not exist, has no name
+        let agent_id = s.api(Method::GET, "/api/v1/me", Some(&s.agent_token), None, &[]).await.json()["id"].as_str().unwrap().to_string();
+        let agent = principal(&s.app, &agent_id).await;
+        let names = s
+            .app
+            .reference_names(
+                &agent,
+                &[(RefKind::Project, s.project_b.clone()), (RefKind::Project, project_a.clone()), (RefKind::Team, "gone".into())],
+            )
+            .await
+            .unwrap();
+        assert_eq!(names.get(RefKind::Project, &s.project_b), RefName::Unavailable, "{label}: another customer's project");
+        assert_eq!(names.get(RefKind::Project, &project_a), RefName::Name { en: "A1 · A one", zh: None }, "{label}");
+        assert_eq!(names.get(RefKind::Team, "gone"), RefName::Unavailable, "{label}");
+
+        // a customer contact sees no history, and no internal team or agent by name
+        let contact = principal(&s.app, &contact_id).await;
+        let history = s.app.history("ticket", &t.id).await.unwrap();
+        let names = s.app.history_names(&contact, &history).await.unwrap();
+        assert_eq!(names.get(RefKind::Team, &team.id), RefName::Unavailable, "{label}");
+        assert_eq!(names.get(RefKind::User, &wang.id), RefName::Unavailable, "{label}");
+        assert_eq!(names.get(RefKind::User, &contact_id), RefName::Name { en: "contact", zh: None }, "{label}: themselves");
+        assert_eq!(names.get(RefKind::Category, &category.id), RefName::Name { en: "Printers 打印机", zh: None }, "{label}");
+        let (cookie, _) = s.browser_login("contact@acme.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/incidents/{}", t.id)).await;
+        assert_eq!(page.status, StatusCode::OK, "{label}");
+        let html = page.text();
+        assert!(!html.contains("class=\"grid history\""), "{label}: the portal shows no history");
+        for hidden in ["Network crew", "Wang Wei"] {
+            assert!(!html.contains(hidden), "{label}: {hidden} on the portal");
+        }
+    }
+}
