@@ -443,7 +443,6 @@ impl App {
         let before = matrix_in(&mut w.tx).await?;
         let json = serde_json::to_string(&matrix).map_err(|e| AppError::Internal(e.to_string()))?;
         kernel::set_setting(&mut w.tx, PRIORITY_MATRIX_SETTING, &json, w.now).await?;
-        kernel::bump_desk_reference(&mut w.tx).await?;
         let b = serde_json::json!({ "cells": before });
         let a = serde_json::json!({ "cells": matrix });
         w.record("setting", PRIORITY_MATRIX_SETTING, AuditAction::Update, Some(&b), Some(&a)).await?;

@@ -7,7 +7,8 @@
 //!
 //! The copy is labelled with the `desk_reference` counter, which every write to that data bumps
 //! in its own transaction (the matrix setting, an SLA, a calendar or its days, a team, a staff
-//! account, a service, a project). A use case reads the counter first (one small query); when it
+//! account, a service, a project): the database does, by triggers on those tables (migration
+//! 32), so no write path can forget to. A use case reads the counter first (one small query); when it
 //! moved past the copy's label, the copy is dropped and reloaded, so a change made by any
 //! instance is used by the next ticket and shown by the next page. Data is loaded after the
 //! counter is read, so a copy is never older than its label. The lists are the same for every

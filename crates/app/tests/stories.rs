@@ -4693,6 +4693,11 @@ async fn the_desk_option_lists_follow_changes_made_on_another_instance_and_stay_
         two.create_service(&sm, input).await.unwrap();
         let services = app.choices(&w.agent_a).await.unwrap().services().unwrap().to_vec();
         assert!(services.iter().any(|(_, l)| l == "MAIL · Mail 邮件"), "{}: {services:?}", t.label);
+        // a write outside every store function (a script, a path yet to be written) is seen as
+        // well: the database itself moves the counter
+        raw(&t, "UPDATE services SET name = 'Mail 电子邮件' WHERE code = 'MAIL'".into()).await;
+        let services = app.choices(&w.agent_a).await.unwrap().services().unwrap().to_vec();
+        assert!(services.iter().any(|(_, l)| l == "MAIL · Mail 电子邮件"), "{}: {services:?}", t.label);
         // the lists are the same for everyone; what each reader gets is their own
         let projects = |c: keel_app::reference::Choices| c.projects().map(|p| p.id.clone()).collect::<Vec<_>>();
         assert_eq!(projects(two.choices(&w.agent_a).await.unwrap()), std::slice::from_ref(&w.project_a), "{}", t.label);
@@ -4704,5 +4709,172 @@ async fn the_desk_option_lists_follow_changes_made_on_another_instance_and_stay_
         let c = two.choices(&w.contact_a).await.unwrap();
         assert!(c.teams().is_empty() && c.staff().is_empty() && c.services().is_none(), "{}", t.label);
         assert_eq!(projects(c), std::slice::from_ref(&w.project_a), "{}", t.label);
+    }
+}
+
+/// One statement in its own transaction, past every store function.
+async fn raw(t: &TestDb, sql: String) {
+    let mut tx = t.db.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn desk_reference(app: &App) -> i64 {
+    let mut c = app.read().await.unwrap();
+    keel_store::kernel::counter_value(&mut c, keel_store::kernel::DESK_REFERENCE_COUNTER).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_write_to_the_reference_data_moves_the_counter_whoever_writes_it() {
+    for t in TestDb::migrated_all().await {
+        let (app, _) = app_on(&t);
+        let w = world(&app).await;
+        let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let team = app.create_team(&w.admin, TeamInput { name: "Night shift".into(), ..Default::default() }).await.unwrap();
+        let input = keel_app::service_level::ServiceInput {
+            code: "MAIL".into(),
+            name: "Mail 邮件".into(),
+            service_line: "operations_maintenance".into(),
+            ..Default::default()
+        };
+        let service = app.create_service(&sm, input).await.unwrap();
+        let calendar = app.create_china_calendar(&sm, "中国大陆工作日历").await.unwrap();
+        let input = keel_app::service_level::SlaInput {
+            name: "Acme SLA".into(),
+            project_id: w.project_a.clone(),
+            calendar_id: calendar.id.clone(),
+            service_ids: vec![service.id.clone()],
+            ..Default::default()
+        };
+        let sla = app.create_sla(&sm, input).await.unwrap();
+        let matrix = serde_json::to_string(&app.priority_matrix().await.unwrap()).unwrap().replace('\'', "''");
+        // both backends watch the same tables: those the copy is read from
+        let sql = match t.db.backend() {
+            keel_store::Backend::Sqlite => "SELECT DISTINCT tbl_name AS t FROM sqlite_master WHERE type = 'trigger'",
+            keel_store::Backend::Postgres => "SELECT DISTINCT event_object_table::text AS t FROM information_schema.triggers",
+        };
+        let mut watched: Vec<String> = sqlx::query_scalar(sql).fetch_all(t.db.reader()).await.unwrap();
+        watched.sort();
+        let copy = ["business_calendars", "calendar_days", "projects", "services", "settings", "sla_services", "slas", "teams", "users"];
+        assert_eq!(watched, copy, "{}", t.label);
+        // every table behind the copy, written past the store functions
+        let bumps = [
+            format!("UPDATE teams SET description = 'raw' WHERE id = '{}'", team.id),
+            format!("UPDATE projects SET description = 'raw' WHERE id = '{}'", w.project_a),
+            format!("UPDATE services SET description = 'raw' WHERE id = '{}'", service.id),
+            format!("UPDATE slas SET change_approval_by_customer = 1 WHERE id = '{}'", sla.id),
+            format!("DELETE FROM sla_services WHERE sla_id = '{}'", sla.id),
+            format!("UPDATE business_calendars SET description = 'raw' WHERE id = '{}'", calendar.id),
+            format!(
+                "INSERT INTO calendar_days (calendar_id, on_date, year, kind, name) VALUES ('{}', '2031-01-02', 2031, 'holiday', 'raw')",
+                calendar.id
+            ),
+            format!("UPDATE users SET display_name = 'Raw' WHERE id = '{}'", w.agent_a.user_id),
+            format!("UPDATE users SET active = 0 WHERE id = '{}'", w.auditor.user_id),
+            format!(
+                "INSERT INTO settings (name, value, updated_at) VALUES ('incident.priority_matrix', '{matrix}', 0) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ),
+            format!(
+                "INSERT INTO settings (name, value, updated_at) VALUES ('incident.priority_matrix', '{matrix}', 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            ),
+        ];
+        for sql in bumps {
+            let before = desk_reference(&app).await;
+            raw(&t, sql.clone()).await;
+            assert!(desk_reference(&app).await > before, "{}: {sql}", t.label);
+        }
+        // the use cases that wrote that data without bumping before the triggers: the customer's
+        // approval of changes on an SLA, an unused calendar deleted
+        let before = desk_reference(&app).await;
+        app.set_sla_change_approval(&w.admin, &sla.id, true).await.unwrap();
+        assert!(desk_reference(&app).await > before, "{}", t.label);
+        let spare = app.create_china_calendar(&sm, "备用日历").await.unwrap();
+        let before = desk_reference(&app).await;
+        app.delete_calendar(&sm, &spare.id, None).await.unwrap();
+        assert!(desk_reference(&app).await > before, "{}", t.label);
+        // what the copy does not hold leaves every instance's copy alone: login bookkeeping, a
+        // contact, roles, another setting, a contact created by the desk
+        let quiet = [
+            format!("UPDATE users SET failed_logins = failed_logins + 1, locked_until = 5 WHERE id = '{}'", w.agent_a.user_id),
+            format!("UPDATE users SET password_hash = 'x', version = version + 1 WHERE id = '{}'", w.agent_a.user_id),
+            format!("UPDATE users SET display_name = 'Raw' WHERE id = '{}'", w.contact_a.user_id),
+            format!("DELETE FROM user_roles WHERE user_id = '{}'", w.auditor.user_id),
+            "INSERT INTO settings (name, value, updated_at) VALUES ('raw.setting', 'x', 0)".to_string(),
+        ];
+        for sql in quiet {
+            let before = desk_reference(&app).await;
+            raw(&t, sql.clone()).await;
+            assert_eq!(desk_reference(&app).await, before, "{}: {sql}", t.label);
+        }
+        let before = desk_reference(&app).await;
+        let contact = NewUser {
+            kind: AccountKind::Contact,
+            email: "new@acme.test".into(),
+            display_name: "New".into(),
+            organization_id: Some(w.org_a.clone()),
+            ..Default::default()
+        };
+        app.create_user(&w.admin, contact).await.unwrap();
+        assert_eq!(desk_reference(&app).await, before, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn lists_read_each_records_details_for_the_whole_page_at_once() {
+    for t in TestDb::migrated_all().await {
+        let (app, _) = app_on(&t);
+        let w = world(&app).await;
+        let sm = staff(&app, "sm@keel.test", vec![Role::ServiceManager]).await;
+        let zed = staff(&app, "zed@keel.test", vec![Role::Technician, Role::CabMember]).await;
+        // a team with no members is listed with none; one with members has them by user id
+        let empty = app.create_team(&w.admin, TeamInput { name: "Empty".into(), ..Default::default() }).await.unwrap();
+        let members = vec![zed.user_id.clone(), w.agent_a.user_id.clone()];
+        let full =
+            app.create_team(&w.admin, TeamInput { name: "Full".into(), member_ids: members.clone(), ..Default::default() }).await.unwrap();
+        let teams = app.list_teams(&w.admin, None, &page(NAME_SORT)).await.unwrap().items;
+        let of = |id: &str| teams.iter().find(|t| t.id == id).map(|t| t.member_ids.clone());
+        let mut sorted = members.clone();
+        sorted.sort();
+        assert_eq!((of(&empty.id), of(&full.id)), (Some(vec![]), Some(sorted)), "{}", t.label);
+        assert_eq!(teams.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["Empty", "Full"], "{}", t.label);
+        // each user's roles by name; a contact has none and is listed all the same
+        let users = app.list_users(&w.admin, Default::default(), &page(USER_SORT)).await.unwrap().items;
+        let roles = |id: &str| users.iter().find(|u| u.id == id).map(|u| u.roles.clone());
+        assert_eq!(roles(&zed.user_id), Some(vec!["cab_member".to_string(), "technician".to_string()]), "{}", t.label);
+        assert_eq!(roles(&w.contact_a.user_id), Some(vec![]), "{}", t.label);
+        assert_eq!(roles(&w.admin.user_id), Some(vec!["administrator".to_string()]), "{}", t.label);
+        for u in &users {
+            assert_eq!(u, &app.get_user(&w.admin, &u.id).await.unwrap(), "{}: list and record agree", t.label);
+        }
+        // a project's members and switched-off processes; the other project has neither
+        app.tailor_project(&sm, &w.project_b, "problem", false, "the customer runs its own").await.unwrap();
+        let projects = app.list_projects(&w.admin, &Default::default(), &page(CODE_SORT)).await.unwrap().items;
+        let p = |id: &str| projects.iter().find(|p| p.id == *id).map(|p| (p.member_ids.clone(), p.disabled_processes.clone()));
+        assert_eq!(p(&w.project_a), Some((vec![w.agent_a.user_id.clone()], vec![])), "{}", t.label);
+        assert_eq!(p(&w.project_b), Some((vec![], vec!["problem".to_string()])), "{}", t.label);
+        // services: what each depends on
+        let service = |code: &str, depends_on: Vec<String>| keel_app::service_level::ServiceInput {
+            code: code.into(),
+            name: code.into(),
+            service_line: "operations_maintenance".into(),
+            depends_on,
+            ..Default::default()
+        };
+        let net = app.create_service(&sm, service("NET", vec![])).await.unwrap();
+        let mail = app.create_service(&sm, service("MAIL", vec![net.id.clone()])).await.unwrap();
+        let services = app.list_services(&sm, &Default::default(), &page(CODE_SORT)).await.unwrap().items;
+        let deps = services.iter().map(|s| (s.id.clone(), s.depends_on.clone())).collect::<Vec<_>>();
+        assert_eq!(deps, [(mail.id.clone(), vec![net.id.clone()]), (net.id.clone(), vec![])], "{}", t.label);
+        // more keys than one statement takes: the details of the keys past the first statement
+        // still come back
+        let mut keys: Vec<String> = (0..1200).map(|i| format!("no-such-user-{i:04}")).collect();
+        keys.push(zed.user_id.clone());
+        let mut c = app.read().await.unwrap();
+        let got =
+            keel_store::sql::grouped(&mut c, "SELECT user_id AS k, role AS v FROM user_roles WHERE user_id IN ", &keys).await.unwrap();
+        assert_eq!(got.len(), 1, "{}", t.label);
+        assert_eq!(got[&zed.user_id], ["cab_member", "technician"], "{}", t.label);
     }
 }

@@ -68,9 +68,21 @@ fn user(r: &AnyRow) -> Result<UserRecord> {
 }
 
 async fn with_roles(conn: &mut AnyConnection, mut u: UserRecord) -> Result<UserRecord> {
-    let rows = sqlx::query("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role").bind(&u.id).fetch_all(&mut *conn).await?;
-    u.roles = rows.iter().map(|r| r.text("role")).collect::<Result<_, _>>()?;
+    fill_roles(conn, std::slice::from_mut(&mut u)).await?;
     Ok(u)
+}
+
+/// The roles of many users in one statement, each user's by name.
+async fn fill_roles(conn: &mut AnyConnection, users: &mut [UserRecord]) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let mut roles = crate::sql::grouped(conn, "SELECT user_id AS k, role AS v FROM user_roles WHERE user_id IN ", &ids).await?;
+    for u in users {
+        u.roles = roles.remove(&u.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 pub async fn insert_user(conn: &mut AnyConnection, u: &UserRecord) -> Result<()> {
@@ -91,9 +103,6 @@ pub async fn insert_user(conn: &mut AnyConnection, u: &UserRecord) -> Result<()>
     .bind(u.created_at)
     .execute(&mut *conn)
     .await?;
-    if u.kind == "staff" {
-        crate::kernel::bump_desk_reference(conn).await?;
-    }
     set_roles(conn, &u.id, &u.roles).await
 }
 
@@ -125,9 +134,6 @@ pub async fn update_user(conn: &mut AnyConnection, u: &UserRecord, expected_vers
     .await?;
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
-    }
-    if u.kind == "staff" {
-        crate::kernel::bump_desk_reference(conn).await?;
     }
     set_roles(conn, &u.id, &u.roles).await
 }
@@ -235,12 +241,9 @@ pub async fn list_users(conn: &mut AnyConnection, f: &UserFilter, p: &PageReques
         q.push(" AND (kind = 'staff' OR organization_id IN (SELECT organization_id FROM projects WHERE id IN ");
         q.push_list(projects).push("))");
     }
-    let page = fetch_page(conn, q, "id", p, user).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for u in page.items {
-        items.push(with_roles(conn, u).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, user).await?;
+    fill_roles(conn, &mut page.items).await?;
+    Ok(page)
 }
 
 /// Records a failed login; locks the account for `lock_ms` once `max_failures` is reached.

@@ -154,10 +154,21 @@ fn team(r: &AnyRow) -> Result<TeamRecord> {
 }
 
 async fn team_members(conn: &mut AnyConnection, mut t: TeamRecord) -> Result<TeamRecord> {
-    let rows =
-        sqlx::query("SELECT user_id FROM team_members WHERE team_id = $1 ORDER BY user_id").bind(&t.id).fetch_all(&mut *conn).await?;
-    t.member_ids = rows.iter().map(|r| r.text("user_id")).collect::<Result<_, _>>()?;
+    fill_team_members(conn, std::slice::from_mut(&mut t)).await?;
     Ok(t)
+}
+
+/// The members of many teams in one statement, each team's by user id.
+async fn fill_team_members(conn: &mut AnyConnection, teams: &mut [TeamRecord]) -> Result<()> {
+    if teams.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = teams.iter().map(|t| t.id.clone()).collect();
+    let mut members = crate::sql::grouped(conn, "SELECT team_id AS k, user_id AS v FROM team_members WHERE team_id IN ", &ids).await?;
+    for t in teams {
+        t.member_ids = members.remove(&t.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn set_team_members(conn: &mut AnyConnection, team_id: &str, members: &[String]) -> Result<()> {
@@ -179,7 +190,6 @@ pub async fn insert_team(conn: &mut AnyConnection, t: &TeamRecord) -> Result<()>
         .bind(t.created_at)
         .execute(&mut *conn)
         .await?;
-    crate::kernel::bump_desk_reference(conn).await?;
     set_team_members(conn, &t.id, &t.member_ids).await
 }
 
@@ -198,7 +208,6 @@ pub async fn update_team(conn: &mut AnyConnection, t: &TeamRecord, expected_vers
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
-    crate::kernel::bump_desk_reference(conn).await?;
     set_team_members(conn, &t.id, &t.member_ids).await
 }
 
@@ -215,12 +224,9 @@ pub async fn list_teams(conn: &mut AnyConnection, text: Option<&str>, p: &PageRe
     if let Some(text) = text.filter(|s| !s.trim().is_empty()) {
         q.push(" AND LOWER(name) LIKE ").push_bind(like_pattern(text.trim())).push(" ESCAPE '\\'");
     }
-    let page = fetch_page(conn, q, "id", p, team).await?;
-    let mut items = Vec::new();
-    for t in page.items {
-        items.push(team_members(conn, t).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, team).await?;
+    fill_team_members(conn, &mut page.items).await?;
+    Ok(page)
 }
 
 /// The active teams, by name: id and name (the options of every team select).
@@ -273,15 +279,27 @@ fn project(r: &AnyRow) -> Result<ProjectRecord> {
 }
 
 async fn project_details(conn: &mut AnyConnection, mut p: ProjectRecord) -> Result<ProjectRecord> {
-    let rows =
-        sqlx::query("SELECT user_id FROM project_members WHERE project_id = $1 ORDER BY user_id").bind(&p.id).fetch_all(&mut *conn).await?;
-    p.member_ids = rows.iter().map(|r| r.text("user_id")).collect::<Result<_, _>>()?;
-    let rows = sqlx::query("SELECT process FROM project_processes WHERE project_id = $1 AND enabled = 0 ORDER BY process")
-        .bind(&p.id)
-        .fetch_all(&mut *conn)
-        .await?;
-    p.disabled_processes = rows.iter().map(|r| r.text("process")).collect::<Result<_, _>>()?;
+    fill_project_details(conn, std::slice::from_mut(&mut p)).await?;
     Ok(p)
+}
+
+/// The members (by user id) and switched-off processes (by name) of many projects, in two
+/// statements.
+async fn fill_project_details(conn: &mut AnyConnection, projects: &mut [ProjectRecord]) -> Result<()> {
+    if projects.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
+    let mut members =
+        crate::sql::grouped(conn, "SELECT project_id AS k, user_id AS v FROM project_members WHERE project_id IN ", &ids).await?;
+    let mut disabled =
+        crate::sql::grouped(conn, "SELECT project_id AS k, process AS v FROM project_processes WHERE enabled = 0 AND project_id IN ", &ids)
+            .await?;
+    for p in projects {
+        p.member_ids = members.remove(&p.id).unwrap_or_default();
+        p.disabled_processes = disabled.remove(&p.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn set_project_members(conn: &mut AnyConnection, project_id: &str, members: &[String]) -> Result<()> {
@@ -313,7 +331,6 @@ pub async fn insert_project(conn: &mut AnyConnection, p: &ProjectRecord) -> Resu
     .bind(p.created_at)
     .execute(&mut *conn)
     .await?;
-    crate::kernel::bump_desk_reference(conn).await?;
     set_project_members(conn, &p.id, &p.member_ids).await
 }
 
@@ -338,7 +355,6 @@ pub async fn update_project(conn: &mut AnyConnection, p: &ProjectRecord, expecte
     if r.rows_affected() == 0 {
         return Err(StoreError::Stale);
     }
-    crate::kernel::bump_desk_reference(conn).await?;
     set_project_members(conn, &p.id, &p.member_ids).await
 }
 
@@ -434,12 +450,9 @@ pub async fn list_projects(conn: &mut AnyConnection, scope: &Scope, f: &ProjectF
             .push_bind(pat)
             .push(" ESCAPE '\\')");
     }
-    let page = fetch_page(conn, q, "id", p, project).await?;
-    let mut items = Vec::new();
-    for it in page.items {
-        items.push(project_details(conn, it).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, project).await?;
+    fill_project_details(conn, &mut page.items).await?;
+    Ok(page)
 }
 
 /// An active project as the project selects list it.

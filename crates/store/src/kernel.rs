@@ -28,13 +28,9 @@ pub async fn counter_value(conn: &mut AnyConnection, name: &str) -> Result<i64> 
 /// Counts writes to the reference data a ticket write reads (priority matrix, SLAs and business
 /// calendars) and to the lists the desk's pages offer (teams, staff accounts, catalogue
 /// services, projects): a process caching that data re-reads it when this counter moved,
-/// whichever instance wrote. Every such write bumps it in its own transaction.
+/// whichever instance wrote. The database bumps it in the writing transaction: triggers on
+/// those tables (migration 32), so no write path, however new, can forget to.
 pub const DESK_REFERENCE_COUNTER: &str = "desk_reference";
-
-pub async fn bump_desk_reference(conn: &mut AnyConnection) -> Result<()> {
-    next_counter(conn, DESK_REFERENCE_COUNTER).await?;
-    Ok(())
-}
 
 /// An outbox row, written in the same transaction as the record it announces.
 pub struct OutboxMessage<'a> {

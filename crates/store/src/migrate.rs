@@ -1,5 +1,10 @@
 //! Schema migrations for every process: one ordered, embedded set applied in transactions,
 //! checksummed so an edited migration is caught, and serialised across instances on PostgreSQL.
+//!
+//! A migration is portable SQL run whole on both backends, except for parts only one backend
+//! understands (triggers, functions): a line `-- keel:sqlite` or `-- keel:postgres` starts a part
+//! only that backend runs, up to the next such line or `-- keel:all`. The checksum covers the
+//! whole file.
 
 use crate::rows::RowExt;
 use crate::{Backend, Db, Result, StoreError};
@@ -35,9 +40,29 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 29, name: "ticket_duplicates_index", sql: include_str!("../migrations/0029_ticket_duplicates_index.sql") },
     Migration { version: 30, name: "mailbox_team", sql: include_str!("../migrations/0030_mailbox_team.sql") },
     Migration { version: 31, name: "problem_cis", sql: include_str!("../migrations/0031_problem_cis.sql") },
+    Migration { version: 32, name: "desk_reference_triggers", sql: include_str!("../migrations/0032_desk_reference_triggers.sql") },
 ];
 
 const PG_LOCK_KEY: i64 = 0x4b45_454c_0001;
+
+/// The part of a migration's SQL that `backend` runs (see the module's documentation).
+pub fn sql_for(sql: &str, backend: Backend) -> String {
+    let mine = match backend {
+        Backend::Sqlite => "-- keel:sqlite",
+        Backend::Postgres => "-- keel:postgres",
+    };
+    let mut keep = true;
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.split_inclusive('\n') {
+        match line.trim() {
+            "-- keel:all" => keep = true,
+            "-- keel:sqlite" | "-- keel:postgres" => keep = line.trim() == mine,
+            _ if keep => out.push_str(line),
+            _ => {}
+        }
+    }
+    out
+}
 
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
@@ -49,14 +74,14 @@ pub async fn run(db: &Db) -> Result<Vec<i64>> {
     if db.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
-    let result = apply_pending(&mut conn).await;
+    let result = apply_pending(&mut conn, db.backend()).await;
     if db.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
     }
     result
 }
 
-async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
+async fn apply_pending(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<Vec<i64>> {
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
@@ -75,7 +100,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>> {
             continue;
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        tx.execute(sqlx::raw_sql(m.sql)).await?;
+        tx.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql_for(m.sql, backend)))).await?;
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(m.version)
             .bind(m.name)
@@ -163,5 +188,17 @@ mod tests {
         let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.version).collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         assert_eq!(super::latest_version(), *versions.iter().max().unwrap());
+    }
+
+    #[test]
+    fn a_backend_runs_the_portable_sql_and_its_own_parts_only() {
+        use super::{Backend, sql_for};
+        let sql = "CREATE TABLE a (x TEXT);\n-- keel:sqlite\nLITE;\n  -- keel:postgres\nPG;\n-- keel:all\nBOTH;\n";
+        assert_eq!(sql_for(sql, Backend::Sqlite), "CREATE TABLE a (x TEXT);\nLITE;\nBOTH;\n");
+        assert_eq!(sql_for(sql, Backend::Postgres), "CREATE TABLE a (x TEXT);\nPG;\nBOTH;\n");
+        // a migration without markers runs whole on both
+        let m = super::MIGRATIONS.iter().find(|m| m.version == 1).unwrap();
+        assert_eq!(sql_for(m.sql, Backend::Sqlite), m.sql);
+        assert_eq!(sql_for(m.sql, Backend::Postgres), m.sql);
     }
 }

@@ -111,8 +111,7 @@ pub async fn update_calendar(conn: &mut AnyConnection, c: &CalendarRecord, expec
     .bind(expected_version)
     .execute(&mut *conn)
     .await?;
-    stale_if_none(r)?;
-    crate::kernel::bump_desk_reference(conn).await
+    stale_if_none(r)
 }
 
 /// Replaces the days of the given years (all of them when `years` is `None`) with `days`.
@@ -142,7 +141,7 @@ pub async fn replace_calendar_days(conn: &mut AnyConnection, calendar_id: &str, 
             .execute(&mut *conn)
             .await?;
     }
-    crate::kernel::bump_desk_reference(conn).await
+    Ok(())
 }
 
 /// Marks the calendar changed (its days are part of it) under optimistic concurrency.
@@ -153,8 +152,7 @@ pub async fn touch_calendar(conn: &mut AnyConnection, id: &str, expected_version
         .bind(expected_version)
         .execute(&mut *conn)
         .await?;
-    stale_if_none(r)?;
-    crate::kernel::bump_desk_reference(conn).await
+    stale_if_none(r)
 }
 
 /// Deletes a calendar at the given version; `ForeignKey` when a service or SLA still uses it.
@@ -245,9 +243,23 @@ fn service(r: &AnyRow) -> Result<ServiceRecord> {
 }
 
 async fn service_details(conn: &mut AnyConnection, mut s: ServiceRecord) -> Result<ServiceRecord> {
-    s.depends_on =
-        ids(conn, "SELECT depends_on_id AS id FROM service_dependencies WHERE service_id = $1 ORDER BY depends_on_id", &s.id).await?;
+    fill_service_details(conn, std::slice::from_mut(&mut s)).await?;
     Ok(s)
+}
+
+/// What many services depend on, in one statement, each service's by id.
+async fn fill_service_details(conn: &mut AnyConnection, services: &mut [ServiceRecord]) -> Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = services.iter().map(|s| s.id.clone()).collect();
+    let mut deps =
+        crate::sql::grouped(conn, "SELECT service_id AS k, depends_on_id AS v FROM service_dependencies WHERE service_id IN ", &ids)
+            .await?;
+    for s in services {
+        s.depends_on = deps.remove(&s.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn set_dependencies(conn: &mut AnyConnection, s: &ServiceRecord) -> Result<()> {
@@ -285,7 +297,6 @@ pub async fn insert_service(conn: &mut AnyConnection, s: &ServiceRecord) -> Resu
     .bind(s.created_at)
     .execute(&mut *conn)
     .await?;
-    crate::kernel::bump_desk_reference(conn).await?;
     set_dependencies(conn, s).await
 }
 
@@ -314,7 +325,6 @@ pub async fn update_service(conn: &mut AnyConnection, s: &ServiceRecord, expecte
     .execute(&mut *conn)
     .await?;
     stale_if_none(r)?;
-    crate::kernel::bump_desk_reference(conn).await?;
     set_dependencies(conn, s).await
 }
 
@@ -355,12 +365,9 @@ pub async fn list_services(conn: &mut AnyConnection, f: &ServiceFilter, p: &Page
         q.push(" AND service_line = ").push_bind(s.clone());
     }
     text_filter(&mut q, f.q.as_deref(), &["name", "code"]);
-    let page = fetch_page(conn, q, "id", p, service).await?;
-    let mut items = Vec::new();
-    for s in page.items {
-        items.push(service_details(conn, s).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, service).await?;
+    fill_service_details(conn, &mut page.items).await?;
+    Ok(page)
 }
 
 /// Whether a customer organisation's SLAs include a service.
@@ -484,8 +491,21 @@ fn sla(r: &AnyRow) -> Result<SlaRecord> {
 }
 
 async fn sla_details(conn: &mut AnyConnection, mut s: SlaRecord) -> Result<SlaRecord> {
-    s.service_ids = ids(conn, "SELECT service_id AS id FROM sla_services WHERE sla_id = $1 ORDER BY service_id", &s.id).await?;
+    fill_sla_details(conn, std::slice::from_mut(&mut s)).await?;
     Ok(s)
+}
+
+/// The services of many SLAs, in one statement, each SLA's by id.
+async fn fill_sla_details(conn: &mut AnyConnection, slas: &mut [SlaRecord]) -> Result<()> {
+    if slas.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = slas.iter().map(|s| s.id.clone()).collect();
+    let mut services = crate::sql::grouped(conn, "SELECT sla_id AS k, service_id AS v FROM sla_services WHERE sla_id IN ", &ids).await?;
+    for s in slas {
+        s.service_ids = services.remove(&s.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn set_sla_services(conn: &mut AnyConnection, s: &SlaRecord) -> Result<()> {
@@ -493,8 +513,7 @@ async fn set_sla_services(conn: &mut AnyConnection, s: &SlaRecord) -> Result<()>
     for id in &s.service_ids {
         sqlx::query("INSERT INTO sla_services (sla_id, service_id) VALUES ($1, $2)").bind(&s.id).bind(id).execute(&mut *conn).await?;
     }
-    // Every SLA insert and update ends here: the SLAs in force may have changed.
-    crate::kernel::bump_desk_reference(conn).await
+    Ok(())
 }
 
 pub async fn insert_sla(conn: &mut AnyConnection, s: &SlaRecord) -> Result<()> {
@@ -600,12 +619,9 @@ pub async fn list_slas(conn: &mut AnyConnection, scope: &Scope, f: &SlaFilter, p
         q.push(" AND review_on IS NOT NULL AND review_on <= ").push_bind(d.clone());
     }
     text_filter(&mut q, f.q.as_deref(), &["name"]);
-    let page = fetch_page(conn, q, "id", p, sla).await?;
-    let mut items = Vec::new();
-    for s in page.items {
-        items.push(sla_details(conn, s).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, sla).await?;
+    fill_sla_details(conn, &mut page.items).await?;
+    Ok(page)
 }
 
 // ---------------------------------------------------------------- OLAs and underpinning contracts
@@ -658,8 +674,22 @@ fn support(r: &AnyRow) -> Result<SupportRecord> {
 }
 
 async fn support_details(conn: &mut AnyConnection, mut s: SupportRecord) -> Result<SupportRecord> {
-    s.sla_ids = ids(conn, "SELECT sla_id AS id FROM support_agreement_slas WHERE agreement_id = $1 ORDER BY sla_id", &s.id).await?;
+    fill_support_details(conn, std::slice::from_mut(&mut s)).await?;
     Ok(s)
+}
+
+/// The SLAs many OLAs or contracts support, in one statement, each one's by id.
+async fn fill_support_details(conn: &mut AnyConnection, items: &mut [SupportRecord]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = items.iter().map(|s| s.id.clone()).collect();
+    let mut slas =
+        crate::sql::grouped(conn, "SELECT agreement_id AS k, sla_id AS v FROM support_agreement_slas WHERE agreement_id IN ", &ids).await?;
+    for s in items {
+        s.sla_ids = slas.remove(&s.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 async fn set_support_slas(conn: &mut AnyConnection, s: &SupportRecord) -> Result<()> {
@@ -740,10 +770,7 @@ pub async fn list_support(conn: &mut AnyConnection, kind: &str, f: &SupportFilte
         q.push(" AND id IN (SELECT agreement_id FROM support_agreement_slas WHERE sla_id = ").push_bind(s.clone()).push(")");
     }
     text_filter(&mut q, f.q.as_deref(), &["name", "supplier_name"]);
-    let page = fetch_page(conn, q, "id", p, support).await?;
-    let mut items = Vec::new();
-    for s in page.items {
-        items.push(support_details(conn, s).await?);
-    }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    let mut page = fetch_page(conn, q, "id", p, support).await?;
+    fill_support_details(conn, &mut page.items).await?;
+    Ok(page)
 }
