@@ -26,6 +26,7 @@ pub mod problems;
 pub mod reference;
 pub mod releases;
 pub mod search;
+pub mod secrets;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod testing;
@@ -99,6 +100,9 @@ pub struct App {
     pub jobs: jobs::JobConfig,
     /// This process's copy of the priority matrix, SLAs and calendars (see `reference`).
     pub reference: Arc<reference::ReferenceCache>,
+    /// Encrypts the webhook secrets and IMAP passwords kept in the database (see `secrets`);
+    /// without a key they cannot be stored.
+    pub secrets: Arc<secrets::SecretBox>,
 }
 
 impl App {
@@ -114,7 +118,13 @@ impl App {
             cmdb_graph: Arc::default(),
             jobs: jobs::JobConfig::default(),
             reference: Arc::default(),
+            secrets: Arc::default(),
         }
+    }
+
+    pub fn with_secrets(mut self, secrets: secrets::SecretBox) -> Self {
+        self.secrets = Arc::new(secrets);
+        self
     }
 
     pub fn with_jobs(mut self, jobs: jobs::JobConfig) -> Self {

@@ -255,3 +255,7 @@ history-quorum-at-least = { $n } of { $count }
 field-approval-steps = Approval steps
 field-transition-reason = Reason
 field-action = Action
+# whether a webhook secret or an IMAP password is stored (never the value)
+secret-state-set = set
+secret-state-not-set = not set
+secret-state-replaced = replaced (a new one was entered)
