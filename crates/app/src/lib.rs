@@ -28,6 +28,7 @@ pub mod problems;
 pub mod reference;
 pub mod releases;
 pub mod search;
+pub mod secrets;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod testing;
@@ -103,6 +104,9 @@ pub struct App {
     pub reference: Arc<reference::ReferenceCache>,
     /// This process's queue of new tickets written in one transaction (see `commit_group`).
     pub commit_group: Arc<commit_group::CommitGroup>,
+    /// Encrypts the webhook secrets and IMAP passwords kept in the database (see `secrets`);
+    /// without a key they cannot be stored.
+    pub secrets: Arc<secrets::SecretBox>,
 }
 
 impl App {
@@ -119,7 +123,13 @@ impl App {
             jobs: jobs::JobConfig::default(),
             reference: Arc::default(),
             commit_group: Arc::default(),
+            secrets: Arc::default(),
         }
+    }
+
+    pub fn with_secrets(mut self, secrets: secrets::SecretBox) -> Self {
+        self.secrets = Arc::new(secrets);
+        self
     }
 
     pub fn with_jobs(mut self, jobs: jobs::JobConfig) -> Self {

@@ -50,8 +50,13 @@ impl App {
             match self.poll_mailbox(&m).await {
                 Ok(r) => total += r.received,
                 Err(e) => {
-                    tracing::warn!(mailbox = %m.address, error = %e, "mailbox poll failed");
-                    failed.push(format!("{}: {e}", m.address));
+                    // the reason itself (an internal error displays only as "internal error")
+                    let reason = match &e {
+                        AppError::Internal(reason) => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(mailbox = %m.address, error = %reason, "mailbox poll failed");
+                    failed.push(format!("{}: {reason}", m.address));
                 }
             }
         }
@@ -61,6 +66,14 @@ impl App {
     /// Fetches a mailbox's unseen messages, receives each, then flags or moves it.
     pub async fn poll_mailbox(&self, m: &MailboxRecord) -> Result<PollReport> {
         let host = m.imap_host.as_deref().ok_or_else(|| imap("the mailbox has no IMAP server"))?;
+        // Opened before connecting: a password this instance cannot decrypt is not tried.
+        let secret = match m.imap_secret.as_deref() {
+            Some(stored) => self
+                .secrets
+                .open(&crate::secrets::mailbox_context(&m.id), stored)
+                .map_err(|e| AppError::Internal(crate::secrets::mailbox_error(&m.address, &m.id, &e)))?,
+            None => String::new(),
+        };
         let port = u16::try_from(m.imap_port.unwrap_or(143)).map_err(imap)?;
         let mode = m.imap_tls.as_deref().unwrap_or("tls");
         if mode == "plain" && !is_loopback(host) {
@@ -71,13 +84,13 @@ impl App {
             "plain" => {
                 let mut client = async_imap::Client::new(tcp);
                 timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
-                self.poll_client(m, client).await
+                self.poll_client(m, secret, client).await
             }
             "tls" => {
                 let tls = tls_handshake(m, host, tcp).await?;
                 let mut client = async_imap::Client::new(tls);
                 timed(client.read_response()).await?.map_err(imap)?.ok_or_else(|| imap("no greeting"))?;
-                self.poll_client(m, client).await
+                self.poll_client(m, secret, client).await
             }
             "starttls" => {
                 let mut client = async_imap::Client::new(tcp);
@@ -85,18 +98,18 @@ impl App {
                 timed(client.run_command_and_check_ok("STARTTLS", None)).await?.map_err(imap)?;
                 // The server sends nothing more in clear text; the greeting is not repeated.
                 let tls = tls_handshake(m, host, client.into_inner()).await?;
-                self.poll_client(m, async_imap::Client::new(tls)).await
+                self.poll_client(m, secret, async_imap::Client::new(tls)).await
             }
             other => Err(imap(format!("unknown connection mode {other}"))),
         }
     }
 
-    async fn poll_client<S>(&self, m: &MailboxRecord, client: async_imap::Client<S>) -> Result<PollReport>
+    /// `secret` is the mailbox's IMAP password, decrypted.
+    async fn poll_client<S>(&self, m: &MailboxRecord, secret: String, client: async_imap::Client<S>) -> Result<PollReport>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
     {
         let user = m.imap_user.clone().unwrap_or_default();
-        let secret = m.imap_secret.clone().unwrap_or_default();
         let mut session = timed(client.login(user, secret)).await?.map_err(|(e, _)| imap(e))?;
         let folder = m.imap_folder.clone().unwrap_or_else(|| "INBOX".into());
         timed(session.select(&folder)).await?.map_err(imap)?;

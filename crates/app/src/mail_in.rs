@@ -9,7 +9,7 @@ use crate::desk::Staged;
 use crate::incidents::{NewTicket, TransitionInput, comment_in};
 use crate::users::{NewUser, insert_user_in};
 use crate::writer::snapshot;
-use crate::{App, AppError, Principal, Result};
+use crate::{App, AppError, Principal, Result, secrets};
 use keel_domain::audit::AuditAction;
 use keel_domain::identity::{AccountKind, Role};
 use keel_domain::incident::{Action, Status, TicketNumber, Visibility, attachment};
@@ -149,6 +149,17 @@ async fn mailbox_of(conn: &mut sqlx::AnyConnection, project_id: &str, input: Mai
     })
 }
 
+/// A mailbox as the audit trail keeps it: its IMAP password only as `set`, `not_set` or
+/// `replaced` (a new one was entered), never the value, encrypted or not.
+fn mailbox_snapshot(m: &MailboxRecord, replaced: bool) -> serde_json::Value {
+    let mut v = snapshot(m);
+    if let Some(o) = v.as_object_mut() {
+        let state = if replaced { "replaced" } else { secrets::audit_state(m.imap_secret.as_deref()) };
+        o.insert("imap_secret".into(), serde_json::json!(state));
+    }
+    v
+}
+
 /// A project whose staff the actor is; not found for anyone else.
 async fn staff_of(conn: &mut sqlx::AnyConnection, actor: &Principal, project_id: &str) -> Result<directory::ProjectRecord> {
     let project = directory::get_project(conn, project_id).await?.ok_or(AppError::NotFound)?;
@@ -204,7 +215,7 @@ impl App {
                 AppError::NotFound
             });
         }
-        let rec = MailboxRecord {
+        let mut rec = MailboxRecord {
             id: keel_store::new_id(),
             project_id: project.id.clone(),
             active: true,
@@ -213,8 +224,11 @@ impl App {
             version: 1,
             ..mailbox_of(&mut w.tx, &project.id, input).await?
         };
+        if let Some(plain) = rec.imap_secret.take() {
+            rec.imap_secret = Some(self.seal_secret(&secrets::mailbox_context(&rec.id), &plain)?);
+        }
         store::insert_mailbox(&mut w.tx, &rec).await?;
-        w.record("mailbox", &rec.id, AuditAction::Create, None, Some(&snapshot(&rec))).await?;
+        w.record("mailbox", &rec.id, AuditAction::Create, None, Some(&mailbox_snapshot(&rec, false))).await?;
         w.commit().await?;
         Ok(rec)
     }
@@ -242,11 +256,26 @@ impl App {
             version: before.version + 1,
             ..mailbox_of(&mut w.tx, &project.id, input).await?
         };
-        if keep_secret && after.imap_host.is_some() {
-            after.imap_secret = before.imap_secret.clone();
-        }
+        let ctx = secrets::mailbox_context(&after.id);
+        let replaced = !keep_secret && after.imap_secret.is_some() && before.imap_secret.is_some();
+        after.imap_secret = match after.imap_secret.take() {
+            Some(plain) => Some(self.seal_secret(&ctx, &plain)?),
+            // a kept legacy plaintext is encrypted now
+            None if keep_secret && after.imap_host.is_some() => match &before.imap_secret {
+                Some(kept) => Some(self.secrets.reseal(&ctx, kept).map_err(|e| AppError::Internal(e.to_string()))?),
+                None => None,
+            },
+            None => None,
+        };
         store::update_mailbox(&mut w.tx, &after).await?;
-        w.record("mailbox", &after.id, AuditAction::Update, Some(&snapshot(&before)), Some(&snapshot(&after))).await?;
+        w.record(
+            "mailbox",
+            &after.id,
+            AuditAction::Update,
+            Some(&mailbox_snapshot(&before, false)),
+            Some(&mailbox_snapshot(&after, replaced)),
+        )
+        .await?;
         w.commit().await?;
         Ok(after)
     }

@@ -30,7 +30,12 @@ const T0: i64 = 1_780_000_000_000;
 
 fn app_on(t: &TestDb) -> (App, Arc<TestClock>) {
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-    (App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock.clone()), clock)
+    (App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock.clone()).with_secrets(secret_box(0x42)), clock)
+}
+
+/// The box that encrypts stored secrets; the stories' apps use key byte 0x42 throughout.
+fn secret_box(key_byte: u8) -> keel_app::secrets::SecretBox {
+    keel_app::secrets::SecretBox::new([key_byte; 32], keel_app::secrets::KeySource::Given)
 }
 
 const NAME_SORT: SortKey = SortKey { name: "name", column: "name", kind: SortKind::Text };
@@ -2532,6 +2537,15 @@ mod notifications {
             {
                 app.create_webhook(&w.admin, hook(kind, secret)).await.unwrap();
             }
+            // stored encrypted: the raw rows are not the secrets
+            let mut c = app.read().await.unwrap();
+            let stored = keel_store::notifications::webhook_secrets(&mut c).await.unwrap();
+            drop(c);
+            assert_eq!(stored.len(), 3, "{}", t.label);
+            for (_, name, value) in &stored {
+                assert!(keel_app::secrets::is_sealed(value), "{name}: {value}");
+                assert!(!["g-secret", "SECd", "f-secret"].iter().any(|p| value.contains(p)), "{name}: {value}");
+            }
             let mut other = hook("generic", None);
             other.project_id = Some(w.project_b.clone());
             other.name = "Beta only".into();
@@ -2599,6 +2613,79 @@ mod notifications {
             assert!(matches!(app.retry_delivery(&w.admin, &one.id).await, Err(AppError::Conflict { .. })));
             assert_eq!(app.deliver_due(100).await.unwrap(), 1);
             assert_eq!(app.get_delivery(&w.admin, &one.id).await.unwrap().status, "sent");
+        }
+    }
+
+    /// A secret stored in plain text before encryption existed still signs, and is encrypted
+    /// at start; an instance with another key (or none) fails the delivery with a message
+    /// naming the webhook and what to do — it never sends it unsigned.
+    #[tokio::test]
+    async fn a_legacy_plaintext_secret_still_signs_and_a_wrong_key_never_sends_unsigned() {
+        for t in TestDb::migrated_all().await {
+            let rx = Receiver::start().await;
+            let (app, clock) = app_on(&t);
+            let w = world(&app).await;
+            let d = desk(&app, &w).await;
+            let input = WebhookInput {
+                name: "Legacy hook".into(),
+                kind: "generic".into(),
+                url: format!("{}/generic", rx.base),
+                secret: Some("new-secret".into()),
+                event_kinds: vec!["incident.created".into()],
+                ..Default::default()
+            };
+            let hook = app.create_webhook(&w.admin, input).await.unwrap();
+            // as a Keel without encryption left it
+            let mut tx = t.db.begin().await.unwrap();
+            sqlx::query("UPDATE notification_webhooks SET secret = $1 WHERE id = $2")
+                .bind("legacy-secret")
+                .bind(&hook.id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Legacy")).await.unwrap();
+            assert_eq!(run(&app).await, (1, 1), "{}", t.label);
+            let g = &rx.hits("/generic")[0];
+            assert_eq!(g.headers["x-keel-signature"], format!("sha256={}", hex::encode(hmac(b"legacy-secret", g.body.as_bytes()))));
+
+            // encrypted once at start, and still the same secret
+            let report = app.seal_stored_secrets().await.unwrap();
+            assert_eq!((report.sealed, report.readable, report.unreadable.len()), (1, 0, 0), "{}", t.label);
+            let stored = app.get_webhook(&w.admin, &hook.id).await.unwrap().secret.unwrap();
+            assert!(keel_app::secrets::is_sealed(&stored) && !stored.contains("legacy-secret"), "{stored}");
+            assert_eq!(app.seal_stored_secrets().await.unwrap().readable, 1, "nothing left to encrypt");
+            assert_eq!(app.get_webhook(&w.admin, &hook.id).await.unwrap().version, hook.version, "not an edit");
+            app.create_ticket(&w.agent_a, ticket(&w, &d.team, "Sealed")).await.unwrap();
+            assert_eq!(run(&app).await, (1, 1));
+            let g = &rx.hits("/generic")[1];
+            assert_eq!(g.headers["x-keel-signature"], format!("sha256={}", hex::encode(hmac(b"legacy-secret", g.body.as_bytes()))));
+
+            // another key, or none: the delivery fails, naming the webhook; nothing is sent
+            for (label, other) in [("another key", secret_box(0x07)), ("no key", keel_app::secrets::SecretBox::unconfigured())] {
+                let other = App::new(t.db.clone(), SecurityConfig::default()).with_clock(clock.clone()).with_secrets(other);
+                let report = other.seal_stored_secrets().await.unwrap();
+                assert_eq!(report.unreadable.len(), 1, "{label}");
+                assert!(report.unreadable[0].contains("webhook \"Legacy hook\""), "{}", report.unreadable[0]);
+                let sent = rx.hits("/generic").len();
+                let tk = app.create_ticket(&w.agent_a, ticket(&w, &d.team, label)).await.unwrap();
+                assert_eq!(run(&other).await, (1, 1), "{label}: claimed and tried");
+                let tried = other.list_deliveries(&w.admin, &DeliveryFilter::default()).await.unwrap();
+                let failed = tried.iter().find(|d| d.entity_id == tk.id).unwrap();
+                let error = failed.last_error.as_deref().unwrap();
+                assert_eq!(failed.status, "pending", "{label}: retried later");
+                assert!(error.contains(&format!("webhook \"Legacy hook\" ({})", hook.id)), "{error}");
+                assert!(error.contains("KEEL_SECRET_KEY") && error.contains("enter the webhook's secret again"), "{error}");
+                assert!(!error.contains("legacy-secret") && !error.contains("enc:v1"), "{error}");
+                assert_eq!(rx.hits("/generic").len(), sent, "{label}: never sent unsigned");
+                // the instance with the right key delivers it on the retry
+                clock.advance(3_600_000);
+                assert_eq!(app.deliver_due(100).await.unwrap(), 1);
+                let hits = rx.hits("/generic");
+                assert_eq!(hits.len(), sent + 1);
+                let g = &hits[sent];
+                assert_eq!(g.headers["x-keel-signature"], format!("sha256={}", hex::encode(hmac(b"legacy-secret", g.body.as_bytes()))));
+            }
         }
     }
 
@@ -3885,6 +3972,8 @@ mod mail_in {
                 ..Default::default()
             };
             let mailbox = app.create_mailbox(&w.admin, &w.project_a, input).await.unwrap();
+            let stored = mailbox.imap_secret.clone().unwrap();
+            assert!(keel_app::secrets::is_sealed(&stored) && !stored.contains("imap-secret"), "stored encrypted: {stored}");
 
             let mut s = imap_session(server.port, user).await;
             for f in ["outlook_new.eml", "auto_reply.eml", "foxmail_gbk.eml"] {
@@ -3909,6 +3998,34 @@ mod mail_in {
             app.run_due_jobs(20).await.unwrap();
             let log = app.list_received_mail(&w.agent_a, &w.project_a).await.unwrap();
             assert!(log.iter().any(|m| m.subject == "Newsletter signup form broken" && m.outcome == "ticket"), "{}", t.label);
+
+            // Another key: the password is not tried, and the error names the mailbox.
+            let other = App::new(t.db.clone(), SecurityConfig::default()).with_secrets(secret_box(0x07));
+            s.append("INBOX", None, None, corpus("outlook_new.eml")).await.unwrap();
+            let err = match other.poll_mailbox(&mailbox).await.unwrap_err() {
+                AppError::Internal(m) => m,
+                e => panic!("{e:?}"),
+            };
+            assert!(err.contains(&format!("mailbox desk@acme-ops.keel.test ({})", mailbox.id)) && err.contains("KEEL_SECRET_KEY"), "{err}");
+            assert!(!err.contains("imap-secret"), "{err}");
+            assert!(other.poll_mailboxes().await.is_err());
+            // A password stored in plain text before encryption existed still logs in, and is
+            // encrypted at start.
+            let mut tx = t.db.begin().await.unwrap();
+            sqlx::query("UPDATE mailboxes SET imap_secret = $1 WHERE id = $2")
+                .bind(format!("imap-secret-{user}"))
+                .bind(&mailbox.id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let legacy = app.get_mailbox(&w.admin, &mailbox.id).await.unwrap();
+            assert_eq!(app.poll_mailbox(&legacy).await.unwrap().fetched, 1, "{}", t.label);
+            assert_eq!(app.seal_stored_secrets().await.unwrap().sealed, 1);
+            let sealed = app.get_mailbox(&w.admin, &mailbox.id).await.unwrap();
+            assert!(keel_app::secrets::is_sealed(sealed.imap_secret.as_deref().unwrap()));
+            s.append("INBOX", None, None, corpus("auto_reply.eml")).await.unwrap();
+            assert_eq!(app.poll_mailbox(&sealed).await.unwrap().fetched, 1, "{}", t.label);
             s.logout().await.unwrap();
         }
         drop(server);

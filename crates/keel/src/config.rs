@@ -35,6 +35,23 @@ pub struct Config {
     pub job_lease_ms: i64,
     /// How long (ms) one email or webhook delivery may take before it counts as failed.
     pub notification_timeout_ms: u64,
+    /// The 32-byte key (64 hex digits or base64) that encrypts webhook secrets and IMAP
+    /// passwords in the database (`KEEL_SECRET_KEY`). Without it the key is kept in
+    /// `data_dir/secret.key`, created on first start; instances sharing one PostgreSQL
+    /// database must all be given the same key.
+    #[serde(default)]
+    pub secret_key: Option<SecretKey>,
+}
+
+/// A configured key: never printed.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
 }
 
 impl Default for Config {
@@ -55,6 +72,7 @@ impl Default for Config {
             job_tick_ms: 2000,
             job_lease_ms: 5 * 60_000,
             notification_timeout_ms: 15_000,
+            secret_key: None,
         }
     }
 }
@@ -90,6 +108,7 @@ impl Config {
             "job_tick_ms",
             "job_lease_ms",
             "notification_timeout_ms",
+            "secret_key",
         ]));
         fig = fig.merge(
             Env::prefixed("KEEL_SMTP_").only(&["host", "port", "tls", "user", "password", "from"]).map(|k| format!("smtp.{k}").into()),
@@ -156,6 +175,14 @@ impl Config {
         }
     }
 
+    /// The box that encrypts stored secrets: the configured key, else the data directory's
+    /// key file (created now when missing).
+    pub fn secrets(&self) -> anyhow::Result<keel_app::secrets::SecretBox> {
+        keel_app::secrets::SecretBox::from_config(self.secret_key.as_ref().map(|k| k.0.as_str()), &self.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot set up the key that encrypts stored secrets (KEEL_SECRET_KEY)")
+    }
+
     pub fn jobs(&self) -> keel_app::jobs::JobConfig {
         keel_app::jobs::JobConfig { tick: std::time::Duration::from_millis(self.job_tick_ms), lease_ms: self.job_lease_ms }
     }
@@ -185,6 +212,23 @@ mod tests {
         assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("mail.example.com", 465, keel_app::notifications::channels::SmtpTls::Tls));
         std::fs::write(&file, "bind = \"127.0.0.1:9\"\n").unwrap();
         assert!(Config::load(Some(&file), None, None, None).unwrap().smtp.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_secret_key_comes_from_keel_toml_and_is_never_printed() {
+        let dir = std::env::temp_dir().join(format!("keel-config-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keel.toml");
+        let key = "ab".repeat(32);
+        std::fs::write(&file, format!("secret_key = \"{key}\"\n")).unwrap();
+        let cfg = Config::load(Some(&file), None, Some(dir.join("data")), None).unwrap();
+        assert!(!format!("{cfg:?}").contains(&key));
+        assert_eq!(cfg.secrets().unwrap().source(), &keel_app::secrets::KeySource::Configured);
+        assert!(!dir.join("data").join("secret.key").exists(), "no key file when a key is configured");
+        std::fs::write(&file, "secret_key = \"too short\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&file), None, None, None).unwrap().secrets().unwrap_err());
+        assert!(err.contains("KEEL_SECRET_KEY") && !err.contains("too short"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

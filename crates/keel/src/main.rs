@@ -362,11 +362,21 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let db = open(&cfg).await?;
     keel_store::migrate::run(&db).await?;
     let files = keel_app::desk::FileStore::new(std::path::absolute(cfg.data_dir.join("attachments"))?, cfg.max_attachment_bytes);
+    let secrets = cfg.secrets()?;
+    announce_key(&secrets, db.backend());
     let app = App::new(db.clone(), cfg.security())
         .with_files(files)
         .with_notify(cfg.notify())
         .with_jobs(cfg.jobs())
-        .with_search(keel_app::search::Search::at(&cfg.data_dir.join("search")));
+        .with_search(keel_app::search::Search::at(&cfg.data_dir.join("search")))
+        .with_secrets(secrets);
+    let sealed = app.seal_stored_secrets().await?;
+    if sealed.sealed > 0 {
+        tracing::info!(count = sealed.sealed, "stored secrets kept in plain text were encrypted");
+    }
+    for problem in &sealed.unreadable {
+        tracing::warn!("{problem}");
+    }
     keel_search_warm();
     app.seed_jobs().await?;
     app.seed_cmdb_classes().await?;
@@ -407,6 +417,27 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let _ = follower.await;
     db.close().await;
     Ok(())
+}
+
+/// Says where the key of stored secrets comes from, and warns when instances sharing a
+/// PostgreSQL database would each make their own.
+fn announce_key(secrets: &keel_app::secrets::SecretBox, backend: Backend) {
+    use keel_app::secrets::KeySource;
+    match secrets.source() {
+        KeySource::File { path, created } => {
+            if *created {
+                tracing::info!(file = %path.display(), "created the key that encrypts stored secrets; back it up with the database");
+            }
+            if backend == Backend::Postgres {
+                tracing::warn!(
+                    file = %path.display(),
+                    "stored secrets are encrypted with this data directory's key file; every instance sharing this \
+                     PostgreSQL database must use the same key: set KEEL_SECRET_KEY to the file's content on all of them"
+                );
+            }
+        }
+        source => tracing::info!(%source, "stored secrets are encrypted with the configured key"),
+    }
 }
 
 /// A progress bar on standard error (no dependency: one line redrawn with `\r`).

@@ -100,6 +100,7 @@ async fn start_server(args: Vec<String>) -> (tokio::process::Child, String) {
         .args(&args)
         .args(["--bind", "127.0.0.1:0", "serve"])
         .env_remove("KEEL_DATABASE_URL")
+        .env_remove("KEEL_SECRET_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -201,6 +202,103 @@ async fn answered_writes_survive_sigkill_on_postgres() {
     let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
     kill_during_writes(vec!["--database-url".into(), t.url.clone()], open).await;
     drop(t);
+}
+
+/// `keel serve` without `KEEL_SECRET_KEY` creates `secret.key` (0600) in the data directory
+/// on first start and encrypts the webhook secret and IMAP password a Keel without encryption
+/// stored in plain text; a second start keeps the key.
+async fn serve_encrypts_plaintext_secrets(db_args: Vec<String>, data_dir: &std::path::Path, open: impl AsyncFn() -> keel_store::Db) {
+    use keel_app::secrets::{SecretBox, is_sealed, mailbox_context, webhook_context};
+    let db = open().await;
+    keel_store::migrate::run(&db).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let sys = Principal::system();
+    let org = app
+        .create_organization(
+            &sys,
+            keel_app::directory::OrganizationInput { name: "Acme".into(), code: "acme".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let project =
+        keel_app::directory::ProjectInput { code: "OPS".into(), name: "Ops".into(), organization_id: org.id, ..Default::default() };
+    app.create_project(&sys, project).await.unwrap();
+    let mailbox = app
+        .create_mailbox(&sys, "OPS", keel_app::mail_in::MailboxInput { address: "desk@ops.keel.test".into(), ..Default::default() })
+        .await
+        .unwrap();
+    // as a Keel without encryption left them
+    let hook = keel_store::notifications::WebhookRecord {
+        id: keel_store::new_id(),
+        name: "Ops".into(),
+        kind: "generic".into(),
+        url: "https://hooks.example/keel".into(),
+        secret: Some("plain-webhook-secret".into()),
+        language: "en".into(),
+        active: true,
+        ..Default::default()
+    };
+    let mut tx = db.begin().await.unwrap();
+    keel_store::notifications::insert_webhook(&mut tx, &hook).await.unwrap();
+    let legacy_box = keel_store::mail::MailboxRecord {
+        imap_host: Some("127.0.0.1".into()),
+        imap_port: Some(143),
+        imap_tls: Some("plain".into()),
+        imap_user: Some("desk".into()),
+        imap_secret: Some("plain-imap-password".into()),
+        // not polled while the server runs
+        active: false,
+        version: 2,
+        ..mailbox.clone()
+    };
+    keel_store::mail::update_mailbox(&mut tx, &legacy_box).await.unwrap();
+    tx.commit().await.unwrap();
+    db.close().await;
+
+    let key_file = data_dir.join("secret.key");
+    assert!(!key_file.exists());
+    for _ in 0..2 {
+        let (mut child, _addr) = start_server(db_args.clone()).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let key = SecretBox::from_config(None, data_dir).unwrap();
+    let db = open().await;
+    let mut c = db.reader().acquire().await.unwrap();
+    let stored = keel_store::notifications::get_webhook(&mut c, &hook.id).await.unwrap().unwrap().secret.unwrap();
+    assert!(is_sealed(&stored) && !stored.contains("plain-webhook-secret"), "{stored}");
+    assert_eq!(key.open(&webhook_context(&hook.id), &stored).unwrap(), "plain-webhook-secret");
+    let stored = keel_store::mail::get_mailbox(&mut c, &mailbox.id).await.unwrap().unwrap().imap_secret.unwrap();
+    assert!(is_sealed(&stored) && !stored.contains("plain-imap-password"), "{stored}");
+    assert_eq!(key.open(&mailbox_context(&mailbox.id), &stored).unwrap(), "plain-imap-password");
+    drop(c);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn serve_encrypts_plaintext_secrets_on_sqlite() {
+    let dir = temp_dir();
+    let d = dir.join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    let url = keel_store::sqlite_url_for_dir(&d);
+    let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
+    serve_encrypts_plaintext_secrets(vec!["--data-dir".into(), d.to_str().unwrap().into()], &d, open).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn serve_encrypts_plaintext_secrets_on_postgres() {
+    let Some(admin_url) = keel_store::testing::postgres_url() else { return };
+    let t = TestDb::postgres(&admin_url).await;
+    let dir = temp_dir();
+    let url = t.url.clone();
+    let open = || async { keel_store::Db::connect(&url, &Default::default()).await.unwrap() };
+    let args = vec!["--database-url".into(), t.url.clone(), "--data-dir".into(), dir.to_str().unwrap().into()];
+    serve_encrypts_plaintext_secrets(args, &dir, open).await;
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn mailgate(args: &[&str], message: &[u8]) -> std::process::Output {

@@ -57,10 +57,15 @@ async fn principal(app: &App, id: &str) -> Principal {
     keel_app::auth::principal_of(&mut c, &u).await.unwrap()
 }
 
+/// The key stored secrets are encrypted with in these tests.
+const TEST_SECRET_KEY: [u8; 32] = [0x5e; 32];
+
 async fn site_on(db: TestDb) -> Site {
     keel_store::migrate::run(&db.db).await.unwrap();
     let files = std::env::temp_dir().join(format!("keel-http-files-{}", keel_store::new_id()));
-    let app = App::new(db.db.clone(), SecurityConfig::default()).with_files(keel_app::desk::FileStore::new(files, 16 * 1024));
+    let app = App::new(db.db.clone(), SecurityConfig::default())
+        .with_files(keel_app::desk::FileStore::new(files, 16 * 1024))
+        .with_secrets(keel_app::secrets::SecretBox::new(TEST_SECRET_KEY, keel_app::secrets::KeySource::Given));
     let sys = Principal::system();
     let mk = |email: &str, roles: Vec<Role>| NewUser {
         email: email.into(),

@@ -61,9 +61,16 @@ pub struct WebhookRequest {
     pub body: String,
 }
 
-/// Builds the vendor-specific request for a delivery at `now_ms`.
-pub fn webhook_request(h: &WebhookRecord, d: &Delivery, now_ms: i64) -> WebhookRequest {
-    let secret = h.secret.as_deref().filter(|s| !s.is_empty());
+/// Whether requests of a kind of webhook are signed with its secret (WeCom and Slack carry
+/// their key in the URL).
+pub fn signs(kind: &str) -> bool {
+    matches!(kind, "dingtalk" | "feishu" | "generic")
+}
+
+/// Builds the vendor-specific request for a delivery at `now_ms`, signed with `secret` (the
+/// webhook's secret decrypted; `h.secret` is its stored, encrypted form and is not used).
+pub fn webhook_request(h: &WebhookRecord, secret: Option<&str>, d: &Delivery, now_ms: i64) -> WebhookRequest {
+    let secret = secret.filter(|s| !s.is_empty());
     let markdown = format!("**{}**\n\n{}", d.subject, d.body_text);
     let mut url = h.url.clone();
     let mut headers = Vec::new();
@@ -350,9 +357,10 @@ mod tests {
         let hook = |kind: &str| WebhookRecord {
             kind: kind.into(),
             url: "https://h.example/x?access_token=t".into(),
-            secret: Some("s".into()),
+            secret: Some("enc:v1:stored form".into()),
             ..Default::default()
         };
+        let webhook_request = |h: &WebhookRecord, d: &Delivery, now| webhook_request(h, Some("s"), d, now);
         let r = webhook_request(&hook("dingtalk"), &d, 1_700_000_000_000);
         assert!(r.url.starts_with("https://h.example/x?access_token=t&timestamp=1700000000000&sign="), "{}", r.url);
         let r = webhook_request(&hook("feishu"), &d, 1_700_000_000_123);

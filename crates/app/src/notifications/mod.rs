@@ -7,7 +7,7 @@ pub mod channels;
 pub mod preferences;
 pub mod templates;
 
-use crate::{App, AppError, Principal, Result, Writer};
+use crate::{App, AppError, Principal, Result, Writer, secrets};
 use channels::SmtpConfig;
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
@@ -413,7 +413,16 @@ impl App {
                     store::get_webhook(&mut c, &d.recipient).await.map_err(|e| e.to_string())?
                 };
                 let h = h.ok_or("the webhook was removed")?;
-                let req = channels::webhook_request(&h, d, chrono::Utc::now().timestamp_millis());
+                // A secret this instance cannot open fails the delivery: it is never sent unsigned.
+                let secret = match h.secret.as_deref().filter(|s| !s.is_empty() && channels::signs(&h.kind)) {
+                    Some(stored) => Some(
+                        self.secrets
+                            .open(&secrets::webhook_context(&h.id), stored)
+                            .map_err(|e| secrets::webhook_error(&h.name, &h.id, &e))?,
+                    ),
+                    None => None,
+                };
+                let req = channels::webhook_request(&h, secret.as_deref(), d, chrono::Utc::now().timestamp_millis());
                 channels::post(&req, self.notify.timeout).await
             }
             other => Err(format!("unknown channel {other}")),
@@ -597,10 +606,13 @@ impl App {
         }
         let mut w = self.write(actor).await?;
         let mut rec = WebhookRecord { id: keel_store::new_id(), created_at: w.now, version: 1, ..Default::default() };
-        apply_webhook(&mut w.tx, &mut rec, input).await?;
+        let new_secret = apply_webhook(&mut w.tx, &mut rec, input).await?;
+        if let Some(s) = new_secret {
+            rec.secret = Some(self.seal_secret(&secrets::webhook_context(&rec.id), &s)?);
+        }
         rec.updated_at = w.now;
         store::insert_webhook(&mut w.tx, &rec).await?;
-        w.record("notification_webhook", &rec.id, AuditAction::Create, None, Some(&crate::writer::snapshot(&rec))).await?;
+        w.record("notification_webhook", &rec.id, AuditAction::Create, None, Some(&webhook_snapshot(&rec, false))).await?;
         w.commit().await?;
         Ok(rec)
     }
@@ -622,11 +634,25 @@ impl App {
             return Err(AppError::Stale);
         }
         let mut after = before.clone();
-        apply_webhook(&mut w.tx, &mut after, input).await?;
+        let new_secret = apply_webhook(&mut w.tx, &mut after, input).await?;
+        let ctx = secrets::webhook_context(id);
+        let replaced = new_secret.is_some() && before.secret.is_some();
+        after.secret = match (new_secret, &before.secret) {
+            (Some(s), _) => Some(self.seal_secret(&ctx, &s)?),
+            // a kept legacy plaintext is encrypted now
+            (None, Some(kept)) => Some(self.secrets.reseal(&ctx, kept).map_err(|e| AppError::Internal(e.to_string()))?),
+            (None, None) => None,
+        };
         after.updated_at = w.now;
         store::update_webhook(&mut w.tx, &after, expected).await?;
-        let snap = crate::writer::snapshot;
-        w.record("notification_webhook", id, AuditAction::Update, Some(&snap(&before)), Some(&snap(&after))).await?;
+        w.record(
+            "notification_webhook",
+            id,
+            AuditAction::Update,
+            Some(&webhook_snapshot(&before, false)),
+            Some(&webhook_snapshot(&after, replaced)),
+        )
+        .await?;
         let fresh = store::get_webhook(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         w.commit().await?;
         Ok(fresh)
@@ -639,7 +665,7 @@ impl App {
         let mut w = self.write(actor).await?;
         let before = store::get_webhook(&mut w.tx, id).await?.ok_or(AppError::NotFound)?;
         store::delete_webhook(&mut w.tx, id).await?;
-        w.record("notification_webhook", id, AuditAction::Delete, Some(&crate::writer::snapshot(&before)), None).await?;
+        w.record("notification_webhook", id, AuditAction::Delete, Some(&webhook_snapshot(&before, false)), None).await?;
         w.commit().await?;
         Ok(())
     }
@@ -671,7 +697,20 @@ fn view_of(kind: &str, lang: &str, o: Option<&TemplateRecord>) -> TemplateView {
     }
 }
 
-async fn apply_webhook(conn: &mut AnyConnection, rec: &mut WebhookRecord, input: WebhookInput) -> Result<()> {
+/// A webhook as the audit trail keeps it: its secret only as `set`, `not_set` or `replaced`
+/// (a new secret was entered), never the value, encrypted or not.
+fn webhook_snapshot(h: &WebhookRecord, replaced: bool) -> serde_json::Value {
+    let mut v = crate::writer::snapshot(h);
+    if let Some(o) = v.as_object_mut() {
+        let state = if replaced { "replaced" } else { secrets::audit_state(h.secret.as_deref()) };
+        o.insert("secret".into(), serde_json::json!(state));
+    }
+    v
+}
+
+/// Checks and applies an administrator's input; returns the new secret entered, if any (the
+/// caller encrypts it; left empty keeps the stored one).
+async fn apply_webhook(conn: &mut AnyConnection, rec: &mut WebhookRecord, input: WebhookInput) -> Result<Option<String>> {
     let mut errors = Vec::new();
     let name = input.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
@@ -711,15 +750,12 @@ async fn apply_webhook(conn: &mut AnyConnection, rec: &mut WebhookRecord, input:
     rec.name = name;
     rec.kind = input.kind;
     rec.url = url;
-    if let Some(s) = blank(&input.secret) {
-        rec.secret = Some(s);
-    }
     rec.event_kinds = input.event_kinds;
     rec.project_id = project_id;
     rec.team_id = team_id;
     rec.language = language;
     rec.active = input.active.unwrap_or(true);
-    Ok(())
+    Ok(blank(&input.secret))
 }
 
 /// The announcement a lifecycle step makes, if any: assignment to the assignee (or the team

@@ -257,3 +257,7 @@ field-transition-reason = Reason
 field-action = Action
 history-system = Keel (automatic)
 history-not-available = (not available)
+# whether a webhook secret or an IMAP password is stored (never the value)
+secret-state-set = set
+secret-state-not-set = not set
+secret-state-replaced = replaced (a new one was entered)

@@ -245,3 +245,7 @@ field-transition-reason = 原因
 field-action = 操作
 history-system = Keel（系统自动）
 history-not-available = （不可用）
+# 是否已保存 Webhook 密钥或 IMAP 密码（从不显示其值）
+secret-state-set = 已设置
+secret-state-not-set = 未设置
+secret-state-replaced = 已更换（输入了新值）

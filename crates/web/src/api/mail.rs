@@ -126,6 +126,8 @@ pub struct Mailbox {
     /// `tls`, `starttls` or `plain`.
     pub imap_tls: Option<String>,
     pub imap_user: Option<String>,
+    /// Whether an IMAP password is stored (encrypted; it is never returned).
+    pub has_imap_secret: bool,
     pub imap_folder: Option<String>,
     pub imap_done_folder: Option<String>,
     /// The private CA trusted for the IMAP server, PEM.
@@ -147,6 +149,7 @@ impl From<MailboxRecord> for Mailbox {
             imap_port: m.imap_port,
             imap_tls: m.imap_tls,
             imap_user: m.imap_user,
+            has_imap_secret: m.imap_secret.is_some(),
             imap_folder: m.imap_folder,
             imap_done_folder: m.imap_done_folder,
             imap_ca_pem: m.imap_ca_pem,

@@ -92,6 +92,8 @@ fn vocabulary(entity: &str, field: &str) -> Option<&'static str> {
         ("release", "stage") => "release-stage",
         ("release", "rollback_outcome") => "release-rollback",
         ("configuration_item", "status") => "ci-status",
+        // only whether a secret is stored: `set`, `not_set` or `replaced`
+        ("notification_webhook", "secret") | ("mailbox", "imap_secret") => "secret-state",
         _ => return None,
     })
 }

@@ -257,3 +257,46 @@ async fn a_mailbox_names_its_team_in_the_api_and_the_form_and_its_mail_lands_in_
         assert_eq!(r.json()["team_id"], Value::Null);
     }
 }
+
+/// A mailbox's IMAP password is kept encrypted (the raw row is not the password), kept when
+/// an edit leaves it empty, and never shown by the API, the pages or the audit trail.
+#[tokio::test]
+async fn imap_passwords_are_encrypted_at_rest_and_shown_only_as_set() {
+    use keel_app::secrets::{is_sealed, mailbox_context};
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let plain = "imap-plain-password-42";
+        let body = json!({ "address": "desk@a1.keel.test", "imap_host": "127.0.0.1", "imap_port": 1143, "imap_tls": "plain", "imap_user": "desk", "imap_secret": plain });
+        let r = s.api(Method::POST, "/api/v1/projects/A1/mailboxes", admin, Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(r.json()["has_imap_secret"], true);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        async fn raw(app: &App, id: &str) -> String {
+            let mut c = app.read().await.unwrap();
+            keel_store::mail::get_mailbox(&mut c, id).await.unwrap().unwrap().imap_secret.unwrap()
+        }
+        let stored = || raw(&s.app, &id);
+        let first = stored().await;
+        assert!(is_sealed(&first) && !first.contains(plain), "the raw row is encrypted: {first}");
+        assert_eq!(s.app.secrets.open(&mailbox_context(&id), &first).unwrap(), plain);
+
+        let edit = json!({ "address": "desk@a1.keel.test", "imap_host": "127.0.0.1", "imap_port": 1143, "imap_tls": "plain", "imap_user": "desk2", "active": true });
+        let r = s.api(Method::PUT, &format!("/api/v1/mailboxes/{id}"), admin, Some(edit), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(stored().await, first, "an absent password keeps the stored one");
+
+        let shown = |text: &str| text.contains(plain) || text.contains("enc:v1");
+        let r = s.api(Method::GET, &format!("/api/v1/mailboxes/{id}"), admin, None, &[]).await;
+        assert!(!shown(&r.text()) && r.json()["has_imap_secret"] == true, "{}", r.text());
+        assert!(!shown(&s.api(Method::GET, "/api/v1/projects/A1/mailboxes", admin, None, &[]).await.text()));
+        let history = s.app.history("mailbox", &id).await.unwrap();
+        let trail = serde_json::to_string(&history).unwrap();
+        assert!(!shown(&trail), "{trail}");
+        let created = history.iter().find(|h| h.action == "create").unwrap();
+        assert!(created.changes.as_array().unwrap().iter().any(|c| c["field"] == "imap_secret" && c["new"] == "set"), "{trail}");
+        let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/mailboxes/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!shown(&page.text()), "{}", page.text());
+    }
+}

@@ -122,3 +122,64 @@ async fn administrators_manage_templates_webhooks_and_deliveries() {
         assert_eq!(s.page(&agent_cookie, "/admin/notifications/templates").await.status, StatusCode::FORBIDDEN);
     }
 }
+
+/// Webhook signing secrets are kept encrypted (the raw row is not the secret), an empty
+/// secret keeps the stored one, a new one replaces it, and neither the API, the page nor the
+/// audit trail shows it — encrypted or not — only whether one is set.
+#[tokio::test]
+async fn webhook_secrets_are_encrypted_at_rest_and_shown_only_as_set() {
+    use keel_app::secrets::{is_sealed, webhook_context};
+    for s in sites().await {
+        let admin = Some(s.admin_token.as_str());
+        let plain = "SEC-plain-webhook-secret-42";
+        let body = json!({"name": "Ops", "kind": "generic", "url": "https://hooks.example/keel", "secret": plain});
+        let r = s.api(Method::POST, "/api/v1/notifications/webhooks", admin, Some(body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        async fn raw(app: &App, id: &str) -> String {
+            let mut c = app.read().await.unwrap();
+            keel_store::notifications::get_webhook(&mut c, id).await.unwrap().unwrap().secret.unwrap()
+        }
+        let stored = || raw(&s.app, &id);
+        let first = stored().await;
+        assert!(is_sealed(&first) && !first.contains(plain), "the raw row is encrypted: {first}");
+        assert_eq!(s.app.secrets.open(&webhook_context(&id), &first).unwrap(), plain);
+
+        let url = format!("/api/v1/notifications/webhooks/{id}");
+        let r = s.api(Method::PATCH, &url, admin, Some(json!({"secret": "", "name": "Ops desk"})), &[("If-Match", "\"1\"")]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(stored().await, first, "an empty secret keeps the stored one");
+        let r = s.api(Method::PATCH, &url, admin, Some(json!({"secret": "SEC-rotated-43"})), &[("If-Match", "\"2\"")]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let second = stored().await;
+        assert!(second != first && is_sealed(&second));
+        assert_eq!(s.app.secrets.open(&webhook_context(&id), &second).unwrap(), "SEC-rotated-43");
+
+        let shown = |text: &str| text.contains(plain) || text.contains("SEC-rotated") || text.contains("enc:v1");
+        for r in
+            [s.api(Method::GET, &url, admin, None, &[]).await, s.api(Method::GET, "/api/v1/notifications/webhooks", admin, None, &[]).await]
+        {
+            assert!(!shown(&r.text()), "{}", r.text());
+        }
+        assert_eq!(s.api(Method::GET, &url, admin, None, &[]).await.json()["has_secret"], true);
+        let history = s.app.history("notification_webhook", &id).await.unwrap();
+        let trail = serde_json::to_string(&history).unwrap();
+        assert!(!shown(&trail), "{trail}");
+        let secret_changes: Vec<(Value, Value)> = history
+            .iter()
+            .flat_map(|h| h.changes.as_array().cloned().unwrap_or_default())
+            .filter(|c| c["field"] == "secret")
+            .map(|c| (c["old"].clone(), c["new"].clone()))
+            .collect();
+        assert_eq!(secret_changes, [(Value::Null, json!("set")), (json!("set"), json!("replaced"))], "{trail}");
+        let (cookie, _) = s.browser_login("admin@keel.test", "correct horse battery").await;
+        let page = s.page(&cookie, &format!("/admin/notifications/webhooks/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!shown(&page.text()));
+        assert!(
+            page.text().contains("replaced (a new one was entered)") || page.text().contains("已更换（输入了新值）"),
+            "{}",
+            page.text()
+        );
+    }
+}
