@@ -1999,11 +1999,6 @@ mod sla_clocks {
             // a first response stops the P1's response clock; its resolution is due later
             app.add_comment(&sc.w.agent_a, &p1.id, "public", "正在处理").await.unwrap();
             assert_eq!(soon(d1).await, Vec::<String>::new(), "{}", t.label);
-            // past its due time the P3's response clock is breached: no longer "soon"
-            clock_.0.store(d3 + 60_000, Ordering::SeqCst);
-            app.run_sla_escalations().await.unwrap();
-            assert_eq!(clock(&app, &sc.w.agent_a, &p3.id, "first_response").await.state, "breached", "{}", t.label);
-            assert!(!soon(d3).await.contains(&p3.number), "{}", t.label);
             // a resolution clock past its warning threshold is listed whatever its due time
             let res = clock(&app, &sc.w.agent_a, &p1.id, "resolution").await;
             let warn_at = res.warning_at.unwrap();
@@ -2011,7 +2006,15 @@ mod sla_clocks {
             app.run_sla_escalations().await.unwrap();
             assert_eq!(clock(&app, &sc.w.agent_a, &p1.id, "resolution").await.state, "warning", "{}", t.label);
             assert!(res.due_at.unwrap() > warn_at + 60_000);
-            assert_eq!(soon(warn_at).await, vec![p1.number.clone()], "{}", t.label);
+            // the P3's response clock crossed its own 75 % threshold at the same business time
+            assert_eq!(clock(&app, &sc.w.agent_a, &p3.id, "first_response").await.state, "warning", "{}", t.label);
+            assert!(d3 > warn_at);
+            assert_eq!(soon(warn_at).await, vec![p1.number.clone(), p3.number.clone()], "{}", t.label);
+            // past its due time the P3's response clock is breached: no longer "soon"
+            clock_.0.store(d3 + 60_000, Ordering::SeqCst);
+            app.run_sla_escalations().await.unwrap();
+            assert_eq!(clock(&app, &sc.w.agent_a, &p3.id, "first_response").await.state, "breached", "{}", t.label);
+            assert!(!soon(d3).await.contains(&p3.number), "{}", t.label);
         }
     }
 
