@@ -259,16 +259,21 @@ impl Sink {
         Ok(())
     }
 
-    /// Commits what was written and opens the next transaction.
-    async fn commit_and_continue(&mut self, db: &Db) -> anyhow::Result<()> {
-        match self {
-            Sink::Sqlite(tx) => std::mem::replace(tx, db.begin().await?).commit().await?,
-            Sink::Postgres(c) => {
-                sqlx::query("COMMIT").execute(&mut *c).await?;
-                self.begin_pg().await?;
+    /// Commits what was written and opens the next transaction. The old transaction ends
+    /// before the next begins: SQLite's writer pool has one connection.
+    async fn commit_and_continue(self, db: &Db) -> anyhow::Result<Sink> {
+        Ok(match self {
+            Sink::Sqlite(tx) => {
+                tx.commit().await?;
+                Sink::Sqlite(db.begin().await?)
             }
-        }
-        Ok(())
+            Sink::Postgres(mut c) => {
+                sqlx::query("COMMIT").execute(&mut c).await?;
+                let mut sink = Sink::Postgres(c);
+                sink.begin_pg().await?;
+                sink
+            }
+        })
     }
 
     async fn commit(self) -> anyhow::Result<()> {
@@ -535,7 +540,7 @@ async fn bulk_load(db: &Db, url: &str, desk: &Desk, n: usize, now: i64) -> anyho
             }
         }
         if (i + 1) % TICKETS_PER_TX == 0 {
-            sink.commit_and_continue(db).await?;
+            sink = sink.commit_and_continue(db).await?;
             eprint!("\rloaded {} tickets ({:.0}/s)", i + 1, (i + 1) as f64 / started.elapsed().as_secs_f64());
         }
     }
