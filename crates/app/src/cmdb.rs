@@ -7,16 +7,18 @@
 //! are hidden from lists and graphs and refused on every use.
 
 use crate::cmdb_graph::CmdbGraph;
+use crate::history_names::{DefinedField, HistoryFields, RefKind};
 use crate::{App, AppError, Principal, Result};
 use keel_domain::FieldError;
 use keel_domain::audit::AuditAction;
 use keel_domain::cmdb::{
-    Affected, CiClass, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, OverdueCi, Relation, RelationType, Snapshot, SnapshotDiff,
-    VerificationState, check_new_relation, overdue_verifications,
+    Affected, AttributeDef, AttributeType, CiClass, CiLookup, CiSnapshot, CiStatus, ClassRegistry, Direction, OverdueCi, Relation,
+    RelationType, Snapshot, SnapshotDiff, VerificationState, check_new_relation, overdue_verifications,
 };
 use keel_domain::error::Errors;
 use keel_domain::process::Process;
 use keel_domain::validate;
+use keel_store::audit::HistoryEntry;
 use keel_store::cmdb::{self as store, BaselineRecord, CiFilter, CiRecord, ClassRecord, CmdbScope, RelationRecord};
 use keel_store::page::{Page, PageRequest};
 use keel_store::{directory, kernel};
@@ -215,6 +217,9 @@ pub(crate) fn sees_ci(actor: &Principal, project_id: Option<&str>) -> bool {
     actor.is_staff() && project_id.is_none_or(|p| actor.sees_all_projects() || actor.project_ids.iter().any(|x| x == p))
 }
 
+/// How a CI's audit entries name an attribute's field: `attributes.<key>`.
+const ATTRIBUTE_FIELD: &str = "attributes.";
+
 /// The CI as its audit entries show it: attribute values as `attributes.<key>` fields.
 pub(crate) fn audit_view(c: &CiRecord) -> Value {
     let mut m = Map::new();
@@ -228,9 +233,93 @@ pub(crate) fn audit_view(c: &CiRecord) -> Value {
     m.insert("description".into(), json!(c.description));
     m.insert("last_verified_at".into(), json!(c.last_verified_at));
     for (k, v) in &c.attributes {
-        m.insert(format!("attributes.{k}"), v.clone());
+        m.insert(format!("{ATTRIBUTE_FIELD}{k}"), v.clone());
     }
     Value::Object(m)
+}
+
+/// The attribute fields a CI's audit entry changes, each with its attribute key.
+fn changed_attributes(e: &HistoryEntry) -> impl Iterator<Item = (&str, &str)> {
+    e.changes.as_array().into_iter().flatten().filter_map(|c| {
+        let field = c.get("field")?.as_str()?;
+        Some((field, field.strip_prefix(ATTRIBUTE_FIELD)?))
+    })
+}
+
+/// The class each CI entry's values were written under, before and after the write: the class
+/// the CI's create entry or latest class change recorded, else `now` (the CI's class today).
+/// Entries of other records are left out.
+fn classes_of_entries<'a>(
+    entries: &'a [HistoryEntry],
+    now: &'a HashMap<String, String>,
+) -> Vec<(&'a HistoryEntry, Option<&'a str>, Option<&'a str>)> {
+    let mut cis: Vec<&HistoryEntry> = entries.iter().filter(|e| e.entity_type == CI_ENTITY).collect();
+    cis.sort_by(|a, b| (a.entity_id.as_str(), a.seq).cmp(&(b.entity_id.as_str(), b.seq)));
+    let mut recorded: HashMap<&str, &str> = HashMap::new();
+    let mut out = Vec::with_capacity(cis.len());
+    for e in cis {
+        let class_change = e.changes.as_array().into_iter().flatten().find(|c| c.get("field").and_then(Value::as_str) == Some("class_key"));
+        let recorded_side = |side: &str| class_change.and_then(|c| c.get(side)).and_then(Value::as_str);
+        let known = recorded.get(e.entity_id.as_str()).copied().or_else(|| now.get(&e.entity_id).map(String::as_str));
+        let (old, new) = (recorded_side("old").or(known), recorded_side("new").or(known));
+        if let Some(class) = new {
+            recorded.insert(&e.entity_id, class);
+        }
+        out.push((e, old, new));
+    }
+    out
+}
+
+/// What the attribute fields of CI entries mean: the attribute as the class the CI had when the
+/// entry was written defines it (or one of the class's ancestors) — its label, and whether its
+/// value refers to another CI. `now` gives the class of CIs whose entries do not record one.
+pub(crate) fn attribute_fields(registry: &ClassRegistry, entries: &[HistoryEntry], now: &HashMap<String, String>) -> HistoryFields {
+    fn definition<'r>(registry: &'r ClassRegistry, class: Option<&str>, key: &str) -> Option<&'r AttributeDef> {
+        registry.attributes(class?).into_iter().map(|(_, d)| d).find(|d| d.key == key)
+    }
+    fn refers_to(d: Option<&AttributeDef>) -> Option<RefKind> {
+        d.and_then(|d| matches!(d.kind, AttributeType::Reference { .. }).then_some(RefKind::Ci))
+    }
+    let mut fields = HistoryFields::default();
+    for (e, old_class, new_class) in classes_of_entries(entries, now) {
+        for (field, key) in changed_attributes(e) {
+            let (old, new) = (definition(registry, old_class, key), definition(registry, new_class, key));
+            if let Some(d) = new.or(old) {
+                let meaning =
+                    DefinedField { label_en: d.label_en.clone(), label_zh: d.label_zh.clone(), old: refers_to(old), new: refers_to(new) };
+                fields.define(&e.id, field, meaning);
+            }
+        }
+    }
+    fields
+}
+
+/// [`attribute_fields`] of the entries, with the classes as stored.
+pub(crate) async fn attribute_fields_in(conn: &mut sqlx::AnyConnection, entries: &[HistoryEntry]) -> Result<HistoryFields> {
+    if !entries.iter().any(|e| e.entity_type == CI_ENTITY && changed_attributes(e).next().is_some()) {
+        return Ok(HistoryFields::default());
+    }
+    let registry = registry_in(conn).await?;
+    let mut now = HashMap::new();
+    let unrecorded: Vec<String> = classes_of_entries(entries, &now)
+        .into_iter()
+        .filter(|(e, _, new)| new.is_none() && changed_attributes(e).next().is_some())
+        .map(|(e, ..)| e.entity_id.clone())
+        .collect();
+    for id in unrecorded {
+        if !now.contains_key(&id)
+            && let Some(ci) = store::get_ci(conn, &id).await?
+        {
+            now.insert(id, ci.class_key);
+        }
+    }
+    Ok(attribute_fields(&registry, entries, &now))
+}
+
+/// The classes as stored, checked as a whole.
+async fn registry_in(conn: &mut sqlx::AnyConnection) -> Result<ClassRegistry> {
+    let rows = store::list_classes(conn).await?;
+    ClassRegistry::new(rows.into_iter().map(|r| r.class).collect()).map_err(|e| AppError::Internal(format!("stored CI classes: {e:?}")))
 }
 
 /// A CI as a baseline keeps it: its attributes plus the core fields as `@name`, `@owner_user_id`…
@@ -293,8 +382,7 @@ impl App {
     /// The classes as stored, checked as a whole.
     pub async fn class_registry(&self) -> Result<ClassRegistry> {
         let mut c = self.read().await?;
-        let rows = store::list_classes(&mut c).await?;
-        ClassRegistry::new(rows.into_iter().map(|r| r.class).collect()).map_err(|e| AppError::Internal(format!("stored CI classes: {e:?}")))
+        registry_in(&mut c).await
     }
 
     pub async fn list_ci_classes(&self, actor: &Principal) -> Result<Vec<ClassRecord>> {
@@ -1011,5 +1099,54 @@ mod tests {
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
+    }
+
+    fn entry(id: &str, ci: &str, seq: i64, changes: Value) -> HistoryEntry {
+        crate::history_names::tests::entry_of(id, CI_ENTITY, ci, seq, changes)
+    }
+
+    #[test]
+    fn attribute_fields_mean_what_the_class_of_the_time_defines() {
+        use crate::history_names::{Side, references_of};
+        let h = [
+            entry(
+                "e1",
+                "vm",
+                1,
+                json!([{"field": "class_key", "new": "virtual_machine"}, {"field": "attributes.host", "new": "a"},
+                    {"field": "attributes.hostname", "new": "vm"}]),
+            ),
+            entry("e2", "vm", 2, json!([{"field": "attributes.host", "old": "a", "new": "b"}])),
+            // no longer a virtual machine: a server has no host
+            entry(
+                "e3",
+                "vm",
+                3,
+                json!([{"field": "class_key", "old": "virtual_machine", "new": "server"}, {"field": "attributes.host", "old": "b"}]),
+            ),
+            // a CI whose entries do not say its class
+            entry("e4", "other", 7, json!([{"field": "attributes.location", "old": "l1", "new": "l2"}])),
+        ];
+        let registry = ClassRegistry::shipped();
+        let now = HashMap::from([("other".to_string(), "network_device".to_string())]);
+        let fields = attribute_fields(&registry, &h, &now);
+        let kind = |i: usize, field: &str, side| fields.kind(&h[i], field, side);
+        assert_eq!(kind(0, "attributes.host", Side::New), Some(RefKind::Ci));
+        assert_eq!(fields.label(&h[0], "attributes.host"), Some(("Host", "宿主机")));
+        assert_eq!(kind(0, "attributes.hostname", Side::New), None);
+        assert_eq!(fields.label(&h[0], "attributes.hostname"), Some(("Host name", "主机名")), "inherited from server");
+        assert_eq!((kind(1, "attributes.host", Side::Old), kind(1, "attributes.host", Side::New)), (Some(RefKind::Ci), Some(RefKind::Ci)));
+        assert_eq!((kind(2, "attributes.host", Side::Old), kind(2, "attributes.host", Side::New)), (Some(RefKind::Ci), None));
+        assert_eq!(fields.label(&h[2], "attributes.host"), Some(("Host", "宿主机")));
+        assert_eq!(kind(3, "attributes.location", Side::Old), Some(RefKind::Ci));
+        assert_eq!(fields.label(&h[3], "attributes.location"), Some(("Location", "位置")));
+        let refs = references_of(&h, &fields);
+        let ids = |k| refs.get(&k).map(|s| s.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(ids(RefKind::Ci), ["a", "b", "l1", "l2"]);
+        assert_eq!(ids(RefKind::CiClass), ["server", "virtual_machine"]);
+        assert_eq!(refs.len(), 2, "{refs:?}");
+
+        let unknown = attribute_fields(&registry, &h[3..], &HashMap::new());
+        assert_eq!((unknown.kind(&h[3], "attributes.location", Side::Old), unknown.label(&h[3], "attributes.location")), (None, None));
     }
 }

@@ -485,9 +485,7 @@ impl App {
         let (problems, known_errors) = crate::problems::problem_links_in(&mut c, actor, &t.id).await?;
         let lists = self.reference.lists(&mut c).await?;
         let history = if staff { keel_store::audit::history(&mut c, "ticket", &t.id).await? } else { vec![] };
-        let refs = crate::history_names::references_of(&history);
-        let history_names =
-            if refs.is_empty() { Default::default() } else { crate::history_names::names_in(&mut c, actor, &lists, &refs).await? };
+        let history_names = crate::history_names::history_names_in(&mut c, actor, &lists, &history).await?;
         Ok(TicketPageData {
             actions,
             communications: self.communications_in(&mut c, actor, &t).await?,

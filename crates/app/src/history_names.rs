@@ -6,6 +6,10 @@
 //! A record that no longer exists, or that the reader may not see, has no name here: the page
 //! shows a neutral placeholder instead, so a history never tells a reader more than the
 //! record's own page would.
+//!
+//! Most fields refer to the same kind of record whatever the record ([`ref_kind`]); a few are
+//! defined by the record itself — a configuration item's attributes by its class — and are
+//! read per entry ([`HistoryFields`]).
 
 use crate::reference::DeskLists;
 use crate::{App, Principal, Result};
@@ -74,6 +78,58 @@ pub fn ref_kind(entity: &str, field: &str) -> Option<RefKind> {
     })
 }
 
+/// Which value of a field change: the one before the write or the one after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Old,
+    New,
+}
+
+/// A field of an entry that the record's own definition gives a meaning (a CI attribute, by the
+/// CI's class): its label in each language and, on each side of the change, the kind of record
+/// its value refers to, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinedField {
+    pub label_en: String,
+    pub label_zh: String,
+    pub old: Option<RefKind>,
+    pub new: Option<RefKind>,
+}
+
+/// What the fields of a history's entries mean: the fields that a record's own definition
+/// gives, by entry, and every other field by [`ref_kind`].
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFields {
+    /// entry id → field → meaning
+    defined: HashMap<String, HashMap<String, DefinedField>>,
+}
+
+impl HistoryFields {
+    pub fn define(&mut self, entry_id: &str, field: &str, meaning: DefinedField) {
+        self.defined.entry(entry_id.to_string()).or_default().insert(field.to_string(), meaning);
+    }
+
+    fn defined(&self, entry: &HistoryEntry, field: &str) -> Option<&DefinedField> {
+        self.defined.get(&entry.id).and_then(|f| f.get(field))
+    }
+
+    /// Which kind of record the `side` value of `field` in `entry` refers to, if any.
+    pub fn kind(&self, entry: &HistoryEntry, field: &str, side: Side) -> Option<RefKind> {
+        match self.defined(entry, field) {
+            Some(d) => match side {
+                Side::Old => d.old,
+                Side::New => d.new,
+            },
+            None => ref_kind(&entry.entity_type, field),
+        }
+    }
+
+    /// The label (English, Chinese) the record's definition gives `field` in `entry`.
+    pub fn label(&self, entry: &HistoryEntry, field: &str) -> Option<(&str, &str)> {
+        self.defined(entry, field).map(|d| (d.label_en.as_str(), d.label_zh.as_str()))
+    }
+}
+
 /// What a stored reference reads as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefName<'a> {
@@ -85,10 +141,12 @@ pub enum RefName<'a> {
     Unavailable,
 }
 
-/// The names of the records a history refers to, as one reader may see them.
+/// The names of the records a history refers to, as one reader may see them, and what the
+/// history's fields mean.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryNames {
     names: HashMap<(RefKind, String), (String, Option<String>)>,
+    fields: HistoryFields,
 }
 
 /// A stored reference as an id: people acting on a ticket or problem are kept as
@@ -125,21 +183,27 @@ impl HistoryNames {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+
+    /// What the fields of the history's entries mean.
+    pub fn fields(&self) -> &HistoryFields {
+        &self.fields
+    }
 }
 
-/// The references that the entries' field changes make, by kind.
-pub fn references_of(entries: &[HistoryEntry]) -> BTreeMap<RefKind, BTreeSet<String>> {
-    fn walk(out: &mut BTreeMap<RefKind, BTreeSet<String>>, entity: &str, field: &str, v: &Value) {
+/// The references that the entries' field changes make, by kind, with the fields meaning what
+/// `fields` says.
+pub fn references_of(entries: &[HistoryEntry], fields: &HistoryFields) -> BTreeMap<RefKind, BTreeSet<String>> {
+    fn walk(out: &mut BTreeMap<RefKind, BTreeSet<String>>, entity: &str, kind: Option<RefKind>, v: &Value) {
         match v {
             Value::String(s) => {
-                if let Some(kind) = ref_kind(entity, field)
+                if let Some(kind) = kind
                     && let Some(id) = id_of(kind, s)
                 {
                     out.entry(kind).or_default().insert(id.to_string());
                 }
             }
-            Value::Array(items) => items.iter().for_each(|x| walk(out, entity, field, x)),
-            Value::Object(fields) => fields.iter().for_each(|(k, x)| walk(out, entity, k, x)),
+            Value::Array(items) => items.iter().for_each(|x| walk(out, entity, kind, x)),
+            Value::Object(fields) => fields.iter().for_each(|(k, x)| walk(out, entity, ref_kind(entity, k), x)),
             _ => {}
         }
     }
@@ -148,9 +212,9 @@ pub fn references_of(entries: &[HistoryEntry]) -> BTreeMap<RefKind, BTreeSet<Str
         let Some(changes) = e.changes.as_array() else { continue };
         for c in changes {
             let Some(field) = c.get("field").and_then(Value::as_str) else { continue };
-            for side in ["old", "new"] {
-                if let Some(v) = c.get(side) {
-                    walk(&mut out, &e.entity_type, field, v);
+            for (side, key) in [(Side::Old, "old"), (Side::New, "new")] {
+                if let Some(v) = c.get(key) {
+                    walk(&mut out, &e.entity_type, fields.kind(e, field, side), v);
                 }
             }
         }
@@ -235,17 +299,32 @@ pub(crate) async fn names_in(
     Ok(names)
 }
 
+/// What the entries of a history mean and the names of the records they refer to, as `actor`
+/// may see them: the fields that records' own definitions give (a CI's attributes by its
+/// class), then the references those and all other fields make.
+pub(crate) async fn history_names_in(
+    conn: &mut AnyConnection,
+    actor: &Principal,
+    lists: &DeskLists,
+    entries: &[HistoryEntry],
+) -> Result<HistoryNames> {
+    let fields = crate::cmdb::attribute_fields_in(conn, entries).await?;
+    let refs = references_of(entries, &fields);
+    let mut names = if refs.is_empty() { HistoryNames::default() } else { names_in(conn, actor, lists, &refs).await? };
+    names.fields = fields;
+    Ok(names)
+}
+
 impl App {
     /// The names of the records the entries of a history refer to, as `actor` may see them
     /// (see [`HistoryNames`]). Callers have already checked the actor may see the history.
     pub async fn history_names(&self, actor: &Principal, entries: &[HistoryEntry]) -> Result<HistoryNames> {
-        let refs = references_of(entries);
-        if refs.is_empty() {
+        if entries.is_empty() {
             return Ok(HistoryNames::default());
         }
         let mut c = self.read().await?;
         let lists = self.reference.lists(&mut c).await?;
-        names_in(&mut c, actor, &lists, &refs).await
+        history_names_in(&mut c, actor, &lists, entries).await
     }
 
     /// The names of the given records of each kind that `actor` may see: an id → name map per
@@ -267,21 +346,26 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(entity: &str, changes: Value) -> HistoryEntry {
+    /// An update of record `entity_id` by Ann.
+    pub(crate) fn entry_of(id: &str, entity: &str, entity_id: &str, seq: i64, changes: Value) -> HistoryEntry {
         HistoryEntry {
-            id: "e".into(),
+            id: id.into(),
             entity_type: entity.into(),
-            entity_id: "x".into(),
-            seq: 1,
+            entity_id: entity_id.into(),
+            seq,
             action: "update".into(),
             actor_id: "u".into(),
             actor_label: "Ann".into(),
             at: 0,
             changes,
         }
+    }
+
+    fn entry(entity: &str, changes: Value) -> HistoryEntry {
+        entry_of("e", entity, "x", 1, changes)
     }
 
     #[test]
@@ -303,7 +387,7 @@ mod tests {
                     {"field": "change_ids", "new": ["c1", "c2"]}]),
             ),
         ];
-        let refs = references_of(&h);
+        let refs = references_of(&h, &HistoryFields::default());
         let ids = |k| refs.get(&k).map(|s| s.iter().cloned().collect::<Vec<_>>()).unwrap_or_default();
         assert_eq!(ids(RefKind::Team), ["t1", "t2"]);
         assert_eq!(ids(RefKind::User), ["u1", "u2", "u3"]);

@@ -487,21 +487,9 @@ async fn ci_page(state: &AppState, tr: &Tr, who: &Identity, id: &str, q: &CiShow
         .collect();
     let list_or_none = |v: Vec<String>| if v.is_empty() { tr.t("cmdb-none") } else { v.join(", ") };
 
-    let mut history =
+    let history =
         super::readable_history(&state.app, tr, &who.principal, &state.app.history(keel_app::cmdb::CI_ENTITY, id).await.or_page(tr)?)
             .await?;
-    let labels: HashMap<String, String> = registry
-        .attributes(&ci.class_key)
-        .into_iter()
-        .map(|(_, d)| (format!("attributes.{}", d.key), d.label(locale(tr)).to_string()))
-        .collect();
-    for h in &mut history {
-        for c in &mut h.changes {
-            if let Some(l) = labels.get(&c.field) {
-                c.field = l.clone();
-            }
-        }
-    }
     let editable = p.is_staff() && !p.is_read_only();
     let ctx = Ctx::new(tr, Some(who), &format!("/cmdb/{id}"), q.flash.as_deref());
     let detail = CiDetail {

@@ -3,16 +3,19 @@
 //! through the locale files, approval steps as sentences, lists and nested records as text
 //! instead of JSON, references to other records (teams, people, categories, projects,
 //! organisations, services, CIs…) by the names the reader may see — for every kind of record.
+//! A field that the record's own definition gives (a CI's attribute, by its class) reads as
+//! that definition says: its label in the reader's language, a reference to a CI by name.
 
 use super::{ChangeView, HistoryView, OrPage};
 use crate::i18n::{Arg, Lang, Tr};
-use keel_app::history_names::{HistoryNames, RefKind, RefName, ref_kind};
+use keel_app::history_names::{HistoryNames, RefKind, RefName, Side, ref_kind};
 use keel_store::audit::HistoryEntry;
 use serde_json::Value;
 
 /// The entries of a record's history, newest first, as the reader reads them; `names` are the
 /// names of the records they refer to that the reader may see (`App::history_names`).
 pub fn history_views(tr: &Tr, entries: &[HistoryEntry], names: &HistoryNames) -> Vec<HistoryView> {
+    let fields = names.fields();
     entries
         .iter()
         .rev()
@@ -26,9 +29,16 @@ pub fn history_views(tr: &Tr, entries: &[HistoryEntry], names: &HistoryNames) ->
                     .iter()
                     .map(|c| {
                         let (old, new) = changed_entries(&c.old, &c.new);
-                        let show =
-                            |v: &Option<Value>| v.as_ref().map(|v| value(tr, names, &h.entity_type, &c.field, v)).unwrap_or_default();
-                        ChangeView { field: field_label(tr, &c.field), old: show(&old), new: show(&new) }
+                        let show = |v: &Option<Value>, side| {
+                            v.as_ref()
+                                .map(|v| value(tr, names, &h.entity_type, &c.field, fields.kind(h, &c.field, side), v))
+                                .unwrap_or_default()
+                        };
+                        ChangeView {
+                            field: field_label(tr, fields.label(h, &c.field), &c.field),
+                            old: show(&old, Side::Old),
+                            new: show(&new, Side::New),
+                        }
                     })
                     .filter(|c| !(c.old.is_empty() && c.new.is_empty()))
                     .collect(),
@@ -62,7 +72,12 @@ fn changed_entries(old: &Option<Value>, new: &Option<Value>) -> (Option<Value>, 
     }
 }
 
-fn field_label(tr: &Tr, field: &str) -> String {
+/// A field's label: the one the record's definition gives it (English, Chinese) in the
+/// reader's language, else the locale files', else the field's name.
+fn field_label(tr: &Tr, defined: Option<(&str, &str)>, field: &str) -> String {
+    if let Some((en, zh)) = defined {
+        return if tr.lang == Lang::Zh { zh } else { en }.to_string();
+    }
     let key = format!("field-{}", field.replace(['_', '.'], "-"));
     if tr.has(&key) { tr.t(&key) } else { field.to_string() }
 }
@@ -120,8 +135,9 @@ fn reference(tr: &Tr, names: &HistoryNames, kind: RefKind, raw: &str) -> String 
     }
 }
 
-/// One stored value of `field` of an `entity` record, as the reader reads it.
-pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, v: &Value) -> String {
+/// One stored value of `field` of an `entity` record, as the reader reads it; `kind` is the kind
+/// of record the field refers to, if it refers to one.
+pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, kind: Option<RefKind>, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::Bool(b) => tr.t(if *b { "value-yes" } else { "value-no" }),
@@ -130,7 +146,7 @@ pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, v: &Value
             _ => n.to_string(),
         },
         Value::String(s) => {
-            if let Some(kind) = ref_kind(entity, field) {
+            if let Some(kind) = kind {
                 return reference(tr, names, kind, s);
             }
             // a status change is recorded as its action `from_to_to`
@@ -143,7 +159,7 @@ pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, v: &Value
                 Some(prefix) => coded(tr, prefix, s),
                 // some records keep a JSON object in a text column (e.g. a change's risk answers)
                 None if s.starts_with('{') => match serde_json::from_str::<Value>(s) {
-                    Ok(inner @ Value::Object(_)) => value(tr, names, entity, field, &inner),
+                    Ok(inner @ Value::Object(_)) => value(tr, names, entity, field, kind, &inner),
                     _ => s.clone(),
                 },
                 None => s.clone(),
@@ -151,12 +167,12 @@ pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, v: &Value
         }
         Value::Array(items) if field == "approval_steps" => items.iter().map(|s| approval_step(tr, s)).collect::<Vec<_>>().join("; "),
         Value::Array(items) => {
-            items.iter().map(|x| value(tr, names, entity, field, x)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
+            items.iter().map(|x| value(tr, names, entity, field, kind, x)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
         }
         Value::Object(fields) => fields
             .iter()
             .filter(|(_, x)| !x.is_null())
-            .map(|(k, x)| format!("{}: {}", field_label(tr, k), value(tr, names, entity, k, x)))
+            .map(|(k, x)| format!("{}: {}", field_label(tr, None, k), value(tr, names, entity, k, ref_kind(entity, k), x)))
             .collect::<Vec<_>>()
             .join(", "),
     }

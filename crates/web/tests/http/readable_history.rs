@@ -188,3 +188,67 @@ async fn a_ticket_history_names_its_team_agent_and_category_never_their_ids() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_ci_history_names_the_cis_its_reference_attributes_point_at_as_the_reader_may_see_them() {
+    use keel_app::cmdb::CiInput;
+    for s in sites().await {
+        let label = s._db.label;
+        s.app.seed_cmdb_classes().await.unwrap();
+        // Li works for a project of customer B besides the shared CMDB; the agent does not
+        let (li_id, li, _) = super::release_forms::staff_member(&s, "li@keel.test", vec![Role::ServiceDeskAgent]).await;
+        let project_c = s
+            .app
+            .create_project(
+                &s.admin,
+                ProjectInput {
+                    code: "C1".into(),
+                    name: "C one".into(),
+                    organization_id: s.org_b.clone(),
+                    member_ids: vec![li_id],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let server = |name: &str, project_id: Option<String>| CiInput {
+            class_key: "server".into(),
+            name: name.into(),
+            project_id,
+            attributes: json!({ "hostname": name }),
+            ..Default::default()
+        };
+        let a = s.app.create_ci(&s.admin, server("srv-alpha", None)).await.unwrap();
+        let b = s.app.create_ci(&s.admin, server("srv-bravo", Some(project_c))).await.unwrap();
+        let vm = |host: &str| CiInput {
+            class_key: "virtual_machine".into(),
+            name: "vm-one".into(),
+            attributes: json!({ "hostname": "vm-one", "host": host }),
+            ..Default::default()
+        };
+        let v = s.app.create_ci(&s.admin, vm(&a.id)).await.unwrap();
+        s.app.update_ci(&s.admin, &v.id, vm(&b.id), None).await.unwrap();
+
+        let (agent, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
+        for (lang, host, not_available) in [("en", "Host", "(not available)"), ("zh-CN", "宿主机", "（不可用）")] {
+            for (reader, moved) in [
+                (&li, "<del>srv-alpha</del> → <ins>srv-bravo</ins>"),
+                (&agent, &*format!("<del>srv-alpha</del> → <ins>{not_available}</ins>")),
+            ] {
+                let page = s.page(&format!("{reader}; keel_lang={lang}"), &format!("/cmdb/{}", v.id)).await;
+                assert_eq!(page.status, StatusCode::OK, "{label} {lang}");
+                let html = page.text();
+                let history = history_table(&html);
+                for shown in [format!("<strong>{host}</strong>: <ins>srv-alpha</ins>"), format!("<strong>{host}</strong>: {moved}")] {
+                    assert!(history.contains(&shown), "{label} {lang}: {shown} in {history}");
+                }
+                for raw in [a.id.as_str(), b.id.as_str(), "attributes.host"] {
+                    assert!(!history.contains(raw), "{label} {lang}: {raw} in {history}");
+                }
+            }
+        }
+        let html = s.page(&agent, &format!("/cmdb/{}", v.id)).await.text();
+        assert!(!html.contains("srv-bravo"), "{label}: a CI of another customer's project named on the page");
+    }
+}
