@@ -615,6 +615,27 @@ impl App {
         let mut lookup = Prefetched::default();
         if !ref_ids.is_empty() {
             lookup.classes = store::classes_of(conn, &cmdb_scope(actor), &ref_ids).await?.into_iter().collect();
+            // A reference the editor may not see, left as it was, is kept: editing other fields
+            // must neither fail on it nor clear it.
+            let current = match ci_id {
+                Some(id) => store::get_ci(conn, id).await?.map(|c| c.attributes).unwrap_or_default(),
+                None => Map::new(),
+            };
+            let kept: Vec<String> = defs
+                .iter()
+                .filter(|(_, d)| matches!(d.kind, keel_domain::cmdb::AttributeType::Reference { .. }))
+                .filter_map(|(_, d)| {
+                    raw.get(&d.key)
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|v| current.get(&d.key).and_then(Value::as_str) == Some(*v))
+                })
+                .filter(|v| !lookup.classes.contains_key(*v))
+                .map(str::to_string)
+                .collect();
+            if !kept.is_empty() {
+                lookup.classes.extend(store::classes_of(conn, &CmdbScope { project_ids: None }, &kept).await?);
+            }
         }
         // First pass: learn which unique values to look up.
         let _ = registry.validate_attributes(class, ci_id, raw, &lookup);
@@ -889,15 +910,10 @@ impl App {
         b: &CiRecord,
         field: &str,
     ) -> Result<()> {
-        let names: HashMap<&str, &str> = [(a.id.as_str(), a.name.as_str()), (b.id.as_str(), b.name.as_str())].into_iter().collect();
-        let text = format!(
-            "{} {} {}",
-            names.get(rec.source_id.as_str()).copied().unwrap_or(&rec.source_id),
-            rec.kind,
-            names.get(rec.target_id.as_str()).copied().unwrap_or(&rec.target_id)
-        );
+        // Ids, not names: the history names each end as its reader may see it.
+        let relation = json!({ "source_id": rec.source_id, "kind": rec.kind, "target_id": rec.target_id });
         for ci in [a, b] {
-            w.record(CI_ENTITY, &ci.id, AuditAction::Update, Some(&json!({})), Some(&json!({ field: text }))).await?;
+            w.record(CI_ENTITY, &ci.id, AuditAction::Update, Some(&json!({})), Some(&json!({ field: relation }))).await?;
         }
         Ok(())
     }

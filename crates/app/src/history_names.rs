@@ -29,6 +29,8 @@ pub fn ref_kind(entity: &str, field: &str) -> Option<RefKind> {
         ("ticket", "parent_id" | "duplicate_of_id") => Ticket,
         ("ticket_category", "parent_id") => Category,
         ("configuration_item", "class_key") => CiClass,
+        // the two ends of a relationship added or removed
+        ("configuration_item", "source_id" | "target_id") => Ci,
         ("change", "template_id") => ChangeTemplate,
         // a change template's `approved_by` is the approving body's name, as typed
         ("sla" | "ola" | "underpinning_contract", "approved_by") => User,

@@ -336,7 +336,12 @@ async fn ci_fields(
             AttributeType::Boolean => field(name, label, "select", String::new())
                 .options([("true".to_string(), tr.t("value-yes")), ("false".to_string(), tr.t("value-no"))], &[value]),
             AttributeType::Reference { class } => {
-                let cis = ci_options(state, who, class.as_deref(), self_id).await?;
+                let mut cis = ci_options(state, who, class.as_deref(), self_id).await?;
+                // the current value stays chosen even when it is not among the options offered
+                if !value.is_empty() && !cis.iter().any(|(id, _)| *id == value) {
+                    let shown = state.app.get_ci(who, &value).await.map(|c| c.name).unwrap_or_else(|_| tr.t("history-not-available"));
+                    cis.push((value.clone(), shown));
+                }
                 field(name, label, "select", String::new()).options(cis, &[value])
             }
         };

@@ -169,6 +169,11 @@ pub fn value(tr: &Tr, names: &HistoryNames, entity: &str, field: &str, kind: Opt
         Value::Array(items) => {
             items.iter().map(|x| value(tr, names, entity, field, kind, x)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
         }
+        Value::Object(o) if matches!(field, "relation_added" | "relation_removed") => {
+            let end = |k: &str| o.get(k).and_then(Value::as_str).map(|id| reference(tr, names, RefKind::Ci, id)).unwrap_or_default();
+            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+            format!("{} {} {}", end("source_id"), coded(tr, "relation", kind), end("target_id"))
+        }
         Value::Object(fields) => fields
             .iter()
             .filter(|(_, x)| !x.is_null())

@@ -229,6 +229,8 @@ async fn a_ci_history_names_the_cis_its_reference_attributes_point_at_as_the_rea
         };
         let v = s.app.create_ci(&s.admin, vm(&a.id)).await.unwrap();
         s.app.update_ci(&s.admin, &v.id, vm(&b.id), None).await.unwrap();
+        let relation = keel_app::cmdb::RelationInput { kind: "depends_on".into(), source_id: v.id.clone(), target_id: b.id.clone() };
+        s.app.add_relation(&s.admin, relation).await.unwrap();
 
         let (agent, _) = s.browser_login("agent@keel.test", "correct horse battery").await;
         for (lang, host, not_available) in [("en", "Host", "(not available)"), ("zh-CN", "宿主机", "（不可用）")] {
@@ -243,6 +245,11 @@ async fn a_ci_history_names_the_cis_its_reference_attributes_point_at_as_the_rea
                 for shown in [format!("<strong>{host}</strong>: <ins>srv-alpha</ins>"), format!("<strong>{host}</strong>: {moved}")] {
                     assert!(history.contains(&shown), "{label} {lang}: {shown} in {history}");
                 }
+                // a relationship names both ends as this reader may see them
+                let (depends, added) = if lang == "en" { ("depends on", "Relationship added") } else { ("依赖于", "新增关系") };
+                let other = if reader == &li { "srv-bravo" } else { not_available };
+                let sentence = format!("<strong>{added}</strong>: <ins>vm-one {depends} {other}</ins>");
+                assert!(history.contains(&sentence), "{label} {lang}: {sentence} in {history}");
                 for raw in [a.id.as_str(), b.id.as_str(), "attributes.host"] {
                     assert!(!history.contains(raw), "{label} {lang}: {raw} in {history}");
                 }
