@@ -2312,22 +2312,22 @@ mod notifications {
 
     /// One request a webhook receiver got.
     #[derive(Debug, Clone)]
-    struct Hit {
+    pub(super) struct Hit {
         path: String,
         query: String,
-        headers: HashMap<String, String>,
-        body: String,
+        pub(super) headers: HashMap<String, String>,
+        pub(super) body: String,
     }
 
     /// A real HTTP receiver on loopback (axum) answering with the status tests set.
-    struct Receiver {
-        base: String,
+    pub(super) struct Receiver {
+        pub(super) base: String,
         hits: Arc<Mutex<Vec<Hit>>>,
         status: Arc<AtomicU16>,
     }
 
     impl Receiver {
-        async fn start() -> Receiver {
+        pub(super) async fn start() -> Receiver {
             let hits = Arc::new(Mutex::new(Vec::new()));
             let status = Arc::new(AtomicU16::new(200));
             let (h, s) = (hits.clone(), status.clone());
@@ -2346,12 +2346,12 @@ mod notifications {
             Receiver { base, hits, status }
         }
 
-        fn hits(&self, path: &str) -> Vec<Hit> {
+        pub(super) fn hits(&self, path: &str) -> Vec<Hit> {
             self.hits.lock().unwrap().iter().filter(|h| h.path == path).cloned().collect()
         }
     }
 
-    fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    pub(super) fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
         let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
         m.update(msg);
         m.finalize().into_bytes().to_vec()
@@ -2361,13 +2361,13 @@ mod notifications {
         base64::engine::general_purpose::STANDARD.encode(b)
     }
 
-    struct Desk {
-        team: String,
+    pub(super) struct Desk {
+        pub(super) team: String,
         agent2: Principal,
     }
 
     /// A team of two agents (the second reads Chinese) on project A.
-    async fn desk(app: &App, w: &World) -> Desk {
+    pub(super) async fn desk(app: &App, w: &World) -> Desk {
         let agent2 = app
             .create_user(
                 &w.admin,
@@ -2408,7 +2408,7 @@ mod notifications {
         Desk { team: team.id, agent2: principal(app, &agent2.id).await }
     }
 
-    fn ticket(w: &World, team: &str, title: &str) -> NewTicket {
+    pub(super) fn ticket(w: &World, team: &str, title: &str) -> NewTicket {
         NewTicket {
             project_id: w.project_a.clone(),
             reporter_id: Some(w.contact_a.user_id.clone()),
@@ -2418,7 +2418,7 @@ mod notifications {
         }
     }
 
-    async fn run(app: &App) -> (usize, usize) {
+    pub(super) async fn run(app: &App) -> (usize, usize) {
         let d = app.dispatch_announcements().await.unwrap();
         let s = app.deliver_due(100).await.unwrap();
         (d, s)
@@ -2542,10 +2542,11 @@ mod notifications {
             }
             // stored encrypted: the raw rows are not the secrets
             let mut c = app.read().await.unwrap();
-            let stored = keel_store::notifications::webhook_secrets(&mut c).await.unwrap();
+            let stored = keel_store::secrets::list(&mut c, keel_store::secrets::StoredSecret::WebhookSecret).await.unwrap();
             drop(c);
             assert_eq!(stored.len(), 3, "{}", t.label);
-            for (_, name, value) in &stored {
+            for row in &stored {
+                let (name, value) = (&row.label, &row.stored);
                 assert!(keel_app::secrets::is_sealed(value), "{name}: {value}");
                 assert!(!["g-secret", "SECd", "f-secret"].iter().any(|p| value.contains(p)), "{name}: {value}");
             }
@@ -3687,7 +3688,7 @@ mod mail_in {
     use keel_app::mail_in::rules::STORM_PER_HOUR;
     use keel_app::mail_in::{MailboxInput, Receipt};
 
-    fn corpus(name: &str) -> Vec<u8> {
+    pub(super) fn corpus(name: &str) -> Vec<u8> {
         std::fs::read(format!("{}/tests/data/mail/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
@@ -3695,7 +3696,7 @@ mod mail_in {
         String::from_utf8_lossy(raw).replace(from, to).into_bytes()
     }
 
-    fn mail_app(t: &TestDb) -> (App, Arc<TestClock>) {
+    pub(super) fn mail_app(t: &TestDb) -> (App, Arc<TestClock>) {
         let (app, clock) = app_on(t);
         let files = std::env::temp_dir().join(format!("keel-mail-files-{}", keel_store::new_id()));
         (app.with_files(keel_app::desk::FileStore::new(files, 64 * 1024)), clock)
@@ -3826,10 +3827,10 @@ mod mail_in {
 
     /// A real IMAP server on loopback: Debian's dovecot with a temporary configuration and a
     /// passwd-file user per database run (`scripts/setup-test-tools` installs it).
-    struct Dovecot {
+    pub(super) struct Dovecot {
         dir: std::path::PathBuf,
         /// IMAP (with STARTTLS when the server has a certificate).
-        port: u16,
+        pub(super) port: u16,
         /// IMAP over TLS, when the server has a certificate.
         tls_port: u16,
         /// The private CA that issued the server's certificate.
@@ -3874,7 +3875,7 @@ mod mail_in {
         std::fs::read_to_string(dir.join("ca.pem")).unwrap()
     }
 
-    async fn dovecot(users: &[&str]) -> Option<Dovecot> {
+    pub(super) async fn dovecot(users: &[&str]) -> Option<Dovecot> {
         dovecot_with(users, false).await
     }
 
@@ -3930,7 +3931,22 @@ mod mail_in {
         panic!("dovecot did not start: {}", std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default());
     }
 
-    async fn imap_session(port: u16, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+    /// A mailbox of project A polled over plain IMAP on loopback as `user`, with the password
+    /// the test server gives it.
+    pub(super) fn loopback_imap(user: &str, port: u16) -> MailboxInput {
+        MailboxInput {
+            address: "desk@acme-ops.keel.test".into(),
+            unknown_sender: Some("create_contact".into()),
+            imap_host: Some("127.0.0.1".into()),
+            imap_port: Some(i64::from(port)),
+            imap_tls: Some("plain".into()),
+            imap_user: Some(user.into()),
+            imap_secret: Some(format!("imap-secret-{user}")),
+            ..Default::default()
+        }
+    }
+
+    pub(super) async fn imap_session(port: u16, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
         let mut client = async_imap::Client::new(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
         client.read_response().await.unwrap().unwrap();
         client.login(user, format!("imap-secret-{user}")).await.map_err(|(e, _)| e).unwrap()
@@ -3964,17 +3980,7 @@ mod mail_in {
         for (t, user) in dbs.iter().zip(&users) {
             let (app, clock) = mail_app(t);
             let w = world(&app).await;
-            let input = MailboxInput {
-                address: "desk@acme-ops.keel.test".into(),
-                unknown_sender: Some("create_contact".into()),
-                imap_host: Some("127.0.0.1".into()),
-                imap_port: Some(i64::from(server.port)),
-                imap_tls: Some("plain".into()),
-                imap_user: Some(user.clone()),
-                imap_secret: Some(format!("imap-secret-{user}")),
-                ..Default::default()
-            };
-            let mailbox = app.create_mailbox(&w.admin, &w.project_a, input).await.unwrap();
+            let mailbox = app.create_mailbox(&w.admin, &w.project_a, loopback_imap(user, server.port)).await.unwrap();
             let stored = mailbox.imap_secret.clone().unwrap();
             assert!(keel_app::secrets::is_sealed(&stored) && !stored.contains("imap-secret"), "stored encrypted: {stored}");
 
@@ -4775,6 +4781,8 @@ mod outbox;
 mod releases;
 #[path = "stories/search_changes.rs"]
 mod search_changes;
+#[path = "stories/secret_rotation.rs"]
+mod secret_rotation;
 
 #[tokio::test]
 async fn the_desk_option_lists_follow_changes_made_on_another_instance_and_stay_in_scope() {

@@ -17,6 +17,9 @@ pub enum AuditAction {
     Create,
     Update,
     Delete,
+    /// The key of the stored secrets was replaced and every secret encrypted again with the
+    /// new one (`keel secret-key rotate`); the entry holds counts only.
+    SecretKeyRotated,
 }
 
 impl AuditAction {
@@ -25,6 +28,7 @@ impl AuditAction {
             AuditAction::Create => "create",
             AuditAction::Update => "update",
             AuditAction::Delete => "delete",
+            AuditAction::SecretKeyRotated => "secret_key_rotated",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -32,6 +36,7 @@ impl AuditAction {
             "create" => Some(AuditAction::Create),
             "update" => Some(AuditAction::Update),
             "delete" => Some(AuditAction::Delete),
+            "secret_key_rotated" => Some(AuditAction::SecretKeyRotated),
             _ => None,
         }
     }

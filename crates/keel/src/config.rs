@@ -183,6 +183,19 @@ impl Config {
             .context("cannot set up the key that encrypts stored secrets (KEEL_SECRET_KEY)")
     }
 
+    /// The key of the stored secrets as `secrets` finds it, but without creating a key file:
+    /// for `keel check` and key rotation.
+    pub fn existing_secrets(&self) -> anyhow::Result<keel_app::secrets::SecretBox> {
+        keel_app::secrets::SecretBox::existing(self.secret_key.as_ref().map(|k| k.0.as_str()), &self.data_dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot read the key that encrypts stored secrets")
+    }
+
+    /// Where the operator set a configured key: the variable wins over keel.toml.
+    pub fn secret_key_origin(&self) -> &'static str {
+        if std::env::var("KEEL_SECRET_KEY").is_ok_and(|k| !k.trim().is_empty()) { "KEEL_SECRET_KEY" } else { "secret_key in keel.toml" }
+    }
+
     pub fn jobs(&self) -> keel_app::jobs::JobConfig {
         keel_app::jobs::JobConfig { tick: std::time::Duration::from_millis(self.job_tick_ms), lease_ms: self.job_lease_ms }
     }

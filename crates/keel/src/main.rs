@@ -1,5 +1,5 @@
 //! The `keel` binary: serves every process (web, API and background jobs in one process) and
-//! carries the operator's commands: migrate, user, backup, restore, check, reindex, and the mail gateway.
+//! carries the operator's commands: migrate, user, backup, restore, check, reindex, secret-key, and the mail gateway.
 
 mod config;
 
@@ -56,7 +56,8 @@ enum Command {
     Backup { file: PathBuf },
     /// Replace the SQLite database with a backup (the server must be stopped).
     Restore { file: PathBuf },
-    /// Check the schema, the audit trail's hash chains and the database's integrity.
+    /// Check the schema, the audit trail's hash chains, the database's integrity and that every
+    /// stored secret opens with the current key.
     Check,
     /// Print the OpenAPI document.
     Openapi,
@@ -71,6 +72,22 @@ enum Command {
     /// Rebuild the search index from the database beside the current one and swap it in; a
     /// running `keel serve` with the same data directory keeps serving and switches over.
     Reindex,
+    /// Manage the key that encrypts stored secrets (webhook secrets, IMAP passwords).
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretKeyCommand {
+    /// Encrypt every stored secret again with a new key, all or nothing, then install the key:
+    /// a new secret.key (the previous one kept as secret.key.old) or, when the key is
+    /// configured, the one --new-key-env names. Stop every keel serve first.
+    Rotate {
+        /// Environment variable holding the new key (64 hex digits or base64): required when
+        /// the key comes from KEEL_SECRET_KEY or keel.toml; with a key file, a random key by default.
+        #[arg(long, value_name = "NAME")]
+        new_key_env: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -230,7 +247,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Restore { file } => restore(&cfg, &file).await,
         Command::Check => {
             let db = open(&cfg).await?;
-            let app = App::new(db, cfg.security());
+            let (secrets, key_problem) = match cfg.existing_secrets() {
+                Ok(s) => (s, None),
+                Err(e) => (keel_app::secrets::SecretBox::unconfigured(), Some(e)),
+            };
+            let app = App::new(db, cfg.security()).with_secrets(secrets);
             let report = app.integrity_check().await?;
             println!("schema version {} (expected {})", report.schema_version, report.expected_schema_version);
             println!("audit entries checked: {}", report.audit_entries);
@@ -240,7 +261,22 @@ async fn main() -> anyhow::Result<()> {
             for m in &report.database_messages {
                 println!("DATABASE: {m}");
             }
-            if report.ok() {
+            if let Some(e) = &key_problem {
+                println!("SECRET KEY: {e:#}");
+            }
+            let secrets = app.check_stored_secrets(&rotation_key_files(&cfg)).await?;
+            println!("stored secrets checked: {}", secrets.checked);
+            for f in &secrets.faults {
+                println!("SECRET: {f}");
+            }
+            if secrets.faults.iter().any(|f| opens_with_new_key_file(&f.problem)) {
+                println!(
+                    "SECRET KEY: a key rotation was interrupted after the database changed: rename {} to {} before starting keel",
+                    keel_app::secrets::NEW_KEY_FILE,
+                    keel_app::secrets::KEY_FILE
+                );
+            }
+            if report.ok() && key_problem.is_none() && secrets.faults.is_empty() {
                 println!("ok");
                 Ok(())
             } else {
@@ -253,7 +289,140 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Mailgate { project } => std::process::exit(mailgate(&cfg, &project).await),
         Command::Reindex => reindex(&cfg).await,
+        Command::SecretKey(SecretKeyCommand::Rotate { new_key_env }) => rotate_secret_key(&cfg, new_key_env.as_deref()).await,
     }
+}
+
+/// Key files a key rotation left in the data directory, tried to name the key a secret that
+/// does not open with the current one was stored with.
+fn rotation_key_files(cfg: &Config) -> Vec<keel_app::secrets::SecretBox> {
+    [keel_app::secrets::NEW_KEY_FILE, keel_app::secrets::OLD_KEY_FILE]
+        .iter()
+        .map(|name| cfg.data_dir.join(name))
+        .filter(|path| path.exists())
+        .filter_map(|path| keel_app::secrets::SecretBox::from_key_file(&path).ok())
+        .collect()
+}
+
+fn opens_with_new_key_file(p: &keel_app::secrets::SecretProblem) -> bool {
+    matches!(p, keel_app::secrets::SecretProblem::OtherKey { opens_with, .. } if opens_with.ends_with(keel_app::secrets::NEW_KEY_FILE))
+}
+
+/// `keel secret-key rotate`: every stored secret encrypted again with a new key in one
+/// transaction, then the key installed — the key file replaced, or the operator told to
+/// configure the new key. Refused, changing nothing, when a secret cannot be decrypted.
+async fn rotate_secret_key(cfg: &Config, new_key_env: Option<&str>) -> anyhow::Result<()> {
+    use keel_app::secrets::{KeySource, PendingKeyFile, RotationOutcome, SecretBox, SecretFault, SecretProblem};
+    let _lock = if cfg.database_url.is_none() { Some(cfg.lock_data_dir().context("stop keel serve first")?) } else { None };
+    let current = cfg.existing_secrets()?;
+    let given = match new_key_env {
+        Some(name) => Some(
+            std::env::var(name)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .with_context(|| format!("the environment variable {name} (--new-key-env) is not set"))?,
+        ),
+        None => None,
+    };
+    let (new_text, key_file) = match current.source() {
+        KeySource::File { path, .. } => {
+            let text = match given {
+                Some(k) => k,
+                None => keel_app::secrets::generate_key_hex().map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            (text, Some(path.clone()))
+        }
+        KeySource::Configured => {
+            let text = given.with_context(|| {
+                format!(
+                    "the key comes from {}: put a new one (e.g. from `openssl rand -hex 32`) in an environment variable and \
+                     name it with --new-key-env",
+                    cfg.secret_key_origin()
+                )
+            })?;
+            (text, None)
+        }
+        KeySource::Given | KeySource::None => bail!(
+            "there is no key to rotate: set KEEL_SECRET_KEY, or start keel serve once to create {} in the data directory",
+            keel_app::secrets::KEY_FILE
+        ),
+    };
+    let new_key = keel_app::secrets::parse_key(&new_text)
+        .map(|k| SecretBox::new(k, KeySource::Given))
+        .map_err(|e| anyhow::anyhow!("the new key: {e}"))?;
+    if current.same_key(&new_key) {
+        bail!("the new key is the current key: nothing was changed");
+    }
+    let refuse = |faults: &[SecretFault]| {
+        for f in faults {
+            eprintln!("cannot rotate: {f}");
+        }
+        anyhow::anyhow!("{} stored secret(s) cannot be decrypted with the current key; nothing was changed (see keel check)", faults.len())
+    };
+    let db = open(cfg).await?;
+    keel_store::migrate::run(&db).await?;
+    let app = App::new(db.clone(), cfg.security()).with_secrets(current);
+    // Checked before any key file is written; the rotation's transaction checks again.
+    let check = app.check_stored_secrets(&rotation_key_files(cfg)).await?;
+    let unreadable: Vec<SecretFault> = check.faults.into_iter().filter(|f| f.problem != SecretProblem::PlainText).collect();
+    if !unreadable.is_empty() {
+        db.close().await;
+        return Err(refuse(&unreadable));
+    }
+    let pending = match &key_file {
+        Some(path) => Some(PendingKeyFile::prepare(path, &new_text).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let outcome = app.rotate_secret_key(&Principal::system(), &new_key).await;
+    db.close().await;
+    let rotation = match outcome {
+        Ok(RotationOutcome::Rotated(r)) => r,
+        Ok(RotationOutcome::Refused(faults)) => {
+            if let Some(p) = pending {
+                p.abandon();
+            }
+            return Err(refuse(&faults));
+        }
+        Err(e) => {
+            if let Some(p) = pending {
+                p.abandon();
+            }
+            return Err(match e {
+                keel_app::AppError::Stale => anyhow::anyhow!(
+                    "a stored secret changed during the rotation: stop every keel serve using this database and run it again; \
+                     nothing was changed"
+                ),
+                e => e.into(),
+            });
+        }
+    };
+    println!(
+        "{} webhook secret(s) and {} IMAP password(s) encrypted with the new key{}",
+        rotation.webhook_secrets,
+        rotation.imap_passwords,
+        if rotation.were_plain_text > 0 {
+            format!(" ({} of them stored in plain text until now)", rotation.were_plain_text)
+        } else {
+            String::new()
+        }
+    );
+    match (pending, key_file) {
+        (Some(p), Some(path)) => {
+            let old = p.install().map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("the new key is in {}: back it up with the database", path.display());
+            println!(
+                "the previous key is kept in {}: database backups taken before now need it; store it with them, then delete it here",
+                old.display()
+            );
+        }
+        _ => println!(
+            "now set {} to the new key (the value of {}) on every instance before starting it: with the old key they cannot \
+             use the stored secrets",
+            cfg.secret_key_origin(),
+            new_key_env.unwrap_or_default()
+        ),
+    }
+    Ok(())
 }
 
 /// sysexits(3) codes an MTA understands.

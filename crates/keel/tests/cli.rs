@@ -19,7 +19,7 @@ fn temp_dir() -> PathBuf {
 
 fn keel(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(KEEL);
-    c.args(args).env_remove("KEEL_DATABASE_URL").env_remove("KEEL_DATA_DIR").env_remove("KEEL_BIND");
+    c.args(args).env_remove("KEEL_DATABASE_URL").env_remove("KEEL_DATA_DIR").env_remove("KEEL_BIND").env_remove("KEEL_SECRET_KEY");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -39,7 +39,8 @@ fn ok(o: &std::process::Output) -> String {
 #[test]
 fn help_documents_every_subcommand() {
     let out = ok(&keel(&["--help"], &[]));
-    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate", "reindex", "import", "demo"] {
+    for sub in ["serve", "migrate", "user", "backup", "restore", "check", "openapi", "mailgate", "reindex", "import", "demo", "secret-key"]
+    {
         assert!(out.contains(sub), "{sub} missing from --help");
     }
     let bad = keel(&["--data-dir", "/nonexistent/x", "frobnicate"], &[]);
@@ -204,14 +205,8 @@ async fn answered_writes_survive_sigkill_on_postgres() {
     drop(t);
 }
 
-/// `keel serve` without `KEEL_SECRET_KEY` creates `secret.key` (0600) in the data directory
-/// on first start and encrypts the webhook secret and IMAP password a Keel without encryption
-/// stored in plain text; a second start keeps the key.
-async fn serve_encrypts_plaintext_secrets(db_args: Vec<String>, data_dir: &std::path::Path, open: impl AsyncFn() -> keel_store::Db) {
-    use keel_app::secrets::{SecretBox, is_sealed, mailbox_context, webhook_context};
-    let db = open().await;
-    keel_store::migrate::run(&db).await.unwrap();
-    let app = App::new(db.clone(), SecurityConfig::default());
+/// The customer Acme and its service project `code`, made by the system.
+async fn acme_project(app: &App, code: &str) {
     let sys = Principal::system();
     let org = app
         .create_organization(
@@ -221,8 +216,20 @@ async fn serve_encrypts_plaintext_secrets(db_args: Vec<String>, data_dir: &std::
         .await
         .unwrap();
     let project =
-        keel_app::directory::ProjectInput { code: "OPS".into(), name: "Ops".into(), organization_id: org.id, ..Default::default() };
+        keel_app::directory::ProjectInput { code: code.into(), name: "Acme ops".into(), organization_id: org.id, ..Default::default() };
     app.create_project(&sys, project).await.unwrap();
+}
+
+/// `keel serve` without `KEEL_SECRET_KEY` creates `secret.key` (0600) in the data directory
+/// on first start and encrypts the webhook secret and IMAP password a Keel without encryption
+/// stored in plain text; a second start keeps the key.
+async fn serve_encrypts_plaintext_secrets(db_args: Vec<String>, data_dir: &std::path::Path, open: impl AsyncFn() -> keel_store::Db) {
+    use keel_app::secrets::{SecretBox, is_sealed, mailbox_context, webhook_context};
+    let db = open().await;
+    keel_store::migrate::run(&db).await.unwrap();
+    let app = App::new(db.clone(), SecurityConfig::default());
+    let sys = Principal::system();
+    acme_project(&app, "OPS").await;
     let mailbox = app
         .create_mailbox(&sys, "OPS", keel_app::mail_in::MailboxInput { address: "desk@ops.keel.test".into(), ..Default::default() })
         .await
@@ -321,20 +328,7 @@ async fn mailgate_exit_codes_tell_the_mta_what_to_do() {
     let db = keel_store::Db::connect(&url, &Default::default()).await.unwrap();
     let app = App::new(db.clone(), SecurityConfig::default());
     let sys = Principal::system();
-    let org = app
-        .create_organization(
-            &sys,
-            keel_app::directory::OrganizationInput { name: "Acme".into(), code: "acme".into(), ..Default::default() },
-        )
-        .await
-        .unwrap();
-    let input = keel_app::directory::ProjectInput {
-        code: "ACME-OPS".into(),
-        name: "Acme ops".into(),
-        organization_id: org.id.clone(),
-        ..Default::default()
-    };
-    app.create_project(&sys, input).await.unwrap();
+    acme_project(&app, "ACME-OPS").await;
     let mailbox = keel_app::mail_in::MailboxInput {
         address: "desk@acme-ops.keel.test".into(),
         unknown_sender: Some("create_contact".into()),
@@ -516,3 +510,6 @@ mod mail;
 
 #[path = "cli/sla_instances.rs"]
 mod sla_instances;
+
+#[path = "cli/secret_key.rs"]
+mod secret_key;

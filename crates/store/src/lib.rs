@@ -26,6 +26,7 @@ pub mod problems;
 pub mod releases;
 pub mod rows;
 pub mod search;
+pub mod secrets;
 pub mod service_level;
 pub mod sla_clocks;
 pub mod sql;

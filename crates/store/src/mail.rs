@@ -129,27 +129,6 @@ pub async fn imap_mailboxes(conn: &mut AnyConnection) -> Result<Vec<MailboxRecor
     rows.iter().map(mailbox).collect()
 }
 
-/// Every stored IMAP password as (mailbox id, address, stored value), for the start-up pass
-/// that encrypts legacy plaintext ones.
-pub async fn mailbox_secrets(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
-    let rows = sqlx::query("SELECT id, address, imap_secret FROM mailboxes WHERE imap_secret IS NOT NULL ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|r| Ok((r.text("id")?, r.text("address")?, r.text("imap_secret")?))).collect()
-}
-
-/// Replaces a mailbox's stored IMAP password if it is still `old` (the same secret in another
-/// form: neither the version nor the time of the mailbox changes).
-pub async fn replace_mailbox_secret(conn: &mut AnyConnection, id: &str, old: &str, new: &str) -> Result<bool> {
-    let r = sqlx::query("UPDATE mailboxes SET imap_secret = $1 WHERE id = $2 AND imap_secret = $3")
-        .bind(new)
-        .bind(id)
-        .bind(old)
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct MailMessageRecord {
     pub id: String,

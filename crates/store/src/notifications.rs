@@ -414,27 +414,6 @@ pub async fn get_webhook(conn: &mut AnyConnection, id: &str) -> Result<Option<We
     row.as_ref().map(webhook).transpose()
 }
 
-/// Every stored webhook secret as (webhook id, name, stored value), for the start-up pass
-/// that encrypts legacy plaintext ones.
-pub async fn webhook_secrets(conn: &mut AnyConnection) -> Result<Vec<(String, String, String)>> {
-    let rows = sqlx::query("SELECT id, name, secret FROM notification_webhooks WHERE secret IS NOT NULL ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|r| Ok((r.text("id")?, r.text("name")?, r.text("secret")?))).collect()
-}
-
-/// Replaces a webhook's stored secret if it is still `old` (the same secret in another form:
-/// neither the version nor the time of the webhook changes).
-pub async fn replace_webhook_secret(conn: &mut AnyConnection, id: &str, old: &str, new: &str) -> Result<bool> {
-    let r = sqlx::query("UPDATE notification_webhooks SET secret = $1 WHERE id = $2 AND secret = $3")
-        .bind(new)
-        .bind(id)
-        .bind(old)
-        .execute(&mut *conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 pub async fn list_webhooks(conn: &mut AnyConnection) -> Result<Vec<WebhookRecord>> {
     let rows = sqlx::query("SELECT * FROM notification_webhooks ORDER BY name, id").fetch_all(&mut *conn).await?;
     rows.iter().map(webhook).collect()

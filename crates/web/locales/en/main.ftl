@@ -132,6 +132,7 @@ history-changes = Changes
 audit-action-create = Created
 audit-action-update = Changed
 audit-action-delete = Deleted
+audit-action-secret_key_rotated = Secret key rotated
 audit-record = Record
 audit-field-count = { $count ->
     [one] { $count } field

@@ -132,6 +132,7 @@ history-changes = 变更内容
 audit-action-create = 创建
 audit-action-update = 修改
 audit-action-delete = 删除
+audit-action-secret_key_rotated = 轮换密钥
 audit-record = 记录
 audit-field-count = { $count } 个字段
 audit-verified-entries = 已校验 { $count } 条审计记录。
