@@ -257,5 +257,22 @@ async fn a_ci_history_names_the_cis_its_reference_attributes_point_at_as_the_rea
         }
         let html = s.page(&agent, &format!("/cmdb/{}", v.id)).await.text();
         assert!(!html.contains("srv-bravo"), "{label}: a CI of another customer's project named on the page");
+        // the edit form keeps the host the agent may not see chosen, under a neutral name
+        let at = html.find(&format!("value=\"{}\"", b.id)).unwrap_or_else(|| panic!("{label}: the current host is not offered"));
+        assert!(
+            html[at..at + 120].contains("selected") && html[at..at + 120].contains("(not available)"),
+            "{label}: {}",
+            &html[at..at + 120]
+        );
+        // and saving other fields keeps it, while choosing it anew is refused
+        let agent_id =
+            keel_store::accounts::get_user_by_email(&mut *s.app.read().await.unwrap(), "agent@keel.test").await.unwrap().unwrap().id;
+        let who = super::principal(&s.app, &agent_id).await;
+        let mut edit = vm(&b.id);
+        edit.description = Some("patched".into());
+        let kept = s.app.update_ci(&who, &v.id, edit, None).await.unwrap();
+        assert_eq!(kept.attributes["host"], json!(b.id), "{label}");
+        s.app.update_ci(&who, &v.id, vm(&a.id), None).await.unwrap();
+        assert!(s.app.update_ci(&who, &v.id, vm(&b.id), None).await.is_err(), "{label}: a CI the editor may not see chosen anew");
     }
 }
