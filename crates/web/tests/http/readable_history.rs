@@ -266,7 +266,7 @@ async fn a_ci_history_names_the_cis_its_reference_attributes_point_at_as_the_rea
         );
         // and saving other fields keeps it, while choosing it anew is refused
         let agent_id =
-            keel_store::accounts::get_user_by_email(&mut *s.app.read().await.unwrap(), "agent@keel.test").await.unwrap().unwrap().id;
+            keel_store::accounts::get_user_by_email(&mut s.app.read().await.unwrap(), "agent@keel.test").await.unwrap().unwrap().id;
         let who = super::principal(&s.app, &agent_id).await;
         let mut edit = vm(&b.id);
         edit.description = Some("patched".into());
